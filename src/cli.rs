@@ -1,0 +1,87 @@
+//! The command line, as close to the flags as possible: parsing and nothing
+//! else. `config::Settings` merges these with `palisade.toml`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::net::Net;
+
+/// Lock a bare-metal cluster down to an IP whitelist, over SSH, with no agent.
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the fleet: every node, its role and all its addresses.
+    Inventory,
+    /// Check that every node is reachable, logs in, has sudo, ipset and iptables.
+    Ping,
+    /// Show what `apply` would change on each node, changing nothing.
+    Plan,
+    /// Push the whitelist to every node.
+    Apply,
+    /// Audit every node against the whitelist; read-only.
+    Verify,
+    /// Take palisade's firewall off every node.
+    Remove,
+}
+
+/// Flags every command takes. Each one overrides the same setting in the
+/// config file.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file [default: ./palisade.toml when it exists].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Terraform state, `terraform show -json` or `terraform output -json`
+    /// document; `-` reads standard input [default: ./terraform.tfstate].
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "inventory")]
+    pub state: Option<PathBuf>,
+    /// A static TOML inventory instead of Terraform state.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub inventory: Option<PathBuf>,
+    /// Print a machine-readable JSON report on stdout, and nothing else.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub whitelist: WhitelistArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "SSH")]
+pub struct SshArgs {
+    /// Remote user [default: core].
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// Private key file [default: the ssh-agent at SSH_AUTH_SOCK].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub key: Option<PathBuf>,
+    /// SSH port [default: 22].
+    #[arg(long, global = true)]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Whitelist")]
+pub struct WhitelistArgs {
+    /// An operator address or network to admit; repeatable, added to the
+    /// config's `whitelist.allow`.
+    #[arg(long, global = true, value_name = "IP|CIDR")]
+    pub allow: Vec<Net>,
+    /// Any other address or network to admit; repeatable, added to the
+    /// config's `whitelist.extra`.
+    #[arg(long, global = true, value_name = "IP|CIDR")]
+    pub extra: Vec<Net>,
+}

@@ -1,0 +1,102 @@
+//! Why a fleet could not be read. Every variant names the file, and where it
+//! can the resource and field, so the operator can find the line to fix.
+//! No variant ever carries an attribute value other than the one that is
+//! wrong, so secrets held in state (`root_password`, `user_data`) cannot leak
+//! through an error.
+
+use std::net::IpAddr;
+
+use super::Origin;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{file}: cannot read")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: is a directory, not a Terraform state or inventory file")]
+    IsDirectory { file: String },
+    #[error("{file}: the file is empty")]
+    Empty { file: String },
+    #[error("{file}: not UTF-8 text")]
+    NotUtf8 { file: String },
+    #[error("{file}: invalid JSON at line {line}, column {column}: {reason}")]
+    Json {
+        file: String,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error("{file}: unsupported Terraform state version {version} (palisade reads versions 3 and 4)")]
+    UnknownVersion { file: String, version: String },
+    #[error("{file}: not a document palisade can read: {detail}")]
+    UnknownShape { file: String, detail: String },
+    #[error("{file}: {location}: {detail}")]
+    Malformed {
+        file: String,
+        location: String,
+        detail: String,
+    },
+    #[error("{file}: no devices found (looked for {looked_for})")]
+    NoDevices { file: String, looked_for: String },
+    #[error("{file}: {resource}: field {field}: {value:?} is not an IP address")]
+    BadAddress {
+        file: String,
+        resource: String,
+        field: String,
+        value: String,
+    },
+    #[error(
+        "{file}: {resource}: field {field}: {value:?} is not a valid host name (control characters or blanks)"
+    )]
+    BadName {
+        file: String,
+        resource: String,
+        field: String,
+        value: String,
+    },
+    #[error(
+        "{file}: {resource}: no public IPv4 address (no access_public_ipv4 and no public family 4 entry in network); \
+         palisade needs one to reach the node"
+    )]
+    NoPublicIpv4 { file: String, resource: String },
+    #[error("{file}: address {address} belongs to two devices: {first} and {second}")]
+    DuplicateAddress {
+        file: String,
+        address: IpAddr,
+        first: String,
+        second: String,
+    },
+    #[error("{file}: {detail}")]
+    Toml { file: String, detail: String },
+}
+
+impl Error {
+    /// serde_json's message ends in " at line L column C"; we say where
+    /// ourselves, in the same words for every file.
+    pub(crate) fn json(origin: &Origin, e: &serde_json::Error) -> Error {
+        let full = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let reason = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
+        Error::Json {
+            file: origin.to_string(),
+            line: e.line(),
+            column: e.column(),
+            reason,
+        }
+    }
+
+    pub(crate) fn malformed(
+        origin: &Origin,
+        location: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Error {
+        Error::Malformed {
+            file: origin.to_string(),
+            location: location.into(),
+            detail: detail.into(),
+        }
+    }
+}

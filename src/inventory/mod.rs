@@ -1,0 +1,404 @@
+//! The fleet: which nodes exist, what role each plays and every address it has.
+//!
+//! Terraform has written its state in several shapes over the years and
+//! operators hand us whichever they have, so [`load`] sniffs the document and
+//! hands it to the matching reader (`tfstate_v3`, `tfstate_v4`, `show_json`,
+//! `outputs`). Each reader only walks its own shape and yields raw
+//! [`device::Device`] records; `device` turns those into validated [`Host`]s in
+//! one place, so every format gets the same address rules and the same errors.
+//! A static TOML inventory (`static_file`) serves fleets without Terraform.
+
+mod device;
+mod error;
+mod outputs;
+mod roles;
+mod show_json;
+mod static_file;
+mod tfstate_v3;
+mod tfstate_v4;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use error::Error;
+pub use roles::{RoleRule, RoleRules};
+
+/// What a node does in the cluster. The order of the variants is the order of
+/// reports: masters first, as operators list a DC/OS cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Master,
+    Agent,
+    PublicAgent,
+    Bootstrap,
+    /// A device palisade knows nothing more about.
+    Node,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Master,
+        Role::Agent,
+        Role::PublicAgent,
+        Role::Bootstrap,
+        Role::Node,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Agent => "agent",
+            Role::PublicAgent => "public-agent",
+            Role::Bootstrap => "bootstrap",
+            Role::Node => "node",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
+            format!("unknown role {s:?} (expected master, agent, public-agent, bootstrap or node)")
+        })
+    }
+}
+
+/// A node's display name. Only printable, non-blank text without control
+/// characters is admitted, so a hostile state file cannot write terminal
+/// escapes into a report.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct HostName(String);
+
+impl HostName {
+    pub fn parse(s: &str) -> Option<HostName> {
+        let ok = !s.is_empty() && s.len() <= 253 && s.chars().all(|c| !c.is_control() && !c.is_whitespace());
+        ok.then(|| HostName(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One node of the fleet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Host {
+    pub name: HostName,
+    pub role: Role,
+    /// Where palisade connects: the node's public IPv4 for Terraform fleets.
+    pub address: IpAddr,
+    /// Every IPv4 address of the node, the SSH address included.
+    pub ipv4: BTreeSet<Ipv4Addr>,
+    /// Every IPv6 address of the node.
+    pub ipv6: BTreeSet<Ipv6Addr>,
+    /// Where the host came from (a Terraform resource address or a file
+    /// entry), for error messages; not part of any report.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+impl Host {
+    /// A host from all of its addresses; the SSH address is always among them.
+    pub(crate) fn new(
+        name: HostName,
+        role: Role,
+        address: IpAddr,
+        mut all: BTreeSet<IpAddr>,
+        origin: String,
+    ) -> Host {
+        all.insert(address);
+        let (mut ipv4, mut ipv6) = (BTreeSet::new(), BTreeSet::new());
+        for addr in all {
+            match addr {
+                IpAddr::V4(v4) => ipv4.insert(v4),
+                IpAddr::V6(v6) => ipv6.insert(v6),
+            };
+        }
+        Host {
+            name,
+            role,
+            address,
+            ipv4,
+            ipv6,
+            origin,
+        }
+    }
+
+    /// Every address of the node, v4 first.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let v4 = self.ipv4.iter().copied().map(IpAddr::V4);
+        v4.chain(self.ipv6.iter().copied().map(IpAddr::V6))
+    }
+}
+
+/// The whole fleet, sorted by role and then by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Inventory {
+    pub hosts: Vec<Host>,
+}
+
+/// Where to read the fleet from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A Terraform document in any format; `-` is standard input.
+    Terraform(PathBuf),
+    /// A static TOML inventory.
+    Static(PathBuf),
+}
+
+/// Reads the fleet. Nothing is contacted: this only reads local files.
+pub fn load(source: &Source, rules: &RoleRules) -> Result<Inventory, Error> {
+    match source {
+        Source::Terraform(path) => {
+            let origin = Origin::of(path);
+            let bytes = read(path, &origin)?;
+            from_terraform(&bytes, &origin, rules)
+        }
+        Source::Static(path) => {
+            let origin = Origin::of(path);
+            let bytes = read(path, &origin)?;
+            let text = String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
+                file: origin.to_string(),
+            })?;
+            let hosts = static_file::parse(&text, &origin)?;
+            finish(hosts, &origin, || {
+                "hosts under [[master]], [[agent]], [[public-agent]], [[bootstrap]] or [[node]]".into()
+            })
+        }
+    }
+}
+
+/// The name of the document being read, as error messages show it.
+#[derive(Clone, Debug)]
+pub(crate) struct Origin(String);
+
+impl Origin {
+    fn of(path: &Path) -> Origin {
+        if path == Path::new("-") {
+            Origin("<stdin>".into())
+        } else {
+            Origin(path.display().to_string())
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn read(path: &Path, origin: &Origin) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let file = origin.to_string();
+    let bytes = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|source| Error::Read { file, source })?;
+        buf
+    } else {
+        if path.is_dir() {
+            return Err(Error::IsDirectory { file });
+        }
+        std::fs::read(path).map_err(|source| Error::Read { file, source })?
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::Empty {
+            file: origin.to_string(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Parses a Terraform document of any supported format. Public for tests and
+/// fuzzing: it never panics, whatever the bytes.
+pub fn parse_terraform(bytes: &[u8], file: &str, rules: &RoleRules) -> Result<Inventory, Error> {
+    from_terraform(bytes, &Origin(file.into()), rules)
+}
+
+fn from_terraform(bytes: &[u8], origin: &Origin, rules: &RoleRules) -> Result<Inventory, Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::Empty {
+            file: origin.to_string(),
+        });
+    }
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| Error::json(origin, &e))?;
+    let format = Format::sniff(&doc, origin)?;
+    let hosts = match format {
+        Format::StateV3 => device::hosts(tfstate_v3::devices(&doc, origin, rules)?, origin, rules)?,
+        Format::StateV4 => device::hosts(tfstate_v4::devices(&doc, origin, rules)?, origin, rules)?,
+        Format::ShowJson => device::hosts(show_json::devices(&doc, origin, rules)?, origin, rules)?,
+        Format::Outputs => outputs::hosts(&doc, origin)?,
+    };
+    finish(hosts, origin, || match format {
+        Format::Outputs => format!("outputs {}", outputs::NAMES.join(", ")),
+        _ => format!("managed resources of type {}", rules.describe_types()),
+    })
+}
+
+/// The Terraform document formats palisade reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// Raw state, version 3 (Terraform 0.7 to 0.11).
+    StateV3,
+    /// Raw state, version 4 (Terraform 0.12 and later, `terraform state pull`).
+    StateV4,
+    /// `terraform show -json`.
+    ShowJson,
+    /// `terraform output -json`.
+    Outputs,
+}
+
+impl Format {
+    fn sniff(doc: &Value, origin: &Origin) -> Result<Format, Error> {
+        let file = origin.to_string();
+        let Some(obj) = doc.as_object() else {
+            return Err(Error::UnknownShape {
+                file,
+                detail: "the document is not a JSON object".into(),
+            });
+        };
+        if let Some(version) = obj.get("version") {
+            return match version.as_u64() {
+                Some(3) => Ok(Format::StateV3),
+                Some(4) => Ok(Format::StateV4),
+                _ => Err(Error::UnknownVersion {
+                    file,
+                    version: version.to_string(),
+                }),
+            };
+        }
+        if obj.contains_key("format_version") {
+            if obj.contains_key("planned_values") || obj.contains_key("resource_changes") {
+                return Err(Error::UnknownShape {
+                    file,
+                    detail: "this is a plan (terraform show -json of a plan file), not a state".into(),
+                });
+            }
+            return Ok(Format::ShowJson);
+        }
+        let all_outputs = !obj.is_empty()
+            && obj
+                .values()
+                .all(|v| v.as_object().is_some_and(|o| o.contains_key("value")));
+        if all_outputs {
+            return Ok(Format::Outputs);
+        }
+        Err(Error::UnknownShape {
+            file,
+            detail: "expected a Terraform state (\"version\" 3 or 4), `terraform show -json` \
+                     (\"format_version\") or `terraform output -json`"
+                .into(),
+        })
+    }
+}
+
+/// Checks what holds across the whole fleet and puts hosts in report order.
+fn finish(
+    mut hosts: Vec<Host>,
+    origin: &Origin,
+    looked_for: impl FnOnce() -> String,
+) -> Result<Inventory, Error> {
+    if hosts.is_empty() {
+        return Err(Error::NoDevices {
+            file: origin.to_string(),
+            looked_for: looked_for(),
+        });
+    }
+    let mut seen: HashMap<IpAddr, &str> = HashMap::new();
+    for host in &hosts {
+        for addr in host.addresses() {
+            if let Some(first) = seen.insert(addr, &host.origin) {
+                return Err(Error::DuplicateAddress {
+                    file: origin.to_string(),
+                    address: addr,
+                    first: first.to_owned(),
+                    second: host.origin.clone(),
+                });
+            }
+        }
+    }
+    hosts.sort_by(|a, b| {
+        a.role
+            .cmp(&b.role)
+            .then_with(|| natural_cmp(a.name.as_str(), b.name.as_str()))
+            .then_with(|| a.address.cmp(&b.address))
+    });
+    Ok(Inventory { hosts })
+}
+
+/// Orders names as people do: `agent-9` before `agent-10`.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            let boundary = i == bytes.len() || bytes[i].is_ascii_digit() != bytes[i - 1].is_ascii_digit();
+            if boundary {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for ((da, sa), (db, sb)) in ca.iter().zip(cb.iter()) {
+        let ord = if *da && *db {
+            let (ta, tb) = (sa.trim_start_matches('0'), sb.trim_start_matches('0'));
+            ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb))
+        } else {
+            sa.cmp(sb)
+        };
+        if ord.is_ne() {
+            return ord;
+        }
+    }
+    ca.len().cmp(&cb.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order() {
+        let mut names = vec!["agent-10", "agent-9", "agent-09", "agent-1", "a", "agent"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            names,
+            vec!["a", "agent", "agent-1", "agent-09", "agent-9", "agent-10"]
+        );
+    }
+
+    #[test]
+    fn host_names_refuse_control_characters() {
+        assert!(HostName::parse("packet-dcos-agent-00").is_some());
+        assert!(HostName::parse("evil\x1b[2J").is_none());
+        assert!(HostName::parse("two words").is_none());
+        assert!(HostName::parse("").is_none());
+    }
+}

@@ -1,0 +1,92 @@
+//! A static inventory for fleets without Terraform: hosts listed by role in
+//! TOML.
+//!
+//! ```toml
+//! [[master]]
+//! name = "packet-dcos-master-00"               # optional, defaults to the address
+//! address = "147.75.100.11"                    # where palisade connects
+//! addresses = ["10.100.5.9", "2604:1380:1:4d00::11"]  # every other address
+//! ```
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use super::{Error, Host, HostName, Origin, Role};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    master: Vec<Entry>,
+    #[serde(default)]
+    agent: Vec<Entry>,
+    #[serde(default, rename = "public-agent")]
+    public_agent: Vec<Entry>,
+    #[serde(default)]
+    bootstrap: Vec<Entry>,
+    #[serde(default)]
+    node: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: Option<String>,
+    address: String,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+pub(super) fn parse(text: &str, origin: &Origin) -> Result<Vec<Host>, Error> {
+    let file: File = toml::from_str(text).map_err(|e| Error::Toml {
+        file: origin.to_string(),
+        detail: e.to_string().trim_end().to_owned(),
+    })?;
+    let groups = [
+        (Role::Master, file.master),
+        (Role::Agent, file.agent),
+        (Role::PublicAgent, file.public_agent),
+        (Role::Bootstrap, file.bootstrap),
+        (Role::Node, file.node),
+    ];
+    let mut hosts = Vec::new();
+    for (role, entries) in groups {
+        for (i, entry) in entries.into_iter().enumerate() {
+            hosts.push(host(role, i, entry, origin)?);
+        }
+    }
+    Ok(hosts)
+}
+
+fn host(role: Role, i: usize, entry: Entry, origin: &Origin) -> Result<Host, Error> {
+    let location = format!("[[{role}]] entry {}", i + 1);
+    let parse = |field: String, value: &str| {
+        value.parse::<IpAddr>().map_err(|_| Error::BadAddress {
+            file: origin.to_string(),
+            resource: location.clone(),
+            field,
+            value: value.to_owned(),
+        })
+    };
+    let address = parse("address".into(), &entry.address)?;
+    let mut all = BTreeSet::from([address]);
+    for (j, text) in entry.addresses.iter().enumerate() {
+        all.insert(parse(format!("addresses[{j}]"), text)?);
+    }
+    let name_text = entry.name.unwrap_or_else(|| address.to_string());
+    let name = HostName::parse(&name_text).ok_or_else(|| Error::BadName {
+        file: origin.to_string(),
+        resource: location.clone(),
+        field: "name".into(),
+        value: name_text.clone(),
+    })?;
+    Ok(Host::new(
+        name,
+        role,
+        address,
+        all,
+        format!("{location} ({name_text})"),
+    ))
+}

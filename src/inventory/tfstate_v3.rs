@@ -1,0 +1,93 @@
+//! Raw state version 3, written by Terraform 0.7 to 0.11.
+//!
+//! `modules[]` each hold a `resources` map keyed `[data.]TYPE.NAME[.INDEX]`;
+//! the index is absent when count is 1, so a single bootstrap is
+//! `packet_device.dcos_bootstrap`. Attributes are a flatmap of strings.
+
+use serde_json::Value;
+
+use super::device::{Attrs, Device, resource_address};
+use super::{Error, Origin, RoleRules};
+
+pub(super) fn devices<'a>(
+    doc: &'a Value,
+    origin: &Origin,
+    rules: &RoleRules,
+) -> Result<Vec<Device<'a>>, Error> {
+    let modules = doc
+        .get("modules")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::malformed(origin, "state version 3", "has no \"modules\" list"))?;
+    let mut out = Vec::new();
+    for (m, module) in modules.iter().enumerate() {
+        let module_addr = module_address(module.get("path")).ok_or_else(|| {
+            Error::malformed(origin, format!("modules[{m}]"), "\"path\" is not a list of names")
+        })?;
+        let Some(resources) = module.get("resources").and_then(Value::as_object) else {
+            continue;
+        };
+        for (key, resource) in resources {
+            let parts: Vec<&str> = key.split('.').collect();
+            let (rtype, name, index) = match parts.as_slice() {
+                ["data", ..] => continue,
+                [t, n] => (*t, *n, None),
+                [t, n, i] => {
+                    let i: u64 = i.parse().map_err(|_| {
+                        Error::malformed(origin, format!("resource key {key:?}"), "index is not a number")
+                    })?;
+                    (*t, *n, Some(Value::from(i)))
+                }
+                _ => {
+                    return Err(Error::malformed(
+                        origin,
+                        format!("resource key {key:?}"),
+                        "expected TYPE.NAME or TYPE.NAME.INDEX",
+                    ));
+                }
+            };
+            let rtype = resource.get("type").and_then(Value::as_str).unwrap_or(rtype);
+            if !rules.is_device(rtype) {
+                continue;
+            }
+            let address = resource_address(&module_addr, rtype, name, index.as_ref());
+            let Some(primary) = resource.get("primary").and_then(Value::as_object) else {
+                tracing::warn!("{origin}: {address}: no primary instance (only deposed objects); skipped");
+                continue;
+            };
+            if primary.get("tainted").and_then(Value::as_bool) == Some(true) {
+                tracing::warn!("{origin}: {address}: tainted (Terraform will replace it); skipped");
+                continue;
+            }
+            let attrs = primary
+                .get("attributes")
+                .and_then(Value::as_object)
+                .ok_or_else(|| Error::malformed(origin, &address, "primary has no \"attributes\" map"))?;
+            out.push(Device {
+                address,
+                name: name.to_owned(),
+                attrs: Attrs::Flat(attrs),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `["root", "dcos", "nodes"]` is `module.dcos.module.nodes`; the root is "".
+fn module_address(path: Option<&Value>) -> Option<String> {
+    let Some(path) = path else {
+        return Some(String::new());
+    };
+    let names: Vec<&str> = path
+        .as_array()?
+        .iter()
+        .map(Value::as_str)
+        .collect::<Option<_>>()?;
+    let children = names.strip_prefix(&["root"]).unwrap_or(&names);
+    Some(
+        children
+            .iter()
+            .map(|n| format!("module.{n}"))
+            .collect::<Vec<_>>()
+            .join("."),
+    )
+}

@@ -1,0 +1,14 @@
+//! palisade locks a bare-metal cluster down to an IP whitelist from the
+//! operator's laptop, over SSH, with no agent on the nodes.
+//!
+//! The modules follow the data: [`inventory`] (who is in the fleet) →
+//! policy (what every node should admit) → render (the remote script) →
+//! transport (SSH fan-out) → observe/diff → [`report`]. [`cmd`] strings the
+//! stages together per command; `main.rs` only maps the result to an exit code.
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod inventory;
+pub mod net;
+pub mod report;

@@ -1,0 +1,29 @@
+//! What palisade prints, and the exit code a run ends with.
+
+pub mod inventory;
+
+use std::process::ExitCode;
+
+/// How a run ended, decided in one place so that every command agrees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Everything is as it should be: exit 0.
+    Ok,
+    /// Some hosts failed or were unreachable: exit 2.
+    HostsFailed,
+    /// `verify` found a host that differs from the whitelist: exit 3.
+    Drift,
+}
+
+/// Bad input or usage; no node was touched.
+pub const EXIT_USAGE: u8 = 1;
+
+impl Verdict {
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Verdict::Ok => 0,
+            Verdict::HostsFailed => 2,
+            Verdict::Drift => 3,
+        })
+    }
+}

@@ -1,0 +1,693 @@
+//! `palisade inventory` end to end: every Terraform format, the static
+//! inventory, the config file, and every kind of bad input. Runs the real
+//! binary so exit codes, stdout and stderr are what an operator sees.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use palisade::inventory::{RoleRules, parse_terraform};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tfstate");
+
+/// Every fixture that holds the whole fleet with all its addresses.
+const FULL_FORMATS: [&str; 8] = [
+    "v3-2016.tfstate",
+    "v3-0.11-module.tfstate",
+    "v4-state-pull-flat.tfstate",
+    "v4-packet.tfstate",
+    "v4-packet-foreach.tfstate",
+    "v4-metal-foreach.tfstate",
+    "v4-equinix-foreach.tfstate",
+    "show.json",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(FIXTURES).join(name)
+}
+
+fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+}
+
+/// Runs palisade in an empty directory, so no stray ./palisade.toml or
+/// ./terraform.tfstate is picked up.
+fn palisade(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    run_in(dir.path(), args, stdin)
+}
+
+fn run_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Writes `content` to a file in a fresh directory and runs
+/// `palisade inventory --state FILE`; asserts the bad-input contract (exit 1,
+/// nothing on stdout, no secret anywhere) and returns stderr.
+fn refused(content: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("terraform.tfstate");
+    std::fs::write(&path, content).unwrap();
+    let out = run_in(
+        dir.path(),
+        &["inventory", "--state", path.to_str().unwrap()],
+        None,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
+    assert!(
+        stderr.contains(path.to_str().unwrap()),
+        "names the file: {stderr}"
+    );
+    assert!(!stderr.contains("SECRET"), "leaks a secret: {stderr}");
+    stderr
+}
+
+#[test]
+fn every_state_format_gives_the_same_inventory() {
+    let expected = std::fs::read_to_string(fixture("expected.json")).unwrap();
+    for name in FULL_FORMATS {
+        let out = palisade(
+            &["inventory", "--json", "--state", fixture(name).to_str().unwrap()],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), expected, "{name}");
+    }
+}
+
+#[test]
+fn json_is_exactly_the_documented_shape() {
+    let out = palisade(
+        &[
+            "inventory",
+            "--json",
+            "--state",
+            fixture("v4-packet.tfstate").to_str().unwrap(),
+        ],
+        None,
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["hosts"][0],
+        json!({"name":"packet-dcos-master-00","role":"master","address":"147.75.100.11",
+               "ipv4":["10.100.5.11","147.75.100.11"],"ipv6":["2604:1380:1:4d00::b"]})
+    );
+    let roles: Vec<&str> = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "master",
+            "master",
+            "master",
+            "agent",
+            "agent",
+            "agent",
+            "agent",
+            "public-agent",
+            "bootstrap"
+        ]
+    );
+}
+
+#[test]
+fn state_from_stdin() {
+    let bytes = std::fs::read(fixture("v3-2016.tfstate")).unwrap();
+    let out = palisade(&["inventory", "--json", "--state", "-"], Some(&bytes));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let expected = std::fs::read_to_string(fixture("expected.json")).unwrap();
+    assert_eq!(text(&out.stdout), expected);
+}
+
+#[test]
+fn default_state_path_is_terraform_tfstate_in_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("v4-packet.tfstate"), dir.path().join("terraform.tfstate")).unwrap();
+    let out = run_in(dir.path(), &["inventory", "--json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let expected = std::fs::read_to_string(fixture("expected.json")).unwrap();
+    assert_eq!(text(&out.stdout), expected);
+}
+
+#[test]
+fn both_output_shapes_give_each_node_its_ssh_address_and_role() {
+    let from_state: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("expected.json")).unwrap()).unwrap();
+    let want: Vec<(String, String)> = from_state["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["role"].to_string(), h["address"].to_string()))
+        .collect();
+    let mut outputs = Vec::new();
+    for name in ["output-0.11.json", "output-0.12.json"] {
+        let out = palisade(
+            &["inventory", "--json", "--state", fixture(name).to_str().unwrap()],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let got: Vec<(String, String)> = doc["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["role"].to_string(), h["address"].to_string()))
+            .collect();
+        assert_eq!(got, want, "{name}");
+        // Outputs hold one address per node: it is the only one listed.
+        for h in doc["hosts"].as_array().unwrap() {
+            assert_eq!(h["ipv4"], json!([h["address"]]));
+            assert_eq!(h["ipv6"], json!([]));
+        }
+        outputs.push(out.stdout);
+    }
+    assert_eq!(outputs[0], outputs[1], "0.11 and 0.12 output shapes differ");
+}
+
+#[test]
+fn table_lists_role_name_ssh_address_and_every_address() {
+    let out = palisade(
+        &[
+            "inventory",
+            "--state",
+            fixture("v3-2016.tfstate").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 10, "{stdout}");
+    assert!(lines[0].starts_with("ROLE"));
+    let boot: Vec<&str> = lines[9].split_whitespace().collect();
+    assert_eq!(
+        boot,
+        [
+            "bootstrap",
+            "packet-dcos-bootstrap-00",
+            "147.75.100.9",
+            "10.100.5.9",
+            "147.75.100.9",
+            "2604:1380:1:4d00::9"
+        ]
+    );
+}
+
+#[test]
+fn secrets_in_state_never_reach_any_output() {
+    for name in FULL_FORMATS {
+        for args in [
+            vec!["inventory"],
+            vec!["inventory", "--json"],
+            vec!["-vv", "inventory"],
+        ] {
+            let mut args = args.clone();
+            let path = fixture(name);
+            args.extend(["--state", path.to_str().unwrap()]);
+            let out = palisade(&args, None);
+            let all = text(&out.stdout) + &text(&out.stderr);
+            assert!(!all.contains("SECRET"), "{name} {args:?}: {all}");
+            assert!(!all.contains("cloud-config"), "{name} {args:?}: {all}");
+        }
+    }
+}
+
+#[test]
+fn static_inventory_example() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/inventory/hosts.toml");
+    let out = palisade(&["inventory", "--json", "--inventory", path], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts = doc["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 5);
+    assert_eq!(
+        hosts[4],
+        json!({"name":"packet-dcos-bootstrap-00","role":"bootstrap","address":"147.75.100.9",
+               "ipv4":["10.100.5.9","147.75.100.9"],"ipv6":["2604:1380:1:4d00::9"]})
+    );
+}
+
+#[test]
+fn example_config_parses_and_its_paths_are_relative_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/inventory/palisade.toml");
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    std::fs::copy(example, dir.path().join("conf/palisade.toml")).unwrap();
+    // The example points at ../terraform.tfstate.
+    std::fs::copy(fixture("v4-packet.tfstate"), dir.path().join("terraform.tfstate")).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = dir.path().join("conf/palisade.toml");
+    let out = run_in(
+        elsewhere.path(),
+        &["--config", config.to_str().unwrap(), "inventory", "--json"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let expected = std::fs::read_to_string(fixture("expected.json")).unwrap();
+    assert_eq!(text(&out.stdout), expected);
+    // A flag wins over the config's state path.
+    let out = run_in(
+        elsewhere.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "inventory",
+            "--json",
+            "--state",
+            fixture("output-0.12.json").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\"name\":\"master-00\""));
+}
+
+#[test]
+fn role_mapping_and_device_types_come_from_the_config() {
+    let mut doc = fixture_json("v4-packet.tfstate");
+    for r in doc["resources"].as_array_mut().unwrap() {
+        if r["name"] == "dcos_master" {
+            r["name"] = json!("mesos_master");
+        }
+        if r["name"] == "dcos_agent" {
+            r["type"] = json!("custom_device");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("terraform.tfstate"), doc.to_string()).unwrap();
+    let roles_of = |out: &Output| -> Vec<String> {
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["role"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let out = run_in(dir.path(), &["inventory", "--json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Unknown names are plain nodes, unknown types are not devices.
+    assert_eq!(
+        roles_of(&out),
+        ["public-agent", "bootstrap", "node", "node", "node"]
+    );
+
+    std::fs::write(
+        dir.path().join("palisade.toml"),
+        "[terraform]\ndevice_types = [\"custom_device\"]\n\
+         [[terraform.roles]]\nresource = \"mesos_*\"\nrole = \"master\"\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["inventory", "--json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        roles_of(&out),
+        [
+            "master",
+            "master",
+            "master",
+            "agent",
+            "agent",
+            "agent",
+            "agent",
+            "public-agent",
+            "bootstrap"
+        ]
+    );
+}
+
+#[test]
+fn bad_config_is_refused_with_file_field_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("v4-packet.tfstate"), dir.path().join("terraform.tfstate")).unwrap();
+    std::fs::write(
+        dir.path().join("palisade.toml"),
+        "[whitelist]\nallow = [\"10.0.0.1; reboot\"]\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["inventory"], None);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("palisade.toml"), "{stderr}");
+    assert!(stderr.contains("allow"), "{stderr}");
+    assert!(
+        stderr.contains("\\\"10.0.0.1; reboot\\\"") || stderr.contains("\"10.0.0.1; reboot\""),
+        "{stderr}"
+    );
+
+    std::fs::write(dir.path().join("palisade.toml"), "[ssh]\nusr = \"core\"\n").unwrap();
+    let out = run_in(dir.path(), &["inventory"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("usr"), "{}", text(&out.stderr));
+
+    let out = palisade(&["--config", "/nonexistent/palisade.toml", "inventory"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent/palisade.toml"));
+}
+
+#[test]
+fn usage_errors_exit_1() {
+    let out = palisade(&["inventory", "--state", "a", "--inventory", "b"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = palisade(&["frobnicate"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let out = palisade(&["inventory", "--allow", "not-an-ip"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not-an-ip"));
+    let out = palisade(&["--help"], None);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn invalid_json_names_line_and_column() {
+    let err = refused(b"{\"version\": 4,\n  \"resources\": [}\n");
+    assert!(err.contains("invalid JSON at line 2, column 17"), "{err}");
+}
+
+#[test]
+fn unknown_versions_and_shapes() {
+    let err = refused(br#"{"version": 5, "resources": []}"#);
+    assert!(err.contains("unsupported Terraform state version 5"), "{err}");
+    let err = refused(br#"{"version": "4"}"#);
+    assert!(err.contains("unsupported Terraform state version \"4\""), "{err}");
+    let err = refused(br#"[1, 2, 3]"#);
+    assert!(err.contains("not a JSON object"), "{err}");
+    let err = refused(br#"{"hello": "world"}"#);
+    assert!(err.contains("expected a Terraform state"), "{err}");
+    let err = refused(br#"{"format_version": "1.2", "planned_values": {}, "resource_changes": []}"#);
+    assert!(err.contains("this is a plan"), "{err}");
+    let err = refused(br#"{"version": 3, "modules": {}}"#);
+    assert!(err.contains("has no \"modules\" list"), "{err}");
+}
+
+#[test]
+fn a_state_with_no_devices() {
+    let mut doc = fixture_json("v4-packet.tfstate");
+    doc["resources"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["type"] != "packet_device" || r["mode"] == "data");
+    let err = refused(doc.to_string().as_bytes());
+    assert!(err.contains("no devices found"), "{err}");
+    assert!(
+        err.contains("packet_device, metal_device, equinix_metal_device"),
+        "{err}"
+    );
+    let err = refused(br#"{"version": 4, "terraform_version": "1.5.7", "resources": []}"#);
+    assert!(err.contains("no devices found"), "{err}");
+    let err = refused(br#"{"format_version": "1.0"}"#);
+    assert!(err.contains("no devices found"), "{err}");
+    let err =
+        refused(br#"{"Use this link to access DCOS": {"sensitive": false, "type": "string", "value": "x"}}"#);
+    assert!(
+        err.contains("no devices found (looked for outputs master-ip"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_device_with_no_public_ipv4_is_named_by_resource_address() {
+    let mut doc = fixture_json("v4-state-pull-flat.tfstate");
+    let agents = doc["resources"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["name"] == "dcos_agent")
+        .unwrap();
+    let attrs = agents["instances"][3]["attributes_flat"].as_object_mut().unwrap();
+    attrs.insert("access_public_ipv4".into(), json!(""));
+    attrs.insert("network.0.public".into(), json!("false"));
+    let err = refused(doc.to_string().as_bytes());
+    assert!(
+        err.contains("module.dcos.packet_device.dcos_agent[3]: no public IPv4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_address_that_is_not_an_ip_is_refused_naming_resource_field_and_value() {
+    let mut doc = fixture_json("v4-packet-foreach.tfstate");
+    let agents = doc["resources"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["name"] == "dcos_agent")
+        .unwrap();
+    agents["instances"][1]["attributes"]["access_public_ipv4"] = json!("147.75.1.1; rm -rf /");
+    let err = refused(doc.to_string().as_bytes());
+    assert!(
+        err.contains(
+            r#"module.dcos.packet_device.dcos_agent["01"]: field access_public_ipv4: "147.75.1.1; rm -rf /" is not an IP address"#
+        ),
+        "{err}"
+    );
+
+    // The same in a network entry of a v3 flatmap.
+    let mut doc = fixture_json("v3-2016.tfstate");
+    doc["modules"][0]["resources"]["packet_device.dcos_agent.2"]["primary"]["attributes"]["network.1.address"] =
+        json!("$(reboot)");
+    let err = refused(doc.to_string().as_bytes());
+    assert!(
+        err.contains(
+            r#"packet_device.dcos_agent[2]: field network.1.address: "$(reboot)" is not an IP address"#
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_same_address_on_two_devices_is_refused() {
+    let mut doc = fixture_json("v4-packet.tfstate");
+    let agents = doc["resources"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["name"] == "dcos_agent")
+        .unwrap();
+    agents["instances"][2]["attributes"]["access_private_ipv4"] = json!("10.100.5.21");
+    let err = refused(doc.to_string().as_bytes());
+    assert!(
+        err.contains("address 10.100.5.21 belongs to two devices: packet_device.dcos_agent[0] and packet_device.dcos_agent[2]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_hostile_hostname_is_refused() {
+    let mut doc = fixture_json("v4-packet.tfstate");
+    doc["resources"][0]["instances"][0]["attributes"]["hostname"] = json!("x\u{1b}[2J");
+    let err = refused(doc.to_string().as_bytes());
+    assert!(err.contains("field hostname"), "{err}");
+    assert!(!err.contains('\u{1b}'), "prints the escape raw: {err:?}");
+}
+
+#[test]
+fn tainted_instances_are_skipped_with_a_warning() {
+    let mut doc = fixture_json("v4-packet.tfstate");
+    let agents = doc["resources"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["name"] == "dcos_agent")
+        .unwrap();
+    agents["instances"][3]["status"] = json!("tainted");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("terraform.tfstate"), doc.to_string()).unwrap();
+    let out = run_in(dir.path(), &["inventory", "--json"], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("packet_device.dcos_agent[3]: tainted"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stdout).contains("packet-dcos-agent-03"));
+}
+
+#[test]
+fn empty_missing_and_directory() {
+    let err = refused(b"");
+    assert!(err.contains("the file is empty"), "{err}");
+    let err = refused(b" \n\t\n");
+    assert!(err.contains("the file is empty"), "{err}");
+
+    let out = palisade(&["inventory", "--state", "/nonexistent/terraform.tfstate"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/terraform.tfstate: cannot read: No such file"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = palisade(&["inventory", "--state", dir.path().to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is a directory"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = palisade(&["inventory", "--state", "-"], Some(b""));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("<stdin>: the file is empty"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_static_inventories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hosts.toml");
+    let cases: [(&str, &str); 5] = [
+        (
+            "[[agent]]\naddress = \"10.0.0.1 && reboot\"\n",
+            "[[agent]] entry 1: field address: \"10.0.0.1 && reboot\"",
+        ),
+        (
+            "[[agent]]\naddress = \"10.0.0.1\"\naddresses = [\"10.0.0.2\", \"nope\"]\n",
+            "field addresses[1]: \"nope\"",
+        ),
+        ("[[worker]]\naddress = \"10.0.0.1\"\n", "unknown field `worker`"),
+        ("[[agent]]\nname = \"a\"\n", "missing field `address`"),
+        ("", "the file is empty"),
+    ];
+    for (content, want) in cases {
+        std::fs::write(&path, content).unwrap();
+        let out = palisade(&["inventory", "--inventory", path.to_str().unwrap()], None);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{content}: {stderr}");
+        assert!(stderr.contains(want), "{content}: want {want:?} in {stderr}");
+        assert!(stderr.contains("hosts.toml"), "{stderr}");
+    }
+    std::fs::write(
+        &path,
+        "[[agent]]\naddress = \"10.0.0.1\"\n[[master]]\naddress = \"10.0.0.1\"\n",
+    )
+    .unwrap();
+    let out = palisade(&["inventory", "--inventory", path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("address 10.0.0.1 belongs to two devices"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn commands_of_later_stages_say_so_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("v4-packet.tfstate"), dir.path().join("terraform.tfstate")).unwrap();
+    for cmd in ["plan", "apply", "verify", "remove"] {
+        let out = run_in(dir.path(), &[cmd], None);
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        assert!(out.stdout.is_empty());
+        assert!(
+            text(&out.stderr).contains("not implemented yet"),
+            "{cmd}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+/// A JSON value of any shape, a few levels deep.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        "[ -~]{0,20}".prop_map(Value::String),
+        prop_oneof![
+            Just("147.75.100.1"),
+            Just("::1"),
+            Just("true"),
+            Just("4"),
+            Just("")
+        ]
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        let key = prop_oneof![
+            Just("network".to_string()),
+            Just("network.#".to_string()),
+            Just("network.0.address".to_string()),
+            Just("network.0.public".to_string()),
+            Just("access_public_ipv4".to_string()),
+            Just("hostname".to_string()),
+            Just("index_key".to_string()),
+            Just("address".to_string()),
+            Just("public".to_string()),
+            "[a-z_.0-9#]{1,10}",
+        ];
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(key, inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn parser_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_terraform(&bytes, "fuzz", &RoleRules::default());
+    }
+
+    #[test]
+    fn parser_never_panics_on_mutated_fixtures(
+        which in 0usize..FULL_FORMATS.len(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut bytes = std::fs::read(fixture(FULL_FORMATS[which])).unwrap();
+        for (at, byte) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+        }
+        let _ = parse_terraform(&bytes, "fuzz", &RoleRules::default());
+        let end = cut.index(bytes.len());
+        let _ = parse_terraform(&bytes[..end], "fuzz", &RoleRules::default());
+    }
+
+    #[test]
+    fn parser_never_panics_on_arbitrary_attributes(attrs in any_json(), index in any_json(), flat in any::<bool>()) {
+        let key = if flat { "attributes_flat" } else { "attributes" };
+        let v4 = json!({"version": 4, "resources": [{"mode": "managed", "type": "packet_device", "name": "dcos_agent",
+            "module": "module.x", "instances": [{"index_key": index, key: attrs.clone()}]}]});
+        let _ = parse_terraform(v4.to_string().as_bytes(), "fuzz", &RoleRules::default());
+        let v3 = json!({"version": 3, "modules": [{"path": ["root", "x"], "resources": {
+            "packet_device.dcos_agent.1": {"type": "packet_device", "primary": {"attributes": attrs.clone()}}}}]});
+        let _ = parse_terraform(v3.to_string().as_bytes(), "fuzz", &RoleRules::default());
+        let show = json!({"format_version": "1.0", "values": {"root_module": {"child_modules": [{"resources": [
+            {"address": "packet_device.a", "mode": "managed", "type": "packet_device", "name": "a", "values": attrs}]}]}}});
+        let _ = parse_terraform(show.to_string().as_bytes(), "fuzz", &RoleRules::default());
+    }
+}
