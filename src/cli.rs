@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use std::num::NonZeroUsize;
+
 use crate::net::Net;
+use crate::transport::{HostKeyChecking, Jump};
 
 /// Lock a bare-metal cluster down to an IP whitelist, over SSH, with no agent.
 #[derive(Debug, Parser)]
@@ -71,6 +74,29 @@ pub struct SshArgs {
     /// SSH port [default: 22].
     #[arg(long, global = true)]
     pub port: Option<u16>,
+    /// The cluster's known_hosts file [default: .palisade/known_hosts next to
+    /// the state or inventory].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub known_hosts: Option<PathBuf>,
+    /// What to do with unknown and changed host keys [default: accept-new].
+    #[arg(long, global = true, value_enum)]
+    pub host_key_checking: Option<HostKeyChecking>,
+    /// How many hosts to work on at once [default: 64].
+    #[arg(long, global = true, value_name = "N")]
+    pub forks: Option<NonZeroUsize>,
+    /// Seconds to wait for a connection and login [default: 10].
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub connect_timeout: Option<u64>,
+    /// Seconds one remote step may take [default: 120].
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Extra connection attempts, with backoff; a step that may have changed
+    /// a host is never retried [default: 2].
+    #[arg(long, global = true, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Reach the nodes through this bastion: user@host[:port].
+    #[arg(long, global = true, value_name = "USER@HOST[:PORT]")]
+    pub jump: Option<Jump>,
 }
 
 #[derive(Debug, Args)]

@@ -13,11 +13,30 @@ use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
 use crate::inventory::{RoleRule, RoleRules, Source};
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
 use crate::net::Net;
+use crate::transport::{HostKeyChecking, Jump};
 
 pub const DEFAULT_CONFIG: &str = "palisade.toml";
 pub const DEFAULT_STATE: &str = "terraform.tfstate";
 pub const DEFAULT_USER: &str = "core";
+pub const DEFAULT_FORKS: NonZeroUsize = NonZeroUsize::new(64).expect("64 is not zero");
+
+/// Host keys are kept per cluster, next to what describes the cluster:
+/// reprovisioned bare-metal hosts reuse IPs, so the user's own known_hosts
+/// would fill with stale keys.
+fn default_known_hosts(source: &Source) -> PathBuf {
+    let beside = match source {
+        Source::Terraform(p) | Source::Static(p) if p.as_path() != Path::new("-") => p.parent(),
+        _ => None,
+    };
+    beside
+        .unwrap_or(Path::new(""))
+        .join(".palisade")
+        .join("known_hosts")
+}
 
 /// The file, as written.
 #[derive(Debug, Default, Deserialize)]
@@ -39,6 +58,19 @@ pub struct SshConfig {
     pub user: Option<String>,
     pub key: Option<PathBuf>,
     pub port: Option<u16>,
+    pub known_hosts: Option<PathBuf>,
+    pub host_key_checking: Option<HostKeyChecking>,
+    pub forks: Option<NonZeroUsize>,
+    pub connect_timeout: Option<u64>,
+    pub timeout: Option<u64>,
+    pub retries: Option<u32>,
+    #[serde(default, deserialize_with = "jump_from_str")]
+    pub jump: Option<Jump>,
+}
+
+fn jump_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Jump>, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,9 +105,14 @@ impl Config {
         let mut config: Config = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        for p in [&mut config.state, &mut config.inventory, &mut config.ssh.key]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut config.state,
+            &mut config.inventory,
+            &mut config.ssh.key,
+            &mut config.ssh.known_hosts,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.as_path() != Path::new("-") && p.is_relative() {
                 *p = base.join(&*p);
@@ -94,6 +131,13 @@ pub struct Settings {
     pub user: String,
     pub key: Option<PathBuf>,
     pub port: u16,
+    pub known_hosts: PathBuf,
+    pub host_key_checking: HostKeyChecking,
+    pub forks: NonZeroUsize,
+    pub connect_timeout: Duration,
+    pub step_timeout: Duration,
+    pub retries: u32,
+    pub jump: Option<Jump>,
     /// Operator addresses, config first, then flags.
     pub allow: Vec<Net>,
     pub extra: Vec<Net>,
@@ -135,13 +179,40 @@ impl Settings {
         allow.extend(args.whitelist.allow.iter().copied());
         let mut extra = config.whitelist.extra;
         extra.extend(args.whitelist.extra.iter().copied());
+        let ssh = &args.ssh;
+        let seconds = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| -> Result<Duration> {
+            match flag.or(file).unwrap_or(default) {
+                0 => bail!("{name} must be at least 1 second"),
+                n => Ok(Duration::from_secs(n)),
+            }
+        };
+        let known_hosts = ssh
+            .known_hosts
+            .clone()
+            .or(config.ssh.known_hosts)
+            .unwrap_or_else(|| default_known_hosts(&source));
         Ok(Settings {
-            source,
-            roles,
             json: args.json,
             user,
-            key: args.ssh.key.clone().or(config.ssh.key),
-            port: args.ssh.port.or(config.ssh.port).unwrap_or(22),
+            key: ssh.key.clone().or(config.ssh.key),
+            port: ssh.port.or(config.ssh.port).unwrap_or(22),
+            known_hosts,
+            host_key_checking: ssh
+                .host_key_checking
+                .or(config.ssh.host_key_checking)
+                .unwrap_or(HostKeyChecking::AcceptNew),
+            forks: ssh.forks.or(config.ssh.forks).unwrap_or(DEFAULT_FORKS),
+            connect_timeout: seconds(
+                ssh.connect_timeout,
+                config.ssh.connect_timeout,
+                10,
+                "connect-timeout",
+            )?,
+            step_timeout: seconds(ssh.timeout, config.ssh.timeout, 120, "timeout")?,
+            retries: ssh.retries.or(config.ssh.retries).unwrap_or(2),
+            jump: ssh.jump.clone().or(config.ssh.jump),
+            source,
+            roles,
             allow,
             extra,
         })

@@ -11,4 +11,6 @@ pub mod cmd;
 pub mod config;
 pub mod inventory;
 pub mod net;
+pub mod observe;
 pub mod report;
+pub mod transport;

@@ -601,6 +601,56 @@ fn bad_static_inventories() {
 }
 
 #[test]
+fn ssh_commands_refuse_bad_local_input_before_contacting_anyone() {
+    let inv = concat!(env!("CARGO_MANIFEST_DIR"), "/inventory/hosts.toml");
+    let out = palisade(
+        &["ping", "--inventory", inv, "--key", "/nonexistent/packet-key"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("/nonexistent/packet-key: cannot read the key"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_key = dir.path().join("key");
+    std::fs::write(&not_a_key, "hello").unwrap();
+    let out = palisade(
+        &["ping", "--inventory", inv, "--key", not_a_key.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not a private key palisade can use"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["ping", "--inventory", inv])
+        .current_dir(dir.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no SSH key"), "{}", text(&out.stderr));
+
+    for bad in [
+        &["--jump", "core@host;reboot"][..],
+        &["--forks", "0"],
+        &["--host-key-checking", "maybe"],
+    ] {
+        let mut args = vec!["ping", "--inventory", inv];
+        args.extend_from_slice(bad);
+        let out = palisade(&args, None);
+        assert_eq!(out.status.code(), Some(1), "{bad:?}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
 fn commands_of_later_stages_say_so_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(fixture("v4-packet.tfstate"), dir.path().join("terraform.tfstate")).unwrap();

@@ -1,6 +1,8 @@
 //! What palisade prints, and the exit code a run ends with.
 
 pub mod inventory;
+pub mod ping;
+pub mod progress;
 
 use std::process::ExitCode;
 
@@ -26,4 +28,26 @@ impl Verdict {
             Verdict::Drift => 3,
         })
     }
+}
+
+/// Left-aligned columns, two spaces apart; the last column is not padded.
+pub(crate) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push('\n');
+    }
+    out
 }

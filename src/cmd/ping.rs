@@ -1,0 +1,40 @@
+//! `palisade ping`: can palisade do its job on every node? Changes nothing.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::config::Settings;
+use crate::inventory;
+use crate::observe::probe;
+use crate::report::Verdict;
+use crate::report::ping::Report;
+use crate::report::progress::Progress;
+use crate::transport;
+
+pub async fn run(settings: &Settings) -> Result<Verdict> {
+    let inv = inventory::load(&settings.source, &settings.roles)?;
+    let opts = Arc::new(super::ssh_options(settings)?);
+    let progress = if settings.json {
+        Progress::silent()
+    } else {
+        Progress::new(inv.hosts.len(), "ping")
+    };
+    let user = opts.user.clone();
+    let outcomes = transport::fan_out(&inv.hosts, opts, &progress, move |session, _host| {
+        let user = user.clone();
+        async move { probe::run(&session, &user).await }
+    })
+    .await;
+    let report = Report::new(outcomes);
+    if settings.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(if report.all_ok() {
+        Verdict::Ok
+    } else {
+        Verdict::HostsFailed
+    })
+}

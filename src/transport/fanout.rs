@@ -1,0 +1,103 @@
+//! Every host at once, at most `--forks` at a time.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use russh::client::Handle;
+use tokio::sync::{OnceCell, Semaphore};
+use tokio::task::JoinSet;
+
+use super::session::{self, Client};
+use super::{HostError, Session, SshOptions};
+use crate::inventory::Host;
+use crate::report::progress::Progress;
+
+/// What happened on one host.
+#[derive(Debug)]
+pub struct HostOutcome<T> {
+    pub host: Host,
+    pub result: Result<T, HostError>,
+    pub elapsed: Duration,
+}
+
+/// The bastion connection, opened once on first use and shared by every
+/// host's tunnel: one connection means one MaxStartups slot on the bastion.
+type Bastion = OnceCell<Result<Arc<Handle<Client>>, String>>;
+
+/// Opens a session to every host and runs `job` on it. A host's failure is
+/// data in its outcome, never an early return; outcomes come back in the
+/// order of `hosts`.
+pub async fn fan_out<T, F, Fut>(
+    hosts: &[Host],
+    opts: Arc<SshOptions>,
+    progress: &Progress,
+    job: F,
+) -> Vec<HostOutcome<T>>
+where
+    T: Send + 'static,
+    F: Fn(Session, Host) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, HostError>> + Send + 'static,
+{
+    super::raise_nofile(opts.forks.get().min(hosts.len()));
+    let forks = Arc::new(Semaphore::new(opts.forks.get()));
+    let bastion: Arc<Bastion> = Arc::new(OnceCell::new());
+    let mut tasks = JoinSet::new();
+    for (i, host) in hosts.iter().cloned().enumerate() {
+        let (forks, opts, bastion, job) = (forks.clone(), opts.clone(), bastion.clone(), job.clone());
+        tasks.spawn(async move {
+            let _permit = forks
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let start = Instant::now();
+            let result = async {
+                let via = match &opts.jump {
+                    None => None,
+                    Some(jump) => Some(
+                        bastion
+                            .get_or_init(|| async {
+                                session::connect(jump.host.clone(), jump.port, &jump.user, &opts, None)
+                                    .await
+                                    .map(Arc::new)
+                                    .map_err(|e| e.to_string())
+                            })
+                            .await
+                            .clone()
+                            .map_err(|reason| HostError::Jump {
+                                jump: jump.to_string(),
+                                reason,
+                            })?,
+                    ),
+                };
+                let session = Session::open(host.address, &opts, via).await?;
+                let result = job(session.clone(), host.clone()).await;
+                session.close().await;
+                result
+            }
+            .await;
+            (
+                i,
+                HostOutcome {
+                    host,
+                    result,
+                    elapsed: start.elapsed(),
+                },
+            )
+        });
+    }
+    let mut outcomes = Vec::with_capacity(hosts.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, outcome)) => {
+                progress.host_done(outcome.result.is_ok());
+                outcomes.push((i, outcome));
+            }
+            // A task only ends this way if the job panicked: a bug, not a host.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    progress.finish();
+    outcomes.sort_by_key(|(i, _)| *i);
+    outcomes.into_iter().map(|(_, o)| o).collect()
+}

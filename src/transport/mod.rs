@@ -1,0 +1,242 @@
+//! SSH to every node at once: one connection per host, each remote step one
+//! `exec` of a constant command with its script on stdin.
+//!
+//! Nothing from input is ever put on a remote command line: the command is
+//! `sh -s` or `sudo -n sh -s`, and the script arrives on stdin, so quoting
+//! cannot go wrong. A host's failure (refused, timeout, auth, host key, sudo,
+//! a failing script) is data in that host's outcome and never stops the
+//! others.
+
+mod error;
+mod fanout;
+pub mod known_hosts;
+mod session;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::keys::PrivateKey;
+use serde::Deserialize;
+
+pub use error::HostError;
+pub use fanout::{HostOutcome, fan_out};
+pub use known_hosts::KnownHosts;
+pub use session::{Output, Session};
+
+/// How unknown and changed host keys are treated, with OpenSSH's meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyChecking {
+    /// Only hosts already in known_hosts.
+    Strict,
+    /// Learn unknown hosts, refuse changed keys.
+    AcceptNew,
+    /// Accept any key (for throwaway labs only).
+    Off,
+}
+
+/// How palisade proves who it is.
+#[derive(Clone)]
+pub enum Credentials {
+    /// A private key, loaded (and decrypted) once for the whole run.
+    Key(Arc<PrivateKey>),
+    /// The ssh-agent listening on this socket.
+    Agent(PathBuf),
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Key(k) => write!(f, "Key({})", k.algorithm()),
+            Credentials::Agent(p) => write!(f, "Agent({})", p.display()),
+        }
+    }
+}
+
+/// A bastion: `user@host[:port]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Jump {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl FromStr for Jump {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not user@host[:port]");
+        let (user, rest) = s.split_once('@').ok_or_else(bad)?;
+        let (host, port) = match rest.rsplit_once(':') {
+            // An IPv6 literal in brackets, or host:port.
+            Some((h, p)) if !h.contains(':') || h.starts_with('[') => (
+                h.trim_start_matches('[').trim_end_matches(']'),
+                p.parse().map_err(|_| bad())?,
+            ),
+            _ => (rest.trim_start_matches('[').trim_end_matches(']'), 22),
+        };
+        let word = |w: &str| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        };
+        if !word(user) || !word(host) {
+            return Err(bad());
+        }
+        Ok(Jump {
+            user: user.into(),
+            host: host.into(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Jump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}:{}", self.user, self.host, self.port)
+    }
+}
+
+/// Everything the transport needs for one run.
+#[derive(Debug)]
+pub struct SshOptions {
+    pub user: String,
+    pub port: u16,
+    pub credentials: Credentials,
+    pub known_hosts: Arc<KnownHosts>,
+    pub checking: HostKeyChecking,
+    pub connect_timeout: Duration,
+    /// The limit for one remote step.
+    pub step_timeout: Duration,
+    /// Extra connection attempts after the first. Only connecting is
+    /// retried, never a step that may have changed the host.
+    pub retries: u32,
+    pub forks: NonZeroUsize,
+    pub jump: Option<Jump>,
+}
+
+/// Who a remote step runs as. The command line is one of two constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Privilege {
+    /// The login user: `sh -s`.
+    User,
+    /// Root through sudo, never prompting: `sudo -n sh -s`.
+    Root,
+}
+
+impl Privilege {
+    fn command(self) -> &'static str {
+        match self {
+            Privilege::User => "sh -s",
+            Privilege::Root => "sudo -n sh -s",
+        }
+    }
+}
+
+/// A POSIX sh script for one remote step. It can only be made from program
+/// text, or by the renderer from validated types (`pub(crate)`), never
+/// from a string read from input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Script(Cow<'static, str>);
+
+impl Script {
+    pub const fn fixed(text: &'static str) -> Script {
+        Script(Cow::Borrowed(text))
+    }
+
+    /// For the renderer, which builds scripts only from literals and the
+    /// `Display` of validated types.
+    #[allow(dead_code)]
+    pub(crate) fn rendered(text: String) -> Script {
+        Script(Cow::Owned(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Loads a private key, asking for its passphrase when it is encrypted:
+/// from `PALISADE_KEY_PASSPHRASE`, else at a prompt when stdin is a
+/// terminal.
+pub fn load_key(path: &Path) -> Result<PrivateKey, String> {
+    use russh::keys::Error as KeyError;
+    let shown = path.display();
+    match russh::keys::load_secret_key(path, None) {
+        Ok(key) => Ok(key),
+        Err(KeyError::KeyIsEncrypted) => {
+            let pass = match std::env::var("PALISADE_KEY_PASSPHRASE") {
+                Ok(p) => p,
+                Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                    rpassword::prompt_password(format!("Passphrase for {shown}: "))
+                        .map_err(|e| format!("{shown}: cannot read the passphrase: {e}"))?
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "{shown}: the key is encrypted; set PALISADE_KEY_PASSPHRASE or run on a terminal"
+                    ));
+                }
+            };
+            russh::keys::load_secret_key(path, Some(&pass))
+                .map_err(|e| format!("{shown}: cannot decrypt the key (wrong passphrase?): {e}"))
+        }
+        Err(KeyError::IO(e)) => Err(format!("{shown}: cannot read the key: {e}")),
+        Err(e) => Err(format!("{shown}: not a private key palisade can use: {e}")),
+    }
+}
+
+/// Lets the process hold a socket per concurrent host (and a bastion
+/// channel each): raises the soft RLIMIT_NOFILE as far as the hard limit
+/// allows when the default would not do.
+pub fn raise_nofile(forks: usize) {
+    let want = (forks as u64).saturating_mul(4).saturating_add(256);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= want {
+            return;
+        }
+        lim.rlim_cur = want.min(lim.rlim_max);
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            tracing::warn!("cannot raise the open-file limit to {want}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jump_specs() {
+        assert_eq!(
+            "core@198.18.1.10".parse::<Jump>().unwrap(),
+            Jump {
+                user: "core".into(),
+                host: "198.18.1.10".into(),
+                port: 22
+            }
+        );
+        assert_eq!("core@bastion.example:2222".parse::<Jump>().unwrap().port, 2222);
+        assert_eq!("core@[2001:2::1]:2222".parse::<Jump>().unwrap().host, "2001:2::1");
+        assert_eq!("core@2001:2::1".parse::<Jump>().unwrap().port, 22);
+        for bad in [
+            "core",
+            "@host",
+            "core@",
+            "core@host:x",
+            "co re@host",
+            "core@h;reboot",
+        ] {
+            assert!(bad.parse::<Jump>().is_err(), "{bad}");
+        }
+    }
+}

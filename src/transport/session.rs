@@ -1,0 +1,358 @@
+//! One authenticated SSH connection to one node, and running a step on it.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::agent::AgentIdentity;
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Disconnect, Preferred, kex};
+
+use super::known_hosts::{self, KnownHosts, Verdict};
+use super::{Credentials, HostError, HostKeyChecking, Privilege, Script, SshOptions};
+
+/// At most this many agent identities are offered, so that OpenSSH's
+/// MaxAuthTries (6) is not spent before the right one.
+const MAX_AGENT_KEYS: usize = 5;
+
+/// curve25519 first: the post-quantum hybrids cost several times the CPU on
+/// both ends, which adds up over a fleet of hundreds.
+const KEX_ORDER: &[kex::Name] = &[
+    kex::CURVE25519,
+    kex::CURVE25519_PRE_RFC_8731,
+    kex::MLKEM768X25519_SHA256,
+    kex::DH_GEX_SHA256,
+    kex::DH_G16_SHA512,
+    kex::DH_G14_SHA256,
+    kex::EXTENSION_SUPPORT_AS_CLIENT,
+    kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+];
+
+/// What a remote step printed and how it ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: u32,
+}
+
+impl Output {
+    /// The output of a step that must succeed, or why it did not.
+    pub fn success(self) -> Result<Output, HostError> {
+        if self.code == 0 {
+            Ok(self)
+        } else {
+            Err(HostError::Exit {
+                code: self.code,
+                stderr: self.stderr.trim().to_owned(),
+            })
+        }
+    }
+}
+
+/// An open connection. Cloning shares it.
+#[derive(Clone)]
+pub struct Session {
+    handle: Arc<Handle<Client>>,
+    /// The bastion connection this one tunnels through, kept alive with it.
+    _via: Option<Arc<Handle<Client>>>,
+    step_timeout: Duration,
+}
+
+impl Session {
+    /// Connects and authenticates, retrying only the connection itself.
+    pub async fn open(
+        addr: IpAddr,
+        opts: &SshOptions,
+        via: Option<Arc<Handle<Client>>>,
+    ) -> Result<Session, HostError> {
+        let mut attempt = 0;
+        loop {
+            match connect(addr.to_string(), opts.port, &opts.user, opts, via.as_deref()).await {
+                Ok(handle) => {
+                    return Ok(Session {
+                        handle: Arc::new(handle),
+                        _via: via,
+                        step_timeout: opts.step_timeout,
+                    });
+                }
+                Err(e) if e.is_retryable() && attempt < opts.retries => {
+                    let backoff = Duration::from_millis(250 << attempt.min(5));
+                    tracing::debug!("{addr}: {e}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs one script, with its constant command line, and waits for it.
+    /// Any exit code is returned as data; a signal or a missing status is an
+    /// error of its own.
+    pub async fn run(&self, privilege: Privilege, script: &Script) -> Result<Output, HostError> {
+        let after = self.step_timeout;
+        tokio::time::timeout(after, self.run_inner(privilege, script))
+            .await
+            .map_err(|_| HostError::StepTimeout { after })?
+    }
+
+    async fn run_inner(&self, privilege: Privilege, script: &Script) -> Result<Output, HostError> {
+        let mut ch = self.handle.channel_open_session().await?;
+        ch.exec(true, privilege.command()).await?;
+        ch.data(script.as_str().as_bytes()).await?;
+        ch.eof().await?;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (mut code, mut signal) = (None, None);
+        // The exit status may come before the last data: read to the end.
+        while let Some(msg) = ch.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => err.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
+                ChannelMsg::ExitSignal { signal_name, .. } => signal = Some(format!("{signal_name:?}")),
+                _ => {}
+            }
+        }
+        if let Some(signal) = signal {
+            return Err(HostError::Signal { signal });
+        }
+        let code = code.ok_or(HostError::NoExitStatus)?;
+        Ok(Output {
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr: String::from_utf8_lossy(&err).into_owned(),
+            code,
+        })
+    }
+
+    /// Says goodbye politely; the connection closes either way.
+    pub async fn close(&self) {
+        let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
+    }
+}
+
+/// Opens one authenticated connection to `host:port`, directly or through
+/// `via`.
+pub(super) async fn connect(
+    host: String,
+    port: u16,
+    user: &str,
+    opts: &SshOptions,
+    via: Option<&Handle<Client>>,
+) -> Result<Handle<Client>, HostError> {
+    let after = opts.connect_timeout;
+    let problem = Arc::new(Mutex::new(None));
+    let handler = Client {
+        host: host.clone(),
+        port,
+        known_hosts: opts.known_hosts.clone(),
+        checking: opts.checking,
+        problem: problem.clone(),
+    };
+    let config = Arc::new(config_for(&opts.known_hosts, &host, port));
+    let socket = target(&host, port);
+    let handshake = async {
+        match via {
+            None => client::connect(config, (host.as_str(), port), handler).await,
+            Some(bastion) => {
+                let ch = bastion
+                    .channel_open_direct_tcpip(host.clone(), u32::from(port), "127.0.0.1", 0)
+                    .await?;
+                client::connect_stream(config, ch.into_stream(), handler).await
+            }
+        }
+    };
+    let result = tokio::time::timeout(after, handshake).await;
+    let taken = problem.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let mut handle = match result {
+        Err(_) => {
+            return Err(HostError::ConnectTimeout {
+                addr: socket.clone(),
+                after,
+            });
+        }
+        Ok(Err(e)) => {
+            return Err(match (taken, e) {
+                (Some(problem), _) => problem,
+                (None, russh::Error::IO(source)) => HostError::Connect {
+                    addr: socket.clone(),
+                    source,
+                },
+                (None, russh::Error::ChannelOpenFailure(reason)) => HostError::Connect {
+                    addr: socket.clone(),
+                    source: std::io::Error::other(format!(
+                        "the jump host could not open a tunnel ({reason:?})"
+                    )),
+                },
+                (None, e) => HostError::Ssh(e),
+            });
+        }
+        Ok(Ok(handle)) => handle,
+    };
+    tokio::time::timeout(after, authenticate(&mut handle, user, &opts.credentials))
+        .await
+        .map_err(|_| HostError::ConnectTimeout { addr: socket, after })??;
+    Ok(handle)
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+fn target(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn config_for(known_hosts: &KnownHosts, host: &str, port: u16) -> client::Config {
+    let mut key = known_hosts.algorithms(host, port);
+    for alg in Preferred::DEFAULT.key.iter() {
+        // Never SHA-1 `ssh-rsa` host keys.
+        let sha1_rsa = matches!(alg, russh::keys::Algorithm::Rsa { hash: None });
+        if !sha1_rsa && !key.contains(alg) {
+            key.push(alg.clone());
+        }
+    }
+    client::Config {
+        nodelay: true,
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 3,
+        inactivity_timeout: None,
+        preferred: Preferred {
+            kex: Cow::Borrowed(KEX_ORDER),
+            key: Cow::Owned(key),
+            ..Preferred::DEFAULT
+        },
+        ..Default::default()
+    }
+}
+
+async fn authenticate(handle: &mut Handle<Client>, user: &str, creds: &Credentials) -> Result<(), HostError> {
+    match creds {
+        Credentials::Key(key) => {
+            let hash = rsa_hash(handle, key.public_key()).await?;
+            let res = handle
+                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash))
+                .await?;
+            if res.success() {
+                return Ok(());
+            }
+            Err(HostError::Auth {
+                user: user.into(),
+                method: format!("key {}", known_hosts::describe(key.public_key())),
+            })
+        }
+        Credentials::Agent(socket) => {
+            let mut agent = AgentClient::connect_uds(socket)
+                .await
+                .map_err(|e| HostError::Agent(format!("cannot connect to {}: {e}", socket.display())))?;
+            let identities = agent
+                .request_identities()
+                .await
+                .map_err(|e| HostError::Agent(format!("cannot list keys: {e}")))?;
+            let keys: Vec<PublicKey> = identities
+                .into_iter()
+                .filter_map(|id| match id {
+                    AgentIdentity::PublicKey { key, .. } => Some(key),
+                    AgentIdentity::Certificate { .. } => None,
+                })
+                .take(MAX_AGENT_KEYS)
+                .collect();
+            if keys.is_empty() {
+                return Err(HostError::Agent("the agent holds no keys".into()));
+            }
+            for key in &keys {
+                let hash = rsa_hash(handle, key).await?;
+                let res = handle
+                    .authenticate_publickey_with(user, key.clone(), hash, &mut agent)
+                    .await
+                    .map_err(|e| HostError::Agent(format!("signing failed: {e}")))?;
+                if res.success() {
+                    return Ok(());
+                }
+            }
+            Err(HostError::Auth {
+                user: user.into(),
+                method: format!("{} ssh-agent key(s)", keys.len()),
+            })
+        }
+    }
+}
+
+/// RSA keys sign with SHA-2: the best hash the server announces, and
+/// rsa-sha2-256 when it announces none. Never SHA-1 `ssh-rsa`, which
+/// OpenSSH 8.8+ refuses.
+async fn rsa_hash(handle: &Handle<Client>, key: &PublicKey) -> Result<Option<HashAlg>, HostError> {
+    if !key.algorithm().is_rsa() {
+        return Ok(None);
+    }
+    let best = handle.best_supported_rsa_hash().await?.flatten();
+    Ok(Some(best.unwrap_or(HashAlg::Sha256)))
+}
+
+/// The russh handler: decides about the server's host key.
+pub struct Client {
+    host: String,
+    port: u16,
+    known_hosts: Arc<KnownHosts>,
+    checking: HostKeyChecking,
+    /// Why a key was refused, for the error the connect call returns.
+    problem: Arc<Mutex<Option<HostError>>>,
+}
+
+impl Client {
+    fn refuse(&self, problem: HostError) -> Result<bool, russh::Error> {
+        *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(problem);
+        Ok(false)
+    }
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, server: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = server else {
+            return self.refuse(HostError::HostCertificate);
+        };
+        if self.checking == HostKeyChecking::Off {
+            return Ok(true);
+        }
+        let file = self.known_hosts.path().display().to_string();
+        let host = if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("[{}]:{}", self.host, self.port)
+        };
+        match self.known_hosts.check(&self.host, self.port, key) {
+            Verdict::Known => Ok(true),
+            Verdict::Unknown if self.checking == HostKeyChecking::AcceptNew => {
+                match self.known_hosts.learn(&self.host, self.port, key) {
+                    Ok(()) => {
+                        tracing::info!("{host}: learned host key {}", known_hosts::describe(key));
+                        Ok(true)
+                    }
+                    Err(e) => self.refuse(HostError::HostKeyRecord {
+                        host,
+                        file,
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+            Verdict::Unknown => self.refuse(HostError::HostKeyUnknown {
+                host,
+                presented: known_hosts::describe(key),
+                file,
+            }),
+            Verdict::Changed { known } => self.refuse(HostError::HostKeyChanged {
+                host,
+                presented: known_hosts::describe(key),
+                known,
+                file,
+            }),
+            Verdict::Revoked { line } => self.refuse(HostError::HostKeyRevoked { host, file, line }),
+        }
+    }
+}
