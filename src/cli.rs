@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use std::num::NonZeroUsize;
 
-use crate::net::Net;
+use crate::net::{ChainName, IfName, Net, SetName};
 use crate::transport::{HostKeyChecking, Jump};
 
 /// Lock a bare-metal cluster down to an IP whitelist, over SSH, with no agent.
@@ -110,4 +110,28 @@ pub struct WhitelistArgs {
     /// config's `whitelist.extra`.
     #[arg(long, global = true, value_name = "IP|CIDR")]
     pub extra: Vec<Net>,
+    /// A DNS resolver the nodes use; repeatable, replaces the config's list
+    /// [default: 8.8.8.8 8.8.4.4].
+    #[arg(long = "resolver", global = true, value_name = "IP")]
+    pub resolvers: Vec<Net>,
+    /// An interface whose traffic is accepted (containers, overlay);
+    /// repeatable, replaces the config's list [default: docker0 d-dcos m-dcos
+    /// ucr-br0 vtep1024].
+    #[arg(long = "interface", global = true, value_name = "NAME")]
+    pub interfaces: Vec<IfName>,
+    /// The IPv4 ipset [default: palisade4].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub set4: Option<SetName>,
+    /// The IPv6 ipset [default: palisade6].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub set6: Option<SetName>,
+    /// The iptables chain [default: PALISADE].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub chain: Option<ChainName>,
+    /// Leave Docker's published ports alone (no guard in DOCKER-USER).
+    #[arg(long, global = true)]
+    pub no_docker_user: bool,
+    /// Do not write the boot restore script and unit.
+    #[arg(long, global = true)]
+    pub no_persist: bool,
 }

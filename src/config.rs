@@ -16,7 +16,8 @@ use crate::inventory::{RoleRule, RoleRules, Source};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use crate::net::Net;
+use crate::net::{ChainName, IfName, Net, SetName};
+use crate::policy::{self, PolicyOptions};
 use crate::transport::{HostKeyChecking, Jump};
 
 pub const DEFAULT_CONFIG: &str = "palisade.toml";
@@ -49,6 +50,8 @@ pub struct Config {
     #[serde(default)]
     pub whitelist: WhitelistConfig,
     #[serde(default)]
+    pub firewall: FirewallConfig,
+    #[serde(default)]
     pub terraform: TerraformConfig,
 }
 
@@ -80,6 +83,18 @@ pub struct WhitelistConfig {
     pub allow: Vec<Net>,
     #[serde(default)]
     pub extra: Vec<Net>,
+    pub resolvers: Option<Vec<Net>>,
+    pub interfaces: Option<Vec<IfName>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallConfig {
+    pub set4: Option<SetName>,
+    pub set6: Option<SetName>,
+    pub chain: Option<ChainName>,
+    pub docker_user: Option<bool>,
+    pub persist: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,9 +153,8 @@ pub struct Settings {
     pub step_timeout: Duration,
     pub retries: u32,
     pub jump: Option<Jump>,
-    /// Operator addresses, config first, then flags.
-    pub allow: Vec<Net>,
-    pub extra: Vec<Net>,
+    /// What the whitelist is made of, besides the inventory.
+    pub policy: PolicyOptions,
 }
 
 impl Settings {
@@ -175,10 +189,43 @@ impl Settings {
         if user.is_empty() || user.chars().any(|c| c.is_control() || c.is_whitespace()) {
             bail!("ssh user {user:?} is not a valid user name");
         }
+        let w = &args.whitelist;
         let mut allow = config.whitelist.allow;
-        allow.extend(args.whitelist.allow.iter().copied());
+        allow.extend(w.allow.iter().copied());
         let mut extra = config.whitelist.extra;
-        extra.extend(args.whitelist.extra.iter().copied());
+        extra.extend(w.extra.iter().copied());
+        let or_default = |flag: &[Net], file: Option<Vec<Net>>, default: &[&str]| -> Vec<Net> {
+            if !flag.is_empty() {
+                flag.to_vec()
+            } else {
+                file.unwrap_or_else(|| default.iter().filter_map(|d| d.parse().ok()).collect())
+            }
+        };
+        let fw = config.firewall;
+        let policy = PolicyOptions {
+            allow,
+            extra,
+            resolvers: or_default(
+                &w.resolvers,
+                config.whitelist.resolvers,
+                &policy::DEFAULT_RESOLVERS,
+            ),
+            interfaces: if w.interfaces.is_empty() {
+                config.whitelist.interfaces.unwrap_or_else(|| {
+                    policy::DEFAULT_INTERFACES
+                        .iter()
+                        .filter_map(|i| i.parse().ok())
+                        .collect()
+                })
+            } else {
+                w.interfaces.clone()
+            },
+            set4: w.set4.clone().or(fw.set4).unwrap_or_else(|| name("palisade4")),
+            set6: w.set6.clone().or(fw.set6).unwrap_or_else(|| name("palisade6")),
+            chain: w.chain.clone().or(fw.chain).unwrap_or_else(|| name("PALISADE")),
+            docker_user: !w.no_docker_user && fw.docker_user.unwrap_or(true),
+            persist: !w.no_persist && fw.persist.unwrap_or(true),
+        };
         let ssh = &args.ssh;
         let seconds = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| -> Result<Duration> {
             match flag.or(file).unwrap_or(default) {
@@ -213,8 +260,15 @@ impl Settings {
             jump: ssh.jump.clone().or(config.ssh.jump),
             source,
             roles,
-            allow,
-            extra,
+            policy,
         })
     }
+}
+
+/// One of palisade's default names, which are valid by construction.
+fn name<T: std::str::FromStr>(text: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    text.parse().expect("palisade's default names are valid")
 }

@@ -9,8 +9,11 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod diff;
 pub mod inventory;
 pub mod net;
 pub mod observe;
+pub mod policy;
+pub mod render;
 pub mod report;
 pub mod transport;

@@ -650,22 +650,6 @@ fn ssh_commands_refuse_bad_local_input_before_contacting_anyone() {
     }
 }
 
-#[test]
-fn commands_of_later_stages_say_so_and_exit_1() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(fixture("v4-packet.tfstate"), dir.path().join("terraform.tfstate")).unwrap();
-    for cmd in ["plan", "apply", "verify", "remove"] {
-        let out = run_in(dir.path(), &[cmd], None);
-        assert_eq!(out.status.code(), Some(1), "{cmd}");
-        assert!(out.stdout.is_empty());
-        assert!(
-            text(&out.stderr).contains("not implemented yet"),
-            "{cmd}: {}",
-            text(&out.stderr)
-        );
-    }
-}
-
 /// A JSON value of any shape, a few levels deep.
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

@@ -1,6 +1,8 @@
 //! One file per command: each turns settings into a run of the stages and a
 //! [`Verdict`]. Nothing here parses flags; nothing below here prints.
 
+mod converge;
+mod firewall;
 mod inventory;
 mod ping;
 
@@ -9,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
+use self::converge::Mode;
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
 use crate::report::Verdict;
@@ -19,15 +22,11 @@ pub async fn run(cli: Cli) -> Result<Verdict> {
     match cli.command {
         Command::Inventory => inventory::run(&settings),
         Command::Ping => ping::run(&settings).await,
-        Command::Plan => not_yet("plan"),
-        Command::Apply => not_yet("apply"),
-        Command::Verify => not_yet("verify"),
-        Command::Remove => not_yet("remove"),
+        Command::Plan => firewall::run(&settings, Mode::Plan).await,
+        Command::Apply => firewall::run(&settings, Mode::Apply).await,
+        Command::Verify => firewall::run(&settings, Mode::Verify).await,
+        Command::Remove => firewall::run(&settings, Mode::Remove).await,
     }
-}
-
-fn not_yet(name: &str) -> Result<Verdict> {
-    bail!("`palisade {name}` is not implemented yet; no node was contacted")
 }
 
 /// The transport's options, with the key loaded and known_hosts read: every

@@ -60,6 +60,13 @@ pub enum HostError {
     SudoPassword { user: String },
     #[error("remote step failed with exit code {code}: {stderr}")]
     Exit { code: u32, stderr: String },
+    #[error(
+        "refused to change this host: it sees palisade connecting from {seen}, which the whitelist does not \
+         admit, so the change would lock you out; add it with --allow {seen}"
+    )]
+    WouldLockOut { seen: std::net::IpAddr },
+    #[error("refused to change this host: it does not say which address palisade connects from")]
+    ControllerUnknown,
     #[error("{0}")]
     Remote(String),
 }

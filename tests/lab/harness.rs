@@ -173,8 +173,7 @@ impl Lab {
             raise_neighbour_limits(self.nodes.len());
         }
 
-        // Namespaces, then the switch, then each member's end of its cable.
-        let members: Vec<(String, Vec<String>)> = [
+        let mut members = vec![
             (
                 self.controller.clone(),
                 vec![format!("{CONTROLLER4}/15"), format!("{CONTROLLER6}/64")],
@@ -183,28 +182,46 @@ impl Lab {
                 self.outsider.clone(),
                 vec![format!("{OUTSIDER4}/15"), format!("{OUTSIDER6}/64")],
             ),
-        ]
-        .into_iter()
-        .chain(self.nodes.iter().map(|n| {
-            (
-                n.ns.clone(),
-                vec![format!("{}/15", n.ip4), format!("{}/64", n.ip6)],
-            )
-        }))
-        .collect();
-        let mut batch = format!("netns add {}\n", self.switch);
-        for (ns, _) in &members {
-            let _ = writeln!(batch, "netns add {ns}");
-        }
+        ];
+        members.extend(self.node_members(0..self.nodes.len()));
+        ip_batch(None, &format!("netns add {}\n", self.switch))?;
+        ip_batch(
+            Some(&self.switch),
+            "link set lo up\nlink add br0 type bridge\nlink set br0 up\n",
+        )?;
+        self.attach(&members, 0)?;
+        self.boot(0..self.nodes.len())
+    }
+
+    fn node_members(&self, range: std::ops::Range<usize>) -> Vec<(String, Vec<String>)> {
+        self.nodes[range]
+            .iter()
+            .map(|n| {
+                (
+                    n.ns.clone(),
+                    vec![format!("{}/15", n.ip4), format!("{}/64", n.ip6)],
+                )
+            })
+            .collect()
+    }
+
+    /// Namespaces for `members`, each cabled to the switch (ports numbered
+    /// from `first_port`) with its addresses.
+    fn attach(&self, members: &[(String, Vec<String>)], first_port: usize) -> Result<(), String> {
+        let batch: String = members
+            .iter()
+            .map(|(ns, _)| format!("netns add {ns}\n"))
+            .collect();
         ip_batch(None, &batch)?;
-        let mut sw = String::from("link set lo up\nlink add br0 type bridge\nlink set br0 up\n");
+        let mut sw = String::new();
         for (k, (ns, _)) in members.iter().enumerate() {
-            let _ = writeln!(sw, "link add p{k} type veth peer name eth0 netns {ns}");
-            let _ = writeln!(sw, "link set p{k} master br0");
-            let _ = writeln!(sw, "link set p{k} up");
+            let port = first_port + k;
+            let _ = writeln!(sw, "link add p{port} type veth peer name eth0 netns {ns}");
+            let _ = writeln!(sw, "link set p{port} master br0");
+            let _ = writeln!(sw, "link set p{port} up");
         }
         ip_batch(Some(&self.switch), &sw)?;
-        for (ns, addrs) in &members {
+        for (ns, addrs) in members {
             let mut b = String::from("link set lo up\nlink set eth0 up\n");
             for a in addrs {
                 let extra = if a.contains(':') { " nodad" } else { "" };
@@ -212,26 +229,51 @@ impl Lab {
             }
             ip_batch(Some(ns), &b)?;
         }
+        Ok(())
+    }
 
-        for i in 0..self.nodes.len() {
+    /// Host keys, sshd configs and running sshds for these nodes.
+    fn boot(&mut self, range: std::ops::Range<usize>) -> Result<(), String> {
+        for i in range.clone() {
             let node = &self.nodes[i];
             std::fs::create_dir_all(&node.dir).map_err(|e| e.to_string())?;
             set_mode(&node.dir, 0o755);
             keygen(&node.dir.join("host_ed25519"), "ed25519")?;
             self.write_sshd_config(i)?;
         }
-        for i in 0..self.nodes.len() {
+        for i in range.clone() {
             self.spawn_sshd(i)?;
         }
-        for i in 0..self.nodes.len() {
+        for i in range {
             self.wait_listening(i)?;
         }
         Ok(())
     }
 
-    fn write_inventory(&self) -> Result<(), String> {
+    /// Grows the lab by `count` nodes (the inventory is left as it is).
+    pub fn add_nodes(&mut self, count: usize) {
+        let first = self.nodes.len();
+        for i in first..first + count {
+            self.nodes.push(Node {
+                index: i,
+                name: format!("node-{i:02}"),
+                ns: format!("{}-n{i}", self.id),
+                ip4: node_ip4(i),
+                ip6: node_ip6(i),
+                dir: self.dir.join(format!("node-{i:02}")),
+                sshd: None,
+            });
+        }
+        let members = self.node_members(first..first + count);
+        // Switch ports 0 and 1 are the controller's and the outsider's.
+        self.attach(&members, first + 2).unwrap_or_else(|e| panic!("{e}"));
+        self.boot(first..first + count).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Writes the static inventory with just these nodes.
+    pub fn inventory_of(&self, nodes: &[usize]) {
         let mut inv = String::new();
-        for n in &self.nodes {
+        for n in nodes.iter().map(|&i| &self.nodes[i]) {
             let role = if n.index == 0 { "master" } else { "agent" };
             let _ = writeln!(
                 inv,
@@ -239,7 +281,39 @@ impl Lab {
                 n.name, n.ip4, n.ip6
             );
         }
-        write(&self.inventory, &inv, 0o644)
+        write(&self.inventory, &inv, 0o644).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Whether a new TCP connection from namespace `from` to `to` gets an
+    /// SSH banner within a second: real packets through the node's netfilter.
+    pub fn ssh_reachable(&self, from: &str, to: std::net::IpAddr) -> bool {
+        let netns = format!("/run/netns/{from}");
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let Ok(file) = std::fs::File::open(&netns) else {
+                return false;
+            };
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns on this thread only, with a namespace fd we opened.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return false;
+            }
+            let addr = std::net::SocketAddr::new(to, 22);
+            let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+                return false;
+            };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut banner = [0u8; 8];
+            stream.read_exact(&mut banner).is_ok() && &banner == b"SSH-2.0-"
+        })
+        .join()
+        .unwrap_or(false)
+    }
+
+    fn write_inventory(&self) -> Result<(), String> {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.inventory_of(&all);
+        Ok(())
     }
 
     fn write_sshd_config(&self, i: usize) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! own sshd and netfilter (see `harness.rs`). They need root. Without it they
 //! skip with a message; under `CI=true` a lab that cannot be built fails.
 
+mod firewall;
 mod harness;
 mod ping;
 

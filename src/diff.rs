@@ -1,0 +1,506 @@
+//! Desired against observed: every difference, as data. Pure.
+//!
+//! `plan` prints these, `verify` reports them as drift, and `apply` writes
+//! nothing when there are none.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::net::Net;
+use crate::observe::firewall::{FamilyFacts, Observed};
+use crate::observe::probe::Backend;
+use crate::policy::{Family, Policy};
+use crate::render;
+
+/// Lists longer than this are cut short in messages (JSON keeps them all).
+const SHOWN: usize = 8;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    SetMissing {
+        family: Family,
+    },
+    SetWrongType {
+        family: Family,
+        found: String,
+    },
+    MembersMissing {
+        family: Family,
+        nets: Vec<Net>,
+    },
+    MembersExtra {
+        family: Family,
+        nets: Vec<Net>,
+    },
+    ChainMissing {
+        family: Family,
+    },
+    RulesDiffer {
+        family: Family,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
+    JumpMissing {
+        family: Family,
+    },
+    JumpNotFirst {
+        family: Family,
+        position: usize,
+    },
+    JumpDuplicated {
+        family: Family,
+        count: usize,
+    },
+    DockerGuardMissing {
+        family: Family,
+    },
+    DockerRulesDiffer {
+        family: Family,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
+    DockerJumpNotFirst {
+        family: Family,
+    },
+    DockerGuardStale {
+        family: Family,
+    },
+    PersistMissing,
+    PersistStale,
+    UnitMissing,
+    UnitStale,
+    UnitDisabled,
+    BackendChanged {
+        applied: Backend,
+        now: Backend,
+    },
+}
+
+impl Change {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::SetMissing { .. } => "set-missing",
+            Change::SetWrongType { .. } => "set-wrong-type",
+            Change::MembersMissing { .. } => "members-missing",
+            Change::MembersExtra { .. } => "members-extra",
+            Change::ChainMissing { .. } => "chain-missing",
+            Change::RulesDiffer { .. } => "rules-differ",
+            Change::JumpMissing { .. } => "jump-missing",
+            Change::JumpNotFirst { .. } => "jump-not-first",
+            Change::JumpDuplicated { .. } => "jump-duplicated",
+            Change::DockerGuardMissing { .. } => "docker-guard-missing",
+            Change::DockerRulesDiffer { .. } => "docker-rules-differ",
+            Change::DockerJumpNotFirst { .. } => "docker-jump-not-first",
+            Change::DockerGuardStale { .. } => "docker-guard-stale",
+            Change::PersistMissing => "persist-missing",
+            Change::PersistStale => "persist-stale",
+            Change::UnitMissing => "unit-missing",
+            Change::UnitStale => "unit-stale",
+            Change::UnitDisabled => "unit-disabled",
+            Change::BackendChanged { .. } => "backend-changed",
+        }
+    }
+
+    pub fn family(&self) -> Option<Family> {
+        match self {
+            Change::SetMissing { family }
+            | Change::SetWrongType { family, .. }
+            | Change::MembersMissing { family, .. }
+            | Change::MembersExtra { family, .. }
+            | Change::ChainMissing { family }
+            | Change::RulesDiffer { family, .. }
+            | Change::JumpMissing { family }
+            | Change::JumpNotFirst { family, .. }
+            | Change::JumpDuplicated { family, .. }
+            | Change::DockerGuardMissing { family }
+            | Change::DockerRulesDiffer { family, .. }
+            | Change::DockerJumpNotFirst { family }
+            | Change::DockerGuardStale { family } => Some(*family),
+            _ => None,
+        }
+    }
+
+    /// The addresses or rules the change is about.
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            Change::MembersMissing { nets, .. } | Change::MembersExtra { nets, .. } => {
+                nets.iter().map(|n| n.to_string()).collect()
+            }
+            Change::RulesDiffer {
+                missing, unexpected, ..
+            }
+            | Change::DockerRulesDiffer {
+                missing, unexpected, ..
+            } => missing
+                .iter()
+                .map(|r| format!("missing: {r}"))
+                .chain(unexpected.iter().map(|r| format!("unexpected: {r}")))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn list<T: fmt::Display>(items: &[T]) -> String {
+    let mut out: Vec<String> = items.iter().take(SHOWN).map(|i| i.to_string()).collect();
+    if items.len() > SHOWN {
+        out.push(format!("and {} more", items.len() - SHOWN));
+    }
+    out.join(", ")
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::SetMissing { family } => write!(f, "{family} set missing"),
+            Change::SetWrongType { family, found } => {
+                write!(
+                    f,
+                    "{family} set is {found}, not hash:net (remove it by hand first)"
+                )
+            }
+            Change::MembersMissing { family, nets } => {
+                write!(f, "{family} set lacks {} member(s): {}", nets.len(), list(nets))
+            }
+            Change::MembersExtra { family, nets } => {
+                write!(
+                    f,
+                    "{family} set has {} extra member(s): {}",
+                    nets.len(),
+                    list(nets)
+                )
+            }
+            Change::ChainMissing { family } => write!(f, "{family} chain missing"),
+            Change::RulesDiffer {
+                family,
+                missing,
+                unexpected,
+            } => {
+                write!(f, "{family} chain rules differ")?;
+                if !missing.is_empty() {
+                    write!(f, "; missing: {}", list(missing))?;
+                }
+                if !unexpected.is_empty() {
+                    write!(f, "; unexpected: {}", list(unexpected))?;
+                }
+                if missing.is_empty() && unexpected.is_empty() {
+                    write!(f, " in order")?;
+                }
+                Ok(())
+            }
+            Change::JumpMissing { family } => write!(f, "{family} INPUT has no jump to the chain"),
+            Change::JumpNotFirst { family, position } => {
+                write!(f, "{family} INPUT jump is rule {position}, not rule 1")
+            }
+            Change::JumpDuplicated { family, count } => {
+                write!(f, "{family} INPUT jumps to the chain {count} times")
+            }
+            Change::DockerGuardMissing { family } => {
+                write!(
+                    f,
+                    "{family} DOCKER-USER exists but published ports are not guarded"
+                )
+            }
+            Change::DockerRulesDiffer {
+                family,
+                missing,
+                unexpected,
+            } => write!(
+                f,
+                "{family} Docker guard rules differ (missing: {}; unexpected: {})",
+                list(missing),
+                list(unexpected)
+            ),
+            Change::DockerJumpNotFirst { family } => {
+                write!(f, "{family} DOCKER-USER does not jump to the guard first")
+            }
+            Change::DockerGuardStale { family } => {
+                write!(f, "{family} Docker guard chain is no longer wanted")
+            }
+            Change::PersistMissing => write!(f, "boot restore script missing"),
+            Change::PersistStale => write!(f, "boot restore script is out of date"),
+            Change::UnitMissing => write!(f, "systemd unit missing"),
+            Change::UnitStale => write!(f, "systemd unit is out of date"),
+            Change::UnitDisabled => write!(f, "systemd unit is not enabled"),
+            Change::BackendChanged { applied, now } => write!(
+                f,
+                "iptables backend changed: applied with {}, the node now uses {}",
+                backend_name(*applied),
+                backend_name(*now)
+            ),
+        }
+    }
+}
+
+fn backend_name(b: Backend) -> &'static str {
+    match b {
+        Backend::NfTables => "nf_tables",
+        Backend::Legacy => "legacy",
+    }
+}
+
+/// `{"kind","family","message","items"}` for `--json`.
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Change", 4)?;
+        st.serialize_field("kind", self.kind())?;
+        st.serialize_field("family", &self.family())?;
+        st.serialize_field("message", &self.to_string())?;
+        st.serialize_field("items", &self.items())?;
+        st.end()
+    }
+}
+
+/// Every difference between what the policy wants and what a node has.
+pub fn diff(policy: &Policy, observed: &Observed) -> Vec<Change> {
+    let mut out = Vec::new();
+    for family in Family::BOTH {
+        family_diff(policy, family, observed.family(family), &mut out);
+    }
+    if policy.persist {
+        match &observed.restore_digest {
+            None => out.push(Change::PersistMissing),
+            Some(d) if *d != render::restore_digest(policy) => out.push(Change::PersistStale),
+            Some(_) => {}
+        }
+        if observed.systemd {
+            match &observed.unit_digest {
+                None => out.push(Change::UnitMissing),
+                Some(d) if *d != render::unit_digest() => out.push(Change::UnitStale),
+                Some(_) if !observed.unit_enabled => out.push(Change::UnitDisabled),
+                Some(_) => {}
+            }
+        }
+    }
+    if let (Some(applied), Some(now)) = (observed.applied_backend, observed.backend)
+        && applied != now
+    {
+        out.push(Change::BackendChanged { applied, now });
+    }
+    out
+}
+
+fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut Vec<Change>) {
+    let want_kind = format!("hash:net family {}", family.ipset_family());
+    match &facts.set {
+        None => out.push(Change::SetMissing { family }),
+        Some(set) if set.kind != want_kind => out.push(Change::SetWrongType {
+            family,
+            found: set.kind.clone(),
+        }),
+        Some(set) => {
+            let want: Vec<Net> = policy.members(family).copied().collect();
+            let missing: Vec<Net> = want
+                .iter()
+                .filter(|m| !set.members.contains(m))
+                .copied()
+                .collect();
+            let extra: Vec<Net> = set
+                .members
+                .iter()
+                .filter(|m| !want.contains(m))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                out.push(Change::MembersMissing {
+                    family,
+                    nets: missing,
+                });
+            }
+            if !extra.is_empty() {
+                out.push(Change::MembersExtra { family, nets: extra });
+            }
+        }
+    }
+
+    match &facts.chain {
+        None => out.push(Change::ChainMissing { family }),
+        Some(rules) => {
+            if let Some((missing, unexpected)) = rules_diff(&policy.rules(family), rules) {
+                out.push(Change::RulesDiffer {
+                    family,
+                    missing,
+                    unexpected,
+                });
+            }
+        }
+    }
+    let jump = policy.jump();
+    let positions: Vec<usize> = facts
+        .input
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| **r == jump)
+        .map(|(i, _)| i + 1)
+        .collect();
+    match positions.as_slice() {
+        [] => out.push(Change::JumpMissing { family }),
+        [1] => {}
+        [p] => out.push(Change::JumpNotFirst { family, position: *p }),
+        many => out.push(Change::JumpDuplicated {
+            family,
+            count: many.len(),
+        }),
+    }
+
+    let guarded = policy.docker_user && facts.docker_user.is_some();
+    match (&facts.docker_chain, guarded) {
+        (None, true) => out.push(Change::DockerGuardMissing { family }),
+        (Some(rules), true) => {
+            if let Some((missing, unexpected)) = rules_diff(&policy.docker_rules(family), rules) {
+                out.push(Change::DockerRulesDiffer {
+                    family,
+                    missing,
+                    unexpected,
+                });
+            }
+            let first = facts.docker_user.as_ref().and_then(|r| r.first());
+            let count = facts
+                .docker_user
+                .iter()
+                .flatten()
+                .filter(|r| **r == policy.docker_jump())
+                .count();
+            if first != Some(&policy.docker_jump()) || count != 1 {
+                out.push(Change::DockerJumpNotFirst { family });
+            }
+        }
+        (Some(_), false) => out.push(Change::DockerGuardStale { family }),
+        (None, false) => {}
+    }
+}
+
+/// None when equal (same rules, same order); else what is missing and what
+/// is unexpected (both empty when only the order differs).
+fn rules_diff(want: &[String], have: &[String]) -> Option<(Vec<String>, Vec<String>)> {
+    if want == have {
+        return None;
+    }
+    let missing = want.iter().filter(|r| !have.contains(r)).cloned().collect();
+    let unexpected = have.iter().filter(|r| !want.contains(r)).cloned().collect();
+    Some((missing, unexpected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::firewall::parse;
+    use crate::policy::PolicyOptions;
+
+    const APPLIED: &str = include_str!("../tests/fixtures/observe/applied-nft.txt");
+
+    /// The policy the fixture was captured with.
+    fn policy() -> Policy {
+        let inv = crate::inventory::load(
+            &crate::inventory::Source::Static(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/inventory/hosts.toml").into(),
+            ),
+            &Default::default(),
+        )
+        .unwrap();
+        Policy::desired(
+            &inv,
+            &PolicyOptions {
+                allow: vec!["198.18.0.1".parse().unwrap()],
+                extra: vec!["192.0.2.0/24".parse().unwrap()],
+                resolvers: vec!["8.8.8.8".parse().unwrap()],
+                interfaces: vec!["docker0".parse().unwrap()],
+                set4: "palisade4".parse().unwrap(),
+                set6: "palisade6".parse().unwrap(),
+                chain: "PALISADE".parse().unwrap(),
+                docker_user: true,
+                persist: true,
+            },
+        )
+        .unwrap()
+    }
+
+    fn kinds(changes: &[Change]) -> Vec<&'static str> {
+        changes.iter().map(Change::kind).collect()
+    }
+
+    #[test]
+    fn a_node_just_applied_has_no_changes() {
+        assert_eq!(diff(&policy(), &parse(APPLIED).unwrap()), vec![]);
+    }
+
+    #[test]
+    fn an_untouched_node_needs_everything() {
+        let mut o = Observed::default();
+        o.v4.input = vec!["-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT".into()];
+        let changes = diff(&policy(), &o);
+        assert_eq!(
+            kinds(&changes),
+            [
+                "set-missing",
+                "chain-missing",
+                "jump-missing",
+                "set-missing",
+                "chain-missing",
+                "jump-missing",
+                "persist-missing"
+            ]
+        );
+    }
+
+    #[test]
+    fn hand_edits_are_each_named() {
+        let mut o = parse(APPLIED).unwrap();
+        let gone: Net = "10.100.5.21".parse().unwrap();
+        o.v4.set.as_mut().unwrap().members.remove(&gone);
+        o.v4.set
+            .as_mut()
+            .unwrap()
+            .members
+            .insert("6.6.6.6".parse().unwrap());
+        o.v4.chain.as_mut().unwrap().push("-A PALISADE -j ACCEPT".into());
+        o.v6.input
+            .insert(0, "-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT".into());
+        o.restore_digest = Some("0".repeat(64));
+        let changes = diff(&policy(), &o);
+        let text: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "IPv4 set lacks 1 member(s): 10.100.5.21",
+                "IPv4 set has 1 extra member(s): 6.6.6.6",
+                "IPv4 chain rules differ; unexpected: -A PALISADE -j ACCEPT",
+                "IPv6 INPUT jump is rule 2, not rule 1",
+                "boot restore script is out of date",
+            ]
+        );
+    }
+
+    #[test]
+    fn reordered_rules_and_stale_docker_guard() {
+        let mut o = parse(APPLIED).unwrap();
+        o.v4.chain.as_mut().unwrap().swap(0, 1);
+        let mut p = policy();
+        p.docker_user = false;
+        let changes = diff(&p, &o);
+        assert_eq!(
+            kinds(&changes),
+            ["rules-differ", "docker-guard-stale", "persist-stale"]
+        );
+        assert_eq!(changes[0].to_string(), "IPv4 chain rules differ in order");
+    }
+
+    #[test]
+    fn backend_and_systemd_persistence() {
+        let mut o = parse(APPLIED).unwrap();
+        o.backend = Some(Backend::Legacy);
+        o.systemd = true;
+        o.unit_digest = Some(render::unit_digest());
+        o.unit_enabled = false;
+        let changes = diff(&policy(), &o);
+        assert_eq!(kinds(&changes), ["unit-disabled", "backend-changed"]);
+        assert_eq!(
+            changes[1].to_string(),
+            "iptables backend changed: applied with nf_tables, the node now uses legacy"
+        );
+        let json = serde_json::to_value(&changes[0]).unwrap();
+        assert_eq!(json["kind"], "unit-disabled");
+    }
+}

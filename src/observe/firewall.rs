@@ -1,0 +1,255 @@
+//! What palisade's objects look like on a node now: one read-only script,
+//! whose sectioned output a pure parser turns into [`Observed`].
+//!
+//! Audits compare set members and the rules as `iptables -S` prints them,
+//! never ipset's header lines: `initval` is random on every node.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::probe::Backend;
+use crate::net::Net;
+use crate::policy::{Family, Policy};
+use crate::render;
+use crate::transport::Script;
+
+const READ: &str = r#"set -u
+section() { printf '==> %s\n' "$1"; }
+section backend
+iptables -V 2>/dev/null | head -n 1
+for v in v4 v6; do
+    if [ "$v" = v4 ]; then ipt=iptables set=$set4; else ipt=ip6tables set=$set6; fi
+    section "set-$v"
+    ipset save "$set" 2>/dev/null
+    section "chain-$v"
+    "$ipt" -w -S "$chain" 2>/dev/null
+    section "input-$v"
+    "$ipt" -w -S INPUT 2>/dev/null
+    section "docker-user-$v"
+    "$ipt" -w -S DOCKER-USER 2>/dev/null
+    section "docker-chain-$v"
+    "$ipt" -w -S "$dchain" 2>/dev/null
+done
+section restore
+if [ -f "$restore_path" ]; then sha256sum "$restore_path" | cut -d' ' -f1; fi
+section backend-file
+cat "${restore_path%/*}/backend" 2>/dev/null
+section systemd
+if [ -d /run/systemd/system ]; then echo yes; else echo no; fi
+section unit
+if [ -f "$unit_path" ]; then sha256sum "$unit_path" | cut -d' ' -f1; fi
+section unit-enabled
+if [ -d /run/systemd/system ]; then systemctl is-enabled "${unit_path##*/}" 2>/dev/null; fi
+section end
+exit 0
+"#;
+
+/// The read-only script for this policy's names.
+pub fn script(policy: &Policy) -> Script {
+    let mut s = format!(
+        "chain='{}'\ndchain='{}'\nset4='{}'\nset6='{}'\nrestore_path='{}'\nunit_path='{}'\n",
+        policy.chain,
+        policy.docker_chain,
+        policy.set4,
+        policy.set6,
+        render::RESTORE_PATH,
+        render::UNIT_PATH
+    );
+    s.push_str("PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH\n");
+    s.push_str(READ);
+    Script::rendered(s)
+}
+
+/// One ipset set as `ipset save` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetFacts {
+    /// `hash:net family inet`, from the create line.
+    pub kind: String,
+    pub members: BTreeSet<Net>,
+}
+
+/// palisade's objects in one address family.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FamilyFacts {
+    pub set: Option<SetFacts>,
+    /// The rules of our chain (`-A` lines), or None when there is no chain.
+    pub chain: Option<Vec<String>>,
+    /// The rules of INPUT.
+    pub input: Vec<String>,
+    pub docker_user: Option<Vec<String>>,
+    pub docker_chain: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub backend: Option<Backend>,
+    pub v4: FamilyFacts,
+    pub v6: FamilyFacts,
+    /// sha256 of the boot restore script, when there is one.
+    pub restore_digest: Option<String>,
+    /// The backend recorded when palisade last applied.
+    pub applied_backend: Option<Backend>,
+    pub systemd: bool,
+    pub unit_digest: Option<String>,
+    pub unit_enabled: bool,
+}
+
+impl Observed {
+    pub fn family(&self, family: Family) -> &FamilyFacts {
+        match family {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unexpected output from the read step: {0}")]
+pub struct ParseError(String);
+
+/// Parses the read script's output. Strict about structure (a truncated
+/// output is an error, not an empty node), lenient about lines it does not
+/// need.
+pub fn parse(text: &str) -> Result<Observed, ParseError> {
+    let mut sections: Vec<(&str, Vec<&str>)> = Vec::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("==> ") {
+            sections.push((name, Vec::new()));
+        } else if let Some((_, lines)) = sections.last_mut() {
+            lines.push(line);
+        }
+    }
+    if sections.last().map(|(n, _)| *n) != Some("end") {
+        return Err(ParseError("it stopped before the end".into()));
+    }
+    let get = |name: &str| -> &[&str] {
+        sections
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&[][..], |(_, lines)| lines.as_slice())
+    };
+    let first = |name: &str| {
+        get(name)
+            .first()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+    };
+    let family = |v: &str| -> Result<FamilyFacts, ParseError> {
+        Ok(FamilyFacts {
+            set: parse_set(get(&format!("set-{v}")))?,
+            chain: parse_chain(get(&format!("chain-{v}"))),
+            input: parse_chain(get(&format!("input-{v}"))).unwrap_or_default(),
+            docker_user: parse_chain(get(&format!("docker-user-{v}"))),
+            docker_chain: parse_chain(get(&format!("docker-chain-{v}"))),
+        })
+    };
+    let (v4, v6) = (family("v4")?, family("v6")?);
+    Ok(Observed {
+        backend: first("backend").as_deref().and_then(backend_of),
+        v4,
+        v6,
+        restore_digest: first("restore"),
+        applied_backend: first("backend-file").as_deref().and_then(backend_of),
+        systemd: first("systemd").as_deref() == Some("yes"),
+        unit_digest: first("unit"),
+        unit_enabled: first("unit-enabled").as_deref() == Some("enabled"),
+    })
+}
+
+pub fn backend_of(version: &str) -> Option<Backend> {
+    if version.contains("nf_tables") {
+        Some(Backend::NfTables)
+    } else if version.contains("legacy") {
+        Some(Backend::Legacy)
+    } else {
+        None
+    }
+}
+
+/// `iptables -S CHAIN`: None when the chain does not exist (no output),
+/// else its `-A` lines.
+fn parse_chain(lines: &[&str]) -> Option<Vec<String>> {
+    let exists = lines
+        .iter()
+        .any(|l| l.starts_with("-N ") || l.starts_with("-P ") || l.starts_with("-A "));
+    exists.then(|| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with("-A "))
+            .map(|l| l.trim_end().to_owned())
+            .collect()
+    })
+}
+
+/// `ipset save NAME`: the create line's type, and the `add` lines' members.
+fn parse_set(lines: &[&str]) -> Result<Option<SetFacts>, ParseError> {
+    let Some(create) = lines.iter().find(|l| l.starts_with("create ")) else {
+        return Ok(None);
+    };
+    let words: Vec<&str> = create.split_whitespace().collect();
+    let kind = match words.as_slice() {
+        [_, _, kind, "family", fam, ..] => format!("{kind} family {fam}"),
+        [_, _, kind, ..] => (*kind).to_owned(),
+        _ => return Err(ParseError(format!("ipset create line {create:?}"))),
+    };
+    let mut members = BTreeSet::new();
+    for line in lines.iter().filter(|l| l.starts_with("add ")) {
+        let word = line
+            .split_whitespace()
+            .nth(2)
+            .ok_or_else(|| ParseError(format!("ipset add line {line:?}")))?;
+        // hash:net prints a host as a bare address.
+        let net = word
+            .parse::<IpNet>()
+            .map(Net::from)
+            .or_else(|_| word.parse::<IpAddr>().map(Net::from))
+            .map_err(|_| ParseError(format!("ipset member {word:?}")))?;
+        members.insert(net);
+    }
+    Ok(Some(SetFacts { kind, members }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../tests/fixtures/observe/applied-nft.txt");
+
+    #[test]
+    fn parses_a_node_after_apply() {
+        let o = parse(FIXTURE).unwrap();
+        assert_eq!(o.backend, Some(Backend::NfTables));
+        let set = o.v4.set.as_ref().unwrap();
+        assert_eq!(set.kind, "hash:net family inet");
+        assert!(set.members.contains(&"198.18.0.1".parse().unwrap()));
+        assert!(set.members.contains(&"192.0.2.0/24".parse().unwrap()));
+        assert_eq!(o.v4.chain.as_ref().unwrap()[0], "-A PALISADE -i lo -j ACCEPT");
+        assert_eq!(o.v4.input[0], "-A INPUT -j PALISADE");
+        assert!(o.v4.docker_user.is_some());
+        assert!(o.v6.docker_user.is_none());
+        assert_eq!(o.v6.set.as_ref().unwrap().kind, "hash:net family inet6");
+        assert_eq!(o.restore_digest.as_deref().map(str::len), Some(64));
+        assert_eq!(o.applied_backend, Some(Backend::NfTables));
+        assert!(!o.systemd);
+    }
+
+    #[test]
+    fn an_untouched_node_has_nothing() {
+        let text = "==> backend\niptables v1.8.9 (legacy)\n==> set-v4\n==> chain-v4\n==> input-v4\n-P INPUT ACCEPT\n\
+                    ==> docker-user-v4\n==> docker-chain-v4\n==> set-v6\n==> chain-v6\n==> input-v6\n-P INPUT ACCEPT\n\
+                    ==> docker-user-v6\n==> docker-chain-v6\n==> restore\n==> backend-file\n==> systemd\nno\n\
+                    ==> unit\n==> unit-enabled\n==> end\n";
+        let o = parse(text).unwrap();
+        assert_eq!(o.backend, Some(Backend::Legacy));
+        assert_eq!(o.v4, FamilyFacts::default());
+        assert_eq!(o.restore_digest, None);
+    }
+
+    #[test]
+    fn truncated_output_is_an_error() {
+        assert!(parse("==> backend\niptables v1.8.9 (nf_tables)\n==> set-v4\n").is_err());
+        assert!(parse("==> set-v4\ncreate x hash:net family inet\nadd x not-an-ip\n==> end\n").is_err());
+    }
+}

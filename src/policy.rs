@@ -1,0 +1,296 @@
+//! The desired state: what every node must admit, computed once on the
+//! controller from the inventory and the settings. Pure.
+//!
+//! Every node gets the same whitelist: the operators' addresses, every
+//! address of every node (so nodes reach each other on any port, as DC/OS
+//! requires), the DNS resolvers, loopback, DC/OS's Spartan addresses and the
+//! extra entries from config. Container traffic to the host (DNS to
+//! 198.51.100.x, executors to the agent) arrives from container subnets on
+//! container interfaces, so those interfaces are accepted rather than their
+//! subnets listed.
+//!
+//! The rules are kept in the canonical form `iptables -S` prints, so the
+//! same text feeds `iptables-restore` and is compared with what a node
+//! reports.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use crate::inventory::Inventory;
+use crate::net::{ChainName, IfName, Net, SetName};
+
+/// ipset's default `maxelem`, which palisade creates its sets with.
+pub const MAX_MEMBERS: usize = 65536;
+
+/// The prefix of dropped-packet log lines (iptables allows 29 characters).
+pub const LOG_PREFIX: &str = "palisade-drop: ";
+
+/// DC/OS's Spartan DNS addresses, on every node's `spartan` interface.
+pub const SPARTAN: [&str; 3] = ["198.51.100.1", "198.51.100.2", "198.51.100.3"];
+
+pub const DEFAULT_RESOLVERS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
+
+/// Docker, DC/OS overlay (Docker and UCR bridges), UCR's default bridge and
+/// the VXLAN endpoint.
+pub const DEFAULT_INTERFACES: [&str; 5] = ["docker0", "d-dcos", "m-dcos", "ucr-br0", "vtep1024"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum Family {
+    #[serde(rename = "ipv4")]
+    V4,
+    #[serde(rename = "ipv6")]
+    V6,
+}
+
+impl Family {
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    /// `iptables` or `ip6tables`.
+    pub fn iptables(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+
+    /// ipset's `family` parameter.
+    pub fn ipset_family(self) -> &'static str {
+        match self {
+            Family::V4 => "inet",
+            Family::V6 => "inet6",
+        }
+    }
+
+    pub fn of(net: &Net) -> Family {
+        if net.is_ipv4() { Family::V4 } else { Family::V6 }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
+}
+
+/// The settings the policy is made from.
+#[derive(Clone, Debug)]
+pub struct PolicyOptions {
+    pub allow: Vec<Net>,
+    pub extra: Vec<Net>,
+    pub resolvers: Vec<Net>,
+    pub interfaces: Vec<IfName>,
+    pub set4: SetName,
+    pub set6: SetName,
+    pub chain: ChainName,
+    pub docker_user: bool,
+    pub persist: bool,
+}
+
+/// What every node must have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub set4: SetName,
+    pub set6: SetName,
+    pub chain: ChainName,
+    /// The chain beside `chain` that guards Docker's published ports.
+    pub docker_chain: ChainName,
+    pub members: BTreeSet<Net>,
+    pub interfaces: Vec<IfName>,
+    pub docker_user: bool,
+    pub persist: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the {family} whitelist has {count} entries; ipset sets hold at most {MAX_MEMBERS}")]
+    TooMany { family: Family, count: usize },
+    #[error("set names must differ (set4 and set6 are both {0:?})")]
+    SameSets(String),
+}
+
+impl Policy {
+    pub fn desired(inv: &Inventory, opts: &PolicyOptions) -> Result<Policy, PolicyError> {
+        let mut members: BTreeSet<Net> = BTreeSet::new();
+        members.extend(opts.allow.iter().copied());
+        for host in &inv.hosts {
+            members.extend(host.addresses().map(Net::from));
+        }
+        members.extend(opts.resolvers.iter().copied());
+        members.extend(
+            ["127.0.0.1", "::1"]
+                .iter()
+                .chain(SPARTAN.iter())
+                .map(|a| fixed(a)),
+        );
+        members.extend(opts.extra.iter().copied());
+        for family in Family::BOTH {
+            let count = members.iter().filter(|m| Family::of(m) == family).count();
+            if count > MAX_MEMBERS {
+                return Err(PolicyError::TooMany { family, count });
+            }
+        }
+        if opts.set4 == opts.set6 {
+            return Err(PolicyError::SameSets(opts.set4.to_string()));
+        }
+        Ok(Policy {
+            set4: opts.set4.clone(),
+            set6: opts.set6.clone(),
+            chain: opts.chain.clone(),
+            docker_chain: opts.chain.docker_companion(),
+            members,
+            interfaces: opts.interfaces.clone(),
+            docker_user: opts.docker_user,
+            persist: opts.persist,
+        })
+    }
+
+    pub fn set(&self, family: Family) -> &SetName {
+        match family {
+            Family::V4 => &self.set4,
+            Family::V6 => &self.set6,
+        }
+    }
+
+    pub fn members(&self, family: Family) -> impl Iterator<Item = &Net> {
+        self.members.iter().filter(move |m| Family::of(m) == family)
+    }
+
+    /// Whether a packet from `addr` would be admitted by the set.
+    pub fn covers(&self, addr: IpAddr) -> bool {
+        self.members.iter().any(|m| m.net().contains(&addr))
+    }
+
+    /// The jump that must be rule 1 of INPUT.
+    pub fn jump(&self) -> String {
+        format!("-A INPUT -j {}", self.chain)
+    }
+
+    /// The jump at the top of DOCKER-USER.
+    pub fn docker_jump(&self) -> String {
+        format!("-A DOCKER-USER -j {}", self.docker_chain)
+    }
+
+    /// Our chain's rules, as `iptables -S CHAIN` prints them (without `-N`).
+    pub fn rules(&self, family: Family) -> Vec<String> {
+        let c = &self.chain;
+        let mut out = vec![
+            format!("-A {c} -i lo -j ACCEPT"),
+            format!("-A {c} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+        ];
+        if family == Family::V6 {
+            // Neighbour discovery is ICMPv6: without it IPv6 stops working.
+            out.push(format!("-A {c} -p ipv6-icmp -j ACCEPT"));
+        }
+        out.extend(self.interfaces.iter().map(|i| format!("-A {c} -i {i} -j ACCEPT")));
+        out.push(format!(
+            "-A {c} -m set --match-set {} src -j ACCEPT",
+            self.set(family)
+        ));
+        out.push(format!(
+            "-A {c} -m limit --limit 5/min -j LOG --log-prefix \"{LOG_PREFIX}\""
+        ));
+        out.push(format!("-A {c} -j DROP"));
+        out
+    }
+
+    /// The rules of the chain guarding Docker's published ports (reached
+    /// from DOCKER-USER, in FORWARD): replies, container traffic and
+    /// connections that were not DNATed to a container pass; new
+    /// connections to published ports pass only from the whitelist.
+    pub fn docker_rules(&self, family: Family) -> Vec<String> {
+        let c = &self.docker_chain;
+        let mut out = vec![format!(
+            "-A {c} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+        )];
+        out.extend(self.interfaces.iter().map(|i| format!("-A {c} -i {i} -j RETURN")));
+        out.push(format!("-A {c} -m conntrack ! --ctstate DNAT -j RETURN"));
+        out.push(format!(
+            "-A {c} -m set --match-set {} src -j RETURN",
+            self.set(family)
+        ));
+        out.push(format!(
+            "-A {c} -m limit --limit 5/min -j LOG --log-prefix \"{LOG_PREFIX}\""
+        ));
+        out.push(format!("-A {c} -j DROP"));
+        out
+    }
+}
+
+/// One of palisade's own constant addresses.
+fn fixed(text: &str) -> Net {
+    text.parse().expect("palisade's constant addresses parse")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{RoleRules, parse_terraform};
+
+    fn options() -> PolicyOptions {
+        PolicyOptions {
+            allow: vec!["203.0.113.7".parse().unwrap()],
+            extra: vec!["192.0.2.0/24".parse().unwrap()],
+            resolvers: DEFAULT_RESOLVERS.iter().map(|r| r.parse().unwrap()).collect(),
+            interfaces: DEFAULT_INTERFACES.iter().map(|i| i.parse().unwrap()).collect(),
+            set4: "palisade4".parse().unwrap(),
+            set6: "palisade6".parse().unwrap(),
+            chain: "PALISADE".parse().unwrap(),
+            docker_user: true,
+            persist: true,
+        }
+    }
+
+    fn inventory() -> Inventory {
+        let state = include_bytes!("../tests/fixtures/tfstate/v4-packet.tfstate");
+        parse_terraform(state, "v4-packet.tfstate", &RoleRules::default()).unwrap()
+    }
+
+    #[test]
+    fn members_are_everything_every_node_must_admit() {
+        let p = Policy::desired(&inventory(), &options()).unwrap();
+        let v4: Vec<String> = p.members(Family::V4).map(|m| m.to_string()).collect();
+        for want in [
+            "203.0.113.7",
+            "147.75.100.9",
+            "10.100.5.31",
+            "8.8.8.8",
+            "8.8.4.4",
+            "127.0.0.1",
+            "198.51.100.1",
+            "198.51.100.3",
+            "192.0.2.0/24",
+        ] {
+            assert!(v4.contains(&want.to_string()), "{want} missing from {v4:?}");
+        }
+        // 9 nodes x 2 + operator + 2 resolvers + loopback + 3 Spartan + extra
+        assert_eq!(v4.len(), 18 + 1 + 2 + 1 + 3 + 1);
+        let v6: Vec<String> = p.members(Family::V6).map(|m| m.to_string()).collect();
+        assert_eq!(v6.len(), 9 + 1, "{v6:?}");
+        assert!(v6.contains(&"2604:1380:1:4d00::1f".to_string()));
+        assert!(p.covers("192.0.2.77".parse().unwrap()));
+        assert!(!p.covers("192.0.3.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn rules_in_canonical_order() {
+        let p = Policy::desired(&inventory(), &options()).unwrap();
+        let v6 = p.rules(Family::V6);
+        assert_eq!(v6[0], "-A PALISADE -i lo -j ACCEPT");
+        assert_eq!(v6[2], "-A PALISADE -p ipv6-icmp -j ACCEPT");
+        assert!(v6.contains(&"-A PALISADE -m set --match-set palisade6 src -j ACCEPT".to_string()));
+        assert_eq!(v6.last().unwrap(), "-A PALISADE -j DROP");
+        assert_eq!(p.rules(Family::V4).len(), v6.len() - 1);
+        assert_eq!(p.docker_chain.to_string(), "PALISADE-DOCKER");
+        assert_eq!(p.docker_jump(), "-A DOCKER-USER -j PALISADE-DOCKER");
+    }
+
+    #[test]
+    fn limits() {
+        let mut o = options();
+        o.set6 = o.set4.clone();
+        assert!(Policy::desired(&inventory(), &o).is_err());
+    }
+}

@@ -1,0 +1,28 @@
+# palisade remove: takes the jumps, the chains, the sets and the persistence
+# off the node. Idempotent: whatever is already gone is skipped.
+for ipt in iptables ip6tables; do
+    {
+        echo '*filter'
+        for p in $(positions "$ipt" INPUT "$chain"); do echo "-D INPUT -j $chain"; done
+        if has_chain "$ipt" DOCKER-USER; then
+            for p in $(positions "$ipt" DOCKER-USER "$dchain"); do echo "-D DOCKER-USER -j $dchain"; done
+        fi
+        for c in "$chain" "$dchain"; do
+            if has_chain "$ipt" "$c"; then
+                echo "-F $c"
+                echo "-X $c"
+            fi
+        done
+        echo COMMIT
+    } | "$ipt-restore" -w --noflush
+done
+for s in "$set4" "$set6" "$set4-new" "$set6-new"; do
+    if ipset list -n "$s" >/dev/null 2>&1; then ipset destroy "$s"; fi
+done
+if [ -d /run/systemd/system ] && [ -f "$unit_path" ]; then
+    systemctl disable "${unit_path##*/}" >/dev/null 2>&1 || true
+    rm -f "$unit_path"
+    systemctl daemon-reload
+fi
+rm -f "$restore_path" "${restore_path%/*}/backend"
+echo 'palisade: removed'

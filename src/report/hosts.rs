@@ -1,0 +1,177 @@
+//! The per-host report of apply, plan, verify and remove.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::Verdict;
+use crate::diff::Change;
+use crate::inventory::Role;
+use crate::transport::HostOutcome;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// verify: the node matches.
+    Ok,
+    /// verify: the node differs.
+    Drift,
+    /// apply, plan, remove: nothing to do.
+    Unchanged,
+    /// plan: apply would change this node.
+    WouldChange,
+    /// apply: changed, and checked.
+    Changed,
+    /// remove: taken off, and checked.
+    Removed,
+    Failed,
+    Unreachable,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Drift => "drift",
+            Status::Unchanged => "unchanged",
+            Status::WouldChange => "would-change",
+            Status::Changed => "changed",
+            Status::Removed => "removed",
+            Status::Failed => "failed",
+            Status::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// What the job found on a host that was reached.
+#[derive(Debug)]
+pub struct HostResult {
+    pub status: Status,
+    pub changes: Vec<Change>,
+    pub notes: Vec<String>,
+}
+
+impl HostResult {
+    pub fn new(status: Status, changes: Vec<Change>) -> HostResult {
+        HostResult {
+            status,
+            changes,
+            notes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub address: IpAddr,
+    pub role: Role,
+    pub status: Status,
+    pub changes: Vec<Change>,
+    pub error: Option<String>,
+    pub notes: Vec<String>,
+    pub elapsed_ms: u128,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub hosts: Vec<Row>,
+    pub summary: BTreeMap<&'static str, usize>,
+}
+
+impl Report {
+    pub fn new(outcomes: Vec<HostOutcome<HostResult>>) -> Report {
+        let hosts: Vec<Row> = outcomes
+            .into_iter()
+            .map(|o| {
+                let (status, changes, error, notes) = match o.result {
+                    Ok(r) => (r.status, r.changes, None, r.notes),
+                    Err(e) => {
+                        let status = if e.is_unreachable() {
+                            Status::Unreachable
+                        } else {
+                            Status::Failed
+                        };
+                        (status, Vec::new(), Some(e.to_string()), Vec::new())
+                    }
+                };
+                Row {
+                    name: o.host.name.to_string(),
+                    address: o.host.address,
+                    role: o.host.role,
+                    status,
+                    changes,
+                    error,
+                    notes,
+                    elapsed_ms: o.elapsed.as_millis(),
+                }
+            })
+            .collect();
+        let mut summary = BTreeMap::from([("total", hosts.len())]);
+        for h in &hosts {
+            *summary.entry(h.status.as_str()).or_default() += 1;
+        }
+        Report { hosts, summary }
+    }
+
+    /// Unreached or failed hosts outrank drift: the audit is incomplete.
+    pub fn verdict(&self) -> Verdict {
+        let any = |s: Status| self.hosts.iter().any(|h| h.status == s);
+        if any(Status::Failed) || any(Status::Unreachable) {
+            Verdict::HostsFailed
+        } else if any(Status::Drift) {
+            Verdict::Drift
+        } else {
+            Verdict::Ok
+        }
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn table(&self) -> String {
+        let rows: Vec<[String; 3]> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                [
+                    h.name.clone(),
+                    h.address.to_string(),
+                    h.status.as_str().to_owned(),
+                ]
+            })
+            .collect();
+        let widths = [0, 1].map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0));
+        let mut out = String::new();
+        for (row, h) in rows.iter().zip(&self.hosts) {
+            out.push_str(&format!(
+                "{:<w0$}  {:<w1$}  {}",
+                row[0],
+                row[1],
+                row[2],
+                w0 = widths[0],
+                w1 = widths[1]
+            ));
+            if let Some(e) = &h.error {
+                out.push_str(&format!(": {e}"));
+            }
+            out.push('\n');
+            for c in &h.changes {
+                out.push_str(&format!("    - {c}\n"));
+            }
+            for n in &h.notes {
+                out.push_str(&format!("    note: {n}\n"));
+            }
+        }
+        let parts: Vec<String> = self
+            .summary
+            .iter()
+            .filter(|(k, _)| **k != "total")
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        out.push_str(&format!("\n{} hosts: {}\n", self.hosts.len(), parts.join(", ")));
+        out
+    }
+}

@@ -1,0 +1,516 @@
+//! apply, plan, verify and remove against real sshd and netfilter, proven
+//! with real packets.
+
+use std::net::IpAddr;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::harness::{CONTROLLER4, CONTROLLER6, Lab, Spec};
+use crate::{bin, host, json, lab, stderr, stdout};
+
+fn spec(nodes: usize) -> Spec {
+    Spec {
+        nodes,
+        ..Spec::default()
+    }
+}
+
+/// `palisade CMD --json` against the lab, admitting the controller's
+/// addresses.
+fn palisade(lab: &Lab, cmd: &str, extra: &[&str]) -> Output {
+    let c4 = CONTROLLER4.to_string();
+    let c6 = CONTROLLER6.to_string();
+    let mut args = vec![
+        cmd,
+        "--json",
+        "--inventory",
+        "hosts.toml",
+        "--key",
+        "id_ed25519",
+        "--known-hosts",
+        "known_hosts",
+    ];
+    if !extra.contains(&"--no-allow") {
+        args.extend(["--allow", &c4, "--allow", &c6]);
+    }
+    args.extend(extra.iter().filter(|a| **a != "--no-allow"));
+    lab.palisade(bin(), &args)
+}
+
+/// Runs a command and expects an exit code, returning the JSON report.
+fn expect(out: Output, code: i32) -> Value {
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(code), "{report:#}\n{}", stderr(&out));
+    report
+}
+
+fn statuses(report: &Value) -> Vec<String> {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn kinds(report: &Value, name: &str) -> Vec<String> {
+    host(report, name)["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn members(lab: &Lab, i: usize, set: &str) -> String {
+    lab.must(&lab.nodes[i].ns, &["ipset", "list", set])
+}
+
+/// Packets the final DROP rule of a node's chain has counted.
+fn dropped(lab: &Lab, i: usize, ipt: &str) -> u64 {
+    let out = lab.must(&lab.nodes[i].ns, &[ipt, "-w", "-L", "PALISADE", "-v", "-x", "-n"]);
+    let last = out
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(last.contains("DROP"), "{out}");
+    last.split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn apply_admits_the_fleet_and_drops_outsiders() {
+    let lab = lab!(spec(5));
+    let outsider = lab.outsider.clone();
+    // Before: the outsider gets in, so what follows is palisade's doing.
+    assert!(lab.ssh_reachable(&outsider, IpAddr::V4(lab.nodes[0].ip4)));
+
+    let report = expect(palisade(&lab, "apply", &[]), 0);
+    assert_eq!(statuses(&report), vec!["changed"; 5], "{report:#}");
+    let n0 = host(&report, "node-00");
+    assert!(
+        kinds(&report, "node-00").contains(&"set-missing".to_string()),
+        "{n0}"
+    );
+    assert!(
+        n0["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("boot restore not installed"),
+        "{n0}"
+    );
+
+    for (i, node) in lab.nodes.iter().enumerate() {
+        let (v4, v6) = (IpAddr::V4(node.ip4), IpAddr::V6(node.ip6));
+        assert!(
+            lab.ssh_reachable(&lab.controller, v4),
+            "controller -> {}",
+            node.name
+        );
+        assert!(
+            lab.ssh_reachable(&lab.controller, v6),
+            "controller -> {} over IPv6",
+            node.name
+        );
+        for other in lab.nodes.iter().filter(|o| o.index != i) {
+            assert!(
+                lab.ssh_reachable(&other.ns, v4),
+                "{} -> {}",
+                other.name,
+                node.name
+            );
+        }
+        let before = (dropped(&lab, i, "iptables"), dropped(&lab, i, "ip6tables"));
+        assert!(
+            !lab.ssh_reachable(&outsider, v4),
+            "outsider -> {} got in",
+            node.name
+        );
+        assert!(
+            !lab.ssh_reachable(&outsider, v6),
+            "outsider -> {} got in over IPv6",
+            node.name
+        );
+        assert!(
+            dropped(&lab, i, "iptables") > before.0,
+            "{}: the IPv4 drop was not counted",
+            node.name
+        );
+        assert!(
+            dropped(&lab, i, "ip6tables") > before.1,
+            "{}: the IPv6 drop was not counted",
+            node.name
+        );
+        // Every node's IPv6 address is in every node's IPv6 set.
+        assert!(members(&lab, 0, "palisade6").contains(&node.ip6.to_string()));
+    }
+    let set = members(&lab, 3, "palisade4");
+    for want in [
+        "198.18.0.1",
+        "8.8.8.8",
+        "8.8.4.4",
+        "127.0.0.1",
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.3",
+    ] {
+        assert!(set.contains(want), "{want} not in\n{set}");
+    }
+    assert!(!set.contains(&crate::harness::OUTSIDER4.to_string()));
+}
+
+#[test]
+fn a_second_apply_changes_nothing_and_writes_nothing() {
+    let lab = lab!(spec(3));
+    expect(palisade(&lab, "apply", &[]), 0);
+    // ipset's initval is random per set: a swap would show a new one. Rule
+    // counters reset when the chain is replaced.
+    let header = |i: usize| lab.must(&lab.nodes[i].ns, &["ipset", "list", "-t", "palisade4"]);
+    let counters = |i: usize| {
+        lab.must(
+            &lab.nodes[i].ns,
+            &["iptables", "-w", "-L", "PALISADE", "-v", "-x", "-n"],
+        )
+    };
+    let before: Vec<(String, String)> = (0..3).map(|i| (header(i), counters(i))).collect();
+    assert!(before[0].1.contains("ESTABLISHED"));
+
+    let report = expect(palisade(&lab, "apply", &[]), 0);
+    assert_eq!(statuses(&report), vec!["unchanged"; 3], "{report:#}");
+    for (i, (h, _)) in before.iter().enumerate() {
+        assert_eq!(&header(i), h, "node {i}: the set was replaced");
+    }
+    // The second run's own SSH packets count on ESTABLISHED: the counters
+    // went on from where they were instead of starting again.
+    let established = |text: &str| -> u64 {
+        let line = text.lines().find(|l| l.contains("ESTABLISHED")).unwrap();
+        line.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    for (i, (_, c)) in before.iter().enumerate() {
+        assert!(
+            established(&counters(i)) > established(c),
+            "node {i}: the chain was replaced"
+        );
+    }
+}
+
+#[test]
+fn scaling_grows_and_shrinks_every_nodes_whitelist() {
+    let mut lab = lab!(spec(5));
+    expect(palisade(&lab, "apply", &[]), 0);
+    lab.add_nodes(3);
+    // Not yet in the inventory: the new node is shut out of the old ones.
+    assert!(!lab.ssh_reachable(&lab.nodes[7].ns, IpAddr::V4(lab.nodes[0].ip4)));
+
+    lab.inventory_of(&(0..8).collect::<Vec<_>>());
+    let report = expect(palisade(&lab, "apply", &[]), 0);
+    assert_eq!(statuses(&report), vec!["changed"; 8], "{report:#}");
+    assert_eq!(
+        kinds(&report, "node-01"),
+        ["members-missing", "members-missing", "persist-stale"],
+        "{report:#}"
+    );
+    for old in 0..5 {
+        for young in 5..8 {
+            let (o, y) = (&lab.nodes[old], &lab.nodes[young]);
+            assert!(
+                lab.ssh_reachable(&y.ns, IpAddr::V4(o.ip4)),
+                "{} -> {}",
+                y.name,
+                o.name
+            );
+            assert!(
+                lab.ssh_reachable(&o.ns, IpAddr::V4(y.ip4)),
+                "{} -> {}",
+                o.name,
+                y.name
+            );
+        }
+    }
+
+    // Scale down to six: nodes 6 and 7 leave every set.
+    lab.inventory_of(&(0..6).collect::<Vec<_>>());
+    let report = expect(palisade(&lab, "apply", &[]), 0);
+    assert_eq!(
+        kinds(&report, "node-00"),
+        ["members-extra", "members-extra", "persist-stale"],
+        "{report:#}"
+    );
+    for i in 0..6 {
+        let set = members(&lab, i, "palisade4");
+        for gone in 6..8 {
+            assert!(
+                !set.contains(&format!("{}\n", lab.nodes[gone].ip4)),
+                "node {i} still admits node {gone}"
+            );
+        }
+        assert!(!members(&lab, i, "palisade6").contains(&lab.nodes[7].ip6.to_string()));
+    }
+    // The removed nodes are shut out of the remaining ones.
+    for gone in 6..8 {
+        for kept in [0, 5] {
+            let (g, k) = (&lab.nodes[gone], &lab.nodes[kept]);
+            assert!(
+                !lab.ssh_reachable(&g.ns, IpAddr::V4(k.ip4)),
+                "{} -> {} still gets in",
+                g.name,
+                k.name
+            );
+        }
+    }
+}
+
+#[test]
+fn verify_reports_each_kind_of_drift_and_changes_nothing() {
+    let lab = lab!(spec(4));
+    expect(palisade(&lab, "apply", &[]), 0);
+    let report = expect(palisade(&lab, "verify", &[]), 0);
+    assert_eq!(statuses(&report), vec!["ok"; 4]);
+
+    let n2 = lab.nodes[2].ip4.to_string();
+    lab.must(&lab.nodes[1].ns, &["ipset", "del", "palisade4", &n2]);
+    lab.must(
+        &lab.nodes[2].ns,
+        &["iptables", "-w", "-D", "INPUT", "-j", "PALISADE"],
+    );
+    lab.must(
+        &lab.nodes[3].ns,
+        &["iptables", "-w", "-A", "PALISADE", "-j", "ACCEPT"],
+    );
+    let snapshot = |i: usize| lab.must(&lab.nodes[i].ns, &["iptables-save"]) + &members(&lab, i, "palisade4");
+    let before: Vec<String> = (0..4).map(snapshot).collect();
+
+    let report = expect(palisade(&lab, "verify", &[]), 3);
+    assert_eq!(statuses(&report), ["ok", "drift", "drift", "drift"], "{report:#}");
+    let n1 = &host(&report, "node-01")["changes"][0];
+    assert_eq!(n1["kind"], "members-missing");
+    assert_eq!(n1["items"], serde_json::json!([n2]));
+    assert_eq!(kinds(&report, "node-02"), ["jump-missing"]);
+    let n3 = &host(&report, "node-03")["changes"][0];
+    assert_eq!(n3["kind"], "rules-differ");
+    assert_eq!(
+        n3["items"],
+        serde_json::json!(["unexpected: -A PALISADE -j ACCEPT"])
+    );
+    // The audit touched nothing (iptables-save's counters aside).
+    let strip = |s: &str| -> String {
+        s.lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with(':'))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    for (i, b) in before.iter().enumerate() {
+        assert_eq!(strip(&snapshot(i)), strip(b), "verify changed node {i}");
+    }
+
+    // Human output names the same differences.
+    let table = lab.palisade(
+        bin(),
+        &[
+            "verify",
+            "--inventory",
+            "hosts.toml",
+            "--key",
+            "id_ed25519",
+            "--known-hosts",
+            "known_hosts",
+            "--allow",
+            "198.18.0.1",
+            "--allow",
+            "2001:2::1",
+        ],
+    );
+    assert_eq!(table.status.code(), Some(3));
+    assert!(
+        stdout(&table).contains("IPv4 INPUT has no jump to the chain"),
+        "{}",
+        stdout(&table)
+    );
+
+    let report = expect(palisade(&lab, "apply", &[]), 0);
+    assert_eq!(statuses(&report), ["unchanged", "changed", "changed", "changed"]);
+    expect(palisade(&lab, "verify", &[]), 0);
+}
+
+#[test]
+fn plan_shows_what_apply_would_do_and_changes_nothing() {
+    let lab = lab!(spec(3));
+    let report = expect(palisade(&lab, "plan", &[]), 0);
+    assert_eq!(statuses(&report), vec!["would-change"; 3]);
+    assert_eq!(
+        kinds(&report, "node-00"),
+        [
+            "set-missing",
+            "chain-missing",
+            "jump-missing",
+            "set-missing",
+            "chain-missing",
+            "jump-missing",
+            "persist-missing"
+        ]
+    );
+    for node in &lab.nodes {
+        assert!(
+            !lab.exec(&node.ns, &["iptables", "-w", "-S", "PALISADE"])
+                .status
+                .success()
+        );
+        assert!(
+            !lab.exec(&node.ns, &["ipset", "list", "-n", "palisade4"])
+                .status
+                .success()
+        );
+    }
+    expect(palisade(&lab, "apply", &[]), 0);
+    let report = expect(palisade(&lab, "plan", &[]), 0);
+    assert_eq!(statuses(&report), vec!["unchanged"; 3]);
+    let report = expect(palisade(&lab, "plan", &["--extra", "192.0.2.0/24"]), 0);
+    let change = &host(&report, "node-02")["changes"][0];
+    assert_eq!(change["message"], "IPv4 set lacks 1 member(s): 192.0.2.0/24");
+}
+
+#[test]
+fn remove_leaves_no_trace_and_is_idempotent() {
+    let lab = lab!(spec(3));
+    lab.must(&lab.nodes[0].ns, &["iptables", "-w", "-N", "DOCKER-USER"]);
+    expect(palisade(&lab, "apply", &[]), 0);
+    assert!(!lab.ssh_reachable(&lab.outsider, IpAddr::V4(lab.nodes[0].ip4)));
+
+    let report = expect(palisade(&lab, "remove", &[]), 0);
+    assert_eq!(statuses(&report), vec!["removed"; 3], "{report:#}");
+    for node in &lab.nodes {
+        for ipt in ["iptables-save", "ip6tables-save"] {
+            let rules = lab.must(&node.ns, &[ipt]);
+            assert!(!rules.contains("PALISADE"), "{}: {rules}", node.name);
+        }
+        assert_eq!(lab.must(&node.ns, &["ipset", "list", "-n"]), "", "{}", node.name);
+        assert!(lab.ssh_reachable(&lab.outsider, IpAddr::V4(node.ip4)));
+    }
+    // The boot restore files went too: a fresh plan wants them again.
+    let report = expect(palisade(&lab, "plan", &[]), 0);
+    assert!(kinds(&report, "node-01").contains(&"persist-missing".to_string()));
+    // DOCKER-USER itself is Docker's: it stays.
+    assert!(
+        lab.must(&lab.nodes[0].ns, &["iptables", "-w", "-S"])
+            .contains("-N DOCKER-USER")
+    );
+
+    let report = expect(palisade(&lab, "remove", &[]), 0);
+    assert_eq!(statuses(&report), vec!["unchanged"; 3]);
+}
+
+#[test]
+fn foreign_rules_and_docker_user_stay_intact() {
+    let lab = lab!(spec(2));
+    let ns = lab.nodes[0].ns.clone();
+    for rule in [
+        &[
+            "iptables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", "9999", "-j", "ACCEPT",
+        ][..],
+        &[
+            "iptables", "-w", "-A", "INPUT", "-p", "udp", "--dport", "53", "-j", "ACCEPT",
+        ],
+        &["iptables", "-w", "-N", "DOCKER-USER"],
+        &["iptables", "-w", "-A", "DOCKER-USER", "-j", "RETURN"],
+        &["iptables", "-w", "-t", "nat", "-N", "DOCKER"],
+    ] {
+        lab.must(&ns, rule);
+    }
+    expect(palisade(&lab, "apply", &[]), 0);
+    let rules = lab.must(&ns, &["iptables", "-w", "-S"]);
+    let lines: Vec<&str> = rules.lines().collect();
+    let input: Vec<&&str> = lines.iter().filter(|l| l.starts_with("-A INPUT")).collect();
+    assert_eq!(
+        input,
+        [
+            &"-A INPUT -j PALISADE",
+            &"-A INPUT -p tcp -m tcp --dport 9999 -j ACCEPT",
+            &"-A INPUT -p udp -m udp --dport 53 -j ACCEPT"
+        ]
+    );
+    let docker: Vec<&&str> = lines.iter().filter(|l| l.starts_with("-A DOCKER-USER")).collect();
+    assert_eq!(
+        docker,
+        [&"-A DOCKER-USER -j PALISADE-DOCKER", &"-A DOCKER-USER -j RETURN"]
+    );
+    assert!(rules.contains("-A PALISADE-DOCKER -m set --match-set palisade4 src -j RETURN"));
+    assert!(
+        lab.must(&ns, &["iptables", "-w", "-t", "nat", "-S"])
+            .contains("-N DOCKER")
+    );
+    // A node without Docker gets no guard chain.
+    assert!(
+        !lab.must(&lab.nodes[1].ns, &["iptables", "-w", "-S"])
+            .contains("PALISADE-DOCKER")
+    );
+
+    // Someone put a rule above our jump: apply moves the jump back to rule 1.
+    lab.must(
+        &ns,
+        &[
+            "iptables", "-w", "-I", "INPUT", "1", "-p", "tcp", "--dport", "8080", "-j", "ACCEPT",
+        ],
+    );
+    let report = expect(palisade(&lab, "apply", &[]), 0);
+    assert_eq!(kinds(&report, "node-00"), ["jump-not-first"]);
+    let rules = lab.must(&ns, &["iptables", "-w", "-S", "INPUT"]);
+    assert_eq!(rules.lines().nth(1), Some("-A INPUT -j PALISADE"), "{rules}");
+    assert!(rules.contains("--dport 8080"));
+
+    // Turning the guard off takes it away again, leaving Docker's chain.
+    let report = expect(palisade(&lab, "apply", &["--no-docker-user"]), 0);
+    assert!(
+        kinds(&report, "node-00").contains(&"docker-guard-stale".to_string()),
+        "{report:#}"
+    );
+    let rules = lab.must(&ns, &["iptables", "-w", "-S"]);
+    assert!(!rules.contains("PALISADE-DOCKER"), "{rules}");
+    assert!(rules.contains("-A DOCKER-USER -j RETURN"));
+}
+
+#[test]
+fn a_whitelist_without_the_operator_is_refused_before_any_write() {
+    let lab = lab!(spec(3));
+    let report = expect(palisade(&lab, "apply", &["--no-allow"]), 2);
+    for node in &lab.nodes {
+        let h = host(&report, &node.name);
+        assert_eq!(h["status"], "failed");
+        let error = h["error"].as_str().unwrap();
+        assert!(
+            error.contains("198.18.0.1") && error.contains("--allow 198.18.0.1"),
+            "{error}"
+        );
+        assert!(
+            !lab.exec(&node.ns, &["iptables", "-w", "-S", "PALISADE"])
+                .status
+                .success()
+        );
+        assert!(lab.ssh_reachable(&lab.outsider, IpAddr::V4(node.ip4)));
+    }
+}
+
+#[test]
+fn a_node_that_cannot_take_the_change_is_left_as_it_was() {
+    let lab = lab!(spec(3));
+    // An IPv6 set of the wrong type: the change cannot complete on node 1.
+    lab.must(
+        &lab.nodes[1].ns,
+        &["ipset", "create", "palisade6", "hash:ip", "family", "inet6"],
+    );
+    let report = expect(palisade(&lab, "apply", &[]), 2);
+    assert_eq!(statuses(&report), ["changed", "failed", "changed"], "{report:#}");
+    let error = host(&report, "node-01")["error"].as_str().unwrap();
+    assert!(
+        error.contains("palisade6 exists but is not hash:net family inet6"),
+        "{error}"
+    );
+    let ns = &lab.nodes[1].ns;
+    assert_eq!(lab.must(ns, &["ipset", "list", "-n"]), "palisade6\n");
+    assert!(!lab.must(ns, &["iptables-save"]).contains("PALISADE"));
+    assert!(!lab.must(ns, &["ip6tables-save"]).contains("PALISADE"));
+    assert!(lab.ssh_reachable(&lab.outsider, IpAddr::V4(lab.nodes[1].ip4)));
+}
