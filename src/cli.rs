@@ -134,4 +134,9 @@ pub struct WhitelistArgs {
     /// Do not write the boot restore script and unit.
     #[arg(long, global = true)]
     pub no_persist: bool,
+    /// Seconds a changed node waits for palisade to prove that new
+    /// connections still get through, before it undoes the change by itself
+    /// [default: 60].
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub confirm_timeout: Option<u64>,
 }

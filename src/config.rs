@@ -95,6 +95,7 @@ pub struct FirewallConfig {
     pub chain: Option<ChainName>,
     pub docker_user: Option<bool>,
     pub persist: Option<bool>,
+    pub confirm_timeout: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +154,7 @@ pub struct Settings {
     pub step_timeout: Duration,
     pub retries: u32,
     pub jump: Option<Jump>,
+    pub confirm_timeout: Duration,
     /// What the whitelist is made of, besides the inventory.
     pub policy: PolicyOptions,
 }
@@ -202,6 +204,11 @@ impl Settings {
             }
         };
         let fw = config.firewall;
+        let confirm_timeout = match w.confirm_timeout.or(fw.confirm_timeout).unwrap_or(60) {
+            n if n < 5 => bail!("confirm-timeout must be at least 5 seconds (got {n})"),
+            n if n > 3600 => bail!("confirm-timeout must be at most 3600 seconds (got {n})"),
+            n => Duration::from_secs(n),
+        };
         let policy = PolicyOptions {
             allow,
             extra,
@@ -258,6 +265,7 @@ impl Settings {
             step_timeout: seconds(ssh.timeout, config.ssh.timeout, 120, "timeout")?,
             retries: ssh.retries.or(config.ssh.retries).unwrap_or(2),
             jump: ssh.jump.clone().or(config.ssh.jump),
+            confirm_timeout,
             source,
             roles,
             policy,

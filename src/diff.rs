@@ -75,6 +75,11 @@ pub enum Change {
         applied: Backend,
         now: Backend,
     },
+    /// An earlier apply was interrupted before it confirmed: the node rolls
+    /// back by itself at `at`.
+    Unconfirmed {
+        at: String,
+    },
 }
 
 impl Change {
@@ -99,6 +104,7 @@ impl Change {
             Change::UnitStale => "unit-stale",
             Change::UnitDisabled => "unit-disabled",
             Change::BackendChanged { .. } => "backend-changed",
+            Change::Unconfirmed { .. } => "unconfirmed",
         }
     }
 
@@ -223,6 +229,10 @@ impl fmt::Display for Change {
             Change::UnitMissing => write!(f, "systemd unit missing"),
             Change::UnitStale => write!(f, "systemd unit is out of date"),
             Change::UnitDisabled => write!(f, "systemd unit is not enabled"),
+            Change::Unconfirmed { at } => write!(
+                f,
+                "an earlier change was never confirmed: the node rolls it back by itself at {at}"
+            ),
             Change::BackendChanged { applied, now } => write!(
                 f,
                 "iptables backend changed: applied with {}, the node now uses {}",
@@ -273,6 +283,9 @@ pub fn diff(policy: &Policy, observed: &Observed) -> Vec<Change> {
                 Some(_) => {}
             }
         }
+    }
+    if let Some(at) = &observed.pending_rollback {
+        out.push(Change::Unconfirmed { at: at.clone() });
     }
     if let (Some(applied), Some(now)) = (observed.applied_backend, observed.backend)
         && applied != now
@@ -417,13 +430,24 @@ mod tests {
         .unwrap()
     }
 
+    /// The fixture as captured on a real node, with the digest of today's
+    /// restore script: the template changes, the capture does not. (That the
+    /// node's `sha256sum` equals `render::restore_digest` is proven by the lab
+    /// tests: apply, then verify finds nothing.)
+    fn applied() -> Observed {
+        let mut o = parse(APPLIED).unwrap();
+        assert_eq!(o.restore_digest.as_ref().map(String::len), Some(64));
+        o.restore_digest = Some(render::restore_digest(&policy()));
+        o
+    }
+
     fn kinds(changes: &[Change]) -> Vec<&'static str> {
         changes.iter().map(Change::kind).collect()
     }
 
     #[test]
     fn a_node_just_applied_has_no_changes() {
-        assert_eq!(diff(&policy(), &parse(APPLIED).unwrap()), vec![]);
+        assert_eq!(diff(&policy(), &applied()), vec![]);
     }
 
     #[test]
@@ -447,7 +471,7 @@ mod tests {
 
     #[test]
     fn hand_edits_are_each_named() {
-        let mut o = parse(APPLIED).unwrap();
+        let mut o = applied();
         let gone: Net = "10.100.5.21".parse().unwrap();
         o.v4.set.as_mut().unwrap().members.remove(&gone);
         o.v4.set
@@ -475,7 +499,7 @@ mod tests {
 
     #[test]
     fn reordered_rules_and_stale_docker_guard() {
-        let mut o = parse(APPLIED).unwrap();
+        let mut o = applied();
         o.v4.chain.as_mut().unwrap().swap(0, 1);
         let mut p = policy();
         p.docker_user = false;
@@ -489,7 +513,7 @@ mod tests {
 
     #[test]
     fn backend_and_systemd_persistence() {
-        let mut o = parse(APPLIED).unwrap();
+        let mut o = applied();
         o.backend = Some(Backend::Legacy);
         o.systemd = true;
         o.unit_digest = Some(render::unit_digest());

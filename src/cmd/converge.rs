@@ -2,9 +2,13 @@
 //! compare, and (for apply and remove) change and check. One connection per
 //! host; every step on it is a constant command with its script on stdin.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use crate::diff::{Change, diff};
+use crate::inventory::Host;
 use crate::observe::firewall::{self, Observed};
 use crate::observe::probe;
 use crate::policy::Policy;
@@ -24,9 +28,29 @@ pub struct Job {
     pub policy: Policy,
     pub user: String,
     pub mode: Mode,
+    /// How long a node waits for confirmation before rolling back.
+    pub confirm_timeout: Duration,
+    /// How long the fresh confirmation connection may take.
+    pub connect_timeout: Duration,
+    /// Where each host stands, for the report on Ctrl-C.
+    pub phases: Phases,
+    /// Test-only: the local address the confirmation connection leaves from.
+    pub confirm_source: Option<IpAddr>,
+    /// Test-only: a pause between the change and its confirmation.
+    pub hold_confirm: Duration,
 }
 
-pub async fn run(session: Session, job: Arc<Job>) -> Result<HostResult, HostError> {
+/// Where a changed host stands in the confirm protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Changed, not yet confirmed: it rolls back by itself at this time.
+    Armed(SystemTime),
+    Confirmed,
+}
+
+pub type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
+
+pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResult, HostError> {
     let probe = probe::run(&session, &job.user).await?;
     let missing = probe.missing();
     if !missing.is_empty() {
@@ -60,10 +84,65 @@ pub async fn run(session: Session, job: Arc<Job>) -> Result<HostResult, HostErro
                 None => return Err(HostError::ControllerUnknown),
                 Some(_) => {}
             }
-            let out = session
-                .run(Privilege::Root, &render::apply(policy))
+            if let [Change::Unconfirmed { .. }] = changes.as_slice() {
+                // An interrupted run left the node as wanted but unconfirmed:
+                // confirm it now, while it is still there.
+                let window = job.connect_timeout.min(Duration::from_secs(2));
+                if let Err(reason) = session.fresh_banner(job.confirm_source, window).await {
+                    return Err(HostError::Remote(format!(
+                        "{reason}; the unconfirmed change stays pending and rolls back by itself"
+                    )));
+                }
+                let confirmed = session
+                    .run(Privilege::Root, &render::confirm())
+                    .await?
+                    .success()?;
+                if !confirmed.stdout.contains("state=confirmed") {
+                    return Err(HostError::Remote(
+                        "the pending change rolled back before it could be confirmed; run apply again".into(),
+                    ));
+                }
+                job.set_phase(&host, Some(Phase::Confirmed));
+                let mut result = HostResult::new(Status::Changed, changes);
+                result
+                    .notes
+                    .push("confirmed a change an interrupted run had left unconfirmed".into());
+                return Ok(result);
+            }
+            let secs = u32::try_from(job.confirm_timeout.as_secs()).unwrap_or(u32::MAX);
+            let deadline = SystemTime::now() + job.confirm_timeout;
+            job.set_phase(&host, Some(Phase::Armed(deadline)));
+            let applied = session.run(Privilege::Root, &render::apply(policy, secs)).await;
+            let out = match applied.and_then(|o| o.success()) {
+                Ok(out) => out,
+                Err(e) => {
+                    // The script undid its own partial work before it failed.
+                    job.set_phase(&host, None);
+                    return Err(e);
+                }
+            };
+            if !job.hold_confirm.is_zero() {
+                tokio::time::sleep(job.hold_confirm).await;
+            }
+            // Only a confirmation that lands before the deadline means
+            // anything: a late one would race the rollback (a dropped SYN is
+            // retried and gets through once the node has rolled back).
+            let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+            let window = job
+                .connect_timeout
+                .min(left.saturating_sub(Duration::from_secs(2)));
+            if let Err(reason) = session.fresh_banner(job.confirm_source, window).await {
+                return rolled_back(&session, policy, &before, deadline, reason).await;
+            }
+            let confirmed = session
+                .run(Privilege::Root, &render::confirm())
                 .await?
                 .success()?;
+            if confirmed.stdout.contains("state=rolled-back") {
+                let reason = "the confirmation came too late: the node had started rolling back".to_owned();
+                return rolled_back(&session, policy, &before, deadline, reason).await;
+            }
+            job.set_phase(&host, Some(Phase::Confirmed));
             let after = observe(&session, policy).await?;
             let left = diff(policy, &after);
             if !left.is_empty() {
@@ -94,6 +173,47 @@ pub async fn run(session: Session, job: Arc<Job>) -> Result<HostResult, HostErro
             Ok(HostResult::new(Status::Removed, Vec::new()))
         }
     }
+}
+
+impl Job {
+    fn set_phase(&self, host: &Host, phase: Option<Phase>) {
+        let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
+        let name = host.name.to_string();
+        match phase {
+            Some(p) => phases.insert(name, p),
+            None => phases.remove(&name),
+        };
+    }
+}
+
+/// The confirmation failed: the node rolls back by itself at `deadline`.
+/// Wait for it over the session we still hold (the ESTABLISHED rule keeps
+/// it), and check that the node is as it was.
+async fn rolled_back(
+    session: &Session,
+    policy: &Policy,
+    before: &Observed,
+    deadline: SystemTime,
+    reason: String,
+) -> Result<HostResult, HostError> {
+    let wait = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(500)).await;
+    for _ in 0..60 {
+        let st = session.run(Privilege::Root, &render::status()).await?.success()?;
+        if st.stdout.contains("state=rolled-back") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let after = observe(session, policy).await?;
+    if after != *before {
+        return Err(HostError::Remote(format!(
+            "{reason}; the node rolled back, but does not match its state before the change"
+        )));
+    }
+    let mut result = HostResult::new(Status::RolledBack, Vec::new());
+    result.error = Some(format!("{reason}; the node rolled back to its previous state"));
+    Ok(result)
 }
 
 async fn observe(session: &Session, policy: &Policy) -> Result<Observed, HostError> {

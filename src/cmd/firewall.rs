@@ -1,11 +1,14 @@
 //! `palisade apply`, `plan`, `verify` and `remove`: one run of the per-host
-//! job over the fleet, and its report.
+//! job over the fleet, and its report. An interrupt (Ctrl-C, SIGTERM) stops
+//! the run and says where every changed host stands: confirmed hosts keep
+//! the new whitelist, unconfirmed ones roll back by themselves.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
-use super::converge::{self, Job, Mode};
+use super::converge::{self, Job, Mode, Phase, Phases};
 use crate::config::Settings;
 use crate::inventory;
 use crate::policy::Policy;
@@ -29,15 +32,28 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     } else {
         Progress::new(inv.hosts.len(), verb)
     };
+    let phases: Phases = Arc::new(Mutex::new(Default::default()));
     let job = Arc::new(Job {
         policy,
         user: settings.user.clone(),
         mode,
+        confirm_timeout: settings.confirm_timeout,
+        connect_timeout: settings.connect_timeout,
+        phases: phases.clone(),
+        confirm_source: test_hook("PALISADE_TEST_CONFIRM_SOURCE")?,
+        hold_confirm: Duration::from_secs(test_hook("PALISADE_TEST_HOLD_CONFIRM")?.unwrap_or(0)),
     });
-    let outcomes = transport::fan_out(&inv.hosts, opts, &progress, move |session, _host| {
-        converge::run(session, job.clone())
-    })
-    .await;
+    let work = transport::fan_out(&inv.hosts, opts, &progress, move |session, host| {
+        converge::run(session, host, job.clone())
+    });
+    let outcomes = tokio::select! {
+        outcomes = work => outcomes,
+        signal = interrupted() => {
+            progress.finish();
+            eprintln!("{}", interrupt_report(signal, &phases, inv.hosts.len()));
+            return Ok(Verdict::HostsFailed);
+        }
+    };
     let report = Report::new(outcomes);
     if settings.json {
         println!("{}", report.json());
@@ -45,4 +61,70 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         print!("{}", report.table());
     }
     Ok(report.verdict())
+}
+
+/// A knob for the lab tests only (they cannot otherwise make a confirmation
+/// fail or land late); not part of the interface.
+fn test_hook<T: std::str::FromStr>(name: &str) -> Result<Option<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(v.parse().with_context(|| format!("{name}={v:?}"))?)),
+        Err(_) => Ok(None),
+    }
+}
+
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted",
+                _ = term.recv() => "terminated",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "interrupted"
+}
+
+fn interrupt_report(signal: &str, phases: &Phases, total: usize) -> String {
+    let phases = phases.lock().unwrap_or_else(|e| e.into_inner());
+    let now = SystemTime::now();
+    let confirmed: Vec<&str> = phases
+        .iter()
+        .filter(|(_, p)| **p == Phase::Confirmed)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let armed: Vec<String> = phases
+        .iter()
+        .filter_map(|(n, p)| match p {
+            Phase::Armed(at) => {
+                let left = at.duration_since(now).unwrap_or_default().as_secs();
+                Some(format!("{n} (in {left} s)"))
+            }
+            Phase::Confirmed => None,
+        })
+        .collect();
+    let mut out = format!("palisade: {signal}; stopped before finishing.\n");
+    out += &format!("  confirmed, keep the new whitelist: {}\n", list(&confirmed));
+    out += &format!(
+        "  changed but not confirmed, roll back by themselves: {}\n",
+        list(&armed)
+    );
+    out += &format!(
+        "  not changed: {} host(s)\nRun the same command again to converge the fleet.",
+        total - confirmed.len() - armed.len()
+    );
+    out
+}
+
+fn list<T: AsRef<str>>(items: &[T]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.iter().map(|i| i.as_ref()).collect::<Vec<_>>().join(", ")
+    }
 }

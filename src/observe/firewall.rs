@@ -42,6 +42,11 @@ section unit
 if [ -f "$unit_path" ]; then sha256sum "$unit_path" | cut -d' ' -f1; fi
 section unit-enabled
 if [ -d /run/systemd/system ]; then systemctl is-enabled "${unit_path##*/}" 2>/dev/null; fi
+section rollback
+snap=/run/palisade/rollback
+if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ]; then
+    printf 'armed %s\n' "$(cat "$snap/deadline" 2>/dev/null)"
+fi
 section end
 exit 0
 "#;
@@ -94,6 +99,8 @@ pub struct Observed {
     pub systemd: bool,
     pub unit_digest: Option<String>,
     pub unit_enabled: bool,
+    /// An earlier change that was never confirmed, and when it rolls back.
+    pub pending_rollback: Option<String>,
 }
 
 impl Observed {
@@ -155,6 +162,8 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
         systemd: first("systemd").as_deref() == Some("yes"),
         unit_digest: first("unit"),
         unit_enabled: first("unit-enabled").as_deref() == Some("enabled"),
+        pending_rollback: first("rollback")
+            .and_then(|l| l.strip_prefix("armed").map(|d| d.trim().to_owned())),
     })
 }
 

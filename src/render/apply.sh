@@ -1,36 +1,92 @@
-# palisade apply: atomic and idempotent.
+# palisade apply: atomic, idempotent, and rolled back unless confirmed.
 #
 # Prepare (no effect on traffic): create the live sets if missing, fill
 # SET-new aside, write the rules file (our chain, the jump at INPUT 1, the
-# DOCKER-USER guard) and check it with iptables-restore --test, and write what
-# would put today's chains and jumps back.
-# Commit: swap the sets, replace the chains with iptables-restore --noflush
-# (only our chains; every other rule stays), write persistence. Each commit
-# step records its undo; if any later step fails, the EXIT trap replays them,
-# so a node ends either in its old state or in the new one.
+# DOCKER-USER guard) and check it with iptables-restore --test.
+# Arm (apply mode): a rollback that puts today's state back after $confirm
+# seconds, by systemd-run or a detached sleeper; the controller disarms it
+# once a new connection from it still gets through.
+# Commit: swap the sets, replace our chains with iptables-restore --noflush
+# (every other rule stays), write persistence. Each commit step first records
+# its undo in the rollback's steps; if a later step fails, the rollback runs
+# at once, so a node ends either in its old state or in the new one.
 umask 077
+# A dropped SSH connection must not stop this script half-way: it finishes,
+# and the armed rollback undoes it unless the controller confirms.
+trap '' HUP PIPE
 mkdir -p /run/palisade
-work=$(mktemp -d /run/palisade/apply.XXXXXX)
-undo=''
+if [ "$mode" = apply ]; then
+    snap=/run/palisade/rollback
+    if [ -d "$snap" ]; then
+        if [ -e "$snap/rolled-back" ] || [ ! -e "$snap/armed" ]; then
+            rm -rf "$snap"
+        else
+            echo "palisade: an earlier change on this node is not confirmed and rolls back by itself at $(cat "$snap/deadline" 2>/dev/null); try again after that" >&2
+            exit 4
+        fi
+    fi
+    mkdir "$snap"
+else
+    snap=$(mktemp -d /run/palisade/boot.XXXXXX)
+fi
+: >"$snap/steps"
 created=''
+
+# step CMD...: record the undo of the commit step about to run.
+step() {
+    if [ -d "$snap/claim" ]; then
+        echo "palisade: the rollback started before the change finished" >&2
+        exit 5
+    fi
+    { echo "$*"; cat "$snap/steps"; } >"$snap/steps.tmp"
+    mv -f "$snap/steps.tmp" "$snap/steps"
+}
+
+write_rollback() {
+    {
+        echo '#!/bin/sh'
+        echo '# palisade rollback: puts back what was there before the last change.'
+        echo 'set -u'
+        echo 'trap "" HUP PIPE'
+        echo 'PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH'
+        echo "mkdir '$snap/claim' 2>/dev/null || exit 0"
+        echo "echo rollback >'$snap/claim/by'"
+        echo ". '$snap/steps'"
+        echo "ipset destroy '$set4-old' 2>/dev/null; ipset destroy '$set6-old' 2>/dev/null"
+        echo ": >'$snap/rolled-back'"
+    } >"$snap/rollback.sh"
+}
+
+disarm() {
+    if [ -e "$snap/armed" ]; then
+        case $(cat "$snap/armed") in
+            systemd) systemctl stop palisade-rollback.timer >/dev/null 2>&1 || true ;;
+            setsid) kill -TERM "-$(cat "$snap/pid")" 2>/dev/null || true ;;
+        esac
+    fi
+}
 
 finish() {
     rc=$?
     trap - EXIT
-    if [ "$rc" -ne 0 ] && [ -n "$undo" ]; then
-        echo "palisade: a step failed (exit $rc); putting the previous state back" >&2
-        eval "$undo" || echo "palisade: could not put everything back" >&2
+    if [ "$rc" -ne 0 ]; then
+        if [ -s "$snap/steps" ]; then
+            echo "palisade: a step failed (exit $rc); putting the previous state back" >&2
+        fi
+        disarm
+        sh "$snap/rollback.sh" || echo "palisade: could not put everything back" >&2
+        for s in $created; do ipset destroy "$s" 2>/dev/null || true; done
+        rm -rf "$snap"
+    elif [ ! -e "$snap/armed" ]; then
+        rm -rf "$snap"
     fi
     ipset destroy "$set4-new" 2>/dev/null || true
     ipset destroy "$set6-new" 2>/dev/null || true
-    if [ "$rc" -ne 0 ]; then
-        for s in $created; do ipset destroy "$s" 2>/dev/null || true; done
-    fi
-    rm -rf "$work"
     exit "$rc"
 }
+write_rollback
 trap finish EXIT
-trap 'exit 130' INT TERM HUP
+trap 'exit 130' INT TERM
 
 # jump_fix IPT PARENT TARGET: restore lines leaving one jump, at the top.
 jump_fix() {
@@ -60,7 +116,9 @@ chain_now() {
 
 prepare() {
     v=$1 ipt=$2 fam=$3 set=$4
-    if ! ipset list -n "$set" >/dev/null 2>&1; then
+    if ipset list -n "$set" >/dev/null 2>&1; then
+        ipset save "$set" >"$snap/set.$v"
+    else
         ipset create "$set" hash:net family "$fam" maxelem 65536
         created="$created $set"
     fi
@@ -106,7 +164,7 @@ prepare() {
                 ;;
         esac
         echo COMMIT
-    } >"$work/rules.$v"
+    } >"$snap/rules.$v"
 
     {
         echo '*filter'
@@ -120,37 +178,63 @@ prepare() {
         if [ "$had_chain" = 0 ]; then echo "-F $chain" && echo "-X $chain"; fi
         if [ "$had_dchain" = 0 ] && [ "$docker" = guard ]; then echo "-F $dchain" && echo "-X $dchain"; fi
         echo COMMIT
-    } >"$work/undo.$v"
+    } >"$snap/undo.$v"
 
-    "$ipt-restore" -w --noflush --test <"$work/rules.$v"
+    "$ipt-restore" -w --noflush --test <"$snap/rules.$v"
 }
 
-put_back_files() {
-    for f in "$restore_path" "${restore_path%/*}/backend"; do
-        name=${f##*/}
-        if [ -f "$work/old.$name" ]; then mv -f "$work/old.$name" "$f"; else rm -f "$f"; fi
-    done
+# set_back V SET: the undo of swapping SET.
+set_back() {
+    if [ -f "$snap/set.$1" ]; then
+        echo "ipset destroy '$2-old' 2>/dev/null; sed -e 's/^create $2 /create $2-old /' -e 's/^add $2 /add $2-old /' '$snap/set.$1' | ipset restore && ipset swap '$2-old' '$2'"
+    else
+        echo "ipset destroy '$2'"
+    fi
 }
 
 prepare v4 iptables inet "$set4"
 prepare v6 ip6tables inet6 "$set6"
 
+if [ "$mode" = apply ] && [ "$confirm" -gt 0 ]; then
+    # Armed before the first change: from here on, the node goes back by
+    # itself unless the controller confirms in time.
+    date -d "@$(($(date +%s) + confirm))" '+%Y-%m-%dT%H:%M:%S%z' >"$snap/deadline" 2>/dev/null ||
+        echo "in ${confirm}s" >"$snap/deadline"
+    if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+        systemctl stop palisade-rollback.timer >/dev/null 2>&1 || true
+        systemctl reset-failed palisade-rollback.service >/dev/null 2>&1 || true
+        systemd-run --quiet --unit=palisade-rollback --on-active="${confirm}s" \
+            --timer-property=AccuracySec=100ms /bin/sh "$snap/rollback.sh"
+        echo systemd >"$snap/armed"
+    else
+        setsid sh -c 'echo $$ >"$1/pid"; sleep "$2"; exec sh "$1/rollback.sh"' palisade-rollback "$snap" "$confirm" \
+            </dev/null >/dev/null 2>&1 &
+        i=0
+        while [ ! -s "$snap/pid" ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        echo setsid >"$snap/armed"
+    fi
+fi
+
+step "$(set_back v4 "$set4")"
 ipset swap "$set4-new" "$set4"
-undo="ipset swap $set4-new $set4; $undo"
+step "$(set_back v6 "$set6")"
 ipset swap "$set6-new" "$set6"
-undo="ipset swap $set6-new $set6; $undo"
-iptables-restore -w --noflush <"$work/rules.v4"
-undo="iptables-restore -w --noflush <$work/undo.v4; $undo"
-ip6tables-restore -w --noflush <"$work/rules.v6"
-undo="ip6tables-restore -w --noflush <$work/undo.v6; $undo"
+step "iptables-restore -w --noflush <'$snap/undo.v4'"
+iptables-restore -w --noflush <"$snap/rules.v4"
+step "ip6tables-restore -w --noflush <'$snap/undo.v6'"
+ip6tables-restore -w --noflush <"$snap/rules.v6"
 
 if [ "$persist" = 1 ]; then
     dir=${restore_path%/*}
     mkdir -p "$dir"
     for f in "$restore_path" "$dir/backend"; do
-        if [ -f "$f" ]; then cp -p "$f" "$work/old.${f##*/}"; fi
+        if [ -f "$f" ]; then
+            cp -p "$f" "$snap/old.${f##*/}"
+            step "cp -p '$snap/old.${f##*/}' '$f'"
+        else
+            step "rm -f '$f'"
+        fi
     done
-    undo="put_back_files; $undo"
     restore_script >"$restore_path.tmp"
     mv -f "$restore_path.tmp" "$restore_path"
     iptables -V >"$dir/backend.tmp"
@@ -161,9 +245,12 @@ if [ "$persist" = 1 ]; then
         mv -f "$unit_path.tmp" "$unit_path"
         systemctl daemon-reload
         systemctl enable "${unit_path##*/}" >/dev/null 2>&1
-        echo 'persist=systemd'
+        echo 'persist=systemd' || true
     else
-        echo 'persist=files'
+        echo 'persist=files' || true
     fi
 fi
-echo 'palisade: applied'
+if [ -e "$snap/armed" ]; then
+    echo "armed=$(cat "$snap/armed")" || true
+fi
+echo 'palisade: applied' || true

@@ -21,13 +21,18 @@ pub const UNIT_PATH: &str = "/etc/systemd/system/palisade.service";
 const LIB: &str = include_str!("lib.sh");
 const APPLY: &str = include_str!("apply.sh");
 const REMOVE: &str = include_str!("remove.sh");
+
 const UNIT: &str = include_str!("palisade.service");
 
 /// The apply script: the change itself, then (with persistence) the boot
-/// restore script and unit.
-pub fn apply(policy: &Policy) -> Script {
+/// restore script and unit. With `confirm` seconds above zero, the node rolls
+/// the change back by itself unless [`confirm`] runs in time.
+pub fn apply(policy: &Policy, confirm: u32) -> Script {
     let mut s = header(policy);
-    s.push_str(&format!("persist={}\n", u8::from(policy.persist)));
+    s.push_str(&format!(
+        "mode=apply\nconfirm={confirm}\npersist={}\n",
+        u8::from(policy.persist)
+    ));
     if policy.persist {
         s.push_str("restore_script() { cat <<'PALISADE_RESTORE_SH'\n");
         s.push_str(&restore(policy));
@@ -45,7 +50,7 @@ pub fn apply(policy: &Policy) -> Script {
 pub fn restore(policy: &Policy) -> String {
     let mut s = String::from("#!/bin/sh\n# Written by palisade: restores its ipsets and chains at boot.\n");
     s.push_str(&header(policy));
-    s.push_str("persist=0\n");
+    s.push_str("mode=boot\nconfirm=0\npersist=0\n");
     s.push_str(LIB);
     s.push_str(APPLY);
     s
@@ -67,6 +72,22 @@ pub fn remove(policy: &Policy) -> Script {
     s.push_str(LIB);
     s.push_str(REMOVE);
     Script::rendered(s)
+}
+
+/// Keeps the change: disarms the rollback, unless it already started.
+pub fn confirm() -> Script {
+    Script::fixed(concat!(
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH\n",
+        include_str!("confirm.sh")
+    ))
+}
+
+/// Says whether the last change was confirmed, is armed or rolled back.
+pub fn status() -> Script {
+    Script::fixed(concat!(
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH\n",
+        include_str!("status.sh")
+    ))
 }
 
 fn names(policy: &Policy) -> String {
@@ -148,7 +169,7 @@ mod tests {
             vec!["2001:2::/48".parse().unwrap()],
             vec!["docker0".parse().unwrap()],
         );
-        let script = apply(&p);
+        let script = apply(&p, 60);
         let text = script.as_str();
         assert!(text.starts_with("set -eu\nchain='PALISADE'\ndchain='PALISADE-DOCKER'\nset4='palisade4'\n"));
         assert!(
@@ -169,13 +190,14 @@ mod tests {
             .and_then(|rest| rest.split("PALISADE_RESTORE_SH\n}").next())
             .unwrap();
         assert_eq!(embedded, restore(&p));
-        assert!(restore(&p).contains("persist=0\n"));
+        assert!(restore(&p).contains("mode=boot\nconfirm=0\npersist=0\n"));
+        assert!(text.contains("mode=apply\nconfirm=60\npersist=1\n"));
     }
 
     #[test]
     fn rendering_is_deterministic() {
         let a = policy(vec![], vec![]);
-        assert_eq!(apply(&a), apply(&a.clone()));
+        assert_eq!(apply(&a, 60), apply(&a.clone(), 60));
         assert_eq!(restore_digest(&a).len(), 64);
     }
 
@@ -195,7 +217,7 @@ mod tests {
                 if let Ok(c) = w.parse::<ChainName>() { prop_assert!(inert(c.as_str())); }
             }
             let p = policy(nets, ifs);
-            let text = apply(&p).as_str().to_owned();
+            let text = apply(&p, 60).as_str().to_owned();
             // The data lines sit in quoted heredocs: none can end them early.
             prop_assert_eq!(text.matches("\nPALISADE_EOF\n").count(), 12);
         }

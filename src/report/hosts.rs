@@ -25,6 +25,8 @@ pub enum Status {
     Changed,
     /// remove: taken off, and checked.
     Removed,
+    /// apply: the change was not confirmed and the node undid it.
+    RolledBack,
     Failed,
     Unreachable,
 }
@@ -38,6 +40,7 @@ impl Status {
             Status::WouldChange => "would-change",
             Status::Changed => "changed",
             Status::Removed => "removed",
+            Status::RolledBack => "rolled-back",
             Status::Failed => "failed",
             Status::Unreachable => "unreachable",
         }
@@ -50,6 +53,8 @@ pub struct HostResult {
     pub status: Status,
     pub changes: Vec<Change>,
     pub notes: Vec<String>,
+    /// Why a host that was reached did not converge.
+    pub error: Option<String>,
 }
 
 impl HostResult {
@@ -58,6 +63,7 @@ impl HostResult {
             status,
             changes,
             notes: Vec::new(),
+            error: None,
         }
     }
 }
@@ -86,7 +92,7 @@ impl Report {
             .into_iter()
             .map(|o| {
                 let (status, changes, error, notes) = match o.result {
-                    Ok(r) => (r.status, r.changes, None, r.notes),
+                    Ok(r) => (r.status, r.changes, r.error, r.notes),
                     Err(e) => {
                         let status = if e.is_unreachable() {
                             Status::Unreachable
@@ -118,7 +124,7 @@ impl Report {
     /// Unreached or failed hosts outrank drift: the audit is incomplete.
     pub fn verdict(&self) -> Verdict {
         let any = |s: Status| self.hosts.iter().any(|h| h.status == s);
-        if any(Status::Failed) || any(Status::Unreachable) {
+        if any(Status::Failed) || any(Status::Unreachable) || any(Status::RolledBack) {
             Verdict::HostsFailed
         } else if any(Status::Drift) {
             Verdict::Drift

@@ -58,7 +58,9 @@ impl Output {
 pub struct Session {
     handle: Arc<Handle<Client>>,
     /// The bastion connection this one tunnels through, kept alive with it.
-    _via: Option<Arc<Handle<Client>>>,
+    via: Option<Arc<Handle<Client>>>,
+    addr: IpAddr,
+    port: u16,
     step_timeout: Duration,
 }
 
@@ -75,7 +77,9 @@ impl Session {
                 Ok(handle) => {
                     return Ok(Session {
                         handle: Arc::new(handle),
-                        _via: via,
+                        via,
+                        addr,
+                        port: opts.port,
                         step_timeout: opts.step_timeout,
                     });
                 }
@@ -126,6 +130,62 @@ impl Session {
             stderr: String::from_utf8_lossy(&err).into_owned(),
             code,
         })
+    }
+
+    /// Proves that a *new* connection to the node's SSH port gets through,
+    /// by reading the server's `SSH-2.0-` banner on it: the open session
+    /// rides on the ESTABLISHED rule and proves nothing about new ones.
+    /// Through a bastion the new connection is a fresh tunnel. `source`
+    /// picks the local address (tests use it to leave from outside the
+    /// whitelist).
+    pub async fn fresh_banner(&self, source: Option<IpAddr>, within: Duration) -> Result<(), String> {
+        use tokio::io::AsyncReadExt;
+        let target = std::net::SocketAddr::new(self.addr, self.port);
+        let attempt = async {
+            let mut banner = [0u8; 8];
+            match &self.via {
+                Some(bastion) => {
+                    let ch = bastion
+                        .channel_open_direct_tcpip(
+                            self.addr.to_string(),
+                            u32::from(self.port),
+                            "127.0.0.1",
+                            0,
+                        )
+                        .await
+                        .map_err(|e| format!("the bastion could not open a new tunnel: {e}"))?;
+                    let mut stream = ch.into_stream();
+                    stream.read_exact(&mut banner).await.map_err(|e| e.to_string())?;
+                }
+                None => {
+                    let socket = match target {
+                        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+                    }
+                    .map_err(|e| e.to_string())?;
+                    if let Some(src) = source {
+                        socket
+                            .bind(std::net::SocketAddr::new(src, 0))
+                            .map_err(|e| format!("cannot bind {src}: {e}"))?;
+                    }
+                    let mut stream = socket.connect(target).await.map_err(|e| e.to_string())?;
+                    stream.read_exact(&mut banner).await.map_err(|e| e.to_string())?;
+                }
+            }
+            if &banner == b"SSH-2.0-" {
+                Ok(())
+            } else {
+                Err("the answer was not an SSH banner".to_owned())
+            }
+        };
+        match tokio::time::timeout(within, attempt).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("a new connection to {target} failed: {e}")),
+            Err(_) => Err(format!(
+                "a new connection to {target} got no SSH banner within {}s",
+                within.as_secs()
+            )),
+        }
     }
 
     /// Says goodbye politely; the connection closes either way.

@@ -491,6 +491,54 @@ impl Lab {
         path
     }
 
+    /// Starts palisade in the controller namespace without waiting for it.
+    pub fn spawn_palisade(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.controller])
+            .arg(bin)
+            .args(args)
+            .current_dir(&self.dir)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run palisade: {e}"))
+    }
+
+    /// Whether a path exists in the node's own view of the file system (its
+    /// private /run/palisade and /var/lib/palisade).
+    pub fn node_has(&self, i: usize, path: &str) -> bool {
+        let pid = self.nodes[i].sshd.as_ref().expect("sshd runs").id().to_string();
+        Command::new("nsenter")
+            .args(["-t", &pid, "-m", "--", "test", "-e", path])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// The processes in a namespace other than the node's sshd.
+    pub fn other_processes(&self, i: usize) -> Vec<String> {
+        let sshd = self.nodes[i]
+            .sshd
+            .as_ref()
+            .map(|c| c.id().to_string())
+            .unwrap_or_default();
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.nodes[i].ns])
+            .output()
+            .expect("ip netns pids");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter(|p| *p != sshd)
+            .map(|p| {
+                let cmd = std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                format!("{p}: {}", cmd.replace('\0', " "))
+            })
+            .collect()
+    }
+
     /// The start and end times of the remote steps on a node (with
     /// `Spec::record_steps`), in seconds since the epoch.
     pub fn steps(&self, i: usize) -> Vec<(f64, f64)> {

@@ -4,6 +4,7 @@
 
 mod firewall;
 mod harness;
+mod lockout;
 mod ping;
 
 use std::path::Path;

@@ -1,0 +1,11 @@
+# palisade rollback status: what became of the last change on this node.
+snap=/run/palisade/rollback
+if [ ! -d "$snap" ]; then
+    echo 'state=none'
+elif [ -e "$snap/rolled-back" ]; then
+    echo 'state=rolled-back'
+elif [ -d "$snap/claim" ]; then
+    echo 'state=rolling-back'
+else
+    echo "state=armed"
+fi

@@ -1,0 +1,248 @@
+//! Never lock the operator out: the dead-man rollback on every node, and
+//! confirmation over a new connection.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::harness::{CONTROLLER4, CONTROLLER6, Lab, Spec};
+use crate::{bin, host, json, lab, stderr};
+
+fn spec(nodes: usize) -> Spec {
+    Spec {
+        nodes,
+        ..Spec::default()
+    }
+}
+
+fn args<'a>(cmd: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        cmd,
+        "--json",
+        "--inventory",
+        "hosts.toml",
+        "--key",
+        "id_ed25519",
+        "--known-hosts",
+        "known_hosts",
+        "--allow",
+        "198.18.0.1",
+        "--allow",
+        "2001:2::1",
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+fn untouched(lab: &Lab, i: usize) -> bool {
+    let ns = &lab.nodes[i].ns;
+    !lab.must(ns, &["iptables-save"]).contains("PALISADE")
+        && !lab.must(ns, &["ip6tables-save"]).contains("PALISADE")
+        && lab.must(ns, &["ipset", "list", "-n"]).is_empty()
+}
+
+/// Waits for a condition, up to `secs`.
+fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
+
+#[test]
+fn a_confirmed_apply_leaves_no_timer_process_or_snapshot() {
+    let lab = lab!(spec(3));
+    let out = lab.palisade(bin(), &args("apply", &[]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#} {}", stderr(&out));
+    for i in 0..3 {
+        assert!(
+            !lab.node_has(i, "/run/palisade/rollback"),
+            "node {i} kept its snapshot"
+        );
+        assert!(lab.node_has(i, "/var/lib/palisade/restore.sh"));
+        assert!(
+            eventually(5, || lab.other_processes(i).is_empty()),
+            "node {i} still runs {:?}",
+            lab.other_processes(i)
+        );
+    }
+}
+
+#[test]
+fn a_failed_confirmation_rolls_every_node_back_by_itself() {
+    let lab = lab!(spec(3));
+    // The confirmation leaves from a second controller address that the
+    // whitelist does not admit, so the node's new rules drop it.
+    lab.must(
+        &lab.controller,
+        &["ip", "addr", "add", "198.18.0.50/15", "dev", "eth0"],
+    );
+    let hook = [("PALISADE_TEST_CONFIRM_SOURCE", "198.18.0.50")];
+
+    // From a node with no whitelist: back to no whitelist at all.
+    let start = Instant::now();
+    let out = lab.palisade_with_env(bin(), &args("apply", &["--confirm-timeout", "5"]), &hook);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    assert!(
+        start.elapsed() >= Duration::from_secs(5),
+        "palisade did not wait for the rollback"
+    );
+    for node in &lab.nodes {
+        let h = host(&report, &node.name);
+        assert_eq!(h["status"], "rolled-back", "{h}");
+        let error = h["error"].as_str().unwrap();
+        assert!(
+            error.contains("a new connection to") && error.contains("rolled back"),
+            "{error}"
+        );
+        assert!(untouched(&lab, node.index), "{} was not rolled back", node.name);
+        assert!(lab.ssh_reachable(&lab.outsider, IpAddr::V4(node.ip4)));
+        assert!(!lab.node_has(node.index, "/var/lib/palisade/restore.sh"));
+    }
+
+    // From an applied whitelist: back to exactly that whitelist.
+    let out = lab.palisade(bin(), &args("apply", &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let before: Vec<String> = (0..3)
+        .map(|i| lab.must(&lab.nodes[i].ns, &["ipset", "list", "palisade4"]))
+        .collect();
+    let out = lab.palisade_with_env(
+        bin(),
+        &args("apply", &["--confirm-timeout", "5", "--extra", "192.0.2.0/24"]),
+        &hook,
+    );
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    for (i, old) in before.iter().enumerate() {
+        assert_eq!(host(&report, &lab.nodes[i].name)["status"], "rolled-back");
+        let now = lab.must(&lab.nodes[i].ns, &["ipset", "list", "palisade4"]);
+        let members = |s: &str| {
+            s.lines()
+                .skip_while(|l| !l.starts_with("Members:"))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(members(&now), members(old), "node {i}");
+    }
+    let out = lab.palisade(bin(), &args("verify", &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
+}
+
+#[test]
+fn killing_palisade_after_the_write_leaves_nodes_to_roll_back() {
+    let lab = lab!(spec(4));
+    // Two hosts at a time, each held before its confirmation: the first two
+    // get the change, then palisade dies.
+    let mut child = lab.spawn_palisade(
+        bin(),
+        &args("apply", &["--confirm-timeout", "6", "--forks", "2"]),
+        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
+    );
+    let written = |i: usize| {
+        lab.must(&lab.nodes[i].ns, &["iptables-save"])
+            .contains("-A INPUT -j PALISADE")
+    };
+    let changed = || (0..4).filter(|&i| written(i)).collect::<Vec<_>>();
+    assert!(
+        eventually(20, || changed().len() == 2),
+        "two hosts were not changed: {:?}",
+        changed()
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    let hit = changed();
+    assert_eq!(hit.len(), 2, "more hosts changed than --forks allows");
+    let first = hit[0];
+    assert!(!lab.ssh_reachable(&lab.outsider, IpAddr::V4(lab.nodes[first].ip4)));
+
+    // After the deadline every node is as it was, and reachable.
+    assert!(
+        eventually(15, || changed().is_empty()),
+        "nodes did not roll back: {:?}",
+        changed()
+    );
+    for &i in &hit {
+        assert!(lab.node_has(i, "/run/palisade/rollback/rolled-back"));
+        assert!(lab.ssh_reachable(&lab.outsider, IpAddr::V4(lab.nodes[i].ip4)));
+    }
+    let out = lab.palisade(bin(), &args("apply", &[]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["changed"], 4, "{report:#}");
+    let out = lab.palisade(bin(), &args("verify", &[]));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn ctrl_c_says_which_hosts_are_confirmed_and_which_roll_back() {
+    let lab = lab!(spec(3));
+    let child = lab.spawn_palisade(
+        bin(),
+        &args("apply", &["--confirm-timeout", "8"]),
+        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
+    );
+    let written = |i: usize| {
+        lab.must(&lab.nodes[i].ns, &["iptables-save"])
+            .contains("-A INPUT -j PALISADE")
+    };
+    assert!(eventually(20, || (0..3).all(written)));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("palisade: interrupted"), "{err}");
+    assert!(err.contains("confirmed, keep the new whitelist: none"), "{err}");
+    assert!(err.contains("roll back by themselves: node-00 (in "), "{err}");
+    assert!(
+        eventually(15, || (0..3).all(|i| untouched(&lab, i))),
+        "nodes did not roll back"
+    );
+    let _ = (CONTROLLER4, CONTROLLER6);
+}
+
+#[test]
+fn a_rerun_within_the_timeout_confirms_the_pending_change() {
+    let lab = lab!(spec(2));
+    let child = lab.spawn_palisade(
+        bin(),
+        &args("apply", &["--confirm-timeout", "30"]),
+        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
+    );
+    let written = |i: usize| {
+        lab.must(&lab.nodes[i].ns, &["iptables-save"])
+            .contains("-A INPUT -j PALISADE")
+    };
+    assert!(eventually(20, || written(0) && written(1)));
+    let mut child = child;
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    // The audit sees the pending rollback as drift.
+    let out = lab.palisade(bin(), &args("verify", &[]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(3), "{report:#}");
+    let change = &host(&report, "node-00")["changes"][0];
+    assert_eq!(change["kind"], "unconfirmed", "{report:#}");
+
+    // A rerun proves a new connection still gets in and confirms.
+    let out = lab.palisade(bin(), &args("apply", &[]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(host(&report, "node-01")["status"], "changed");
+    for i in 0..2 {
+        assert!(!lab.node_has(i, "/run/palisade/rollback"));
+        assert!(
+            eventually(5, || lab.other_processes(i).is_empty()),
+            "{:?}",
+            lab.other_processes(i)
+        );
+    }
+    let out = lab.palisade(bin(), &args("verify", &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
+}
