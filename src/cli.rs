@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use std::num::NonZeroUsize;
 
+use crate::inventory::RoleRule;
 use crate::net::{ChainName, IfName, Net, SetName};
 use crate::transport::{HostKeyChecking, Jump};
 
@@ -50,6 +51,15 @@ pub struct GlobalArgs {
     /// A static TOML inventory instead of Terraform state.
     #[arg(long, global = true, value_name = "PATH")]
     pub inventory: Option<PathBuf>,
+    /// Another Terraform resource type that is a device; repeatable, added to
+    /// the config's `terraform.device_types`.
+    #[arg(long = "device-type", global = true, value_name = "TYPE")]
+    pub device_types: Vec<String>,
+    /// A role for resources whose name matches a glob, as GLOB=ROLE (role:
+    /// master, agent, public-agent, bootstrap or node); repeatable, tried before
+    /// the config's `terraform.roles`.
+    #[arg(long = "role", global = true, value_name = "GLOB=ROLE", value_parser = parse_role_rule)]
+    pub roles: Vec<RoleRule>,
     /// Print a machine-readable JSON report on stdout, and nothing else.
     #[arg(long, global = true)]
     pub json: bool,
@@ -139,4 +149,17 @@ pub struct WhitelistArgs {
     /// [default: 60].
     #[arg(long, global = true, value_name = "SECONDS")]
     pub confirm_timeout: Option<u64>,
+}
+
+fn parse_role_rule(s: &str) -> Result<RoleRule, String> {
+    let (glob, role) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not GLOB=ROLE"))?;
+    if glob.is_empty() {
+        return Err(format!("{s:?} has an empty pattern"));
+    }
+    Ok(RoleRule {
+        resource: glob.to_owned(),
+        role: role.parse()?,
+    })
 }

@@ -180,8 +180,12 @@ impl Settings {
                 (None, None) => Source::Terraform(PathBuf::from(DEFAULT_STATE)),
             },
         };
-        let roles = RoleRules::new(&config.terraform.device_types, &config.terraform.roles)
-            .map_err(|e| anyhow::anyhow!("{config_name}: terraform.roles: {e}"))?;
+        let mut types = config.terraform.device_types;
+        types.extend(args.device_types.iter().cloned());
+        let mut rules = args.roles.clone();
+        rules.extend(config.terraform.roles);
+        let roles = RoleRules::new(&types, &rules)
+            .map_err(|e| anyhow::anyhow!("{config_name} / --role: terraform.roles: {e}"))?;
         let user = args
             .ssh
             .user

@@ -342,6 +342,61 @@ fn role_mapping_and_device_types_come_from_the_config() {
 }
 
 #[test]
+fn role_mapping_and_device_types_from_flags() {
+    let mut doc = fixture_json("v4-packet.tfstate");
+    for r in doc["resources"].as_array_mut().unwrap() {
+        if r["name"] == "dcos_master" {
+            r["name"] = json!("mesos_master");
+        }
+        if r["name"] == "dcos_agent" {
+            r["type"] = json!("custom_device");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("terraform.tfstate"), doc.to_string()).unwrap();
+    let args = [
+        "inventory",
+        "--json",
+        "--device-type",
+        "custom_device",
+        "--role",
+        "mesos_*=master",
+    ];
+    let out = run_in(dir.path(), &args, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let roles: Vec<&str> = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "master",
+            "master",
+            "master",
+            "agent",
+            "agent",
+            "agent",
+            "agent",
+            "public-agent",
+            "bootstrap"
+        ]
+    );
+    for bad in ["mesos_*", "=master", "mesos_*=captain"] {
+        let out = run_in(dir.path(), &["inventory", "--role", bad], None);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(
+            text(&out.stderr).contains("--role"),
+            "{bad}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn bad_config_is_refused_with_file_field_and_value() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(fixture("v4-packet.tfstate"), dir.path().join("terraform.tfstate")).unwrap();

@@ -151,7 +151,6 @@ impl Script {
 
     /// For the renderer, which builds scripts only from literals and the
     /// `Display` of validated types.
-    #[allow(dead_code)]
     pub(crate) fn rendered(text: String) -> Script {
         Script(Cow::Owned(text))
     }

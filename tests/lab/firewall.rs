@@ -514,3 +514,34 @@ fn a_node_that_cannot_take_the_change_is_left_as_it_was() {
     assert!(!lab.must(ns, &["ip6tables-save"]).contains("PALISADE"));
     assert!(lab.ssh_reachable(&lab.outsider, IpAddr::V4(lab.nodes[1].ip4)));
 }
+
+#[test]
+fn the_boot_restore_script_brings_the_whitelist_back_after_a_reboot() {
+    let lab = lab!(spec(2));
+    expect(palisade(&lab, "apply", &[]), 0);
+    // A reboot, as far as netfilter and /run go: everything is empty again.
+    for i in 0..2 {
+        let ns = &lab.nodes[i].ns;
+        for ipt in ["iptables", "ip6tables"] {
+            lab.must(ns, &[ipt, "-w", "-F"]);
+            lab.must(ns, &[ipt, "-w", "-X"]);
+        }
+        lab.must(ns, &["ipset", "destroy"]);
+        let out = lab.on_node(i, &["sh", "-c", "rm -rf /run/palisade/*"]);
+        assert!(out.status.success());
+    }
+    assert!(lab.ssh_reachable(&lab.outsider, IpAddr::V4(lab.nodes[0].ip4)));
+    let report = expect(palisade(&lab, "verify", &[]), 3);
+    assert!(kinds(&report, "node-00").contains(&"chain-missing".to_string()));
+
+    // What the unit would run at boot.
+    for i in 0..2 {
+        let out = lab.on_node(i, &["/bin/sh", "/var/lib/palisade/restore.sh"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // The boot run arms no rollback and leaves nothing behind in /run.
+        assert!(!lab.node_has(i, "/run/palisade/rollback"));
+    }
+    expect(palisade(&lab, "verify", &[]), 0);
+    assert!(!lab.ssh_reachable(&lab.outsider, IpAddr::V4(lab.nodes[0].ip4)));
+    assert!(lab.ssh_reachable(&lab.nodes[1].ns, IpAddr::V4(lab.nodes[0].ip4)));
+}

@@ -38,6 +38,9 @@ pub struct Spec {
     /// Every remote step on a node is logged with its start and end time,
     /// and held for this long, so tests can see which steps overlapped.
     pub record_steps: Option<Duration>,
+    /// Every remote step on these nodes is killed by SIGKILL, so sshd reports
+    /// an exit signal instead of an exit status.
+    pub kill_steps: Vec<usize>,
 }
 
 pub struct Node {
@@ -328,7 +331,11 @@ impl Lab {
             dir = node.dir.display(),
             lab = self.dir.display(),
         );
-        if let Some(hold) = self.spec.record_steps {
+        if self.spec.kill_steps.contains(&i) {
+            // The shell sshd runs the command with kills itself: sshd then
+            // reports an exit signal, not a status.
+            conf += "ForceCommand kill -9 $$\n";
+        } else if let Some(hold) = self.spec.record_steps {
             let wrapper = node.dir.join("step-wrapper");
             let log = node.dir.join("steps.log");
             write(&log, "", 0o666)?;
@@ -516,6 +523,18 @@ impl Lab {
             .args(["-t", &pid, "-m", "--", "test", "-e", path])
             .status()
             .is_ok_and(|s| s.success())
+    }
+
+    /// Runs a command as root on the node, in its own network and mount
+    /// namespaces (its private /run/palisade and /var/lib/palisade).
+    pub fn on_node(&self, i: usize, argv: &[&str]) -> Output {
+        let pid = self.nodes[i].sshd.as_ref().expect("sshd runs").id().to_string();
+        Command::new("nsenter")
+            .args(["-t", &pid, "-m", "-n", "--"])
+            .args(argv)
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter")
     }
 
     /// The processes in a namespace other than the node's sshd.

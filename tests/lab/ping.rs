@@ -415,3 +415,39 @@ fn with_no_key_the_ssh_agent_signs() {
     assert_eq!(out.status.code(), Some(0), "{report} {}", stderr(&out));
     assert_eq!(report["summary"]["ok"], 3);
 }
+
+#[test]
+fn a_step_that_hangs_or_dies_by_signal_fails_that_host_only() {
+    let lab = lab!(Spec {
+        nodes: 3,
+        kill_steps: vec![1],
+        record_steps: Some(Duration::from_secs(4)),
+        ..Spec::default()
+    });
+    let out = ping(&lab, &["--timeout", "1"]);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    let error = |i: usize| {
+        host(&report, &lab.nodes[i].name)["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        error(0).contains("remote step timed out after 1s"),
+        "{}",
+        error(0)
+    );
+    assert!(
+        error(1).contains("remote step was killed by signal KILL"),
+        "{}",
+        error(1)
+    );
+    assert_eq!(host(&report, "node-01")["status"], "failed");
+
+    // Without the step timeout the slow nodes pass, the killed one still fails.
+    let out = ping(&lab, &[]);
+    let report = json(&out);
+    assert_eq!(host(&report, "node-00")["status"], "ok", "{report}");
+    assert_eq!(host(&report, "node-01")["status"], "failed", "{report}");
+}
