@@ -1,0 +1,72 @@
+//! The demo behind `scripts/demo`: palisade's whole job on a lab of local
+//! test hosts. Usage: demo PATH-TO-PALISADE [NODES]
+
+#[path = "../tests/lab/harness.rs"]
+mod harness;
+
+use std::net::IpAddr;
+
+use harness::{CONTROLLER4, Lab, Spec};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(bin) = args.get(1) else {
+        eprintln!("usage: demo PATH-TO-PALISADE [NODES]");
+        std::process::exit(1);
+    };
+    let nodes: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6).clamp(2, 250);
+    let bin = std::fs::canonicalize(bin).unwrap_or_else(|e| {
+        eprintln!("{bin}: {e}");
+        std::process::exit(1)
+    });
+    let lab = match Lab::start(Spec {
+        nodes,
+        ..Spec::default()
+    }) {
+        Ok(lab) => lab,
+        Err(harness::Unavailable(why)) => {
+            eprintln!("cannot build the lab: {why}");
+            std::process::exit(1);
+        }
+    };
+    println!(
+        "A lab of {nodes} hosts, each a network namespace with its own sshd and netfilter, in 198.18.0.0/15.\n\
+         palisade runs in the controller namespace ({CONTROLLER4}); an outsider namespace stands for the internet.\n"
+    );
+    let c = CONTROLLER4.to_string();
+    let common = ["--inventory", "hosts.toml", "--key", "id_ed25519", "--allow", &c, "--allow", "2001:2::1"];
+    let run = |cmd: &str, extra: &[&str]| {
+        let mut argv = vec![cmd];
+        argv.extend_from_slice(extra);
+        argv.extend_from_slice(&common);
+        println!("$ palisade {}", argv.join(" "));
+        let out = lab.palisade(&bin, &argv);
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        println!("(exit {})\n", out.status.code().unwrap_or(-1));
+    };
+    let outsider_gets_in = |lab: &Lab| {
+        let hits = lab
+            .nodes
+            .iter()
+            .filter(|n| lab.ssh_reachable(&lab.outsider, IpAddr::V4(n.ip4)))
+            .count();
+        println!("outsider reaches sshd on {hits} of {nodes} hosts\n");
+    };
+
+    run("inventory", &[]);
+    run("ping", &[]);
+    outsider_gets_in(&lab);
+    run("plan", &[]);
+    run("apply", &[]);
+    outsider_gets_in(&lab);
+    run("apply", &[]);
+    println!("Someone deletes a member by hand on {}:", lab.nodes[1].name);
+    let gone = lab.nodes[2].ip4.to_string();
+    lab.must(&lab.nodes[1].ns, &["ipset", "del", "palisade4", &gone]);
+    run("verify", &[]);
+    run("apply", &[]);
+    run("remove", &[]);
+    outsider_gets_in(&lab);
+    println!("Tearing the lab down.");
+}
