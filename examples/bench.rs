@@ -19,7 +19,11 @@ fn main() {
         eprintln!("usage: bench PATH-TO-PALISADE [NODES] [RUNS]");
         std::process::exit(1);
     };
-    let nodes: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(50).clamp(2, 1000);
+    let nodes: usize = args
+        .get(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50)
+        .clamp(2, 1000);
     let runs: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(5).clamp(1, 50);
     let lab = Lab::start(Spec {
         nodes,
@@ -30,7 +34,16 @@ fn main() {
         std::process::exit(1)
     });
     let c = CONTROLLER4.to_string();
-    let common = ["--inventory", "hosts.toml", "--key", "id_ed25519", "--allow", &c, "--forks", "64"];
+    let common = [
+        "--inventory",
+        "hosts.toml",
+        "--key",
+        "id_ed25519",
+        "--allow",
+        &c,
+        "--forks",
+        "64",
+    ];
     let palisade = |cmd: &str, extra: &[&str]| {
         let mut argv = vec![cmd, "--json"];
         argv.extend_from_slice(&common);
@@ -65,8 +78,16 @@ fn main() {
             .stdin(Stdio::piped())
             .spawn()
             .expect("ssh fan-out");
-        child.stdin.take().expect("stdin").write_all(hosts.as_bytes()).expect("write");
-        assert!(child.wait().expect("wait").success(), "the OpenSSH fan-out failed");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(hosts.as_bytes())
+            .expect("write");
+        assert!(
+            child.wait().expect("wait").success(),
+            "the OpenSSH fan-out failed"
+        );
         start.elapsed()
     };
 
@@ -77,7 +98,10 @@ fn main() {
     };
     let baseline = median(Box::new(|| openssh(None)));
     let rows: Vec<(&str, Duration)> = vec![
-        ("OpenSSH + xargs -P 64, curve25519 (reference)", median(Box::new(|| openssh(Some("curve25519-sha256"))))),
+        (
+            "OpenSSH + xargs -P 64, curve25519 (reference)",
+            median(Box::new(|| openssh(Some("curve25519-sha256")))),
+        ),
         ("palisade ping", median(Box::new(|| palisade("ping", &[])))),
         (
             "palisade apply (every host changes)",
@@ -86,13 +110,25 @@ fn main() {
                 palisade("apply", &[])
             })),
         ),
-        ("palisade apply (nothing to do)", median(Box::new(|| palisade("apply", &[])))),
+        (
+            "palisade apply (nothing to do)",
+            median(Box::new(|| palisade("apply", &[]))),
+        ),
         ("palisade verify", median(Box::new(|| palisade("verify", &[])))),
     ];
     println!("{nodes} hosts, median of {runs} runs; ratio = time / baseline (lower is better)\n");
     println!("{:<48} {:>9} {:>7}", "", "seconds", "ratio");
-    println!("{:<48} {:>9.3} {:>7.2}", "baseline: OpenSSH + xargs -P 64, default kex", baseline.as_secs_f64(), 1.0);
+    println!(
+        "{:<48} {:>9.3} {:>7.2}",
+        "baseline: OpenSSH + xargs -P 64, default kex",
+        baseline.as_secs_f64(),
+        1.0
+    );
     for (name, t) in rows {
-        println!("{name:<48} {:>9.3} {:>7.2}", t.as_secs_f64(), t.as_secs_f64() / baseline.as_secs_f64());
+        println!(
+            "{name:<48} {:>9.3} {:>7.2}",
+            t.as_secs_f64(),
+            t.as_secs_f64() / baseline.as_secs_f64()
+        );
     }
 }

@@ -14,7 +14,11 @@ fn main() {
         eprintln!("usage: demo PATH-TO-PALISADE [NODES]");
         std::process::exit(1);
     };
-    let nodes: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6).clamp(2, 250);
+    let nodes: usize = args
+        .get(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(6)
+        .clamp(2, 250);
     let bin = std::fs::canonicalize(bin).unwrap_or_else(|e| {
         eprintln!("{bin}: {e}");
         std::process::exit(1)
@@ -34,7 +38,16 @@ fn main() {
          palisade runs in the controller namespace ({CONTROLLER4}); an outsider namespace stands for the internet.\n"
     );
     let c = CONTROLLER4.to_string();
-    let common = ["--inventory", "hosts.toml", "--key", "id_ed25519", "--allow", &c, "--allow", "2001:2::1"];
+    let common = [
+        "--inventory",
+        "hosts.toml",
+        "--key",
+        "id_ed25519",
+        "--allow",
+        &c,
+        "--allow",
+        "2001:2::1",
+    ];
     let run = |cmd: &str, extra: &[&str]| {
         let mut argv = vec![cmd];
         argv.extend_from_slice(extra);

@@ -51,16 +51,13 @@ pub enum Phase {
 pub type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
 
 pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResult, HostError> {
-    let probe = probe::run(&session, &job.user).await?;
-    let missing = probe.missing();
-    if !missing.is_empty() {
-        return Err(HostError::Remote(format!(
-            "missing on the node: {}",
-            missing.join(", ")
-        )));
-    }
+    let seen = probe::controller_address(&session, &job.user).await?;
     let policy = &job.policy;
     let before = observe(&session, policy).await?;
+    if !before.missing_tools.is_empty() {
+        let missing = before.missing_tools.join(", ");
+        return Err(HostError::Remote(format!("missing on the node: {missing}")));
+    }
     match job.mode {
         Mode::Verify | Mode::Plan => {
             let changes = diff(policy, &before);
@@ -79,7 +76,7 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
             }
             // Never lock the operator out: the node must admit the address it
             // sees us connect from, after any NAT.
-            match probe.controller_address {
+            match seen {
                 Some(seen) if !policy.covers(seen) => return Err(HostError::WouldLockOut { seen }),
                 None => return Err(HostError::ControllerUnknown),
                 Some(_) => {}
@@ -135,7 +132,7 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
                 return rolled_back(&session, policy, &before, deadline, reason).await;
             }
             let confirmed = session
-                .run(Privilege::Root, &render::confirm())
+                .run(Privilege::Root, &firewall::confirm_and_read(policy))
                 .await?
                 .success()?;
             if confirmed.stdout.contains("state=rolled-back") {
@@ -143,7 +140,7 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
                 return rolled_back(&session, policy, &before, deadline, reason).await;
             }
             job.set_phase(&host, Some(Phase::Confirmed));
-            let after = observe(&session, policy).await?;
+            let after = firewall::parse(&confirmed.stdout).map_err(|e| HostError::Remote(e.to_string()))?;
             let left = diff(policy, &after);
             if !left.is_empty() {
                 return Err(still_differs(&left));

@@ -17,6 +17,10 @@ use crate::transport::Script;
 
 const READ: &str = r#"set -u
 section() { printf '==> %s\n' "$1"; }
+section missing-tools
+for tool in ipset iptables ip6tables iptables-restore ip6tables-restore; do
+    command -v "$tool" >/dev/null 2>&1 || echo "$tool"
+done
 section backend
 iptables -V 2>/dev/null | head -n 1
 for v in v4 v6; do
@@ -53,6 +57,15 @@ exit 0
 
 /// The read-only script for this policy's names.
 pub fn script(policy: &Policy) -> Script {
+    Script::rendered(text(policy))
+}
+
+/// Keeps the change, then reads the node: one step where two would do.
+pub fn confirm_and_read(policy: &Policy) -> Script {
+    Script::rendered(format!("{}\n{}", render::confirm().as_str(), text(policy)))
+}
+
+fn text(policy: &Policy) -> String {
     let mut s = format!(
         "chain='{}'\ndchain='{}'\nset4='{}'\nset6='{}'\nrestore_path='{}'\nunit_path='{}'\n",
         policy.chain,
@@ -64,7 +77,7 @@ pub fn script(policy: &Policy) -> Script {
     );
     s.push_str("PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH\n");
     s.push_str(READ);
-    Script::rendered(s)
+    s
 }
 
 /// One ipset set as `ipset save` shows it.
@@ -89,6 +102,8 @@ pub struct FamilyFacts {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observed {
+    /// Tools palisade needs that the node lacks.
+    pub missing_tools: Vec<String>,
     pub backend: Option<Backend>,
     pub v4: FamilyFacts,
     pub v6: FamilyFacts,
@@ -154,6 +169,11 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
     };
     let (v4, v6) = (family("v4")?, family("v6")?);
     Ok(Observed {
+        missing_tools: get("missing-tools")
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect(),
         backend: first("backend").as_deref().and_then(backend_of),
         v4,
         v6,

@@ -77,18 +77,27 @@ impl Probe {
 
 /// Runs both steps. A sudo that wants a password is an error of its own.
 pub async fn run(session: &Session, user: &str) -> Result<Probe, HostError> {
+    let mut facts = user_facts(session, user).await?;
+    let second = session.run(Privilege::Root, &ROOT_STEP).await?.success()?;
+    facts.extend(parse_facts(&second.stdout));
+    Ok(probe_from(&facts))
+}
+
+/// The login user's step alone: that sudo works, and the controller's
+/// address as the node sees it (which sudo's environment would lose).
+pub async fn controller_address(session: &Session, user: &str) -> Result<Option<IpAddr>, HostError> {
+    Ok(probe_from(&user_facts(session, user).await?).controller_address)
+}
+
+async fn user_facts(session: &Session, user: &str) -> Result<Facts, HostError> {
     let first = session.run(Privilege::User, &USER_STEP).await?.success()?;
     let facts = parse_facts(&first.stdout);
     match facts.get("sudo").map(String::as_str) {
-        Some("ok") => {}
-        Some(msg) if msg.contains("password") => return Err(HostError::SudoPassword { user: user.into() }),
-        Some(msg) => return Err(HostError::Remote(format!("sudo -n failed: {}", msg.trim()))),
-        None => return Err(HostError::Remote("the probe printed nothing".into())),
+        Some("ok") => Ok(facts),
+        Some(msg) if msg.contains("password") => Err(HostError::SudoPassword { user: user.into() }),
+        Some(msg) => Err(HostError::Remote(format!("sudo -n failed: {}", msg.trim()))),
+        None => Err(HostError::Remote("the probe printed nothing".into())),
     }
-    let second = session.run(Privilege::Root, &ROOT_STEP).await?.success()?;
-    let mut all = facts;
-    all.extend(parse_facts(&second.stdout));
-    Ok(probe_from(&all))
 }
 
 type Facts = std::collections::BTreeMap<String, String>;

@@ -3,9 +3,7 @@
 snap=/run/palisade/rollback
 if [ ! -d "$snap" ]; then
     echo 'state=none'
-    exit 0
-fi
-if mkdir "$snap/claim" 2>/dev/null; then
+elif mkdir "$snap/claim" 2>/dev/null; then
     echo confirm >"$snap/claim/by"
     case $(cat "$snap/armed" 2>/dev/null) in
         systemd) systemctl stop palisade-rollback.timer >/dev/null 2>&1 || true ;;
