@@ -23,6 +23,29 @@ const FULL_FORMATS: [&str; 8] = [
     "show.json",
 ];
 
+/// The roles of the fixture fleet, in report order.
+const FLEET_ROLES: [&str; 9] = [
+    "master",
+    "master",
+    "master",
+    "agent",
+    "agent",
+    "agent",
+    "agent",
+    "public-agent",
+    "bootstrap",
+];
+
+/// The roles in an inventory report, in order.
+fn roles_of(doc: &Value) -> Vec<String> {
+    doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["role"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(FIXTURES).join(name)
 }
@@ -112,26 +135,7 @@ fn json_is_exactly_the_documented_shape() {
         json!({"name":"packet-dcos-master-00","role":"master","address":"147.75.100.11",
                "ipv4":["10.100.5.11","147.75.100.11"],"ipv6":["2604:1380:1:4d00::b"]})
     );
-    let roles: Vec<&str> = doc["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["role"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        roles,
-        [
-            "master",
-            "master",
-            "master",
-            "agent",
-            "agent",
-            "agent",
-            "agent",
-            "public-agent",
-            "bootstrap"
-        ]
-    );
+    assert_eq!(roles_of(&doc), FLEET_ROLES);
 }
 
 #[test]
@@ -286,8 +290,9 @@ fn example_config_parses_and_its_paths_are_relative_to_it() {
     assert!(text(&out.stdout).contains("\"name\":\"master-00\""));
 }
 
-#[test]
-fn role_mapping_and_device_types_come_from_the_config() {
+/// The fleet with its masters renamed `mesos_master` and its agents of a
+/// custom resource type, as ./terraform.tfstate of a fresh directory.
+fn renamed_fleet() -> tempfile::TempDir {
     let mut doc = fixture_json("v4-packet.tfstate");
     for r in doc["resources"].as_array_mut().unwrap() {
         if r["name"] == "dcos_master" {
@@ -299,21 +304,18 @@ fn role_mapping_and_device_types_come_from_the_config() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("terraform.tfstate"), doc.to_string()).unwrap();
-    let roles_of = |out: &Output| -> Vec<String> {
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-        doc["hosts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["role"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    dir
+}
+
+#[test]
+fn role_mapping_and_device_types_come_from_the_config() {
+    let dir = renamed_fleet();
 
     let out = run_in(dir.path(), &["inventory", "--json"], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // Unknown names are plain nodes, unknown types are not devices.
     assert_eq!(
-        roles_of(&out),
+        roles_of(&serde_json::from_slice(&out.stdout).unwrap()),
         ["public-agent", "bootstrap", "node", "node", "node"]
     );
 
@@ -326,34 +328,14 @@ fn role_mapping_and_device_types_come_from_the_config() {
     let out = run_in(dir.path(), &["inventory", "--json"], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
-        roles_of(&out),
-        [
-            "master",
-            "master",
-            "master",
-            "agent",
-            "agent",
-            "agent",
-            "agent",
-            "public-agent",
-            "bootstrap"
-        ]
+        roles_of(&serde_json::from_slice(&out.stdout).unwrap()),
+        FLEET_ROLES
     );
 }
 
 #[test]
 fn role_mapping_and_device_types_from_flags() {
-    let mut doc = fixture_json("v4-packet.tfstate");
-    for r in doc["resources"].as_array_mut().unwrap() {
-        if r["name"] == "dcos_master" {
-            r["name"] = json!("mesos_master");
-        }
-        if r["name"] == "dcos_agent" {
-            r["type"] = json!("custom_device");
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("terraform.tfstate"), doc.to_string()).unwrap();
+    let dir = renamed_fleet();
     let args = [
         "inventory",
         "--json",
@@ -365,26 +347,7 @@ fn role_mapping_and_device_types_from_flags() {
     let out = run_in(dir.path(), &args, None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let roles: Vec<&str> = doc["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["role"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        roles,
-        [
-            "master",
-            "master",
-            "master",
-            "agent",
-            "agent",
-            "agent",
-            "agent",
-            "public-agent",
-            "bootstrap"
-        ]
-    );
+    assert_eq!(roles_of(&doc), FLEET_ROLES);
     for bad in ["mesos_*", "=master", "mesos_*=captain"] {
         let out = run_in(dir.path(), &["inventory", "--role", bad], None);
         assert_eq!(out.status.code(), Some(1), "{bad}");

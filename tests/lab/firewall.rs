@@ -6,8 +6,8 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::harness::{CONTROLLER4, CONTROLLER6, Lab, Spec};
-use crate::{bin, host, json, lab, stderr, stdout};
+use crate::harness::{Lab, Spec};
+use crate::{bin, host, json, lab, lab_args, stderr, stdout};
 
 fn spec(nodes: usize) -> Spec {
     Spec {
@@ -17,25 +17,11 @@ fn spec(nodes: usize) -> Spec {
 }
 
 /// `palisade CMD --json` against the lab, admitting the controller's
-/// addresses.
+/// addresses unless `extra` holds `--no-allow`.
 fn palisade(lab: &Lab, cmd: &str, extra: &[&str]) -> Output {
-    let c4 = CONTROLLER4.to_string();
-    let c6 = CONTROLLER6.to_string();
-    let mut args = vec![
-        cmd,
-        "--json",
-        "--inventory",
-        "hosts.toml",
-        "--key",
-        "id_ed25519",
-        "--known-hosts",
-        "known_hosts",
-    ];
-    if !extra.contains(&"--no-allow") {
-        args.extend(["--allow", &c4, "--allow", &c6]);
-    }
-    args.extend(extra.iter().filter(|a| **a != "--no-allow"));
-    lab.palisade(bin(), &args)
+    let allow = !extra.contains(&"--no-allow");
+    let extra: Vec<&str> = extra.iter().copied().filter(|a| *a != "--no-allow").collect();
+    lab.palisade(bin(), &lab_args(cmd, true, allow, &extra))
 }
 
 /// Runs a command and expects an exit code, returning the JSON report.
@@ -308,22 +294,7 @@ fn verify_reports_each_kind_of_drift_and_changes_nothing() {
     }
 
     // Human output names the same differences.
-    let table = lab.palisade(
-        bin(),
-        &[
-            "verify",
-            "--inventory",
-            "hosts.toml",
-            "--key",
-            "id_ed25519",
-            "--known-hosts",
-            "known_hosts",
-            "--allow",
-            "198.18.0.1",
-            "--allow",
-            "2001:2::1",
-        ],
-    );
+    let table = lab.palisade(bin(), &lab_args("verify", false, true, &[]));
     assert_eq!(table.status.code(), Some(3));
     assert!(
         stdout(&table).contains("IPv4 INPUT has no jump to the chain"),

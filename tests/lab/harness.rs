@@ -461,18 +461,25 @@ impl Lab {
     }
 
     pub fn palisade_with_env(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.controller])
+        self.palisade_command(bin, args, env)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run palisade: {e}"))
+    }
+
+    /// palisade in the controller namespace, from the lab directory, with
+    /// none of the caller's agent, log or passphrase settings.
+    fn palisade_command(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.controller])
             .arg(bin)
             .args(args)
             .current_dir(&self.dir)
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("RUST_LOG")
             .env_remove("PALISADE_KEY_PASSPHRASE")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run palisade: {e}"))
+            .envs(env.iter().copied());
+        cmd
     }
 
     /// Makes a new key pair in the lab directory (`ssh-keygen` arguments
@@ -500,14 +507,7 @@ impl Lab {
 
     /// Starts palisade in the controller namespace without waiting for it.
     pub fn spawn_palisade(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.controller])
-            .arg(bin)
-            .args(args)
-            .current_dir(&self.dir)
-            .env_remove("SSH_AUTH_SOCK")
-            .env_remove("RUST_LOG")
-            .envs(env.iter().copied())
+        self.palisade_command(bin, args, env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

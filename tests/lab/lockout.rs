@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::harness::{CONTROLLER4, CONTROLLER6, Lab, Spec};
-use crate::{bin, host, json, lab, stderr};
+use crate::harness::{Lab, Spec};
+use crate::{bin, host, json, lab, lab_args, stderr};
 
 fn spec(nodes: usize) -> Spec {
     Spec {
@@ -15,22 +15,7 @@ fn spec(nodes: usize) -> Spec {
 }
 
 fn args<'a>(cmd: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![
-        cmd,
-        "--json",
-        "--inventory",
-        "hosts.toml",
-        "--key",
-        "id_ed25519",
-        "--known-hosts",
-        "known_hosts",
-        "--allow",
-        "198.18.0.1",
-        "--allow",
-        "2001:2::1",
-    ];
-    a.extend_from_slice(extra);
-    a
+    lab_args(cmd, true, true, extra)
 }
 
 fn untouched(lab: &Lab, i: usize) -> bool {
@@ -203,7 +188,6 @@ fn ctrl_c_says_which_hosts_are_confirmed_and_which_roll_back() {
         eventually(15, || (0..3).all(|i| untouched(&lab, i))),
         "nodes did not roll back"
     );
-    let _ = (CONTROLLER4, CONTROLLER6);
 }
 
 #[test]

@@ -30,6 +30,38 @@ macro_rules! lab {
     };
 }
 
+/// The arguments every firewall command in the lab takes: the lab's
+/// inventory, key and known_hosts, `--json` when asked, and the controller's
+/// addresses in the allow list unless `allow` is false; then `extra`.
+pub fn lab_args<'a>(cmd: &'a str, json: bool, allow: bool, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![cmd];
+    if json {
+        a.push("--json");
+    }
+    a.extend([
+        "--inventory",
+        "hosts.toml",
+        "--key",
+        "id_ed25519",
+        "--known-hosts",
+        "known_hosts",
+    ]);
+    if allow {
+        a.extend(["--allow", CONTROLLER4_TEXT, "--allow", CONTROLLER6_TEXT]);
+    }
+    a.extend_from_slice(extra);
+    a
+}
+
+const CONTROLLER4_TEXT: &str = "198.18.0.1";
+const CONTROLLER6_TEXT: &str = "2001:2::1";
+
+#[test]
+fn controller_texts_match_the_lab() {
+    assert_eq!(CONTROLLER4_TEXT, harness::CONTROLLER4.to_string());
+    assert_eq!(CONTROLLER6_TEXT, harness::CONTROLLER6.to_string());
+}
+
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_palisade"))
 }
