@@ -516,3 +516,60 @@ fn the_boot_restore_script_brings_the_whitelist_back_after_a_reboot() {
     assert!(!lab.ssh_reachable(&lab.outsider, IpAddr::V4(lab.nodes[0].ip4)));
     assert!(lab.ssh_reachable(&lab.nodes[1].ns, IpAddr::V4(lab.nodes[0].ip4)));
 }
+
+#[test]
+fn legacy_and_nf_tables_nodes_side_by_side() {
+    let mut lab = lab!(Spec {
+        nodes: 2,
+        legacy: vec![1],
+        ..Spec::default()
+    });
+    let out = lab.palisade(bin(), &lab_args("ping", true, false, &[]));
+    let report = json(&out);
+    assert_eq!(host(&report, "node-00")["backend"], "nf_tables", "{report:#}");
+    assert_eq!(host(&report, "node-01")["backend"], "legacy", "{report:#}");
+
+    expect(palisade(&lab, "apply", &[]), 0);
+    let ns = lab.nodes[1].ns.clone();
+    assert!(
+        lab.must(&ns, &["iptables-legacy", "-w", "-S"])
+            .contains("-A INPUT -j PALISADE")
+    );
+    assert!(
+        lab.must(&ns, &["ip6tables-legacy", "-w", "-S"])
+            .contains("-A INPUT -j PALISADE")
+    );
+    assert!(!lab.must(&ns, &["iptables-nft", "-w", "-S"]).contains("PALISADE"));
+    for node in &lab.nodes {
+        assert!(
+            !lab.ssh_reachable(&lab.outsider, IpAddr::V4(node.ip4)),
+            "{}",
+            node.name
+        );
+        assert!(
+            lab.ssh_reachable(&lab.controller, IpAddr::V4(node.ip4)),
+            "{}",
+            node.name
+        );
+    }
+    expect(palisade(&lab, "verify", &[]), 0);
+
+    // An OS update switches the node to nf_tables: the legacy rules still
+    // filter, but iptables no longer shows them. The audit says so.
+    lab.set_legacy(1, false);
+    let report = expect(palisade(&lab, "verify", &[]), 3);
+    let changes = kinds(&report, "node-01");
+    assert!(changes.contains(&"backend-changed".to_string()), "{report:#}");
+    assert!(changes.contains(&"chain-missing".to_string()), "{report:#}");
+    let message = host(&report, "node-01")["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "backend-changed")
+        .unwrap()["message"]
+        .clone();
+    assert_eq!(
+        message,
+        "iptables backend changed: applied with legacy, the node now uses nf_tables"
+    );
+}

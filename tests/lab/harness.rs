@@ -10,8 +10,10 @@
 //! Nothing touches the host's own interfaces or firewall: the bridge lives in
 //! a namespace of its own and every veth is created straight into its
 //! namespaces. Each node runs `/usr/sbin/sshd` in a private mount namespace
-//! with tmpfs on `/run/palisade` and `/var/lib/palisade`, so what palisade
-//! leaves on one node is invisible to the others. Every namespace is named
+//! where `/run/palisade` and `/var/lib/palisade` are directories of its own
+//! (bind mounts from the lab directory), so what palisade leaves on one node
+//! is invisible to the others, and survives a restart of that node's sshd as
+//! it would on a real disk. Every namespace is named
 //! `plab<pid>x<seq>-…`; `Drop` kills every process in them by pid and
 //! deletes them by name, and a new lab first sweeps up labs whose test
 //! process died without cleaning up.
@@ -41,6 +43,8 @@ pub struct Spec {
     /// Every remote step on these nodes is killed by SIGKILL, so sshd reports
     /// an exit signal instead of an exit status.
     pub kill_steps: Vec<usize>,
+    /// Nodes whose iptables is the legacy backend (older CoreOS and Flatcar).
+    pub legacy: Vec<usize>,
 }
 
 pub struct Node {
@@ -50,6 +54,8 @@ pub struct Node {
     pub ip4: Ipv4Addr,
     pub ip6: Ipv6Addr,
     pub dir: PathBuf,
+    /// Whether `iptables` on this node is the legacy backend.
+    pub legacy: bool,
     sshd: Option<Child>,
 }
 
@@ -149,6 +155,7 @@ impl Lab {
                     ip4: node_ip4(i),
                     ip6: node_ip6(i),
                     dir: dir.join(format!("node-{i:02}")),
+                    legacy: spec.legacy.contains(&i),
                     sshd: None,
                 })
                 .collect(),
@@ -239,8 +246,10 @@ impl Lab {
     fn boot(&mut self, range: std::ops::Range<usize>) -> Result<(), String> {
         for i in range.clone() {
             let node = &self.nodes[i];
-            std::fs::create_dir_all(&node.dir).map_err(|e| e.to_string())?;
-            set_mode(&node.dir, 0o755);
+            for dir in [node.dir.clone(), node.dir.join("run"), node.dir.join("var-lib")] {
+                std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                set_mode(&dir, 0o755);
+            }
             keygen(&node.dir.join("host_ed25519"), "ed25519")?;
             self.write_sshd_config(i)?;
         }
@@ -264,6 +273,7 @@ impl Lab {
                 ip4: node_ip4(i),
                 ip6: node_ip6(i),
                 dir: self.dir.join(format!("node-{i:02}")),
+                legacy: false,
                 sshd: None,
             });
         }
@@ -363,12 +373,15 @@ impl Lab {
         let child = Command::new("ip")
             .args(["netns", "exec", &node.ns, "unshare", "--mount", "--propagation", "private", "sh", "-c"])
             .arg(
-                "mount -t tmpfs -o mode=0755 palisade-run /run/palisade && \
-                 mount -t tmpfs -o mode=0755 palisade-lib /var/lib/palisade && \
+                "mount --bind \"$LAB_NODE_DIR/run\" /run/palisade && \
+                 mount --bind \"$LAB_NODE_DIR/var-lib\" /var/lib/palisade && \
                  { [ ! -e \"$LAB_SUDOERS\" ] || mount --bind \"$LAB_SUDOERS\" /etc/sudoers.d/palisade-lab; } && \
+                 { [ -z \"$LAB_LEGACY\" ] || mount --bind /usr/sbin/xtables-legacy-multi /usr/sbin/xtables-nft-multi; } && \
                  exec /usr/sbin/sshd -D -e -f \"$LAB_SSHD_CONFIG\"",
             )
             .env("LAB_SSHD_CONFIG", node.dir.join("sshd_config"))
+            .env("LAB_LEGACY", if node.legacy { "1" } else { "" })
+            .env("LAB_NODE_DIR", &node.dir)
             .env("LAB_SUDOERS", &sudoers)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -422,6 +435,13 @@ impl Lab {
         let _ = std::fs::remove_file(&log);
         self.spawn_sshd(i).unwrap_or_else(|e| panic!("{e}"));
         self.wait_listening(i).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Switches a node's iptables backend (restarting its sshd), as an OS
+    /// update can.
+    pub fn set_legacy(&mut self, i: usize, legacy: bool) {
+        self.nodes[i].legacy = legacy;
+        self.start_sshd(i);
     }
 
     /// Gives a node a new host key, as reprovisioning does.
