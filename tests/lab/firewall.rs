@@ -573,3 +573,68 @@ fn legacy_and_nf_tables_nodes_side_by_side() {
         "iptables backend changed: applied with legacy, the node now uses nf_tables"
     );
 }
+
+#[test]
+fn published_container_ports_admit_only_the_whitelist() {
+    let mut lab = lab!(spec(2));
+    let container = lab.add_container(0, 8080);
+    let _service = lab.listen(&container, 80);
+    let _outside = lab.listen(&lab.outsider, 9000);
+    let node0 = IpAddr::V4(lab.nodes[0].ip4);
+    let outsider = IpAddr::V4(crate::harness::OUTSIDER4);
+    // Before: the published port is open to the world, like Docker's -p.
+    assert!(lab.tcp_connects(&lab.outsider, node0, 8080));
+    assert!(lab.tcp_connects(&container, outsider, 9000));
+
+    expect(palisade(&lab, "apply", &[]), 0);
+    assert!(
+        !lab.tcp_connects(&lab.outsider, node0, 8080),
+        "the outsider still reaches the container"
+    );
+    assert!(
+        lab.tcp_connects(&lab.controller, node0, 8080),
+        "the controller lost the published port"
+    );
+    assert!(
+        lab.tcp_connects(&lab.nodes[1].ns, node0, 8080),
+        "a node lost the published port"
+    );
+    // The container's own traffic out, and the replies, still flow.
+    assert!(
+        lab.tcp_connects(&container, outsider, 9000),
+        "the container lost its way out"
+    );
+    let guard = lab.must(
+        &lab.nodes[0].ns,
+        &["iptables", "-w", "-L", "PALISADE-DOCKER", "-v", "-x", "-n"],
+    );
+    let drops: u64 = guard
+        .lines()
+        .filter(|l| l.contains("DROP"))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    assert!(drops > 0, "{guard}");
+
+    // --no-docker-user gives the ports back to Docker's own rules.
+    expect(palisade(&lab, "apply", &["--no-docker-user"]), 0);
+    assert!(lab.tcp_connects(&lab.outsider, node0, 8080));
+
+    // Teardown takes the container's namespace too.
+    let names = lab.namespaces();
+    assert!(names.contains(&container));
+    drop(lab);
+    let left = String::from_utf8(
+        std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for name in names {
+        assert!(
+            !left.lines().any(|l| l.split_whitespace().next() == Some(&name)),
+            "{name} was left behind"
+        );
+    }
+}

@@ -77,6 +77,8 @@ pub struct Lab {
     pub inventory: PathBuf,
     pub known_hosts: PathBuf,
     spec: Spec,
+    /// Namespaces made after the lab was built (containers), for teardown.
+    extra_ns: Vec<String>,
 }
 
 pub const CONTROLLER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -163,6 +165,7 @@ impl Lab {
             dir,
             _tmp: tmp,
             spec,
+            extra_ns: Vec::new(),
         };
         // From here on, Drop cleans up whatever was made.
         lab.build().map_err(Unavailable)?;
@@ -437,6 +440,106 @@ impl Lab {
         self.wait_listening(i).unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Gives node `i` a Docker-like container: a namespace at 172.17.0.2
+    /// behind the node's `docker0` (172.17.0.1), the node's TCP `port`
+    /// published to the container's port 80 (DNAT, then FORWARD through
+    /// DOCKER-USER), and masquerading for the container's own traffic out.
+    /// Returns the container's namespace.
+    pub fn add_container(&mut self, i: usize, port: u16) -> String {
+        let node = self.nodes[i].ns.clone();
+        let c = format!("{}-n{i}c", self.id);
+        self.extra_ns.push(c.clone());
+        ip_batch(None, &format!("netns add {c}\n")).unwrap_or_else(|e| panic!("{e}"));
+        ip_batch(
+            Some(&node),
+            &format!("link add docker0 type veth peer name eth0 netns {c}\naddr add 172.17.0.1/16 dev docker0\nlink set docker0 up\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        ip_batch(
+            Some(&c),
+            "link set lo up\naddr add 172.17.0.2/16 dev eth0\nlink set eth0 up\nroute add default via 172.17.0.1\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let dnat = "172.17.0.2:80".to_string();
+        let port = port.to_string();
+        for rule in [
+            &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"][..],
+            &["iptables", "-w", "-N", "DOCKER-USER"],
+            &["iptables", "-w", "-A", "DOCKER-USER", "-j", "RETURN"],
+            &["iptables", "-w", "-A", "FORWARD", "-j", "DOCKER-USER"],
+            &[
+                "iptables",
+                "-w",
+                "-t",
+                "nat",
+                "-A",
+                "PREROUTING",
+                "-p",
+                "tcp",
+                "--dport",
+                &port,
+                "-j",
+                "DNAT",
+                "--to-destination",
+                &dnat,
+            ],
+            &[
+                "iptables",
+                "-w",
+                "-t",
+                "nat",
+                "-A",
+                "POSTROUTING",
+                "-s",
+                "172.17.0.0/16",
+                "!",
+                "-o",
+                "docker0",
+                "-j",
+                "MASQUERADE",
+            ],
+        ] {
+            self.must(&node, rule);
+        }
+        c
+    }
+
+    /// A TCP socket listening on `port` inside namespace `ns`. The kernel
+    /// completes handshakes for it, so connecting proves reachability; it
+    /// closes when dropped.
+    pub fn listen(&self, ns: &str, port: u16) -> std::net::TcpListener {
+        let netns = format!("/run/netns/{ns}");
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let file = std::fs::File::open(&netns).expect("netns");
+            // SAFETY: setns on this thread only, with a namespace fd we opened.
+            assert_eq!(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            std::net::TcpListener::bind(("0.0.0.0", port)).expect("bind")
+        })
+        .join()
+        .expect("listener thread")
+    }
+
+    /// Whether a new TCP connection from namespace `from` to `to:port` is
+    /// accepted within a second.
+    pub fn tcp_connects(&self, from: &str, to: std::net::IpAddr, port: u16) -> bool {
+        let netns = format!("/run/netns/{from}");
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let Ok(file) = std::fs::File::open(&netns) else {
+                return false;
+            };
+            // SAFETY: setns on this thread only, with a namespace fd we opened.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return false;
+            }
+            let addr = std::net::SocketAddr::new(to, port);
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+        })
+        .join()
+        .unwrap_or(false)
+    }
+
     /// Switches a node's iptables backend (restarting its sshd), as an OS
     /// update can.
     pub fn set_legacy(&mut self, i: usize, legacy: bool) {
@@ -592,18 +695,26 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for i in 0..self.nodes.len() {
-            self.stop_sshd(i);
-        }
+impl Lab {
+    /// Every namespace this lab made, by name.
+    pub fn namespaces(&self) -> Vec<String> {
         let mut names: Vec<String> = self.nodes.iter().map(|n| n.ns.clone()).collect();
+        names.extend(self.extra_ns.iter().cloned());
         names.extend([
             self.controller.clone(),
             self.outsider.clone(),
             self.switch.clone(),
         ]);
-        remove_namespaces(&names);
+        names
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop_sshd(i);
+        }
+        remove_namespaces(&self.namespaces());
     }
 }
 
