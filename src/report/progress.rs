@@ -43,11 +43,12 @@ impl Progress {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(bar) = &self.bar {
+            // Count the host first, so no frame shows a failure it has not counted.
+            bar.inc(1);
             let failed = self.failed.load(Ordering::Relaxed);
             if failed > 0 {
                 bar.set_message(format!("{failed} failed"));
             }
-            bar.inc(1);
         }
     }
 
