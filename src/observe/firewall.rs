@@ -27,14 +27,14 @@ for v in v4 v6; do
     if [ "$v" = v4 ]; then ipt=iptables set=$set4; else ipt=ip6tables set=$set6; fi
     section "set-$v"
     ipset save "$set" 2>/dev/null
-    section "chain-$v"
-    "$ipt" -w -S "$chain" 2>/dev/null
-    section "input-$v"
-    "$ipt" -w -S INPUT 2>/dev/null
-    section "docker-user-$v"
-    "$ipt" -w -S DOCKER-USER 2>/dev/null
-    section "docker-chain-$v"
-    "$ipt" -w -S "$dchain" 2>/dev/null
+    table=$("$ipt" -w -S 2>/dev/null)
+    for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain"; do
+        section "${c%%:*}-$v"
+        if has_chain "$table" "${c#*:}"; then
+            echo "-N ${c#*:}"
+            chain_rules "$table" "${c#*:}"
+        fi
+    done
 done
 section restore
 if [ -f "$restore_path" ]; then sha256sum "$restore_path" | cut -d' ' -f1; fi
@@ -75,7 +75,7 @@ fn text(policy: &Policy) -> String {
         render::RESTORE_PATH,
         render::UNIT_PATH
     );
-    s.push_str("PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH\n");
+    s.push_str(render::LIB);
     s.push_str(READ);
     s
 }

@@ -88,7 +88,7 @@ write_rollback
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-# jump_fix IPT PARENT TARGET: restore lines leaving one jump, at the top.
+# jump_fix TABLE PARENT TARGET: restore lines leaving one jump, at the top.
 jump_fix() {
     pos=$(positions "$1" "$2" "$3" | tr '\n' ' ')
     if [ "$pos" != "1 " ]; then
@@ -97,7 +97,7 @@ jump_fix() {
     fi
 }
 
-# jump_back IPT PARENT TARGET top|none: restore lines putting the jumps back
+# jump_back TABLE PARENT TARGET top|none: restore lines putting the jumps back
 # where they are now, once the commit has left one at the top (top) or none.
 jump_back() {
     pos=$(positions "$1" "$2" "$3" | tr '\n' ' ')
@@ -108,10 +108,10 @@ jump_back() {
     for p in $pos; do echo "-I $2 $p -j $3"; done
 }
 
-# chain_now IPT CHAIN: restore lines recreating the chain as it is now.
+# chain_now TABLE CHAIN: restore lines recreating the chain as it is now.
 chain_now() {
     echo ":$2 - [0:0]"
-    "$1" -w -S "$2" | grep -v -x -F -e "-N $2"
+    chain_rules "$1" "$2"
 }
 
 prepare() {
@@ -133,31 +133,32 @@ prepare() {
     ipset create "$set-new" hash:net family "$fam" maxelem 65536
     "members_$v" | sed "s/^/add $set-new /" | ipset restore
 
+    table=$("$ipt" -w -S)
     docker=none
-    if [ "$docker_user" = 1 ] && has_chain "$ipt" DOCKER-USER; then
+    if [ "$docker_user" = 1 ] && has_chain "$table" DOCKER-USER; then
         docker=guard
-    elif has_chain "$ipt" "$dchain"; then
+    elif has_chain "$table" "$dchain"; then
         docker=drop
     fi
     had_chain=0
-    if has_chain "$ipt" "$chain"; then had_chain=1; fi
+    if has_chain "$table" "$chain"; then had_chain=1; fi
     had_dchain=0
-    if has_chain "$ipt" "$dchain"; then had_dchain=1; fi
+    if has_chain "$table" "$dchain"; then had_dchain=1; fi
 
     {
         echo '*filter'
         echo ":$chain - [0:0]"
         "rules_$v"
-        jump_fix "$ipt" INPUT "$chain"
+        jump_fix "$table" INPUT "$chain"
         case $docker in
             guard)
                 echo ":$dchain - [0:0]"
                 "docker_rules_$v"
-                jump_fix "$ipt" DOCKER-USER "$dchain"
+                jump_fix "$table" DOCKER-USER "$dchain"
                 ;;
             drop)
-                if has_chain "$ipt" DOCKER-USER; then
-                    for p in $(positions "$ipt" DOCKER-USER "$dchain"); do echo "-D DOCKER-USER -j $dchain"; done
+                if has_chain "$table" DOCKER-USER; then
+                    for p in $(positions "$table" DOCKER-USER "$dchain"); do echo "-D DOCKER-USER -j $dchain"; done
                 fi
                 echo "-F $dchain"
                 echo "-X $dchain"
@@ -168,12 +169,12 @@ prepare() {
 
     {
         echo '*filter'
-        if [ "$had_chain" = 1 ]; then chain_now "$ipt" "$chain"; fi
-        if [ "$had_dchain" = 1 ]; then chain_now "$ipt" "$dchain"; fi
-        jump_back "$ipt" INPUT "$chain" top
+        if [ "$had_chain" = 1 ]; then chain_now "$table" "$chain"; fi
+        if [ "$had_dchain" = 1 ]; then chain_now "$table" "$dchain"; fi
+        jump_back "$table" INPUT "$chain" top
         case $docker in
-            guard) jump_back "$ipt" DOCKER-USER "$dchain" top ;;
-            drop) if has_chain "$ipt" DOCKER-USER; then jump_back "$ipt" DOCKER-USER "$dchain" none; fi ;;
+            guard) jump_back "$table" DOCKER-USER "$dchain" top ;;
+            drop) if has_chain "$table" DOCKER-USER; then jump_back "$table" DOCKER-USER "$dchain" none; fi ;;
         esac
         if [ "$had_chain" = 0 ]; then echo "-F $chain" && echo "-X $chain"; fi
         if [ "$had_dchain" = 0 ] && [ "$docker" = guard ]; then echo "-F $dchain" && echo "-X $dchain"; fi
@@ -210,7 +211,7 @@ if [ "$mode" = apply ] && [ "$confirm" -gt 0 ]; then
         setsid sh -c 'echo $$ >"$1/pid"; sleep "$2"; exec sh "$1/rollback.sh"' palisade-rollback "$snap" "$confirm" \
             </dev/null >/dev/null 2>&1 &
         i=0
-        while [ ! -s "$snap/pid" ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        while [ ! -s "$snap/pid" ] && [ "$i" -lt 250 ]; do sleep 0.02; i=$((i + 1)); done
         echo setsid >"$snap/armed"
     fi
 fi

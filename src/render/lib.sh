@@ -1,15 +1,38 @@
 # palisade's shell library, shared by the apply, restore and remove scripts.
-# Data (names, members, rules) come before it; it only reads them.
+# Data (names, members, rules) come before it; it only reads them. The
+# filter table is listed once (`iptables -S`) and questions about it are
+# answered from that text with shell builtins, not one process each.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
-# positions IPT PARENT TARGET: the rule numbers of "-A PARENT -j TARGET".
+# positions TABLE PARENT TARGET: the rule numbers of "-A PARENT -j TARGET".
 positions() {
-    "$1" -w -S "$2" | grep -n -x -F -e "-A $2 -j $3" | cut -d: -f1 | while read -r line; do
-        echo $((line - 1))
+    n=0
+    printf '%s\n' "$1" | while IFS= read -r line; do
+        case $line in
+            "-A $2 "*)
+                n=$((n + 1))
+                if [ "$line" = "-A $2 -j $3" ]; then echo "$n"; fi
+                ;;
+        esac
     done
 }
 
-# has_chain IPT CHAIN
+# has_chain TABLE CHAIN
 has_chain() {
-    "$1" -w -S "$2" >/dev/null 2>&1
+    case "
+$1
+" in
+        *"
+-N $2
+"* | *"
+-P $2 "*) return 0 ;;
+    esac
+    return 1
+}
+
+# chain_rules TABLE CHAIN: the chain's rules, in order.
+chain_rules() {
+    printf '%s\n' "$1" | while IFS= read -r line; do
+        case $line in "-A $2 "*) printf '%s\n' "$line" ;; esac
+    done
 }

@@ -18,7 +18,8 @@ pub const RESTORE_PATH: &str = "/var/lib/palisade/restore.sh";
 /// The systemd unit that runs it before the network comes up.
 pub const UNIT_PATH: &str = "/etc/systemd/system/palisade.service";
 
-const LIB: &str = include_str!("lib.sh");
+/// Shell functions shared by every script that reads or changes netfilter.
+pub(crate) const LIB: &str = include_str!("lib.sh");
 const APPLY: &str = include_str!("apply.sh");
 const REMOVE: &str = include_str!("remove.sh");
 

@@ -1,14 +1,15 @@
 # palisade remove: takes the jumps, the chains, the sets and the persistence
 # off the node. Idempotent: whatever is already gone is skipped.
 for ipt in iptables ip6tables; do
+    table=$("$ipt" -w -S)
     {
         echo '*filter'
-        for p in $(positions "$ipt" INPUT "$chain"); do echo "-D INPUT -j $chain"; done
-        if has_chain "$ipt" DOCKER-USER; then
-            for p in $(positions "$ipt" DOCKER-USER "$dchain"); do echo "-D DOCKER-USER -j $dchain"; done
+        for p in $(positions "$table" INPUT "$chain"); do echo "-D INPUT -j $chain"; done
+        if has_chain "$table" DOCKER-USER; then
+            for p in $(positions "$table" DOCKER-USER "$dchain"); do echo "-D DOCKER-USER -j $dchain"; done
         fi
         for c in "$chain" "$dchain"; do
-            if has_chain "$ipt" "$c"; then
+            if has_chain "$table" "$c"; then
                 echo "-F $c"
                 echo "-X $c"
             fi
