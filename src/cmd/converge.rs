@@ -227,7 +227,11 @@ fn nothing_there(policy: &Policy, o: &Observed) -> bool {
     let clean = |f: &firewall::FamilyFacts| {
         f.set.is_none() && f.chain.is_none() && f.docker_chain.is_none() && !f.input.contains(&jump)
     };
-    o.restore_digest.is_none() && o.unit_digest.is_none() && clean(&o.v4) && clean(&o.v6)
+    o.restore_digest.is_none()
+        && o.unit_digest.is_none()
+        && o.pending_rollback.is_none()
+        && clean(&o.v4)
+        && clean(&o.v6)
 }
 
 fn still_differs(left: &[Change]) -> HostError {

@@ -16,6 +16,7 @@ umask 077
 trap '' HUP PIPE
 mkdir -p /run/palisade
 if [ "$mode" = apply ]; then
+    lock_node
     snap=/run/palisade/rollback
     if [ -d "$snap" ]; then
         if [ -e "$snap/rolled-back" ] || [ ! -e "$snap/armed" ]; then
@@ -209,7 +210,7 @@ if [ "$mode" = apply ] && [ "$confirm" -gt 0 ]; then
         echo systemd >"$snap/armed"
     else
         setsid sh -c 'echo $$ >"$1/pid"; sleep "$2"; exec sh "$1/rollback.sh"' palisade-rollback "$snap" "$confirm" \
-            </dev/null >/dev/null 2>&1 &
+            </dev/null >/dev/null 2>&1 9>&- &
         i=0
         while [ ! -s "$snap/pid" ] && [ "$i" -lt 250 ]; do sleep 0.02; i=$((i + 1)); done
         echo setsid >"$snap/armed"

@@ -36,3 +36,26 @@ chain_rules() {
         case $line in "-A $2 "*) printf '%s\n' "$line" ;; esac
     done
 }
+
+# lock_node: one palisade change at a time on a node. The lock lives as long
+# as this script (fd 9); a second run fails at once instead of waiting.
+lock_node() {
+    mkdir -p /run/palisade
+    exec 9>/run/palisade/lock
+    if ! flock -n 9; then
+        echo "palisade: another palisade run is changing this node right now; try again" >&2
+        exit 4
+    fi
+}
+
+# cancel_rollback: disarm a pending rollback of an earlier change, if any.
+cancel_rollback() {
+    snap=/run/palisade/rollback
+    if [ -d "$snap" ] && mkdir "$snap/claim" 2>/dev/null; then
+        case $(cat "$snap/armed" 2>/dev/null) in
+            systemd) systemctl stop palisade-rollback.timer >/dev/null 2>&1 || true ;;
+            setsid) kill -TERM "-$(cat "$snap/pid")" 2>/dev/null || true ;;
+        esac
+    fi
+    rm -rf "$snap"
+}

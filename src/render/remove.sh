@@ -1,5 +1,9 @@
 # palisade remove: takes the jumps, the chains, the sets and the persistence
-# off the node. Idempotent: whatever is already gone is skipped.
+# off the node. Idempotent: whatever is already gone is skipped. A rollback
+# still pending from an interrupted apply is cancelled first: it would
+# otherwise put back what remove takes away.
+lock_node
+cancel_rollback
 for ipt in iptables ip6tables; do
     table=$("$ipt" -w -S)
     {

@@ -638,12 +638,16 @@ impl Lab {
             .unwrap_or_else(|e| panic!("cannot run palisade: {e}"))
     }
 
+    /// The pid of node `i`'s sshd, whose namespaces are the node's.
+    pub fn sshd_pid(&self, i: usize) -> String {
+        self.nodes[i].sshd.as_ref().expect("sshd runs").id().to_string()
+    }
+
     /// Whether a path exists in the node's own view of the file system (its
     /// private /run/palisade and /var/lib/palisade).
     pub fn node_has(&self, i: usize, path: &str) -> bool {
-        let pid = self.nodes[i].sshd.as_ref().expect("sshd runs").id().to_string();
         Command::new("nsenter")
-            .args(["-t", &pid, "-m", "--", "test", "-e", path])
+            .args(["-t", &self.sshd_pid(i), "-m", "--", "test", "-e", path])
             .status()
             .is_ok_and(|s| s.success())
     }
@@ -651,9 +655,8 @@ impl Lab {
     /// Runs a command as root on the node, in its own network and mount
     /// namespaces (its private /run/palisade and /var/lib/palisade).
     pub fn on_node(&self, i: usize, argv: &[&str]) -> Output {
-        let pid = self.nodes[i].sshd.as_ref().expect("sshd runs").id().to_string();
         Command::new("nsenter")
-            .args(["-t", &pid, "-m", "-n", "--"])
+            .args(["-t", &self.sshd_pid(i), "-m", "-n", "--"])
             .args(argv)
             .stdin(Stdio::null())
             .output()

@@ -2,6 +2,7 @@
 //! confirmation over a new connection.
 
 use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use crate::harness::{Lab, Spec};
@@ -228,5 +229,75 @@ fn a_rerun_within_the_timeout_confirms_the_pending_change() {
         );
     }
     let out = lab.palisade(bin(), &args("verify", &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
+}
+
+#[test]
+fn remove_cancels_a_pending_rollback() {
+    let lab = lab!(spec(2));
+    let mut child = lab.spawn_palisade(
+        bin(),
+        &args("apply", &["--confirm-timeout", "6"]),
+        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
+    );
+    let written = |i: usize| {
+        lab.must(&lab.nodes[i].ns, &["iptables-save"])
+            .contains("-A INPUT -j PALISADE")
+    };
+    assert!(eventually(20, || written(0) && written(1)));
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let out = lab.palisade(bin(), &args("remove", &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
+    // Past the old deadline, the rollback has not put the whitelist back.
+    std::thread::sleep(Duration::from_secs(8));
+    for i in 0..2 {
+        assert!(untouched(&lab, i), "node {i} came back after remove");
+        assert!(!lab.node_has(i, "/run/palisade/rollback"));
+        assert!(lab.other_processes(i).is_empty(), "{:?}", lab.other_processes(i));
+    }
+}
+
+#[test]
+fn one_change_at_a_time_on_a_node() {
+    let lab = lab!(spec(2));
+    // Another palisade run holds node 0's lock.
+    let pid = lab.sshd_pid(0);
+    let mut holder = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &pid,
+            "-m",
+            "-n",
+            "--",
+            "flock",
+            "/run/palisade/lock",
+            "sleep",
+            "30",
+        ])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    assert!(eventually(5, || lab
+        .other_processes(0)
+        .iter()
+        .any(|p| p.contains("sleep 30"))));
+    let out = lab.palisade(bin(), &args("apply", &[]));
+    // flock and the sleep it holds the lock for, both.
+    // SAFETY: signalling the process group we created.
+    unsafe { libc::kill(-(holder.id() as i32), libc::SIGKILL) };
+    let _ = holder.wait();
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let error = host(&report, "node-00")["error"].as_str().unwrap();
+    assert!(
+        error.contains("another palisade run is changing this node"),
+        "{error}"
+    );
+    assert!(untouched(&lab, 0));
+    assert_eq!(host(&report, "node-01")["status"], "changed");
+    // Once the other run is done, the node takes the change.
+    let out = lab.palisade(bin(), &args("apply", &[]));
     assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
 }
