@@ -303,17 +303,8 @@ impl Lab {
     /// Whether a new TCP connection from namespace `from` to `to` gets an
     /// SSH banner within a second: real packets through the node's netfilter.
     pub fn ssh_reachable(&self, from: &str, to: std::net::IpAddr) -> bool {
-        let netns = format!("/run/netns/{from}");
-        std::thread::spawn(move || {
+        in_netns(from, move || {
             use std::io::Read;
-            let Ok(file) = std::fs::File::open(&netns) else {
-                return false;
-            };
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns on this thread only, with a namespace fd we opened.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return false;
-            }
             let addr = std::net::SocketAddr::new(to, 22);
             let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
                 return false;
@@ -322,7 +313,6 @@ impl Lab {
             let mut banner = [0u8; 8];
             stream.read_exact(&mut banner).is_ok() && &banner == b"SSH-2.0-"
         })
-        .join()
         .unwrap_or(false)
     }
 
@@ -508,35 +498,19 @@ impl Lab {
     /// completes handshakes for it, so connecting proves reachability; it
     /// closes when dropped.
     pub fn listen(&self, ns: &str, port: u16) -> std::net::TcpListener {
-        let netns = format!("/run/netns/{ns}");
-        std::thread::spawn(move || {
-            use std::os::fd::AsRawFd;
-            let file = std::fs::File::open(&netns).expect("netns");
-            // SAFETY: setns on this thread only, with a namespace fd we opened.
-            assert_eq!(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        in_netns(ns, move || {
             std::net::TcpListener::bind(("0.0.0.0", port)).expect("bind")
         })
-        .join()
-        .expect("listener thread")
+        .expect("cannot enter the namespace")
     }
 
     /// Whether a new TCP connection from namespace `from` to `to:port` is
     /// accepted within a second.
     pub fn tcp_connects(&self, from: &str, to: std::net::IpAddr, port: u16) -> bool {
-        let netns = format!("/run/netns/{from}");
-        std::thread::spawn(move || {
-            use std::os::fd::AsRawFd;
-            let Ok(file) = std::fs::File::open(&netns) else {
-                return false;
-            };
-            // SAFETY: setns on this thread only, with a namespace fd we opened.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return false;
-            }
+        in_netns(from, move || {
             let addr = std::net::SocketAddr::new(to, port);
             std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
         })
-        .join()
         .unwrap_or(false)
     }
 
@@ -719,6 +693,24 @@ impl Drop for Lab {
         }
         remove_namespaces(&self.namespaces());
     }
+}
+
+/// Runs `f` on a thread inside the network namespace `ns`: sockets it makes
+/// live there. None when the namespace cannot be entered.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let netns = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(&netns).ok()?;
+        // SAFETY: setns on this thread only, with a namespace fd we opened.
+        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return None;
+        }
+        Some(f())
+    })
+    .join()
+    .ok()
+    .flatten()
 }
 
 fn node_ip4(i: usize) -> Ipv4Addr {

@@ -26,6 +26,22 @@ fn untouched(lab: &Lab, i: usize) -> bool {
         && lab.must(ns, &["ipset", "list", "-n"]).is_empty()
 }
 
+/// Starts `palisade apply` in the background, holding every host's
+/// confirmation back for a minute: the window in which it gets interrupted.
+fn held_apply(lab: &Lab, extra: &[&str]) -> std::process::Child {
+    lab.spawn_palisade(
+        bin(),
+        &args("apply", extra),
+        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
+    )
+}
+
+/// Whether node `i` has the jump to palisade's chain, i.e. got the change.
+fn written(lab: &Lab, i: usize) -> bool {
+    lab.must(&lab.nodes[i].ns, &["iptables-save"])
+        .contains("-A INPUT -j PALISADE")
+}
+
 /// Waits for a condition, up to `secs`.
 fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + Duration::from_secs(secs);
@@ -124,16 +140,8 @@ fn killing_palisade_after_the_write_leaves_nodes_to_roll_back() {
     let lab = lab!(spec(4));
     // Two hosts at a time, each held before its confirmation: the first two
     // get the change, then palisade dies.
-    let mut child = lab.spawn_palisade(
-        bin(),
-        &args("apply", &["--confirm-timeout", "6", "--forks", "2"]),
-        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
-    );
-    let written = |i: usize| {
-        lab.must(&lab.nodes[i].ns, &["iptables-save"])
-            .contains("-A INPUT -j PALISADE")
-    };
-    let changed = || (0..4).filter(|&i| written(i)).collect::<Vec<_>>();
+    let mut child = held_apply(&lab, &["--confirm-timeout", "6", "--forks", "2"]);
+    let changed = || (0..4).filter(|&i| written(&lab, i)).collect::<Vec<_>>();
     assert!(
         eventually(20, || changed().len() == 2),
         "two hosts were not changed: {:?}",
@@ -167,16 +175,8 @@ fn killing_palisade_after_the_write_leaves_nodes_to_roll_back() {
 #[test]
 fn ctrl_c_says_which_hosts_are_confirmed_and_which_roll_back() {
     let lab = lab!(spec(3));
-    let child = lab.spawn_palisade(
-        bin(),
-        &args("apply", &["--confirm-timeout", "8"]),
-        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
-    );
-    let written = |i: usize| {
-        lab.must(&lab.nodes[i].ns, &["iptables-save"])
-            .contains("-A INPUT -j PALISADE")
-    };
-    assert!(eventually(20, || (0..3).all(written)));
+    let child = held_apply(&lab, &["--confirm-timeout", "8"]);
+    assert!(eventually(20, || (0..3).all(|i| written(&lab, i))));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
@@ -194,16 +194,8 @@ fn ctrl_c_says_which_hosts_are_confirmed_and_which_roll_back() {
 #[test]
 fn a_rerun_within_the_timeout_confirms_the_pending_change() {
     let lab = lab!(spec(2));
-    let child = lab.spawn_palisade(
-        bin(),
-        &args("apply", &["--confirm-timeout", "30"]),
-        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
-    );
-    let written = |i: usize| {
-        lab.must(&lab.nodes[i].ns, &["iptables-save"])
-            .contains("-A INPUT -j PALISADE")
-    };
-    assert!(eventually(20, || written(0) && written(1)));
+    let child = held_apply(&lab, &["--confirm-timeout", "30"]);
+    assert!(eventually(20, || written(&lab, 0) && written(&lab, 1)));
     let mut child = child;
     child.kill().unwrap();
     let _ = child.wait();
@@ -235,16 +227,8 @@ fn a_rerun_within_the_timeout_confirms_the_pending_change() {
 #[test]
 fn remove_cancels_a_pending_rollback() {
     let lab = lab!(spec(2));
-    let mut child = lab.spawn_palisade(
-        bin(),
-        &args("apply", &["--confirm-timeout", "6"]),
-        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
-    );
-    let written = |i: usize| {
-        lab.must(&lab.nodes[i].ns, &["iptables-save"])
-            .contains("-A INPUT -j PALISADE")
-    };
-    assert!(eventually(20, || written(0) && written(1)));
+    let mut child = held_apply(&lab, &["--confirm-timeout", "6"]);
+    assert!(eventually(20, || written(&lab, 0) && written(&lab, 1)));
     child.kill().unwrap();
     let _ = child.wait();
 
