@@ -6,7 +6,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::harness::{Lab, Spec};
+use crate::harness::{CONTROLLER6, Lab, Spec};
 use crate::{bin, host, json, lab, lab_args, stderr, stdout};
 
 fn spec(nodes: usize) -> Spec {
@@ -637,4 +637,51 @@ fn published_container_ports_admit_only_the_whitelist() {
             "{name} was left behind"
         );
     }
+}
+
+#[test]
+fn nodes_managed_over_ipv6() {
+    let lab = lab!(spec(2));
+    // An inventory whose SSH addresses are the nodes' IPv6 ones.
+    let inv: String = lab
+        .nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "[[node]]\nname = \"{}\"\naddress = \"{}\"\naddresses = [\"{}\"]\n",
+                n.name, n.ip6, n.ip4
+            )
+        })
+        .collect();
+    std::fs::write(lab.dir.join("hosts.toml"), inv).unwrap();
+    let out = lab.palisade(bin(), &lab_args("ping", true, false, &[]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(
+        host(&report, "node-00")["controller_address"],
+        CONTROLLER6.to_string()
+    );
+
+    // Only the controller's IPv6 address is allowed: that is the one the
+    // nodes see, so the lockout check passes and the confirmation goes over
+    // IPv6.
+    let c6 = CONTROLLER6.to_string();
+    let out = lab.palisade(bin(), &lab_args("apply", true, false, &["--allow", &c6]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(statuses(&report), vec!["changed"; 2]);
+    assert!(lab.ssh_reachable(&lab.controller, IpAddr::V6(lab.nodes[0].ip6)));
+    assert!(!lab.ssh_reachable(&lab.outsider, IpAddr::V6(lab.nodes[0].ip6)));
+    let known = std::fs::read_to_string(lab.dir.join("known_hosts")).unwrap();
+    for node in &lab.nodes {
+        let line = format!("{} ssh-ed25519 ", node.ip6);
+        assert!(
+            known.lines().any(|l| l.starts_with(&line)),
+            "no {line:?} in {known}"
+        );
+    }
+
+    // The controller's IPv4 address is not in the whitelist: reaching the
+    // nodes over IPv4 from it is now refused, as asked.
+    assert!(!lab.ssh_reachable(&lab.controller, IpAddr::V4(lab.nodes[0].ip4)));
 }
