@@ -75,6 +75,9 @@ pub enum Change {
         applied: Backend,
         now: Backend,
     },
+    /// Persistence is off, but boot files from an earlier run would restore
+    /// an older whitelist at the next boot.
+    PersistUnwanted,
     /// An earlier apply was interrupted before it confirmed: the node rolls
     /// back by itself at `at`.
     Unconfirmed {
@@ -103,6 +106,7 @@ impl Change {
             Change::UnitMissing => "unit-missing",
             Change::UnitStale => "unit-stale",
             Change::UnitDisabled => "unit-disabled",
+            Change::PersistUnwanted => "persist-unwanted",
             Change::BackendChanged { .. } => "backend-changed",
             Change::Unconfirmed { .. } => "unconfirmed",
         }
@@ -229,6 +233,10 @@ impl fmt::Display for Change {
             Change::UnitMissing => write!(f, "systemd unit missing"),
             Change::UnitStale => write!(f, "systemd unit is out of date"),
             Change::UnitDisabled => write!(f, "systemd unit is not enabled"),
+            Change::PersistUnwanted => write!(
+                f,
+                "persistence is off, but boot files from an earlier run would restore an older whitelist at boot"
+            ),
             Change::Unconfirmed { at } => write!(
                 f,
                 "an earlier change was never confirmed: the node rolls it back by itself at {at}"
@@ -283,6 +291,8 @@ pub fn diff(policy: &Policy, observed: &Observed) -> Vec<Change> {
                 Some(_) => {}
             }
         }
+    } else if observed.restore_digest.is_some() || observed.unit_digest.is_some() {
+        out.push(Change::PersistUnwanted);
     }
     if let Some(at) = &observed.pending_rollback {
         out.push(Change::Unconfirmed { at: at.clone() });
@@ -509,6 +519,16 @@ mod tests {
             ["rules-differ", "docker-guard-stale", "persist-stale"]
         );
         assert_eq!(changes[0].to_string(), "IPv4 chain rules differ in order");
+    }
+
+    #[test]
+    fn boot_files_are_unwanted_when_persistence_is_off() {
+        let mut p = policy();
+        p.persist = false;
+        assert_eq!(kinds(&diff(&p, &applied())), ["persist-unwanted"]);
+        let mut o = applied();
+        o.restore_digest = None;
+        assert_eq!(diff(&p, &o), vec![]);
     }
 
     #[test]

@@ -251,6 +251,22 @@ if [ "$persist" = 1 ]; then
     else
         echo 'persist=files' || true
     fi
+elif [ "$mode" = apply ]; then
+    # No persistence wanted: boot files from an earlier run would restore an
+    # older whitelist at the next boot. Take them away (with undo).
+    dir=${restore_path%/*}
+    for f in "$restore_path" "$dir/backend" "$unit_path"; do
+        if [ -f "$f" ]; then
+            cp -p "$f" "$snap/old.${f##*/}"
+            step "cp -p '$snap/old.${f##*/}' '$f'"
+            rm -f "$f"
+        fi
+    done
+    if [ -d /run/systemd/system ] && [ -f "$snap/old.${unit_path##*/}" ]; then
+        step "systemctl daemon-reload; systemctl enable '${unit_path##*/}' >/dev/null 2>&1"
+        systemctl disable "${unit_path##*/}" >/dev/null 2>&1 || true
+        systemctl daemon-reload
+    fi
 fi
 if [ -e "$snap/armed" ]; then
     echo "armed=$(cat "$snap/armed")" || true

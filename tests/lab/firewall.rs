@@ -685,3 +685,37 @@ fn nodes_managed_over_ipv6() {
     // nodes over IPv4 from it is now refused, as asked.
     assert!(!lab.ssh_reachable(&lab.controller, IpAddr::V4(lab.nodes[0].ip4)));
 }
+
+#[test]
+fn turning_persistence_off_takes_the_old_boot_files_away() {
+    let lab = lab!(spec(2));
+    expect(palisade(&lab, "apply", &[]), 0);
+    assert!(lab.node_has(0, "/var/lib/palisade/restore.sh"));
+    // Left in place, they would restore this older whitelist at boot.
+    let report = expect(
+        palisade(&lab, "verify", &["--no-persist", "--extra", "192.0.2.0/24"]),
+        3,
+    );
+    assert!(
+        kinds(&report, "node-00").contains(&"persist-unwanted".to_string()),
+        "{report:#}"
+    );
+
+    let report = expect(
+        palisade(&lab, "apply", &["--no-persist", "--extra", "192.0.2.0/24"]),
+        0,
+    );
+    assert_eq!(
+        kinds(&report, "node-01"),
+        ["members-missing", "persist-unwanted"],
+        "{report:#}"
+    );
+    for i in 0..2 {
+        assert!(!lab.node_has(i, "/var/lib/palisade/restore.sh"));
+        assert!(!lab.node_has(i, "/var/lib/palisade/backend"));
+    }
+    expect(
+        palisade(&lab, "verify", &["--no-persist", "--extra", "192.0.2.0/24"]),
+        0,
+    );
+}
