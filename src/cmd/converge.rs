@@ -109,13 +109,22 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
             let secs = u32::try_from(job.confirm_timeout.as_secs()).unwrap_or(u32::MAX);
             let deadline = SystemTime::now() + job.confirm_timeout;
             job.set_phase(&host, Some(Phase::Armed(deadline)));
-            let applied = session.run(Privilege::Root, &render::apply(policy, secs)).await;
-            let out = match applied.and_then(|o| o.success()) {
-                Ok(out) => out,
+            let out = match session.run(Privilege::Root, &render::apply(policy, secs)).await {
+                Ok(out) => match out.success() {
+                    Ok(out) => out,
+                    Err(e) => {
+                        // The script failed and undid its own partial work.
+                        job.set_phase(&host, None);
+                        return Err(e);
+                    }
+                },
+                // The link broke mid-step: the script carries on and arms its
+                // rollback, so the host stays listed as rolling back.
                 Err(e) => {
-                    // The script undid its own partial work before it failed.
-                    job.set_phase(&host, None);
-                    return Err(e);
+                    return Err(HostError::Remote(format!(
+                        "{e}; if the change reached the node, it was not confirmed and rolls back by itself \
+                         within {secs}s"
+                    )));
                 }
             };
             if !job.hold_confirm.is_zero() {
