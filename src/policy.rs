@@ -45,14 +45,6 @@ pub enum Family {
 impl Family {
     pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
 
-    /// `iptables` or `ip6tables`.
-    pub fn iptables(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables",
-            Family::V6 => "ip6tables",
-        }
-    }
-
     /// ipset's `family` parameter.
     pub fn ipset_family(self) -> &'static str {
         match self {

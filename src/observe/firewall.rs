@@ -57,25 +57,19 @@ exit 0
 
 /// The read-only script for this policy's names.
 pub fn script(policy: &Policy) -> Script {
-    Script::rendered(text(policy))
+    Script::rendered(text(policy, ""))
 }
 
 /// Keeps the change, then reads the node: one step where two would do.
 pub fn confirm_and_read(policy: &Policy) -> Script {
-    Script::rendered(format!("{}\n{}", render::confirm().as_str(), text(policy)))
+    Script::rendered(text(policy, render::CONFIRM))
 }
 
-fn text(policy: &Policy) -> String {
-    let mut s = format!(
-        "chain='{}'\ndchain='{}'\nset4='{}'\nset6='{}'\nrestore_path='{}'\nunit_path='{}'\n",
-        policy.chain,
-        policy.docker_chain,
-        policy.set4,
-        policy.set6,
-        render::RESTORE_PATH,
-        render::UNIT_PATH
-    );
+/// The names, the shell library, `first` (another step's body) and the read.
+fn text(policy: &Policy, first: &str) -> String {
+    let mut s = render::names(policy);
     s.push_str(render::LIB);
+    s.push_str(first);
     s.push_str(READ);
     s
 }

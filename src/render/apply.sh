@@ -58,15 +58,6 @@ write_rollback() {
     } >"$snap/rollback.sh"
 }
 
-disarm() {
-    if [ -e "$snap/armed" ]; then
-        case $(cat "$snap/armed") in
-            systemd) systemctl stop palisade-rollback.timer >/dev/null 2>&1 || true ;;
-            setsid) kill -TERM "-$(cat "$snap/pid")" 2>/dev/null || true ;;
-        esac
-    fi
-}
-
 finish() {
     rc=$?
     trap - EXIT
@@ -74,7 +65,7 @@ finish() {
         if [ -s "$snap/steps" ]; then
             echo "palisade: a step failed (exit $rc); putting the previous state back" >&2
         fi
-        disarm
+        disarm "$snap"
         sh "$snap/rollback.sh" || echo "palisade: could not put everything back" >&2
         for s in $created; do ipset destroy "$s" 2>/dev/null || true; done
         rm -rf "$snap"

@@ -5,10 +5,7 @@ if [ ! -d "$snap" ]; then
     echo 'state=none'
 elif mkdir "$snap/claim" 2>/dev/null; then
     echo confirm >"$snap/claim/by"
-    case $(cat "$snap/armed" 2>/dev/null) in
-        systemd) systemctl stop palisade-rollback.timer >/dev/null 2>&1 || true ;;
-        setsid) kill -TERM "-$(cat "$snap/pid")" 2>/dev/null || true ;;
-    esac
+    disarm "$snap"
     rm -rf "$snap"
     echo 'state=confirmed'
 else

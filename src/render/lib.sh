@@ -48,14 +48,19 @@ lock_node() {
     fi
 }
 
+# disarm SNAP: stop the rollback timer or sleeper armed for SNAP, if any.
+disarm() {
+    case $(cat "$1/armed" 2>/dev/null) in
+        systemd) systemctl stop palisade-rollback.timer >/dev/null 2>&1 || true ;;
+        setsid) kill -TERM "-$(cat "$1/pid")" 2>/dev/null || true ;;
+    esac
+}
+
 # cancel_rollback: disarm a pending rollback of an earlier change, if any.
 cancel_rollback() {
     snap=/run/palisade/rollback
     if [ -d "$snap" ] && mkdir "$snap/claim" 2>/dev/null; then
-        case $(cat "$snap/armed" 2>/dev/null) in
-            systemd) systemctl stop palisade-rollback.timer >/dev/null 2>&1 || true ;;
-            setsid) kill -TERM "-$(cat "$snap/pid")" 2>/dev/null || true ;;
-        esac
+        disarm "$snap"
     fi
     rm -rf "$snap"
 }

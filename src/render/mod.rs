@@ -77,11 +77,11 @@ pub fn remove(policy: &Policy) -> Script {
 
 /// Keeps the change: disarms the rollback, unless it already started.
 pub fn confirm() -> Script {
-    Script::fixed(concat!(
-        "PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH\n",
-        include_str!("confirm.sh")
-    ))
+    Script::rendered(format!("{LIB}{CONFIRM}"))
 }
+
+/// The body of the confirm step (needs [`LIB`] before it).
+pub(crate) const CONFIRM: &str = include_str!("confirm.sh");
 
 /// Says whether the last change was confirmed, is armed or rolled back.
 pub fn status() -> Script {
@@ -91,7 +91,8 @@ pub fn status() -> Script {
     ))
 }
 
-fn names(policy: &Policy) -> String {
+/// The validated names every script reads, as shell assignments.
+pub(crate) fn names(policy: &Policy) -> String {
     format!(
         "chain='{}'\ndchain='{}'\nset4='{}'\nset6='{}'\nrestore_path='{RESTORE_PATH}'\nunit_path='{UNIT_PATH}'\n",
         policy.chain, policy.docker_chain, policy.set4, policy.set6
@@ -127,7 +128,7 @@ fn header(policy: &Policy) -> String {
 }
 
 /// `v4` or `v6`, as the template's functions are named.
-pub fn tag(family: Family) -> &'static str {
+fn tag(family: Family) -> &'static str {
     match family {
         Family::V4 => "v4",
         Family::V6 => "v6",

@@ -171,7 +171,7 @@ fn same_key(a: &PublicKey, b: &PublicKey) -> bool {
 }
 
 /// OpenSSH names a host on another port `[host]:port`.
-fn host_name(host: &str, port: u16) -> String {
+pub(crate) fn host_name(host: &str, port: u16) -> String {
     if port == 22 {
         host.to_owned()
     } else {

@@ -381,11 +381,7 @@ impl client::Handler for Client {
             return Ok(true);
         }
         let file = self.known_hosts.path().display().to_string();
-        let host = if self.port == 22 {
-            self.host.clone()
-        } else {
-            format!("[{}]:{}", self.host, self.port)
-        };
+        let host = known_hosts::host_name(&self.host, self.port);
         match self.known_hosts.check(&self.host, self.port, key) {
             Verdict::Known => Ok(true),
             Verdict::Unknown if self.checking == HostKeyChecking::AcceptNew => {
