@@ -200,13 +200,6 @@ impl Settings {
         allow.extend(w.allow.iter().copied());
         let mut extra = config.whitelist.extra;
         extra.extend(w.extra.iter().copied());
-        let or_default = |flag: &[Net], file: Option<Vec<Net>>, default: &[&str]| -> Vec<Net> {
-            if !flag.is_empty() {
-                flag.to_vec()
-            } else {
-                file.unwrap_or_else(|| default.iter().filter_map(|d| d.parse().ok()).collect())
-            }
-        };
         let fw = config.firewall;
         let confirm_timeout = match w.confirm_timeout.or(fw.confirm_timeout).unwrap_or(60) {
             n if n < 5 => bail!("confirm-timeout must be at least 5 seconds (got {n})"),
@@ -216,21 +209,16 @@ impl Settings {
         let policy = PolicyOptions {
             allow,
             extra,
-            resolvers: or_default(
+            resolvers: list_setting(
                 &w.resolvers,
                 config.whitelist.resolvers,
                 &policy::DEFAULT_RESOLVERS,
             ),
-            interfaces: if w.interfaces.is_empty() {
-                config.whitelist.interfaces.unwrap_or_else(|| {
-                    policy::DEFAULT_INTERFACES
-                        .iter()
-                        .filter_map(|i| i.parse().ok())
-                        .collect()
-                })
-            } else {
-                w.interfaces.clone()
-            },
+            interfaces: list_setting(
+                &w.interfaces,
+                config.whitelist.interfaces,
+                &policy::DEFAULT_INTERFACES,
+            ),
             set4: w.set4.clone().or(fw.set4).unwrap_or_else(|| name("palisade4")),
             set6: w.set6.clone().or(fw.set6).unwrap_or_else(|| name("palisade6")),
             chain: w.chain.clone().or(fw.chain).unwrap_or_else(|| name("PALISADE")),
@@ -275,6 +263,18 @@ impl Settings {
             policy,
         })
     }
+}
+
+/// A list setting: the flag's values when given (they replace the file's),
+/// else the file's list, else palisade's defaults.
+fn list_setting<T: Clone + std::str::FromStr>(flag: &[T], file: Option<Vec<T>>, default: &[&str]) -> Vec<T>
+where
+    T::Err: std::fmt::Debug,
+{
+    if !flag.is_empty() {
+        return flag.to_vec();
+    }
+    file.unwrap_or_else(|| default.iter().map(|d| name(d)).collect())
 }
 
 /// One of palisade's default names, which are valid by construction.
