@@ -27,11 +27,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         Mode::Verify => "verify",
         Mode::Remove => "remove",
     };
-    let progress = if settings.json {
-        Progress::silent()
-    } else {
-        Progress::new(inv.hosts.len(), verb)
-    };
+    let progress = Progress::new(inv.hosts.len(), verb, settings.json);
     let phases: Phases = Arc::new(Mutex::new(Default::default()));
     let job = Arc::new(Job {
         policy,

@@ -15,11 +15,7 @@ use crate::transport;
 pub async fn run(settings: &Settings) -> Result<Verdict> {
     let inv = inventory::load(&settings.source, &settings.roles)?;
     let opts = Arc::new(super::ssh_options(settings)?);
-    let progress = if settings.json {
-        Progress::silent()
-    } else {
-        Progress::new(inv.hosts.len(), "ping")
-    };
+    let progress = Progress::new(inv.hosts.len(), "ping", settings.json);
     let user = opts.user.clone();
     let outcomes = transport::fan_out(&inv.hosts, opts, &progress, move |session, _host| {
         let user = user.clone();

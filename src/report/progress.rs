@@ -12,10 +12,10 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A bar for `total` hosts when stderr is a terminal; a silent one
-    /// otherwise.
-    pub fn new(total: usize, verb: &str) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
+    /// A bar for `total` hosts when stderr is a terminal and the run is not
+    /// `--json`; a silent one otherwise.
+    pub fn new(total: usize, verb: &str, json: bool) -> Progress {
+        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             let style =
                 ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} hosts {msg} ({elapsed})")
@@ -27,13 +27,6 @@ impl Progress {
         });
         Progress {
             bar,
-            failed: AtomicUsize::new(0),
-        }
-    }
-
-    pub fn silent() -> Progress {
-        Progress {
-            bar: None,
             failed: AtomicUsize::new(0),
         }
     }
