@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::Verdict;
 use crate::diff::Change;
 use crate::inventory::Role;
-use crate::transport::HostOutcome;
+use crate::transport::{HostError, HostOutcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -32,7 +32,16 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    /// How a host that failed is reported: never reached, or reached and failed.
+    pub fn of_error(e: &HostError) -> Status {
+        if e.is_unreachable() {
+            Status::Unreachable
+        } else {
+            Status::Failed
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
             Status::Drift => "drift",
@@ -93,14 +102,7 @@ impl Report {
             .map(|o| {
                 let (status, changes, error, notes) = match o.result {
                     Ok(r) => (r.status, r.changes, r.error, r.notes),
-                    Err(e) => {
-                        let status = if e.is_unreachable() {
-                            Status::Unreachable
-                        } else {
-                            Status::Failed
-                        };
-                        (status, Vec::new(), Some(e.to_string()), Vec::new())
-                    }
+                    Err(e) => (Status::of_error(&e), Vec::new(), Some(e.to_string()), Vec::new()),
                 };
                 Row {
                     name: o.host.name.to_string(),

@@ -4,17 +4,10 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use super::hosts::Status;
 use crate::inventory::Role;
 use crate::observe::probe::{Backend, Probe};
-use crate::transport::{HostError, HostOutcome};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    Ok,
-    Unreachable,
-    Failed,
-}
+use crate::transport::HostOutcome;
 
 #[derive(Debug, Serialize)]
 pub struct Row {
@@ -70,11 +63,6 @@ impl Report {
         let mut rows =
             vec![["NAME", "ADDRESS", "STATUS", "BACKEND", "SEES US AS", "DETAIL"].map(String::from)];
         for r in &self.hosts {
-            let status = match r.status {
-                Status::Ok => "ok",
-                Status::Unreachable => "unreachable",
-                Status::Failed => "failed",
-            };
             let backend = match r.backend {
                 Some(Backend::NfTables) => "nf_tables",
                 Some(Backend::Legacy) => "legacy",
@@ -87,7 +75,7 @@ impl Report {
             rows.push([
                 r.name.clone(),
                 r.address.to_string(),
-                status.into(),
+                r.status.as_str().into(),
                 backend.into(),
                 r.controller_address.map_or("-".into(), |a| a.to_string()),
                 detail,
@@ -115,7 +103,7 @@ fn row(outcome: HostOutcome<Probe>) -> Row {
                 (Status::Failed, Some(error), Some(probe))
             }
         }
-        Err(e) => (status_of(&e), Some(e.to_string()), None),
+        Err(e) => (Status::of_error(&e), Some(e.to_string()), None),
     };
     Row {
         name: host.name.to_string(),
@@ -129,13 +117,5 @@ fn row(outcome: HostOutcome<Probe>) -> Row {
         iptables_version: probe.as_ref().and_then(|p| p.iptables_version.clone()),
         systemd: probe.as_ref().map(|p| p.systemd),
         elapsed_ms: outcome.elapsed.as_millis(),
-    }
-}
-
-fn status_of(e: &HostError) -> Status {
-    if e.is_unreachable() {
-        Status::Unreachable
-    } else {
-        Status::Failed
     }
 }
