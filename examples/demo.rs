@@ -6,7 +6,7 @@ mod harness;
 
 use std::net::IpAddr;
 
-use harness::{CONTROLLER4, Lab, Spec};
+use harness::{CONTROLLER4, Lab};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -23,16 +23,7 @@ fn main() {
         eprintln!("{bin}: {e}");
         std::process::exit(1)
     });
-    let lab = match Lab::start(Spec {
-        nodes,
-        ..Spec::default()
-    }) {
-        Ok(lab) => lab,
-        Err(harness::Unavailable(why)) => {
-            eprintln!("cannot build the lab: {why}");
-            std::process::exit(1);
-        }
-    };
+    let lab = Lab::start_or_exit(nodes);
     println!(
         "A lab of {nodes} hosts, each a network namespace with its own sshd and netfilter, in 198.18.0.0/15.\n\
          palisade runs in the controller namespace ({CONTROLLER4}); an outsider namespace stands for the internet.\n"

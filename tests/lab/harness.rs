@@ -172,6 +172,19 @@ impl Lab {
         Ok(lab)
     }
 
+    /// For the demo and the benchmark: a lab of `nodes` hosts, or a message
+    /// saying why not and exit code 1.
+    pub fn start_or_exit(nodes: usize) -> Lab {
+        Lab::start(Spec {
+            nodes,
+            ..Spec::default()
+        })
+        .unwrap_or_else(|Unavailable(why)| {
+            eprintln!("cannot build the lab: {why}");
+            std::process::exit(1)
+        })
+    }
+
     fn build(&mut self) -> Result<(), String> {
         keygen(&self.key, "ed25519")?;
         keygen(&self.rsa_key, "rsa")?;
