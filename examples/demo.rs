@@ -66,7 +66,7 @@ fn main() {
     outsider_gets_in(&lab);
     run("apply", &[]);
     println!("Someone deletes a member by hand on {}:", lab.nodes[1].name);
-    let gone = lab.nodes[2].ip4.to_string();
+    let gone = lab.nodes[0].ip4.to_string();
     lab.must(&lab.nodes[1].ns, &["ipset", "del", "palisade4", &gone]);
     run("verify", &[]);
     run("apply", &[]);
