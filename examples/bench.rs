@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{CONTROLLER4, Lab};
+use harness::{CONTROLLER4, Lab, Spec};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -25,7 +25,10 @@ fn main() {
         .unwrap_or(50)
         .clamp(2, 1000);
     let runs: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(5).clamp(1, 50);
-    let lab = Lab::start_or_exit(nodes);
+    let lab = Lab::start_or_exit(Spec {
+        nodes,
+        ..Spec::default()
+    });
     let c = CONTROLLER4.to_string();
     let common = [
         "--inventory",

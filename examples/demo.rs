@@ -6,7 +6,7 @@ mod harness;
 
 use std::net::IpAddr;
 
-use harness::{CONTROLLER4, Lab};
+use harness::{CONTROLLER4, Lab, Spec};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -23,9 +23,15 @@ fn main() {
         eprintln!("{bin}: {e}");
         std::process::exit(1)
     });
-    let lab = Lab::start_or_exit(nodes);
+    // Every node boots systemd, as CoreOS and Flatcar nodes do.
+    let mut lab = Lab::start_or_exit(Spec {
+        nodes,
+        systemd: (0..nodes).collect(),
+        ..Spec::default()
+    });
     println!(
-        "A lab of {nodes} hosts, each a network namespace with its own sshd and netfilter, in 198.18.0.0/15.\n\
+        "A lab of {nodes} hosts, each booting systemd (systemd-nspawn) in a network namespace of its own, \
+         with its own sshd and netfilter, in 198.18.0.0/15.\n\
          palisade runs in the controller namespace ({CONTROLLER4}); an outsider namespace stands for the internet.\n"
     );
     let c = CONTROLLER4.to_string();
@@ -39,7 +45,7 @@ fn main() {
         "--allow",
         "2001:2::1",
     ];
-    let run = |cmd: &str, extra: &[&str]| {
+    let run = |lab: &Lab, cmd: &str, extra: &[&str]| {
         let mut argv = vec![cmd];
         argv.extend_from_slice(extra);
         argv.extend_from_slice(&common);
@@ -58,19 +64,25 @@ fn main() {
         println!("outsider reaches sshd on {hits} of {nodes} hosts\n");
     };
 
-    run("inventory", &[]);
-    run("ping", &[]);
+    run(&lab, "inventory", &[]);
+    run(&lab, "ping", &[]);
     outsider_gets_in(&lab);
-    run("plan", &[]);
-    run("apply", &[]);
+    run(&lab, "plan", &[]);
+    run(&lab, "apply", &[]);
     outsider_gets_in(&lab);
-    run("apply", &[]);
+    run(&lab, "apply", &[]);
+    println!(
+        "{} reboots: its kernel forgets every rule, and palisade.service puts the whitelist back at boot.",
+        lab.nodes[0].name
+    );
+    lab.reboot(0);
+    outsider_gets_in(&lab);
     println!("Someone deletes a member by hand on {}:", lab.nodes[1].name);
     let gone = lab.nodes[0].ip4.to_string();
     lab.must(&lab.nodes[1].ns, &["ipset", "del", "palisade4", &gone]);
-    run("verify", &[]);
-    run("apply", &[]);
-    run("remove", &[]);
+    run(&lab, "verify", &[]);
+    run(&lab, "apply", &[]);
+    run(&lab, "remove", &[]);
     outsider_gets_in(&lab);
     println!("Tearing the lab down.");
 }

@@ -91,7 +91,7 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
                     )));
                 }
                 let confirmed = session
-                    .run(Privilege::Root, &render::confirm())
+                    .run(Privilege::Root, &render::confirm(policy))
                     .await?
                     .success()?;
                 if !confirmed.stdout.contains("state=confirmed") {

@@ -18,7 +18,7 @@ use crate::transport::Script;
 const READ: &str = r#"set -u
 section() { printf '==> %s\n' "$1"; }
 section missing-tools
-for tool in ipset iptables ip6tables iptables-restore ip6tables-restore; do
+for tool in ipset iptables ip6tables iptables-restore ip6tables-restore flock; do
     command -v "$tool" >/dev/null 2>&1 || echo "$tool"
 done
 section backend
@@ -27,7 +27,7 @@ for v in v4 v6; do
     if [ "$v" = v4 ]; then ipt=iptables set=$set4; else ipt=ip6tables set=$set6; fi
     section "set-$v"
     ipset save "$set" 2>/dev/null
-    table=$("$ipt" -w -S 2>/dev/null)
+    table=$("$ipt" -w 20 -S 2>/dev/null)
     for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain"; do
         section "${c%%:*}-$v"
         if has_chain "$table" "${c#*:}"; then
@@ -36,18 +36,35 @@ for v in v4 v6; do
         fi
     done
 done
+# While a change waits for its confirmation, the boot files are the ones it
+# staged (the confirmation installs them): what the node will have once
+# confirmed. Verify reports the pending change itself as unconfirmed.
+snap=/run/palisade/rollback
+pending=no
+if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ] && [ -f "$snap/boot/plan" ]; then
+    pending=$(cat "$snap/boot/plan")
+fi
+dir=${restore_path%/*}
+restore=$restore_path backend=$dir/backend unit=$unit_path
+case $pending in
+    install) restore=$snap/boot/restore.sh backend=$snap/boot/backend unit=$snap/boot/unit ;;
+    remove) restore=/nonexistent backend=/nonexistent unit=/nonexistent ;;
+esac
 section restore
-if [ -f "$restore_path" ]; then sha256sum "$restore_path" | cut -d' ' -f1; fi
+if [ -f "$restore" ]; then sha256sum "$restore" | cut -d' ' -f1; fi
 section backend-file
-cat "${restore_path%/*}/backend" 2>/dev/null
+cat "$backend" 2>/dev/null
 section systemd
 if [ -d /run/systemd/system ]; then echo yes; else echo no; fi
 section unit
-if [ -f "$unit_path" ]; then sha256sum "$unit_path" | cut -d' ' -f1; fi
+if [ -f "$unit" ]; then sha256sum "$unit" | cut -d' ' -f1; fi
 section unit-enabled
-if [ -d /run/systemd/system ]; then systemctl is-enabled "${unit_path##*/}" 2>/dev/null; fi
+if [ "$pending" != no ]; then
+    if [ -f "$unit" ]; then echo enabled; fi
+elif [ -d /run/systemd/system ]; then
+    systemctl is-enabled "${unit_path##*/}" 2>/dev/null
+fi
 section rollback
-snap=/run/palisade/rollback
 if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ]; then
     printf 'armed %s\n' "$(cat "$snap/deadline" 2>/dev/null)"
 fi
@@ -60,7 +77,8 @@ pub fn script(policy: &Policy) -> Script {
     Script::rendered(text(policy, ""))
 }
 
-/// Keeps the change, then reads the node: one step where two would do.
+/// Keeps the change (installing its boot files), then reads the node: one
+/// step where two would do.
 pub fn confirm_and_read(policy: &Policy) -> Script {
     Script::rendered(text(policy, render::CONFIRM))
 }

@@ -7,9 +7,12 @@
 # seconds, by systemd-run or a detached sleeper; the controller disarms it
 # once a new connection from it still gets through.
 # Commit: swap the sets, replace our chains with iptables-restore --noflush
-# (every other rule stays), write persistence. Each commit step first records
-# its undo in the rollback's steps; if a later step fails, the rollback runs
-# at once, so a node ends either in its old state or in the new one.
+# (every other rule stays). Each commit step first records its undo in the
+# rollback's steps; if a later step fails, the rollback runs at once, so a
+# node ends either in its old state or in the new one.
+# Stage: the boot files this change wants go to the snapshot in /run, never
+# to disk: the confirmation installs them (install_boot), so a node that
+# crashes before it boots into the old state.
 umask 077
 # A dropped SSH connection must not stop this script half-way: it finishes,
 # and the armed rollback undoes it unless the controller confirms.
@@ -32,6 +35,10 @@ else
 fi
 : >"$snap/steps"
 created=''
+# The rollback written for this snapshot acts on it alone: a stale timer of
+# an earlier change finds another id and does nothing.
+id="$$.$(date +%s)"
+echo "$id" >"$snap/id"
 
 # step CMD...: record the undo of the commit step about to run.
 step() {
@@ -43,6 +50,10 @@ step() {
     mv -f "$snap/steps.tmp" "$snap/steps"
 }
 
+# The rollback takes the node lock (waiting for a commit in progress to end;
+# after 10 minutes it goes ahead regardless: a stuck step must not keep the
+# operator locked out), then the claim, which confirm races it for. With
+# `--locked OWNER`, its caller already holds the lock.
 write_rollback() {
     {
         echo '#!/bin/sh'
@@ -50,8 +61,14 @@ write_rollback() {
         echo 'set -u'
         echo 'trap "" HUP PIPE'
         echo 'PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH'
+        echo 'owner=rollback'
+        echo 'if [ "${1-}" = --locked ]; then owner=$2; else'
+        echo '    exec 9>/run/palisade/lock'
+        echo '    flock -w 600 9 || echo "palisade rollback: the node lock is still taken after 600s; rolling back anyway" >&2'
+        echo 'fi'
+        echo "[ \"\$(cat '$snap/id' 2>/dev/null)\" = '$id' ] || exit 0"
         echo "mkdir '$snap/claim' 2>/dev/null || exit 0"
-        echo "echo rollback >'$snap/claim/by'"
+        echo "echo \"\$owner\" >'$snap/claim/by'"
         echo ". '$snap/steps'"
         echo "ipset destroy '$set4-old' 2>/dev/null; ipset destroy '$set6-old' 2>/dev/null"
         echo ": >'$snap/rolled-back'"
@@ -66,9 +83,10 @@ finish() {
             echo "palisade: a step failed (exit $rc); putting the previous state back" >&2
         fi
         disarm "$snap"
-        sh "$snap/rollback.sh" || echo "palisade: could not put everything back" >&2
+        sh "$snap/rollback.sh" --locked "$mode-failed" || echo "palisade: could not put everything back" >&2
         for s in $created; do ipset destroy "$s" 2>/dev/null || true; done
-        rm -rf "$snap"
+        # Unless a rollback that could not wait for the lock owns it now.
+        if [ "$(cat "$snap/claim/by" 2>/dev/null)" = "$mode-failed" ]; then rm -rf "$snap"; fi
     elif [ ! -e "$snap/armed" ]; then
         rm -rf "$snap"
     fi
@@ -106,6 +124,16 @@ chain_now() {
     chain_rules "$1" "$2"
 }
 
+# The families whose published ports the DOCKER-USER guard covers, as the
+# confirmed change recorded them: at boot, before Docker has made its
+# DOCKER-USER chain, the restore makes it (Docker keeps an existing one) and
+# puts the guard in.
+docker_families=''
+guarded() {
+    case " $(cat "${restore_path%/*}/docker-user" 2>/dev/null) " in *" $1 "*) return 0 ;; esac
+    return 1
+}
+
 prepare() {
     v=$1 ipt=$2 fam=$3 set=$4
     if ipset list -n "$set" >/dev/null 2>&1; then
@@ -125,13 +153,18 @@ prepare() {
     ipset create "$set-new" hash:net family "$fam" maxelem 65536
     "members_$v" | sed "s/^/add $set-new /" | ipset restore
 
-    table=$("$ipt" -w -S)
+    table=$("$ipt" -w 20 -S)
     docker=none
+    make_docker_user=0
     if [ "$docker_user" = 1 ] && has_chain "$table" DOCKER-USER; then
         docker=guard
+    elif [ "$docker_user" = 1 ] && [ "$mode" = boot ] && guarded "$v"; then
+        docker=guard
+        make_docker_user=1
     elif has_chain "$table" "$dchain"; then
         docker=drop
     fi
+    if [ "$docker" = guard ]; then docker_families="$docker_families $v"; fi
     had_chain=0
     if has_chain "$table" "$chain"; then had_chain=1; fi
     had_dchain=0
@@ -144,6 +177,7 @@ prepare() {
         jump_fix "$table" INPUT "$chain"
         case $docker in
             guard)
+                if [ "$make_docker_user" = 1 ]; then echo ':DOCKER-USER - [0:0]'; fi
                 echo ":$dchain - [0:0]"
                 "docker_rules_$v"
                 jump_fix "$table" DOCKER-USER "$dchain"
@@ -170,10 +204,11 @@ prepare() {
         esac
         if [ "$had_chain" = 0 ]; then echo "-F $chain" && echo "-X $chain"; fi
         if [ "$had_dchain" = 0 ] && [ "$docker" = guard ]; then echo "-F $dchain" && echo "-X $dchain"; fi
+        if [ "$make_docker_user" = 1 ]; then echo '-F DOCKER-USER' && echo '-X DOCKER-USER'; fi
         echo COMMIT
     } >"$snap/undo.$v"
 
-    "$ipt-restore" -w --noflush --test <"$snap/rules.$v"
+    "$ipt-restore" -w 20 --noflush --test <"$snap/rules.$v"
 }
 
 # set_back V SET: the undo of swapping SET.
@@ -194,8 +229,8 @@ if [ "$mode" = apply ] && [ "$confirm" -gt 0 ]; then
     date -d "@$(($(date +%s) + confirm))" '+%Y-%m-%dT%H:%M:%S%z' >"$snap/deadline" 2>/dev/null ||
         echo "in ${confirm}s" >"$snap/deadline"
     if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
-        systemctl stop palisade-rollback.timer >/dev/null 2>&1 || true
-        systemctl reset-failed palisade-rollback.service >/dev/null 2>&1 || true
+        systemctl stop palisade-rollback.timer palisade-rollback.service >/dev/null 2>&1 || true
+        systemctl reset-failed palisade-rollback.timer palisade-rollback.service >/dev/null 2>&1 || true
         systemd-run --quiet --unit=palisade-rollback --on-active="${confirm}s" \
             --timer-property=AccuracySec=100ms /bin/sh "$snap/rollback.sh"
         echo systemd >"$snap/armed"
@@ -212,51 +247,32 @@ step "$(set_back v4 "$set4")"
 ipset swap "$set4-new" "$set4"
 step "$(set_back v6 "$set6")"
 ipset swap "$set6-new" "$set6"
-step "iptables-restore -w --noflush <'$snap/undo.v4'"
-iptables-restore -w --noflush <"$snap/rules.v4"
-step "ip6tables-restore -w --noflush <'$snap/undo.v6'"
-ip6tables-restore -w --noflush <"$snap/rules.v6"
+step "iptables-restore -w 20 --noflush <'$snap/undo.v4'"
+iptables-restore -w 20 --noflush <"$snap/rules.v4"
+step "ip6tables-restore -w 20 --noflush <'$snap/undo.v6'"
+ip6tables-restore -w 20 --noflush <"$snap/rules.v6"
 
-if [ "$persist" = 1 ]; then
-    dir=${restore_path%/*}
-    mkdir -p "$dir"
-    for f in "$restore_path" "$dir/backend"; do
-        if [ -f "$f" ]; then
-            cp -p "$f" "$snap/old.${f##*/}"
-            step "cp -p '$snap/old.${f##*/}' '$f'"
+if [ "$mode" = apply ]; then
+    mkdir "$snap/boot"
+    if [ "$persist" = 1 ]; then
+        restore_script >"$snap/boot/restore.sh"
+        iptables -V >"$snap/boot/backend"
+        if [ -n "$docker_families" ]; then echo $docker_families >"$snap/boot/docker-user"; fi
+        if [ -d /run/systemd/system ]; then
+            unit_file >"$snap/boot/unit"
+            echo 'persist=systemd' || true
         else
-            step "rm -f '$f'"
+            echo 'persist=files' || true
         fi
-    done
-    restore_script >"$restore_path.tmp"
-    mv -f "$restore_path.tmp" "$restore_path"
-    iptables -V >"$dir/backend.tmp"
-    mv -f "$dir/backend.tmp" "$dir/backend"
-    if [ -d /run/systemd/system ]; then
-        umask 022
-        unit_file >"$unit_path.tmp"
-        mv -f "$unit_path.tmp" "$unit_path"
-        systemctl daemon-reload
-        systemctl enable "${unit_path##*/}" >/dev/null 2>&1
-        echo 'persist=systemd' || true
+        echo install >"$snap/boot/plan"
     else
-        echo 'persist=files' || true
+        # No persistence wanted: boot files from an earlier run would restore
+        # an older whitelist at the next boot; the confirmation takes them away.
+        echo remove >"$snap/boot/plan"
     fi
-elif [ "$mode" = apply ]; then
-    # No persistence wanted: boot files from an earlier run would restore an
-    # older whitelist at the next boot. Take them away (with undo).
-    dir=${restore_path%/*}
-    for f in "$restore_path" "$dir/backend" "$unit_path"; do
-        if [ -f "$f" ]; then
-            cp -p "$f" "$snap/old.${f##*/}"
-            step "cp -p '$snap/old.${f##*/}' '$f'"
-            rm -f "$f"
-        fi
-    done
-    if [ -d /run/systemd/system ] && [ -f "$snap/old.${unit_path##*/}" ]; then
-        step "systemctl daemon-reload; systemctl enable '${unit_path##*/}' >/dev/null 2>&1"
-        systemctl disable "${unit_path##*/}" >/dev/null 2>&1 || true
-        systemctl daemon-reload
+    if [ ! -e "$snap/armed" ]; then
+        # Nothing to confirm (no rollback armed): the change stands now.
+        install_boot "$snap"
     fi
 fi
 if [ -e "$snap/armed" ]; then

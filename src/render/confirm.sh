@@ -1,15 +1,18 @@
 # palisade confirm: the controller got through on a new connection; keep the
-# change. Races the rollback for the claim: whichever takes it first wins.
+# change. Takes the node lock, then races the rollback for the claim:
+# whichever takes it first wins. The winner installs the boot files the
+# change staged, so only a confirmed change outlives a reboot.
+lock_node 60
 snap=/run/palisade/rollback
 if [ ! -d "$snap" ]; then
     echo 'state=none'
 elif mkdir "$snap/claim" 2>/dev/null; then
     echo confirm >"$snap/claim/by"
     disarm "$snap"
+    install_boot "$snap"
     rm -rf "$snap"
     echo 'state=confirmed'
 else
-    i=0
-    while [ ! -e "$snap/rolled-back" ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
     echo 'state=rolled-back'
 fi
+exec 9>&-

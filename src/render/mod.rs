@@ -75,9 +75,10 @@ pub fn remove(policy: &Policy) -> Script {
     Script::rendered(s)
 }
 
-/// Keeps the change: disarms the rollback, unless it already started.
-pub fn confirm() -> Script {
-    Script::rendered(format!("{LIB}{CONFIRM}"))
+/// Keeps the change: disarms the rollback, unless it already started, and
+/// installs the boot files the change staged.
+pub fn confirm(policy: &Policy) -> Script {
+    Script::rendered(format!("{}{LIB}{CONFIRM}", names(policy)))
 }
 
 /// The body of the confirm step (needs [`LIB`] before it).
@@ -173,7 +174,10 @@ mod tests {
         );
         let script = apply(&p, 60);
         let text = script.as_str();
-        assert!(text.starts_with("set -eu\nchain='PALISADE'\ndchain='PALISADE-DOCKER'\nset4='palisade4'\n"));
+        assert!(
+            text.starts_with("{\nset -eu\nchain='PALISADE'\ndchain='PALISADE-DOCKER'\nset4='palisade4'\n")
+        );
+        assert!(text.ends_with("\n}\n"));
         assert!(
             text.contains("members_v4() { cat <<'PALISADE_EOF'\n8.8.8.8\n127.0.0.1\n198.51.100.1\n"),
             "{text}"

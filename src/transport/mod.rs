@@ -150,9 +150,11 @@ impl Script {
     }
 
     /// For the renderer, which builds scripts only from literals and the
-    /// `Display` of validated types.
+    /// `Display` of validated types. The text goes in one `{ ... }` group:
+    /// `sh -s` reads a group whole before it runs any of it, so a script cut
+    /// short by a dropped connection is a syntax error, never half a change.
     pub(crate) fn rendered(text: String) -> Script {
-        Script(Cow::Owned(text))
+        Script(Cow::Owned(format!("{{\n{text}\n}}\n")))
     }
 
     pub fn as_str(&self) -> &str {

@@ -6,12 +6,32 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::harness::{CONTROLLER6, Lab, Spec};
-use crate::{bin, host, json, lab, lab_args, stderr, stdout};
+use crate::harness::{CONTROLLER6, Lab, Needs, Spec};
+use crate::{bin, host, json, lab, lab_args, lab_tests, stderr, stdout};
 
+lab_tests![Needs::Systemd =>
+    apply_admits_the_fleet_and_drops_outsiders,
+    a_second_apply_changes_nothing_and_writes_nothing,
+    scaling_grows_and_shrinks_every_nodes_whitelist,
+    verify_reports_each_kind_of_drift_and_changes_nothing,
+    plan_shows_what_apply_would_do_and_changes_nothing,
+    remove_leaves_no_trace_and_is_idempotent,
+    foreign_rules_and_docker_user_stay_intact,
+    a_whitelist_without_the_operator_is_refused_before_any_write,
+    a_node_that_cannot_take_the_change_is_left_as_it_was,
+    the_boot_restore_script_brings_the_whitelist_back_after_a_reboot,
+    legacy_and_nf_tables_nodes_side_by_side,
+    published_container_ports_admit_only_the_whitelist,
+    nodes_managed_over_ipv6,
+    turning_persistence_off_takes_the_old_boot_files_away,
+];
+
+/// `nodes` nodes; the last of two or more boots systemd, as CoreOS and
+/// Flatcar nodes do, so every test here runs on both kinds of node.
 fn spec(nodes: usize) -> Spec {
     Spec {
         nodes,
+        systemd: if nodes > 1 { vec![nodes - 1] } else { vec![] },
         ..Spec::default()
     }
 }
@@ -68,7 +88,6 @@ fn dropped(lab: &Lab, i: usize, ipt: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
 fn apply_admits_the_fleet_and_drops_outsiders() {
     let lab = lab!(spec(5));
     let outsider = lab.outsider.clone();
@@ -149,7 +168,6 @@ fn apply_admits_the_fleet_and_drops_outsiders() {
     assert!(!set.contains(&crate::harness::OUTSIDER4.to_string()));
 }
 
-#[test]
 fn a_second_apply_changes_nothing_and_writes_nothing() {
     let lab = lab!(spec(3));
     expect(palisade(&lab, "apply", &[]), 0);
@@ -184,7 +202,6 @@ fn a_second_apply_changes_nothing_and_writes_nothing() {
     }
 }
 
-#[test]
 fn scaling_grows_and_shrinks_every_nodes_whitelist() {
     let mut lab = lab!(spec(5));
     expect(palisade(&lab, "apply", &[]), 0);
@@ -250,7 +267,6 @@ fn scaling_grows_and_shrinks_every_nodes_whitelist() {
     }
 }
 
-#[test]
 fn verify_reports_each_kind_of_drift_and_changes_nothing() {
     let lab = lab!(spec(4));
     expect(palisade(&lab, "apply", &[]), 0);
@@ -307,7 +323,6 @@ fn verify_reports_each_kind_of_drift_and_changes_nothing() {
     expect(palisade(&lab, "verify", &[]), 0);
 }
 
-#[test]
 fn plan_shows_what_apply_would_do_and_changes_nothing() {
     let lab = lab!(spec(3));
     let report = expect(palisade(&lab, "plan", &[]), 0);
@@ -344,7 +359,6 @@ fn plan_shows_what_apply_would_do_and_changes_nothing() {
     assert_eq!(change["message"], "IPv4 set lacks 1 member(s): 192.0.2.0/24");
 }
 
-#[test]
 fn remove_leaves_no_trace_and_is_idempotent() {
     let lab = lab!(spec(3));
     lab.must(&lab.nodes[0].ns, &["iptables", "-w", "-N", "DOCKER-USER"]);
@@ -374,7 +388,6 @@ fn remove_leaves_no_trace_and_is_idempotent() {
     assert_eq!(statuses(&report), vec!["unchanged"; 3]);
 }
 
-#[test]
 fn foreign_rules_and_docker_user_stay_intact() {
     let lab = lab!(spec(2));
     let ns = lab.nodes[0].ns.clone();
@@ -443,7 +456,6 @@ fn foreign_rules_and_docker_user_stay_intact() {
     assert!(rules.contains("-A DOCKER-USER -j RETURN"));
 }
 
-#[test]
 fn a_whitelist_without_the_operator_is_refused_before_any_write() {
     let lab = lab!(spec(3));
     let report = expect(palisade(&lab, "apply", &["--no-allow"]), 2);
@@ -464,7 +476,6 @@ fn a_whitelist_without_the_operator_is_refused_before_any_write() {
     }
 }
 
-#[test]
 fn a_node_that_cannot_take_the_change_is_left_as_it_was() {
     let lab = lab!(spec(3));
     // An IPv6 set of the wrong type: the change cannot complete on node 1.
@@ -486,7 +497,6 @@ fn a_node_that_cannot_take_the_change_is_left_as_it_was() {
     assert!(lab.ssh_reachable(&lab.outsider, IpAddr::V4(lab.nodes[1].ip4)));
 }
 
-#[test]
 fn the_boot_restore_script_brings_the_whitelist_back_after_a_reboot() {
     let lab = lab!(spec(2));
     expect(palisade(&lab, "apply", &[]), 0);
@@ -517,7 +527,6 @@ fn the_boot_restore_script_brings_the_whitelist_back_after_a_reboot() {
     assert!(lab.ssh_reachable(&lab.nodes[1].ns, IpAddr::V4(lab.nodes[0].ip4)));
 }
 
-#[test]
 fn legacy_and_nf_tables_nodes_side_by_side() {
     let mut lab = lab!(Spec {
         nodes: 2,
@@ -574,7 +583,6 @@ fn legacy_and_nf_tables_nodes_side_by_side() {
     );
 }
 
-#[test]
 fn published_container_ports_admit_only_the_whitelist() {
     let mut lab = lab!(spec(2));
     let container = lab.add_container(0, 8080);
@@ -639,7 +647,6 @@ fn published_container_ports_admit_only_the_whitelist() {
     }
 }
 
-#[test]
 fn nodes_managed_over_ipv6() {
     let lab = lab!(spec(2));
     // An inventory whose SSH addresses are the nodes' IPv6 ones.
@@ -686,7 +693,6 @@ fn nodes_managed_over_ipv6() {
     assert!(!lab.ssh_reachable(&lab.controller, IpAddr::V4(lab.nodes[0].ip4)));
 }
 
-#[test]
 fn turning_persistence_off_takes_the_old_boot_files_away() {
     let lab = lab!(spec(2));
     expect(palisade(&lab, "apply", &[]), 0);

@@ -23,11 +23,10 @@
 #![allow(dead_code)] // each user of the harness uses a part of it
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -45,6 +44,8 @@ pub struct Spec {
     pub kill_steps: Vec<usize>,
     /// Nodes whose iptables is the legacy backend (older CoreOS and Flatcar).
     pub legacy: Vec<usize>,
+    /// Nodes that boot systemd (systemd-nspawn) instead of running a bare sshd.
+    pub systemd: Vec<usize>,
 }
 
 pub struct Node {
@@ -56,7 +57,40 @@ pub struct Node {
     pub dir: PathBuf,
     /// Whether `iptables` on this node is the legacy backend.
     pub legacy: bool,
-    sshd: Option<Child>,
+    /// Whether this node boots systemd (in systemd-nspawn) rather than
+    /// running a bare sshd.
+    pub systemd: bool,
+    /// A plain node's sshd, or a systemd node's systemd-nspawn.
+    proc: Option<Child>,
+    /// A systemd node's PID 1, as the host sees it.
+    init: Option<u32>,
+}
+
+impl Node {
+    /// The node's additions to /etc: the upper layer of a plain node's /etc
+    /// overlay, or the /etc of a systemd node's root overlay.
+    fn etc(&self) -> PathBuf {
+        if self.systemd {
+            self.dir.join("upper/etc")
+        } else {
+            self.dir.join("etc")
+        }
+    }
+
+    fn new(lab_id: &str, lab_dir: &Path, i: usize, spec: &Spec) -> Node {
+        Node {
+            index: i,
+            name: format!("node-{i:02}"),
+            ns: format!("{lab_id}-n{i}"),
+            ip4: node_ip4(i),
+            ip6: node_ip6(i),
+            dir: lab_dir.join(format!("node-{i:02}")),
+            legacy: spec.legacy.contains(&i),
+            systemd: spec.systemd.contains(&i),
+            proc: None,
+            init: None,
+        }
+    }
 }
 
 pub struct Lab {
@@ -87,45 +121,69 @@ pub const CONTROLLER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
 pub const OUTSIDER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
-static HOST_SETUP: Once = Once::new();
 
 /// Why a lab cannot be built here.
 #[derive(Debug)]
 pub struct Unavailable(pub String);
 
+/// What a lab test needs of this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// Network namespaces, sshd, netfilter tools, sudo: root.
+    Plain,
+    /// All of that, and systemd-nspawn to boot systemd nodes.
+    Systemd,
+}
+
+/// Why lab tests that need `needs` cannot run on this machine, or None.
+pub fn unavailable(needs: Needs) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("the lab needs root (network namespaces, sshd)".into());
+    }
+    let mut tools = vec![
+        "ip",
+        "/usr/sbin/sshd",
+        "ssh-keygen",
+        "ipset",
+        "iptables",
+        "sudo",
+        "unshare",
+        "nsenter",
+        "flock",
+    ];
+    if needs == Needs::Systemd {
+        tools.extend(["systemd-nspawn", "/lib/systemd/systemd"]);
+    }
+    for tool in tools {
+        let found = if tool.starts_with('/') {
+            Path::new(tool).exists()
+        } else {
+            Command::new("sh")
+                .args(["-c", "command -v \"$1\" >/dev/null", "sh", tool])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !found {
+            return Some(format!(
+                "{tool} is missing (scripts/lab-deps installs what the lab needs)"
+            ));
+        }
+    }
+    None
+}
+
 impl Lab {
     /// Builds the lab, or says why it cannot be built on this machine.
     pub fn start(spec: Spec) -> Result<Lab, Unavailable> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(Unavailable(
-                "the lab needs root (network namespaces, sshd)".into(),
-            ));
+        let needs = if spec.systemd.is_empty() {
+            Needs::Plain
+        } else {
+            Needs::Systemd
+        };
+        if let Some(why) = unavailable(needs) {
+            return Err(Unavailable(why));
         }
-        for tool in [
-            "ip",
-            "/usr/sbin/sshd",
-            "ssh-keygen",
-            "ipset",
-            "iptables",
-            "sudo",
-            "unshare",
-        ] {
-            let found = if tool.starts_with('/') {
-                Path::new(tool).exists()
-            } else {
-                Command::new("sh")
-                    .args(["-c", "command -v \"$1\" >/dev/null", "sh", tool])
-                    .status()
-                    .is_ok_and(|s| s.success())
-            };
-            if !found {
-                return Err(Unavailable(format!(
-                    "{tool} is missing (apt-get install openssh-server ipset iptables iproute2 sudo)"
-                )));
-            }
-        }
-        HOST_SETUP.call_once(host_setup);
         sweep_stale_labs();
 
         let id = format!(
@@ -149,18 +207,7 @@ impl Lab {
             stranger_key: dir.join("id_stranger"),
             inventory: dir.join("hosts.toml"),
             known_hosts: dir.join("known_hosts"),
-            nodes: (0..spec.nodes)
-                .map(|i| Node {
-                    index: i,
-                    name: format!("node-{i:02}"),
-                    ns: format!("{id}-n{i}"),
-                    ip4: node_ip4(i),
-                    ip6: node_ip6(i),
-                    dir: dir.join(format!("node-{i:02}")),
-                    legacy: spec.legacy.contains(&i),
-                    sshd: None,
-                })
-                .collect(),
+            nodes: (0..spec.nodes).map(|i| Node::new(&id, &dir, i, &spec)).collect(),
             id,
             dir,
             _tmp: tmp,
@@ -172,14 +219,10 @@ impl Lab {
         Ok(lab)
     }
 
-    /// For the demo and the benchmark: a lab of `nodes` hosts, or a message
+    /// For the demo and the benchmark: the lab `spec` asks for, or a message
     /// saying why not and exit code 1.
-    pub fn start_or_exit(nodes: usize) -> Lab {
-        Lab::start(Spec {
-            nodes,
-            ..Spec::default()
-        })
-        .unwrap_or_else(|Unavailable(why)| {
+    pub fn start_or_exit(spec: Spec) -> Lab {
+        Lab::start(spec).unwrap_or_else(|Unavailable(why)| {
             eprintln!("cannot build the lab: {why}");
             std::process::exit(1)
         })
@@ -242,7 +285,14 @@ impl Lab {
         let mut sw = String::new();
         for (k, (ns, _)) in members.iter().enumerate() {
             let port = first_port + k;
-            let _ = writeln!(sw, "link add p{port} type veth peer name eth0 netns {ns}");
+            // A fixed MAC per port: a rebooted node comes back with the same
+            // NIC, so its neighbours' ARP and ND caches stay right.
+            let _ = writeln!(
+                sw,
+                "link add p{port} type veth peer name eth0 address 02:00:c6:12:{:02x}:{:02x} netns {ns}",
+                port >> 8,
+                port & 0xff
+            );
             let _ = writeln!(sw, "link set p{port} master br0");
             let _ = writeln!(sw, "link set p{port} up");
         }
@@ -258,19 +308,31 @@ impl Lab {
         Ok(())
     }
 
-    /// Host keys, sshd configs and running sshds for these nodes.
+    /// Host keys, sshd configs and running nodes for these indices.
     fn boot(&mut self, range: std::ops::Range<usize>) -> Result<(), String> {
         for i in range.clone() {
             let node = &self.nodes[i];
-            for dir in [node.dir.clone(), node.dir.join("run"), node.dir.join("var-lib")] {
-                std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-                set_mode(&dir, 0o755);
+            if !node.dir.join("host_ed25519").exists() {
+                for dir in [
+                    node.dir.clone(),
+                    node.dir.join("run"),
+                    node.etc().join("sudoers.d"),
+                    node.dir.join("var-lib"),
+                ] {
+                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                    set_mode(&dir, 0o755);
+                }
+                keygen(&node.dir.join("host_ed25519"), "ed25519")?;
+                self.write_sshd_config(i)?;
+                self.write_etc(i)?;
             }
-            keygen(&node.dir.join("host_ed25519"), "ed25519")?;
-            self.write_sshd_config(i)?;
         }
         for i in range.clone() {
-            self.spawn_sshd(i)?;
+            if self.nodes[i].systemd {
+                self.spawn_systemd(i)?;
+            } else {
+                self.spawn_sshd(i)?;
+            }
         }
         for i in range {
             self.wait_listening(i)?;
@@ -278,20 +340,78 @@ impl Lab {
         Ok(())
     }
 
+    /// What a node's /etc adds to the host's: the `core` user (key login,
+    /// passwordless sudo unless the spec says otherwise). It is an overlay
+    /// on the node only, so the lab never adds a user to the host; on a
+    /// systemd node it is also the node's sshd config, hostname, machine id
+    /// and boot target.
+    fn write_etc(&self, i: usize) -> Result<(), String> {
+        let node = &self.nodes[i];
+        let etc = node.etc();
+        let (uid, gid) = free_ids()?;
+        let others = |path: &str| -> Result<String, String> {
+            Ok(read(Path::new(path))?
+                .lines()
+                .filter(|l| !l.starts_with("core:"))
+                .map(|l| format!("{l}\n"))
+                .collect())
+        };
+        let home = self.dir.display();
+        let passwd = others("/etc/passwd")? + &format!("core:x:{uid}:{gid}:palisade lab:{home}:/bin/sh\n");
+        write(&etc.join("passwd"), &passwd, 0o644)?;
+        // A "*" password field, not useradd's "!": sshd refuses locked accounts.
+        write(
+            &etc.join("shadow"),
+            &(others("/etc/shadow")? + "core:*:20000:0:99999:7:::\n"),
+            0o640,
+        )?;
+        write(
+            &etc.join("group"),
+            &(others("/etc/group")? + &format!("core:x:{gid}:\n")),
+            0o644,
+        )?;
+        let sudo = if self.spec.sudo_password.contains(&i) {
+            "core ALL=(ALL) ALL\n"
+        } else {
+            "core ALL=(ALL) NOPASSWD: ALL\n"
+        };
+        write(&etc.join("sudoers.d/palisade-lab"), sudo, 0o440)?;
+        if !node.systemd {
+            return Ok(());
+        }
+        let hosts = read(Path::new("/etc/hosts")).unwrap_or_default() + &format!("127.0.1.1 {}\n", node.ns);
+        write(&etc.join("hosts"), &hosts, 0o644)?;
+        let id: String = read(Path::new("/proc/sys/kernel/random/uuid"))?
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .collect();
+        write(&etc.join("machine-id"), &format!("{id}\n"), 0o444)?;
+        std::fs::create_dir_all(etc.join("ssh")).map_err(|e| e.to_string())?;
+        std::fs::copy(node.dir.join("sshd_config"), etc.join("ssh/sshd_config"))
+            .map_err(|e| e.to_string())?;
+        let units = etc.join("systemd/system");
+        std::fs::create_dir_all(&units).map_err(|e| e.to_string())?;
+        // Boot only what a node needs (basic.target, which palisade.service
+        // is wanted by, the network targets a real node's network manager
+        // pulls in, which order sshd after palisade.service, and sshd), not
+        // every service the host has enabled.
+        write(
+            &units.join("palisade-lab.target"),
+            "[Unit]\nDescription=palisade lab node\n\
+             Requires=basic.target ssh.service\nWants=network-pre.target network.target\n\
+             After=basic.target ssh.service network.target\nAllowIsolate=yes\n",
+            0o644,
+        )?;
+        let _ = std::fs::remove_file(units.join("default.target"));
+        std::os::unix::fs::symlink("palisade-lab.target", units.join("default.target"))
+            .map_err(|e| e.to_string())
+    }
     /// Grows the lab by `count` nodes (the inventory is left as it is).
     pub fn add_nodes(&mut self, count: usize) {
         let first = self.nodes.len();
         for i in first..first + count {
-            self.nodes.push(Node {
-                index: i,
-                name: format!("node-{i:02}"),
-                ns: format!("{}-n{i}", self.id),
-                ip4: node_ip4(i),
-                ip6: node_ip6(i),
-                dir: self.dir.join(format!("node-{i:02}")),
-                legacy: false,
-                sshd: None,
-            });
+            let node = Node::new(&self.id, &self.dir, i, &Spec::default());
+            self.nodes.push(node);
         }
         let members = self.node_members(first..first + count);
         // Switch ports 0 and 1 are the controller's and the outsider's.
@@ -339,13 +459,19 @@ impl Lab {
         let node = &self.nodes[i];
         let mut conf = format!(
             "ListenAddress 0.0.0.0\nListenAddress ::\nPort 22\n\
-             HostKey {dir}/host_ed25519\nPidFile {dir}/sshd.pid\n\
+             HostKey {dir}/host_ed25519\n{pidfile}\
              AuthorizedKeysFile {lab}/authorized_keys\nAllowUsers core\n\
              PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PermitRootLogin no\nUsePAM no\nStrictModes no\nUseDNS no\n\
              MaxStartups 1000:30:1000\nMaxSessions 100\nAllowTcpForwarding yes\nLogLevel VERBOSE\n",
             dir = node.dir.display(),
             lab = self.dir.display(),
+            // A systemd node's sshd keeps its pid in its own /run.
+            pidfile = if node.systemd {
+                String::new()
+            } else {
+                format!("PidFile {}/sshd.pid\n", node.dir.display())
+            },
         );
         if self.spec.kill_steps.contains(&i) {
             // The shell sshd runs the command with kills itself: sshd then
@@ -364,71 +490,122 @@ impl Lab {
             write(&wrapper, &script, 0o755)?;
             conf += &format!("ForceCommand {}\n", wrapper.display());
         }
-        write(&node.dir.join("sshd_config"), &conf, 0o644)?;
-        if self.spec.sudo_password.contains(&i) {
-            write(&node.dir.join("sudoers"), "core ALL=(ALL) ALL\n", 0o440)?;
-        }
-        Ok(())
+        write(&node.dir.join("sshd_config"), &conf, 0o644)
     }
 
+    /// A plain node: sshd in a private mount namespace where /etc is the
+    /// host's with the node's additions over it, /run starts empty (so no
+    /// systemd of the host's is in sight), and /run/palisade and
+    /// /var/lib/palisade are the node's own and outlive an sshd restart.
     fn spawn_sshd(&mut self, i: usize) -> Result<(), String> {
         let node = &self.nodes[i];
         let log = std::fs::File::create(node.dir.join("sshd.log")).map_err(|e| e.to_string())?;
-        let sudoers = node.dir.join("sudoers");
         // `ip netns exec`, unshare and sh all exec: the child's pid is sshd's.
         let child = Command::new("ip")
             .args(["netns", "exec", &node.ns, "unshare", "--mount", "--propagation", "private", "sh", "-c"])
             .arg(
-                "mount --bind \"$LAB_NODE_DIR/run\" /run/palisade && \
-                 mount --bind \"$LAB_NODE_DIR/var-lib\" /var/lib/palisade && \
-                 { [ ! -e \"$LAB_SUDOERS\" ] || mount --bind \"$LAB_SUDOERS\" /etc/sudoers.d/palisade-lab; } && \
-                 { [ -z \"$LAB_LEGACY\" ] || mount --bind /usr/sbin/xtables-legacy-multi /usr/sbin/xtables-nft-multi; } && \
-                 exec /usr/sbin/sshd -D -e -f \"$LAB_SSHD_CONFIG\"",
+                "set -e; n=$LAB_NODE_DIR; mkdir -p \"$n/etc-work\" \"$n/var-lib-up/palisade\" \"$n/var-lib-work\"; \
+                 mount -t overlay lab-etc -o \"lowerdir=/etc,upperdir=$n/etc,workdir=$n/etc-work\" /etc; \
+                 mount -t overlay lab-var-lib -o \"lowerdir=/var/lib,upperdir=$n/var-lib-up,workdir=$n/var-lib-work\" /var/lib; \
+                 mount --bind \"$n/var-lib\" /var/lib/palisade; \
+                 mount -t tmpfs -o mode=0755 lab-run /run; \
+                 mkdir -p /run/sshd /run/palisade; \
+                 mount --bind \"$n/run\" /run/palisade; \
+                 [ -z \"$LAB_LEGACY\" ] || mount --bind /usr/sbin/xtables-legacy-multi /usr/sbin/xtables-nft-multi; \
+                 exec /usr/sbin/sshd -D -e -f \"$n/sshd_config\"",
             )
-            .env("LAB_SSHD_CONFIG", node.dir.join("sshd_config"))
             .env("LAB_LEGACY", if node.legacy { "1" } else { "" })
             .env("LAB_NODE_DIR", &node.dir)
-            .env("LAB_SUDOERS", &sudoers)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot start sshd on {}: {e}", node.name))?;
-        self.nodes[i].sshd = Some(child);
+        self.nodes[i].proc = Some(child);
         Ok(())
     }
 
+    /// A systemd node: systemd as PID 1 in `systemd-nspawn`, on an overlay of
+    /// the host's root (the node's own upper directory keeps /etc and /var
+    /// across reboots; /run starts empty at every boot), in the node's
+    /// network namespace. sshd runs as the node's `ssh.service`. The lab
+    /// directory is bound in at the same path (keys, authorized_keys).
+    fn spawn_systemd(&mut self, i: usize) -> Result<(), String> {
+        let node = &self.nodes[i];
+        for d in ["root", "work"] {
+            std::fs::create_dir_all(node.dir.join(d)).map_err(|e| e.to_string())?;
+        }
+        let log = std::fs::File::create(node.dir.join("console.log")).map_err(|e| e.to_string())?;
+        // unshare, sh and exec: the child's pid is systemd-nspawn's, and the
+        // overlay mount goes away with it.
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "set -e; n=$LAB_NODE_DIR; \
+                 mount -t overlay lab-root -o \"lowerdir=/,upperdir=$n/upper,workdir=$n/work\" \"$n/root\"; \
+                 exec systemd-nspawn --quiet --boot --directory=\"$n/root\" --machine=\"$LAB_NS\" \
+                   --network-namespace-path=\"/run/netns/$LAB_NS\" --register=no --keep-unit --link-journal=no \
+                   --capability=CAP_NET_ADMIN,CAP_NET_RAW --console=read-only --bind=\"$LAB_DIR\"",
+            )
+            .env("LAB_NODE_DIR", &node.dir)
+            .env("LAB_NS", &node.ns)
+            .env("LAB_DIR", &self.dir)
+            .env("SYSTEMD_NSPAWN_TMPFS_TMP", "0")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start systemd-nspawn for {}: {e}", node.name))?;
+        self.nodes[i].proc = Some(child);
+        Ok(())
+    }
+
+    /// Waits until the node's sshd answers with its banner (on a systemd
+    /// node: until it has booted that far), or its process has died.
     fn wait_listening(&mut self, i: usize) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let log = self.nodes[i].dir.join("sshd.log");
+        let node = &self.nodes[i];
+        let (log, secs) = if node.systemd {
+            (node.dir.join("console.log"), 120)
+        } else {
+            (node.dir.join("sshd.log"), 15)
+        };
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let ns = node.ns.clone();
         loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.matches("Server listening on").count() >= 2 {
+            if self.ssh_reachable(&ns, IpAddr::V4(Ipv4Addr::LOCALHOST)) {
+                if self.nodes[i].systemd {
+                    let init = container_init(&ns).ok_or_else(|| format!("{ns}: no PID 1 found"))?;
+                    self.nodes[i].init = Some(init);
+                }
                 return Ok(());
             }
             let exited = self.nodes[i]
-                .sshd
+                .proc
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
+            let text = || tail(&std::fs::read_to_string(&log).unwrap_or_default(), 40);
             if let Some(status) = exited {
-                return Err(format!(
-                    "sshd on {} exited ({status}): {text}",
-                    self.nodes[i].name
-                ));
+                return Err(format!("{} exited ({status}): {}", self.nodes[i].name, text()));
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "sshd on {} did not start listening: {text}",
-                    self.nodes[i].name
+                    "sshd on {} did not answer within {secs}s: {}",
+                    self.nodes[i].name,
+                    text()
                 ));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Stops a node's sshd (connections are then refused).
     pub fn stop_sshd(&mut self, i: usize) {
-        if let Some(mut child) = self.nodes[i].sshd.take() {
+        if self.nodes[i].systemd {
+            let out = self.on_node(i, &["systemctl", "stop", "ssh.service"]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            return;
+        }
+        if let Some(mut child) = self.nodes[i].proc.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -437,21 +614,84 @@ impl Lab {
     /// Starts a node's sshd again, after `stop_sshd`.
     pub fn start_sshd(&mut self, i: usize) {
         self.stop_sshd(i);
-        let log = self.nodes[i].dir.join("sshd.log");
-        let _ = std::fs::remove_file(&log);
-        self.spawn_sshd(i).unwrap_or_else(|e| panic!("{e}"));
+        if self.nodes[i].systemd {
+            let out = self.on_node(i, &["systemctl", "start", "ssh.service"]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        } else {
+            let log = self.nodes[i].dir.join("sshd.log");
+            let _ = std::fs::remove_file(&log);
+            self.spawn_sshd(i).unwrap_or_else(|e| panic!("{e}"));
+        }
         self.wait_listening(i).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Shuts a systemd node down cleanly (SIGRTMIN+4 to its PID 1, as
+    /// `systemctl poweroff` does) and boots it again on the same disk: /etc
+    /// and /var stay, /run and the kernel's state (netfilter, sets) start
+    /// empty, as on a real reboot.
+    pub fn reboot(&mut self, i: usize) {
+        self.power_off(i, libc::SIGRTMIN() + 4);
+        self.power_on(i);
+    }
+
+    /// Pulls the plug on a systemd node (SIGKILL to its PID 1: nothing runs
+    /// on the way down) and boots it again on the same disk.
+    pub fn crash(&mut self, i: usize) {
+        self.power_off(i, libc::SIGKILL);
+        self.power_on(i);
+    }
+
+    fn power_off(&mut self, i: usize, signal: i32) {
+        assert!(self.nodes[i].systemd, "only a systemd node can reboot");
+        if let Some(init) = self.nodes[i].init.take() {
+            // SAFETY: kill(2) on the PID 1 of a container this lab booted.
+            unsafe { libc::kill(init as i32, signal) };
+        }
+        let Some(mut child) = self.nodes[i].proc.take() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                remove_namespaces(std::slice::from_ref(&self.nodes[i].ns));
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.wait();
+    }
+
+    /// A fresh network namespace (the kernel's state a reboot empties),
+    /// cabled to the same switch port, and the node booted in it.
+    fn power_on(&mut self, i: usize) {
+        // Deleting a namespace frees its devices later, in the background;
+        // deleting the switch's end of the cable frees both ends now.
+        let port = i + 2;
+        let _ = ip_batch(Some(&self.switch), &format!("link del p{port}\n"));
+        remove_namespaces(std::slice::from_ref(&self.nodes[i].ns));
+        let members = self.node_members(i..i + 1);
+        // Switch ports 0 and 1 are the controller's and the outsider's.
+        self.attach(&members, port).unwrap_or_else(|e| panic!("{e}"));
+        self.boot(i..i + 1).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Gives node `i` a Docker-like container: a namespace at 172.17.0.2
     /// behind the node's `docker0` (172.17.0.1), the node's TCP `port`
     /// published to the container's port 80 (DNAT, then FORWARD through
     /// DOCKER-USER), and masquerading for the container's own traffic out.
+    /// Its DOCKER-USER handling is Docker's own: an existing chain is kept
+    /// as it is (a RETURN added when missing), and FORWARD jumps to it
+    /// first. Called again after a reboot, it is Docker starting again.
     /// Returns the container's namespace.
     pub fn add_container(&mut self, i: usize, port: u16) -> String {
         let node = self.nodes[i].ns.clone();
         let c = format!("{}-n{i}c", self.id);
-        self.extra_ns.push(c.clone());
+        if self.extra_ns.contains(&c) {
+            remove_namespaces(std::slice::from_ref(&c));
+        } else {
+            self.extra_ns.push(c.clone());
+        }
         ip_batch(None, &format!("netns add {c}\n")).unwrap_or_else(|e| panic!("{e}"));
         ip_batch(
             Some(&node),
@@ -463,47 +703,17 @@ impl Lab {
             "link set lo up\naddr add 172.17.0.2/16 dev eth0\nlink set eth0 up\nroute add default via 172.17.0.1\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let dnat = "172.17.0.2:80".to_string();
-        let port = port.to_string();
-        for rule in [
-            &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"][..],
-            &["iptables", "-w", "-N", "DOCKER-USER"],
-            &["iptables", "-w", "-A", "DOCKER-USER", "-j", "RETURN"],
-            &["iptables", "-w", "-A", "FORWARD", "-j", "DOCKER-USER"],
-            &[
-                "iptables",
-                "-w",
-                "-t",
-                "nat",
-                "-A",
-                "PREROUTING",
-                "-p",
-                "tcp",
-                "--dport",
-                &port,
-                "-j",
-                "DNAT",
-                "--to-destination",
-                &dnat,
-            ],
-            &[
-                "iptables",
-                "-w",
-                "-t",
-                "nat",
-                "-A",
-                "POSTROUTING",
-                "-s",
-                "172.17.0.0/16",
-                "!",
-                "-o",
-                "docker0",
-                "-j",
-                "MASQUERADE",
-            ],
-        ] {
-            self.must(&node, rule);
-        }
+        let docker = format!(
+            "set -e\n\
+             sysctl -q -w net.ipv4.ip_forward=1\n\
+             iptables -w -n -L DOCKER-USER >/dev/null 2>&1 || iptables -w -N DOCKER-USER\n\
+             iptables -w -C DOCKER-USER -j RETURN 2>/dev/null || iptables -w -A DOCKER-USER -j RETURN\n\
+             iptables -w -D FORWARD -j DOCKER-USER 2>/dev/null || true\n\
+             iptables -w -I FORWARD -j DOCKER-USER\n\
+             iptables -w -t nat -A PREROUTING -p tcp --dport {port} -j DNAT --to-destination 172.17.0.2:80\n\
+             iptables -w -t nat -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n"
+        );
+        self.must(&node, &["sh", "-c", &docker]);
         c
     }
 
@@ -627,7 +837,12 @@ impl Lab {
 
     /// The pid of node `i`'s sshd, whose namespaces are the node's.
     pub fn sshd_pid(&self, i: usize) -> String {
-        self.nodes[i].sshd.as_ref().expect("sshd runs").id().to_string()
+        let node = &self.nodes[i];
+        match (node.systemd, node.init, &node.proc) {
+            (true, Some(init), _) => init.to_string(),
+            (false, _, Some(sshd)) => sshd.id().to_string(),
+            _ => panic!("{} is not running", node.name),
+        }
     }
 
     /// Whether a path exists in the node's own view of the file system (its
@@ -642,18 +857,47 @@ impl Lab {
     /// Runs a command as root on the node, in its own network and mount
     /// namespaces (its private /run/palisade and /var/lib/palisade).
     pub fn on_node(&self, i: usize, argv: &[&str]) -> Output {
+        // A systemd node's own systemctl talks to its PID 1 only from
+        // inside its pid namespace.
+        let spaces: &[&str] = if self.nodes[i].systemd {
+            &["-m", "-n", "-p", "-u", "-i"]
+        } else {
+            &["-m", "-n"]
+        };
         Command::new("nsenter")
-            .args(["-t", &self.sshd_pid(i), "-m", "-n", "--"])
+            .args(["-t", &self.sshd_pid(i)])
+            .args(spaces)
+            .arg("--")
             .args(argv)
             .stdin(Stdio::null())
             .output()
             .expect("nsenter")
     }
 
-    /// The processes in a namespace other than the node's sshd.
+    /// What a finished palisade run must not leave running on node `i`: on
+    /// a plain node, any process in its namespace but its sshd; on a systemd
+    /// node, a loaded palisade-rollback timer or service.
     pub fn other_processes(&self, i: usize) -> Vec<String> {
+        if self.nodes[i].systemd {
+            let out = self.on_node(
+                i,
+                &[
+                    "systemctl",
+                    "list-units",
+                    "--all",
+                    "--plain",
+                    "--no-legend",
+                    "palisade-rollback*",
+                ],
+            );
+            return String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned)
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+        }
         let sshd = self.nodes[i]
-            .sshd
+            .proc
             .as_ref()
             .map(|c| c.id().to_string())
             .unwrap_or_default();
@@ -702,7 +946,12 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for i in 0..self.nodes.len() {
-            self.stop_sshd(i);
+            if self.nodes[i].systemd {
+                self.power_off(i, libc::SIGKILL);
+            } else if let Some(mut sshd) = self.nodes[i].proc.take() {
+                let _ = sshd.kill();
+                let _ = sshd.wait();
+            }
         }
         remove_namespaces(&self.namespaces());
     }
@@ -735,24 +984,43 @@ fn node_ip6(i: usize) -> Ipv6Addr {
     Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0xa, i as u16 + 1)
 }
 
-/// Once per test process: the `core` user with key-only login and
-/// passwordless sudo, and the directories sshd and palisade expect.
-fn host_setup() {
-    let sh = |script: &str| {
-        let out = Command::new("sh").args(["-c", script]).output().expect("sh");
-        assert!(
-            out.status.success(),
-            "lab host setup failed: {script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+/// A uid and gid that the host's /etc/passwd and /etc/group do not use,
+/// for the nodes' `core` user.
+fn free_ids() -> Result<(u32, u32), String> {
+    let used = |path: &str| -> Result<Vec<u32>, String> {
+        Ok(read(Path::new(path))?
+            .lines()
+            .filter(|l| !l.starts_with("core:"))
+            .filter_map(|l| l.split(':').nth(2)?.parse().ok())
+            .collect())
     };
-    // A "*" password field, not useradd's "!": sshd refuses locked accounts.
-    sh("id core >/dev/null 2>&1 || useradd --create-home --shell /bin/sh core; usermod -p '*' core");
-    sh(
-        "mkdir -p /etc/sudoers.d && printf 'core ALL=(ALL) NOPASSWD: ALL\\n' > /etc/sudoers.d/palisade-lab.tmp \
-        && chmod 0440 /etc/sudoers.d/palisade-lab.tmp && mv /etc/sudoers.d/palisade-lab.tmp /etc/sudoers.d/palisade-lab",
-    );
-    sh("mkdir -p /run/sshd /run/palisade /var/lib/palisade && chmod 0755 /run/sshd");
+    let (users, groups) = (used("/etc/passwd")?, used("/etc/group")?);
+    (4200..60000)
+        .find(|id| !users.contains(id) && !groups.contains(id))
+        .map(|id| (id, id))
+        .ok_or_else(|| "no free uid for core".to_string())
+}
+
+/// The PID 1 of the container whose network namespace is `ns`.
+fn container_init(ns: &str) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let want = std::fs::metadata(format!("/run/netns/{ns}")).ok()?.ino();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let nspid: Vec<&str> = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))?
+            .split_whitespace()
+            .collect();
+        let net = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?.ino();
+        (nspid.len() == 2 && nspid[1] == "1" && net == want).then_some(pid)
+    })
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Labs whose test process is gone (killed before Drop ran).

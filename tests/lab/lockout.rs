@@ -5,12 +5,25 @@ use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Lab, Spec};
-use crate::{bin, host, json, lab, lab_args, stderr};
+use crate::harness::{Lab, Needs, Spec};
+use crate::{bin, eventually, held_apply, host, json, lab, lab_args, lab_tests, stderr, untouched};
 
+lab_tests![Needs::Systemd =>
+    a_confirmed_apply_leaves_no_timer_process_or_snapshot,
+    a_failed_confirmation_rolls_every_node_back_by_itself,
+    killing_palisade_after_the_write_leaves_nodes_to_roll_back,
+    ctrl_c_says_which_hosts_are_confirmed_and_which_roll_back,
+    a_rerun_within_the_timeout_confirms_the_pending_change,
+    remove_cancels_a_pending_rollback,
+    one_change_at_a_time_on_a_node,
+];
+
+/// `nodes` nodes; the last of two or more boots systemd, as CoreOS and
+/// Flatcar nodes do, so every test here runs on both kinds of node.
 fn spec(nodes: usize) -> Spec {
     Spec {
         nodes,
+        systemd: if nodes > 1 { vec![nodes - 1] } else { vec![] },
         ..Spec::default()
     }
 }
@@ -19,42 +32,12 @@ fn args<'a>(cmd: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     lab_args(cmd, true, true, extra)
 }
 
-fn untouched(lab: &Lab, i: usize) -> bool {
-    let ns = &lab.nodes[i].ns;
-    !lab.must(ns, &["iptables-save"]).contains("PALISADE")
-        && !lab.must(ns, &["ip6tables-save"]).contains("PALISADE")
-        && lab.must(ns, &["ipset", "list", "-n"]).is_empty()
-}
-
-/// Starts `palisade apply` in the background, holding every host's
-/// confirmation back for a minute: the window in which it gets interrupted.
-fn held_apply(lab: &Lab, extra: &[&str]) -> std::process::Child {
-    lab.spawn_palisade(
-        bin(),
-        &args("apply", extra),
-        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
-    )
-}
-
 /// Whether node `i` has the jump to palisade's chain, i.e. got the change.
 fn written(lab: &Lab, i: usize) -> bool {
     lab.must(&lab.nodes[i].ns, &["iptables-save"])
         .contains("-A INPUT -j PALISADE")
 }
 
-/// Waits for a condition, up to `secs`.
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
-#[test]
 fn a_confirmed_apply_leaves_no_timer_process_or_snapshot() {
     let lab = lab!(spec(3));
     let out = lab.palisade(bin(), &args("apply", &[]));
@@ -74,7 +57,6 @@ fn a_confirmed_apply_leaves_no_timer_process_or_snapshot() {
     }
 }
 
-#[test]
 fn a_failed_confirmation_rolls_every_node_back_by_itself() {
     let lab = lab!(spec(3));
     // The confirmation leaves from a second controller address that the
@@ -135,7 +117,6 @@ fn a_failed_confirmation_rolls_every_node_back_by_itself() {
     assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
 }
 
-#[test]
 fn killing_palisade_after_the_write_leaves_nodes_to_roll_back() {
     let lab = lab!(spec(4));
     // Two hosts at a time, each held before its confirmation: the first two
@@ -172,7 +153,6 @@ fn killing_palisade_after_the_write_leaves_nodes_to_roll_back() {
     assert_eq!(out.status.code(), Some(0));
 }
 
-#[test]
 fn ctrl_c_says_which_hosts_are_confirmed_and_which_roll_back() {
     let lab = lab!(spec(3));
     let child = held_apply(&lab, &["--confirm-timeout", "8"]);
@@ -191,7 +171,6 @@ fn ctrl_c_says_which_hosts_are_confirmed_and_which_roll_back() {
     );
 }
 
-#[test]
 fn a_rerun_within_the_timeout_confirms_the_pending_change() {
     let lab = lab!(spec(2));
     let child = held_apply(&lab, &["--confirm-timeout", "30"]);
@@ -224,7 +203,6 @@ fn a_rerun_within_the_timeout_confirms_the_pending_change() {
     assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
 }
 
-#[test]
 fn remove_cancels_a_pending_rollback() {
     let lab = lab!(spec(2));
     let mut child = held_apply(&lab, &["--confirm-timeout", "6"]);
@@ -243,7 +221,6 @@ fn remove_cancels_a_pending_rollback() {
     }
 }
 
-#[test]
 fn one_change_at_a_time_on_a_node() {
     let lab = lab!(spec(2));
     // Another palisade run holds node 0's lock.

@@ -1,33 +1,122 @@
 //! Tests against real hosts: network namespaces on a bridge, each with its
-//! own sshd and netfilter (see `harness.rs`). They need root. Without it they
-//! skip with a message; under `CI=true` a lab that cannot be built fails.
+//! own sshd and netfilter (see `harness.rs`). They need root.
+//!
+//! This binary has its own harness (libtest-mimic, `harness = false`), so
+//! that a test this machine cannot run is reported as ignored, never as
+//! passed. Under `CI=true` such a test runs anyway, and fails saying why the
+//! lab cannot be built.
+//!
+//! A lab test is a private `fn` listed in its module's `lab_tests!`; one left
+//! out of the list is dead code, which clippy's `-D warnings` refuses.
 
 mod firewall;
 mod harness;
 mod lockout;
 mod ping;
+mod systemd;
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{ExitCode, Output};
 
+use libtest_mimic::{Arguments, Trial};
 use serde_json::Value;
 
-/// Builds a lab, or skips the test (panics under CI=true) when this machine
-/// cannot.
+use harness::{Needs, unavailable};
+
+/// A lab test, as `lab_tests!` lists it.
+#[derive(Clone, Copy)]
+pub struct LabTest {
+    /// `module_path!()` of the module the test is in.
+    pub module: &'static str,
+    pub name: &'static str,
+    pub needs: Needs,
+    pub run: fn(),
+}
+
+impl LabTest {
+    /// The test as a trial named `module::name`, as libtest would name it,
+    /// run in a thread of that name, as libtest does, so that a panic message
+    /// says which test panicked. libtest-mimic reports a panic as a failure.
+    fn trial(&self) -> Trial {
+        let module = self.module.split_once("::").map_or("", |(_, m)| m);
+        let name = format!("{module}::{}", self.name);
+        let run = self.run;
+        Trial::test(name.clone(), move || {
+            let thread = std::thread::Builder::new()
+                .name(name)
+                .spawn(run)
+                .map_err(|e| format!("cannot start the test's thread: {e}"))?;
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A module's lab tests, as `pub const TESTS`: what each group needs, then
+/// the test functions in it, e.g. `lab_tests![Needs::Plain => a, b];`.
+#[macro_export]
+macro_rules! lab_tests {
+    ($($needs:expr => $($test:ident),+ $(,)?);+ $(;)?) => {
+        /// This module's lab tests, for `main` to run.
+        pub const TESTS: &[$crate::LabTest] = &[$($(
+            $crate::LabTest {
+                module: module_path!(),
+                name: stringify!($test),
+                needs: $needs,
+                run: $test,
+            },
+        )+)+];
+    };
+}
+
+/// Builds a lab for a test; a lab that cannot be built fails the test.
+/// (`main` has already marked the test ignored when this machine cannot build
+/// one, unless CI=true.)
 #[macro_export]
 macro_rules! lab {
     ($spec:expr) => {
         match $crate::harness::Lab::start($spec) {
             Ok(lab) => lab,
             Err($crate::harness::Unavailable(why)) => {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("CI=true and the lab cannot be built: {why}");
-                }
-                eprintln!("skipped: {why}");
-                return;
+                panic!("the lab cannot be built: {why}")
             }
         }
     };
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    let lab_tests = [firewall::TESTS, lockout::TESTS, ping::TESTS, systemd::TESTS].concat();
+
+    let mut trials = vec![Trial::test("controller_texts_match_the_lab", || {
+        controller_texts_match_the_lab();
+        Ok(())
+    })];
+    for needs in [Needs::Plain, Needs::Systemd] {
+        let why = unavailable(needs);
+        let kind: Vec<Trial> = lab_tests
+            .iter()
+            .filter(|t| t.needs == needs)
+            .map(|t| t.trial().with_ignored_flag(why.is_some() && !ci))
+            .collect();
+        let not_run = kind
+            .iter()
+            .filter(|t| !args.is_filtered_out(t) && args.is_ignored(t))
+            .count();
+        if let Some(why) = why
+            && not_run > 0
+            && !args.list
+        {
+            eprintln!("lab tests not run ({not_run} of them): {why}");
+        }
+        trials.extend(kind);
+    }
+    // In name order, as libtest lists and runs them.
+    trials.sort_by(|a, b| a.name().cmp(b.name()));
+    libtest_mimic::run(&args, trials).exit_code()
 }
 
 /// The arguments every firewall command in the lab takes: the lab's
@@ -56,7 +145,6 @@ pub fn lab_args<'a>(cmd: &'a str, json: bool, allow: bool, extra: &[&'a str]) ->
 const CONTROLLER4_TEXT: &str = "198.18.0.1";
 const CONTROLLER6_TEXT: &str = "2001:2::1";
 
-#[test]
 fn controller_texts_match_the_lab() {
     assert_eq!(CONTROLLER4_TEXT, harness::CONTROLLER4.to_string());
     assert_eq!(CONTROLLER6_TEXT, harness::CONTROLLER6.to_string());
@@ -86,4 +174,34 @@ pub fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|hosts| hosts.iter().find(|h| h["name"] == name))
         .unwrap_or_else(|| panic!("no host {name} in {report}"))
+}
+
+/// No palisade set, chain or jump on node `i`.
+pub fn untouched(lab: &harness::Lab, i: usize) -> bool {
+    let ns = &lab.nodes[i].ns;
+    !lab.must(ns, &["iptables-save"]).contains("PALISADE")
+        && !lab.must(ns, &["ip6tables-save"]).contains("PALISADE")
+        && lab.must(ns, &["ipset", "list", "-n"]).is_empty()
+}
+
+/// Starts `palisade apply --json` in the background, holding every host's
+/// confirmation back for a minute: the window in which it gets interrupted.
+pub fn held_apply(lab: &harness::Lab, extra: &[&str]) -> std::process::Child {
+    lab.spawn_palisade(
+        bin(),
+        &lab_args("apply", true, true, extra),
+        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
+    )
+}
+
+/// Waits for a condition, up to `secs`.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    f()
 }

@@ -2,8 +2,21 @@
 
 use std::time::Duration;
 
-use crate::harness::{CONTROLLER4, Spec};
-use crate::{bin, host, json, lab, stderr};
+use crate::harness::{CONTROLLER4, Needs, Spec};
+use crate::{bin, host, json, lab, lab_tests, stderr};
+
+lab_tests![Needs::Plain =>
+    every_node_answers_at_once,
+    forks_bounds_how_many_hosts_work_at_once,
+    a_failure_on_one_host_is_reported_for_that_host_only,
+    retries_reach_a_node_that_comes_back,
+    rsa_and_ed25519_keys_both_log_in_and_a_stranger_key_does_not,
+    a_changed_host_key_is_refused_with_both_fingerprints,
+    jump_reaches_nodes_through_a_bastion,
+    key_formats_pem_ecdsa_and_encrypted,
+    with_no_key_the_ssh_agent_signs,
+    a_step_that_hangs_or_dies_by_signal_fails_that_host_only,
+];
 
 fn spec(nodes: usize) -> Spec {
     Spec {
@@ -25,7 +38,6 @@ fn ping(lab: &crate::harness::Lab, extra: &[&str]) -> std::process::Output {
     lab.palisade(bin(), &args)
 }
 
-#[test]
 fn every_node_answers_at_once() {
     let lab = lab!(Spec {
         nodes: 22,
@@ -58,7 +70,6 @@ fn every_node_answers_at_once() {
     assert!(last_start < first_end, "hosts did not overlap: {windows:?}");
 }
 
-#[test]
 fn forks_bounds_how_many_hosts_work_at_once() {
     let lab = lab!(Spec {
         nodes: 6,
@@ -79,7 +90,6 @@ fn forks_bounds_how_many_hosts_work_at_once() {
     }
 }
 
-#[test]
 fn a_failure_on_one_host_is_reported_for_that_host_only() {
     let mut lab = lab!(Spec {
         nodes: 6,
@@ -128,7 +138,6 @@ fn a_failure_on_one_host_is_reported_for_that_host_only() {
     assert_eq!(report["summary"]["failed"], 1);
 }
 
-#[test]
 fn retries_reach_a_node_that_comes_back() {
     let lab = lab!(spec(2));
     let n1 = lab.nodes[1].ns.clone();
@@ -164,7 +173,6 @@ fn retries_reach_a_node_that_comes_back() {
     });
 }
 
-#[test]
 fn rsa_and_ed25519_keys_both_log_in_and_a_stranger_key_does_not() {
     let lab = lab!(spec(3));
     for key in ["id_ed25519", "id_rsa"] {
@@ -187,7 +195,6 @@ fn rsa_and_ed25519_keys_both_log_in_and_a_stranger_key_does_not() {
     }
 }
 
-#[test]
 fn a_changed_host_key_is_refused_with_both_fingerprints() {
     let mut lab = lab!(spec(4));
     let out = ping(&lab, &[]);
@@ -261,7 +268,6 @@ fn a_changed_host_key_is_refused_with_both_fingerprints() {
     assert!(!lab.dir.join("empty_known_hosts").exists());
 }
 
-#[test]
 fn jump_reaches_nodes_through_a_bastion() {
     let lab = lab!(spec(4));
     // The controller cannot reach nodes 1-3 directly; node 0 can.
@@ -313,7 +319,6 @@ fn jump_reaches_nodes_through_a_bastion() {
     );
 }
 
-#[test]
 fn key_formats_pem_ecdsa_and_encrypted() {
     let lab = lab!(spec(2));
     // ssh-keygen's own "-N" comes later and wins for the encrypted key.
@@ -372,7 +377,6 @@ impl Drop for Agent {
     }
 }
 
-#[test]
 fn with_no_key_the_ssh_agent_signs() {
     let lab = lab!(spec(3));
     let sock = lab.dir.join("agent.sock");
@@ -416,7 +420,6 @@ fn with_no_key_the_ssh_agent_signs() {
     assert_eq!(report["summary"]["ok"], 3);
 }
 
-#[test]
 fn a_step_that_hangs_or_dies_by_signal_fails_that_host_only() {
     let lab = lab!(Spec {
         nodes: 3,
