@@ -102,6 +102,22 @@ impl fmt::Display for HostName {
     }
 }
 
+/// Where a Terraform instance stands in its life. Every one of them is a
+/// running machine, so every one is admitted by the whitelist.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lifecycle {
+    /// The instance Terraform keeps (and every host of a static inventory).
+    #[default]
+    Current,
+    /// Marked for replacement by the next apply; still running, and managed
+    /// like the others.
+    Tainted,
+    /// An old object `create_before_destroy` keeps running until its
+    /// replacement is up: admitted, but never changed (it is going away).
+    Deposed,
+}
+
 /// One node of the fleet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Host {
@@ -113,6 +129,8 @@ pub struct Host {
     pub ipv4: BTreeSet<Ipv4Addr>,
     /// Every IPv6 address of the node.
     pub ipv6: BTreeSet<Ipv6Addr>,
+    #[serde(skip_serializing_if = "Lifecycle::is_current")]
+    pub lifecycle: Lifecycle,
     /// Where the host came from (a Terraform resource address or a file
     /// entry), for error messages; not part of any report.
     #[serde(skip)]
@@ -142,6 +160,7 @@ impl Host {
             address,
             ipv4,
             ipv6,
+            lifecycle: Lifecycle::Current,
             origin,
         }
     }
@@ -150,6 +169,12 @@ impl Host {
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
         let v4 = self.ipv4.iter().copied().map(IpAddr::V4);
         v4.chain(self.ipv6.iter().copied().map(IpAddr::V6))
+    }
+}
+
+impl Lifecycle {
+    pub fn is_current(&self) -> bool {
+        *self == Lifecycle::Current
     }
 }
 
