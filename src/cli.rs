@@ -9,6 +9,7 @@ use std::num::NonZeroUsize;
 
 use crate::inventory::RoleRule;
 use crate::net::{ChainName, IfName, Net, SetName};
+use crate::policy::Opening;
 use crate::transport::{HostKeyChecking, Jump};
 
 /// Lock a bare-metal cluster down to an IP whitelist, over SSH, with no agent.
@@ -120,6 +121,12 @@ pub struct WhitelistArgs {
     /// config's `whitelist.extra`.
     #[arg(long, global = true, value_name = "IP|CIDR")]
     pub extra: Vec<Net>,
+    /// Ports open to everyone on the nodes of a role (`all` for every
+    /// role), whatever the whitelist: e.g. public-agent=tcp/80,tcp/443 for
+    /// DC/OS public agents; repeatable, added to the config's
+    /// `whitelist.open`.
+    #[arg(long, global = true, value_name = "ROLE=PROTO/PORT[-PORT][,...]")]
+    pub open: Vec<Opening>,
     /// A DNS resolver the nodes use; repeatable, replaces the config's list
     /// [default: 8.8.8.8 8.8.4.4].
     #[arg(long = "resolver", global = true, value_name = "IP")]

@@ -16,8 +16,8 @@ use crate::inventory::{RoleRule, RoleRules, Source};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use crate::net::{ChainName, IfName, Net, SetName};
-use crate::policy::{self, PolicyOptions};
+use crate::net::{ChainName, IfName, Net, Port, SetName};
+use crate::policy::{self, Opening, PolicyOptions};
 use crate::transport::{HostKeyChecking, Jump};
 
 pub const DEFAULT_CONFIG: &str = "palisade.toml";
@@ -85,6 +85,10 @@ pub struct WhitelistConfig {
     pub extra: Vec<Net>,
     pub resolvers: Option<Vec<Net>>,
     pub interfaces: Option<Vec<IfName>>,
+    /// Ports open to everyone, per role (`all` for every role):
+    /// `public-agent = ["tcp/80", "tcp/443"]`.
+    #[serde(default)]
+    pub open: std::collections::BTreeMap<String, Vec<Port>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,6 +204,14 @@ impl Settings {
         allow.extend(w.allow.iter().copied());
         let mut extra = config.whitelist.extra;
         extra.extend(w.extra.iter().copied());
+        let mut open = Vec::new();
+        for (role, ports) in config.whitelist.open {
+            let nodes = role
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{config_name}: whitelist.open: {e}"))?;
+            open.push(Opening { nodes, ports });
+        }
+        open.extend(w.open.iter().cloned());
         let fw = config.firewall;
         let confirm_timeout = match w.confirm_timeout.or(fw.confirm_timeout).unwrap_or(60) {
             n if n < 5 => bail!("confirm-timeout must be at least 5 seconds (got {n})"),
@@ -207,6 +219,7 @@ impl Settings {
             n => Duration::from_secs(n),
         };
         let policy = PolicyOptions {
+            open,
             allow,
             extra,
             resolvers: list_setting(

@@ -12,15 +12,39 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A whitelist entry: one address or one network, stored as ipset stores it
 /// (host bits cleared), so that what we compute and what a node reports compare
-/// equal.
+/// equal. Parsed from text, it refuses what would widen the whitelist without
+/// a word: host bits (`203.0.113.7/2`, a typo for /32, would admit a quarter
+/// of IPv4) and /0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Net(IpNet);
 
-/// Text that is neither an IP address nor an address/prefix pair.
+/// Text that is not a whitelist entry, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not an IP address or CIDR network")]
-pub struct NetParseError {
-    pub value: String,
+pub enum NetParseError {
+    #[error("{value:?} is not an IP address or CIDR network")]
+    Syntax { value: String },
+    #[error("{value:?} has host bits set; did you mean {host}, or {network}?")]
+    HostBits {
+        value: String,
+        host: String,
+        network: String,
+    },
+    #[error(
+        "{value:?} admits every address, which is no whitelist at all; to let everyone reach a port, \
+         use --open ROLE=tcp/PORT (see palisade apply --help), or take palisade off with `palisade remove`"
+    )]
+    Everything { value: String },
+}
+
+impl NetParseError {
+    /// The text that was refused.
+    pub fn value(&self) -> &str {
+        match self {
+            NetParseError::Syntax { value }
+            | NetParseError::HostBits { value, .. }
+            | NetParseError::Everything { value } => value,
+        }
+    }
 }
 
 impl Net {
@@ -49,12 +73,124 @@ impl FromStr for Net {
     type Err = NetParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || NetParseError { value: s.into() };
-        if s.contains('/') {
-            s.parse::<IpNet>().map(Net::from).map_err(|_| err())
-        } else {
-            s.parse::<IpAddr>().map(Net::from).map_err(|_| err())
+        let syntax = || NetParseError::Syntax { value: s.into() };
+        if !s.contains('/') {
+            return s.parse::<IpAddr>().map(Net::from).map_err(|_| syntax());
         }
+        let net = s.parse::<IpNet>().map_err(|_| syntax())?;
+        if net.prefix_len() == 0 {
+            return Err(NetParseError::Everything { value: s.into() });
+        }
+        if net.trunc() != net {
+            return Err(NetParseError::HostBits {
+                value: s.into(),
+                host: Net::from(net.addr()).to_string(),
+                network: net.trunc().to_string(),
+            });
+        }
+        Ok(Net(net))
+    }
+}
+
+/// A transport protocol a port can be opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// A port or a range of ports, TCP or UDP: `tcp/443`, `udp/10000-10100`.
+/// Port 0 is refused (it is no port), and so is a range that runs backwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Port {
+    proto: Proto,
+    first: u16,
+    last: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a port: {why} (write tcp/443, udp/53 or tcp/10000-10100)")]
+pub struct PortParseError {
+    pub value: String,
+    pub why: &'static str,
+}
+
+impl Port {
+    pub fn proto(&self) -> Proto {
+        self.proto
+    }
+
+    /// The ports as iptables writes a range: `80` or `10000:10100`.
+    pub fn range(&self) -> String {
+        if self.first == self.last {
+            self.first.to_string()
+        } else {
+            format!("{}:{}", self.first, self.last)
+        }
+    }
+}
+
+impl FromStr for Port {
+    type Err = PortParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why| PortParseError { value: s.into(), why };
+        let (proto, ports) = s.split_once('/').ok_or_else(|| err("no protocol"))?;
+        let proto = match proto {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            _ => return Err(err("the protocol is not tcp or udp")),
+        };
+        let number = |t: &str| -> Result<u16, PortParseError> {
+            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err("a port is not a number"));
+            }
+            match t.parse::<u16>() {
+                Ok(0) => Err(err("port 0 is no port")),
+                Ok(n) => Ok(n),
+                Err(_) => Err(err("a port is above 65535")),
+            }
+        };
+        let (first, last) = match ports.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => (number(ports)?, number(ports)?),
+        };
+        if first > last {
+            return Err(err("the range runs backwards"));
+        }
+        Ok(Port { proto, first, last })
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/", self.proto.as_str())?;
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
+    }
+}
+
+impl Serialize for Port {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -163,11 +299,55 @@ name_type!(
     |s| word(s, 21, b"_-")
         && ![
             "INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING", "ACCEPT", "DROP", "RETURN",
-            "REJECT", "LOG", "QUEUE", "DOCKER", "DOCKER-USER",
+            "REJECT", "LOG", "QUEUE",
         ]
-        .contains(&s),
-    "1 to 21 letters, digits, '_' or '-', not starting with '-', not a built-in chain or target"
+        .contains(&s)
+        && !FOREIGN_CHAIN_PREFIXES.iter().any(|p| s.starts_with(p)),
+    "1 to 21 letters, digits, '_' or '-', not starting with '-', not a built-in chain or target, \
+     and not in another tool's namespace (DOCKER, KUBE-, cali-, cilium, f2b-, ufw, ...)"
 );
+
+/// Chain name prefixes other tools on a node own: Docker, Kubernetes
+/// (kube-proxy, kubelet), Calico, Cilium, Weave, Flannel, fail2ban, ufw,
+/// firewalld, CSF, libvirt, DC/OS. Palisade replaces its chain wholesale, so
+/// a name here would replace another tool's rules.
+const FOREIGN_CHAIN_PREFIXES: &[&str] = &[
+    "DOCKER",
+    "KUBE-",
+    "cali-",
+    "CILIUM",
+    "cilium",
+    "WEAVE",
+    "FLANNEL",
+    "f2b-",
+    "fail2ban",
+    "ufw",
+    "ufw6",
+    "IN_",
+    "FWD_",
+    "OUT_",
+    "FINAL_",
+    "LIBVIRT",
+    "LOCALINPUT",
+    "LOCALOUTPUT",
+    "ALLOWIN",
+    "DENYIN",
+    "dcos",
+    "DCOS",
+    "CNI-",
+    "ts-",
+    "nixos-",
+];
+
+impl IfName {
+    /// Whether iptables `-i` with this name matches interface `name`.
+    pub fn matches(&self, name: &str) -> bool {
+        match self.0.strip_suffix('+') {
+            Some(prefix) => name.starts_with(prefix),
+            None => self.0 == name,
+        }
+    }
+}
 
 impl ChainName {
     /// The chain palisade puts beside this one to guard Docker's published
@@ -215,9 +395,9 @@ mod tests {
     #[test]
     fn parses_addresses_and_networks() {
         assert_eq!("10.1.1.5".parse::<Net>().unwrap().to_string(), "10.1.1.5");
-        assert_eq!("10.1.1.5/24".parse::<Net>().unwrap().to_string(), "10.1.1.0/24");
+        assert_eq!("10.1.1.0/24".parse::<Net>().unwrap().to_string(), "10.1.1.0/24");
         assert_eq!("10.1.1.5/32".parse::<Net>().unwrap().to_string(), "10.1.1.5");
-        assert_eq!("2001:2::1/48".parse::<Net>().unwrap().to_string(), "2001:2::/48");
+        assert_eq!("2001:2::/48".parse::<Net>().unwrap().to_string(), "2001:2::/48");
         assert!("2001:2::1".parse::<Net>().unwrap().net().addr().is_ipv6());
     }
 
@@ -231,7 +411,61 @@ mod tests {
             " 10.0.0.1",
         ] {
             let err = bad.parse::<Net>().unwrap_err();
-            assert_eq!(err.value, bad);
+            assert_eq!(err.value(), bad);
+        }
+    }
+
+    #[test]
+    fn ports() {
+        let p: Port = "tcp/443".parse().unwrap();
+        assert_eq!((p.to_string(), p.range()), ("tcp/443".into(), "443".into()));
+        let p: Port = "udp/10000-10100".parse().unwrap();
+        assert_eq!(
+            (p.to_string(), p.range()),
+            ("udp/10000-10100".into(), "10000:10100".into())
+        );
+        for bad in [
+            "tcp/0",
+            "tcp/65536",
+            "sctp/80",
+            "80",
+            "tcp/",
+            "tcp/90-80",
+            "tcp/8 0",
+            "tcp/+80",
+            "tcp/-80",
+        ] {
+            assert!(bad.parse::<Port>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_widens_silently() {
+        let err = "203.0.113.7/2".parse::<Net>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "\"203.0.113.7/2\" has host bits set; did you mean 203.0.113.7, or 192.0.0.0/2?"
+        );
+        let err = "2001:db8::1/32".parse::<Net>().unwrap_err().to_string();
+        assert!(
+            err.contains("did you mean 2001:db8::1, or 2001:db8::/32?"),
+            "{err}"
+        );
+        for everything in ["0.0.0.0/0", "::/0", "10.0.0.0/0"] {
+            let err = everything.parse::<Net>().unwrap_err();
+            assert!(matches!(err, NetParseError::Everything { .. }), "{everything}");
+            assert!(err.to_string().contains("--open"), "{err}");
+        }
+        assert_eq!("192.0.2.0/24".parse::<Net>().unwrap().to_string(), "192.0.2.0/24");
+        for foreign in [
+            "DOCKER-INGRESS",
+            "KUBE-FIREWALL",
+            "cali-INPUT",
+            "f2b-sshd",
+            "DOCKER-USER",
+            "DOCKER",
+        ] {
+            assert!(foreign.parse::<ChainName>().is_err(), "{foreign}");
         }
     }
 }

@@ -9,15 +9,20 @@
 //! container interfaces, so those interfaces are accepted rather than their
 //! subnets listed.
 //!
+//! What differs between nodes is only the ports open to everyone, per role
+//! (`--open public-agent=tcp/80,tcp/443`): a DC/OS public agent exists to
+//! serve the world, so [`Policy::for_role`] gives each role its own.
+//!
 //! The rules are kept in the canonical form `iptables -S` prints, so the
 //! same text feeds `iptables-restore` and is compared with what a node
 //! reports.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::str::FromStr;
 
-use crate::inventory::Inventory;
-use crate::net::{ChainName, IfName, Net, SetName};
+use crate::inventory::{Inventory, Role};
+use crate::net::{ChainName, IfName, Net, Port, SetName};
 
 /// ipset's default `maxelem`, which palisade creates its sets with.
 pub const MAX_MEMBERS: usize = 65536;
@@ -67,9 +72,55 @@ impl std::fmt::Display for Family {
     }
 }
 
+/// Which nodes an [`Opening`] is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Nodes {
+    All,
+    Role(Role),
+}
+
+impl FromStr for Nodes {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "all" {
+            return Ok(Nodes::All);
+        }
+        s.parse().map(Nodes::Role).map_err(|_| {
+            format!("unknown role {s:?} (expected all, master, agent, public-agent, bootstrap or node)")
+        })
+    }
+}
+
+/// Ports open to everyone on the nodes of a role, whatever the whitelist:
+/// `public-agent=tcp/80,tcp/443,tcp/10000-10100`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opening {
+    pub nodes: Nodes,
+    pub ports: Vec<Port>,
+}
+
+impl FromStr for Opening {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (nodes, ports) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?} is not ROLE=PROTO/PORT[,...], e.g. public-agent=tcp/80,tcp/443"))?;
+        let nodes = nodes.parse()?;
+        let ports = ports
+            .split(',')
+            .map(|p| p.parse::<Port>().map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Opening { nodes, ports })
+    }
+}
+
 /// The settings the policy is made from.
 #[derive(Clone, Debug)]
 pub struct PolicyOptions {
+    /// Ports open to everyone, per role.
+    pub open: Vec<Opening>,
     pub allow: Vec<Net>,
     pub extra: Vec<Net>,
     pub resolvers: Vec<Net>,
@@ -91,6 +142,10 @@ pub struct Policy {
     pub docker_chain: ChainName,
     pub members: BTreeSet<Net>,
     pub interfaces: Vec<IfName>,
+    /// Ports open to everyone on the node (its role's, by [`Policy::for_role`]).
+    pub open: BTreeSet<Port>,
+    /// Every opening, for [`Policy::for_role`].
+    pub openings: Vec<Opening>,
     pub docker_user: bool,
     pub persist: bool,
 }
@@ -134,9 +189,35 @@ impl Policy {
             docker_chain: opts.chain.docker_companion(),
             members,
             interfaces: opts.interfaces.clone(),
+            open: BTreeSet::new(),
+            openings: opts.open.clone(),
             docker_user: opts.docker_user,
             persist: opts.persist,
         })
+    }
+
+    /// The policy of a node of `role`: the same whitelist, and the ports
+    /// open to everyone on that role.
+    pub fn for_role(&self, role: Role) -> Policy {
+        let mut p = self.clone();
+        p.open = self
+            .openings
+            .iter()
+            .filter(|o| o.nodes == Nodes::All || o.nodes == Nodes::Role(role))
+            .flat_map(|o| o.ports.iter().copied())
+            .collect();
+        p
+    }
+
+    /// One policy per role the fleet has.
+    pub fn by_role(&self, inv: &Inventory) -> BTreeMap<Role, Policy> {
+        inv.hosts
+            .iter()
+            .map(|h| h.role)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|role| (role, self.for_role(role)))
+            .collect()
     }
 
     pub fn set(&self, family: Family) -> &SetName {
@@ -153,6 +234,20 @@ impl Policy {
     /// Whether a packet from `addr` would be admitted by the set.
     pub fn covers(&self, addr: IpAddr) -> bool {
         self.members.iter().any(|m| m.net().contains(&addr))
+    }
+
+    /// The accepted interfaces that would take in a node's uplink (one of
+    /// `uplinks`), with the uplink: accepting it admits everyone.
+    pub fn wide_interfaces<'a>(&'a self, uplinks: &'a [String]) -> Vec<(&'a IfName, &'a str)> {
+        self.interfaces
+            .iter()
+            .flat_map(|i| {
+                uplinks
+                    .iter()
+                    .filter(move |u| i.matches(u))
+                    .map(move |u| (i, u.as_str()))
+            })
+            .collect()
     }
 
     /// The jump that must be rule 1 of INPUT.
@@ -177,6 +272,10 @@ impl Policy {
             out.push(format!("-A {c} -p ipv6-icmp -j ACCEPT"));
         }
         out.extend(self.interfaces.iter().map(|i| format!("-A {c} -i {i} -j ACCEPT")));
+        out.extend(self.open.iter().map(|p| {
+            let proto = p.proto().as_str();
+            format!("-A {c} -p {proto} -m {proto} --dport {} -j ACCEPT", p.range())
+        }));
         out.push(format!(
             "-A {c} -m set --match-set {} src -j ACCEPT",
             self.set(family)
@@ -199,6 +298,15 @@ impl Policy {
         )];
         out.extend(self.interfaces.iter().map(|i| format!("-A {c} -i {i} -j RETURN")));
         out.push(format!("-A {c} -m conntrack ! --ctstate DNAT -j RETURN"));
+        // A published port is matched by the port it was published on,
+        // before Docker's DNAT rewrote it to the container's.
+        out.extend(self.open.iter().map(|p| {
+            let proto = p.proto().as_str();
+            format!(
+                "-A {c} -p {proto} -m conntrack --ctorigdstport {} -j RETURN",
+                p.range()
+            )
+        }));
         out.push(format!(
             "-A {c} -m set --match-set {} src -j RETURN",
             self.set(family)
@@ -208,6 +316,57 @@ impl Policy {
         ));
         out.push(format!("-A {c} -j DROP"));
         out
+    }
+}
+
+/// The whole whitelist, as `plan` shows it on a first run: what every node
+/// admits, and what each role opens to everyone.
+#[derive(Debug, serde::Serialize)]
+pub struct Summary {
+    pub ipv4: Vec<Net>,
+    pub ipv6: Vec<Net>,
+    pub interfaces: Vec<IfName>,
+    pub open: BTreeMap<Role, Vec<Port>>,
+}
+
+impl Policy {
+    pub fn summary(&self, by_role: &BTreeMap<Role, Policy>) -> Summary {
+        Summary {
+            ipv4: self.members(Family::V4).copied().collect(),
+            ipv6: self.members(Family::V6).copied().collect(),
+            interfaces: self.interfaces.clone(),
+            open: by_role
+                .iter()
+                .map(|(role, p)| (*role, p.open.iter().copied().collect()))
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let join = |items: Vec<String>| {
+            if items.is_empty() {
+                "none".to_owned()
+            } else {
+                items.join(" ")
+            }
+        };
+        let text = |v: &[Net]| join(v.iter().map(Net::to_string).collect());
+        writeln!(f, "The whitelist every node gets:")?;
+        writeln!(f, "  IPv4 ({}): {}", self.ipv4.len(), text(&self.ipv4))?;
+        writeln!(f, "  IPv6 ({}): {}", self.ipv6.len(), text(&self.ipv6))?;
+        let ifs = join(self.interfaces.iter().map(|i| i.to_string()).collect());
+        writeln!(f, "  accepted interfaces: {ifs}")?;
+        writeln!(f, "Open to everyone, per role:")?;
+        for (role, ports) in &self.open {
+            writeln!(
+                f,
+                "  {role}: {}",
+                join(ports.iter().map(Port::to_string).collect())
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -223,6 +382,10 @@ mod tests {
 
     fn options() -> PolicyOptions {
         PolicyOptions {
+            open: vec![
+                "public-agent=tcp/80,tcp/443,udp/10000-10100".parse().unwrap(),
+                "all=tcp/22".parse().unwrap(),
+            ],
             allow: vec!["203.0.113.7".parse().unwrap()],
             extra: vec!["192.0.2.0/24".parse().unwrap()],
             resolvers: DEFAULT_RESOLVERS.iter().map(|r| r.parse().unwrap()).collect(),
@@ -277,6 +440,38 @@ mod tests {
         assert_eq!(p.rules(Family::V4).len(), v6.len() - 1);
         assert_eq!(p.docker_chain.to_string(), "PALISADE-DOCKER");
         assert_eq!(p.docker_jump(), "-A DOCKER-USER -j PALISADE-DOCKER");
+    }
+
+    #[test]
+    fn ports_open_per_role() {
+        let p = Policy::desired(&inventory(), &options()).unwrap();
+        let public = p.for_role(Role::PublicAgent);
+        let rules = public.rules(Family::V4);
+        let set = rules.iter().position(|r| r.contains("--match-set")).unwrap();
+        let open: Vec<&String> = rules.iter().filter(|r| r.contains("--dport")).collect();
+        assert_eq!(
+            open,
+            [
+                "-A PALISADE -p tcp -m tcp --dport 22 -j ACCEPT",
+                "-A PALISADE -p tcp -m tcp --dport 80 -j ACCEPT",
+                "-A PALISADE -p tcp -m tcp --dport 443 -j ACCEPT",
+                "-A PALISADE -p udp -m udp --dport 10000:10100 -j ACCEPT",
+            ]
+        );
+        assert!(rules.iter().position(|r| r.contains("--dport")).unwrap() < set);
+        assert!(public.rules(Family::V6).iter().any(|r| r.contains("--dport 443")));
+        let guard = public.docker_rules(Family::V4);
+        assert!(
+            guard.contains(
+                &"-A PALISADE-DOCKER -p tcp -m conntrack --ctorigdstport 443 -j RETURN".to_string()
+            )
+        );
+        let agent = p.for_role(Role::Agent);
+        assert_eq!(agent.open.len(), 1, "only `all` applies to agents");
+        assert_eq!(p.by_role(&inventory()).len(), 4);
+        assert!("planet=tcp/80".parse::<Opening>().is_err());
+        assert!("public-agent".parse::<Opening>().is_err());
+        assert!("public-agent=tcp/80,".parse::<Opening>().is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::diff::{Change, diff};
-use crate::inventory::Host;
+use crate::inventory::{Host, Role};
 use crate::observe::firewall::{self, Observed};
 use crate::observe::probe;
 use crate::policy::Policy;
@@ -25,7 +25,8 @@ pub enum Mode {
 }
 
 pub struct Job {
-    pub policy: Policy,
+    /// The policy of each role the fleet has (the ports open differ).
+    pub policies: BTreeMap<Role, Policy>,
     pub user: String,
     pub mode: Mode,
     /// How long a node waits for confirmation before rolling back.
@@ -52,11 +53,22 @@ pub type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
 
 pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResult, HostError> {
     let seen = probe::controller_address(&session, &job.user).await?;
-    let policy = &job.policy;
+    let policy = job
+        .policies
+        .get(&host.role)
+        .ok_or_else(|| HostError::Remote(format!("no policy for role {}", host.role)))?;
     let before = observe(&session, policy).await?;
     if !before.missing_tools.is_empty() {
         let missing = before.missing_tools.join(", ");
         return Err(HostError::Remote(format!("missing on the node: {missing}")));
+    }
+    if job.mode != Mode::Remove
+        && let Some((accepted, uplink)) = policy.wide_interfaces(&before.uplinks).first()
+    {
+        return Err(HostError::Remote(format!(
+            "the whitelist accepts interface {accepted}, which takes in {uplink}, this node's uplink: \
+             it would admit everyone; name the container interfaces exactly (--interface)"
+        )));
     }
     match job.mode {
         Mode::Verify | Mode::Plan => {

@@ -10,16 +10,26 @@ use anyhow::{Context, Result};
 
 use super::converge::{self, Job, Mode, Phase, Phases};
 use crate::config::Settings;
-use crate::inventory;
+use crate::diff::Change;
+use crate::inventory::{self, Host, Inventory, Lifecycle, Role};
 use crate::policy::Policy;
 use crate::report::Verdict;
-use crate::report::hosts::Report;
+use crate::report::hosts::{HostResult, Report};
 use crate::report::progress::Progress;
-use crate::transport;
+use crate::transport::{self, HostOutcome};
 
 pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let inv = inventory::load(&settings.source, &settings.roles)?;
     let policy = Policy::desired(&inv, &settings.policy)?;
+    if matches!(mode, Mode::Plan | Mode::Apply) {
+        warn_closed_public_agents(&inv, &policy);
+    }
+    // Deposed objects are going away: every node admits them, none is changed.
+    let (deposed, hosts): (Vec<Host>, Vec<Host>) = inv
+        .hosts
+        .iter()
+        .cloned()
+        .partition(|h| h.lifecycle == Lifecycle::Deposed);
     let opts = Arc::new(super::ssh_options(settings)?);
     let verb = match mode {
         Mode::Plan => "plan",
@@ -27,10 +37,10 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         Mode::Verify => "verify",
         Mode::Remove => "remove",
     };
-    let progress = Progress::new(inv.hosts.len(), verb, settings.json);
+    let progress = Progress::new(hosts.len(), verb, settings.json);
     let phases: Phases = Arc::new(Mutex::new(Default::default()));
     let job = Arc::new(Job {
-        policy,
+        policies: policy.by_role(&inv),
         user: settings.user.clone(),
         mode,
         confirm_timeout: settings.confirm_timeout,
@@ -39,10 +49,10 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         confirm_source: test_hook("PALISADE_TEST_CONFIRM_SOURCE")?,
         hold_confirm: Duration::from_secs(test_hook("PALISADE_TEST_HOLD_CONFIRM")?.unwrap_or(0)),
     });
-    let work = transport::fan_out(&inv.hosts, opts, &progress, move |session, host| {
+    let work = transport::fan_out(&hosts, opts, &progress, move |session, host| {
         converge::run(session, host, job.clone())
     });
-    let outcomes = tokio::select! {
+    let mut outcomes = tokio::select! {
         outcomes = work => outcomes,
         signal = interrupted() => {
             progress.finish();
@@ -50,13 +60,46 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
             return Ok(Verdict::HostsFailed);
         }
     };
-    let report = Report::new(outcomes);
+    outcomes.extend(deposed.into_iter().map(|host| HostOutcome {
+        host,
+        result: Ok(HostResult::deposed()),
+        elapsed: Duration::ZERO,
+    }));
+    let mut report = Report::new(outcomes);
+    let first_run = |r: &&crate::report::hosts::Row| {
+        r.changes
+            .iter()
+            .any(|c| matches!(c, Change::SetMissing { .. } | Change::ChainMissing { .. }))
+    };
+    if mode == Mode::Plan && report.hosts.iter().any(|r| first_run(&r)) {
+        report.whitelist = Some(policy.summary(&policy.by_role(&inv)));
+    }
     if settings.json {
         println!("{}", report.json());
     } else {
         print!("{}", report.table());
     }
     Ok(report.verdict())
+}
+
+/// Public agents exist to serve the world (Marathon-LB, Edge-LB on 80 and
+/// 443): whitelisting them with nothing open takes a DC/OS cluster's public
+/// services offline, so say so before it happens.
+fn warn_closed_public_agents(inv: &Inventory, policy: &Policy) {
+    let public: Vec<&str> = inv
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::PublicAgent)
+        .map(|h| h.name.as_str())
+        .collect();
+    if !public.is_empty() && policy.for_role(Role::PublicAgent).open.is_empty() {
+        eprintln!(
+            "palisade: warning: nothing is open to everyone on the {} public agent(s) ({}): only the whitelist \
+             will reach their services; to keep DC/OS public services up, add --open public-agent=tcp/80,tcp/443",
+            public.len(),
+            public.join(", ")
+        );
+    }
 }
 
 /// A knob for the lab tests only (they cannot otherwise make a confirmation

@@ -64,6 +64,15 @@ if [ "$pending" != no ]; then
 elif [ -d /run/systemd/system ]; then
     systemctl is-enabled "${unit_path##*/}" 2>/dev/null
 fi
+# The interfaces the node's default routes leave by: its uplinks, where
+# everyone's traffic comes in. Read from /proc with builtins, no process.
+section uplinks
+while read -r ifc dst rest; do
+    if [ "$dst" = 00000000 ]; then echo "$ifc"; fi
+done </proc/net/route 2>/dev/null
+while read -r dst len rest; do
+    if [ "$dst" = 00000000000000000000000000000000 ] && [ "$len" = 00 ]; then echo "${rest##* }"; fi
+done </proc/net/ipv6_route 2>/dev/null
 section rollback
 if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ]; then
     printf 'armed %s\n' "$(cat "$snap/deadline" 2>/dev/null)"
@@ -128,6 +137,8 @@ pub struct Observed {
     pub unit_enabled: bool,
     /// An earlier change that was never confirmed, and when it rolls back.
     pub pending_rollback: Option<String>,
+    /// The interfaces the node's default routes use (never `lo`).
+    pub uplinks: Vec<String>,
 }
 
 impl Observed {
@@ -196,6 +207,16 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
         unit_enabled: first("unit-enabled").as_deref() == Some("enabled"),
         pending_rollback: first("rollback")
             .and_then(|l| l.strip_prefix("armed").map(|d| d.trim().to_owned())),
+        uplinks: {
+            let mut up: Vec<String> = get("uplinks")
+                .iter()
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty() && l != "lo")
+                .collect();
+            up.sort();
+            up.dedup();
+            up
+        },
     })
 }
 

@@ -152,6 +152,7 @@ mod tests {
         Policy::desired(
             &inv,
             &PolicyOptions {
+                open: vec![],
                 allow: vec!["203.0.113.7".parse().unwrap()],
                 extra,
                 resolvers: vec!["8.8.8.8".parse().unwrap()],

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::Verdict;
 use crate::diff::Change;
 use crate::inventory::Role;
+use crate::policy::Summary;
 use crate::transport::{HostError, HostOutcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -29,6 +30,8 @@ pub enum Status {
     RolledBack,
     Failed,
     Unreachable,
+    /// A deposed Terraform object: admitted by every node, never changed.
+    Deposed,
 }
 
 impl Status {
@@ -52,6 +55,7 @@ impl Status {
             Status::RolledBack => "rolled-back",
             Status::Failed => "failed",
             Status::Unreachable => "unreachable",
+            Status::Deposed => "deposed",
         }
     }
 }
@@ -75,6 +79,16 @@ impl HostResult {
             error: None,
         }
     }
+
+    /// A host that is not contacted: Terraform is replacing it.
+    pub fn deposed() -> HostResult {
+        let mut r = HostResult::new(Status::Deposed, Vec::new());
+        r.notes.push(
+            "deposed (Terraform is replacing it): every node admits its addresses; it is not contacted or changed"
+                .into(),
+        );
+        r
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +105,9 @@ pub struct Row {
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// plan, on a first run: the whole whitelist it would push.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whitelist: Option<Summary>,
     pub hosts: Vec<Row>,
     pub summary: BTreeMap<&'static str, usize>,
 }
@@ -120,7 +137,11 @@ impl Report {
         for h in &hosts {
             *summary.entry(h.status.as_str()).or_default() += 1;
         }
-        Report { hosts, summary }
+        Report {
+            whitelist: None,
+            hosts,
+            summary,
+        }
     }
 
     /// Unreached or failed hosts outrank drift: the audit is incomplete.
@@ -153,6 +174,9 @@ impl Report {
             .collect();
         let widths = [0, 1].map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0));
         let mut out = String::new();
+        if let Some(w) = &self.whitelist {
+            out.push_str(&format!("{w}\n"));
+        }
         for (row, h) in rows.iter().zip(&self.hosts) {
             out.push_str(&format!(
                 "{:<w0$}  {:<w1$}  {}",

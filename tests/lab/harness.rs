@@ -419,11 +419,20 @@ impl Lab {
         self.boot(first..first + count).unwrap_or_else(|e| panic!("{e}"));
     }
 
-    /// Writes the static inventory with just these nodes.
+    /// Writes the static inventory with just these nodes: node-00 a master,
+    /// the others agents.
     pub fn inventory_of(&self, nodes: &[usize]) {
+        let roles: Vec<(usize, &str)> = nodes
+            .iter()
+            .map(|&i| (i, if i == 0 { "master" } else { "agent" }))
+            .collect();
+        self.inventory_roles(&roles);
+    }
+
+    /// Writes the static inventory with these nodes in these roles.
+    pub fn inventory_roles(&self, nodes: &[(usize, &str)]) {
         let mut inv = String::new();
-        for n in nodes.iter().map(|&i| &self.nodes[i]) {
-            let role = if n.index == 0 { "master" } else { "agent" };
+        for (n, role) in nodes.iter().map(|&(i, role)| (&self.nodes[i], role)) {
             let _ = writeln!(
                 inv,
                 "[[{role}]]\nname = \"{}\"\naddress = \"{}\"\naddresses = [\"{}\"]\n",
@@ -721,10 +730,41 @@ impl Lab {
     /// completes handshakes for it, so connecting proves reachability; it
     /// closes when dropped.
     pub fn listen(&self, ns: &str, port: u16) -> std::net::TcpListener {
+        // `::` takes IPv4 too (v4-mapped), as most servers do.
         in_netns(ns, move || {
-            std::net::TcpListener::bind(("0.0.0.0", port)).expect("bind")
+            std::net::TcpListener::bind(("::", port)).expect("bind")
         })
         .expect("cannot enter the namespace")
+    }
+
+    /// A UDP socket bound to `port` (IPv4 and IPv6) inside namespace `ns`.
+    pub fn udp_listen(&self, ns: &str, port: u16) -> std::net::UdpSocket {
+        in_netns(ns, move || {
+            let socket = std::net::UdpSocket::bind(("::", port)).expect("bind");
+            socket
+                .set_read_timeout(Some(Duration::from_secs(1)))
+                .expect("timeout");
+            socket
+        })
+        .expect("cannot enter the namespace")
+    }
+
+    /// Whether a datagram from namespace `from` to `to:port` reaches
+    /// `socket` (bound there by `udp_listen`) within a second.
+    pub fn udp_delivered(&self, from: &str, to: IpAddr, port: u16, socket: &std::net::UdpSocket) -> bool {
+        let sent = in_netns(from, move || {
+            let local: IpAddr = if to.is_ipv4() {
+                Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                Ipv6Addr::UNSPECIFIED.into()
+            };
+            let s = std::net::UdpSocket::bind((local, 0)).ok()?;
+            s.send_to(b"palisade-lab", (to, port)).ok()
+        })
+        .flatten()
+        .is_some();
+        let mut buf = [0u8; 64];
+        sent && matches!(socket.recv_from(&mut buf), Ok((12, _)))
     }
 
     /// Whether a new TCP connection from namespace `from` to `to:port` is

@@ -9,6 +9,7 @@
 //! A lab test is a private `fn` listed in its module's `lab_tests!`; one left
 //! out of the list is dead code, which clippy's `-D warnings` refuses.
 
+mod dcos;
 mod firewall;
 mod harness;
 mod lockout;
@@ -89,7 +90,14 @@ macro_rules! lab {
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let ci = std::env::var("CI").as_deref() == Ok("true");
-    let lab_tests = [firewall::TESTS, lockout::TESTS, ping::TESTS, systemd::TESTS].concat();
+    let lab_tests = [
+        dcos::TESTS,
+        firewall::TESTS,
+        lockout::TESTS,
+        ping::TESTS,
+        systemd::TESTS,
+    ]
+    .concat();
 
     let mut trials = vec![Trial::test("controller_texts_match_the_lab", || {
         controller_texts_match_the_lab();

@@ -1,0 +1,175 @@
+//! A whitelist that fits a real DC/OS cluster: ports a role serves to
+//! everyone (a public agent's 80/443), and entries that would widen the
+//! whitelist refused before any node is touched. Proven with real packets.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::harness::{Lab, Needs, Spec};
+use crate::{bin, host, json, lab, lab_args, lab_tests, stderr, stdout, untouched};
+
+lab_tests![Needs::Systemd =>
+    public_agents_serve_their_open_ports_to_everyone,
+    published_ports_follow_the_same_rule_per_role,
+    entries_that_widen_the_whitelist_are_refused_before_any_node_is_touched,
+];
+
+/// node-00 a master, node-01 an agent, node-02 a public agent (booting
+/// systemd, as CoreOS does).
+fn cluster() -> Lab {
+    let lab = lab!(Spec {
+        nodes: 3,
+        systemd: vec![2],
+        ..Spec::default()
+    });
+    lab.inventory_roles(&[(0, "master"), (1, "agent"), (2, "public-agent")]);
+    lab
+}
+
+fn run(lab: &Lab, cmd: &str, extra: &[&str], code: i32) -> (Value, String) {
+    let out = lab.palisade(bin(), &lab_args(cmd, true, true, extra));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(code), "{report:#}\n{}", stderr(&out));
+    (report, stderr(&out))
+}
+
+fn public_agents_serve_their_open_ports_to_everyone() {
+    let lab = cluster();
+    let (agent, public) = (1, 2);
+    let v4 = |i: usize| IpAddr::V4(lab.nodes[i].ip4);
+    let v6 = |i: usize| IpAddr::V6(lab.nodes[i].ip6);
+    let _web: Vec<_> = [agent, public]
+        .iter()
+        .flat_map(|&i| [lab.listen(&lab.nodes[i].ns, 80), lab.listen(&lab.nodes[i].ns, 81)])
+        .collect();
+    let udp_agent = lab.udp_listen(&lab.nodes[agent].ns, 5353);
+    let udp_public = lab.udp_listen(&lab.nodes[public].ns, 5353);
+
+    // Without --open, plan says the public agent will serve nobody outside.
+    let (plan, err) = run(&lab, "plan", &[], 0);
+    assert!(
+        err.contains("nothing is open to everyone on the 1 public agent(s) (node-02)")
+            && err.contains("--open public-agent=tcp/80,tcp/443"),
+        "{err}"
+    );
+    // A first run shows the whole whitelist, once.
+    let whitelist = &plan["whitelist"];
+    assert!(
+        whitelist["ipv4"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "198.18.1.13"),
+        "{plan:#}"
+    );
+    assert_eq!(whitelist["open"]["public-agent"], serde_json::json!([]));
+
+    let open = ["--open", "public-agent=tcp/80,udp/5353"];
+    let (plan, err) = run(&lab, "plan", &open, 0);
+    assert!(!err.contains("nothing is open"), "{err}");
+    assert_eq!(
+        plan["whitelist"]["open"]["public-agent"],
+        serde_json::json!(["tcp/80", "udp/5353"])
+    );
+    run(&lab, "apply", &open, 0);
+
+    // The outsider reaches the public agent's open ports, IPv4 and IPv6,
+    // TCP and UDP, and nothing else on it, and nothing on the agent.
+    let out = &lab.outsider;
+    assert!(lab.tcp_connects(out, v4(public), 80));
+    assert!(lab.tcp_connects(out, v6(public), 80));
+    assert!(!lab.tcp_connects(out, v4(public), 81));
+    assert!(!lab.ssh_reachable(out, v4(public)));
+    assert!(!lab.tcp_connects(out, v4(agent), 80));
+    assert!(!lab.tcp_connects(out, v6(agent), 80));
+    assert!(lab.udp_delivered(out, v4(public), 5353, &udp_public));
+    assert!(lab.udp_delivered(out, v6(public), 5353, &udp_public));
+    assert!(!lab.udp_delivered(out, v4(agent), 5353, &udp_agent));
+    // The whitelist still reaches everything everywhere.
+    assert!(lab.tcp_connects(&lab.controller, v4(agent), 81));
+    assert!(lab.tcp_connects(&lab.nodes[0].ns, v4(public), 81));
+
+    let (report, _) = run(&lab, "verify", &open, 0);
+    assert_eq!(report["summary"]["ok"], 3, "{report:#}");
+    // Without the opening, the public agent has drifted (and only it).
+    let (report, _) = run(&lab, "verify", &[], 3);
+    assert_eq!(host(&report, "node-02")["status"], "drift", "{report:#}");
+    assert_eq!(host(&report, "node-01")["status"], "ok", "{report:#}");
+    let change = &host(&report, "node-02")["changes"][0];
+    assert_eq!(change["kind"], "rules-differ", "{report:#}");
+    assert!(
+        change["message"].as_str().unwrap().contains("--dport 80"),
+        "{change}"
+    );
+}
+
+fn published_ports_follow_the_same_rule_per_role() {
+    let mut lab = cluster();
+    let (agent, public) = (1, 2);
+    let mut services = Vec::new();
+    for i in [agent, public] {
+        let c = lab.add_container(i, 8080);
+        services.push(lab.listen(&c, 80));
+    }
+    run(&lab, "apply", &["--open", "public-agent=tcp/8080"], 0);
+    let out = &lab.outsider;
+    assert!(
+        lab.tcp_connects(out, IpAddr::V4(lab.nodes[public].ip4), 8080),
+        "the public agent's published port is closed to the world"
+    );
+    assert!(
+        !lab.tcp_connects(out, IpAddr::V4(lab.nodes[agent].ip4), 8080),
+        "the private agent's published port is open to the world"
+    );
+    assert!(lab.tcp_connects(&lab.controller, IpAddr::V4(lab.nodes[agent].ip4), 8080));
+}
+
+fn entries_that_widen_the_whitelist_are_refused_before_any_node_is_touched() {
+    let lab = cluster();
+    for (args, says) in [
+        (
+            &["--allow", "203.0.113.7/2"][..],
+            "did you mean 203.0.113.7, or 192.0.0.0/2?",
+        ),
+        (&["--extra", "0.0.0.0/0"], "admits every address"),
+        (&["--extra", "::/0"], "admits every address"),
+        (&["--chain", "KUBE-FIREWALL"], "another tool's namespace"),
+        (&["--chain", "DOCKER-INGRESS"], "another tool's namespace"),
+        (&["--open", "public-agent=tcp/0"], "port 0 is no port"),
+        (&["--open", "planet=tcp/80"], "unknown role"),
+    ] {
+        let out = lab.palisade(bin(), &lab_args("apply", true, true, args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    for i in 0..3 {
+        assert!(untouched(&lab, i), "node {i} was touched");
+    }
+
+    // What only a node can tell: an accepted interface that takes in its
+    // uplink (the interface of its default route) admits everyone. That
+    // node fails, untouched; the others take the change.
+    lab.must(
+        &lab.nodes[0].ns,
+        &["ip", "route", "add", "default", "via", "198.18.0.1"],
+    );
+    let out = lab.palisade(
+        bin(),
+        &lab_args(
+            "apply",
+            true,
+            true,
+            &["--interface", "docker0", "--interface", "eth+"],
+        ),
+    );
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let error = host(&report, "node-00")["error"].as_str().unwrap();
+    assert!(
+        error.contains("accepts interface eth+, which takes in eth0, this node's uplink"),
+        "{error}"
+    );
+    assert!(untouched(&lab, 0));
+    assert_eq!(host(&report, "node-01")["status"], "changed", "{report:#}");
+}
