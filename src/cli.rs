@@ -52,15 +52,25 @@ pub struct GlobalArgs {
     /// A static TOML inventory instead of Terraform state.
     #[arg(long, global = true, value_name = "PATH")]
     pub inventory: Option<PathBuf>,
-    /// Another Terraform resource type that is a device; repeatable, added to
-    /// the config's `terraform.device_types`.
+    /// Another Terraform resource type laid out like packet_device (the old
+    /// form of `[terraform.types.NAME]`); repeatable, added to the config's
+    /// `terraform.device_types`.
     #[arg(long = "device-type", global = true, value_name = "TYPE")]
     pub device_types: Vec<String>,
-    /// A role for resources whose name matches a glob, as GLOB=ROLE (role:
-    /// master, agent, public-agent, bootstrap or node); repeatable, tried before
-    /// the config's `terraform.roles`.
+    /// A role for resources whose name (or --role-tag value) matches a glob,
+    /// as GLOB=ROLE (role: master, agent, public-agent, bootstrap or node);
+    /// repeatable, tried before the config's `terraform.roles`.
     #[arg(long = "role", global = true, value_name = "GLOB=ROLE", value_parser = parse_role_rule)]
     pub roles: Vec<RoleRule>,
+    /// Read each machine's role from this tag or label: its value is a role
+    /// (master, agent, public-agent, bootstrap, node) or matches a --role
+    /// pattern; machines without it get the resource-name rule.
+    #[arg(long = "role-tag", global = true, value_name = "KEY")]
+    pub role_tag: Option<String>,
+    /// Which address of each machine palisade connects to [default: public
+    /// IPv4]; every address is whitelisted whichever is chosen.
+    #[arg(long = "connect-via", global = true, value_enum)]
+    pub connect_via: Option<crate::inventory::ConnectVia>,
     /// Print a machine-readable JSON report on stdout, and nothing else.
     #[arg(long, global = true)]
     pub json: bool,
@@ -151,6 +161,11 @@ pub struct WhitelistArgs {
     /// Do not write the boot restore script and unit.
     #[arg(long, global = true)]
     pub no_persist: bool,
+    /// The nodes talk to each other only over the addresses the inventory
+    /// has: apply even when it knows no private address for some nodes
+    /// (`terraform output -json`, a static host with one address).
+    #[arg(long, global = true)]
+    pub public_only: bool,
     /// Seconds a changed node waits for palisade to prove that new
     /// connections still get through, before it undoes the change by itself
     /// [default: 60].

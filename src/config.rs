@@ -89,6 +89,9 @@ pub struct WhitelistConfig {
     /// `public-agent = ["tcp/80", "tcp/443"]`.
     #[serde(default)]
     pub open: std::collections::BTreeMap<String, Vec<Port>>,
+    /// Apply even when the inventory knows no private address for some
+    /// nodes (`--public-only`).
+    pub public_only: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,9 +108,17 @@ pub struct FirewallConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TerraformConfig {
-    /// Resource types that are devices, besides the built-in three.
+    /// The old form of `types`: resource types laid out like packet_device.
     #[serde(default)]
     pub device_types: Vec<String>,
+    /// Machine types besides the built-in ones, or built-in ones read
+    /// differently: `[terraform.types.NAME]` with attribute paths.
+    #[serde(default)]
+    pub types: std::collections::BTreeMap<String, crate::inventory::TypeSpec>,
+    /// Which address palisade connects to (`public`, `private`, `ipv6`).
+    pub connect_via: Option<crate::inventory::ConnectVia>,
+    /// The tag or label whose value is a machine's role.
+    pub role_tag: Option<String>,
     /// Resource name patterns and their roles, tried before the built-in names.
     #[serde(default)]
     pub roles: Vec<RoleRule>,
@@ -184,12 +195,17 @@ impl Settings {
                 (None, None) => Source::Terraform(PathBuf::from(DEFAULT_STATE)),
             },
         };
-        let mut types = config.terraform.device_types;
+        let tf = config.terraform;
+        let mut types = tf.device_types;
         types.extend(args.device_types.iter().cloned());
         let mut rules = args.roles.clone();
-        rules.extend(config.terraform.roles);
+        rules.extend(tf.roles);
         let roles = RoleRules::new(&types, &rules)
-            .map_err(|e| anyhow::anyhow!("{config_name} / --role: terraform.roles: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{config_name} / --role: terraform.roles: {e}"))?
+            .with_types(&tf.types)
+            .map_err(|e| anyhow::anyhow!("{config_name}: {e}"))?
+            .with_role_tag(args.role_tag.clone().or(tf.role_tag))
+            .with_connect_via(args.connect_via.or(tf.connect_via).unwrap_or_default());
         let user = args
             .ssh
             .user
@@ -218,7 +234,9 @@ impl Settings {
             n if n > 3600 => bail!("confirm-timeout must be at most 3600 seconds (got {n})"),
             n => Duration::from_secs(n),
         };
+        let public_only = w.public_only || config.whitelist.public_only.unwrap_or(false);
         let policy = PolicyOptions {
+            public_only,
             open,
             allow,
             extra,

@@ -426,6 +426,7 @@ mod tests {
         Policy::desired(
             &inv,
             &PolicyOptions {
+                public_only: false,
                 open: vec![],
                 allow: vec!["198.18.0.1".parse().unwrap()],
                 extra: vec!["192.0.2.0/24".parse().unwrap()],

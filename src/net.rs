@@ -92,6 +92,37 @@ impl FromStr for Net {
     }
 }
 
+/// Address ranges that are not globally reachable, where nodes talk to each
+/// other privately: RFC 1918, shared address space (RFC 6598), the
+/// benchmarking range (RFC 2544, which the lab uses) and IPv6 unique local
+/// and benchmarking addresses.
+const PRIVATE: [&str; 7] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "198.18.0.0/15",
+    "fc00::/7",
+    "2001:2::/48",
+];
+
+fn private_ranges() -> impl Iterator<Item = IpNet> {
+    PRIVATE.iter().filter_map(|r| r.parse().ok())
+}
+
+/// Whether `addr` is a private (not globally reachable) address.
+pub fn is_private(addr: IpAddr) -> bool {
+    private_ranges().any(|r| r.contains(&addr))
+}
+
+impl Net {
+    /// Whether this entry covers private addresses (lies in, or holds, a
+    /// private range).
+    pub fn touches_private(&self) -> bool {
+        private_ranges().any(|r| r.contains(&self.0) || self.0.contains(&r))
+    }
+}
+
 /// A transport protocol a port can be opened for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Proto {
@@ -413,6 +444,28 @@ mod tests {
             let err = bad.parse::<Net>().unwrap_err();
             assert_eq!(err.value(), bad);
         }
+    }
+
+    #[test]
+    fn private_addresses() {
+        for private in [
+            "10.100.5.7",
+            "172.20.0.1",
+            "192.168.1.1",
+            "100.64.0.9",
+            "198.18.1.11",
+            "fd00::1",
+            "2001:2::a:1",
+        ] {
+            assert!(is_private(private.parse().unwrap()), "{private}");
+        }
+        for public in ["147.75.100.11", "8.8.8.8", "172.32.0.1", "2604:1380:1:4d00::b"] {
+            assert!(!is_private(public.parse().unwrap()), "{public}");
+        }
+        assert!("10.0.0.0/8".parse::<Net>().unwrap().touches_private());
+        assert!("10.1.0.0/16".parse::<Net>().unwrap().touches_private());
+        assert!("8.0.0.0/6".parse::<Net>().unwrap().touches_private());
+        assert!(!"203.0.113.0/24".parse::<Net>().unwrap().touches_private());
     }
 
     #[test]

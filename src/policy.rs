@@ -27,6 +27,10 @@ use crate::net::{ChainName, IfName, Net, Port, SetName};
 /// ipset's default `maxelem`, which palisade creates its sets with.
 pub const MAX_MEMBERS: usize = 65536;
 
+/// The comment on the first rule of palisade's chains: what tells a chain
+/// palisade made from a same-named one of another tool's.
+pub const MARK: &str = "palisade";
+
 /// The prefix of dropped-packet log lines (iptables allows 29 characters).
 pub const LOG_PREFIX: &str = "palisade-drop: ";
 
@@ -119,6 +123,9 @@ impl FromStr for Opening {
 /// The settings the policy is made from.
 #[derive(Clone, Debug)]
 pub struct PolicyOptions {
+    /// Apply even when the inventory knows no private address for some
+    /// nodes.
+    pub public_only: bool,
     /// Ports open to everyone, per role.
     pub open: Vec<Opening>,
     pub allow: Vec<Net>,
@@ -264,7 +271,9 @@ impl Policy {
     pub fn rules(&self, family: Family) -> Vec<String> {
         let c = &self.chain;
         let mut out = vec![
-            format!("-A {c} -i lo -j ACCEPT"),
+            // The mark: palisade replaces only a chain that carries it (or
+            // that it made before there was one).
+            format!("-A {c} -i lo -m comment --comment {MARK} -j ACCEPT"),
             format!("-A {c} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
         ];
         if family == Family::V6 {
@@ -294,7 +303,7 @@ impl Policy {
     pub fn docker_rules(&self, family: Family) -> Vec<String> {
         let c = &self.docker_chain;
         let mut out = vec![format!(
-            "-A {c} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+            "-A {c} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment {MARK} -j RETURN"
         )];
         out.extend(self.interfaces.iter().map(|i| format!("-A {c} -i {i} -j RETURN")));
         out.push(format!("-A {c} -m conntrack ! --ctstate DNAT -j RETURN"));
@@ -317,6 +326,40 @@ impl Policy {
         out.push(format!("-A {c} -j DROP"));
         out
     }
+}
+
+/// Nodes talk over their private network too (DC/OS uses whatever address
+/// `ip-detect` picks). An inventory that knows no private address for a
+/// node (`terraform output -json` holds public IPv4s only; a static host may
+/// list one address) would drop that traffic everywhere. None when every
+/// node has one, the operator admitted private networks with `--allow` or
+/// `--extra`, or said `--public-only`; else what is missing, and how to say
+/// otherwise.
+pub fn private_gap(inv: &Inventory, opts: &PolicyOptions) -> Option<String> {
+    let blind: Vec<&str> = inv
+        .hosts
+        .iter()
+        .filter(|h| !h.addresses().any(crate::net::is_private))
+        .map(|h| h.name.as_str())
+        .collect();
+    let admitted = opts.allow.iter().chain(&opts.extra).any(Net::touches_private);
+    if blind.is_empty() || admitted || opts.public_only {
+        return None;
+    }
+    let shown: Vec<&str> = blind.iter().take(8).copied().collect();
+    let more = if blind.len() > shown.len() {
+        format!(" and {} more", blind.len() - shown.len())
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "the inventory knows no private address for {} node(s) ({}{more}), so traffic between nodes over \
+         the private network would be dropped; read the Terraform state rather than `terraform output`, \
+         admit the private networks (e.g. --extra 10.0.0.0/8), or say --public-only if the nodes only \
+         talk over the addresses listed",
+        blind.len(),
+        shown.join(", ")
+    ))
 }
 
 /// The whole whitelist, as `plan` shows it on a first run: what every node
@@ -382,6 +425,7 @@ mod tests {
 
     fn options() -> PolicyOptions {
         PolicyOptions {
+            public_only: false,
             open: vec![
                 "public-agent=tcp/80,tcp/443,udp/10000-10100".parse().unwrap(),
                 "all=tcp/22".parse().unwrap(),
@@ -433,7 +477,7 @@ mod tests {
     fn rules_in_canonical_order() {
         let p = Policy::desired(&inventory(), &options()).unwrap();
         let v6 = p.rules(Family::V6);
-        assert_eq!(v6[0], "-A PALISADE -i lo -j ACCEPT");
+        assert_eq!(v6[0], "-A PALISADE -i lo -m comment --comment palisade -j ACCEPT");
         assert_eq!(v6[2], "-A PALISADE -p ipv6-icmp -j ACCEPT");
         assert!(v6.contains(&"-A PALISADE -m set --match-set palisade6 src -j ACCEPT".to_string()));
         assert_eq!(v6.last().unwrap(), "-A PALISADE -j DROP");
@@ -472,6 +516,33 @@ mod tests {
         assert!("planet=tcp/80".parse::<Opening>().is_err());
         assert!("public-agent".parse::<Opening>().is_err());
         assert!("public-agent=tcp/80,".parse::<Opening>().is_err());
+    }
+
+    #[test]
+    fn an_inventory_without_private_addresses_is_named() {
+        let outputs = include_bytes!("../tests/fixtures/tfstate/output-0.12.json");
+        let inv = parse_terraform(outputs, "output-0.12.json", &RoleRules::default()).unwrap();
+        let mut o = options();
+        o.extra = vec![];
+        let gap = private_gap(&inv, &o).expect("outputs hold public IPv4s only");
+        assert!(
+            gap.contains("no private address for 9 node(s) (master-00, master-01"),
+            "{gap}"
+        );
+        assert!(
+            gap.contains("and 1 more") && gap.contains("--public-only"),
+            "{gap}"
+        );
+        o.extra = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(private_gap(&inv, &o), None);
+        o.extra = vec![];
+        o.public_only = true;
+        assert_eq!(private_gap(&inv, &o), None);
+        assert_eq!(
+            private_gap(&inventory(), &options()),
+            None,
+            "state has private addresses"
+        );
     }
 
     #[test]

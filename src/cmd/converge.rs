@@ -103,15 +103,21 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
                     )));
                 }
                 let confirmed = session
-                    .run(Privilege::Root, &render::confirm(policy))
+                    .run(Privilege::Root, &firewall::confirm_and_read(policy))
                     .await?
                     .success()?;
-                if !confirmed.stdout.contains("state=confirmed") {
+                if !has_line(&confirmed.stdout, "state=confirmed") {
                     return Err(HostError::Remote(
                         "the pending change rolled back before it could be confirmed; run apply again".into(),
                     ));
                 }
                 job.set_phase(&host, Some(Phase::Confirmed));
+                let after =
+                    firewall::parse(&confirmed.stdout).map_err(|e| HostError::Remote(e.to_string()))?;
+                let left = diff(policy, &after);
+                if !left.is_empty() {
+                    return Err(still_differs(&left));
+                }
                 let mut result = HostResult::new(Status::Changed, changes);
                 result
                     .notes
@@ -132,6 +138,8 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
                 },
                 // The link broke mid-step: the script carries on and arms its
                 // rollback, so the host stays listed as rolling back.
+                // (The node's own deadline counts from when it armed, after
+                // preparing: the wait below measures from the step's end.)
                 Err(e) => {
                     return Err(HostError::Remote(format!(
                         "{e}; if the change reached the node, it was not confirmed and rolls back by itself \
@@ -139,6 +147,9 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
                     )));
                 }
             };
+            // The node armed its timer before the step ended: it rolls back
+            // by this time at the latest.
+            let latest = SystemTime::now() + job.confirm_timeout;
             if !job.hold_confirm.is_zero() {
                 tokio::time::sleep(job.hold_confirm).await;
             }
@@ -150,15 +161,23 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
                 .connect_timeout
                 .min(left.saturating_sub(Duration::from_secs(2)));
             if let Err(reason) = session.fresh_banner(job.confirm_source, window).await {
-                return rolled_back(&session, policy, &before, deadline, reason).await;
+                return rolled_back(&session, policy, &before, latest, reason).await;
             }
             let confirmed = session
                 .run(Privilege::Root, &firewall::confirm_and_read(policy))
                 .await?
                 .success()?;
-            if confirmed.stdout.contains("state=rolled-back") {
+            if has_line(&confirmed.stdout, "state=rolled-back") {
                 let reason = "the confirmation came too late: the node had started rolling back".to_owned();
-                return rolled_back(&session, policy, &before, deadline, reason).await;
+                return rolled_back(&session, policy, &before, latest, reason).await;
+            }
+            if !has_line(&confirmed.stdout, "state=confirmed") {
+                job.set_phase(&host, None);
+                return Err(HostError::Remote(
+                    "the change was no longer pending on the node when palisade confirmed it (rebooted, or \
+                     removed by another run?); run apply again"
+                        .into(),
+                ));
             }
             job.set_phase(&host, Some(Phase::Confirmed));
             let after = firewall::parse(&confirmed.stdout).map_err(|e| HostError::Remote(e.to_string()))?;
@@ -253,6 +272,11 @@ fn nothing_there(policy: &Policy, o: &Observed) -> bool {
         && o.pending_rollback.is_none()
         && clean(&o.v4)
         && clean(&o.v6)
+}
+
+/// Whether the step printed exactly this line.
+fn has_line(stdout: &str, line: &str) -> bool {
+    stdout.lines().any(|l| l == line)
 }
 
 fn still_differs(left: &[Change]) -> HostError {

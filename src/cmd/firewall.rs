@@ -6,13 +6,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::converge::{self, Job, Mode, Phase, Phases};
 use crate::config::Settings;
 use crate::diff::Change;
 use crate::inventory::{self, Host, Inventory, Lifecycle, Role};
-use crate::policy::Policy;
+use crate::policy::{self, Policy};
 use crate::report::Verdict;
 use crate::report::hosts::{HostResult, Report};
 use crate::report::progress::Progress;
@@ -22,6 +22,12 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let inv = inventory::load(&settings.source, &settings.roles)?;
     let policy = Policy::desired(&inv, &settings.policy)?;
     if matches!(mode, Mode::Plan | Mode::Apply) {
+        if let Some(gap) = policy::private_gap(&inv, &settings.policy) {
+            if mode == Mode::Apply {
+                bail!("{gap}; no node was changed");
+            }
+            eprintln!("palisade: warning: {gap}");
+        }
         warn_closed_public_agents(&inv, &policy);
     }
     // Deposed objects are going away: every node admits them, none is changed.

@@ -287,7 +287,10 @@ mod tests {
         assert_eq!(set.kind, "hash:net family inet");
         assert!(set.members.contains(&"198.18.0.1".parse().unwrap()));
         assert!(set.members.contains(&"192.0.2.0/24".parse().unwrap()));
-        assert_eq!(o.v4.chain.as_ref().unwrap()[0], "-A PALISADE -i lo -j ACCEPT");
+        assert_eq!(
+            o.v4.chain.as_ref().unwrap()[0],
+            "-A PALISADE -i lo -m comment --comment palisade -j ACCEPT"
+        );
         assert_eq!(o.v4.input[0], "-A INPUT -j PALISADE");
         assert!(o.v4.docker_user.is_some());
         assert!(o.v6.docker_user.is_none());

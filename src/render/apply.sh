@@ -20,6 +20,7 @@ trap '' HUP PIPE
 mkdir -p /run/palisade
 if [ "$mode" = apply ]; then
     lock_node
+    settle
     snap=/run/palisade/rollback
     if [ -d "$snap" ]; then
         if [ -e "$snap/rolled-back" ] || [ ! -e "$snap/armed" ]; then
@@ -31,13 +32,16 @@ if [ "$mode" = apply ]; then
     fi
     mkdir "$snap"
 else
+    # At boot, after a manual `systemctl restart palisade` too: one at a time.
+    lock_node 60
     snap=$(mktemp -d /run/palisade/boot.XXXXXX)
 fi
 : >"$snap/steps"
 created=''
-# The rollback written for this snapshot acts on it alone: a stale timer of
-# an earlier change finds another id and does nothing.
-id="$$.$(date +%s)"
+# The rollback acts for this change alone: its trigger passes this id, and
+# a stale trigger of an earlier change (whose rollback.sh, at the same path,
+# is now this one) passes another and does nothing.
+id="$$-$(date +%s)"
 echo "$id" >"$snap/id"
 
 # step CMD...: record the undo of the commit step about to run.
@@ -50,48 +54,60 @@ step() {
     mv -f "$snap/steps.tmp" "$snap/steps"
 }
 
-# The rollback takes the node lock (waiting for a commit in progress to end;
-# after 10 minutes it goes ahead regardless: a stuck step must not keep the
-# operator locked out), then the claim, which confirm races it for. With
-# `--locked OWNER`, its caller already holds the lock.
+# rollback.sh ID [--locked OWNER [resume]]: takes the node lock (waiting for
+# a commit in progress to end; after 10 minutes it goes ahead regardless: a
+# stuck step must not keep the operator locked out), then the claim, which
+# confirm races it for, and undoes every recorded step, retrying once what
+# failed. With --locked its caller holds the lock; with resume it takes over
+# a claim whose owner died.
 write_rollback() {
     {
         echo '#!/bin/sh'
         echo '# palisade rollback: puts back what was there before the last change.'
         echo 'set -u'
-        echo 'trap "" HUP PIPE'
+        echo 'trap "" HUP PIPE INT TERM'
         echo 'PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH'
+        echo "[ \"\${1-}\" = '$id' ] || exit 0"
         echo 'owner=rollback'
-        echo 'if [ "${1-}" = --locked ]; then owner=$2; else'
+        echo 'if [ "${2-}" = --locked ]; then owner=$3; else'
         echo '    exec 9>/run/palisade/lock'
         echo '    flock -w 600 9 || echo "palisade rollback: the node lock is still taken after 600s; rolling back anyway" >&2'
         echo 'fi'
         echo "[ \"\$(cat '$snap/id' 2>/dev/null)\" = '$id' ] || exit 0"
-        echo "mkdir '$snap/claim' 2>/dev/null || exit 0"
+        echo "[ ! -e '$snap/rolled-back' ] || exit 0"
+        echo "mkdir '$snap/claim' 2>/dev/null || [ \"\${4-}\" = resume ] || exit 0"
         echo "echo \"\$owner\" >'$snap/claim/by'"
-        echo ". '$snap/steps'"
+        echo 'undo() { bad=0; while IFS= read -r line; do eval "$line" </dev/null || bad=1; done <'"'$snap/steps'"'; }'
+        echo 'undo'
+        echo 'if [ "$bad" = 1 ]; then sleep 2; undo; fi'
         echo "ipset destroy '$set4-old' 2>/dev/null; ipset destroy '$set6-old' 2>/dev/null"
+        echo "if [ \"\$bad\" = 1 ]; then : >'$snap/rollback-failed'; echo 'palisade rollback: some steps failed twice' >&2; fi"
         echo ": >'$snap/rolled-back'"
+        echo 'exit "$bad"'
     } >"$snap/rollback.sh"
 }
 
 finish() {
     rc=$?
+    set +e
+    trap '' HUP PIPE INT TERM
     trap - EXIT
     if [ "$rc" -ne 0 ]; then
         if [ -s "$snap/steps" ]; then
             echo "palisade: a step failed (exit $rc); putting the previous state back" >&2
         fi
-        disarm "$snap"
-        sh "$snap/rollback.sh" --locked "$mode-failed" || echo "palisade: could not put everything back" >&2
-        for s in $created; do ipset destroy "$s" 2>/dev/null || true; done
+        sh "$snap/rollback.sh" "$id" --locked "$mode-failed" || echo "palisade: could not put everything back" >&2
         # Unless a rollback that could not wait for the lock owns it now.
-        if [ "$(cat "$snap/claim/by" 2>/dev/null)" = "$mode-failed" ]; then rm -rf "$snap"; fi
+        if [ "$(cat "$snap/claim/by" 2>/dev/null)" = "$mode-failed" ]; then
+            disarm "$snap"
+            for s in $created; do ipset destroy "$s" 2>/dev/null; done
+            rm -rf "$snap"
+        fi
     elif [ ! -e "$snap/armed" ]; then
         rm -rf "$snap"
     fi
-    ipset destroy "$set4-new" 2>/dev/null || true
-    ipset destroy "$set6-new" 2>/dev/null || true
+    ipset destroy "$set4-new" 2>/dev/null
+    ipset destroy "$set6-new" 2>/dev/null
     exit "$rc"
 }
 write_rollback
@@ -124,22 +140,21 @@ chain_now() {
     chain_rules "$1" "$2"
 }
 
-# The families whose published ports the DOCKER-USER guard covers, as the
-# confirmed change recorded them: at boot, before Docker has made its
-# DOCKER-USER chain, the restore makes it (Docker keeps an existing one) and
-# puts the guard in.
-docker_families=''
-guarded() {
-    case " $(cat "${restore_path%/*}/docker-user" 2>/dev/null) " in *" $1 "*) return 0 ;; esac
-    return 1
+# At boot Docker has not made its DOCKER-USER chain yet; where Docker is
+# installed the restore makes it (Docker keeps an existing one) and puts the
+# guard in, so published ports are guarded from the moment they exist.
+docker_installed() {
+    command -v dockerd >/dev/null 2>&1
 }
 
 prepare() {
     v=$1 ipt=$2 fam=$3 set=$4
+    table=$("$ipt" -w 20 -S)
+    check_owned "$set" "$table"
     if ipset list -n "$set" >/dev/null 2>&1; then
         ipset save "$set" >"$snap/set.$v"
     else
-        ipset create "$set" hash:net family "$fam" maxelem 65536
+        ipset create "$set" hash:net family "$fam" maxelem 65536 comment
         created="$created $set"
     fi
     case "$(ipset list -t "$set")" in
@@ -150,21 +165,19 @@ prepare() {
             ;;
     esac
     ipset destroy "$set-new" 2>/dev/null || true
-    ipset create "$set-new" hash:net family "$fam" maxelem 65536
+    ipset create "$set-new" hash:net family "$fam" maxelem 65536 comment
     "members_$v" | sed "s/^/add $set-new /" | ipset restore
 
-    table=$("$ipt" -w 20 -S)
     docker=none
     make_docker_user=0
     if [ "$docker_user" = 1 ] && has_chain "$table" DOCKER-USER; then
         docker=guard
-    elif [ "$docker_user" = 1 ] && [ "$mode" = boot ] && guarded "$v"; then
+    elif [ "$docker_user" = 1 ] && [ "$mode" = boot ] && docker_installed; then
         docker=guard
         make_docker_user=1
     elif has_chain "$table" "$dchain"; then
         docker=drop
     fi
-    if [ "$docker" = guard ]; then docker_families="$docker_families $v"; fi
     had_chain=0
     if has_chain "$table" "$chain"; then had_chain=1; fi
     had_dchain=0
@@ -226,20 +239,24 @@ prepare v6 ip6tables inet6 "$set6"
 if [ "$mode" = apply ] && [ "$confirm" -gt 0 ]; then
     # Armed before the first change: from here on, the node goes back by
     # itself unless the controller confirms in time.
-    date -d "@$(($(date +%s) + confirm))" '+%Y-%m-%dT%H:%M:%S%z' >"$snap/deadline" 2>/dev/null ||
+    now=$(date +%s)
+    echo "$((now + confirm))" >"$snap/deadline-epoch"
+    date -d "@$((now + confirm))" '+%Y-%m-%dT%H:%M:%S%z' >"$snap/deadline" 2>/dev/null ||
         echo "in ${confirm}s" >"$snap/deadline"
+    # `armed` is written before the trigger starts: a trigger never runs
+    # for a snapshot that does not say how to disarm it.
     if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
-        systemctl stop palisade-rollback.timer palisade-rollback.service >/dev/null 2>&1 || true
-        systemctl reset-failed palisade-rollback.timer palisade-rollback.service >/dev/null 2>&1 || true
-        systemd-run --quiet --unit=palisade-rollback --on-active="${confirm}s" \
-            --timer-property=AccuracySec=100ms /bin/sh "$snap/rollback.sh"
-        echo systemd >"$snap/armed"
+        unit="palisade-rollback-$id"
+        echo "systemd $unit" >"$snap/armed"
+        systemd-run --quiet --unit="$unit" --on-active="${confirm}s" \
+            --timer-property=AccuracySec=100ms /bin/sh "$snap/rollback.sh" "$id"
     else
-        setsid sh -c 'echo $$ >"$1/pid"; sleep "$2"; exec sh "$1/rollback.sh"' palisade-rollback "$snap" "$confirm" \
-            </dev/null >/dev/null 2>&1 9>&- &
-        i=0
-        while [ ! -s "$snap/pid" ] && [ "$i" -lt 250 ]; do sleep 0.02; i=$((i + 1)); done
         echo setsid >"$snap/armed"
+        # setsid does not fork here (a background job is no group leader):
+        # $! is the new process group.
+        setsid sh -c 'sleep "$2"; exec sh "$1/rollback.sh" "$3"' palisade-rollback "$snap" "$confirm" "$id" \
+            </dev/null >/dev/null 2>&1 9>&- &
+        echo "$!" >"$snap/pid"
     fi
 fi
 
@@ -257,7 +274,6 @@ if [ "$mode" = apply ]; then
     if [ "$persist" = 1 ]; then
         restore_script >"$snap/boot/restore.sh"
         iptables -V >"$snap/boot/backend"
-        if [ -n "$docker_families" ]; then echo $docker_families >"$snap/boot/docker-user"; fi
         if [ -d /run/systemd/system ]; then
             unit_file >"$snap/boot/unit"
             echo 'persist=systemd' || true
@@ -269,10 +285,6 @@ if [ "$mode" = apply ]; then
         # No persistence wanted: boot files from an earlier run would restore
         # an older whitelist at the next boot; the confirmation takes them away.
         echo remove >"$snap/boot/plan"
-    fi
-    if [ ! -e "$snap/armed" ]; then
-        # Nothing to confirm (no rollback armed): the change stands now.
-        install_boot "$snap"
     fi
 fi
 if [ -e "$snap/armed" ]; then

@@ -37,10 +37,47 @@ chain_rules() {
     done
 }
 
+# owned_chain TABLE CHAIN SET TARGET: whether CHAIN is palisade's: it carries
+# palisade's mark, or (made before there was one) it checks SET with TARGET
+# and ends in DROP. palisade never replaces another tool's chain.
+owned_chain() {
+    rules=$(chain_rules "$1" "$2")
+    case $rules in *" -m comment --comment palisade "*) return 0 ;; esac
+    case $rules in *"-m set --match-set $3 src -j $4"*) ;; *) return 1 ;; esac
+    case $rules in *"-A $2 -j DROP") return 0 ;; esac
+    return 1
+}
+
+# owned_set SET TABLE: whether SET is palisade's: made with the comment
+# extension, as palisade makes its sets, or (made before that) checked by
+# palisade's chain in TABLE.
+owned_set() {
+    case "$(ipset list -t "$1" 2>/dev/null)" in *"Header: "*" comment "*) return 0 ;; esac
+    has_chain "$2" "$chain" && owned_chain "$2" "$chain" "$1" ACCEPT
+}
+
+# check_owned SET TABLE: fail, before anything changes, when a set or chain
+# palisade would replace has the name of one palisade did not make.
+check_owned() {
+    if ipset list -n "$1" >/dev/null 2>&1 && ! owned_set "$1" "$2"; then
+        echo "palisade: ipset $1 exists but palisade did not make it; it will not replace another tool's set: remove it, or choose other names (--set4, --set6)" >&2
+        exit 3
+    fi
+    for c in "$chain:ACCEPT" "$dchain:RETURN"; do
+        if has_chain "$2" "${c%:*}" && ! owned_chain "$2" "${c%:*}" "$1" "${c#*:}"; then
+            echo "palisade: chain ${c%:*} exists but palisade did not make it; it will not replace another tool's chain: choose another name (--chain)" >&2
+            exit 3
+        fi
+    done
+}
+
 # The node lock, /run/palisade/lock, has one owner at a time: an apply or a
 # remove (which fail at once when it is taken), a confirmation or a rollback
-# (which wait for it). Whoever holds it may disarm a rollback that has not
-# started: a rollback only starts once it holds the lock itself.
+# (which wait for it). A change's fate is then decided by one claim
+# (`mkdir SNAP/claim`): the rollback, the confirmation, a failed apply and
+# remove race for it, and only the winner acts on the snapshot, disarms its
+# trigger or deletes it. So nothing kills a rollback that has started, or
+# deletes its snapshot under it.
 # lock_node [SECONDS]: take the lock on fd 9, or fail; with SECONDS, wait
 # that long for it.
 lock_node() {
@@ -59,24 +96,48 @@ lock_node() {
     exit 4
 }
 
-# disarm SNAP: stop the rollback armed for SNAP before it starts. Only the
-# lock's owner calls it, so a rollback that already runs is not there to
-# stop (it holds the lock); one that waits for the lock never claimed.
+# disarm SNAP: (claim won) stop SNAP's trigger: the systemd timer of its
+# own name, or the detached sleeper's process group. A rollback the trigger
+# already started and that waits for the lock finds the claim taken (or the
+# snapshot gone) and does nothing.
 disarm() {
-    case $(cat "$1/armed" 2>/dev/null) in
-        systemd) systemctl stop palisade-rollback.timer palisade-rollback.service >/dev/null 2>&1 || true ;;
-        setsid) kill -TERM "-$(cat "$1/pid")" 2>/dev/null || true ;;
+    set -- "$1" $(cat "$1/armed" 2>/dev/null)
+    case ${2-} in
+        systemd) systemctl stop "${3-palisade-rollback}.timer" >/dev/null 2>&1 || true ;;
+        setsid) kill -TERM "-$(cat "$1/pid" 2>/dev/null)" 2>/dev/null || true ;;
     esac
 }
 
-# cancel_rollback: (lock held) disarm a pending rollback of an earlier
+# settle: (lock held) finish what the owner of a claim left undone when it
+# died (a confirmation killed before it removed the snapshot, a rollback
+# killed half way), and run a rollback whose trigger has not fired 30 s
+# after its deadline (killed, or its /run lost).
+settle() {
+    s=/run/palisade/rollback
+    if [ ! -d "$s" ] || [ -e "$s/rolled-back" ] || [ ! -f "$s/id" ]; then return 0; fi
+    sid=$(cat "$s/id")
+    if [ -d "$s/claim" ]; then
+        case $(cat "$s/claim/by" 2>/dev/null) in
+            confirm) install_boot "$s" || true; rm -rf "$s" ;;
+            *) sh "$s/rollback.sh" "$sid" --locked settle resume || true ;;
+        esac
+    elif [ -e "$s/armed" ] && [ "$(date +%s)" -gt "$(($(cat "$s/deadline-epoch" 2>/dev/null || echo 0) + 30))" ]; then
+        sh "$s/rollback.sh" "$sid" --locked expired || true
+    fi
+}
+
+# cancel_rollback: (lock held) cancel a pending rollback of an earlier
 # change, if any, and forget it.
 cancel_rollback() {
     snap=/run/palisade/rollback
-    if [ -d "$snap" ] && mkdir "$snap/claim" 2>/dev/null; then
+    [ -d "$snap" ] || return 0
+    if [ -e "$snap/rolled-back" ]; then
+        rm -rf "$snap"
+    elif mkdir "$snap/claim" 2>/dev/null; then
+        echo remove >"$snap/claim/by"
         disarm "$snap"
+        rm -rf "$snap"
     fi
-    rm -rf "$snap"
 }
 
 # install_boot SNAP: (lock held, change confirmed) make the boot files what
@@ -84,33 +145,26 @@ cancel_rollback() {
 # is written before this: a node that crashes while a change is unconfirmed
 # boots into its old state. Every file is replaced by a rename, and the unit
 # is enabled after its script is in place, so a crash here boots the old
-# state or the new one.
+# state or the new one. Fails (status 1) at the first step that fails.
 install_boot() {
     b=$1/boot
     [ -f "$b/plan" ] || return 0
     dir=${restore_path%/*}
     case $(cat "$b/plan") in
         install)
-            mkdir -p "$dir"
-            for f in restore.sh backend docker-user; do
-                if [ -f "$b/$f" ]; then
-                    cp "$b/$f" "$dir/$f.tmp"
-                    mv -f "$dir/$f.tmp" "$dir/$f"
-                else
-                    rm -f "$dir/$f"
-                fi
+            mkdir -p "$dir" || return 1
+            for f in restore.sh backend; do
+                cp "$b/$f" "$dir/$f.tmp" && sync -f "$dir/$f.tmp" && mv -f "$dir/$f.tmp" "$dir/$f" || return 1
             done
             if [ -f "$b/unit" ]; then
-                (umask 022 && cp "$b/unit" "$unit_path.tmp")
-                mv -f "$unit_path.tmp" "$unit_path"
-                sync
-                systemctl daemon-reload
-                systemctl enable "${unit_path##*/}" >/dev/null 2>&1
+                cp "$b/unit" "$unit_path.tmp" && chmod 0644 "$unit_path.tmp" && sync -f "$unit_path.tmp" &&
+                    mv -f "$unit_path.tmp" "$unit_path" || return 1
+                systemctl daemon-reload && systemctl enable "${unit_path##*/}" >/dev/null 2>&1 || return 1
             fi
-            sync
+            sync -f "$dir" || return 1
             ;;
         remove)
-            remove_boot
+            remove_boot || return 1
             ;;
     esac
 }
@@ -123,9 +177,9 @@ remove_boot() {
         if [ -d /run/systemd/system ]; then
             systemctl disable "${unit_path##*/}" >/dev/null 2>&1 || true
         fi
-        rm -f "$unit_path"
-        if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+        rm -f "$unit_path" || return 1
+        if [ -d /run/systemd/system ]; then systemctl daemon-reload || return 1; fi
     fi
-    rm -f "$restore_path" "$dir/backend" "$dir/docker-user"
-    sync
+    rm -f "$restore_path" "$dir/backend" "$dir/docker-user" || return 1
+    if [ -d "$dir" ]; then sync -f "$dir"; fi
 }

@@ -75,13 +75,10 @@ pub fn remove(policy: &Policy) -> Script {
     Script::rendered(s)
 }
 
-/// Keeps the change: disarms the rollback, unless it already started, and
-/// installs the boot files the change staged.
-pub fn confirm(policy: &Policy) -> Script {
-    Script::rendered(format!("{}{LIB}{CONFIRM}", names(policy)))
-}
-
-/// The body of the confirm step (needs [`LIB`] before it).
+/// The body of the confirm step, which keeps the change: disarms the
+/// rollback, unless it already started, and installs the boot files the
+/// change staged (needs [`names`] and [`LIB`] before it; see
+/// `observe::firewall::confirm_and_read`).
 pub(crate) const CONFIRM: &str = include_str!("confirm.sh");
 
 /// Says whether the last change was confirmed, is armed or rolled back.
@@ -152,6 +149,7 @@ mod tests {
         Policy::desired(
             &inv,
             &PolicyOptions {
+                public_only: false,
                 open: vec![],
                 allow: vec!["203.0.113.7".parse().unwrap()],
                 extra,

@@ -3,7 +3,15 @@
 # restore behind. Idempotent: whatever is already gone is skipped. A
 # rollback still pending from an interrupted apply is cancelled first: it
 # would otherwise put back what remove takes away.
+# Not stopped half way by a dropped link: a pending rollback is cancelled
+# below, so what remove starts it finishes.
+trap '' HUP PIPE INT TERM
 lock_node
+settle
+# Only what palisade made: a same-named set or chain of another tool's makes
+# remove fail here, before anything is taken away.
+check_owned "$set4" "$(iptables -w 20 -S)"
+check_owned "$set6" "$(ip6tables -w 20 -S)"
 cancel_rollback
 remove_boot
 for ipt in iptables ip6tables; do

@@ -13,6 +13,7 @@ lab_tests![Needs::Systemd =>
     public_agents_serve_their_open_ports_to_everyone,
     published_ports_follow_the_same_rule_per_role,
     entries_that_widen_the_whitelist_are_refused_before_any_node_is_touched,
+    objects_palisade_did_not_make_are_never_replaced,
 ];
 
 /// node-00 a master, node-01 an agent, node-02 a public agent (booting
@@ -172,4 +173,53 @@ fn entries_that_widen_the_whitelist_are_refused_before_any_node_is_touched() {
     );
     assert!(untouched(&lab, 0));
     assert_eq!(host(&report, "node-01")["status"], "changed", "{report:#}");
+}
+
+fn objects_palisade_did_not_make_are_never_replaced() {
+    let lab = cluster();
+    // Another tool's chain named like palisade's on node 0, another tool's
+    // set on node 1: those nodes fail, untouched; node 2 takes the change.
+    let n0 = &lab.nodes[0].ns;
+    lab.must(n0, &["iptables", "-w", "-N", "PALISADE"]);
+    lab.must(
+        n0,
+        &[
+            "iptables", "-w", "-A", "PALISADE", "-p", "tcp", "--dport", "22", "-j", "ACCEPT",
+        ],
+    );
+    let n1 = &lab.nodes[1].ns;
+    lab.must(
+        n1,
+        &["ipset", "create", "palisade6", "hash:net", "family", "inet6"],
+    );
+    let out = lab.palisade(bin(), &lab_args("apply", true, true, &[]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let error = |name: &str| {
+        host(&report, name)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        error("node-00").contains("chain PALISADE exists but palisade did not make it"),
+        "{report:#}"
+    );
+    assert!(
+        error("node-01").contains("ipset palisade6 exists but palisade did not make it"),
+        "{report:#}"
+    );
+    assert_eq!(host(&report, "node-02")["status"], "changed", "{report:#}");
+    assert_eq!(
+        lab.must(n0, &["iptables", "-w", "-S", "PALISADE"]),
+        "-N PALISADE\n-A PALISADE -p tcp -m tcp --dport 22 -j ACCEPT\n"
+    );
+    assert!(lab.must(n0, &["ipset", "list", "-n"]).is_empty());
+    assert_eq!(lab.must(n1, &["ipset", "list", "-n"]), "palisade6\n");
+    assert!(!lab.must(n1, &["iptables-save"]).contains("PALISADE"));
+    // remove leaves them alone too.
+    let out = lab.palisade(bin(), &lab_args("remove", true, true, &[]));
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(lab.must(n0, &["iptables-save"]).contains("-A PALISADE -p tcp"));
+    assert_eq!(lab.must(n1, &["ipset", "list", "-n"]), "palisade6\n");
 }

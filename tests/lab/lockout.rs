@@ -16,6 +16,7 @@ lab_tests![Needs::Systemd =>
     a_rerun_within_the_timeout_confirms_the_pending_change,
     remove_cancels_a_pending_rollback,
     one_change_at_a_time_on_a_node,
+    a_claim_whose_owner_died_is_settled_by_the_next_run,
 ];
 
 /// `nodes` nodes; the last of two or more boots systemd, as CoreOS and
@@ -261,4 +262,76 @@ fn one_change_at_a_time_on_a_node() {
     // Once the other run is done, the node takes the change.
     let out = lab.palisade(bin(), &args("apply", &[]));
     assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
+}
+
+/// Marks node `i`'s pending change as claimed by `owner` that then died
+/// (a confirmation or a rollback killed right after it took the claim).
+fn abandon_claim(lab: &Lab, i: usize, owner: &str) {
+    let script =
+        format!("mkdir /run/palisade/rollback/claim && echo {owner} >/run/palisade/rollback/claim/by");
+    let out = lab.on_node(i, &["sh", "-c", &script]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn a_claim_whose_owner_died_is_settled_by_the_next_run() {
+    let lab = lab!(spec(2));
+    let members = |i: usize| lab.must(&lab.nodes[i].ns, &["ipset", "save", "palisade4"]);
+    // A confirmation died after claiming: the next run finishes it (the
+    // boot files go in) instead of refusing the node forever.
+    let mut child = held_apply(&lab, &["--confirm-timeout", "40"]);
+    assert!(eventually(20, || written(&lab, 0) && written(&lab, 1)));
+    child.kill().unwrap();
+    let _ = child.wait();
+    for i in 0..2 {
+        assert!(
+            !lab.node_has(i, "/var/lib/palisade/restore.sh"),
+            "boot files before confirmation"
+        );
+        abandon_claim(&lab, i, "confirm");
+    }
+    let out = lab.palisade(bin(), &args("apply", &[]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["changed"], 2, "{report:#}");
+    for i in 0..2 {
+        let notes = &host(&report, &lab.nodes[i].name)["notes"];
+        assert!(notes.to_string().contains("left unconfirmed"), "{notes}");
+        assert!(lab.node_has(i, "/var/lib/palisade/restore.sh"));
+        assert!(!lab.node_has(i, "/run/palisade/rollback"));
+    }
+
+    // A rollback died after claiming, before undoing: the next run undoes
+    // the change (back to the confirmed whitelist), then goes on.
+    let before: Vec<String> = (0..2).map(members).collect();
+    let mut child = held_apply(&lab, &["--confirm-timeout", "40", "--extra", "192.0.2.0/24"]);
+    assert!(eventually(20, || (0..2).all(|i| members(i).contains("192.0.2.0/24"))));
+    child.kill().unwrap();
+    let _ = child.wait();
+    for i in 0..2 {
+        abandon_claim(&lab, i, "rollback");
+    }
+    let out = lab.palisade(bin(), &args("apply", &[]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    for i in 0..2 {
+        assert!(
+            !members(i).contains("192.0.2.0/24"),
+            "node {i} kept the abandoned change"
+        );
+        assert_eq!(sorted(&members(i)), sorted(&before[i]));
+    }
+    let out = lab.palisade(bin(), &args("verify", &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
+}
+
+/// The `add` lines of an `ipset save`, sorted (hash order differs between
+/// two sets with the same members).
+fn sorted(save: &str) -> Vec<String> {
+    let mut lines: Vec<String> = save
+        .lines()
+        .filter(|l| l.starts_with("add "))
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
 }
