@@ -18,7 +18,8 @@ async fn main() -> ExitCode {
     match palisade::cmd::run(cli).await {
         Ok(verdict) => verdict.exit_code(),
         Err(err) => {
-            eprintln!("palisade: {err:#}");
+            let message = format!("{err:#}");
+            eprintln!("palisade: {}", palisade::report::terminal::escape_lines(&message));
             ExitCode::from(EXIT_USAGE)
         }
     }

@@ -16,6 +16,7 @@ use crate::policy::{self, Policy};
 use crate::report::Verdict;
 use crate::report::hosts::{HostResult, Report};
 use crate::report::progress::Progress;
+use crate::report::terminal::{escape, escape_lines};
 use crate::transport::{self, HostOutcome};
 
 pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
@@ -26,7 +27,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
             if mode == Mode::Apply {
                 bail!("{gap}; no node was changed");
             }
-            eprintln!("palisade: warning: {gap}");
+            eprintln!("palisade: warning: {}", escape(&gap));
         }
         warn_closed_public_agents(&inv, &policy);
     }
@@ -62,7 +63,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         outcomes = work => outcomes,
         signal = interrupted() => {
             progress.finish();
-            eprintln!("{}", interrupt_report(signal, &phases, inv.hosts.len()));
+            eprintln!("{}", escape_lines(&interrupt_report(signal, &phases, inv.hosts.len())));
             return Ok(Verdict::HostsFailed);
         }
     };
@@ -103,7 +104,7 @@ fn warn_closed_public_agents(inv: &Inventory, policy: &Policy) {
             "palisade: warning: nothing is open to everyone on the {} public agent(s) ({}): only the whitelist \
              will reach their services; to keep DC/OS public services up, add --open public-agent=tcp/80,tcp/443",
             public.len(),
-            public.join(", ")
+            escape(&public.join(", "))
         );
     }
 }

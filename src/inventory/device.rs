@@ -1,189 +1,279 @@
-//! From one device's attributes to a validated [`Host`].
+//! From one machine's attributes to a validated [`Host`].
 //!
-//! The format readers only find devices; this module decides what a device's
-//! addresses are, by meaning and never by list position: state written by
-//! 2016-era providers keeps `network` in whatever order the API returned, and
-//! `access_*` attributes only exist since 2017. Secrets in the same attribute
-//! map (`root_password`, `user_data`, `custom_data`) are never read here.
+//! The format readers only find machine instances; this module reads them
+//! through the type table (`types`), so every format and every provider gets
+//! the same address rules and the same errors. Addresses are picked by
+//! meaning, never by list position: 2016-era Packet state keeps `network` in
+//! whatever order the API returned. Only the attributes the table names are
+//! read, and those never include secrets (`root_password`, `user_data`, …).
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
-use super::{Error, Host, HostName, Origin, RoleRules};
+use super::address::{self, Class, Found};
+use super::path::{AttrPath, Style, scalar};
+use super::types::DeviceType;
+use super::{Error, Host, HostName, Lifecycle, Origin, RoleRules, flatmap};
 
-/// A device resource instance, as a reader found it.
+/// A machine resource instance, as a reader found it.
 pub(super) struct Device<'a> {
     /// The resource address, as Terraform prints it:
     /// `module.dcos.packet_device.dcos_agent[3]`.
     pub address: String,
-    /// The resource name (`dcos_agent`), which decides the role.
+    /// The resource type (`packet_device`), which says where the addresses are.
+    pub rtype: String,
+    /// The resource name (`dcos_agent`), which decides the role by default.
     pub name: String,
+    pub lifecycle: Lifecycle,
+    /// A deposed object's key (`1a2b3c4d`; a v3 state's list position).
+    pub deposed: Option<String>,
     pub attrs: Attrs<'a>,
 }
 
-/// A device's attributes in either of the two encodings Terraform uses.
-#[derive(Clone, Copy)]
+/// A machine's attributes in either of the two encodings Terraform uses.
 pub(super) enum Attrs<'a> {
     /// JSON values as the provider schema types them (state v4, show -json).
     Nested(&'a Map<String, Value>),
-    /// The legacy flatmap of strings (state v3, v4 `attributes_flat`):
-    /// `network.#`, `network.0.address`, `network.0.public = "true"`.
-    Flat(&'a Map<String, Value>),
-}
-
-/// One entry of the `network` list.
-struct NetEntry {
-    address: String,
-    public: bool,
-    /// The field name as it appears in the file, for errors.
-    field: String,
+    /// The legacy flatmap of strings (state v3, v4 `attributes_flat`),
+    /// unflattened: `network.0.address` is `{"network":{"0":{"address":…}}}`.
+    Flat(Map<String, Value>),
 }
 
 impl Attrs<'_> {
-    /// A top-level scalar attribute as text; absent, null and "" are all None
-    /// (layer-2 devices carry empty `access_*` strings).
-    fn text(&self, key: &str) -> Option<String> {
-        let map = match self {
-            Attrs::Nested(m) | Attrs::Flat(m) => m,
-        };
-        scalar(map.get(key)?).filter(|s| !s.is_empty())
+    pub fn flat(map: &Map<String, Value>) -> Attrs<'static> {
+        Attrs::Flat(flatmap::unflatten(map))
     }
 
-    fn network(&self, origin: &Origin, resource: &str) -> Result<Vec<NetEntry>, Error> {
+    fn find<'s>(&'s self, path: &AttrPath) -> Vec<super::path::Hit<'s>> {
         match self {
-            Attrs::Nested(m) => {
-                let list = match m.get("network") {
-                    None | Some(Value::Null) => return Ok(Vec::new()),
-                    Some(Value::Array(list)) => list,
-                    Some(_) => {
-                        return Err(Error::malformed(origin, resource, "field network is not a list"));
-                    }
-                };
-                list.iter()
-                    .enumerate()
-                    .map(|(i, entry)| {
-                        let obj = entry.as_object().ok_or_else(|| {
-                            Error::malformed(origin, resource, format!("field network[{i}] is not an object"))
-                        })?;
-                        Ok(NetEntry {
-                            address: obj.get("address").and_then(scalar).unwrap_or_default(),
-                            public: obj.get("public").is_some_and(truthy),
-                            field: format!("network[{i}].address"),
-                        })
-                    })
-                    .collect()
-            }
-            Attrs::Flat(m) => {
-                // Indices come from the keys themselves, not from `network.#`,
-                // which hand-edited or truncated state may get wrong.
-                let indices: BTreeSet<u32> = m
-                    .keys()
-                    .filter_map(|k| k.strip_prefix("network."))
-                    .filter_map(|rest| rest.split_once('.'))
-                    .filter_map(|(n, _)| n.parse().ok())
-                    .collect();
-                Ok(indices
-                    .into_iter()
-                    .map(|i| NetEntry {
-                        address: m
-                            .get(&format!("network.{i}.address"))
-                            .and_then(scalar)
-                            .unwrap_or_default(),
-                        public: m.get(&format!("network.{i}.public")).is_some_and(truthy),
-                        field: format!("network.{i}.address"),
-                    })
-                    .collect())
-            }
+            Attrs::Nested(m) => path.find(m, Style::Nested),
+            Attrs::Flat(m) => path.find(m, Style::Flat),
         }
     }
 }
 
-/// A JSON scalar as text: strings as they are, numbers and booleans printed.
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+impl Device<'_> {
+    /// The instance as Terraform names it in its own messages.
+    fn origin(&self) -> String {
+        match &self.deposed {
+            Some(key) => format!("{} (deposed object {key})", self.address),
+            None => self.address.clone(),
+        }
     }
 }
 
-/// `true`, `"true"` and `"1"` (flatmaps hold strings).
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::String(s) => s == "true" || s == "1",
-        Value::Number(n) => n.as_u64() == Some(1),
-        _ => false,
-    }
-}
-
+/// Every device as a host. Names are unique afterwards: machines that share
+/// a name (a Name tag copied by `count`) are named by resource address.
 pub(super) fn hosts(
     devices: Vec<Device<'_>>,
     origin: &Origin,
     rules: &RoleRules,
 ) -> Result<Vec<Host>, Error> {
-    devices.into_iter().map(|d| host(d, origin, rules)).collect()
+    let mut built = Vec::with_capacity(devices.len());
+    for device in devices {
+        let Some(kind) = rules.device_type(&device.rtype) else {
+            continue;
+        };
+        let fallback = address_name(&device, origin)
+            .ok()
+            .map(|n| deposed_name(n, &device));
+        built.push((host(&device, kind, origin, rules)?, fallback));
+    }
+    let mut uses: HashMap<HostName, usize> = HashMap::new();
+    for (host, _) in &built {
+        *uses.entry(host.name.clone()).or_default() += 1;
+    }
+    Ok(built
+        .into_iter()
+        .map(|(mut host, fallback)| {
+            if let Some(fallback) = fallback.filter(|_| uses.get(&host.name).copied().unwrap_or(0) > 1) {
+                host.name = fallback;
+            }
+            host
+        })
+        .collect())
 }
 
-fn host(device: Device<'_>, origin: &Origin, rules: &RoleRules) -> Result<Host, Error> {
-    let resource = device.address.as_str();
-    let parse = |field: &str, value: &str| -> Result<IpAddr, Error> {
-        value.parse::<IpAddr>().map_err(|_| Error::BadAddress {
-            file: origin.to_string(),
-            resource: resource.to_owned(),
-            field: field.to_owned(),
-            value: value.to_owned(),
-        })
+fn host(device: &Device<'_>, kind: &DeviceType, origin: &Origin, rules: &RoleRules) -> Result<Host, Error> {
+    let found = addresses(device, kind, origin)?;
+    let via = rules.connect_via();
+    let ssh = address::pick(&found, via).ok_or_else(|| no_address(device, kind, origin, rules))?;
+    let name = match named(device, kind, origin)? {
+        Some(name) => deposed_name(name, device),
+        None => deposed_name(address_name(device, origin)?, device),
     };
+    let tagged = rules.role_tag().and_then(|key| tag_value(device, kind, key));
+    let role = match tagged {
+        Some(value) => rules.role_from_tag(&value),
+        None => rules.role(&device.name),
+    };
+    let all: BTreeSet<IpAddr> = found.iter().map(|f| f.addr).collect();
+    let mut host = Host::new(name, role, ssh, all, device.origin());
+    host.lifecycle = device.lifecycle;
+    Ok(host)
+}
 
-    let mut all: BTreeSet<IpAddr> = BTreeSet::new();
-    let mut ssh: Option<Ipv4Addr> = None;
-    for field in ["access_public_ipv4", "access_private_ipv4", "access_public_ipv6"] {
-        if let Some(text) = device.attrs.text(field) {
-            let addr = parse(field, &text)?;
-            if let (IpAddr::V4(v4), "access_public_ipv4") = (addr, field) {
-                ssh = Some(v4);
+/// Every address the type's paths find: explicitly public ones first, then
+/// explicitly private ones, then the rest by range. An address found twice
+/// keeps its first class.
+fn addresses(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<Vec<Found>, Error> {
+    let classes = [
+        (Some(Class::Public), &kind.public),
+        (Some(Class::Private), &kind.private),
+        (None, &kind.addresses),
+    ];
+    let mut found: Vec<Found> = Vec::new();
+    for (class, paths) in classes {
+        for (rank, path) in paths.iter().enumerate() {
+            for hit in device.attrs.find(path) {
+                let Some(text) = scalar(hit.value) else {
+                    return Err(Error::malformed(
+                        origin,
+                        device.origin(),
+                        format!("field {} holds a list or object, not an address", hit.field),
+                    ));
+                };
+                if text.is_empty() {
+                    continue; // layer-2 Packet devices carry empty access_* strings
+                }
+                let addr = address::parse(&text).ok_or_else(|| Error::BadAddress {
+                    file: origin.to_string(),
+                    resource: device.origin(),
+                    field: hit.field.clone(),
+                    value: text.clone(),
+                })?;
+                if address::meaningless(addr) || found.iter().any(|f| f.addr == addr) {
+                    continue;
+                }
+                found.push(Found {
+                    addr,
+                    class: class.unwrap_or_else(|| address::by_range(addr)),
+                    // Addresses classified by range come after explicit ones.
+                    rank: if class.is_some() { rank } else { 1000 + rank },
+                });
             }
-            all.insert(addr);
         }
     }
-    let mut public_v4 = BTreeSet::new();
-    for entry in device.attrs.network(origin, resource)? {
-        let addr = parse(&entry.field, &entry.address)?;
-        if let (IpAddr::V4(v4), true) = (addr, entry.public) {
-            public_v4.insert(v4);
-        }
-        all.insert(addr);
-    }
-    // Several public IPv4s (elastic IPs) and no access_public_ipv4: the lowest
-    // one, so the choice does not depend on the order the API listed them in.
-    let address = ssh
-        .or_else(|| public_v4.first().copied())
-        .ok_or_else(|| Error::NoPublicIpv4 {
-            file: origin.to_string(),
-            resource: resource.to_owned(),
-        })?;
+    Ok(found)
+}
 
-    let name = match device.attrs.text("hostname") {
-        Some(text) => HostName::parse(&text).ok_or_else(|| Error::BadName {
-            file: origin.to_string(),
-            resource: resource.to_owned(),
-            field: "hostname".into(),
-            value: text.clone(),
-        })?,
-        None => HostName::parse(resource).ok_or_else(|| Error::BadName {
-            file: origin.to_string(),
-            resource: resource.to_owned(),
-            field: "resource address".into(),
-            value: resource.to_owned(),
-        })?,
+fn no_address(device: &Device<'_>, kind: &DeviceType, origin: &Origin, rules: &RoleRules) -> Error {
+    use super::ConnectVia;
+    let via = rules.connect_via();
+    let paths: Vec<&AttrPath> = match via {
+        ConnectVia::Public => kind.public.iter().chain(&kind.addresses).collect(),
+        ConnectVia::Private => kind.private.iter().chain(&kind.addresses).collect(),
+        ConnectVia::Ipv6 => kind
+            .public
+            .iter()
+            .chain(&kind.private)
+            .chain(&kind.addresses)
+            .collect(),
     };
+    let looked_at = paths.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
+    let mut hint = match via {
+        ConnectVia::Public => "palisade connects to each machine's public IPv4; give --connect-via private \
+                               (or ipv6) to connect over another network, every address is whitelisted either way"
+            .to_owned(),
+        _ => format!("--connect-via {} needs one on every machine", via.as_str()),
+    };
+    if kind.legacy {
+        hint.push_str(&format!(
+            "; {} comes from device_types, the old form that reads Packet-shaped attributes: \
+             describe its attributes in a [terraform.types.{}] table instead",
+            device.rtype, device.rtype
+        ));
+    }
+    Error::NoAddress {
+        file: origin.to_string(),
+        resource: device.origin(),
+        wanted: via.wanted(),
+        looked_at,
+        hint,
+    }
+}
 
-    let role = rules.role(&device.name);
-    Ok(Host::new(name, role, IpAddr::V4(address), all, device.address))
+/// The first usable name the type's name paths find. A name with control
+/// characters is an error (a hostile state must not write escapes into a
+/// report); one with blanks (an AWS Name tag, an OVH display name) cannot
+/// sit in a table column and is passed over.
+fn named(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<Option<HostName>, Error> {
+    for path in &kind.name {
+        for hit in device.attrs.find(path) {
+            let Some(text) = scalar(hit.value).filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            if text.chars().any(char::is_control) {
+                return Err(Error::BadName {
+                    file: origin.to_string(),
+                    resource: device.origin(),
+                    field: hit.field,
+                    value: text,
+                });
+            }
+            if let Some(name) = HostName::parse(&text) {
+                return Ok(Some(name));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn address_name(device: &Device<'_>, origin: &Origin) -> Result<HostName, Error> {
+    HostName::parse(&device.address).ok_or_else(|| Error::BadName {
+        file: origin.to_string(),
+        resource: device.origin(),
+        field: "resource address".into(),
+        value: device.address.clone(),
+    })
+}
+
+/// A deposed object shares its address, and often its hostname, with its
+/// replacement: its name says what it is and which object.
+fn deposed_name(name: HostName, device: &Device<'_>) -> HostName {
+    match &device.deposed {
+        Some(key) => name.deposed(key),
+        None => name,
+    }
+}
+
+/// The value of tag `key`, wherever the type keeps tags: a map
+/// (`{"role": "master"}`), a list of `KEY:VALUE` or `KEY=VALUE` strings
+/// (DigitalOcean, Linode, Vultr, Scaleway tags), or `{name|key, value}`
+/// objects (phoenixNAP). The value is only ever used to choose a role.
+fn tag_value(device: &Device<'_>, kind: &DeviceType, key: &str) -> Option<String> {
+    kind.tags
+        .iter()
+        .flat_map(|path| device.attrs.find(path))
+        .find_map(|hit| in_tags(hit.value, key, true))
+}
+
+fn in_tags(node: &Value, key: &str, top: bool) -> Option<String> {
+    match node {
+        Value::String(s) => {
+            let (k, v) = s.split_once(':').or_else(|| s.split_once('='))?;
+            (k.trim() == key).then(|| v.trim().to_owned())
+        }
+        Value::Object(map) => {
+            if let Some(value) = map.get(key).and_then(scalar) {
+                return Some(value);
+            }
+            let label = map.get("name").or_else(|| map.get("key")).and_then(scalar);
+            if label.as_deref() == Some(key) {
+                return map.get("value").and_then(scalar);
+            }
+            // A flatmap list or set is an object keyed by index or hash: its
+            // values are the elements.
+            let list = map.keys().all(|k| k.bytes().all(|b| b.is_ascii_digit()));
+            (top && list)
+                .then(|| map.values().find_map(|v| in_tags(v, key, false)))
+                .flatten()
+        }
+        Value::Array(items) if top => items.iter().find_map(|v| in_tags(v, key, false)),
+        _ => None,
+    }
 }
 
 /// Formats a resource address the way Terraform prints it.
@@ -203,4 +293,30 @@ pub(super) fn resource_address(module: &str, rtype: &str, name: &str, index: Opt
         _ => {}
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn tags_in_every_shape() {
+        let key = "role";
+        for (tags, want) in [
+            (json!({"role": "master", "Name": "x"}), Some("master")),
+            (json!(["env:prod", "role:agent"]), Some("agent")),
+            (json!(["role=public-agent"]), Some("public-agent")),
+            (json!({"0": "role:bootstrap"}), Some("bootstrap")),
+            (json!([{"name": "role", "value": "master"}]), Some("master")),
+            (json!({"key": "role", "value": "agent"}), Some("agent")),
+            (json!("role:master"), Some("master")),
+            (json!(["roles:master", "env=role"]), None),
+            (json!({"Name": "role:master"}), None),
+            (json!(null), None),
+        ] {
+            assert_eq!(in_tags(&tags, key, true).as_deref(), want, "{tags}");
+        }
+    }
 }

@@ -62,6 +62,14 @@ pub enum Error {
          palisade needs one to reach the node"
     )]
     NoPublicIpv4 { file: String, resource: String },
+    #[error("{file}: {resource}: no {wanted} address (looked at {looked_at}); {hint}")]
+    NoAddress {
+        file: String,
+        resource: String,
+        wanted: &'static str,
+        looked_at: String,
+        hint: String,
+    },
     #[error("{file}: address {address} belongs to two devices: {first} and {second}")]
     DuplicateAddress {
         file: String,

@@ -4,20 +4,27 @@
 //! operators hand us whichever they have, so [`load`] sniffs the document and
 //! hands it to the matching reader (`tfstate_v3`, `tfstate_v4`, `show_json`,
 //! `outputs`). Each reader only walks its own shape and yields raw
-//! [`device::Device`] records; `device` turns those into validated [`Host`]s in
-//! one place, so every format gets the same address rules and the same errors.
-//! A static TOML inventory (`static_file`) serves fleets without Terraform.
+//! [`device::Device`] records of the machine types the type table (`types`)
+//! knows; `device` reads their addresses, names and tags through that table
+//! and turns them into validated [`Host`]s in one place, so every format and
+//! every provider gets the same address rules and the same errors. A static
+//! TOML inventory (`static_file`) serves fleets without Terraform.
 
+mod address;
+mod census;
 mod device;
 mod error;
+mod flatmap;
 mod outputs;
+mod path;
 mod roles;
 mod show_json;
 mod static_file;
 mod tfstate_v3;
 mod tfstate_v4;
+mod types;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -26,8 +33,11 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use address::ConnectVia;
+pub use census::{Census, Survey};
 pub use error::Error;
 pub use roles::{RoleRule, RoleRules};
+pub use types::TypeSpec;
 
 /// What a node does in the cluster. The order of the variants is the order of
 /// reports: masters first, as operators list a DC/OS cluster.
@@ -93,6 +103,13 @@ impl HostName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A deposed object's name: its own, marked with its deposed key, so it
+    /// never collides with its replacement's (which usually has the same
+    /// hostname). The one blank in a name is the one palisade puts there.
+    pub(crate) fn deposed(&self, key: &str) -> HostName {
+        HostName(format!("{} (deposed {key})", self.0))
     }
 }
 
@@ -195,6 +212,12 @@ pub enum Source {
 
 /// Reads the fleet. Nothing is contacted: this only reads local files.
 pub fn load(source: &Source, rules: &RoleRules) -> Result<Inventory, Error> {
+    survey(source, rules).map(|s| s.inventory)
+}
+
+/// Reads the fleet and, for a Terraform state, what else the state held
+/// (`palisade inventory` shows it).
+pub fn survey(source: &Source, rules: &RoleRules) -> Result<Survey, Error> {
     match source {
         Source::Terraform(path) => {
             let origin = Origin::of(path);
@@ -208,8 +231,12 @@ pub fn load(source: &Source, rules: &RoleRules) -> Result<Inventory, Error> {
                 file: origin.to_string(),
             })?;
             let hosts = static_file::parse(&text, &origin)?;
-            finish(hosts, &origin, || {
+            let inventory = finish(hosts, &origin, || {
                 "hosts under [[master]], [[agent]], [[public-agent]], [[bootstrap]] or [[node]]".into()
+            })?;
+            Ok(Survey {
+                inventory,
+                census: None,
             })
         }
     }
@@ -261,10 +288,15 @@ fn read(path: &Path, origin: &Origin) -> Result<Vec<u8>, Error> {
 /// Parses a Terraform document of any supported format. Public for tests and
 /// fuzzing: it never panics, whatever the bytes.
 pub fn parse_terraform(bytes: &[u8], file: &str, rules: &RoleRules) -> Result<Inventory, Error> {
+    survey_terraform(bytes, file, rules).map(|s| s.inventory)
+}
+
+/// [`parse_terraform`] with the census.
+pub fn survey_terraform(bytes: &[u8], file: &str, rules: &RoleRules) -> Result<Survey, Error> {
     from_terraform(bytes, &Origin(file.into()), rules)
 }
 
-fn from_terraform(bytes: &[u8], origin: &Origin, rules: &RoleRules) -> Result<Inventory, Error> {
+fn from_terraform(bytes: &[u8], origin: &Origin, rules: &RoleRules) -> Result<Survey, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::Empty {
             file: origin.to_string(),
@@ -272,15 +304,54 @@ fn from_terraform(bytes: &[u8], origin: &Origin, rules: &RoleRules) -> Result<In
     }
     let doc: Value = serde_json::from_slice(bytes).map_err(|e| Error::json(origin, &e))?;
     let format = Format::sniff(&doc, origin)?;
-    let hosts = match format {
-        Format::StateV3 => device::hosts(tfstate_v3::devices(&doc, origin, rules)?, origin, rules)?,
-        Format::StateV4 => device::hosts(tfstate_v4::devices(&doc, origin, rules)?, origin, rules)?,
-        Format::ShowJson => device::hosts(show_json::devices(&doc, origin, rules)?, origin, rules)?,
-        Format::Outputs => outputs::hosts(&doc, origin)?,
+    let mut skipped = BTreeMap::new();
+    let devices = match format {
+        Format::StateV3 => tfstate_v3::devices(&doc, origin, rules, &mut skipped)?,
+        Format::StateV4 => tfstate_v4::devices(&doc, origin, rules, &mut skipped)?,
+        Format::ShowJson => show_json::devices(&doc, origin, rules, &mut skipped)?,
+        Format::Outputs => return from_outputs(&doc, origin, rules),
     };
-    finish(hosts, origin, || match format {
-        Format::Outputs => format!("outputs {}", outputs::NAMES.join(", ")),
-        _ => format!("managed resources of type {}", rules.describe_types()),
+    let mut found: BTreeMap<String, usize> = BTreeMap::new();
+    for device in &devices {
+        *found.entry(device.rtype.clone()).or_default() += 1;
+    }
+    let hosts = device::hosts(devices, origin, rules)?;
+    let inventory = finish(hosts, origin, || {
+        let mut looked_for = format!("managed resources of a machine type: {}", rules.describe_types());
+        if !skipped.is_empty() {
+            looked_for.push_str(&format!(
+                "; the file holds only {}: a machine type palisade does not know is described \
+                 in a [terraform.types.NAME] table in palisade.toml",
+                Census::describe(&skipped)
+            ));
+        }
+        looked_for
+    })?;
+    Ok(Survey {
+        inventory,
+        census: Some(Census { found, skipped }),
+    })
+}
+
+/// `terraform output -json`: public IPv4s only, so no other address to
+/// connect to, and no resource types to count.
+fn from_outputs(doc: &Value, origin: &Origin, rules: &RoleRules) -> Result<Survey, Error> {
+    if rules.connect_via() != ConnectVia::Public {
+        return Err(Error::NoAddress {
+            file: origin.to_string(),
+            resource: "terraform output -json".into(),
+            wanted: rules.connect_via().wanted(),
+            looked_at: outputs::NAMES.join(", "),
+            hint: "outputs hold only each node's public IPv4: read the state itself \
+                   (terraform state pull | palisade inventory --state -)"
+                .into(),
+        });
+    }
+    let hosts = outputs::hosts(doc, origin)?;
+    let inventory = finish(hosts, origin, || format!("outputs {}", outputs::NAMES.join(", ")))?;
+    Ok(Survey {
+        inventory,
+        census: None,
     })
 }
 

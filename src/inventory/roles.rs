@@ -1,18 +1,24 @@
-//! Which Terraform resources are nodes, and what role each plays.
+//! How Terraform resources become nodes: which resource types are machines
+//! (the type table), which address palisade connects to, and what role each
+//! node plays. [`RoleRules`] carries all three because `load` needs all
+//! three; it is named for the role mapping it started as.
 //!
 //! The Packet DC/OS Terraform names its devices `dcos_master`, `dcos_agent`,
 //! … and forks rename them, so the mapping is data: rules from the config are
-//! tried first, in order, then the built-in names. A device that matches no
-//! rule is still a node (role `node`): it gets whitelisted and firewalled.
+//! tried first, in order, then the built-in names. Fleets built by other
+//! Terraform say the role in a tag or label instead (`--role-tag role`):
+//! then the tag's value decides, and the name rule is the fallback for
+//! machines without the tag. A node that matches nothing is still a node
+//! (role `node`): it gets whitelisted and firewalled.
+
+use std::collections::BTreeMap;
 
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 
 use super::Role;
-
-/// Resource types that are bare-metal devices, across the provider's renames
-/// (Packet, then Equinix Metal, then the Equinix provider).
-pub const DEVICE_TYPES: [&str; 3] = ["packet_device", "metal_device", "equinix_metal_device"];
+use super::address::ConnectVia;
+use super::types::{DeviceType, TypeSpec, Types};
 
 const BUILTIN: [(&str, Role); 4] = [
     ("dcos_bootstrap", Role::Bootstrap),
@@ -26,37 +32,28 @@ const BUILTIN: [(&str, Role); 4] = [
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RoleRule {
-    /// A glob over the resource *name* (`dcos_master`, not the type).
+    /// A glob over the resource *name* (`dcos_master`, not the type), or
+    /// over the `--role-tag` value.
     pub resource: String,
     pub role: Role,
 }
 
-/// The compiled mapping.
-#[derive(Clone, Debug)]
+/// The compiled mapping, with the type table and the address choice.
+#[derive(Clone, Debug, Default)]
 pub struct RoleRules {
-    types: Vec<String>,
+    types: Types,
     rules: Vec<(GlobMatcher, Role)>,
-}
-
-impl Default for RoleRules {
-    fn default() -> Self {
-        RoleRules {
-            types: DEVICE_TYPES.iter().map(|t| t.to_string()).collect(),
-            rules: Vec::new(),
-        }
-    }
+    role_tag: Option<String>,
+    connect_via: ConnectVia,
 }
 
 impl RoleRules {
-    /// The built-in mapping plus extra device types and rules from the
-    /// config. A bad glob is reported with the pattern.
+    /// The built-in mapping plus `device_types` (the old form: extra types
+    /// read as Packet-shaped) and rules from the config. A bad glob is
+    /// reported with the pattern.
     pub fn new(extra_types: &[String], rules: &[RoleRule]) -> Result<RoleRules, String> {
         let mut out = RoleRules::default();
-        for t in extra_types {
-            if !out.types.contains(t) {
-                out.types.push(t.clone());
-            }
-        }
+        out.types.add_legacy(extra_types);
         for rule in rules {
             let glob =
                 Glob::new(&rule.resource).map_err(|e| format!("role pattern {:?}: {e}", rule.resource))?;
@@ -65,10 +62,42 @@ impl RoleRules {
         Ok(out)
     }
 
-    pub fn is_device(&self, resource_type: &str) -> bool {
-        self.types.iter().any(|t| t == resource_type)
+    /// Adds `[terraform.types.NAME]` tables; they win over built-in types
+    /// and over `device_types` of the same name.
+    pub fn with_types(mut self, specs: &BTreeMap<String, TypeSpec>) -> Result<RoleRules, String> {
+        self.types.add_specs(specs)?;
+        Ok(self)
     }
 
+    /// Reads roles from this tag or label first (`--role-tag`).
+    pub fn with_role_tag(mut self, key: Option<String>) -> RoleRules {
+        self.role_tag = key.filter(|k| !k.is_empty());
+        self
+    }
+
+    pub fn with_connect_via(mut self, via: ConnectVia) -> RoleRules {
+        self.connect_via = via;
+        self
+    }
+
+    pub(super) fn device_type(&self, resource_type: &str) -> Option<&DeviceType> {
+        self.types.get(resource_type)
+    }
+
+    pub fn is_device(&self, resource_type: &str) -> bool {
+        self.types.get(resource_type).is_some()
+    }
+
+    pub fn role_tag(&self) -> Option<&str> {
+        self.role_tag.as_deref()
+    }
+
+    pub fn connect_via(&self) -> ConnectVia {
+        self.connect_via
+    }
+
+    /// The role a resource name gives: configured globs, then the DC/OS
+    /// Terraform's names.
     pub fn role(&self, resource_name: &str) -> Role {
         if let Some((_, role)) = self.rules.iter().find(|(g, _)| g.is_match(resource_name)) {
             return *role;
@@ -79,8 +108,19 @@ impl RoleRules {
             .map_or(Role::Node, |(_, role)| *role)
     }
 
+    /// The role a `--role-tag` value gives: configured globs, then a role's
+    /// own name (any case, `_` for `-`), then the DC/OS Terraform's names.
+    pub fn role_from_tag(&self, value: &str) -> Role {
+        if let Some((_, role)) = self.rules.iter().find(|(g, _)| g.is_match(value)) {
+            return *role;
+        }
+        let spelled = value.trim().to_ascii_lowercase().replace('_', "-");
+        spelled.parse().unwrap_or_else(|_| self.role(value.trim()))
+    }
+
+    /// Every machine type, for "looked for" messages.
     pub fn describe_types(&self) -> String {
-        self.types.join(", ")
+        self.types.names().collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -97,7 +137,10 @@ mod tests {
         assert_eq!(r.role("dcos_agent"), Role::Agent);
         assert_eq!(r.role("web"), Role::Node);
         assert!(r.is_device("equinix_metal_device"));
+        assert!(r.is_device("hcloud_server"));
         assert!(!r.is_device("packet_ssh_key"));
+        assert_eq!(r.connect_via(), ConnectVia::Public);
+        assert_eq!(r.role_tag(), None);
     }
 
     #[test]
@@ -111,6 +154,28 @@ mod tests {
         assert_eq!(r.role("dcos_agent"), Role::Agent);
         assert!(r.is_device("custom_device"));
         assert!(r.is_device("packet_device"));
+    }
+
+    #[test]
+    fn tag_values_name_roles_or_match_rules() {
+        let rules = [RoleRule {
+            resource: "edge-*".into(),
+            role: Role::PublicAgent,
+        }];
+        let r = RoleRules::new(&[], &rules)
+            .unwrap()
+            .with_role_tag(Some("role".into()));
+        assert_eq!(r.role_tag(), Some("role"));
+        assert_eq!(r.role_from_tag("master"), Role::Master);
+        assert_eq!(r.role_from_tag("Public_Agent"), Role::PublicAgent);
+        assert_eq!(r.role_from_tag("public-agent"), Role::PublicAgent);
+        assert_eq!(r.role_from_tag("edge-lb"), Role::PublicAgent);
+        assert_eq!(r.role_from_tag("dcos_bootstrap"), Role::Bootstrap);
+        assert_eq!(r.role_from_tag("database"), Role::Node);
+        assert_eq!(
+            RoleRules::default().with_role_tag(Some(String::new())).role_tag(),
+            None
+        );
     }
 
     #[test]

@@ -1,83 +1,109 @@
 //! `terraform show -json` of a state: `values.root_module` holds
 //! `resources[]` (each with its full `address` and nested `values`) and
-//! `child_modules[]`, nested to any depth.
+//! `child_modules[]`, nested to any depth. A tainted instance says
+//! `"tainted": true`; a deposed object is listed as a resource of its own,
+//! with the same address and a `deposed_key`.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use super::device::{Attrs, Device};
-use super::{Error, Origin, RoleRules};
+use super::{Error, Lifecycle, Origin, RoleRules};
 
 pub(super) fn devices<'a>(
     doc: &'a Value,
     origin: &Origin,
     rules: &RoleRules,
+    skipped: &mut BTreeMap<String, usize>,
 ) -> Result<Vec<Device<'a>>, Error> {
     let mut out = Vec::new();
     // An empty state prints no "values" at all.
     if let Some(root) = doc.get("values").and_then(|v| v.get("root_module")) {
-        walk(root, "values.root_module", origin, rules, &mut out)?;
+        let mut walk = Walk {
+            origin,
+            rules,
+            skipped,
+            out: &mut out,
+        };
+        walk.module(root, "values.root_module")?;
     }
     Ok(out)
 }
 
-fn walk<'a>(
-    module: &'a Value,
-    location: &str,
-    origin: &Origin,
-    rules: &RoleRules,
-    out: &mut Vec<Device<'a>>,
-) -> Result<(), Error> {
-    let list = |key: &str| -> Result<&'a [Value], Error> {
-        match module.get(key) {
-            None | Some(Value::Null) => Ok(&[]),
-            Some(Value::Array(items)) => Ok(items.as_slice()),
-            Some(_) => Err(Error::malformed(
-                origin,
-                location,
-                format!("\"{key}\" is not a list"),
-            )),
-        }
-    };
-    for (i, resource) in list("resources")?.iter().enumerate() {
-        let field = |k: &str| resource.get(k).and_then(Value::as_str);
-        if field("mode").unwrap_or("managed") != "managed" {
-            continue;
-        }
-        let (Some(rtype), Some(name), Some(address)) = (field("type"), field("name"), field("address"))
-        else {
-            return Err(Error::malformed(
-                origin,
-                format!("{location}.resources[{i}]"),
-                "has no \"type\", \"name\" or \"address\"",
-            ));
+struct Walk<'w, 'a> {
+    origin: &'w Origin,
+    rules: &'w RoleRules,
+    skipped: &'w mut BTreeMap<String, usize>,
+    out: &'w mut Vec<Device<'a>>,
+}
+
+impl<'a> Walk<'_, 'a> {
+    fn module(&mut self, module: &'a Value, location: &str) -> Result<(), Error> {
+        let origin = self.origin;
+        let list = |key: &str| -> Result<&'a [Value], Error> {
+            match module.get(key) {
+                None | Some(Value::Null) => Ok(&[]),
+                Some(Value::Array(items)) => Ok(items.as_slice()),
+                Some(_) => Err(Error::malformed(
+                    origin,
+                    location,
+                    format!("\"{key}\" is not a list"),
+                )),
+            }
         };
-        if !rules.is_device(rtype) {
-            continue;
+        for (i, resource) in list("resources")?.iter().enumerate() {
+            let field = |k: &str| resource.get(k).and_then(Value::as_str);
+            if field("mode").unwrap_or("managed") != "managed" {
+                continue;
+            }
+            let (Some(rtype), Some(name), Some(address)) = (field("type"), field("name"), field("address"))
+            else {
+                return Err(Error::malformed(
+                    origin,
+                    format!("{location}.resources[{i}]"),
+                    "has no \"type\", \"name\" or \"address\"",
+                ));
+            };
+            if !self.rules.is_device(rtype) {
+                super::census::skip(self.skipped, rtype, 1);
+                continue;
+            }
+            let (lifecycle, deposed) = match resource.get("deposed_key") {
+                None | Some(Value::Null) => {
+                    let tainted = resource.get("tainted").and_then(Value::as_bool) == Some(true);
+                    let lifecycle = if tainted {
+                        Lifecycle::Tainted
+                    } else {
+                        Lifecycle::Current
+                    };
+                    (lifecycle, None)
+                }
+                Some(key) => (
+                    Lifecycle::Deposed,
+                    Some(super::tfstate_v4::deposed_key(key, origin, address)?),
+                ),
+            };
+            let values = resource
+                .get("values")
+                .and_then(Value::as_object)
+                .ok_or_else(|| Error::malformed(origin, address, "has no \"values\" object"))?;
+            self.out.push(Device {
+                address: address.to_owned(),
+                rtype: rtype.to_owned(),
+                name: name.to_owned(),
+                lifecycle,
+                deposed,
+                attrs: Attrs::Nested(values),
+            });
         }
-        if field("deposed_key").is_some() {
-            tracing::warn!("{origin}: {address}: deposed object (being replaced); skipped");
-            continue;
+        for (i, child) in list("child_modules")?.iter().enumerate() {
+            let child_location = match child.get("address").and_then(Value::as_str) {
+                Some(addr) => addr.to_owned(),
+                None => format!("{location}.child_modules[{i}]"),
+            };
+            self.module(child, &child_location)?;
         }
-        if resource.get("tainted").and_then(Value::as_bool) == Some(true) {
-            tracing::warn!("{origin}: {address}: tainted (Terraform will replace it); skipped");
-            continue;
-        }
-        let values = resource
-            .get("values")
-            .and_then(Value::as_object)
-            .ok_or_else(|| Error::malformed(origin, address, "has no \"values\" object"))?;
-        out.push(Device {
-            address: address.to_owned(),
-            name: name.to_owned(),
-            attrs: Attrs::Nested(values),
-        });
+        Ok(())
     }
-    for (i, child) in list("child_modules")?.iter().enumerate() {
-        let child_location = match child.get("address").and_then(Value::as_str) {
-            Some(addr) => addr.to_owned(),
-            None => format!("{location}.child_modules[{i}]"),
-        };
-        walk(child, &child_location, origin, rules, out)?;
-    }
-    Ok(())
 }

@@ -2,18 +2,24 @@
 //!
 //! `modules[]` each hold a `resources` map keyed `[data.]TYPE.NAME[.INDEX]`;
 //! the index is absent when count is 1, so a single bootstrap is
-//! `packet_device.dcos_bootstrap`. Attributes are a flatmap of strings.
+//! `packet_device.dcos_bootstrap`. Each resource has a `primary` object
+//! (`tainted` when marked for replacement) and a `deposed` list of the old
+//! objects `create_before_destroy` keeps running; all of them are machines.
+//! Attributes are a flatmap of strings.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use super::device::{Attrs, Device, resource_address};
-use super::{Error, Origin, RoleRules};
+use super::{Error, Lifecycle, Origin, RoleRules};
 
-pub(super) fn devices<'a>(
-    doc: &'a Value,
+pub(super) fn devices(
+    doc: &Value,
     origin: &Origin,
     rules: &RoleRules,
-) -> Result<Vec<Device<'a>>, Error> {
+    skipped: &mut BTreeMap<String, usize>,
+) -> Result<Vec<Device<'static>>, Error> {
     let modules = doc
         .get("modules")
         .and_then(Value::as_array)
@@ -47,26 +53,45 @@ pub(super) fn devices<'a>(
             };
             let rtype = resource.get("type").and_then(Value::as_str).unwrap_or(rtype);
             if !rules.is_device(rtype) {
+                super::census::skip(skipped, rtype, 1);
                 continue;
             }
             let address = resource_address(&module_addr, rtype, name, index.as_ref());
-            let Some(primary) = resource.get("primary").and_then(Value::as_object) else {
-                tracing::warn!("{origin}: {address}: no primary instance (only deposed objects); skipped");
-                continue;
+            let device = |object: &Value, lifecycle, deposed: Option<String>, at: &str| {
+                let attrs = object
+                    .get("attributes")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| {
+                        Error::malformed(origin, &address, format!("{at} has no \"attributes\" map"))
+                    })?;
+                Ok::<_, Error>(Device {
+                    address: address.clone(),
+                    rtype: rtype.to_owned(),
+                    name: name.to_owned(),
+                    lifecycle,
+                    deposed,
+                    attrs: Attrs::flat(attrs),
+                })
             };
-            if primary.get("tainted").and_then(Value::as_bool) == Some(true) {
-                tracing::warn!("{origin}: {address}: tainted (Terraform will replace it); skipped");
-                continue;
+            if let Some(primary) = resource.get("primary").filter(|p| !p.is_null()) {
+                let lifecycle = if primary.get("tainted").and_then(Value::as_bool) == Some(true) {
+                    Lifecycle::Tainted
+                } else {
+                    Lifecycle::Current
+                };
+                out.push(device(primary, lifecycle, None, "primary")?);
             }
-            let attrs = primary
-                .get("attributes")
-                .and_then(Value::as_object)
-                .ok_or_else(|| Error::malformed(origin, &address, "primary has no \"attributes\" map"))?;
-            out.push(Device {
-                address,
-                name: name.to_owned(),
-                attrs: Attrs::Flat(attrs),
-            });
+            // A v3 deposed object has no key of its own (the upgrade to v4
+            // draws random ones): its position in the list names it.
+            let deposed = resource.get("deposed").and_then(Value::as_array);
+            for (i, object) in deposed.into_iter().flatten().enumerate() {
+                out.push(device(
+                    object,
+                    Lifecycle::Deposed,
+                    Some(i.to_string()),
+                    &format!("deposed[{i}]"),
+                )?);
+            }
         }
     }
     Ok(out)

@@ -3,18 +3,24 @@
 //!
 //! `resources[]` carry `module`, `mode`, `type`, `name` and `instances[]`
 //! with an `index_key` (int for count, string for for_each). An instance
-//! holds either nested `attributes`, or `attributes_flat` when the state was
+//! object is `status: "tainted"` when marked for replacement, and carries a
+//! `deposed` key when it is an old object `create_before_destroy` keeps
+//! beside its replacement; all of them are machines. An instance holds
+//! either nested `attributes`, or `attributes_flat` when the state was
 //! upgraded from version 3 and not refreshed since.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use super::device::{Attrs, Device, resource_address};
-use super::{Error, Origin, RoleRules};
+use super::{Error, Lifecycle, Origin, RoleRules};
 
 pub(super) fn devices<'a>(
     doc: &'a Value,
     origin: &Origin,
     rules: &RoleRules,
+    skipped: &mut BTreeMap<String, usize>,
 ) -> Result<Vec<Device<'a>>, Error> {
     let resources = match doc.get("resources") {
         None | Some(Value::Null) => return Ok(Vec::new()),
@@ -40,27 +46,33 @@ pub(super) fn devices<'a>(
                 "has no \"type\" or \"name\"",
             ));
         };
+        let instances = resource
+            .get("instances")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
         if !rules.is_device(rtype) {
+            super::census::skip(skipped, rtype, instances.len());
             continue;
         }
         let module = field("module").unwrap_or("");
-        let Some(instances) = resource.get("instances").and_then(Value::as_array) else {
-            continue;
-        };
         for instance in instances {
             let address = resource_address(module, rtype, name, instance.get("index_key"));
-            if instance.get("deposed").is_some_and(|d| !d.is_null()) {
-                tracing::warn!("{origin}: {address}: deposed object (being replaced); skipped");
-                continue;
-            }
-            if instance.get("status").and_then(Value::as_str) == Some("tainted") {
-                tracing::warn!("{origin}: {address}: tainted (Terraform will replace it); skipped");
-                continue;
-            }
+            let (lifecycle, deposed) = match instance.get("deposed") {
+                None | Some(Value::Null) => {
+                    let tainted = instance.get("status").and_then(Value::as_str) == Some("tainted");
+                    let lifecycle = if tainted {
+                        Lifecycle::Tainted
+                    } else {
+                        Lifecycle::Current
+                    };
+                    (lifecycle, None)
+                }
+                Some(key) => (Lifecycle::Deposed, Some(deposed_key(key, origin, &address)?)),
+            };
             let attrs = if let Some(nested) = instance.get("attributes").and_then(Value::as_object) {
                 Attrs::Nested(nested)
             } else if let Some(flat) = instance.get("attributes_flat").and_then(Value::as_object) {
-                Attrs::Flat(flat)
+                Attrs::flat(flat)
             } else {
                 return Err(Error::malformed(
                     origin,
@@ -70,10 +82,28 @@ pub(super) fn devices<'a>(
             };
             out.push(Device {
                 address,
+                rtype: rtype.to_owned(),
                 name: name.to_owned(),
+                lifecycle,
+                deposed,
                 attrs,
             });
         }
     }
     Ok(out)
+}
+
+/// A deposed key as Terraform writes it: 8 hex digits. It becomes part of a
+/// host's name, so nothing else is admitted.
+pub(super) fn deposed_key(key: &Value, origin: &Origin, address: &str) -> Result<String, Error> {
+    key.as_str()
+        .filter(|k| (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Error::malformed(
+                origin,
+                address,
+                format!("deposed key {key} is not a Terraform deposed key"),
+            )
+        })
 }

@@ -161,12 +161,13 @@ impl Report {
     }
 
     pub fn table(&self) -> String {
+        use super::terminal::escape;
         let rows: Vec<[String; 3]> = self
             .hosts
             .iter()
             .map(|h| {
                 [
-                    h.name.clone(),
+                    escape(&h.name).into_owned(),
                     h.address.to_string(),
                     h.status.as_str().to_owned(),
                 ]
@@ -187,14 +188,14 @@ impl Report {
                 w1 = widths[1]
             ));
             if let Some(e) = &h.error {
-                out.push_str(&format!(": {e}"));
+                out.push_str(&format!(": {}", escape(e)));
             }
             out.push('\n');
             for c in &h.changes {
-                out.push_str(&format!("    - {c}\n"));
+                out.push_str(&format!("    - {}\n", escape(&c.to_string())));
             }
             for n in &h.notes {
-                out.push_str(&format!("    note: {n}\n"));
+                out.push_str(&format!("    note: {}\n", escape(n)));
             }
         }
         let parts: Vec<String> = self
@@ -205,5 +206,37 @@ impl Report {
             .collect();
         out.push_str(&format!("\n{} hosts: {}\n", self.hosts.len(), parts.join(", ")));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_node_prints_back_never_reaches_the_terminal_raw() {
+        let row = Row {
+            name: "node\u{202e}00".into(),
+            address: "198.18.1.11".parse().unwrap(),
+            role: Role::Agent,
+            status: Status::Failed,
+            changes: Vec::new(),
+            error: Some("remote step failed: \u{1b}]0;owned\u{7}\r\u{1b}[2Jgone".into()),
+            notes: vec!["line one\nline two\u{0}".into()],
+            elapsed_ms: 1,
+        };
+        let report = Report {
+            whitelist: None,
+            hosts: vec![row],
+            summary: BTreeMap::from([("failed", 1), ("total", 1)]),
+        };
+        let table = report.table();
+        assert!(!table.chars().any(|c| c.is_control() && c != '\n'), "{table:?}");
+        assert!(table.contains("node\\u{202e}00"), "{table}");
+        assert!(
+            table.contains("\\u{001b}]0;owned\\u{0007}\\r\\u{001b}[2Jgone"),
+            "{table}"
+        );
+        assert!(table.contains("note: line one\\nline two\\u{0000}"), "{table}");
     }
 }

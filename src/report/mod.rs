@@ -4,6 +4,7 @@ pub mod hosts;
 pub mod inventory;
 pub mod ping;
 pub mod progress;
+pub mod terminal;
 
 use std::process::ExitCode;
 
@@ -32,15 +33,20 @@ impl Verdict {
 }
 
 /// Left-aligned columns, two spaces apart; the last column is not padded.
+/// Every cell is escaped for the terminal.
 pub(crate) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let rows: Vec<[String; N]> = rows
+        .iter()
+        .map(|row| row.clone().map(|cell| terminal::escape(&cell).into_owned()))
+        .collect();
     let mut widths = [0usize; N];
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
             if i + 1 == N {
                 out.push_str(cell);

@@ -14,6 +14,7 @@ lab_tests![Needs::Systemd =>
     published_ports_follow_the_same_rule_per_role,
     entries_that_widen_the_whitelist_are_refused_before_any_node_is_touched,
     objects_palisade_did_not_make_are_never_replaced,
+    tainted_nodes_are_managed_and_deposed_ones_only_admitted,
 ];
 
 /// node-00 a master, node-01 an agent, node-02 a public agent (booting
@@ -222,4 +223,83 @@ fn objects_palisade_did_not_make_are_never_replaced() {
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(lab.must(n0, &["iptables-save"]).contains("-A PALISADE -p tcp"));
     assert_eq!(lab.must(n1, &["ipset", "list", "-n"]), "palisade6\n");
+}
+
+/// A Terraform state (v4) of the lab's nodes as `packet_device`s: node-00
+/// the master, node-01 an agent, node-02 an agent Terraform has tainted,
+/// node-03 a deposed object of the same agent (its replacement is node-02).
+fn lab_state(lab: &Lab) -> String {
+    let device = |i: usize, extra: &str| {
+        let n = &lab.nodes[i];
+        format!(
+            r#"{{"index_key":{index},"schema_version":0,{extra}"attributes":{{"id":"dev-{i}","hostname":"{name}","access_public_ipv4":"{v4}","access_public_ipv6":"{v6}","network":[{{"address":"{v4}","family":4,"public":true}},{{"address":"{v6}","family":6,"public":true}}],"root_password":"hunter2-secret"}}}}"#,
+            index = i.min(1),
+            name = n.name,
+            v4 = n.ip4,
+            v6 = n.ip6,
+        )
+    };
+    format!(
+        r#"{{"version":4,"terraform_version":"1.5.7","serial":3,"lineage":"lab","outputs":{{}},"resources":[
+{{"mode":"managed","type":"packet_device","name":"dcos_master","each":"list","provider":"provider[\"registry.terraform.io/packethost/packet\"]","instances":[{m}]}},
+{{"mode":"managed","type":"packet_device","name":"dcos_agent","each":"list","provider":"provider[\"registry.terraform.io/packethost/packet\"]","instances":[{a0},{a1},{a2}]}}]}}"#,
+        m = device(0, ""),
+        a0 = device(1, "").replace(r#""index_key":1"#, r#""index_key":0"#),
+        a1 = device(2, r#""status":"tainted","#),
+        a2 = device(3, r#""deposed":"00000001","#),
+    )
+}
+
+fn tainted_nodes_are_managed_and_deposed_ones_only_admitted() {
+    let lab = lab!(Spec {
+        nodes: 4,
+        systemd: vec![2],
+        ..Spec::default()
+    });
+    std::fs::write(lab.dir.join("lab.tfstate"), lab_state(&lab)).unwrap();
+    let out = lab.palisade(
+        bin(),
+        &[
+            "apply",
+            "--json",
+            "--state",
+            "lab.tfstate",
+            "--key",
+            "id_ed25519",
+            "--known-hosts",
+            "known_hosts",
+            "--allow",
+            "198.18.0.1",
+            "--allow",
+            "2001:2::1",
+        ],
+    );
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}\n{}", stderr(&out));
+    assert!(!stdout(&out).contains("hunter2") && !stderr(&out).contains("hunter2"));
+    let row = |i: usize| {
+        let address = lab.nodes[i].ip4.to_string();
+        report["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["address"] == address.as_str())
+            .unwrap_or_else(|| panic!("node {i} not in {report:#}"))
+            .clone()
+    };
+    for i in 0..3 {
+        assert_eq!(row(i)["status"], "changed", "{report:#}");
+    }
+    // The deposed object is admitted everywhere, and never touched.
+    assert_eq!(row(3)["status"], "deposed", "{report:#}");
+    assert!(untouched(&lab, 3));
+    let deposed = lab.nodes[3].ip4.to_string();
+    for i in 0..3 {
+        let set = lab.must(&lab.nodes[i].ns, &["ipset", "list", "palisade4"]);
+        assert!(
+            set.lines().any(|l| l == deposed),
+            "node {i} does not admit the deposed node"
+        );
+        assert!(lab.tcp_connects(&lab.nodes[3].ns, IpAddr::V4(lab.nodes[i].ip4), 22));
+    }
 }

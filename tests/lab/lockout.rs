@@ -17,6 +17,7 @@ lab_tests![Needs::Systemd =>
     remove_cancels_a_pending_rollback,
     one_change_at_a_time_on_a_node,
     a_claim_whose_owner_died_is_settled_by_the_next_run,
+    a_stuck_xtables_lock_fails_the_host_in_bounded_time,
 ];
 
 /// `nodes` nodes; the last of two or more boots systemd, as CoreOS and
@@ -225,31 +226,9 @@ fn remove_cancels_a_pending_rollback() {
 fn one_change_at_a_time_on_a_node() {
     let lab = lab!(spec(2));
     // Another palisade run holds node 0's lock.
-    let pid = lab.sshd_pid(0);
-    let mut holder = std::process::Command::new("nsenter")
-        .args([
-            "-t",
-            &pid,
-            "-m",
-            "-n",
-            "--",
-            "flock",
-            "/run/palisade/lock",
-            "sleep",
-            "30",
-        ])
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    assert!(eventually(5, || lab
-        .other_processes(0)
-        .iter()
-        .any(|p| p.contains("sleep 30"))));
+    let holder = hold(&lab, 0, "/run/palisade/lock");
     let out = lab.palisade(bin(), &args("apply", &[]));
-    // flock and the sleep it holds the lock for, both.
-    // SAFETY: signalling the process group we created.
-    unsafe { libc::kill(-(holder.id() as i32), libc::SIGKILL) };
-    let _ = holder.wait();
+    release(holder);
     let report = json(&out);
     assert_eq!(out.status.code(), Some(2), "{report:#}");
     let error = host(&report, "node-00")["error"].as_str().unwrap();
@@ -262,6 +241,29 @@ fn one_change_at_a_time_on_a_node() {
     // Once the other run is done, the node takes the change.
     let out = lab.palisade(bin(), &args("apply", &[]));
     assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
+}
+
+/// Another program holding the lock file `path` on plain node `i` (flock,
+/// in a process group of its own) until [`release`].
+fn hold(lab: &Lab, i: usize, path: &str) -> std::process::Child {
+    let pid = lab.sshd_pid(i);
+    let holder = std::process::Command::new("nsenter")
+        .args(["-t", &pid, "-m", "-n", "--", "flock", path, "sleep", "300"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    assert!(eventually(5, || lab
+        .other_processes(i)
+        .iter()
+        .any(|p| p.contains("sleep 300"))));
+    holder
+}
+
+/// Kills a [`hold`]er: flock and the sleep it holds the lock for, both.
+fn release(mut holder: std::process::Child) {
+    // SAFETY: signalling the process group we created.
+    unsafe { libc::kill(-(holder.id() as i32), libc::SIGKILL) };
+    let _ = holder.wait();
 }
 
 /// Marks node `i`'s pending change as claimed by `owner` that then died
@@ -313,12 +315,12 @@ fn a_claim_whose_owner_died_is_settled_by_the_next_run() {
     let out = lab.palisade(bin(), &args("apply", &[]));
     let report = json(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
-    for i in 0..2 {
+    for (i, old) in before.iter().enumerate() {
         assert!(
             !members(i).contains("192.0.2.0/24"),
             "node {i} kept the abandoned change"
         );
-        assert_eq!(sorted(&members(i)), sorted(&before[i]));
+        assert_eq!(sorted(&members(i)), sorted(old));
     }
     let out = lab.palisade(bin(), &args("verify", &[]));
     assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
@@ -334,4 +336,26 @@ fn sorted(save: &str) -> Vec<String> {
         .collect();
     lines.sort();
     lines
+}
+
+fn a_stuck_xtables_lock_fails_the_host_in_bounded_time() {
+    let lab = lab!(Spec {
+        nodes: 2,
+        legacy: vec![0],
+        ..Spec::default()
+    });
+    // Another program holds node 0's xtables lock (legacy iptables) and
+    // never lets go.
+    let holder = hold(&lab, 0, "/run/xtables.lock");
+    let start = Instant::now();
+    let out = lab.palisade(bin(), &args("apply", &[]));
+    let took = start.elapsed();
+    release(holder);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    assert!(took < Duration::from_secs(100), "apply took {took:?}");
+    let error = host(&report, "node-00")["error"].as_str().unwrap_or_default();
+    assert!(error.contains("xtables lock"), "{error}");
+    assert!(untouched(&lab, 0));
+    assert_eq!(host(&report, "node-01")["status"], "changed", "{report:#}");
 }

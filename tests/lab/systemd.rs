@@ -16,6 +16,7 @@ lab_tests![Needs::Systemd =>
     a_rollback_that_fires_during_a_slow_commit_leaves_the_node_as_it_was,
     a_remove_that_fails_half_way_leaves_no_boot_restore,
     the_docker_user_guard_is_back_after_a_reboot,
+    a_node_without_flock_is_told_so,
 ];
 
 /// `nodes` nodes, all booting systemd.
@@ -303,4 +304,17 @@ fn the_docker_user_guard_is_back_after_a_reboot() {
     assert!(lab.tcp_connects(&lab.nodes[1].ns, node0, 8080));
     let report = run(&lab, "verify", &[], 0);
     assert_eq!(host(&report, "node-00")["status"], "ok", "{report:#}");
+}
+
+fn a_node_without_flock_is_told_so() {
+    let lab = lab!(spec(2));
+    let out = lab.on_node(0, &["rm", "-f", "/usr/bin/flock"]);
+    assert!(out.status.success());
+    let out = lab.palisade(bin(), &args("apply", &[]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let error = host(&report, "node-00")["error"].as_str().unwrap_or_default();
+    assert_eq!(error, "missing on the node: flock", "{report:#}");
+    assert!(untouched(&lab, 0));
+    assert_eq!(host(&report, "node-01")["status"], "changed");
 }
