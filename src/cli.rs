@@ -93,7 +93,7 @@ pub struct SshArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub key: Option<PathBuf>,
     /// SSH port [default: 22].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// The cluster's known_hosts file [default: .palisade/known_hosts next to
     /// the state or inventory].
@@ -103,7 +103,7 @@ pub struct SshArgs {
     #[arg(long, global = true, value_enum)]
     pub host_key_checking: Option<HostKeyChecking>,
     /// How many hosts to work on at once [default: 64].
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", value_parser = parse_forks)]
     pub forks: Option<NonZeroUsize>,
     /// Seconds to wait for a connection and login [default: 10].
     #[arg(long, global = true, value_name = "SECONDS")]
@@ -171,6 +171,14 @@ pub struct WhitelistArgs {
     /// [default: 60].
     #[arg(long, global = true, value_name = "SECONDS")]
     pub confirm_timeout: Option<u64>,
+}
+
+fn parse_forks(s: &str) -> Result<NonZeroUsize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (how many hosts to work on at once)".into()),
+        Ok(n) => NonZeroUsize::new(n).ok_or_else(|| "must be at least 1".into()),
+        Err(_) => Err(format!("{s:?} is not a number of hosts")),
+    }
 }
 
 fn parse_role_rule(s: &str) -> Result<RoleRule, String> {

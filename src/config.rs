@@ -229,22 +229,43 @@ impl Settings {
         }
         open.extend(w.open.iter().cloned());
         let fw = config.firewall;
+        // Where a setting came from, for messages: the flag, or the file and key.
+        let from = |flag_given: bool, flag: &str, key: &str| {
+            if flag_given {
+                format!("--{flag}")
+            } else {
+                format!("{config_name}: {key}")
+            }
+        };
+        let confirm_from = from(
+            w.confirm_timeout.is_some(),
+            "confirm-timeout",
+            "firewall.confirm_timeout",
+        );
         let confirm_timeout = match w.confirm_timeout.or(fw.confirm_timeout).unwrap_or(60) {
-            n if n < 5 => bail!("confirm-timeout must be at least 5 seconds (got {n})"),
-            n if n > 3600 => bail!("confirm-timeout must be at most 3600 seconds (got {n})"),
+            n if n < 5 => bail!("{confirm_from} must be at least 5 seconds (got {n})"),
+            n if n > 3600 => bail!("{confirm_from} must be at most 3600 seconds (got {n})"),
             n => Duration::from_secs(n),
         };
+        let resolvers_from = from(!w.resolvers.is_empty(), "resolver", "whitelist.resolvers");
+        let resolvers = list_setting(
+            &w.resolvers,
+            config.whitelist.resolvers,
+            &policy::DEFAULT_RESOLVERS,
+        );
+        if let Some(net) = resolvers
+            .iter()
+            .find(|r| r.net().prefix_len() != r.net().max_prefix_len())
+        {
+            bail!("{resolvers_from}: {net} is a network; a DNS resolver is one address");
+        }
         let public_only = w.public_only || config.whitelist.public_only.unwrap_or(false);
         let policy = PolicyOptions {
             public_only,
             open,
             allow,
             extra,
-            resolvers: list_setting(
-                &w.resolvers,
-                config.whitelist.resolvers,
-                &policy::DEFAULT_RESOLVERS,
-            ),
+            resolvers,
             interfaces: list_setting(
                 &w.interfaces,
                 config.whitelist.interfaces,
@@ -257,11 +278,19 @@ impl Settings {
             persist: !w.no_persist && fw.persist.unwrap_or(true),
         };
         let ssh = &args.ssh;
-        let seconds = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| -> Result<Duration> {
-            match flag.or(file).unwrap_or(default) {
-                0 => bail!("{name} must be at least 1 second"),
-                n => Ok(Duration::from_secs(n)),
-            }
+        let seconds =
+            |flag: Option<u64>, file: Option<u64>, default: u64, name: &str, key: &str| -> Result<Duration> {
+                match flag.or(file).unwrap_or(default) {
+                    0 => bail!("{} must be at least 1 second", from(flag.is_some(), name, key)),
+                    n => Ok(Duration::from_secs(n)),
+                }
+            };
+        let port = match ssh.port.or(config.ssh.port).unwrap_or(22) {
+            0 => bail!(
+                "{}: port 0 is no port (1 to 65535)",
+                from(ssh.port.is_some(), "port", "ssh.port")
+            ),
+            p => p,
         };
         let known_hosts = ssh
             .known_hosts
@@ -272,7 +301,7 @@ impl Settings {
             json: args.json,
             user,
             key: ssh.key.clone().or(config.ssh.key),
-            port: ssh.port.or(config.ssh.port).unwrap_or(22),
+            port,
             known_hosts,
             host_key_checking: ssh
                 .host_key_checking
@@ -284,8 +313,9 @@ impl Settings {
                 config.ssh.connect_timeout,
                 10,
                 "connect-timeout",
+                "ssh.connect_timeout",
             )?,
-            step_timeout: seconds(ssh.timeout, config.ssh.timeout, 120, "timeout")?,
+            step_timeout: seconds(ssh.timeout, config.ssh.timeout, 120, "timeout", "ssh.timeout")?,
             retries: ssh.retries.or(config.ssh.retries).unwrap_or(2),
             jump: ssh.jump.clone().or(config.ssh.jump),
             confirm_timeout,
@@ -314,4 +344,81 @@ where
     T::Err: std::fmt::Debug,
 {
     text.parse().expect("palisade's default names are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    /// Settings from `args` and a config file holding `toml`.
+    fn resolve(toml: &str, args: &[&str]) -> Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("palisade.toml");
+        std::fs::write(&config, toml).unwrap();
+        let mut argv = vec![
+            "palisade",
+            "plan",
+            "--config",
+            config.to_str().unwrap(),
+            "--inventory",
+            "h.toml",
+        ];
+        argv.extend_from_slice(args);
+        Settings::resolve(&Cli::try_parse_from(argv).unwrap().global)
+    }
+
+    fn error(toml: &str, args: &[&str]) -> String {
+        match resolve(toml, args) {
+            Ok(_) => panic!("{toml:?} {args:?} was accepted"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn numbers_are_checked_and_the_message_names_flag_or_key() {
+        assert!(
+            error("[ssh]\nport = 0\n", &[])
+                .ends_with("palisade.toml: ssh.port: port 0 is no port (1 to 65535)")
+        );
+        let e = error("[firewall]\nconfirm_timeout = 4\n", &[]);
+        assert!(
+            e.ends_with("palisade.toml: firewall.confirm_timeout must be at least 5 seconds (got 4)"),
+            "{e}"
+        );
+        let e = error("", &["--confirm-timeout", "4000"]);
+        assert_eq!(e, "--confirm-timeout must be at most 3600 seconds (got 4000)");
+        let e = error("[ssh]\ntimeout = 0\n", &[]);
+        assert!(
+            e.ends_with("palisade.toml: ssh.timeout must be at least 1 second"),
+            "{e}"
+        );
+        let e = error("", &["--resolver", "8.8.8.0/24"]);
+        assert_eq!(
+            e,
+            "--resolver: 8.8.8.0/24 is a network; a DNS resolver is one address"
+        );
+        let e = error("[whitelist]\nresolvers = [\"10.0.0.0/8\"]\n", &[]);
+        assert!(
+            e.ends_with(
+                "palisade.toml: whitelist.resolvers: 10.0.0.0/8 is a network; a DNS resolver is one address"
+            ),
+            "{e}"
+        );
+        assert!(resolve("[ssh]\nport = 2222\n", &[]).is_ok_and(|s| s.port == 2222));
+    }
+
+    #[test]
+    fn flags_refuse_zero_ports_and_forks() {
+        for (flag, value, says) in [
+            ("--port", "0", "0 is not in 1..=65535"),
+            ("--forks", "0", "must be at least 1"),
+        ] {
+            let err = Cli::try_parse_from(["palisade", "ping", flag, value])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{flag} {value}: {err}");
+        }
+    }
 }

@@ -18,8 +18,9 @@ async fn main() -> ExitCode {
     match palisade::cmd::run(cli).await {
         Ok(verdict) => verdict.exit_code(),
         Err(err) => {
+            // One line, whatever a file put in the names it quotes.
             let message = format!("{err:#}");
-            eprintln!("palisade: {}", palisade::report::terminal::escape_lines(&message));
+            eprintln!("palisade: {}", palisade::report::terminal::escape(&message));
             ExitCode::from(EXIT_USAGE)
         }
     }
