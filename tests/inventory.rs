@@ -1220,3 +1220,349 @@ const FUZZED_TYPES: [&str; 6] = [
 fn fuzz_rules() -> RoleRules {
     RoleRules::default().with_role_tag(Some("role".into()))
 }
+
+/// `terraform output -json` holds each node's public IPv4 only: applying a
+/// whitelist from it would drop node-to-node traffic over the private
+/// network. apply refuses before contacting any node (exit 1, nothing on
+/// stdout). What lifts the refusal (private networks in --extra,
+/// --public-only) is tested in `policy`; running it here would contact
+/// the fixture's addresses.
+#[test]
+fn an_inventory_without_private_addresses_is_refused_by_apply() {
+    let state = fixture("output-0.12.json");
+    let state = state.to_str().unwrap();
+    let base = ["--state", state, "--allow", "203.0.113.7"];
+    let run = |cmd: &str, extra: &[&str]| {
+        let mut args = vec![cmd, "--json"];
+        args.extend_from_slice(&base);
+        args.extend_from_slice(extra);
+        palisade(&args, None)
+    };
+    let out = run("apply", &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(
+        stderr.contains("the inventory knows no private address for 9 node(s)")
+            && stderr.contains("--public-only")
+            && stderr.contains("no node was changed"),
+        "{stderr}"
+    );
+}
+
+/// Runs `palisade inventory --json --state terraform.tfstate FLAGS` on
+/// `state`, in a directory that holds `config` as palisade.toml if given.
+fn inventory_of(state: &Value, config: Option<&str>, flags: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("terraform.tfstate"), state.to_string()).unwrap();
+    if let Some(config) = config {
+        std::fs::write(dir.path().join("palisade.toml"), config).unwrap();
+    }
+    let mut args = vec!["inventory", "--json", "--state", "terraform.tfstate"];
+    args.extend_from_slice(flags);
+    run_in(dir.path(), &args, None)
+}
+
+fn v4_state(resources: Value) -> Value {
+    json!({"version": 4, "terraform_version": "1.5.0", "serial": 1, "lineage": "x", "resources": resources})
+}
+
+fn v4_resource(rtype: &str, name: &str, instances: Value) -> Value {
+    json!({"mode": "managed", "type": rtype, "name": name, "provider": "p", "instances": instances})
+}
+
+fn v3_state(resources: Value) -> Value {
+    json!({"version": 3, "terraform_version": "0.11.14", "serial": 1, "lineage": "x",
+           "modules": [{"path": ["root"], "outputs": {}, "resources": resources}]})
+}
+
+fn succeeded(out: &Output) -> Value {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    hosts_of(out)
+}
+
+#[test]
+fn a_flatmap_key_nested_too_deeply_is_refused_not_a_stack_overflow() {
+    for deep in [
+        format!("{}y", "x.".repeat(200_000)),
+        format!("network.{}address", "0.".repeat(200_000)),
+    ] {
+        let state = v3_state(json!({"packet_device.a": {"type": "packet_device",
+            "primary": {"id": "i", "attributes": {"access_public_ipv4": "203.0.113.1", deep: "1.2.3.4"}},
+            "deposed": []}}));
+        let stderr = refused(state.to_string().as_bytes());
+        assert!(
+            stderr.contains("packet_device.a: attribute key \"")
+                && stderr.contains("is nested more than 128 levels deep"),
+            "{stderr}"
+        );
+        assert!(stderr.len() < 400, "the key is shortened: {stderr}");
+    }
+    // The same through a v4 `attributes_flat`.
+    let deep = format!("{}y", "x.".repeat(200_000));
+    let state = v4_state(json!([v4_resource(
+        "aws_instance",
+        "a",
+        json!([{"schema_version": 1, "attributes_flat": {"public_ip": "203.0.113.1", deep: "1"}}])
+    )]));
+    let stderr = refused(state.to_string().as_bytes());
+    assert!(stderr.contains("aws_instance.a: attribute key"), "{stderr}");
+}
+
+#[test]
+fn configured_paths_never_read_a_secret_anywhere_along_them() {
+    let gce = v4_state(json!([v4_resource(
+        "google_compute_instance",
+        "a",
+        json!([{"schema_version": 1,
+        "attributes": {"name": "g1",
+            "network_interface": [{"network_ip": "10.0.0.11", "access_config": [{"nat_ip": "203.0.113.11"}]}],
+            "metadata": {"startup-script": "export DB_PASSWORD=SECRET", "user-data": "SECRET"}}}])
+    )]));
+    // `[*]` over a map passes its secret keys over.
+    let hosts = succeeded(&inventory_of(
+        &gce,
+        Some("[terraform.types.google_compute_instance]\naddresses = [\"metadata[*]\"]\n"),
+        &[],
+    ));
+    assert_eq!(hosts[0]["name"], "g1");
+    for (config, secret) in [
+        (
+            "[terraform.types.google_compute_instance]\nname = [\"metadata.startup-script\"]\n",
+            "startup-script",
+        ),
+        (
+            "[terraform.types.google_compute_instance]\nname = [\"metadata.user_data\"]\n",
+            "user_data",
+        ),
+        (
+            "[terraform.types.azurerm_linux_virtual_machine]\npublic = [\"os_profile[*]\"]\n",
+            "os_profile",
+        ),
+        (
+            "[terraform.types.azurerm_linux_virtual_machine]\nname = [\"os_profile.custom_data\"]\n",
+            "os_profile",
+        ),
+        (
+            "[terraform.types.vsphere_virtual_machine]\nname = [\"vapp[*].properties[*]\"]\n",
+            "vapp",
+        ),
+    ] {
+        let out = inventory_of(&gce, Some(config), &[]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{config}: {stderr}");
+        assert!(
+            stderr.contains(&format!("reads {secret:?}, which holds secrets")),
+            "{config}: {stderr}"
+        );
+        assert!(!stderr.contains("SECRET"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_value_that_is_not_an_address_is_shortened_and_escaped_in_the_error() {
+    let long = format!("\u{1b}[2J{}", "a".repeat(5000));
+    let state = v4_state(json!([v4_resource(
+        "aws_instance",
+        "a",
+        json!([{"schema_version": 1, "attributes": {"public_ip": long, "private_ip": "10.0.0.1"}}])
+    )]));
+    let stderr = refused(state.to_string().as_bytes());
+    assert!(stderr.contains("field public_ip: \"\\u{1b}[2Jaaaa"), "{stderr}");
+    assert!(stderr.contains("…\" is not an IP address"), "{stderr}");
+    assert!(stderr.len() < 400, "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
+
+#[test]
+fn container_and_overlay_addresses_every_dcos_node_reports_are_not_its_own() {
+    let guest = |own: &str| {
+        json!([
+            own,
+            "172.17.0.1",
+            "198.51.100.1",
+            "198.51.100.2",
+            "198.51.100.3",
+            "44.128.0.1",
+            "9.0.2.1",
+            "fe80::1",
+            "2001:db8::1:5"
+        ])
+    };
+    let state = v4_state(json!([v4_resource(
+        "vsphere_virtual_machine",
+        "dcos_agent",
+        json!([
+            {"index_key": 0, "schema_version": 3,
+             "attributes": {"name": "agent-0", "default_ip_address": "10.5.0.10", "guest_ip_addresses": guest("10.5.0.10")}},
+            {"index_key": 1, "schema_version": 3,
+             "attributes": {"name": "agent-1", "default_ip_address": "10.5.0.11", "guest_ip_addresses": guest("10.5.0.11")}}
+        ])
+    )]));
+    // The two nodes still share an IPv6 address: that is a real conflict.
+    let out = inventory_of(&state, None, &["--connect-via", "private"]);
+    assert!(
+        text(&out.stderr).contains("address 2001:db8::1:5 belongs to two devices"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut state = state;
+    state["resources"][0]["instances"][1]["attributes"]["guest_ip_addresses"][8] = json!("2001:db8::1:6");
+    let hosts = succeeded(&inventory_of(&state, None, &["--connect-via", "private"]));
+    assert_eq!(hosts[0]["ipv4"], json!(["10.5.0.10"]));
+    assert_eq!(hosts[1]["ipv4"], json!(["10.5.0.11"]));
+    assert_eq!(hosts[0]["role"], "agent");
+    // Addresses a provider classifies are kept whatever their range.
+    let aws = v4_state(json!([v4_resource(
+        "aws_instance",
+        "a",
+        json!([{"schema_version": 1, "attributes": {"public_ip": "9.1.2.3", "private_ip": "172.17.0.5"}}])
+    )]));
+    let hosts = succeeded(&inventory_of(&aws, None, &[]));
+    assert_eq!(hosts[0]["address"], "9.1.2.3");
+    assert_eq!(hosts[0]["ipv4"], json!(["9.1.2.3", "172.17.0.5"]));
+}
+
+#[test]
+fn an_unknown_role_tag_value_falls_back_to_the_resource_name_and_warns() {
+    let state = v4_state(json!([
+        v4_resource(
+            "aws_instance",
+            "dcos_master",
+            json!([{"schema_version": 1, "attributes":
+            {"public_ip": "203.0.113.8", "private_ip": "10.0.0.8", "tags": {"role": "mastr\u{1b}[31m"}}}])
+        ),
+        v4_resource(
+            "aws_instance",
+            "web",
+            json!([{"schema_version": 1, "attributes":
+            {"public_ip": "203.0.113.9", "private_ip": "10.0.0.9", "tags": {"role": "Public Agent"}}}])
+        ),
+    ]));
+    let out = inventory_of(&state, None, &["--role-tag", "role"]);
+    let hosts = succeeded(&out);
+    assert_eq!(roles_of(&json!({ "hosts": hosts })), ["master", "public-agent"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("aws_instance.dcos_master: tag \"role\" is \"mastr\\u{1b}[31m\", which names no role"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
+
+#[test]
+fn an_ipv4_mapped_ipv6_address_is_the_ipv4_address() {
+    let state = v4_state(json!([
+        v4_resource(
+            "aws_instance",
+            "a",
+            json!([{"schema_version": 1, "attributes":
+            {"public_ip": "203.0.113.5", "private_ip": "10.0.0.5", "ipv6_addresses": ["::ffff:203.0.113.5"]}}])
+        ),
+        v4_resource(
+            "aws_instance",
+            "b",
+            json!([{"schema_version": 1, "attributes":
+            {"public_ip": "::ffff:203.0.113.6", "private_ip": "10.0.0.6"}}])
+        ),
+    ]));
+    let hosts = succeeded(&inventory_of(&state, None, &[]));
+    assert_eq!(hosts[0]["ipv4"], json!(["10.0.0.5", "203.0.113.5"]));
+    assert_eq!(hosts[0]["ipv6"], json!([]));
+    assert_eq!(hosts[1]["address"], "203.0.113.6");
+    // Written both ways on two machines, it is one address on both.
+    let mut state = state;
+    state["resources"][1]["instances"][0]["attributes"]["public_ip"] = json!("203.0.113.5");
+    let stderr = refused(state.to_string().as_bytes());
+    assert!(
+        stderr.contains("address 203.0.113.5 belongs to two devices"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_for_each_key_with_blanks_names_the_host_by_its_address() {
+    let state = v4_state(json!([v4_resource(
+        "aws_instance",
+        "web",
+        json!([
+            {"index_key": "blue green", "schema_version": 1,
+             "attributes": {"public_ip": "203.0.113.7", "private_ip": "10.0.0.7"}},
+            {"index_key": "red", "schema_version": 1,
+             "attributes": {"public_ip": "203.0.113.8", "private_ip": "10.0.0.8"}}
+        ])
+    )]));
+    let hosts = succeeded(&inventory_of(&state, None, &[]));
+    assert_eq!(hosts[0]["name"], "aws_instance.web[\"blue_green\"]");
+    assert_eq!(hosts[1]["name"], "aws_instance.web[\"red\"]");
+}
+
+#[test]
+fn many_addresses_on_one_machine_are_read_in_linear_time() {
+    let many: Vec<String> = (0..50_000).map(|i| format!("2001:db8::{i:x}")).collect();
+    let state = v4_state(json!([v4_resource(
+        "aws_instance",
+        "a",
+        json!([{"schema_version": 1,
+        "attributes": {"public_ip": "203.0.113.1", "private_ip": "10.0.0.1", "ipv6_addresses": many}}])
+    )]));
+    let started = std::time::Instant::now();
+    let hosts = succeeded(&inventory_of(&state, None, &[]));
+    assert_eq!(hosts[0]["ipv6"].as_array().unwrap().len(), 50_000);
+    // Quadratic deduplication took minutes here.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn a_block_stored_as_an_object_reads_like_a_list_of_one() {
+    let state = v4_state(json!([v4_resource(
+        "cherryservers_server",
+        "c",
+        json!([{"schema_version": 0,
+        "attributes": {"hostname": "c1", "ip_addresses": {"type": "primary-ip", "address": "203.0.113.70"}}}])
+    )]));
+    let hosts = succeeded(&inventory_of(&state, None, &[]));
+    assert_eq!(hosts[0]["address"], "203.0.113.70");
+    let mut state = state;
+    state["resources"][0]["instances"][0]["attributes"]["ip_addresses"]["type"] = json!("private-ip");
+    state["resources"][0]["instances"][0]["attributes"]["ip_addresses"]["address"] = json!("10.0.0.70");
+    let hosts = succeeded(&inventory_of(&state, None, &["--connect-via", "private"]));
+    assert_eq!(hosts[0]["address"], "10.0.0.70");
+}
+
+#[test]
+fn names_from_the_file_are_escaped_in_errors() {
+    let state = v4_state(json!([{"mode": "managed", "type": "aws_instance",
+        "name": "x\u{1b}]0;pwned\u{7}\nforged line", "module": "module.m\u{1b}[2J\u{202e}", "provider": "p",
+        "instances": [{"schema_version": 1, "attributes": {"private_ip": "10.0.0.1"}}]}]));
+    let stderr = refused(state.to_string().as_bytes());
+    assert!(
+        stderr.contains("module.m\\u{1b}[2J\\u{202e}.aws_instance.x\\u{1b}]0;pwned\\u{7}\\nforged line:"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains(['\u{1b}', '\u{7}', '\u{202e}']), "{stderr}");
+    // A flatmap key in a field name, too.
+    let state = v3_state(
+        json!({"aws_instance.a": {"type": "aws_instance", "primary": {"id": "i",
+        "attributes": {"public_ip": "203.0.113.12", "private_ip": "10.0.0.12",
+                       "ipv6_addresses.#": "1", "ipv6_addresses.0\u{1b}[2J": "nope"}}, "deposed": []}}),
+    );
+    let stderr = refused(state.to_string().as_bytes());
+    assert!(
+        stderr.contains("field ipv6_addresses.0\\u{1b}[2J: \"nope\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    // And `terraform show -json`, which spells the whole address itself.
+    let show = json!({"format_version": "1.0", "terraform_version": "1.5.0", "values": {"root_module": {
+        "resources": [{"address": "aws_instance.x\nforged line", "mode": "managed", "type": "aws_instance",
+                       "name": "x", "values": {"private_ip": "10.0.0.1"}}]}}});
+    let stderr = refused(show.to_string().as_bytes());
+    assert!(
+        stderr.contains("aws_instance.x\\nforged line: no public IPv4"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

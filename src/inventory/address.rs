@@ -70,14 +70,17 @@ pub(super) fn parse(text: &str) -> Option<IpAddr> {
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
-    if let Ok(addr) = bare.parse() {
-        return Some(addr);
+    // An IPv4-mapped IPv6 address (`::ffff:203.0.113.5`) is the IPv4
+    // address: canonical, so it is classified, picked and found twice as
+    // the IPv4 it is.
+    if let Ok(addr) = bare.parse::<IpAddr>() {
+        return Some(addr.to_canonical());
     }
     let (addr, len) = bare.split_once('/')?;
     let addr: IpAddr = addr.parse().ok()?;
     let len: u8 = len.parse().ok()?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some(addr)
+    (len <= max).then_some(addr.to_canonical())
 }
 
 /// Addresses that mean nothing in a whitelist shared by many machines:
@@ -90,6 +93,21 @@ pub(super) fn meaningless(addr: IpAddr) -> bool {
             a.is_loopback() || a.is_unspecified() || a.is_multicast() || (a.segments()[0] & 0xffc0) == 0xfe80
         }
     }
+}
+
+/// Addresses that every node of a DC/OS fleet carries on a virtual
+/// interface, so guest-agent reports (vSphere `guest_ip_addresses`) list
+/// them on every machine: the Docker bridge (172.17.0.0/16), DC/OS DNS
+/// (Spartan, 198.51.100.1-3), the DC/OS overlay (44.128.0.0/20, and
+/// 9.0.0.0/8 for its virtual networks). They are no machine's own, and
+/// would make the whole fleet fail as one address on two devices; only
+/// addresses a provider does not classify are dropped by them.
+pub(super) fn shared_by_every_node(addr: IpAddr) -> bool {
+    let IpAddr::V4(a) = addr else {
+        return false;
+    };
+    let [o1, o2, o3, _] = a.octets();
+    (o1, o2) == (172, 17) || (o1, o2, o3) == (198, 51, 100) || (o1 == 44 && o2 == 128 && o3 < 16) || o1 == 9
 }
 
 /// RFC 1918, shared address space (RFC 6598) and unique local IPv6 are
@@ -134,6 +152,9 @@ mod tests {
             Some(ip("2600:3c03::f03c:91ff:fe24:3a2f"))
         );
         assert_eq!(parse("[fd00::1]"), Some(ip("fd00::1")));
+        assert_eq!(parse("::ffff:203.0.113.5"), Some(ip("203.0.113.5")));
+        assert_eq!(parse("::ffff:10.0.0.1/128"), Some(ip("10.0.0.1")));
+        assert_eq!(by_range(parse("::ffff:10.0.0.1").unwrap()), Class::Private);
         for bad in [
             "",
             "10.0.0.1/33",
@@ -173,6 +194,24 @@ mod tests {
             assert!(meaningless(ip(nothing)), "{nothing}");
         }
         assert!(!meaningless(ip("10.0.0.1")));
+        for shared in [
+            "172.17.0.1",
+            "198.51.100.1",
+            "44.128.0.1",
+            "44.128.15.255",
+            "9.0.4.1",
+        ] {
+            assert!(shared_by_every_node(ip(shared)), "{shared}");
+        }
+        for own in [
+            "172.18.0.1",
+            "198.51.101.1",
+            "44.128.16.1",
+            "10.5.0.10",
+            "2001:db8::1",
+        ] {
+            assert!(!shared_by_every_node(ip(own)), "{own}");
+        }
     }
 
     #[test]

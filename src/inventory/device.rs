@@ -7,7 +7,7 @@
 //! whatever order the API returned. Only the attributes the table names are
 //! read, and those never include secrets (`root_password`, `user_data`, …).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use serde_json::{Map, Value};
@@ -42,8 +42,19 @@ pub(super) enum Attrs<'a> {
 }
 
 impl Attrs<'_> {
-    pub fn flat(map: &Map<String, Value>) -> Attrs<'static> {
-        Attrs::Flat(flatmap::unflatten(map))
+    /// A flatmap, unflattened; `address` names the resource in the error a
+    /// key nested deeper than any schema gets.
+    pub fn flat(map: &Map<String, Value>, origin: &Origin, address: &str) -> Result<Attrs<'static>, Error> {
+        flatmap::unflatten(map).map(Attrs::Flat).map_err(|key| {
+            Error::malformed(
+                origin,
+                address,
+                format!(
+                    "attribute key {key:?} is nested more than {} levels deep",
+                    flatmap::MAX_DEPTH
+                ),
+            )
+        })
     }
 
     fn find<'s>(&'s self, path: &AttrPath) -> Vec<super::path::Hit<'s>> {
@@ -104,11 +115,22 @@ fn host(device: &Device<'_>, kind: &DeviceType, origin: &Origin, rules: &RoleRul
         Some(name) => deposed_name(name, device),
         None => deposed_name(address_name(device, origin)?, device),
     };
-    let tagged = rules.role_tag().and_then(|key| tag_value(device, kind, key));
-    let role = match tagged {
-        Some(value) => rules.role_from_tag(&value),
-        None => rules.role(&device.name),
-    };
+    let tagged = rules
+        .role_tag()
+        .and_then(|key| Some((key, tag_value(device, kind, key)?)));
+    let from_tag = tagged.and_then(|(key, value)| {
+        let role = rules.role_from_tag(&value);
+        if role.is_none() {
+            tracing::warn!(
+                "{origin}: {}: tag {key:?} is {:?}, which names no role; \
+                 the resource name decides",
+                device.origin(),
+                shorten(&value)
+            );
+        }
+        role
+    });
+    let role = from_tag.unwrap_or_else(|| rules.role(&device.name));
     let all: BTreeSet<IpAddr> = found.iter().map(|f| f.addr).collect();
     let mut host = Host::new(name, role, ssh, all, device.origin());
     host.lifecycle = device.lifecycle;
@@ -125,6 +147,7 @@ fn addresses(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<
         (None, &kind.addresses),
     ];
     let mut found: Vec<Found> = Vec::new();
+    let mut seen: HashSet<IpAddr> = HashSet::new();
     for (class, paths) in classes {
         for (rank, path) in paths.iter().enumerate() {
             for hit in device.attrs.find(path) {
@@ -132,7 +155,10 @@ fn addresses(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<
                     return Err(Error::malformed(
                         origin,
                         device.origin(),
-                        format!("field {} holds a list or object, not an address", hit.field),
+                        format!(
+                            "field {} holds a list or object, not an address",
+                            escape(&hit.field)
+                        ),
                     ));
                 };
                 if text.is_empty() {
@@ -141,10 +167,15 @@ fn addresses(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<
                 let addr = address::parse(&text).ok_or_else(|| Error::BadAddress {
                     file: origin.to_string(),
                     resource: device.origin(),
-                    field: hit.field.clone(),
-                    value: text.clone(),
+                    field: escape(&hit.field),
+                    // Printed with {:?}, so escaped; cut, so a whole script
+                    // a path strayed into never reaches the terminal.
+                    value: shorten(&text),
                 })?;
-                if address::meaningless(addr) || found.iter().any(|f| f.addr == addr) {
+                if address::meaningless(addr) || (class.is_none() && address::shared_by_every_node(addr)) {
+                    continue;
+                }
+                if !seen.insert(addr) {
                     continue;
                 }
                 found.push(Found {
@@ -209,8 +240,8 @@ fn named(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<Opti
                 return Err(Error::BadName {
                     file: origin.to_string(),
                     resource: device.origin(),
-                    field: hit.field,
-                    value: text,
+                    field: escape(&hit.field),
+                    value: shorten(&text),
                 });
             }
             if let Some(name) = HostName::parse(&text) {
@@ -221,12 +252,19 @@ fn named(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<Opti
     Ok(None)
 }
 
+/// The resource address as a name. A for_each key may hold blanks
+/// (`aws_instance.web["blue green"]`), which a name cannot: they become `_`.
 fn address_name(device: &Device<'_>, origin: &Origin) -> Result<HostName, Error> {
-    HostName::parse(&device.address).ok_or_else(|| Error::BadName {
+    let spelled: String = device
+        .address
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect();
+    HostName::parse(&spelled).ok_or_else(|| Error::BadName {
         file: origin.to_string(),
         resource: device.origin(),
         field: "resource address".into(),
-        value: device.address.clone(),
+        value: shorten(&device.address),
     })
 }
 
@@ -244,6 +282,10 @@ fn deposed_name(name: HostName, device: &Device<'_>) -> HostName {
 /// (DigitalOcean, Linode, Vultr, Scaleway tags), or `{name|key, value}`
 /// objects (phoenixNAP). The value is only ever used to choose a role.
 fn tag_value(device: &Device<'_>, kind: &DeviceType, key: &str) -> Option<String> {
+    // `--role-tag user_data` must not make a secret a role (or a warning).
+    if super::types::is_secret(key) {
+        return None;
+    }
     kind.tags
         .iter()
         .flat_map(|path| device.attrs.find(path))
@@ -276,16 +318,19 @@ fn in_tags(node: &Value, key: &str, top: bool) -> Option<String> {
     }
 }
 
-/// Formats a resource address the way Terraform prints it.
+/// Formats a resource address the way Terraform prints it. Control and
+/// bidirectional characters, which no Terraform name holds but a hostile
+/// file may, are escaped: the address is in every message about the
+/// resource, and must not forge lines or recolour a terminal.
 pub(super) fn resource_address(module: &str, rtype: &str, name: &str, index: Option<&Value>) -> String {
     let mut out = String::new();
     if !module.is_empty() {
-        out.push_str(module);
+        out.push_str(&escape(module));
         out.push('.');
     }
-    out.push_str(rtype);
+    out.push_str(&escape(rtype));
     out.push('.');
-    out.push_str(name);
+    out.push_str(&escape(name));
     match index {
         Some(Value::Number(n)) => out.push_str(&format!("[{n}]")),
         // JSON string escaping is what Terraform prints for string keys.
@@ -293,6 +338,32 @@ pub(super) fn resource_address(module: &str, rtype: &str, name: &str, index: Opt
         _ => {}
     }
     out
+}
+
+/// Text from the file as it may appear in a message: control, invisible
+/// and bidirectional characters written as Rust escapes (`\n`,
+/// `\u{1b}`), everything else as it is.
+pub(super) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A value from the file cut to 64 characters for a message (which prints
+/// it with `{:?}`, escaped).
+pub(super) fn shorten(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -318,5 +389,19 @@ mod tests {
         ] {
             assert_eq!(in_tags(&tags, key, true).as_deref(), want, "{tags}");
         }
+    }
+
+    #[test]
+    fn file_text_is_escaped_and_shortened_for_messages() {
+        assert_eq!(escape("web"), "web");
+        assert_eq!(escape("x\u{1b}]0;p\u{7}\nforged"), "x\\u{1b}]0;p\\u{7}\\nforged");
+        assert_eq!(escape("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(
+            resource_address("module.m\n", "aws_instance", "a\rb", Some(&json!("k"))),
+            "module.m\\n.aws_instance.a\\rb[\"k\"]"
+        );
+        assert_eq!(shorten("short"), "short");
+        let long = "é".repeat(100);
+        assert_eq!(shorten(&long), format!("{}…", "é".repeat(64)));
     }
 }

@@ -57,10 +57,7 @@ pub enum Error {
         field: String,
         value: String,
     },
-    #[error(
-        "{file}: {resource}: no public IPv4 address (no access_public_ipv4 and no public family 4 entry in network); \
-         palisade needs one to reach the node"
-    )]
+    #[error("{file}: {resource}: no public IPv4 address; palisade needs one to reach the node")]
     NoPublicIpv4 { file: String, resource: String },
     #[error("{file}: {resource}: no {wanted} address (looked at {looked_at}); {hint}")]
     NoAddress {

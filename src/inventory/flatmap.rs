@@ -13,8 +13,27 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-pub(super) fn unflatten(flat: &Map<String, Value>) -> Map<String, Value> {
-    build(flat.iter().map(|(k, v)| (k.as_str(), v)).collect())
+/// How deeply a flatmap key may nest (names between dots). serde_json
+/// refuses JSON nested deeper than 128, and no provider schema comes close;
+/// a deeper key is hostile, and unflattening (then walking) it would
+/// recurse once per dot.
+pub(super) const MAX_DEPTH: usize = 128;
+
+/// The nested form of a flatmap; the error is a key nested deeper than
+/// [`MAX_DEPTH`], shortened for messages.
+pub(super) fn unflatten(flat: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+    if let Some(key) = flat.keys().find(|k| k.split('.').nth(MAX_DEPTH).is_some()) {
+        return Err(shorten(key));
+    }
+    Ok(build(flat.iter().map(|(k, v)| (k.as_str(), v)).collect()))
+}
+
+/// A key's first 64 characters, marked when cut.
+fn shorten(key: &str) -> String {
+    match key.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &key[..at]),
+        None => key.to_owned(),
+    }
 }
 
 fn build(entries: Vec<(&str, &Value)>) -> Map<String, Value> {
@@ -73,7 +92,7 @@ mod tests {
             "network_interface.0.labels.a.b": "c",
             "empty.#": "0"
         });
-        let nested = unflatten(flat.as_object().unwrap());
+        let nested = unflatten(flat.as_object().unwrap()).unwrap();
         assert_eq!(
             Value::Object(nested),
             json!({
@@ -86,5 +105,18 @@ mod tests {
                 "empty": {}
             })
         );
+    }
+
+    #[test]
+    fn keys_nested_too_deeply_are_refused_not_recursed() {
+        let deep = format!("{}y", "x.".repeat(200_000));
+        let flat = json!({"public_ip": "203.0.113.1", deep: "1"});
+        let err = unflatten(flat.as_object().unwrap()).unwrap_err();
+        assert!(err.starts_with("x.x."), "{err}");
+        assert!(err.chars().count() <= 65, "{err}");
+        let ok = format!("{}y", "x.".repeat(MAX_DEPTH - 1));
+        assert!(unflatten(json!({ ok: "1" }).as_object().unwrap()).is_ok());
+        let bad = format!("{}y", "x.".repeat(MAX_DEPTH));
+        assert!(unflatten(json!({ bad: "1" }).as_object().unwrap()).is_err());
     }
 }

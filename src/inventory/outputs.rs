@@ -55,7 +55,7 @@ pub(super) fn hosts(doc: &Value, origin: &Origin) -> Result<Vec<Host>, Error> {
                 file: origin.to_string(),
                 resource: format!("output {output}"),
                 field: field.clone(),
-                value: text.to_owned(),
+                value: super::device::shorten(text),
             };
             let IpAddr::V4(v4) = text.parse::<IpAddr>().map_err(|_| bad())? else {
                 return Err(Error::NoPublicIpv4 {

@@ -13,11 +13,15 @@
 //! field `key` reads `value`; a bare `*` is every element of what came before.
 //! A name applied to a list applies to each element, so a block Terraform
 //! stores as a one-element list (SDKv2) or as an object (plugin framework)
-//! reads the same.
+//! reads the same; `[*]` and `[key=value]` treat such an object as a list of
+//! one. Names that hold secrets (`types::is_secret`) are never read, not
+//! even as the values `[*]` yields from a map.
 
 use std::fmt;
 
 use serde_json::{Map, Value};
+
+use super::types::is_secret;
 
 /// A parsed attribute path. Its text is kept for messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,15 +105,6 @@ impl AttrPath {
         })
     }
 
-    /// The attribute the path starts at (`network` for
-    /// `network[public=true].address`).
-    pub fn root(&self) -> &str {
-        match self.steps.first() {
-            Some(Step::Key(name)) => name,
-            _ => "",
-        }
-    }
-
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -128,11 +123,24 @@ impl AttrPath {
             value: start,
             field: first.clone(),
         }];
-        for step in rest {
-            hits = hits.into_iter().flat_map(|hit| apply(step, hit, style)).collect();
+        for (i, step) in rest.iter().enumerate() {
+            let next = rest.get(i + 1);
+            hits = hits
+                .into_iter()
+                .flat_map(|hit| apply(step, next, hit, style, 0))
+                .collect();
         }
         hits.retain(|h| !h.value.is_null());
         hits
+    }
+
+    /// Every attribute name the path reads (fields and filter keys), for
+    /// the secret check.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().filter_map(|step| match step {
+            Step::Key(name) | Step::Where { key: name, .. } => Some(name.as_str()),
+            Step::Each => None,
+        })
     }
 }
 
@@ -149,8 +157,18 @@ fn valid_name(name: &str) -> bool {
             .all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '.' | '[' | ']' | '=' | '*'))
 }
 
-fn apply<'a>(step: &Step, hit: Hit<'a>, style: Style) -> Vec<Hit<'a>> {
+/// How deeply one step may descend through lists of lists. Values are
+/// nested at most 128 deep (serde_json's limit, and `flatmap`'s), so this
+/// only bounds recursion should that ever change.
+const MAX_DEPTH: usize = 128;
+
+fn apply<'a>(step: &Step, next: Option<&Step>, hit: Hit<'a>, style: Style, depth: usize) -> Vec<Hit<'a>> {
+    if depth > MAX_DEPTH {
+        return Vec::new();
+    }
     match (step, hit.value) {
+        // What holds secrets is never read, whatever a path says.
+        (Step::Key(key), _) if is_secret(key) => Vec::new(),
         (Step::Key(key), Value::Object(map)) if map.contains_key(key) || !flat_list(map, style) => map
             .get(key)
             .map(|value| Hit {
@@ -161,13 +179,28 @@ fn apply<'a>(step: &Step, hit: Hit<'a>, style: Style) -> Vec<Hit<'a>> {
             .collect(),
         (Step::Key(_), Value::Array(_) | Value::Object(_)) => elements(hit, style)
             .into_iter()
-            .flat_map(|element| apply(step, element, style))
+            .flat_map(|element| apply(step, next, element, style, depth + 1))
             .collect(),
         (Step::Key(_), _) => Vec::new(),
+        // A block stored as an object (plugin framework) is its own only
+        // element: `ip_addresses[*].address` reads `{"address": …}` as it
+        // reads `[{"address": …}]`. It is told from a map by holding the
+        // field the path reads next.
+        (Step::Each, Value::Object(map))
+            if !flat_list(map, style) && matches!(next, Some(Step::Key(k)) if map.contains_key(k)) =>
+        {
+            vec![hit]
+        }
         (Step::Each, Value::Object(_) | Value::Array(_)) => elements(hit, style),
         // A single value where a list was expected (a `tag` string beside a
         // `tags` list): it is its own only element.
         (Step::Each, _) => vec![hit],
+        (Step::Where { key, value }, Value::Object(map))
+            if !flat_list(map, style) && map.get(key).and_then(scalar).is_some() =>
+        {
+            let matches = map.get(key).and_then(scalar).as_deref() == Some(value.as_str());
+            if matches { vec![hit] } else { Vec::new() }
+        }
         (Step::Where { key, value }, Value::Object(_) | Value::Array(_)) => elements(hit, style)
             .into_iter()
             .filter(|e| e.value.get(key).and_then(scalar).as_deref() == Some(value.as_str()))
@@ -197,8 +230,11 @@ fn elements(hit: Hit<'_>, style: Style) -> Vec<Hit<'_>> {
                 },
             })
             .collect(),
+        // A map's secret entries (`metadata.startup-script`) are passed
+        // over: `metadata[*]` reads every other value.
         Value::Object(map) => map
             .iter()
+            .filter(|(key, _)| !is_secret(key))
             .map(|(key, value)| Hit {
                 value,
                 field: format!("{}.{key}", hit.field),
@@ -324,8 +360,50 @@ mod tests {
             assert!(AttrPath::parse(good).is_ok(), "{good:?}");
         }
         assert_eq!(
-            AttrPath::parse("network[public=true].address").unwrap().root(),
-            "network"
+            AttrPath::parse("network[public=true].address")
+                .unwrap()
+                .names()
+                .collect::<Vec<_>>(),
+            ["network", "public", "address"]
         );
+    }
+
+    #[test]
+    fn a_block_stored_as_an_object_reads_like_a_list_of_one() {
+        let doc = json!({"ip_addresses": {"type": "primary-ip", "address": "203.0.113.70"},
+                         "other": {"type": "private-ip", "address": "10.0.0.1"}});
+        assert_eq!(
+            texts("ip_addresses[type=primary-ip].address", &doc, Style::Nested),
+            [("ip_addresses.address".into(), "203.0.113.70".into())]
+        );
+        assert_eq!(
+            texts("ip_addresses[*].address", &doc, Style::Nested),
+            [("ip_addresses.address".into(), "203.0.113.70".into())]
+        );
+        assert!(texts("other[type=primary-ip].address", &doc, Style::Nested).is_empty());
+        // A map is still every value.
+        assert_eq!(texts("ip_addresses[*]", &doc, Style::Nested).len(), 2);
+    }
+
+    #[test]
+    fn secrets_are_never_read_even_through_a_wildcard() {
+        let doc = json!({"metadata": {"startup-script": "SECRET", "User_Data": "SECRET", "role": "master"},
+                         "os_profile": [{"custom_data": "SECRET"}]});
+        assert_eq!(
+            texts("metadata[*]", &doc, Style::Nested),
+            [("metadata.role".into(), "master".into())]
+        );
+        assert!(texts("metadata.startup-script", &doc, Style::Nested).is_empty());
+        assert!(texts("os_profile[*].custom_data", &doc, Style::Nested).is_empty());
+    }
+
+    #[test]
+    fn deeply_nested_lists_end_the_walk_instead_of_the_stack() {
+        let mut doc = json!("10.0.0.1");
+        for _ in 0..MAX_DEPTH + 10 {
+            doc = json!([doc]);
+        }
+        let doc = json!({"a": doc});
+        assert!(texts("a.b", &doc, Style::Nested).is_empty());
     }
 }

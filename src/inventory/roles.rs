@@ -109,13 +109,27 @@ impl RoleRules {
     }
 
     /// The role a `--role-tag` value gives: configured globs, then a role's
-    /// own name (any case, `_` for `-`), then the DC/OS Terraform's names.
-    pub fn role_from_tag(&self, value: &str) -> Role {
+    /// own name (any case, `_` or blanks for `-`), then the DC/OS
+    /// Terraform's names. A value that names no role gives none: the
+    /// caller falls back to the resource name (and says so), rather than
+    /// making a tagged master a plain node.
+    pub fn role_from_tag(&self, value: &str) -> Option<Role> {
         if let Some((_, role)) = self.rules.iter().find(|(g, _)| g.is_match(value)) {
-            return *role;
+            return Some(*role);
         }
-        let spelled = value.trim().to_ascii_lowercase().replace('_', "-");
-        spelled.parse().unwrap_or_else(|_| self.role(value.trim()))
+        let spelled = value
+            .split(|c: char| c == '_' || c == '-' || c.is_whitespace())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
+            .to_ascii_lowercase();
+        if let Ok(role) = spelled.parse() {
+            return Some(role);
+        }
+        BUILTIN
+            .iter()
+            .find(|(name, _)| *name == value.trim())
+            .map(|(_, role)| *role)
     }
 
     /// Every machine type, for "looked for" messages.
@@ -166,12 +180,16 @@ mod tests {
             .unwrap()
             .with_role_tag(Some("role".into()));
         assert_eq!(r.role_tag(), Some("role"));
-        assert_eq!(r.role_from_tag("master"), Role::Master);
-        assert_eq!(r.role_from_tag("Public_Agent"), Role::PublicAgent);
-        assert_eq!(r.role_from_tag("public-agent"), Role::PublicAgent);
-        assert_eq!(r.role_from_tag("edge-lb"), Role::PublicAgent);
-        assert_eq!(r.role_from_tag("dcos_bootstrap"), Role::Bootstrap);
-        assert_eq!(r.role_from_tag("database"), Role::Node);
+        assert_eq!(r.role_from_tag("master"), Some(Role::Master));
+        assert_eq!(r.role_from_tag("Public_Agent"), Some(Role::PublicAgent));
+        assert_eq!(r.role_from_tag("public-agent"), Some(Role::PublicAgent));
+        assert_eq!(r.role_from_tag("Public Agent"), Some(Role::PublicAgent));
+        assert_eq!(r.role_from_tag(" public  agent "), Some(Role::PublicAgent));
+        assert_eq!(r.role_from_tag("edge-lb"), Some(Role::PublicAgent));
+        assert_eq!(r.role_from_tag("dcos_bootstrap"), Some(Role::Bootstrap));
+        assert_eq!(r.role_from_tag("node"), Some(Role::Node));
+        assert_eq!(r.role_from_tag("database"), None);
+        assert_eq!(r.role_from_tag("mastr\u{1b}[31m"), None);
         assert_eq!(
             RoleRules::default().with_role_tag(Some(String::new())).role_tag(),
             None

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::device::{Attrs, Device};
-use super::{Error, Lifecycle, Origin, RoleRules};
+use super::device::{Attrs, Device, escape};
+use super::{Error, Origin, RoleRules};
 
 pub(super) fn devices<'a>(
     doc: &'a Value,
@@ -69,27 +69,18 @@ impl<'a> Walk<'_, 'a> {
                 super::census::skip(self.skipped, rtype, 1);
                 continue;
             }
-            let (lifecycle, deposed) = match resource.get("deposed_key") {
-                None | Some(Value::Null) => {
-                    let tainted = resource.get("tainted").and_then(Value::as_bool) == Some(true);
-                    let lifecycle = if tainted {
-                        Lifecycle::Tainted
-                    } else {
-                        Lifecycle::Current
-                    };
-                    (lifecycle, None)
-                }
-                Some(key) => (
-                    Lifecycle::Deposed,
-                    Some(super::tfstate_v4::deposed_key(key, origin, address)?),
-                ),
-            };
+            // The address is the file's text, in every message about the
+            // resource: escaped like the ones the other formats build.
+            let address = escape(address);
+            let tainted = resource.get("tainted").and_then(Value::as_bool) == Some(true);
+            let (lifecycle, deposed) =
+                super::tfstate_v4::lifecycle(resource.get("deposed_key"), tainted, origin, &address)?;
             let values = resource
                 .get("values")
                 .and_then(Value::as_object)
-                .ok_or_else(|| Error::malformed(origin, address, "has no \"values\" object"))?;
+                .ok_or_else(|| Error::malformed(origin, &address, "has no \"values\" object"))?;
             self.out.push(Device {
-                address: address.to_owned(),
+                address,
                 rtype: rtype.to_owned(),
                 name: name.to_owned(),
                 lifecycle,
@@ -99,7 +90,7 @@ impl<'a> Walk<'_, 'a> {
         }
         for (i, child) in list("child_modules")?.iter().enumerate() {
             let child_location = match child.get("address").and_then(Value::as_str) {
-                Some(addr) => addr.to_owned(),
+                Some(addr) => escape(addr),
                 None => format!("{location}.child_modules[{i}]"),
             };
             self.module(child, &child_location)?;

@@ -70,7 +70,7 @@ pub(super) fn devices(
                     name: name.to_owned(),
                     lifecycle,
                     deposed,
-                    attrs: Attrs::flat(attrs),
+                    attrs: Attrs::flat(attrs, origin, &address)?,
                 })
             };
             if let Some(primary) = resource.get("primary").filter(|p| !p.is_null()) {

@@ -57,22 +57,12 @@ pub(super) fn devices<'a>(
         let module = field("module").unwrap_or("");
         for instance in instances {
             let address = resource_address(module, rtype, name, instance.get("index_key"));
-            let (lifecycle, deposed) = match instance.get("deposed") {
-                None | Some(Value::Null) => {
-                    let tainted = instance.get("status").and_then(Value::as_str) == Some("tainted");
-                    let lifecycle = if tainted {
-                        Lifecycle::Tainted
-                    } else {
-                        Lifecycle::Current
-                    };
-                    (lifecycle, None)
-                }
-                Some(key) => (Lifecycle::Deposed, Some(deposed_key(key, origin, &address)?)),
-            };
+            let tainted = instance.get("status").and_then(Value::as_str) == Some("tainted");
+            let (lifecycle, deposed) = lifecycle(instance.get("deposed"), tainted, origin, &address)?;
             let attrs = if let Some(nested) = instance.get("attributes").and_then(Value::as_object) {
                 Attrs::Nested(nested)
             } else if let Some(flat) = instance.get("attributes_flat").and_then(Value::as_object) {
-                Attrs::flat(flat)
+                Attrs::flat(flat, origin, &address)?
             } else {
                 return Err(Error::malformed(
                     origin,
@@ -93,9 +83,24 @@ pub(super) fn devices<'a>(
     Ok(out)
 }
 
+/// Where an instance stands, from its deposed key (if any) and its tainted
+/// mark: v4 state and `terraform show -json` say both, in their own words.
+pub(super) fn lifecycle(
+    deposed: Option<&Value>,
+    tainted: bool,
+    origin: &Origin,
+    address: &str,
+) -> Result<(Lifecycle, Option<String>), Error> {
+    match deposed {
+        None | Some(Value::Null) if tainted => Ok((Lifecycle::Tainted, None)),
+        None | Some(Value::Null) => Ok((Lifecycle::Current, None)),
+        Some(key) => Ok((Lifecycle::Deposed, Some(deposed_key(key, origin, address)?))),
+    }
+}
+
 /// A deposed key as Terraform writes it: 8 hex digits. It becomes part of a
 /// host's name, so nothing else is admitted.
-pub(super) fn deposed_key(key: &Value, origin: &Origin, address: &str) -> Result<String, Error> {
+fn deposed_key(key: &Value, origin: &Origin, address: &str) -> Result<String, Error> {
     key.as_str()
         .filter(|k| (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphanumeric()))
         .map(str::to_owned)
@@ -103,7 +108,10 @@ pub(super) fn deposed_key(key: &Value, origin: &Origin, address: &str) -> Result
             Error::malformed(
                 origin,
                 address,
-                format!("deposed key {key} is not a Terraform deposed key"),
+                format!(
+                    "deposed key {} is not a Terraform deposed key",
+                    super::device::shorten(&key.to_string())
+                ),
             )
         })
 }

@@ -17,8 +17,9 @@
 //!
 //! Every address found goes into the whitelist. Operators add or reshape
 //! types with `[terraform.types.NAME]` in `palisade.toml` ([`TypeSpec`]).
-//! Secret attributes are never named here, and a configured path that starts
-//! at one is refused, so palisade never reads (and cannot print) them.
+//! Secret attributes are never named here, a configured path that names one
+//! anywhere is refused, and `[*]` over a map passes secret keys over, so
+//! palisade never reads (and cannot print) them.
 
 use std::collections::BTreeMap;
 
@@ -234,8 +235,10 @@ const BUILTIN: &[Builtin] = &[
     },
 ];
 
-/// Attributes that hold secrets in some provider's schema. No path may start
-/// at one: what palisade never reads, it can never print.
+/// Attributes (and map keys) that hold secrets in some provider's schema,
+/// written with `_`: `user-data` and `startup-script` (instance metadata
+/// keys) are the same names. No path may name one anywhere, and `[*]` over
+/// a map passes them over: what palisade never reads, it can never print.
 const SECRETS: &[&str] = &[
     "admin_pass",
     "admin_password",
@@ -244,18 +247,31 @@ const SECRETS: &[&str] = &[
     "config_drive_user_data",
     "custom_data",
     "customizations",
+    "customize",
     "default_password",
+    "extra_config",
     "metadata_startup_script",
     "netris_controller",
+    "os_profile",
     "password",
     "password_data",
     "post_installation_script",
+    "private_key",
     "root_pass",
     "root_password",
     "stackscript_data",
+    "startup_script",
     "user_data",
     "user_data_base64",
+    "vapp",
 ];
+
+/// Whether an attribute or map key holds secrets in some provider's schema
+/// (any case, `-` or `_`).
+pub(super) fn is_secret(name: &str) -> bool {
+    let spelled = name.to_ascii_lowercase().replace('-', "_");
+    SECRETS.contains(&spelled.as_str())
+}
 
 /// Where one machine type keeps what palisade reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -392,11 +408,10 @@ fn configured(texts: &[String], at: &str) -> Result<Vec<AttrPath>, String> {
         .enumerate()
         .map(|(i, text)| {
             let path = AttrPath::parse(text).map_err(|e| format!("{at}[{i}]: {text:?}: {e}"))?;
-            if SECRETS.contains(&path.root()) {
+            if let Some(secret) = path.names().find(|name| is_secret(name)) {
                 return Err(format!(
-                    "{at}[{i}]: {text:?} starts at {:?}, which holds secrets in provider schemas; \
-                     palisade never reads it",
-                    path.root()
+                    "{at}[{i}]: {text:?} reads {secret:?}, which holds secrets in provider schemas; \
+                     palisade never reads it"
                 ));
             }
             Ok(path)
@@ -414,7 +429,7 @@ mod tests {
             for list in [row.public, row.private, row.addresses, row.name, row.tags] {
                 for text in list {
                     let path = AttrPath::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-                    assert!(!SECRETS.contains(&path.root()), "{text}");
+                    assert!(!path.names().any(is_secret), "{text}");
                 }
             }
             assert!(
@@ -488,6 +503,18 @@ mod tests {
                 "terraform.types.x.public[0]: \"a..b\"",
             ),
             ("[x]\npublic = [\"root_password\"]\n", "holds secrets"),
+            (
+                "[x]\nname = [\"metadata.startup-script\"]\npublic = [\"ip\"]\n",
+                "reads \"startup-script\", which holds secrets",
+            ),
+            (
+                "[x]\nname = [\"os_profile.custom_data\"]\npublic = [\"ip\"]\n",
+                "reads \"os_profile\"",
+            ),
+            (
+                "[x]\npublic = [\"nics[User-Data=x].ip\"]\n",
+                "reads \"User-Data\"",
+            ),
             (
                 "[x]\ntags = [\"user_data.role\"]\npublic = [\"ip\"]\n",
                 "terraform.types.x.tags[0]",
