@@ -187,7 +187,19 @@ pub fn load_key(path: &Path) -> Result<PrivateKey, String> {
                 .map_err(|e| format!("{shown}: cannot decrypt the key (wrong passphrase?): {e}"))
         }
         Err(KeyError::IO(e)) => Err(format!("{shown}: cannot read the key: {e}")),
-        Err(e) => Err(format!("{shown}: not a private key palisade can use: {e}")),
+        Err(e) => {
+            let mut message = format!("{shown}: not a private key palisade can use: {e}");
+            if message.contains("length invalid") {
+                // ssh-key (under russh) refuses an OpenSSH-format ECDSA key whose
+                // private scalar starts with a zero byte (about 1 key in 256);
+                // the same key in PEM form loads.
+                message.push_str(&format!(
+                    " (an ECDSA key in OpenSSH format whose private number starts with a zero byte, \
+                     which the SSH library cannot read yet: convert it with `ssh-keygen -p -m PEM -f {shown}`)"
+                ));
+            }
+            Err(message)
+        }
     }
 }
 

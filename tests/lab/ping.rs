@@ -328,6 +328,28 @@ fn key_formats_pem_ecdsa_and_encrypted() {
     let pem = std::fs::read_to_string(lab.dir.join("id_rsa_pem")).unwrap();
     assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "{pem}");
 
+    // About 1 ECDSA key in 256 hits a limit of the SSH library (a private
+    // number starting with a zero byte): palisade then says how to convert
+    // the key, and the converted key works.
+    let out = ping(&lab, &["--key", "id_ecdsa"]);
+    if out.status.code() == Some(1) {
+        assert!(
+            stderr(&out).contains("ssh-keygen -p -m PEM -f id_ecdsa"),
+            "{}",
+            stderr(&out)
+        );
+        let key = lab.dir.join("id_ecdsa");
+        let converted = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-p", "-N", "", "-m", "PEM", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(
+            converted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&converted.stderr)
+        );
+    }
     for key in ["id_rsa_pem", "id_ecdsa"] {
         let out = ping(&lab, &["--key", key]);
         assert_eq!(
