@@ -1566,3 +1566,40 @@ fn names_from_the_file_are_escaped_in_errors() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// An SSH address that cannot be a node is refused, whatever the format:
+/// palisade would otherwise log in to the operator's own machine.
+#[test]
+fn ssh_addresses_that_cannot_be_a_node_are_refused() {
+    for (address, says) in [
+        ("127.0.0.1", "a loopback address"),
+        ("0.0.0.0", "the unspecified address"),
+        ("255.255.255.255", "the broadcast address"),
+        ("224.0.0.1", "a multicast address"),
+        ("169.254.1.1", "a link-local address"),
+        ("::1", "a loopback address"),
+        ("fe80::1", "a link-local address"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = dir.path().join("hosts.toml");
+        std::fs::write(
+            &inv,
+            format!("[[agent]]\nname = \"a\"\naddress = \"{address}\"\n"),
+        )
+        .unwrap();
+        let out = palisade(&["inventory", "--inventory", inv.to_str().unwrap()], None);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{address}: {stderr}");
+        assert!(
+            stderr.contains(says) && stderr.contains(address),
+            "{address}: {stderr}"
+        );
+    }
+    for fine in ["10.0.0.1", "100.64.0.1", "198.18.1.11", "147.75.100.11"] {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = dir.path().join("hosts.toml");
+        std::fs::write(&inv, format!("[[agent]]\nname = \"a\"\naddress = \"{fine}\"\n")).unwrap();
+        let out = palisade(&["inventory", "--inventory", inv.to_str().unwrap()], None);
+        assert_eq!(out.status.code(), Some(0), "{fine}: {}", text(&out.stderr));
+    }
+}

@@ -424,6 +424,18 @@ fn finish(
             looked_for: looked_for(),
         });
     }
+    for host in &hosts {
+        if let Some(what) = not_a_node(host.address) {
+            return Err(Error::Malformed {
+                file: origin.to_string(),
+                location: host.origin.clone(),
+                detail: format!(
+                    "the address palisade would connect to, {}, is {what}, never a node's",
+                    host.address
+                ),
+            });
+        }
+    }
     let mut seen: HashMap<IpAddr, &str> = HashMap::new();
     for host in &hosts {
         for addr in host.addresses() {
@@ -444,6 +456,26 @@ fn finish(
             .then_with(|| a.address.cmp(&b.address))
     });
     Ok(Inventory { hosts })
+}
+
+/// What an SSH address is when it cannot be a node: palisade would log in
+/// to the operator's own machine (loopback), nowhere (unspecified), every
+/// host of a segment (broadcast, multicast), or a link's neighbour only
+/// (link-local). Private, shared (100.64/10) and benchmarking (198.18/15)
+/// addresses are nodes' addresses like any other.
+fn not_a_node(addr: IpAddr) -> Option<&'static str> {
+    match addr.to_canonical() {
+        IpAddr::V4(a) if a.is_loopback() => Some("a loopback address (this machine)"),
+        IpAddr::V4(a) if a.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
+        IpAddr::V4(a) if a.is_multicast() => Some("a multicast address"),
+        IpAddr::V4(a) if a.is_link_local() => Some("a link-local address"),
+        IpAddr::V6(a) if a.is_loopback() => Some("a loopback address (this machine)"),
+        IpAddr::V6(a) if a.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V6(a) if a.is_multicast() => Some("a multicast address"),
+        IpAddr::V6(a) if a.is_unicast_link_local() => Some("a link-local address"),
+        _ => None,
+    }
 }
 
 /// Orders names as people do: `agent-9` before `agent-10`.
