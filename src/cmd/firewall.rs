@@ -3,6 +3,7 @@
 //! the run and says where every changed host stands: confirmed hosts keep
 //! the new whitelist, unconfirmed ones roll back by themselves.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -22,6 +23,7 @@ use crate::transport::{self, HostOutcome};
 pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let inv = inventory::load(&settings.source, &settings.roles)?;
     let policy = Policy::desired(&inv, &settings.policy)?;
+    let policies = policy.by_role(&inv);
     if matches!(mode, Mode::Plan | Mode::Apply) {
         if let Some(gap) = policy::private_gap(&inv, &settings.policy) {
             if mode == Mode::Apply {
@@ -29,7 +31,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
             }
             eprintln!("palisade: warning: {}", escape(&gap));
         }
-        warn_closed_public_agents(&inv, &policy);
+        warn_closed_public_agents(&inv, &policies);
     }
     // Deposed objects are going away: every node admits them, none is changed.
     let (deposed, hosts): (Vec<Host>, Vec<Host>) = inv
@@ -47,7 +49,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let progress = Progress::new(hosts.len(), verb, settings.json);
     let phases: Phases = Arc::new(Mutex::new(Default::default()));
     let job = Arc::new(Job {
-        policies: policy.by_role(&inv),
+        policies,
         user: settings.user.clone(),
         mode,
         confirm_timeout: settings.confirm_timeout,
@@ -56,8 +58,9 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         confirm_source: test_hook("PALISADE_TEST_CONFIRM_SOURCE")?,
         hold_confirm: Duration::from_secs(test_hook("PALISADE_TEST_HOLD_CONFIRM")?.unwrap_or(0)),
     });
-    let work = transport::fan_out(&hosts, opts, &progress, move |session, host| {
-        converge::run(session, host, job.clone())
+    let work = transport::fan_out(&hosts, opts, &progress, {
+        let job = job.clone();
+        move |session, host| converge::run(session, host, job.clone())
     });
     let mut outcomes = tokio::select! {
         outcomes = work => outcomes,
@@ -73,13 +76,13 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         elapsed: Duration::ZERO,
     }));
     let mut report = Report::new(outcomes);
-    let first_run = |r: &&crate::report::hosts::Row| {
-        r.changes
-            .iter()
-            .any(|c| matches!(c, Change::SetMissing { .. } | Change::ChainMissing { .. }))
-    };
-    if mode == Mode::Plan && report.hosts.iter().any(|r| first_run(&r)) {
-        report.whitelist = Some(policy.summary(&policy.by_role(&inv)));
+    let first_run = report
+        .hosts
+        .iter()
+        .flat_map(|r| &r.changes)
+        .any(|c| matches!(c, Change::SetMissing { .. } | Change::ChainMissing { .. }));
+    if mode == Mode::Plan && first_run {
+        report.whitelist = Some(policy.summary(&job.policies));
     }
     if settings.json {
         println!("{}", report.json());
@@ -92,14 +95,15 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
 /// Public agents exist to serve the world (Marathon-LB, Edge-LB on 80 and
 /// 443): whitelisting them with nothing open takes a DC/OS cluster's public
 /// services offline, so say so before it happens.
-fn warn_closed_public_agents(inv: &Inventory, policy: &Policy) {
+fn warn_closed_public_agents(inv: &Inventory, policies: &BTreeMap<Role, Policy>) {
     let public: Vec<&str> = inv
         .hosts
         .iter()
         .filter(|h| h.role == Role::PublicAgent)
         .map(|h| h.name.as_str())
         .collect();
-    if !public.is_empty() && policy.for_role(Role::PublicAgent).open.is_empty() {
+    let open = policies.get(&Role::PublicAgent).map_or(0, |p| p.open.len());
+    if !public.is_empty() && open == 0 {
         eprintln!(
             "palisade: warning: nothing is open to everyone on the {} public agent(s) ({}): only the whitelist \
              will reach their services; to keep DC/OS public services up, add --open public-agent=tcp/80,tcp/443",

@@ -150,20 +150,21 @@ docker_installed() {
 prepare() {
     v=$1 ipt=$2 fam=$3 set=$4
     table=$("$ipt" -w 20 -S)
-    check_owned "$set" "$table"
-    if ipset list -n "$set" >/dev/null 2>&1; then
+    header=$(ipset list -t "$set" 2>/dev/null || true)
+    check_owned "$set" "$table" "$header"
+    if [ -n "$header" ]; then
+        case $header in
+            *"Type: hash:net"*"Header: family $fam "*) ;;
+            *)
+                echo "palisade: set $set exists but is not hash:net family $fam; remove it first" >&2
+                exit 3
+                ;;
+        esac
         ipset save "$set" >"$snap/set.$v"
     else
         ipset create "$set" hash:net family "$fam" maxelem 65536 comment
         created="$created $set"
     fi
-    case "$(ipset list -t "$set")" in
-        *"Type: hash:net"*"Header: family $fam "*) ;;
-        *)
-            echo "palisade: set $set exists but is not hash:net family $fam; remove it first" >&2
-            exit 3
-            ;;
-    esac
     ipset destroy "$set-new" 2>/dev/null || true
     ipset create "$set-new" hash:net family "$fam" maxelem 65536 comment
     "members_$v" | sed "s/^/add $set-new /" | ipset restore

@@ -42,24 +42,25 @@ chain_rules() {
 # and ends in DROP. palisade never replaces another tool's chain.
 owned_chain() {
     rules=$(chain_rules "$1" "$2")
-    case $rules in *" -m comment --comment palisade "*) return 0 ;; esac
+    case $rules in *" -m comment --comment $mark "*) return 0 ;; esac
     case $rules in *"-m set --match-set $3 src -j $4"*) ;; *) return 1 ;; esac
     case $rules in *"-A $2 -j DROP") return 0 ;; esac
     return 1
 }
 
-# owned_set SET TABLE: whether SET is palisade's: made with the comment
-# extension, as palisade makes its sets, or (made before that) checked by
-# palisade's chain in TABLE.
+# owned_set SET TABLE HEADER: whether SET (whose `ipset list -t` is HEADER)
+# is palisade's: made with the comment extension, as palisade makes its
+# sets, or (made before that) checked by palisade's chain in TABLE.
 owned_set() {
-    case "$(ipset list -t "$1" 2>/dev/null)" in *"Header: "*" comment "*) return 0 ;; esac
+    case $3 in *"Header: "*" comment "*) return 0 ;; esac
     has_chain "$2" "$chain" && owned_chain "$2" "$chain" "$1" ACCEPT
 }
 
-# check_owned SET TABLE: fail, before anything changes, when a set or chain
-# palisade would replace has the name of one palisade did not make.
+# check_owned SET TABLE HEADER: fail, before anything changes, when a set or
+# chain palisade would replace has the name of one palisade did not make.
+# HEADER is the set's `ipset list -t`, empty when there is no such set.
 check_owned() {
-    if ipset list -n "$1" >/dev/null 2>&1 && ! owned_set "$1" "$2"; then
+    if [ -n "$3" ] && ! owned_set "$1" "$2" "$3"; then
         echo "palisade: ipset $1 exists but palisade did not make it; it will not replace another tool's set: remove it, or choose other names (--set4, --set6)" >&2
         exit 3
     fi

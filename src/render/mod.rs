@@ -10,7 +10,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::policy::{Family, Policy};
+use crate::policy::{Family, MARK, Policy};
 use crate::transport::Script;
 
 /// Where the boot-time restore script lives on a node.
@@ -92,7 +92,7 @@ pub fn status() -> Script {
 /// The validated names every script reads, as shell assignments.
 pub(crate) fn names(policy: &Policy) -> String {
     format!(
-        "chain='{}'\ndchain='{}'\nset4='{}'\nset6='{}'\nrestore_path='{RESTORE_PATH}'\nunit_path='{UNIT_PATH}'\n",
+        "chain='{}'\ndchain='{}'\nset4='{}'\nset6='{}'\nmark='{MARK}'\nrestore_path='{RESTORE_PATH}'\nunit_path='{UNIT_PATH}'\n",
         policy.chain, policy.docker_chain, policy.set4, policy.set6
     )
 }

@@ -10,12 +10,14 @@ lock_node
 settle
 # Only what palisade made: a same-named set or chain of another tool's makes
 # remove fail here, before anything is taken away.
-check_owned "$set4" "$(iptables -w 20 -S)"
-check_owned "$set6" "$(ip6tables -w 20 -S)"
+table4=$(iptables -w 20 -S)
+table6=$(ip6tables -w 20 -S)
+check_owned "$set4" "$table4" "$(ipset list -t "$set4" 2>/dev/null || true)"
+check_owned "$set6" "$table6" "$(ipset list -t "$set6" 2>/dev/null || true)"
 cancel_rollback
 remove_boot
 for ipt in iptables ip6tables; do
-    table=$("$ipt" -w 20 -S)
+    if [ "$ipt" = iptables ]; then table=$table4; else table=$table6; fi
     {
         echo '*filter'
         for p in $(positions "$table" INPUT "$chain"); do echo "-D INPUT -j $chain"; done
