@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
@@ -21,6 +21,9 @@ use crate::policy::{self, Opening, PolicyOptions};
 use crate::transport::{HostKeyChecking, Jump};
 
 pub const DEFAULT_CONFIG: &str = "palisade.toml";
+
+/// A config is a page of settings: anything much bigger is the wrong file.
+const CONFIG_MAX_BYTES: u64 = 1 << 20;
 pub const DEFAULT_STATE: &str = "terraform.tfstate";
 pub const DEFAULT_USER: &str = "core";
 pub const DEFAULT_FORKS: NonZeroUsize = NonZeroUsize::new(64).expect("64 is not zero");
@@ -128,28 +131,49 @@ impl Config {
     /// Reads the file; `explicit` says whether the operator named it (then it
     /// must exist) or we are looking for the default one.
     pub fn load(path: &Path, explicit: bool) -> Result<Config> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(e) => return Err(e).with_context(|| format!("{}: cannot read config", path.display())),
+        use crate::input::{self, ReadError};
+        let shown = path.display();
+        let bytes = match input::read(path, CONFIG_MAX_BYTES) {
+            Ok(bytes) => bytes,
+            Err(ReadError::Io(e)) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config::default());
+            }
+            Err(e) => bail!("{shown}: {e}"),
         };
-        let mut config: Config = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let text = input::text(&bytes).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        let mut config = Config::parse(text, &shown.to_string())?;
         let base = path.parent().unwrap_or(Path::new(""));
-        for p in [
-            &mut config.state,
-            &mut config.inventory,
-            &mut config.ssh.key,
-            &mut config.ssh.known_hosts,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for (key, p) in [
+            ("state", &mut config.state),
+            ("inventory", &mut config.inventory),
+            ("ssh.key", &mut config.ssh.key),
+            ("ssh.known_hosts", &mut config.ssh.known_hosts),
+        ] {
+            let Some(p) = p else { continue };
+            if p.as_os_str().is_empty() {
+                bail!("{shown}: {key}: the path is empty (leave the key out for the default)");
+            }
             if p.as_path() != Path::new("-") && p.is_relative() {
                 *p = base.join(&*p);
             }
         }
         Ok(config)
+    }
+
+    /// Parses the text of a config named `shown` in messages. Public for
+    /// fuzzing: it never panics, and its errors never quote a value.
+    pub fn parse(text: &str, shown: &str) -> Result<Config> {
+        use crate::input::{self, Looks};
+        toml::from_str(text).map_err(|e| {
+            if Looks::of(text) == Looks::Json {
+                anyhow::anyhow!(
+                    "{shown}: this is JSON, not palisade's TOML config: a Terraform state, \
+                     `terraform show -json` or `terraform output -json` document is read with --state"
+                )
+            } else {
+                anyhow::anyhow!("{shown}: {}", input::toml_error(&e, text))
+            }
+        })
     }
 }
 
@@ -212,8 +236,24 @@ impl Settings {
             .clone()
             .or(config.ssh.user)
             .unwrap_or_else(|| DEFAULT_USER.into());
-        if user.is_empty() || user.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            bail!("ssh user {user:?} is not a valid user name");
+        // A login name as useradd(8) takes it: the name is only ever sent
+        // to sshd and printed, but a name no node can have is a typo.
+        let login = |u: &str| {
+            (1..=32).contains(&u.len())
+                && !u.starts_with('-')
+                && u.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        };
+        if !login(&user) {
+            let from = if args.ssh.user.is_some() {
+                "--user".to_owned()
+            } else {
+                format!("{config_name}: ssh.user")
+            };
+            bail!(
+                "{from}: {:?} is not a user name (1 to 32 letters, digits, '.', '_' or '-')",
+                crate::input::shorten(&user, 40)
+            );
         }
         let w = &args.whitelist;
         let mut allow = config.whitelist.allow;

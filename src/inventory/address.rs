@@ -83,6 +83,53 @@ pub(super) fn parse(text: &str) -> Option<IpAddr> {
     (len <= max).then_some(addr.to_canonical())
 }
 
+/// An address family, as a field's name promises it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub(super) fn of(addr: IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
+
+/// The family a field's own name promises (`access_public_ipv6`,
+/// `fixed_ip_v4`, `v6_main_ip`, Linode's `ipv4` list), if it names one: an
+/// IPv4 address in an IPv6 field is a damaged or hand-edited state, and is
+/// refused rather than whitelisted under the wrong family. An IPv4-mapped
+/// IPv6 address reads as the IPv4 address it is.
+pub(super) fn family_of_field(field: &str) -> Option<Family> {
+    let name = field
+        .rsplit(['.', '['])
+        .map(|part| part.trim_end_matches(']'))
+        .find(|part| !part.is_empty() && !part.bytes().all(|b| b.is_ascii_digit()))?
+        .to_ascii_lowercase();
+    let says = |v: &str| {
+        name.contains(&format!("ip{v}"))
+            || name == v
+            || name.ends_with(&format!("_{v}"))
+            || name.starts_with(&format!("{v}_"))
+    };
+    match (says("v4"), says("v6")) {
+        (true, false) => Some(Family::V4),
+        (false, true) => Some(Family::V6),
+        _ => None,
+    }
+}
+
 /// Addresses that mean nothing in a whitelist shared by many machines:
 /// loopback, link-local, unspecified and multicast (guest agents report
 /// them; two machines often carry the same ones).
@@ -165,6 +212,28 @@ mod tests {
             "10.0.0.1; reboot",
         ] {
             assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn fields_name_their_family() {
+        for (field, want) in [
+            ("access_public_ipv6", Some(Family::V6)),
+            ("access_private_ipv4", Some(Family::V4)),
+            (
+                "network_interface[0].ipv6_access_config[0].external_ipv6",
+                Some(Family::V6),
+            ),
+            ("network.0.fixed_ip_v4", Some(Family::V4)),
+            ("v6_main_ip", Some(Family::V6)),
+            ("ipv4[1]", Some(Family::V4)),
+            ("ipv6_addresses.3", Some(Family::V6)),
+            ("network[0].address", None),
+            ("public_ip", None),
+            ("main_ip", None),
+            ("guest_ip_addresses[2]", None),
+        ] {
+            assert_eq!(family_of_field(field), want, "{field}");
         }
     }
 

@@ -172,6 +172,25 @@ fn addresses(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<
                     // a path strayed into never reaches the terminal.
                     value: shorten(&text),
                 })?;
+                // Written as the field's family (`::ffff:a.b.c.d` in an IPv6
+                // field), or mapped to it: the address is read as what it is.
+                let written = if text.contains(':') {
+                    address::Family::V6
+                } else {
+                    address::Family::V4
+                };
+                if let Some(want) = address::family_of_field(&hit.field)
+                    && want != address::Family::of(addr)
+                    && want != written
+                {
+                    return Err(Error::WrongFamily {
+                        file: origin.to_string(),
+                        resource: device.origin(),
+                        field: escape(&hit.field),
+                        value: shorten(&text),
+                        want: want.as_str(),
+                    });
+                }
                 if address::meaningless(addr) || (class.is_none() && address::shared_by_every_node(addr)) {
                     continue;
                 }
@@ -242,6 +261,7 @@ fn named(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<Opti
                     resource: device.origin(),
                     field: escape(&hit.field),
                     value: shorten(&text),
+                    why: "it holds control characters",
                 });
             }
             if let Some(name) = HostName::parse(&text) {
@@ -260,11 +280,12 @@ fn address_name(device: &Device<'_>, origin: &Origin) -> Result<HostName, Error>
         .chars()
         .map(|c| if c.is_whitespace() { '_' } else { c })
         .collect();
-    HostName::parse(&spelled).ok_or_else(|| Error::BadName {
+    HostName::check(&spelled).map_err(|why| Error::BadName {
         file: origin.to_string(),
         resource: device.origin(),
         field: "resource address".into(),
         value: shorten(&device.address),
+        why,
     })
 }
 

@@ -10,18 +10,22 @@ use super::Origin;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{file}: cannot read")]
+    #[error("{file}: {why}")]
     Read {
         file: String,
-        #[source]
-        source: std::io::Error,
+        why: crate::input::ReadError,
     },
-    #[error("{file}: is a directory, not a Terraform state or inventory file")]
-    IsDirectory { file: String },
     #[error("{file}: the file is empty")]
     Empty { file: String },
-    #[error("{file}: not UTF-8 text")]
-    NotUtf8 { file: String },
+    #[error("{file}: {why}")]
+    Text {
+        file: String,
+        why: crate::input::TextError,
+    },
+    /// A document of the wrong kind: a state given as the inventory, a
+    /// config given as the state.
+    #[error("{file}: {detail}")]
+    WrongKind { file: String, detail: &'static str },
     #[error("{file}: invalid JSON at line {line}, column {column}: {reason}")]
     Json {
         file: String,
@@ -49,14 +53,32 @@ pub enum Error {
         value: String,
     },
     #[error(
-        "{file}: {resource}: field {field}: {value:?} is not a valid host name (control characters or blanks)"
+        "{file}: {resource}: field {field}: {value:?} is not an {want} address, as the field's name says it is"
     )]
+    WrongFamily {
+        file: String,
+        resource: String,
+        field: String,
+        value: String,
+        want: &'static str,
+    },
+    #[error("{file}: {resource}: field {field}: {value:?} is not a valid host name ({why})")]
     BadName {
         file: String,
         resource: String,
         field: String,
         value: String,
+        why: &'static str,
     },
+    #[error("{file}: two hosts are named {name:?}: {first} and {second}; names must be unique")]
+    DuplicateName {
+        file: String,
+        name: String,
+        first: String,
+        second: String,
+    },
+    #[error("{file}: {resource} is listed twice")]
+    ListedTwice { file: String, resource: String },
     #[error("{file}: {resource}: no public IPv4 address; palisade needs one to reach the node")]
     NoPublicIpv4 { file: String, resource: String },
     #[error("{file}: {resource}: no {wanted} address (looked at {looked_at}); {hint}")]

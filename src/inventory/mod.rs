@@ -18,6 +18,7 @@ mod flatmap;
 mod outputs;
 mod path;
 mod roles;
+mod shape;
 mod show_json;
 mod static_file;
 mod tfstate_v3;
@@ -97,8 +98,22 @@ pub struct HostName(String);
 
 impl HostName {
     pub fn parse(s: &str) -> Option<HostName> {
-        let ok = !s.is_empty() && s.len() <= 253 && s.chars().all(|c| !c.is_control() && !c.is_whitespace());
-        ok.then(|| HostName(s.to_owned()))
+        HostName::check(s).ok()
+    }
+
+    /// [`HostName::parse`], saying what is wrong with a name it refuses.
+    pub fn check(s: &str) -> Result<HostName, &'static str> {
+        if s.is_empty() {
+            Err("it is empty")
+        } else if s.len() > 253 {
+            Err("longer than 253 bytes")
+        } else if s.chars().any(char::is_control) {
+            Err("it holds control characters")
+        } else if s.chars().any(char::is_whitespace) {
+            Err("it holds blanks")
+        } else {
+            Ok(HostName(s.to_owned()))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -227,19 +242,25 @@ pub fn survey(source: &Source, rules: &RoleRules) -> Result<Survey, Error> {
         Source::Static(path) => {
             let origin = Origin::of(path);
             let bytes = read(path, &origin)?;
-            let text = String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
-                file: origin.to_string(),
-            })?;
-            let hosts = static_file::parse(&text, &origin)?;
-            let inventory = finish(hosts, &origin, || {
-                "hosts under [[master]], [[agent]], [[public-agent]], [[bootstrap]] or [[node]]".into()
-            })?;
-            Ok(Survey {
-                inventory,
-                census: None,
-            })
+            let survey = parse_static(&bytes, &origin.to_string())?;
+            Ok(survey)
         }
     }
+}
+
+/// Parses a static TOML inventory. Public for tests and fuzzing: it never
+/// panics, whatever the bytes.
+pub fn parse_static(bytes: &[u8], file: &str) -> Result<Survey, Error> {
+    let origin = Origin(file.into());
+    let text = text(bytes, &origin)?;
+    let hosts = static_file::parse(text, &origin)?;
+    let inventory = finish(hosts, &origin, || {
+        "hosts under [[master]], [[agent]], [[public-agent]], [[bootstrap]] or [[node]]".into()
+    })?;
+    Ok(Survey {
+        inventory,
+        census: None,
+    })
 }
 
 /// The name of the document being read, as error messages show it.
@@ -263,26 +284,24 @@ impl fmt::Display for Origin {
 }
 
 fn read(path: &Path, origin: &Origin) -> Result<Vec<u8>, Error> {
-    use std::io::Read;
-    let file = origin.to_string();
-    let bytes = if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|source| Error::Read { file, source })?;
-        buf
-    } else {
-        if path.is_dir() {
-            return Err(Error::IsDirectory { file });
-        }
-        std::fs::read(path).map_err(|source| Error::Read { file, source })?
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    crate::input::read(path, crate::input::MAX_BYTES).map_err(|why| Error::Read {
+        file: origin.to_string(),
+        why,
+    })
+}
+
+/// The document as text: UTF-8 (a byte order mark is dropped), not empty.
+fn text<'b>(bytes: &'b [u8], origin: &Origin) -> Result<&'b str, Error> {
+    let text = crate::input::text(bytes).map_err(|why| Error::Text {
+        file: origin.to_string(),
+        why,
+    })?;
+    if text.trim().is_empty() {
         return Err(Error::Empty {
             file: origin.to_string(),
         });
     }
-    Ok(bytes)
+    Ok(text)
 }
 
 /// Parses a Terraform document of any supported format. Public for tests and
@@ -297,12 +316,18 @@ pub fn survey_terraform(bytes: &[u8], file: &str, rules: &RoleRules) -> Result<S
 }
 
 fn from_terraform(bytes: &[u8], origin: &Origin, rules: &RoleRules) -> Result<Survey, Error> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::Empty {
-            file: origin.to_string(),
-        });
-    }
-    let doc: Value = serde_json::from_slice(bytes).map_err(|e| Error::json(origin, &e))?;
+    let text = text(bytes, origin)?;
+    let doc: Value = crate::input::json(text).map_err(|e| {
+        if crate::input::Looks::of(text) == crate::input::Looks::Toml {
+            Error::WrongKind {
+                file: origin.to_string(),
+                detail: "this is TOML, not a Terraform JSON document: a static inventory is read \
+                         with --inventory, palisade's config with --config",
+            }
+        } else {
+            Error::json(origin, &e)
+        }
+    })?;
     let format = Format::sniff(&doc, origin)?;
     let mut skipped = BTreeMap::new();
     let devices = match format {
@@ -440,6 +465,12 @@ fn finish(
     for host in &hosts {
         for addr in host.addresses() {
             if let Some(first) = seen.insert(addr, &host.origin) {
+                if first == host.origin {
+                    return Err(Error::ListedTwice {
+                        file: origin.to_string(),
+                        resource: first.to_owned(),
+                    });
+                }
                 return Err(Error::DuplicateAddress {
                     file: origin.to_string(),
                     address: addr,
@@ -447,6 +478,24 @@ fn finish(
                     second: host.origin.clone(),
                 });
             }
+        }
+    }
+    // Reports, progress and the Ctrl-C report are keyed by name.
+    let mut names: HashMap<&HostName, &str> = HashMap::new();
+    for host in &hosts {
+        if let Some(first) = names.insert(&host.name, &host.origin) {
+            if first == host.origin {
+                return Err(Error::ListedTwice {
+                    file: origin.to_string(),
+                    resource: first.to_owned(),
+                });
+            }
+            return Err(Error::DuplicateName {
+                file: origin.to_string(),
+                name: host.name.to_string(),
+                first: first.to_owned(),
+                second: host.origin.clone(),
+            });
         }
     }
     hosts.sort_by(|a, b| {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::device::{Attrs, Device, escape};
-use super::{Error, Origin, RoleRules};
+use super::{Error, Origin, RoleRules, shape};
 
 pub(super) fn devices<'a>(
     doc: &'a Value,
@@ -19,7 +19,9 @@ pub(super) fn devices<'a>(
 ) -> Result<Vec<Device<'a>>, Error> {
     let mut out = Vec::new();
     // An empty state prints no "values" at all.
-    if let Some(root) = doc.get("values").and_then(|v| v.get("root_module")) {
+    let values = shape::opt_object(doc, "values", origin, "the document")?;
+    if let Some(root) = values.and_then(|v| v.get("root_module")).filter(|r| !r.is_null()) {
+        let root = shape::object(root, origin, "values.root_module")?;
         let mut walk = Walk {
             origin,
             rules,
@@ -53,11 +55,14 @@ impl<'a> Walk<'_, 'a> {
             }
         };
         for (i, resource) in list("resources")?.iter().enumerate() {
-            let field = |k: &str| resource.get(k).and_then(Value::as_str);
-            if field("mode").unwrap_or("managed") != "managed" {
+            let at = format!("{location}.resources[{i}]");
+            let resource = shape::object(resource, origin, &at)?;
+            let field = |k: &str| shape::opt_str(resource, k, origin, &at);
+            if field("mode")?.unwrap_or("managed") != "managed" {
                 continue;
             }
-            let (Some(rtype), Some(name), Some(address)) = (field("type"), field("name"), field("address"))
+            let (Some(rtype), Some(name), Some(address)) =
+                (field("type")?, field("name")?, field("address")?)
             else {
                 return Err(Error::malformed(
                     origin,
@@ -72,12 +77,10 @@ impl<'a> Walk<'_, 'a> {
             // The address is the file's text, in every message about the
             // resource: escaped like the ones the other formats build.
             let address = escape(address);
-            let tainted = resource.get("tainted").and_then(Value::as_bool) == Some(true);
+            let tainted = shape::opt_bool(resource, "tainted", origin, &address)? == Some(true);
             let (lifecycle, deposed) =
                 super::tfstate_v4::lifecycle(resource.get("deposed_key"), tainted, origin, &address)?;
-            let values = resource
-                .get("values")
-                .and_then(Value::as_object)
+            let values = shape::opt_object(resource, "values", origin, &address)?
                 .ok_or_else(|| Error::malformed(origin, &address, "has no \"values\" object"))?;
             self.out.push(Device {
                 address,
@@ -89,7 +92,9 @@ impl<'a> Walk<'_, 'a> {
             });
         }
         for (i, child) in list("child_modules")?.iter().enumerate() {
-            let child_location = match child.get("address").and_then(Value::as_str) {
+            let at = format!("{location}.child_modules[{i}]");
+            let child = shape::object(child, origin, &at)?;
+            let child_location = match shape::opt_str(child, "address", origin, &at)? {
                 Some(addr) => escape(addr),
                 None => format!("{location}.child_modules[{i}]"),
             };

@@ -40,9 +40,18 @@ struct Entry {
 }
 
 pub(super) fn parse(text: &str, origin: &Origin) -> Result<Vec<Host>, Error> {
-    let file: File = toml::from_str(text).map_err(|e| Error::Toml {
-        file: origin.to_string(),
-        detail: e.to_string().trim_end().to_owned(),
+    let file: File = toml::from_str(text).map_err(|e| {
+        if crate::input::Looks::of(text) == crate::input::Looks::Json {
+            return Error::WrongKind {
+                file: origin.to_string(),
+                detail: "this is JSON, not a TOML inventory: a Terraform state, `terraform show \
+                         -json` or `terraform output -json` document is read with --state",
+            };
+        }
+        Error::Toml {
+            file: origin.to_string(),
+            detail: crate::input::toml_error(&e, text),
+        }
     })?;
     let groups = [
         (Role::Master, file.master),
@@ -62,13 +71,17 @@ pub(super) fn parse(text: &str, origin: &Origin) -> Result<Vec<Host>, Error> {
 
 fn host(role: Role, i: usize, entry: Entry, origin: &Origin) -> Result<Host, Error> {
     let location = format!("[[{role}]] entry {}", i + 1);
+    // An IPv4-mapped IPv6 address is the IPv4 address it maps, as in state.
     let parse = |field: String, value: &str| {
-        value.parse::<IpAddr>().map_err(|_| Error::BadAddress {
-            file: origin.to_string(),
-            resource: location.clone(),
-            field,
-            value: value.to_owned(),
-        })
+        value
+            .parse::<IpAddr>()
+            .map(|a| a.to_canonical())
+            .map_err(|_| Error::BadAddress {
+                file: origin.to_string(),
+                resource: location.clone(),
+                field,
+                value: super::device::shorten(value),
+            })
     };
     let address = parse("address".into(), &entry.address)?;
     let mut all = BTreeSet::from([address]);
@@ -76,11 +89,12 @@ fn host(role: Role, i: usize, entry: Entry, origin: &Origin) -> Result<Host, Err
         all.insert(parse(format!("addresses[{j}]"), text)?);
     }
     let name_text = entry.name.unwrap_or_else(|| address.to_string());
-    let name = HostName::parse(&name_text).ok_or_else(|| Error::BadName {
+    let name = HostName::check(&name_text).map_err(|why| Error::BadName {
         file: origin.to_string(),
         resource: location.clone(),
         field: "name".into(),
-        value: name_text.clone(),
+        value: super::device::shorten(&name_text),
+        why,
     })?;
     Ok(Host::new(
         name,

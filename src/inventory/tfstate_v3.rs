@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::device::{Attrs, Device, resource_address};
-use super::{Error, Lifecycle, Origin, RoleRules};
+use super::{Error, Lifecycle, Origin, RoleRules, shape};
 
 pub(super) fn devices(
     doc: &Value,
@@ -26,10 +26,11 @@ pub(super) fn devices(
         .ok_or_else(|| Error::malformed(origin, "state version 3", "has no \"modules\" list"))?;
     let mut out = Vec::new();
     for (m, module) in modules.iter().enumerate() {
-        let module_addr = module_address(module.get("path")).ok_or_else(|| {
-            Error::malformed(origin, format!("modules[{m}]"), "\"path\" is not a list of names")
-        })?;
-        let Some(resources) = module.get("resources").and_then(Value::as_object) else {
+        let at = format!("modules[{m}]");
+        let module = shape::object(module, origin, &at)?;
+        let module_addr = module_address(module.get("path"))
+            .ok_or_else(|| Error::malformed(origin, &at, "\"path\" is not a list of names"))?;
+        let Some(resources) = shape::opt_object(module, "resources", origin, &at)? else {
             continue;
         };
         for (key, resource) in resources {
@@ -51,16 +52,17 @@ pub(super) fn devices(
                     ));
                 }
             };
-            let rtype = resource.get("type").and_then(Value::as_str).unwrap_or(rtype);
+            let keyed = format!("resource {key:?}");
+            let resource = shape::object(resource, origin, &keyed)?;
+            let rtype = shape::opt_str(resource, "type", origin, &keyed)?.unwrap_or(rtype);
             if !rules.is_device(rtype) {
                 super::census::skip(skipped, rtype, 1);
                 continue;
             }
             let address = resource_address(&module_addr, rtype, name, index.as_ref());
             let device = |object: &Value, lifecycle, deposed: Option<String>, at: &str| {
-                let attrs = object
-                    .get("attributes")
-                    .and_then(Value::as_object)
+                let object = shape::object(object, origin, &format!("{address}: {at}"))?;
+                let attrs = shape::opt_object(object, "attributes", origin, &format!("{address}: {at}"))?
                     .ok_or_else(|| {
                         Error::malformed(origin, &address, format!("{at} has no \"attributes\" map"))
                     })?;
@@ -74,7 +76,11 @@ pub(super) fn devices(
                 })
             };
             if let Some(primary) = resource.get("primary").filter(|p| !p.is_null()) {
-                let lifecycle = if primary.get("tainted").and_then(Value::as_bool) == Some(true) {
+                let tainted = match primary {
+                    Value::Object(_) => shape::opt_bool(primary, "tainted", origin, &address)?,
+                    _ => None,
+                };
+                let lifecycle = if tainted == Some(true) {
                     Lifecycle::Tainted
                 } else {
                     Lifecycle::Current
@@ -83,7 +89,7 @@ pub(super) fn devices(
             }
             // A v3 deposed object has no key of its own (the upgrade to v4
             // draws random ones): its position in the list names it.
-            let deposed = resource.get("deposed").and_then(Value::as_array);
+            let deposed = shape::opt_list(resource, "deposed", origin, &address)?;
             for (i, object) in deposed.into_iter().flatten().enumerate() {
                 out.push(device(
                     object,

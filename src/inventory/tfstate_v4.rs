@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::device::{Attrs, Device, resource_address};
-use super::{Error, Lifecycle, Origin, RoleRules};
+use super::{Error, Lifecycle, Origin, RoleRules, shape};
 
 pub(super) fn devices<'a>(
     doc: &'a Value,
@@ -35,33 +35,40 @@ pub(super) fn devices<'a>(
     };
     let mut out = Vec::new();
     for (r, resource) in resources.iter().enumerate() {
-        let field = |k: &str| resource.get(k).and_then(Value::as_str);
-        if field("mode").unwrap_or("managed") != "managed" {
+        let at = format!("resources[{r}]");
+        let resource = shape::object(resource, origin, &at)?;
+        if shape::opt_str(resource, "mode", origin, &at)?.unwrap_or("managed") != "managed" {
             continue;
         }
-        let (Some(rtype), Some(name)) = (field("type"), field("name")) else {
-            return Err(Error::malformed(
-                origin,
-                format!("resources[{r}]"),
-                "has no \"type\" or \"name\"",
-            ));
+        let (Some(rtype), Some(name)) = (
+            shape::opt_str(resource, "type", origin, &at)?,
+            shape::opt_str(resource, "name", origin, &at)?,
+        ) else {
+            return Err(Error::malformed(origin, at, "has no \"type\" or \"name\""));
         };
-        let instances = resource
-            .get("instances")
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice);
         if !rules.is_device(rtype) {
-            super::census::skip(skipped, rtype, instances.len());
+            let count = resource
+                .get("instances")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            super::census::skip(skipped, rtype, count);
             continue;
         }
-        let module = field("module").unwrap_or("");
-        for instance in instances {
+        let module = shape::opt_str(resource, "module", origin, &at)?.unwrap_or("");
+        let at = resource_address(module, rtype, name, None);
+        // Terraform writes `"instances": []` for a resource with none: a
+        // machine resource without the list is a damaged state, not an
+        // empty one.
+        let instances = shape::opt_list(resource, "instances", origin, &at)?
+            .ok_or_else(|| Error::malformed(origin, &at, "has no \"instances\" list"))?;
+        for (i, instance) in instances.iter().enumerate() {
+            let instance = shape::object(instance, origin, &format!("{at}: instances[{i}]"))?;
             let address = resource_address(module, rtype, name, instance.get("index_key"));
-            let tainted = instance.get("status").and_then(Value::as_str) == Some("tainted");
+            let tainted = shape::opt_str(instance, "status", origin, &address)? == Some("tainted");
             let (lifecycle, deposed) = lifecycle(instance.get("deposed"), tainted, origin, &address)?;
-            let attrs = if let Some(nested) = instance.get("attributes").and_then(Value::as_object) {
+            let attrs = if let Some(nested) = shape::opt_object(instance, "attributes", origin, &address)? {
                 Attrs::Nested(nested)
-            } else if let Some(flat) = instance.get("attributes_flat").and_then(Value::as_object) {
+            } else if let Some(flat) = shape::opt_object(instance, "attributes_flat", origin, &address)? {
                 Attrs::flat(flat, origin, &address)?
             } else {
                 return Err(Error::malformed(

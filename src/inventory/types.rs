@@ -268,7 +268,7 @@ const SECRETS: &[&str] = &[
 
 /// Whether an attribute or map key holds secrets in some provider's schema
 /// (any case, `-` or `_`).
-pub(super) fn is_secret(name: &str) -> bool {
+pub(crate) fn is_secret(name: &str) -> bool {
     let spelled = name.to_ascii_lowercase().replace('-', "_");
     SECRETS.contains(&spelled.as_str())
 }

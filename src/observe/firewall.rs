@@ -279,6 +279,37 @@ mod tests {
 
     const FIXTURE: &str = include_str!("../../tests/fixtures/observe/applied-nft.txt");
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// A node may print anything: lines cut, doubled, swapped or
+        /// replaced by garbage (control characters, huge lines) never make
+        /// the parser panic.
+        #[test]
+        fn any_node_output_parses_or_is_refused_without_a_panic(
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), 0u8..4, "(?s).{0,40}"),
+                0..12,
+            ),
+            long in proptest::prelude::any::<bool>(),
+        ) {
+            let mut lines: Vec<String> = FIXTURE.lines().map(str::to_owned).collect();
+            for (at, kind, text) in edits {
+                let i = at.index(lines.len().max(1));
+                match kind {
+                    0 if i < lines.len() => lines[i] = text,
+                    1 => lines.insert(i.min(lines.len()), text),
+                    2 if i < lines.len() => { lines.remove(i); }
+                    _ => lines.insert(i.min(lines.len()), format!("==> {text}")),
+                }
+            }
+            if long {
+                lines.insert(lines.len() / 2, "\u{1b}[2J".repeat(100_000));
+            }
+            let _ = parse(&lines.join("\n"));
+        }
+    }
+
     #[test]
     fn parses_a_node_after_apply() {
         let o = parse(FIXTURE).unwrap();

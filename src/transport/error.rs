@@ -60,6 +60,8 @@ pub enum HostError {
     SudoPassword { user: String },
     #[error("remote step failed with exit code {code}: {stderr}")]
     Exit { code: u32, stderr: String },
+    #[error("the node printed more than {} MiB in one step; palisade's scripts print a few kB", .limit >> 20)]
+    OutputTooLarge { limit: usize },
     #[error(
         "refused to change this host: it sees palisade connecting from {seen}, which the whitelist does not \
          admit, so the change would lock you out; add it with --allow {seen}"

@@ -68,14 +68,19 @@ impl KnownHosts {
     /// Reads the file; a missing file is an empty one. Lines that do not
     /// parse are skipped, as OpenSSH skips them.
     pub fn load(path: &Path) -> std::io::Result<KnownHosts> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e),
+        use crate::input::{self, ReadError};
+        // Bounded, and never a device or a silent pipe: `--known-hosts`
+        // names any file.
+        let bytes = match input::read(path, 64 << 20) {
+            Ok(bytes) => bytes,
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(ReadError::Io(e)) => return Err(e),
+            Err(e) => return Err(std::io::Error::other(e.to_string())),
         };
+        let text = input::text(&bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(KnownHosts {
             path: path.to_owned(),
-            entries: Mutex::new(parse(&text)),
+            entries: Mutex::new(parse(text)),
         })
     }
 

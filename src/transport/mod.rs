@@ -69,28 +69,64 @@ pub struct Jump {
 impl FromStr for Jump {
     type Err = String;
 
+    /// `user@host`, `user@host:port`, `user@[IPv6]:port`, `user@IPv6`; the
+    /// host is an IP address or a DNS name.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?} is not user@host[:port]");
-        let (user, rest) = s.split_once('@').ok_or_else(bad)?;
-        let (host, port) = match rest.rsplit_once(':') {
-            // An IPv6 literal in brackets, or host:port.
-            Some((h, p)) if !h.contains(':') || h.starts_with('[') => (
-                h.trim_start_matches('[').trim_end_matches(']'),
-                p.parse().map_err(|_| bad())?,
-            ),
-            _ => (rest.trim_start_matches('[').trim_end_matches(']'), 22),
+        let shown = crate::input::shorten(s, 80);
+        let bad = |why: &str| format!("{shown:?} is not user@host[:port]: {why}");
+        let (user, rest) = s.split_once('@').ok_or_else(|| bad("no user@"))?;
+        if user.is_empty()
+            || !user
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(bad("the user is empty or holds characters a login name does not"));
+        }
+        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+            let (addr, after) = inner.split_once(']').ok_or_else(|| bad("a [ without its ]"))?;
+            let addr: std::net::Ipv6Addr = addr
+                .parse()
+                .map_err(|_| bad("only an IPv6 address goes in brackets"))?;
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?),
+            };
+            (addr.to_string(), port)
+        } else if let Ok(addr) = rest.parse::<std::net::Ipv6Addr>() {
+            (addr.to_string(), None)
+        } else {
+            match rest.split_once(':') {
+                Some((_, p)) if p.contains(':') => {
+                    return Err(bad(
+                        "two ports (an IPv6 address with a port goes in brackets: user@[2001:db8::1]:22)",
+                    ));
+                }
+                Some((h, p)) => (h.to_owned(), Some(p)),
+                None => (rest.to_owned(), None),
+            }
         };
-        let word = |w: &str| {
-            !w.is_empty()
-                && w.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        let port = match port {
+            None => 22,
+            Some(p) => match p.parse::<u16>() {
+                Ok(0) => return Err(bad("port 0 is no port (1 to 65535)")),
+                Ok(p) => p,
+                Err(_) => return Err(bad("the port is not a number from 1 to 65535")),
+            },
         };
-        if !word(user) || !word(host) {
-            return Err(bad());
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        let is_dns = host.len() <= 253
+            && host.split('.').all(|label| {
+                (1..=63).contains(&label.len())
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            });
+        if !is_ip && !is_dns {
+            return Err(bad("the host is neither an IP address nor a DNS name"));
         }
         Ok(Jump {
             user: user.into(),
-            host: host.into(),
+            host,
             port,
         })
     }
@@ -98,7 +134,11 @@ impl FromStr for Jump {
 
 impl fmt::Display for Jump {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}:{}", self.user, self.host, self.port)
+        if self.host.contains(':') {
+            write!(f, "{}@[{}]:{}", self.user, self.host, self.port)
+        } else {
+            write!(f, "{}@{}:{}", self.user, self.host, self.port)
+        }
     }
 }
 
@@ -168,7 +208,15 @@ impl Script {
 pub fn load_key(path: &Path) -> Result<PrivateKey, String> {
     use russh::keys::Error as KeyError;
     let shown = path.display();
-    match russh::keys::load_secret_key(path, None) {
+    // Read here, bounded, rather than by the SSH library: `--key /dev/zero`
+    // must not read until memory runs out.
+    let bytes = crate::input::read(path, 1 << 20).map_err(|e| match e {
+        crate::input::ReadError::Io(e) => format!("{shown}: cannot read the key: {e}"),
+        e => format!("{shown}: {e}"),
+    })?;
+    let text = crate::input::text(&bytes).map_err(|e| format!("{shown}: {e}"))?;
+    let load = |pass: Option<&str>| russh::keys::decode_secret_key(text, pass);
+    match load(None) {
         Ok(key) => Ok(key),
         Err(KeyError::KeyIsEncrypted) => {
             let pass = match std::env::var("PALISADE_KEY_PASSPHRASE") {
@@ -183,8 +231,7 @@ pub fn load_key(path: &Path) -> Result<PrivateKey, String> {
                     ));
                 }
             };
-            russh::keys::load_secret_key(path, Some(&pass))
-                .map_err(|e| format!("{shown}: cannot decrypt the key (wrong passphrase?): {e}"))
+            load(Some(&pass)).map_err(|e| format!("{shown}: cannot decrypt the key (wrong passphrase?): {e}"))
         }
         Err(KeyError::IO(e)) => Err(format!("{shown}: cannot read the key: {e}")),
         Err(e) => {
@@ -241,6 +288,22 @@ mod tests {
         assert_eq!("core@bastion.example:2222".parse::<Jump>().unwrap().port, 2222);
         assert_eq!("core@[2001:2::1]:2222".parse::<Jump>().unwrap().host, "2001:2::1");
         assert_eq!("core@2001:2::1".parse::<Jump>().unwrap().port, 22);
+        let v6 = "core@[2001:db8::1]".parse::<Jump>().unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("2001:db8::1", 22));
+        assert_eq!(v6.to_string(), "core@[2001:db8::1]:22");
+        for (bad, why) in [
+            ("core@bastion:22:33", "two ports"),
+            ("core@bastion:0", "port 0 is no port"),
+            ("core@bastion:65536", "not a number from 1 to 65535"),
+            ("core@[bastion]:22", "only an IPv6 address goes in brackets"),
+            ("core@[2001:db8::1", "a [ without its ]"),
+            ("core@[2001:db8::1]22", "junk after ]"),
+            ("core@a..b", "neither an IP address nor a DNS name"),
+            ("a@b@c", "neither an IP address nor a DNS name"),
+        ] {
+            let e = bad.parse::<Jump>().unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
         for bad in [
             "core",
             "@host",

@@ -47,11 +47,27 @@ impl Output {
         } else {
             Err(HostError::Exit {
                 code: self.code,
-                stderr: self.stderr.trim().to_owned(),
+                stderr: last_words(&self.stderr),
             })
         }
     }
 }
+
+/// The end of what a failed step printed, for its error: the last lines
+/// say why, and a node that prints a megabyte must not fill the report.
+fn last_words(stderr: &str) -> String {
+    const KEEP: usize = 2000;
+    let text = stderr.trim();
+    match text.char_indices().rev().nth(KEEP) {
+        Some((at, _)) => format!("…{}", &text[at..]),
+        None => text.to_owned(),
+    }
+}
+
+/// The most one step may print: far above what palisade's scripts print
+/// (an `iptables-save` of a busy node is some hundred kB), low enough that a
+/// broken or hostile node cannot exhaust the controller's memory.
+const MAX_OUTPUT: usize = 32 << 20;
 
 /// An open connection. Cloning shares it.
 #[derive(Clone)]
@@ -119,6 +135,9 @@ impl Session {
                 ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
                 ChannelMsg::ExitSignal { signal_name, .. } => signal = Some(format!("{signal_name:?}")),
                 _ => {}
+            }
+            if out.len() + err.len() > MAX_OUTPUT {
+                return Err(HostError::OutputTooLarge { limit: MAX_OUTPUT });
             }
         }
         if let Some(signal) = signal {
@@ -410,5 +429,17 @@ impl client::Handler for Client {
             }),
             Verdict::Revoked { line } => self.refuse(HostError::HostKeyRevoked { host, file, line }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_failed_steps_error_keeps_only_the_end_of_what_it_printed() {
+        let huge = format!("{}\nthe reason", "x".repeat(1 << 20));
+        let kept = super::last_words(&huge);
+        assert!(kept.len() < 2100, "{}", kept.len());
+        assert!(kept.starts_with('…') && kept.ends_with("the reason"));
+        assert_eq!(super::last_words("  short\n"), "short");
     }
 }
