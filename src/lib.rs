@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod config;
 pub mod diff;
 pub mod inventory;
+pub mod limit;
 pub mod net;
 pub mod observe;
 pub mod policy;
