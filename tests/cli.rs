@@ -220,7 +220,8 @@ fn each_command_lists_only_its_own_flags_with_examples_and_exit_codes() {
     let firewall = ["--set4", "--set6", "--chain"];
     let target = ["--state", "--inventory", "--limit", "--role", "--connect-via"];
     // command, groups it takes, groups it does not
-    let table: [(&str, Vec<&[&str]>, Vec<&[&str]>); 6] = [
+    type Groups<'a> = Vec<&'a [&'a str]>;
+    let table: [(&str, Groups, Groups); 6] = [
         ("inventory", vec![&target], vec![&ssh, &whitelist, &firewall]),
         ("ping", vec![&target, &ssh], vec![&whitelist, &firewall]),
         ("plan", vec![&target, &ssh, &whitelist, &firewall], vec![]),
