@@ -12,6 +12,7 @@
 mod dcos;
 mod firewall;
 mod harness;
+mod limit;
 mod lockout;
 mod ping;
 mod systemd;
@@ -93,6 +94,7 @@ fn main() -> ExitCode {
     let lab_tests = [
         dcos::TESTS,
         firewall::TESTS,
+        limit::TESTS,
         lockout::TESTS,
         ping::TESTS,
         systemd::TESTS,
