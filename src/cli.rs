@@ -32,7 +32,7 @@ pub enum Command {
     Ping(PingArgs),
     /// Show what `apply` would change on each node, changing nothing.
     #[command(after_help = PLAN_HELP)]
-    Plan(CheckArgs),
+    Plan(PlanArgs),
     /// Push the whitelist to every node.
     #[command(after_help = APPLY_HELP)]
     Apply(ApplyArgs),
@@ -59,6 +59,8 @@ pub struct Flags<'a> {
     pub ssh: Option<&'a SshArgs>,
     pub firewall: Option<&'a FirewallArgs>,
     pub whitelist: Option<&'a WhitelistArgs>,
+    /// plan and apply: `--public-only`.
+    pub public_only: bool,
     /// apply only.
     pub confirm_timeout: Option<u64>,
 }
@@ -68,32 +70,43 @@ impl Cli {
     /// that only describe palisade itself (completions, man).
     pub fn flags(&self) -> Option<Flags<'_>> {
         let global = &self.global;
-        let flags = |target, ssh, firewall, whitelist, confirm_timeout| Flags {
+        let flags = |target, ssh| Flags {
             global,
             target,
             ssh,
-            firewall,
-            whitelist,
-            confirm_timeout,
+            firewall: None,
+            whitelist: None,
+            public_only: false,
+            confirm_timeout: None,
         };
         Some(match &self.command {
-            Command::Inventory(a) => flags(&a.target, None, None, None, None),
-            Command::Ping(a) => flags(&a.target, Some(&a.ssh), None, None, None),
-            Command::Plan(a) | Command::Verify(a) => flags(
-                &a.target,
-                Some(&a.ssh),
-                Some(&a.firewall),
-                Some(&a.whitelist),
-                None,
-            ),
-            Command::Apply(a) => flags(
-                &a.target,
-                Some(&a.ssh),
-                Some(&a.firewall),
-                Some(&a.whitelist),
-                a.confirm_timeout,
-            ),
-            Command::Remove(a) => flags(&a.target, Some(&a.ssh), Some(&a.firewall), None, None),
+            Command::Inventory(a) => flags(&a.target, None),
+            Command::Ping(a) => flags(&a.target, Some(&a.ssh)),
+            Command::Plan(PlanArgs {
+                check: a,
+                public_only,
+            }) => Flags {
+                firewall: Some(&a.firewall),
+                whitelist: Some(&a.whitelist),
+                public_only: public_only.on,
+                ..flags(&a.target, Some(&a.ssh))
+            },
+            Command::Verify(a) => Flags {
+                firewall: Some(&a.firewall),
+                whitelist: Some(&a.whitelist),
+                ..flags(&a.target, Some(&a.ssh))
+            },
+            Command::Apply(a) => Flags {
+                firewall: Some(&a.firewall),
+                whitelist: Some(&a.whitelist),
+                public_only: a.public_only.on,
+                confirm_timeout: a.confirm_timeout,
+                ..flags(&a.target, Some(&a.ssh))
+            },
+            Command::Remove(a) => Flags {
+                firewall: Some(&a.firewall),
+                ..flags(&a.target, Some(&a.ssh))
+            },
             Command::Completions(_) | Command::Man(_) => return None,
         })
     }
@@ -141,6 +154,25 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
+    #[command(flatten)]
+    pub public_only: PublicOnly,
+}
+
+/// plan and apply check that the inventory knows a private address for
+/// every node; this flag says the fleet needs none.
+#[derive(Debug, Args)]
+pub struct PublicOnly {
+    /// The nodes talk to each other only over the addresses the inventory
+    /// has: apply even when it knows no private address for some nodes
+    /// (`terraform output -json`, a static host with one address).
+    #[arg(long = "public-only", help_heading = "Whitelist")]
+    pub on: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -150,6 +182,8 @@ pub struct ApplyArgs {
     pub whitelist: WhitelistArgs,
     #[command(flatten)]
     pub firewall: FirewallArgs,
+    #[command(flatten)]
+    pub public_only: PublicOnly,
     /// Seconds a changed node waits for palisade to prove that new
     /// connections still get through, before it undoes the change by itself
     /// [default: 60].
@@ -290,11 +324,6 @@ pub struct WhitelistArgs {
     /// Do not write the boot restore script and unit.
     #[arg(long)]
     pub no_persist: bool,
-    /// The nodes talk to each other only over the addresses the inventory
-    /// has: apply even when it knows no private address for some nodes
-    /// (`terraform output -json`, a static host with one address).
-    #[arg(long)]
-    pub public_only: bool,
 }
 
 /// The names of palisade's objects on the nodes: every command that reads
@@ -350,7 +379,7 @@ macro_rules! exit_status {
 
 macro_rules! node_exit_status {
     ($($extra:literal),* $(,)?) => {
-        exit_status!("  2  some hosts failed or were unreachable; their names are in the retry file\n", $($extra),*)
+        exit_status!("  2  some hosts failed, were unreachable or rolled back; their names go to the retry file\n", $($extra),*)
     };
 }
 

@@ -267,7 +267,7 @@ impl Settings {
         {
             bail!("{resolvers_from}: {net} is a network; a DNS resolver is one address");
         }
-        let public_only = w.public_only || config.whitelist.public_only.unwrap_or(false);
+        let public_only = flags.public_only || config.whitelist.public_only.unwrap_or(false);
         let policy = PolicyOptions {
             public_only,
             open,

@@ -215,7 +215,7 @@ fn each_command_lists_only_its_own_flags_with_examples_and_exit_codes() {
         "--open",
         "--resolver",
         "--interface",
-        "--public-only",
+        "--no-persist",
     ];
     let firewall = ["--set4", "--set6", "--chain"];
     let target = ["--state", "--inventory", "--limit", "--role", "--connect-via"];
@@ -247,6 +247,11 @@ fn each_command_lists_only_its_own_flags_with_examples_and_exit_codes() {
             flags.iter().any(|f| f == "--confirm-timeout"),
             cmd == "apply",
             "{cmd}: --confirm-timeout is apply's alone"
+        );
+        assert_eq!(
+            flags.iter().any(|f| f == "--public-only"),
+            matches!(cmd, "plan" | "apply"),
+            "{cmd}: --public-only is plan's and apply's"
         );
         assert!(help.contains("\nExamples:\n  palisade "), "{cmd}:\n{help}");
         assert!(help.contains("Exit status:\n  0  "), "{cmd}:\n{help}");
