@@ -35,14 +35,16 @@ fn main() {
         "hosts.toml",
         "--key",
         "id_ed25519",
-        "--allow",
-        &c,
         "--forks",
         "64",
     ];
     let palisade = |cmd: &str, extra: &[&str]| {
         let mut argv = vec![cmd, "--json"];
         argv.extend_from_slice(&common);
+        // ping and remove take no whitelist flags.
+        if matches!(cmd, "apply" | "plan" | "verify") {
+            argv.extend(["--allow", &c]);
+        }
         argv.extend_from_slice(extra);
         let start = Instant::now();
         let out = lab.palisade(&bin, &argv);

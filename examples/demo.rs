@@ -48,7 +48,14 @@ fn main() {
     let run = |lab: &Lab, cmd: &str, extra: &[&str]| {
         let mut argv = vec![cmd];
         argv.extend_from_slice(extra);
-        argv.extend_from_slice(&common);
+        // Each command takes only its own flags: inventory no SSH ones,
+        // ping and remove no whitelist ones.
+        let takes = match cmd {
+            "inventory" => 2,
+            "ping" | "remove" => 4,
+            _ => common.len(),
+        };
+        argv.extend_from_slice(&common[..takes]);
         println!("$ palisade {}", argv.join(" "));
         let out = lab.palisade(&bin, &argv);
         print!("{}", String::from_utf8_lossy(&out.stdout));

@@ -14,7 +14,7 @@ use crate::transport::{HostKeyChecking, Jump};
 
 /// Lock a bare-metal cluster down to an IP whitelist, over SSH, with no agent.
 #[derive(Debug, Parser)]
-#[command(name = "palisade", version, about, propagate_version = true)]
+#[command(name = "palisade", version, about, propagate_version = true, after_help = MAIN_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -25,152 +25,321 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the fleet: every node, its role and all its addresses.
-    Inventory,
+    #[command(after_help = INVENTORY_HELP)]
+    Inventory(InventoryArgs),
     /// Check that every node is reachable, logs in, has sudo, ipset and iptables.
-    Ping,
+    #[command(after_help = PING_HELP)]
+    Ping(PingArgs),
     /// Show what `apply` would change on each node, changing nothing.
-    Plan,
+    #[command(after_help = PLAN_HELP)]
+    Plan(PlanArgs),
     /// Push the whitelist to every node.
-    Apply,
+    #[command(after_help = APPLY_HELP)]
+    Apply(ApplyArgs),
     /// Audit every node against the whitelist; read-only.
-    Verify,
+    #[command(after_help = VERIFY_HELP)]
+    Verify(CheckArgs),
     /// Take palisade's firewall off every node.
-    Remove,
+    #[command(after_help = REMOVE_HELP)]
+    Remove(RemoveArgs),
+    /// Print a shell completion script on stdout.
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Print the manual page, or write one page per command into a directory.
+    #[command(after_help = MAN_HELP)]
+    Man(ManArgs),
 }
 
-/// Flags every command takes. Each one overrides the same setting in the
-/// config file.
+/// The flags a command takes, by group. A group the command does not take
+/// is `None`: the config file and palisade's defaults fill it in.
+#[derive(Debug)]
+pub struct Flags<'a> {
+    pub global: &'a GlobalArgs,
+    pub target: &'a TargetArgs,
+    pub ssh: Option<&'a SshArgs>,
+    pub firewall: Option<&'a FirewallArgs>,
+    pub whitelist: Option<&'a WhitelistArgs>,
+    /// plan and apply: `--public-only`.
+    pub public_only: bool,
+    /// apply only.
+    pub confirm_timeout: Option<u64>,
+}
+
+impl Cli {
+    /// The flags of a command that reads the fleet; `None` for the commands
+    /// that only describe palisade itself (completions, man).
+    pub fn flags(&self) -> Option<Flags<'_>> {
+        let global = &self.global;
+        let flags = |target, ssh| Flags {
+            global,
+            target,
+            ssh,
+            firewall: None,
+            whitelist: None,
+            public_only: false,
+            confirm_timeout: None,
+        };
+        Some(match &self.command {
+            Command::Inventory(a) => flags(&a.target, None),
+            Command::Ping(a) => flags(&a.target, Some(&a.ssh)),
+            Command::Plan(PlanArgs {
+                check: a,
+                public_only,
+            }) => Flags {
+                firewall: Some(&a.firewall),
+                whitelist: Some(&a.whitelist),
+                public_only: public_only.on,
+                ..flags(&a.target, Some(&a.ssh))
+            },
+            Command::Verify(a) => Flags {
+                firewall: Some(&a.firewall),
+                whitelist: Some(&a.whitelist),
+                ..flags(&a.target, Some(&a.ssh))
+            },
+            Command::Apply(a) => Flags {
+                firewall: Some(&a.firewall),
+                whitelist: Some(&a.whitelist),
+                public_only: a.public_only.on,
+                confirm_timeout: a.confirm_timeout,
+                ..flags(&a.target, Some(&a.ssh))
+            },
+            Command::Remove(a) => Flags {
+                firewall: Some(&a.firewall),
+                ..flags(&a.target, Some(&a.ssh))
+            },
+            Command::Completions(_) | Command::Man(_) => return None,
+        })
+    }
+}
+
+/// Flags every command takes, before or after its name.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Config file [default: ./palisade.toml when it exists].
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Terraform state, `terraform show -json` or `terraform output -json`
-    /// document; `-` reads standard input [default: ./terraform.tfstate].
-    #[arg(long, global = true, value_name = "PATH", conflicts_with = "inventory")]
-    pub state: Option<PathBuf>,
-    /// A static TOML inventory instead of Terraform state.
-    #[arg(long, global = true, value_name = "PATH")]
-    pub inventory: Option<PathBuf>,
-    /// Another Terraform resource type laid out like packet_device (the old
-    /// form of `[terraform.types.NAME]`); repeatable, added to the config's
-    /// `terraform.device_types`.
-    #[arg(long = "device-type", global = true, value_name = "TYPE")]
-    pub device_types: Vec<String>,
-    /// A role for resources whose name (or --role-tag value) matches a glob,
-    /// as GLOB=ROLE (role: master, agent, public-agent, bootstrap or node);
-    /// repeatable, tried before the config's `terraform.roles`.
-    #[arg(long = "role", global = true, value_name = "GLOB=ROLE", value_parser = parse_role_rule)]
-    pub roles: Vec<RoleRule>,
-    /// Read each machine's role from this tag or label: its value is a role
-    /// (master, agent, public-agent, bootstrap, node) or matches a --role
-    /// pattern; machines without it get the resource-name rule.
-    #[arg(long = "role-tag", global = true, value_name = "KEY")]
-    pub role_tag: Option<String>,
-    /// Which address of each machine palisade connects to [default: public
-    /// IPv4]; every address is whitelisted whichever is chosen.
-    #[arg(long = "connect-via", global = true, value_enum)]
-    pub connect_via: Option<crate::inventory::ConnectVia>,
     /// Print a machine-readable JSON report on stdout, and nothing else.
     #[arg(long, global = true)]
     pub json: bool,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+/// plan and verify: they read each node and compare it with the whitelist.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]
     pub whitelist: WhitelistArgs,
+    #[command(flatten)]
+    pub firewall: FirewallArgs,
 }
 
 #[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
+    #[command(flatten)]
+    pub public_only: PublicOnly,
+}
+
+/// plan and apply check that the inventory knows a private address for
+/// every node; this flag says the fleet needs none.
+#[derive(Debug, Args)]
+pub struct PublicOnly {
+    /// The nodes talk to each other only over the addresses the inventory
+    /// has: apply even when it knows no private address for some nodes
+    /// (`terraform output -json`, a static host with one address).
+    #[arg(long = "public-only", help_heading = "Whitelist")]
+    pub on: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub whitelist: WhitelistArgs,
+    #[command(flatten)]
+    pub firewall: FirewallArgs,
+    #[command(flatten)]
+    pub public_only: PublicOnly,
+    /// Seconds a changed node waits for palisade to prove that new
+    /// connections still get through, before it undoes the change by itself
+    /// [default: 60].
+    #[arg(long, value_name = "SECONDS", help_heading = "Firewall")]
+    pub confirm_timeout: Option<u64>,
+}
+
+/// remove needs only the names of what it takes off.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub firewall: FirewallArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete palisade's commands and flags in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write palisade.1 and one page per command (palisade-apply.1, ...)
+    /// into this directory instead of printing palisade(1).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Where the fleet comes from, and which of its hosts a run works on.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Hosts")]
+pub struct TargetArgs {
+    /// Terraform state, `terraform show -json` or `terraform output -json`
+    /// document; `-` reads standard input [default: ./terraform.tfstate].
+    #[arg(long, value_name = "PATH", conflicts_with = "inventory")]
+    pub state: Option<PathBuf>,
+    /// A static TOML inventory instead of Terraform state.
+    #[arg(long, value_name = "PATH")]
+    pub inventory: Option<PathBuf>,
+    /// Work on these hosts only: a role, name or address, a glob
+    /// (`agent-*`, `10.0.0.*`), a network (10.0.0.0/8), `!PATTERN` to leave
+    /// hosts out, `@FILE` for patterns one a line (the retry file);
+    /// comma-separated, repeatable. The whitelist still admits every host.
+    #[arg(long, value_name = "PATTERN[,PATTERN...]")]
+    pub limit: Vec<String>,
+    /// Another Terraform resource type laid out like packet_device (the old
+    /// form of `[terraform.types.NAME]`); repeatable, added to the config's
+    /// `terraform.device_types`.
+    #[arg(long = "device-type", value_name = "TYPE")]
+    pub device_types: Vec<String>,
+    /// A role for resources whose name (or --role-tag value) matches a glob,
+    /// as GLOB=ROLE (role: master, agent, public-agent, bootstrap or node);
+    /// repeatable, tried before the config's `terraform.roles`.
+    #[arg(long = "role", value_name = "GLOB=ROLE", value_parser = parse_role_rule)]
+    pub roles: Vec<RoleRule>,
+    /// Read each machine's role from this tag or label: its value is a role
+    /// (master, agent, public-agent, bootstrap, node) or matches a --role
+    /// pattern; machines without it get the resource-name rule.
+    #[arg(long = "role-tag", value_name = "KEY")]
+    pub role_tag: Option<String>,
+    /// Which address of each machine palisade connects to [default: public
+    /// IPv4]; every address is whitelisted whichever is chosen.
+    #[arg(long = "connect-via", value_enum)]
+    pub connect_via: Option<crate::inventory::ConnectVia>,
+}
+
+#[derive(Debug, Default, Args)]
 #[command(next_help_heading = "SSH")]
 pub struct SshArgs {
     /// Remote user [default: core].
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub user: Option<String>,
     /// Private key file [default: the ssh-agent at SSH_AUTH_SOCK].
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub key: Option<PathBuf>,
     /// SSH port [default: 22].
-    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// The cluster's known_hosts file [default: .palisade/known_hosts next to
     /// the state or inventory].
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub known_hosts: Option<PathBuf>,
     /// What to do with unknown and changed host keys [default: accept-new].
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, value_enum)]
     pub host_key_checking: Option<HostKeyChecking>,
     /// How many hosts to work on at once [default: 64].
-    #[arg(long, global = true, value_name = "N", value_parser = parse_forks)]
+    #[arg(long, value_name = "N", value_parser = parse_forks)]
     pub forks: Option<NonZeroUsize>,
     /// Seconds to wait for a connection and login [default: 10].
-    #[arg(long, global = true, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS")]
     pub connect_timeout: Option<u64>,
     /// Seconds one remote step may take [default: 120].
-    #[arg(long, global = true, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
     /// Extra connection attempts, with backoff; a step that may have changed
     /// a host is never retried [default: 2].
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
     /// Reach the nodes through this bastion: user@host[:port].
-    #[arg(long, global = true, value_name = "USER@HOST[:PORT]")]
+    #[arg(long, value_name = "USER@HOST[:PORT]")]
     pub jump: Option<Jump>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Whitelist")]
 pub struct WhitelistArgs {
     /// An operator address or network to admit; repeatable, added to the
     /// config's `whitelist.allow`.
-    #[arg(long, global = true, value_name = "IP|CIDR")]
+    #[arg(long, value_name = "IP|CIDR")]
     pub allow: Vec<Net>,
     /// Any other address or network to admit; repeatable, added to the
     /// config's `whitelist.extra`.
-    #[arg(long, global = true, value_name = "IP|CIDR")]
+    #[arg(long, value_name = "IP|CIDR")]
     pub extra: Vec<Net>,
     /// Ports open to everyone on the nodes of a role (`all` for every
     /// role), whatever the whitelist: e.g. public-agent=tcp/80,tcp/443 for
     /// DC/OS public agents; repeatable, added to the config's
     /// `whitelist.open`.
-    #[arg(long, global = true, value_name = "ROLE=PROTO/PORT[-PORT][,...]")]
+    #[arg(long, value_name = "ROLE=PROTO/PORT[-PORT][,...]")]
     pub open: Vec<Opening>,
     /// A DNS resolver the nodes use; repeatable, replaces the config's list
     /// [default: 8.8.8.8 8.8.4.4].
-    #[arg(long = "resolver", global = true, value_name = "IP")]
+    #[arg(long = "resolver", value_name = "IP")]
     pub resolvers: Vec<Net>,
     /// An interface whose traffic is accepted (containers, overlay);
     /// repeatable, replaces the config's list [default: docker0 d-dcos m-dcos
     /// ucr-br0 vtep1024].
-    #[arg(long = "interface", global = true, value_name = "NAME")]
+    #[arg(long = "interface", value_name = "NAME")]
     pub interfaces: Vec<IfName>,
-    /// The IPv4 ipset [default: palisade4].
-    #[arg(long, global = true, value_name = "NAME")]
-    pub set4: Option<SetName>,
-    /// The IPv6 ipset [default: palisade6].
-    #[arg(long, global = true, value_name = "NAME")]
-    pub set6: Option<SetName>,
-    /// The iptables chain [default: PALISADE].
-    #[arg(long, global = true, value_name = "NAME")]
-    pub chain: Option<ChainName>,
     /// Leave Docker's published ports alone (no guard in DOCKER-USER).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub no_docker_user: bool,
     /// Do not write the boot restore script and unit.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub no_persist: bool,
-    /// The nodes talk to each other only over the addresses the inventory
-    /// has: apply even when it knows no private address for some nodes
-    /// (`terraform output -json`, a static host with one address).
-    #[arg(long, global = true)]
-    pub public_only: bool,
-    /// Seconds a changed node waits for palisade to prove that new
-    /// connections still get through, before it undoes the change by itself
-    /// [default: 60].
-    #[arg(long, global = true, value_name = "SECONDS")]
-    pub confirm_timeout: Option<u64>,
+}
+
+/// The names of palisade's objects on the nodes: every command that reads
+/// or changes them needs the same ones.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Firewall")]
+pub struct FirewallArgs {
+    /// The IPv4 ipset [default: palisade4].
+    #[arg(long, value_name = "NAME")]
+    pub set4: Option<SetName>,
+    /// The IPv6 ipset [default: palisade6].
+    #[arg(long, value_name = "NAME")]
+    pub set6: Option<SetName>,
+    /// The iptables chain [default: PALISADE].
+    #[arg(long, value_name = "NAME")]
+    pub chain: Option<ChainName>,
 }
 
 fn parse_forks(s: &str) -> Result<NonZeroUsize, String> {
@@ -193,3 +362,112 @@ fn parse_role_rule(s: &str) -> Result<RoleRule, String> {
         role: role.parse()?,
     })
 }
+
+// What each command's help ends with: examples, then the exit codes it can
+// return (report::Verdict and report::EXIT_USAGE decide them).
+
+macro_rules! exit_status {
+    ($($extra:literal),* $(,)?) => {
+        concat!(
+            "Exit status:\n",
+            "  0  success\n",
+            "  1  bad input or usage; no node was touched\n",
+            $($extra,)*
+        )
+    };
+}
+
+macro_rules! node_exit_status {
+    ($($extra:literal),* $(,)?) => {
+        exit_status!("  2  some hosts failed, were unreachable or rolled back; their names go to the retry file\n", $($extra),*)
+    };
+}
+
+const MAIN_HELP: &str = concat!(
+    "Examples:\n",
+    "  palisade inventory                        the fleet, from ./terraform.tfstate\n",
+    "  palisade ping                             can palisade work on every node? (SEES US AS: your address)\n",
+    "  palisade plan --allow 203.0.113.7         what apply would change\n",
+    "  palisade apply --allow 203.0.113.7        lock the fleet down, admitting your address\n",
+    "  palisade apply --limit @.palisade/failed  retry the hosts that failed\n",
+    "\n",
+    "Each command's --help lists its flags. palisade reads ./palisade.toml when it exists; flags win.\n",
+    "\n",
+    node_exit_status!("  3  verify found a node that differs from the whitelist\n"),
+);
+
+const INVENTORY_HELP: &str = concat!(
+    "Examples:\n",
+    "  palisade inventory --state terraform.tfstate\n",
+    "  palisade inventory --inventory inventory/hosts.toml --limit agent\n",
+    "  terraform show -json | palisade inventory --state - --json\n",
+    "\n",
+    exit_status!(),
+);
+
+const PING_HELP: &str = concat!(
+    "Examples:\n",
+    "  palisade ping --key ~/.ssh/id_ed25519\n",
+    "  palisade ping --inventory inventory/hosts.toml --user root\n",
+    "  palisade ping --limit 'agent-*,!agent-03' --forks 8\n",
+    "\n",
+    "SEES US AS is the address the nodes see palisade connect from: put it in\n",
+    "palisade.toml's [whitelist] allow (or pass --allow) before apply.\n",
+    "\n",
+    node_exit_status!(),
+);
+
+const PLAN_HELP: &str = concat!(
+    "Examples:\n",
+    "  palisade plan --allow 203.0.113.7\n",
+    "  palisade plan --limit public-agent --open public-agent=tcp/80,tcp/443\n",
+    "  palisade plan --json | jq '.hosts[] | select(.status == \"would-change\")'\n",
+    "\n",
+    node_exit_status!(),
+);
+
+const APPLY_HELP: &str = concat!(
+    "Examples:\n",
+    "  palisade apply --allow 203.0.113.7\n",
+    "  palisade apply --limit agent               change the agents only; every node stays admitted\n",
+    "  palisade apply --limit @.palisade/failed   retry the hosts the last run could not change\n",
+    "\n",
+    "A changed node undoes the change by itself unless palisade gets through\n",
+    "again within --confirm-timeout (reported as rolled-back).\n",
+    "\n",
+    node_exit_status!(),
+);
+
+const VERIFY_HELP: &str = concat!(
+    "Examples:\n",
+    "  palisade verify\n",
+    "  palisade verify --limit master --json\n",
+    "  palisade verify --limit '!bootstrap'\n",
+    "\n",
+    node_exit_status!("  3  a node differs from the whitelist (drift)\n"),
+);
+
+const REMOVE_HELP: &str = concat!(
+    "Examples:\n",
+    "  palisade remove --limit agent-07\n",
+    "  palisade remove\n",
+    "\n",
+    node_exit_status!(),
+);
+
+const COMPLETIONS_HELP: &str = concat!(
+    "Examples:\n",
+    "  palisade completions bash > ~/.local/share/bash-completion/completions/palisade\n",
+    "  palisade completions zsh > \"${fpath[1]}/_palisade\"\n",
+    "  palisade completions fish > ~/.config/fish/completions/palisade.fish\n",
+    "\n",
+    exit_status!(),
+);
+
+const MAN_HELP: &str = concat!(
+    "Examples:\n",
+    "  palisade man | man -l -\n",
+    "  palisade man --dir /usr/local/share/man/man1\n",
+    "\n",
+    exit_status!(),
+);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{FirewallArgs, Flags, SshArgs, WhitelistArgs};
 use crate::inventory::{RoleRule, RoleRules, Source};
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -194,17 +194,27 @@ pub struct Settings {
     pub retries: u32,
     pub jump: Option<Jump>,
     pub confirm_timeout: Duration,
+    /// Which hosts the run works on (`--limit`); all of them when `None`.
+    pub limit: Option<crate::limit::Limit>,
     /// What the whitelist is made of, besides the inventory.
     pub policy: PolicyOptions,
 }
 
 impl Settings {
-    pub fn resolve(args: &GlobalArgs) -> Result<Settings> {
-        let config = match &args.config {
+    /// A flag group the command does not take counts as all its flags
+    /// absent: the file and the defaults decide those settings.
+    pub fn resolve(flags: &Flags<'_>) -> Result<Settings> {
+        let (no_ssh, no_firewall, no_whitelist) = Default::default();
+        let ssh: &SshArgs = flags.ssh.unwrap_or(&no_ssh);
+        let names: &FirewallArgs = flags.firewall.unwrap_or(&no_firewall);
+        let w: &WhitelistArgs = flags.whitelist.unwrap_or(&no_whitelist);
+        let args = flags.target;
+        let config = match &flags.global.config {
             Some(path) => Config::load(path, true)?,
             None => Config::load(Path::new(DEFAULT_CONFIG), false)?,
         };
-        let config_name = args
+        let config_name = flags
+            .global
             .config
             .as_deref()
             .unwrap_or(Path::new(DEFAULT_CONFIG))
@@ -230,8 +240,7 @@ impl Settings {
             .map_err(|e| anyhow::anyhow!("{config_name}: {e}"))?
             .with_role_tag(args.role_tag.clone().or(tf.role_tag))
             .with_connect_via(args.connect_via.or(tf.connect_via).unwrap_or_default());
-        let user = args
-            .ssh
+        let user = ssh
             .user
             .clone()
             .or(config.ssh.user)
@@ -255,7 +264,6 @@ impl Settings {
                 crate::input::shorten(&user, 40)
             );
         }
-        let w = &args.whitelist;
         let mut allow = config.whitelist.allow;
         allow.extend(w.allow.iter().copied());
         let mut extra = config.whitelist.extra;
@@ -278,11 +286,11 @@ impl Settings {
             }
         };
         let confirm_from = from(
-            w.confirm_timeout.is_some(),
+            flags.confirm_timeout.is_some(),
             "confirm-timeout",
             "firewall.confirm_timeout",
         );
-        let confirm_timeout = match w.confirm_timeout.or(fw.confirm_timeout).unwrap_or(60) {
+        let confirm_timeout = match flags.confirm_timeout.or(fw.confirm_timeout).unwrap_or(60) {
             n if n < 5 => bail!("{confirm_from} must be at least 5 seconds (got {n})"),
             n if n > 3600 => bail!("{confirm_from} must be at most 3600 seconds (got {n})"),
             n => Duration::from_secs(n),
@@ -299,7 +307,7 @@ impl Settings {
         {
             bail!("{resolvers_from}: {net} is a network; a DNS resolver is one address");
         }
-        let public_only = w.public_only || config.whitelist.public_only.unwrap_or(false);
+        let public_only = flags.public_only || config.whitelist.public_only.unwrap_or(false);
         let policy = PolicyOptions {
             public_only,
             open,
@@ -311,13 +319,24 @@ impl Settings {
                 config.whitelist.interfaces,
                 &policy::DEFAULT_INTERFACES,
             ),
-            set4: w.set4.clone().or(fw.set4).unwrap_or_else(|| name("palisade4")),
-            set6: w.set6.clone().or(fw.set6).unwrap_or_else(|| name("palisade6")),
-            chain: w.chain.clone().or(fw.chain).unwrap_or_else(|| name("PALISADE")),
+            set4: names
+                .set4
+                .clone()
+                .or(fw.set4)
+                .unwrap_or_else(|| name("palisade4")),
+            set6: names
+                .set6
+                .clone()
+                .or(fw.set6)
+                .unwrap_or_else(|| name("palisade6")),
+            chain: names
+                .chain
+                .clone()
+                .or(fw.chain)
+                .unwrap_or_else(|| name("PALISADE")),
             docker_user: !w.no_docker_user && fw.docker_user.unwrap_or(true),
             persist: !w.no_persist && fw.persist.unwrap_or(true),
         };
-        let ssh = &args.ssh;
         let seconds =
             |flag: Option<u64>, file: Option<u64>, default: u64, name: &str, key: &str| -> Result<Duration> {
                 match flag.or(file).unwrap_or(default) {
@@ -338,7 +357,7 @@ impl Settings {
             .or(config.ssh.known_hosts)
             .unwrap_or_else(|| default_known_hosts(&source));
         Ok(Settings {
-            json: args.json,
+            json: flags.global.json,
             user,
             key: ssh.key.clone().or(config.ssh.key),
             port,
@@ -359,6 +378,10 @@ impl Settings {
             retries: ssh.retries.or(config.ssh.retries).unwrap_or(2),
             jump: ssh.jump.clone().or(config.ssh.jump),
             confirm_timeout,
+            limit: match args.limit.is_empty() {
+                true => None,
+                false => Some(crate::limit::Limit::parse(&args.limit)?),
+            },
             source,
             roles,
             policy,
@@ -399,14 +422,15 @@ mod tests {
         std::fs::write(&config, toml).unwrap();
         let mut argv = vec![
             "palisade",
-            "plan",
+            "apply",
             "--config",
             config.to_str().unwrap(),
             "--inventory",
             "h.toml",
         ];
         argv.extend_from_slice(args);
-        Settings::resolve(&Cli::try_parse_from(argv).unwrap().global)
+        let cli = Cli::try_parse_from(argv).unwrap();
+        Settings::resolve(&cli.flags().unwrap())
     }
 
     fn error(toml: &str, args: &[&str]) -> String {

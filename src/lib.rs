@@ -12,6 +12,7 @@ pub mod config;
 pub mod diff;
 pub mod input;
 pub mod inventory;
+pub mod limit;
 pub mod net;
 pub mod observe;
 pub mod policy;

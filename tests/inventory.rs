@@ -415,9 +415,13 @@ fn usage_errors_exit_1() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let out = palisade(&["frobnicate"], None);
     assert_eq!(out.status.code(), Some(1));
-    let out = palisade(&["inventory", "--allow", "not-an-ip"], None);
+    let out = palisade(&["plan", "--allow", "not-an-ip"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not-an-ip"));
+    // inventory takes no whitelist flags (each command takes only its own).
+    let out = palisade(&["inventory", "--allow", "192.0.2.1"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--allow"));
     let out = palisade(&["--help"], None);
     assert_eq!(out.status.code(), Some(0));
 }

@@ -10,12 +10,13 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, bail};
 
 use super::converge::{self, Job, Mode, Phase, Phases};
+use super::retry::Attempt;
 use crate::config::Settings;
 use crate::diff::Change;
 use crate::inventory::{self, Host, Inventory, Lifecycle, Role};
 use crate::policy::{self, Policy};
 use crate::report::Verdict;
-use crate::report::hosts::{HostResult, Report};
+use crate::report::hosts::{HostResult, Report, Status};
 use crate::report::progress::Progress;
 use crate::report::terminal::{escape, escape_lines};
 use crate::transport::{self, HostOutcome};
@@ -34,10 +35,9 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         warn_closed_public_agents(&inv, &policies);
     }
     // Deposed objects are going away: every node admits them, none is changed.
-    let (deposed, hosts): (Vec<Host>, Vec<Host>) = inv
-        .hosts
-        .iter()
-        .cloned()
+    // --limit chooses the nodes worked on; the policy above admits them all.
+    let (deposed, hosts): (Vec<Host>, Vec<Host>) = super::select(settings, &inv)?
+        .into_iter()
         .partition(|h| h.lifecycle == Lifecycle::Deposed);
     let opts = Arc::new(super::ssh_options(settings)?);
     let verb = match mode {
@@ -62,11 +62,12 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         let job = job.clone();
         move |session, host| converge::run(session, host, job.clone())
     });
+    let worked_on = hosts.len();
     let mut outcomes = tokio::select! {
         outcomes = work => outcomes,
         signal = interrupted() => {
             progress.finish();
-            eprintln!("{}", escape_lines(&interrupt_report(signal, &phases, inv.hosts.len())));
+            eprintln!("{}", escape_lines(&interrupt_report(signal, &phases, worked_on)));
             return Ok(Verdict::HostsFailed);
         }
     };
@@ -89,6 +90,19 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     } else {
         print!("{}", report.table());
     }
+    let ran: Vec<Attempt> = report
+        .hosts
+        .iter()
+        .filter(|h| h.status != Status::Deposed)
+        .map(|h| Attempt {
+            name: h.name.clone(),
+            failed: matches!(
+                h.status,
+                Status::Failed | Status::Unreachable | Status::RolledBack
+            ),
+        })
+        .collect();
+    super::retry::record(settings, verb, &ran);
     Ok(report.verdict())
 }
 

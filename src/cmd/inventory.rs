@@ -1,4 +1,5 @@
-//! `palisade inventory`: read the fleet and show it. Contacts no node.
+//! `palisade inventory`: read the fleet and show it (with `--limit`, the
+//! hosts a run with the same limit would work on). Contacts no node.
 
 use anyhow::Result;
 
@@ -10,12 +11,15 @@ use crate::report::{self, Verdict};
 /// type were read and which resources of other types were skipped, so a
 /// fleet palisade did not understand shows at once.
 pub fn run(settings: &Settings) -> Result<Verdict> {
-    let survey = inventory::survey(&settings.source, &settings.roles)?;
+    let mut survey = inventory::survey(&settings.source, &settings.roles)?;
+    // The census below counts the whole state; the list shows the selection.
+    let census = report::inventory::census(&survey);
+    survey.inventory.hosts = super::select(settings, &survey.inventory)?;
     if settings.json {
         println!("{}", report::inventory::survey_json(&survey));
     } else {
         print!("{}", report::inventory::table(&survey.inventory));
-        eprint!("{}", report::inventory::census(&survey));
+        eprint!("{census}");
     }
     Ok(Verdict::Ok)
 }

@@ -2,31 +2,62 @@
 //! [`Verdict`]. Nothing here parses flags; nothing below here prints.
 
 mod converge;
+mod docs;
 mod firewall;
 mod inventory;
 mod ping;
+mod retry;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 use self::converge::Mode;
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
-use crate::report::Verdict;
+use crate::inventory::{Host, Inventory};
+use crate::report::{self, Verdict};
 use crate::transport::{Credentials, KnownHosts, SshOptions};
 
 pub async fn run(cli: Cli) -> Result<Verdict> {
-    let settings = Settings::resolve(&cli.global)?;
-    match cli.command {
-        Command::Inventory => inventory::run(&settings),
-        Command::Ping => ping::run(&settings).await,
-        Command::Plan => firewall::run(&settings, Mode::Plan).await,
-        Command::Apply => firewall::run(&settings, Mode::Apply).await,
-        Command::Verify => firewall::run(&settings, Mode::Verify).await,
-        Command::Remove => firewall::run(&settings, Mode::Remove).await,
+    match &cli.command {
+        Command::Completions(args) => docs::completions(args.shell),
+        Command::Man(args) => docs::man(args.dir.as_deref()),
+        Command::Inventory(_) => inventory::run(&settings(&cli)?),
+        Command::Ping(_) => ping::run(&settings(&cli)?).await,
+        Command::Plan(_) => firewall::run(&settings(&cli)?, Mode::Plan).await,
+        Command::Apply(_) => firewall::run(&settings(&cli)?, Mode::Apply).await,
+        Command::Verify(_) => firewall::run(&settings(&cli)?, Mode::Verify).await,
+        Command::Remove(_) => firewall::run(&settings(&cli)?, Mode::Remove).await,
     }
+}
+
+/// The config file with the command's flags laid over it.
+fn settings(cli: &Cli) -> Result<Settings> {
+    let flags = cli
+        .flags()
+        .ok_or_else(|| anyhow!("this command reads no fleet"))?;
+    Settings::resolve(&flags)
+}
+
+/// The hosts this run works on: the fleet, or what `--limit` selects of it.
+/// The caller still computes the whitelist from the whole `inv`.
+fn select(settings: &Settings, inv: &Inventory) -> Result<Vec<Host>> {
+    let Some(limit) = &settings.limit else {
+        return Ok(inv.hosts.clone());
+    };
+    let selection = limit.select(&inv.hosts)?;
+    for pattern in &selection.unmatched {
+        eprint!("{}", report::limit::unmatched(pattern));
+    }
+    if !settings.json {
+        eprint!(
+            "{}",
+            report::limit::selected(selection.hosts.len(), inv.hosts.len())
+        );
+    }
+    Ok(selection.hosts)
 }
 
 /// The transport's options, with the key loaded and known_hosts read: every

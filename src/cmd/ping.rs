@@ -4,20 +4,23 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::retry::Attempt;
 use crate::config::Settings;
 use crate::inventory;
 use crate::observe::probe;
 use crate::report::Verdict;
+use crate::report::hosts::Status;
 use crate::report::ping::Report;
 use crate::report::progress::Progress;
 use crate::transport;
 
 pub async fn run(settings: &Settings) -> Result<Verdict> {
     let inv = inventory::load(&settings.source, &settings.roles)?;
+    let hosts = super::select(settings, &inv)?;
     let opts = Arc::new(super::ssh_options(settings)?);
-    let progress = Progress::new(inv.hosts.len(), "ping", settings.json);
+    let progress = Progress::new(hosts.len(), "ping", settings.json);
     let user = opts.user.clone();
-    let outcomes = transport::fan_out(&inv.hosts, opts, &progress, move |session, _host| {
+    let outcomes = transport::fan_out(&hosts, opts, &progress, move |session, _host| {
         let user = user.clone();
         async move { probe::run(&session, &user).await }
     })
@@ -28,6 +31,15 @@ pub async fn run(settings: &Settings) -> Result<Verdict> {
     } else {
         print!("{}", report.table());
     }
+    let ran: Vec<Attempt> = report
+        .hosts
+        .iter()
+        .map(|h| Attempt {
+            name: h.name.clone(),
+            failed: h.status != Status::Ok,
+        })
+        .collect();
+    super::retry::record(settings, "ping", &ran);
     Ok(if report.all_ok() {
         Verdict::Ok
     } else {

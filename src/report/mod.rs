@@ -2,6 +2,7 @@
 
 pub mod hosts;
 pub mod inventory;
+pub mod limit;
 pub mod ping;
 pub mod progress;
 pub mod terminal;

@@ -12,6 +12,7 @@
 mod dcos;
 mod firewall;
 mod harness;
+mod limit;
 mod lockout;
 mod ping;
 mod systemd;
@@ -93,6 +94,7 @@ fn main() -> ExitCode {
     let lab_tests = [
         dcos::TESTS,
         firewall::TESTS,
+        limit::TESTS,
         lockout::TESTS,
         ping::TESTS,
         systemd::TESTS,
@@ -129,7 +131,8 @@ fn main() -> ExitCode {
 
 /// The arguments every firewall command in the lab takes: the lab's
 /// inventory, key and known_hosts, `--json` when asked, and the controller's
-/// addresses in the allow list unless `allow` is false; then `extra`.
+/// addresses in the allow list unless `allow` is false or the command takes
+/// no whitelist flags (ping, remove); then `extra`.
 pub fn lab_args<'a>(cmd: &'a str, json: bool, allow: bool, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![cmd];
     if json {
@@ -143,7 +146,7 @@ pub fn lab_args<'a>(cmd: &'a str, json: bool, allow: bool, extra: &[&'a str]) ->
         "--known-hosts",
         "known_hosts",
     ]);
-    if allow {
+    if allow && matches!(cmd, "plan" | "apply" | "verify") {
         a.extend(["--allow", CONTROLLER4_TEXT, "--allow", CONTROLLER6_TEXT]);
     }
     a.extend_from_slice(extra);

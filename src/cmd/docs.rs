@@ -1,0 +1,36 @@
+//! `palisade completions` and `palisade man`: palisade describing itself,
+//! from the same clap definition that parses its flags, so neither can
+//! drift from the real command line. Neither reads a config or the fleet.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use crate::cli::Cli;
+use crate::report::Verdict;
+
+/// The completion script for `shell`, on stdout.
+pub fn completions(shell: Shell) -> Result<Verdict> {
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "palisade", &mut std::io::stdout());
+    Ok(Verdict::Ok)
+}
+
+/// palisade(1) on stdout, or with `dir` one page per command written there
+/// (palisade.1, palisade-apply.1, ...).
+pub fn man(dir: Option<&Path>) -> Result<Verdict> {
+    let cmd = Cli::command();
+    match dir {
+        None => clap_mangen::Man::new(cmd)
+            .render(&mut std::io::stdout())
+            .context("cannot write the manual page")?,
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            clap_mangen::generate_to(cmd, dir)
+                .with_context(|| format!("{}: cannot write the manual pages", dir.display()))?;
+        }
+    }
+    Ok(Verdict::Ok)
+}
