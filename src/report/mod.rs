@@ -1,5 +1,6 @@
 //! What palisade prints, and the exit code a run ends with.
 
+pub mod colour;
 pub mod hosts;
 pub mod inventory;
 pub mod ping;
