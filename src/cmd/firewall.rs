@@ -15,8 +15,10 @@ use crate::diff::Change;
 use crate::inventory::{self, Host, Inventory, Lifecycle, Role};
 use crate::policy::{self, Policy};
 use crate::report::Verdict;
+use crate::report::colour::{self, Paint, Stream};
 use crate::report::hosts::{HostResult, Report};
 use crate::report::progress::Progress;
+use crate::report::summary::Command;
 use crate::report::terminal::{escape, escape_lines};
 use crate::transport::{self, HostOutcome};
 
@@ -75,7 +77,13 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         result: Ok(HostResult::deposed()),
         elapsed: Duration::ZERO,
     }));
-    let mut report = Report::new(outcomes);
+    let command = match mode {
+        Mode::Plan => Command::Plan,
+        Mode::Apply => Command::Apply,
+        Mode::Verify => Command::Verify,
+        Mode::Remove => Command::Remove,
+    };
+    let mut report = Report::new(command, outcomes);
     let first_run = report
         .hosts
         .iter()
@@ -87,7 +95,12 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     if settings.json {
         println!("{}", report.json());
     } else {
-        print!("{}", report.table());
+        print!(
+            "{}",
+            report.table(Paint {
+                on: colour::enabled(Stream::Stdout)
+            })
+        );
     }
     Ok(report.verdict())
 }

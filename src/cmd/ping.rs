@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::inventory;
 use crate::observe::probe;
 use crate::report::Verdict;
+use crate::report::colour::{self, Paint, Stream};
 use crate::report::ping::Report;
 use crate::report::progress::Progress;
 use crate::transport;
@@ -26,7 +27,12 @@ pub async fn run(settings: &Settings) -> Result<Verdict> {
     if settings.json {
         println!("{}", report.json());
     } else {
-        print!("{}", report.table());
+        print!(
+            "{}",
+            report.table(Paint {
+                on: colour::enabled(Stream::Stdout)
+            })
+        );
     }
     Ok(if report.all_ok() {
         Verdict::Ok
