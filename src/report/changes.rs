@@ -238,7 +238,11 @@ pub fn lines(change: &Change) -> Vec<Line> {
             unexpected,
         } => {
             if missing.is_empty() && unexpected.is_empty() {
-                return one(Alter, format!("{family} chain rules, put back in order"));
+                let which = match change {
+                    Change::DockerRulesDiffer { .. } => "Docker guard",
+                    _ => "chain",
+                };
+                return one(Alter, format!("{family} {which} rules, put back in order"));
             }
             let mut out = capped(Add, missing.iter().map(|r| format!("{family} {r}")).collect());
             out.extend(capped(
@@ -366,6 +370,29 @@ mod tests {
              \x20   - IPv6 -A PALISADE -j ACCEPT\n\
              \x20   ~ IPv4 INPUT jump to the chain, from rule 2 to rule 1\n"
         );
+    }
+
+    #[test]
+    fn a_reorder_says_which_chain() {
+        let order = |docker: bool| {
+            let (family, missing, unexpected) = (Family::V4, vec![], vec![]);
+            let c = if docker {
+                Change::DockerRulesDiffer {
+                    family,
+                    missing,
+                    unexpected,
+                }
+            } else {
+                Change::RulesDiffer {
+                    family,
+                    missing,
+                    unexpected,
+                }
+            };
+            shown(&[c])
+        };
+        assert_eq!(order(false), "    ~ IPv4 chain rules, put back in order\n");
+        assert_eq!(order(true), "    ~ IPv4 Docker guard rules, put back in order\n");
     }
 
     #[test]
