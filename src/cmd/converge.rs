@@ -88,20 +88,19 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
             if changes.is_empty() {
                 return Ok(HostResult::new(Status::Unchanged, changes));
             }
-            // What apply would refuse, plan reports refused, with the diff.
-            let mut result = HostResult::new(Status::WouldChange, changes);
             if let Err(refusal) = admits_controller(policy, seen) {
-                result.status = Status::of_error(&refusal);
-                result.error = Some(refusal.to_string());
+                return Ok(refused(changes, &refusal));
             }
-            Ok(result)
+            Ok(HostResult::new(Status::WouldChange, changes))
         }
         Mode::Apply => {
             let changes = diff(policy, &before);
             if changes.is_empty() {
                 return Ok(HostResult::new(Status::Unchanged, changes));
             }
-            admits_controller(policy, seen)?;
+            if let Err(refusal) = admits_controller(policy, seen) {
+                return Ok(refused(changes, &refusal));
+            }
             if let [Change::Unconfirmed { .. }] = changes.as_slice() {
                 // An interrupted run left the node as wanted but unconfirmed:
                 // confirm it now, while it is still there.
@@ -232,6 +231,14 @@ pub fn admits_controller(policy: &Policy, seen: Option<IpAddr>) -> Result<(), Ho
     }
 }
 
+/// A host whose change palisade refuses, with the change it would have
+/// made: the same row from plan and from apply.
+fn refused(changes: Vec<Change>, refusal: &HostError) -> HostResult {
+    let mut result = HostResult::new(Status::of_error(refusal), changes);
+    result.error = Some(refusal.to_string());
+    result
+}
+
 impl Job {
     fn set_phase(&self, host: &Host, phase: Option<Phase>) {
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
@@ -340,10 +347,21 @@ mod tests {
     fn the_lockout_check_plan_and_apply_share() {
         let p = policy("203.0.113.0/24");
         assert!(admits_controller(&p, Some("203.0.113.9".parse().unwrap())).is_ok());
-        let refused = admits_controller(&p, Some("198.18.0.1".parse().unwrap())).unwrap_err();
-        assert!(matches!(refused, HostError::WouldLockOut { .. }));
-        assert_eq!(Status::of_error(&refused), Status::Refused);
+        let lockout = admits_controller(&p, Some("198.18.0.1".parse().unwrap())).unwrap_err();
+        assert!(matches!(lockout, HostError::WouldLockOut { .. }));
+        assert_eq!(Status::of_error(&lockout), Status::Refused);
         let unknown = admits_controller(&p, None).unwrap_err();
         assert_eq!(Status::of_error(&unknown), Status::Refused);
+        // The row keeps the change it refused, and says why.
+        let row = refused(vec![Change::PersistMissing], &refusal_of("198.18.0.1"));
+        assert_eq!(row.status, Status::Refused);
+        assert_eq!(row.changes, [Change::PersistMissing]);
+        assert!(row.error.unwrap().contains("add it with --allow 198.18.0.1"));
+    }
+
+    fn refusal_of(seen: &str) -> HostError {
+        HostError::WouldLockOut {
+            seen: seen.parse().unwrap(),
+        }
     }
 }

@@ -191,9 +191,11 @@ fn plan_refuses_what_apply_would_refuse_and_says_why_once() {
     let apply = json(&out);
     assert_eq!(statuses(&apply), ["refused"; 3], "{apply:#}");
     for node in &lab.nodes {
+        let (a, p) = (host(&apply, &node.name), host(&plan, &node.name));
+        assert_eq!(a["error"], p["error"]);
         assert_eq!(
-            host(&apply, &node.name)["error"],
-            host(&plan, &node.name)["error"]
+            a["changes"], p["changes"],
+            "the change apply refused is the plan's"
         );
         assert!(untouched(&lab, node.index));
     }
