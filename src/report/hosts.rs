@@ -54,8 +54,8 @@ impl Status {
         Status::Removed,
         Status::Refused,
         Status::RolledBack,
-        Status::Failed,
         Status::Unreachable,
+        Status::Failed,
         Status::Deposed,
     ];
 

@@ -176,7 +176,7 @@ mod tests {
         assert_eq!(json["summary"]["drift"], 0, "zero counts are there");
         let plain = report.table(Paint::PLAIN);
         assert!(
-            plain.ends_with("\n3 hosts: 1 ok, 1 failed, 1 unreachable\n"),
+            plain.ends_with("\n3 hosts: 1 ok, 1 unreachable, 1 failed\n"),
             "{plain}"
         );
         let coloured = report.table(Paint { on: true });

@@ -32,8 +32,8 @@ pub struct Summary {
     pub removed: usize,
     pub refused: usize,
     pub rolled_back: usize,
-    pub failed: usize,
     pub unreachable: usize,
+    pub failed: usize,
     pub deposed: usize,
 }
 

@@ -26,8 +26,8 @@ pub const STATUSES: [&str; 12] = [
     "removed",
     "refused",
     "rolled-back",
-    "failed",
     "unreachable",
+    "failed",
     "deposed",
 ];
 
