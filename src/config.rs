@@ -254,7 +254,7 @@ impl Settings {
                     .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         };
         if !login(&user) {
-            let from = if args.ssh.user.is_some() {
+            let from = if ssh.user.is_some() {
                 "--user".to_owned()
             } else {
                 format!("{config_name}: ssh.user")

@@ -1,20 +1,14 @@
 //! Desired against observed: every difference, as data. Pure.
 //!
 //! `plan` prints these, `verify` reports them as drift, and `apply` writes
-//! nothing when there are none.
-
-use std::fmt;
-
-use serde::Serialize;
+//! nothing when there are none. How a change is worded, for people and in
+//! `--json`, is the report's business (`report::changes`).
 
 use crate::net::Net;
 use crate::observe::firewall::{FamilyFacts, Observed};
 use crate::observe::probe::Backend;
 use crate::policy::{Family, Policy};
 use crate::render;
-
-/// Lists longer than this are cut short in messages (JSON keeps them all).
-const SHOWN: usize = 8;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -129,145 +123,6 @@ impl Change {
             | Change::DockerGuardStale { family } => Some(*family),
             _ => None,
         }
-    }
-
-    /// The addresses or rules the change is about.
-    pub fn items(&self) -> Vec<String> {
-        match self {
-            Change::MembersMissing { nets, .. } | Change::MembersExtra { nets, .. } => {
-                nets.iter().map(|n| n.to_string()).collect()
-            }
-            Change::RulesDiffer {
-                missing, unexpected, ..
-            }
-            | Change::DockerRulesDiffer {
-                missing, unexpected, ..
-            } => missing
-                .iter()
-                .map(|r| format!("missing: {r}"))
-                .chain(unexpected.iter().map(|r| format!("unexpected: {r}")))
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-fn list<T: fmt::Display>(items: &[T]) -> String {
-    let mut out: Vec<String> = items.iter().take(SHOWN).map(|i| i.to_string()).collect();
-    if items.len() > SHOWN {
-        out.push(format!("and {} more", items.len() - SHOWN));
-    }
-    out.join(", ")
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Change::SetMissing { family } => write!(f, "{family} set missing"),
-            Change::SetWrongType { family, found } => {
-                write!(
-                    f,
-                    "{family} set is {found}, not hash:net (remove it by hand first)"
-                )
-            }
-            Change::MembersMissing { family, nets } => {
-                write!(f, "{family} set lacks {} member(s): {}", nets.len(), list(nets))
-            }
-            Change::MembersExtra { family, nets } => {
-                write!(
-                    f,
-                    "{family} set has {} extra member(s): {}",
-                    nets.len(),
-                    list(nets)
-                )
-            }
-            Change::ChainMissing { family } => write!(f, "{family} chain missing"),
-            Change::RulesDiffer {
-                family,
-                missing,
-                unexpected,
-            } => {
-                write!(f, "{family} chain rules differ")?;
-                if !missing.is_empty() {
-                    write!(f, "; missing: {}", list(missing))?;
-                }
-                if !unexpected.is_empty() {
-                    write!(f, "; unexpected: {}", list(unexpected))?;
-                }
-                if missing.is_empty() && unexpected.is_empty() {
-                    write!(f, " in order")?;
-                }
-                Ok(())
-            }
-            Change::JumpMissing { family } => write!(f, "{family} INPUT has no jump to the chain"),
-            Change::JumpNotFirst { family, position } => {
-                write!(f, "{family} INPUT jump is rule {position}, not rule 1")
-            }
-            Change::JumpDuplicated { family, count } => {
-                write!(f, "{family} INPUT jumps to the chain {count} times")
-            }
-            Change::DockerGuardMissing { family } => {
-                write!(
-                    f,
-                    "{family} DOCKER-USER exists but published ports are not guarded"
-                )
-            }
-            Change::DockerRulesDiffer {
-                family,
-                missing,
-                unexpected,
-            } => write!(
-                f,
-                "{family} Docker guard rules differ (missing: {}; unexpected: {})",
-                list(missing),
-                list(unexpected)
-            ),
-            Change::DockerJumpNotFirst { family } => {
-                write!(f, "{family} DOCKER-USER does not jump to the guard first")
-            }
-            Change::DockerGuardStale { family } => {
-                write!(f, "{family} Docker guard chain is no longer wanted")
-            }
-            Change::PersistMissing => write!(f, "boot restore script missing"),
-            Change::PersistStale => write!(f, "boot restore script is out of date"),
-            Change::UnitMissing => write!(f, "systemd unit missing"),
-            Change::UnitStale => write!(f, "systemd unit is out of date"),
-            Change::UnitDisabled => write!(f, "systemd unit is not enabled"),
-            Change::PersistUnwanted => write!(
-                f,
-                "persistence is off, but boot files from an earlier run would restore an older whitelist at boot"
-            ),
-            Change::Unconfirmed { at } => write!(
-                f,
-                "an earlier change was never confirmed: the node rolls it back by itself at {at}"
-            ),
-            Change::BackendChanged { applied, now } => write!(
-                f,
-                "iptables backend changed: applied with {}, the node now uses {}",
-                backend_name(*applied),
-                backend_name(*now)
-            ),
-        }
-    }
-}
-
-fn backend_name(b: Backend) -> &'static str {
-    match b {
-        Backend::NfTables => "nf_tables",
-        Backend::Legacy => "legacy",
-    }
-}
-
-/// `{"kind","family","message","items"}` for `--json`.
-impl Serialize for Change {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Change", 4)?;
-        st.serialize_field("kind", self.kind())?;
-        st.serialize_field("family", &self.family())?;
-        st.serialize_field("message", &self.to_string())?;
-        st.serialize_field("items", &self.items())?;
-        st.end()
     }
 }
 

@@ -29,7 +29,6 @@ async fn main() -> ExitCode {
 /// Logs go to stderr, so `--json` keeps stdout clean. Warnings show by
 /// default; `-v` and `-vv` add more, and `RUST_LOG` wins over both.
 fn init_logging(verbose: u8) {
-    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let level = match verbose {
         0 => "palisade=warn",
@@ -40,7 +39,9 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(palisade::report::colour::enabled(
+            palisade::report::colour::Stream::Stderr,
+        ))
         .without_time()
         .with_target(false)
         .init();

@@ -363,17 +363,28 @@ pub fn private_gap(inv: &Inventory, opts: &PolicyOptions) -> Option<String> {
 }
 
 /// The whole whitelist, as `plan` shows it on a first run: what every node
-/// admits, and what each role opens to everyone.
+/// admits, the rules of palisade's chain, and what each role opens to
+/// everyone. Shown once for the fleet, so that each node's diff can say "the
+/// whole whitelist" rather than repeat it.
 #[derive(Debug, serde::Serialize)]
 pub struct Summary {
     pub ipv4: Vec<Net>,
     pub ipv6: Vec<Net>,
     pub interfaces: Vec<IfName>,
     pub open: BTreeMap<Role, Vec<Port>>,
+    pub chain: ChainName,
+    /// The chain's rules per family, as `iptables -S` prints them, for a
+    /// node with no open port; a role's open ports add one ACCEPT rule each,
+    /// right before the set match.
+    pub rules: BTreeMap<Family, Vec<String>>,
 }
 
 impl Policy {
     pub fn summary(&self, by_role: &BTreeMap<Role, Policy>) -> Summary {
+        let base = Policy {
+            open: BTreeSet::new(),
+            ..self.clone()
+        };
         Summary {
             ipv4: self.members(Family::V4).copied().collect(),
             ipv6: self.members(Family::V6).copied().collect(),
@@ -382,6 +393,8 @@ impl Policy {
                 .iter()
                 .map(|(role, p)| (*role, p.open.iter().copied().collect()))
                 .collect(),
+            chain: self.chain.clone(),
+            rules: Family::BOTH.into_iter().map(|f| (f, base.rules(f))).collect(),
         }
     }
 }
@@ -401,6 +414,16 @@ impl std::fmt::Display for Summary {
         writeln!(f, "  IPv6 ({}): {}", self.ipv6.len(), text(&self.ipv6))?;
         let ifs = join(self.interfaces.iter().map(|i| i.to_string()).collect());
         writeln!(f, "  accepted interfaces: {ifs}")?;
+        let any_open = self.open.values().any(|ports| !ports.is_empty());
+        for (family, rules) in &self.rules {
+            writeln!(f, "The {family} rules of chain {}:", self.chain)?;
+            for rule in rules {
+                if any_open && rule.contains(" -m set --match-set ") {
+                    writeln!(f, "  (one ACCEPT per port the node's role opens, below)")?;
+                }
+                writeln!(f, "  {rule}")?;
+            }
+        }
         writeln!(f, "Open to everyone, per role:")?;
         for (role, ports) in &self.open {
             writeln!(
@@ -543,6 +566,37 @@ mod tests {
             None,
             "state has private addresses"
         );
+    }
+
+    #[test]
+    fn the_summary_holds_members_rules_and_ports_once() {
+        let inv = inventory();
+        let p = Policy::desired(&inv, &options()).unwrap();
+        let summary = p.summary(&p.by_role(&inv));
+        let text = summary.to_string();
+        assert!(text.contains("  IPv4 (26): "), "{text}");
+        assert!(
+            text.contains("The IPv6 rules of chain PALISADE:\n  -A PALISADE -i lo"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  (one ACCEPT per port the node's role opens, below)\n  -A PALISADE -m set --match-set palisade4 src -j ACCEPT"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  public-agent: tcp/22 tcp/80 tcp/443 udp/10000-10100"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("--dport"),
+            "open ports are listed per role, not as rules: {text}"
+        );
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["chain"], "PALISADE");
+        assert_eq!(json["rules"]["ipv6"][2], "-A PALISADE -p ipv6-icmp -j ACCEPT");
+        assert_eq!(json["open"]["agent"], serde_json::json!(["tcp/22"]));
     }
 
     #[test]

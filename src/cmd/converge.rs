@@ -71,27 +71,35 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
         )));
     }
     match job.mode {
-        Mode::Verify | Mode::Plan => {
+        Mode::Verify => {
+            if nothing_there(policy, &before) {
+                return Ok(HostResult::new(Status::Absent, Vec::new()));
+            }
             let changes = diff(policy, &before);
-            let status = match (job.mode, changes.is_empty()) {
-                (Mode::Verify, true) => Status::Ok,
-                (Mode::Verify, false) => Status::Drift,
-                (_, true) => Status::Unchanged,
-                (_, false) => Status::WouldChange,
+            let status = if changes.is_empty() {
+                Status::Ok
+            } else {
+                Status::Drift
             };
             Ok(HostResult::new(status, changes))
+        }
+        Mode::Plan => {
+            let changes = diff(policy, &before);
+            if changes.is_empty() {
+                return Ok(HostResult::new(Status::Unchanged, changes));
+            }
+            if let Err(refusal) = admits_controller(policy, seen) {
+                return Ok(refused(changes, &refusal));
+            }
+            Ok(HostResult::new(Status::WouldChange, changes))
         }
         Mode::Apply => {
             let changes = diff(policy, &before);
             if changes.is_empty() {
                 return Ok(HostResult::new(Status::Unchanged, changes));
             }
-            // Never lock the operator out: the node must admit the address it
-            // sees us connect from, after any NAT.
-            match seen {
-                Some(seen) if !policy.covers(seen) => return Err(HostError::WouldLockOut { seen }),
-                None => return Err(HostError::ControllerUnknown),
-                Some(_) => {}
+            if let Err(refusal) = admits_controller(policy, seen) {
+                return Ok(refused(changes, &refusal));
             }
             if let [Change::Unconfirmed { .. }] = changes.as_slice() {
                 // An interrupted run left the node as wanted but unconfirmed:
@@ -195,7 +203,7 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
         }
         Mode::Remove => {
             if nothing_there(policy, &before) {
-                return Ok(HostResult::new(Status::Unchanged, Vec::new()));
+                return Ok(HostResult::new(Status::Absent, Vec::new()));
             }
             session
                 .run(Privilege::Root, &render::remove(policy))
@@ -210,6 +218,25 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
             Ok(HostResult::new(Status::Removed, Vec::new()))
         }
     }
+}
+
+/// Never lock the operator out: the node must admit the address it sees
+/// palisade connect from, after any NAT (`seen`, from the probe). apply
+/// refuses a change that fails this, and plan reports the same refusal.
+pub fn admits_controller(policy: &Policy, seen: Option<IpAddr>) -> Result<(), HostError> {
+    match seen {
+        Some(seen) if !policy.covers(seen) => Err(HostError::WouldLockOut { seen }),
+        None => Err(HostError::ControllerUnknown),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A host whose change palisade refuses, with the change it would have
+/// made: the same row from plan and from apply.
+fn refused(changes: Vec<Change>, refusal: &HostError) -> HostResult {
+    let mut result = HostResult::new(Status::of_error(refusal), changes);
+    result.error = Some(refusal.to_string());
+    result
 }
 
 impl Job {
@@ -282,4 +309,59 @@ fn has_line(stdout: &str, line: &str) -> bool {
 fn still_differs(left: &[Change]) -> HostError {
     let text: Vec<String> = left.iter().map(|c| c.to_string()).collect();
     HostError::Remote(format!("the node still differs after apply: {}", text.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyOptions;
+
+    fn policy(allow: &str) -> Policy {
+        let inv = crate::inventory::load(
+            &crate::inventory::Source::Static(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/inventory/hosts.toml").into(),
+            ),
+            &Default::default(),
+        )
+        .unwrap();
+        Policy::desired(
+            &inv,
+            &PolicyOptions {
+                public_only: false,
+                open: vec![],
+                allow: vec![allow.parse().unwrap()],
+                extra: vec![],
+                resolvers: vec![],
+                interfaces: vec![],
+                set4: "palisade4".parse().unwrap(),
+                set6: "palisade6".parse().unwrap(),
+                chain: "PALISADE".parse().unwrap(),
+                docker_user: false,
+                persist: false,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_lockout_check_plan_and_apply_share() {
+        let p = policy("203.0.113.0/24");
+        assert!(admits_controller(&p, Some("203.0.113.9".parse().unwrap())).is_ok());
+        let lockout = admits_controller(&p, Some("198.18.0.1".parse().unwrap())).unwrap_err();
+        assert!(matches!(lockout, HostError::WouldLockOut { .. }));
+        assert_eq!(Status::of_error(&lockout), Status::Refused);
+        let unknown = admits_controller(&p, None).unwrap_err();
+        assert_eq!(Status::of_error(&unknown), Status::Refused);
+        // The row keeps the change it refused, and says why.
+        let row = refused(vec![Change::PersistMissing], &refusal_of("198.18.0.1"));
+        assert_eq!(row.status, Status::Refused);
+        assert_eq!(row.changes, [Change::PersistMissing]);
+        assert!(row.error.unwrap().contains("add it with --allow 198.18.0.1"));
+    }
+
+    fn refusal_of(seen: &str) -> HostError {
+        HostError::WouldLockOut {
+            seen: seen.parse().unwrap(),
+        }
+    }
 }

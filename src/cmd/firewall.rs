@@ -16,8 +16,10 @@ use crate::diff::Change;
 use crate::inventory::{self, Host, Inventory, Lifecycle, Role};
 use crate::policy::{self, Policy};
 use crate::report::Verdict;
+use crate::report::colour::{self, Paint, Stream};
 use crate::report::hosts::{HostResult, Report, Status};
 use crate::report::progress::Progress;
+use crate::report::summary::Command;
 use crate::report::terminal::{escape, escape_lines};
 use crate::transport::{self, HostOutcome};
 
@@ -76,7 +78,13 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         result: Ok(HostResult::deposed()),
         elapsed: Duration::ZERO,
     }));
-    let mut report = Report::new(outcomes);
+    let command = match mode {
+        Mode::Plan => Command::Plan,
+        Mode::Apply => Command::Apply,
+        Mode::Verify => Command::Verify,
+        Mode::Remove => Command::Remove,
+    };
+    let mut report = Report::new(command, outcomes);
     let first_run = report
         .hosts
         .iter()
@@ -88,7 +96,12 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     if settings.json {
         println!("{}", report.json());
     } else {
-        print!("{}", report.table());
+        print!(
+            "{}",
+            report.table(Paint {
+                on: colour::enabled(Stream::Stdout)
+            })
+        );
     }
     let ran: Vec<Attempt> = report
         .hosts
@@ -98,7 +111,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
             name: h.name.clone(),
             failed: matches!(
                 h.status,
-                Status::Failed | Status::Unreachable | Status::RolledBack
+                Status::Failed | Status::Unreachable | Status::RolledBack | Status::Refused
             ),
         })
         .collect();

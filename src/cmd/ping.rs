@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::inventory;
 use crate::observe::probe;
 use crate::report::Verdict;
+use crate::report::colour::{self, Paint, Stream};
 use crate::report::hosts::Status;
 use crate::report::ping::Report;
 use crate::report::progress::Progress;
@@ -29,7 +30,12 @@ pub async fn run(settings: &Settings) -> Result<Verdict> {
     if settings.json {
         println!("{}", report.json());
     } else {
-        print!("{}", report.table());
+        print!(
+            "{}",
+            report.table(Paint {
+                on: colour::enabled(Stream::Stdout)
+            })
+        );
     }
     let ran: Vec<Attempt> = report
         .hosts

@@ -1,24 +1,29 @@
 //! The per-host report of apply, plan, verify and remove.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
 
 use super::Verdict;
+use super::changes;
+use super::colour::{Paint, Tone};
+use super::summary::{Command, Summary};
+use super::terminal::{escape, escape_lines};
 use crate::diff::Change;
 use crate::inventory::Role;
-use crate::policy::Summary;
+use crate::policy::Summary as WhitelistSummary;
 use crate::transport::{HostError, HostOutcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
-    /// verify: the node matches.
+    /// verify, ping: the node matches, or can be managed.
     Ok,
     /// verify: the node differs.
     Drift,
-    /// apply, plan, remove: nothing to do.
+    /// verify, remove: none of palisade's objects is on the node.
+    Absent,
+    /// apply, plan: nothing to do.
     Unchanged,
     /// plan: apply would change this node.
     WouldChange,
@@ -26,6 +31,9 @@ pub enum Status {
     Changed,
     /// remove: taken off, and checked.
     Removed,
+    /// apply, plan: the change would lock the operator out, so apply
+    /// refuses it (and plan says apply would).
+    Refused,
     /// apply: the change was not confirmed and the node undid it.
     RolledBack,
     Failed,
@@ -35,10 +43,29 @@ pub enum Status {
 }
 
 impl Status {
-    /// How a host that failed is reported: never reached, or reached and failed.
+    /// Every status, in the order a summary lists them.
+    pub const ALL: [Status; 12] = [
+        Status::Ok,
+        Status::Drift,
+        Status::Absent,
+        Status::Unchanged,
+        Status::WouldChange,
+        Status::Changed,
+        Status::Removed,
+        Status::Refused,
+        Status::RolledBack,
+        Status::Unreachable,
+        Status::Failed,
+        Status::Deposed,
+    ];
+
+    /// How a host that failed is reported: never reached, reached and
+    /// refused by palisade itself, or reached and failed.
     pub fn of_error(e: &HostError) -> Status {
         if e.is_unreachable() {
             Status::Unreachable
+        } else if e.is_refusal() {
+            Status::Refused
         } else {
             Status::Failed
         }
@@ -48,14 +75,26 @@ impl Status {
         match self {
             Status::Ok => "ok",
             Status::Drift => "drift",
+            Status::Absent => "absent",
             Status::Unchanged => "unchanged",
             Status::WouldChange => "would-change",
             Status::Changed => "changed",
             Status::Removed => "removed",
+            Status::Refused => "refused",
             Status::RolledBack => "rolled-back",
             Status::Failed => "failed",
             Status::Unreachable => "unreachable",
             Status::Deposed => "deposed",
+        }
+    }
+
+    /// The colour the word gets on a terminal.
+    pub fn tone(self) -> Tone {
+        match self {
+            Status::Ok | Status::Unchanged | Status::Changed | Status::Removed => Tone::Good,
+            Status::Drift | Status::Absent | Status::WouldChange => Tone::Notice,
+            Status::Refused | Status::RolledBack | Status::Failed | Status::Unreachable => Tone::Bad,
+            Status::Deposed => Tone::Quiet,
         }
     }
 }
@@ -97,23 +136,27 @@ pub struct Row {
     pub address: IpAddr,
     pub role: Role,
     pub status: Status,
-    pub changes: Vec<Change>,
     pub error: Option<String>,
     pub notes: Vec<String>,
+    pub changes: Vec<Change>,
     pub elapsed_ms: u128,
 }
 
+/// The report of apply, plan, verify and remove. `--json` prints it as it
+/// is: `command`, `hosts`, `summary` (the shape every command shares, see
+/// the README), and for a plan on a first run `whitelist`.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    pub command: Command,
+    pub hosts: Vec<Row>,
+    pub summary: Summary,
     /// plan, on a first run: the whole whitelist it would push.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub whitelist: Option<Summary>,
-    pub hosts: Vec<Row>,
-    pub summary: BTreeMap<&'static str, usize>,
+    pub whitelist: Option<WhitelistSummary>,
 }
 
 impl Report {
-    pub fn new(outcomes: Vec<HostOutcome<HostResult>>) -> Report {
+    pub fn new(command: Command, outcomes: Vec<HostOutcome<HostResult>>) -> Report {
         let hosts: Vec<Row> = outcomes
             .into_iter()
             .map(|o| {
@@ -126,30 +169,37 @@ impl Report {
                     address: o.host.address,
                     role: o.host.role,
                     status,
-                    changes,
                     error,
                     notes,
+                    changes,
                     elapsed_ms: o.elapsed.as_millis(),
                 }
             })
             .collect();
-        let mut summary = BTreeMap::from([("total", hosts.len())]);
-        for h in &hosts {
-            *summary.entry(h.status.as_str()).or_default() += 1;
-        }
         Report {
-            whitelist: None,
+            command,
+            summary: Summary::of(hosts.iter().map(|h| h.status)),
             hosts,
-            summary,
+            whitelist: None,
         }
     }
 
-    /// Unreached or failed hosts outrank drift: the audit is incomplete.
+    /// Unreached, refused or failed hosts outrank drift: the audit is
+    /// incomplete. A node without palisade is drift to verify, and what
+    /// remove wants.
     pub fn verdict(&self) -> Verdict {
         let any = |s: Status| self.hosts.iter().any(|h| h.status == s);
-        if any(Status::Failed) || any(Status::Unreachable) || any(Status::RolledBack) {
+        if [
+            Status::Failed,
+            Status::Unreachable,
+            Status::RolledBack,
+            Status::Refused,
+        ]
+        .into_iter()
+        .any(any)
+        {
             Verdict::HostsFailed
-        } else if any(Status::Drift) {
+        } else if any(Status::Drift) || (self.command == Command::Verify && any(Status::Absent)) {
             Verdict::Drift
         } else {
             Verdict::Ok
@@ -160,58 +210,166 @@ impl Report {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    pub fn table(&self) -> String {
-        use super::terminal::escape;
-        let rows: Vec<[String; 3]> = self
+    /// The table: the whitelist (plan's first run), one row per host with
+    /// its differences as a diff, then the reasons and notes several hosts
+    /// share (each once, with the hosts), then the counts.
+    pub fn table(&self, paint: Paint) -> String {
+        let errors = Grouped::new(
+            self.hosts
+                .iter()
+                .filter_map(|h| Some((h.name.as_str(), h.error.as_deref()?))),
+        );
+        let notes = Grouped::new(
+            self.hosts
+                .iter()
+                .flat_map(|h| h.notes.iter().map(move |n| (h.name.as_str(), n.as_str()))),
+        );
+        let rows: Vec<[String; 2]> = self
             .hosts
             .iter()
-            .map(|h| {
-                [
-                    escape(&h.name).into_owned(),
-                    h.address.to_string(),
-                    h.status.as_str().to_owned(),
-                ]
-            })
+            .map(|h| [escape(&h.name).into_owned(), h.address.to_string()])
             .collect();
         let widths = [0, 1].map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0));
         let mut out = String::new();
         if let Some(w) = &self.whitelist {
-            out.push_str(&format!("{w}\n"));
+            out.push_str(&format!("{}\n", escape_lines(&w.to_string())));
         }
         for (row, h) in rows.iter().zip(&self.hosts) {
             out.push_str(&format!(
                 "{:<w0$}  {:<w1$}  {}",
                 row[0],
                 row[1],
-                row[2],
+                paint.tone(h.status.tone(), h.status.as_str()),
                 w0 = widths[0],
                 w1 = widths[1]
             ));
-            if let Some(e) = &h.error {
+            if let Some(e) = h.error.as_deref().filter(|e| !errors.shared(e)) {
                 out.push_str(&format!(": {}", escape(e)));
             }
             out.push('\n');
-            for c in &h.changes {
-                out.push_str(&format!("    - {}\n", escape(&c.to_string())));
+            for line in h.changes.iter().flat_map(changes::lines) {
+                out.push_str(&line.show(paint));
             }
-            for n in &h.notes {
+            for n in h.notes.iter().filter(|n| !notes.shared(n)) {
                 out.push_str(&format!("    note: {}\n", escape(n)));
             }
         }
-        let parts: Vec<String> = self
-            .summary
-            .iter()
-            .filter(|(k, _)| **k != "total")
-            .map(|(k, v)| format!("{v} {k}"))
-            .collect();
-        out.push_str(&format!("\n{} hosts: {}\n", self.hosts.len(), parts.join(", ")));
+        let total = self.hosts.len();
+        let shared_errors: Vec<_> = errors.shared_groups().collect();
+        let shared_notes: Vec<_> = notes.shared_groups().collect();
+        if !shared_errors.is_empty() || !shared_notes.is_empty() {
+            out.push('\n');
+        }
+        for (text, names) in shared_errors {
+            out.push_str(&format!("{}: {}\n", who(&names, total), escape(text)));
+        }
+        for (text, names) in shared_notes {
+            out.push_str(&format!("note for {}: {}\n", who(&names, total), escape(text)));
+        }
+        out.push('\n');
+        out.push_str(&self.summary.line(paint));
         out
+    }
+}
+
+/// The hosts a shared reason is about: all of them, or their names.
+fn who(names: &[&str], total: usize) -> String {
+    if names.len() == total {
+        format!("every host ({total})")
+    } else {
+        format!("{} hosts ({})", names.len(), escape(&names.join(", ")))
+    }
+}
+
+/// The same text on several hosts, in the order it first appears, so that a
+/// long reason shared by a fleet is printed once, not once per host.
+pub(crate) struct Grouped<'a> {
+    groups: Vec<(&'a str, Vec<&'a str>)>,
+}
+
+impl<'a> Grouped<'a> {
+    pub(crate) fn new(items: impl Iterator<Item = (&'a str, &'a str)>) -> Grouped<'a> {
+        let mut groups: Vec<(&'a str, Vec<&'a str>)> = Vec::new();
+        for (name, text) in items {
+            match groups.iter_mut().find(|(t, _)| *t == text) {
+                Some((_, names)) => {
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+                None => groups.push((text, vec![name])),
+            }
+        }
+        Grouped { groups }
+    }
+
+    /// Whether `text` is on more than one host.
+    pub(crate) fn shared(&self, text: &str) -> bool {
+        self.groups.iter().any(|(t, names)| *t == text && names.len() > 1)
+    }
+
+    /// Each text on more than one host, with those hosts.
+    pub(crate) fn shared_groups(&self) -> impl Iterator<Item = (&'a str, Vec<&'a str>)> + '_ {
+        self.groups
+            .iter()
+            .filter(|(_, names)| names.len() > 1)
+            .map(|(t, names)| (*t, names.clone()))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::inventory::Host;
+    use crate::policy::Family;
+    use crate::report::report_shape;
+
+    fn fleet() -> Vec<Host> {
+        crate::inventory::load(
+            &crate::inventory::Source::Static(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/inventory/hosts.toml").into(),
+            ),
+            &Default::default(),
+        )
+        .unwrap()
+        .hosts
+    }
+
+    /// A report of `command` with one host per result, in fleet order.
+    fn report(command: Command, results: Vec<Result<HostResult, HostError>>) -> Report {
+        let outcomes = fleet()
+            .into_iter()
+            .zip(results)
+            .map(|(host, result)| HostOutcome {
+                host,
+                result,
+                elapsed: Duration::from_millis(12),
+            })
+            .collect();
+        Report::new(command, outcomes)
+    }
+
+    fn first_run() -> Vec<Change> {
+        vec![
+            Change::SetMissing { family: Family::V4 },
+            Change::ChainMissing { family: Family::V4 },
+            Change::JumpMissing { family: Family::V4 },
+        ]
+    }
+
+    fn lockout() -> HostError {
+        HostError::WouldLockOut {
+            seen: "198.18.0.1".parse().unwrap(),
+        }
+    }
+
+    fn refused_plan() -> HostResult {
+        let mut r = HostResult::new(Status::Refused, first_run());
+        r.error = Some(lockout().to_string());
+        r
+    }
 
     #[test]
     fn what_a_node_prints_back_never_reaches_the_terminal_raw() {
@@ -226,11 +384,12 @@ mod tests {
             elapsed_ms: 1,
         };
         let report = Report {
-            whitelist: None,
+            command: Command::Apply,
+            summary: Summary::of([Status::Failed]),
             hosts: vec![row],
-            summary: BTreeMap::from([("failed", 1), ("total", 1)]),
+            whitelist: None,
         };
-        let table = report.table();
+        let table = report.table(Paint::PLAIN);
         assert!(!table.chars().any(|c| c.is_control() && c != '\n'), "{table:?}");
         assert!(table.contains("node\\u{202e}00"), "{table}");
         assert!(
@@ -238,5 +397,189 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("note: line one\\nline two\\u{0000}"), "{table}");
+        // With colour on, the only escapes are palisade's own.
+        let coloured = report.table(Paint { on: true });
+        assert_eq!(coloured.matches('\u{1b}').count(), 4, "{coloured:?}");
+        assert!(coloured.contains("\u{1b}[31mfailed\u{1b}[0m"), "{coloured:?}");
+    }
+
+    #[test]
+    fn a_plan_shows_each_nodes_diff() {
+        let r = report(
+            Command::Plan,
+            vec![
+                Ok(HostResult::new(Status::WouldChange, first_run())),
+                Ok(HostResult::new(Status::Unchanged, Vec::new())),
+            ],
+        );
+        let table = r.table(Paint::PLAIN);
+        assert_eq!(
+            table,
+            "packet-dcos-master-00  147.75.100.11  would-change\n\
+             \x20   + IPv4 set, holding the whole whitelist\n\
+             \x20   + IPv4 chain, with the rules of the whitelist and this role's open ports\n\
+             \x20   + IPv4 INPUT rule 1: the jump to the chain\n\
+             packet-dcos-agent-00   147.75.100.21  unchanged\n\
+             \n\
+             2 hosts: 1 unchanged, 1 would-change\n"
+        );
+        assert_eq!(r.verdict(), Verdict::Ok);
+    }
+
+    #[test]
+    fn a_reason_many_hosts_share_is_printed_once_with_the_hosts() {
+        let r = report(
+            Command::Plan,
+            vec![
+                Ok(refused_plan()),
+                Ok(refused_plan()),
+                Ok(refused_plan()),
+                Err(HostError::Remote("missing on the node: ipset".into())),
+            ],
+        );
+        let table = r.table(Paint::PLAIN);
+        let reason = lockout().to_string();
+        assert_eq!(table.matches(&reason).count(), 1, "{table}");
+        assert!(
+            table.contains(&format!(
+                "\n3 hosts (packet-dcos-master-00, packet-dcos-agent-00, packet-dcos-agent-01): {reason}\n"
+            )),
+            "{table}"
+        );
+        // A reason of one host stays on its row.
+        assert!(
+            table.contains("147.75.100.31  failed: missing on the node: ipset\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("packet-dcos-master-00        147.75.100.11  refused\n"),
+            "{table}"
+        );
+        assert_eq!(r.verdict(), Verdict::HostsFailed);
+        assert_eq!(r.summary.refused, 3);
+    }
+
+    #[test]
+    fn a_note_every_host_has_is_printed_once() {
+        let note = "boot restore not installed (no systemd): rules written to /var/lib/palisade only";
+        let changed = || {
+            let mut r = HostResult::new(Status::Changed, first_run());
+            r.notes.push(note.into());
+            r
+        };
+        let r = report(Command::Apply, vec![Ok(changed()), Ok(changed())]);
+        let table = r.table(Paint::PLAIN);
+        assert_eq!(table.matches(note).count(), 1, "{table}");
+        assert!(
+            table.contains(&format!("\nnote for every host (2): {note}\n")),
+            "{table}"
+        );
+        assert!(!table.contains("    note:"), "{table}");
+    }
+
+    #[test]
+    fn absent_is_drift_to_verify_and_fine_to_remove() {
+        let absent = || Ok(HostResult::new(Status::Absent, Vec::new()));
+        let verify = report(
+            Command::Verify,
+            vec![absent(), Ok(HostResult::new(Status::Ok, vec![]))],
+        );
+        assert_eq!(verify.verdict(), Verdict::Drift);
+        assert!(verify.table(Paint::PLAIN).contains("147.75.100.11  absent\n"));
+        let remove = report(
+            Command::Remove,
+            vec![absent(), Ok(HostResult::new(Status::Removed, vec![]))],
+        );
+        assert_eq!(remove.verdict(), Verdict::Ok);
+        assert_eq!(remove.summary.absent, 1);
+        assert_eq!(remove.summary.removed, 1);
+    }
+
+    #[test]
+    fn every_command_serialises_to_the_one_shape() {
+        let reports = [
+            report(
+                Command::Plan,
+                vec![
+                    Ok(HostResult::new(Status::WouldChange, first_run())),
+                    Ok(refused_plan()),
+                    Ok(HostResult::new(Status::Unchanged, vec![])),
+                    Err(HostError::ConnectTimeout {
+                        addr: "147.75.100.31:22".into(),
+                        after: Duration::from_secs(5),
+                    }),
+                    Ok(HostResult::deposed()),
+                ],
+            ),
+            report(
+                Command::Apply,
+                vec![
+                    Ok(HostResult::new(Status::Changed, first_run())),
+                    Err(lockout()),
+                    Ok(HostResult::new(Status::Unchanged, vec![])),
+                ],
+            ),
+            report(
+                Command::Verify,
+                vec![
+                    Ok(HostResult::new(Status::Ok, vec![])),
+                    Ok(HostResult::new(Status::Drift, first_run())),
+                    Ok(HostResult::new(Status::Absent, vec![])),
+                ],
+            ),
+            report(
+                Command::Remove,
+                vec![
+                    Ok(HostResult::new(Status::Removed, vec![])),
+                    Ok(HostResult::new(Status::Absent, vec![])),
+                ],
+            ),
+        ];
+        for r in &reports {
+            let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+            report_shape::check(&json).unwrap();
+            assert_eq!(json["summary"]["total"], json["hosts"].as_array().unwrap().len());
+        }
+        let plan: serde_json::Value = serde_json::from_str(&reports[0].json()).unwrap();
+        assert_eq!(plan["command"], "plan");
+        assert_eq!(plan["summary"]["refused"], 1);
+        assert_eq!(plan["summary"]["changed"], 0, "zero counts are there");
+        assert_eq!(plan["hosts"][1]["status"], "refused");
+        assert_eq!(plan["hosts"][1]["changes"][0]["kind"], "set-missing");
+        let apply: serde_json::Value = serde_json::from_str(&reports[1].json()).unwrap();
+        assert_eq!(apply["hosts"][1]["status"], "refused");
+    }
+
+    #[test]
+    fn the_shape_checker_refuses_what_breaks_the_shape() {
+        let good = report(
+            Command::Verify,
+            vec![Ok(HostResult::new(Status::Drift, first_run()))],
+        );
+        let good: serde_json::Value = serde_json::from_str(&good.json()).unwrap();
+        report_shape::check(&good).unwrap();
+        let broken = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = good.clone();
+            f(&mut v);
+            report_shape::check(&v).unwrap_err()
+        };
+        let e = broken(&|v| {
+            v["summary"].as_object_mut().unwrap().remove("absent");
+        });
+        assert!(e.contains("summary lacks \"absent\""), "{e}");
+        let e = broken(&|v| v["summary"]["drift"] = 0.into());
+        assert!(e.contains("summary.drift"), "{e}");
+        let e = broken(&|v| v["hosts"][0]["status"] = "changed".into());
+        assert!(e.contains("not one of verify's"), "{e}");
+        let e = broken(&|v| v["hosts"][0]["changes"] = serde_json::json!([]));
+        assert!(e.contains("drift with no changes"), "{e}");
+        let e = broken(&|v| v["hosts"][0]["surprise"] = 1.into());
+        assert!(e.contains("unknown key \"surprise\""), "{e}");
+        let e = broken(&|v| v["hosts"][0]["error"] = "x".into());
+        assert!(e.contains(".error is"), "{e}");
+        let e = broken(&|v| v["command"] = "inventory".into());
+        assert!(e.contains("command"), "{e}");
+        let e = broken(&|v| v["whitelist"] = serde_json::json!({}));
+        assert!(e.contains("unknown key \"whitelist\""), "{e}");
     }
 }

@@ -1,11 +1,19 @@
 //! What palisade prints, and the exit code a run ends with.
 
+pub mod changes;
+pub mod colour;
 pub mod hosts;
 pub mod inventory;
 pub mod limit;
 pub mod ping;
 pub mod progress;
+pub mod summary;
 pub mod terminal;
+
+/// The one JSON shape, as the lab tests check it too.
+#[cfg(test)]
+#[path = "../../tests/support/report_shape.rs"]
+pub(crate) mod report_shape;
 
 use std::process::ExitCode;
 
@@ -36,6 +44,15 @@ impl Verdict {
 /// Left-aligned columns, two spaces apart; the last column is not padded.
 /// Every cell is escaped for the terminal.
 pub(crate) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    columns_painted(rows, |_, _, cell| cell)
+}
+
+/// [`columns`], with `paint(row, column, padded cell)` applied to each cell
+/// after it is escaped and padded, so colour never counts towards a width.
+pub(crate) fn columns_painted<const N: usize>(
+    rows: &[[String; N]],
+    paint: impl Fn(usize, usize, String) -> String,
+) -> String {
     let rows: Vec<[String; N]> = rows
         .iter()
         .map(|row| row.clone().map(|cell| terminal::escape(&cell).into_owned()))
@@ -47,12 +64,13 @@ pub(crate) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
         }
     }
     let mut out = String::new();
-    for row in &rows {
+    for (r, row) in rows.iter().enumerate() {
         for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
             if i + 1 == N {
-                out.push_str(cell);
+                out.push_str(&paint(r, i, cell.clone()));
             } else {
-                out.push_str(&format!("{cell:<w$}  "));
+                out.push_str(&paint(r, i, format!("{cell:<w$}")));
+                out.push_str("  ");
             }
         }
         out.push('\n');

@@ -4,7 +4,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use super::colour::Paint;
 use super::hosts::Status;
+use super::summary::{Command, Summary};
 use crate::inventory::Role;
 use crate::observe::probe::{Backend, Probe};
 use crate::transport::HostOutcome;
@@ -16,6 +18,9 @@ pub struct Row {
     pub role: Role,
     pub status: Status,
     pub error: Option<String>,
+    /// Always empty for ping; there so that every command's rows share
+    /// their keys.
+    pub notes: Vec<String>,
     pub controller_address: Option<IpAddr>,
     pub backend: Option<Backend>,
     pub ipset_version: Option<String>,
@@ -24,16 +29,11 @@ pub struct Row {
     pub elapsed_ms: u128,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Summary {
-    pub total: usize,
-    pub ok: usize,
-    pub unreachable: usize,
-    pub failed: usize,
-}
-
+/// `--json` prints it as it is: the shape every command shares (see the
+/// README), with ping's own keys in each row.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    pub command: Command,
     pub hosts: Vec<Row>,
     pub summary: Summary,
 }
@@ -41,14 +41,11 @@ pub struct Report {
 impl Report {
     pub fn new(outcomes: Vec<HostOutcome<Probe>>) -> Report {
         let hosts: Vec<Row> = outcomes.into_iter().map(row).collect();
-        let count = |s: Status| hosts.iter().filter(|r| r.status == s).count();
-        let summary = Summary {
-            total: hosts.len(),
-            ok: count(Status::Ok),
-            unreachable: count(Status::Unreachable),
-            failed: count(Status::Failed),
-        };
-        Report { hosts, summary }
+        Report {
+            command: Command::Ping,
+            summary: Summary::of(hosts.iter().map(|r| r.status)),
+            hosts,
+        }
     }
 
     pub fn all_ok(&self) -> bool {
@@ -59,7 +56,7 @@ impl Report {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    pub fn table(&self) -> String {
+    pub fn table(&self, paint: Paint) -> String {
         let mut rows =
             vec![["NAME", "ADDRESS", "STATUS", "BACKEND", "SEES US AS", "DETAIL"].map(String::from)];
         for r in &self.hosts {
@@ -81,12 +78,12 @@ impl Report {
                 detail,
             ]);
         }
-        let mut out = super::columns(&rows);
-        let s = &self.summary;
-        out.push_str(&format!(
-            "\n{} hosts: {} ok, {} unreachable, {} failed\n",
-            s.total, s.ok, s.unreachable, s.failed
-        ));
+        let mut out = super::columns_painted(&rows, |r, col, cell| match r.checked_sub(1) {
+            Some(i) if col == 2 => paint.tone(self.hosts[i].status.tone(), &cell),
+            _ => cell,
+        });
+        out.push('\n');
+        out.push_str(&self.summary.line(paint));
         out
     }
 }
@@ -111,11 +108,88 @@ fn row(outcome: HostOutcome<Probe>) -> Row {
         role: host.role,
         status,
         error,
+        notes: Vec::new(),
         controller_address: probe.as_ref().and_then(|p| p.controller_address),
         backend: probe.as_ref().and_then(|p| p.backend),
         ipset_version: probe.as_ref().and_then(|p| p.ipset_version.clone()),
         iptables_version: probe.as_ref().and_then(|p| p.iptables_version.clone()),
         systemd: probe.as_ref().map(|p| p.systemd),
         elapsed_ms: outcome.elapsed.as_millis(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::report::report_shape;
+    use crate::transport::HostError;
+
+    fn probe() -> Probe {
+        Probe {
+            controller_address: Some("198.18.0.1".parse().unwrap()),
+            ipset: true,
+            iptables: true,
+            ip6tables: true,
+            iptables_restore: true,
+            ipset_version: Some("ipset v7.17".into()),
+            iptables_version: Some("iptables v1.8.9 (nf_tables)".into()),
+            backend: Some(Backend::NfTables),
+            systemd: false,
+        }
+    }
+
+    #[test]
+    fn ping_serialises_to_the_one_shape_and_colours_only_the_status() {
+        let hosts = crate::inventory::load(
+            &crate::inventory::Source::Static(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/inventory/hosts.toml").into(),
+            ),
+            &Default::default(),
+        )
+        .unwrap()
+        .hosts;
+        let mut no_ipset = probe();
+        no_ipset.ipset = false;
+        let results = [
+            Ok(probe()),
+            Ok(no_ipset),
+            Err(HostError::ConnectTimeout {
+                addr: "x".into(),
+                after: Duration::from_secs(1),
+            }),
+        ];
+        let outcomes = hosts
+            .into_iter()
+            .zip(results)
+            .map(|(host, result)| HostOutcome {
+                host,
+                result,
+                elapsed: Duration::from_millis(3),
+            })
+            .collect();
+        let report = Report::new(outcomes);
+        let json: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
+        report_shape::check(&json).unwrap();
+        assert_eq!(json["summary"]["ok"], 1);
+        assert_eq!(json["summary"]["drift"], 0, "zero counts are there");
+        let plain = report.table(Paint::PLAIN);
+        assert!(
+            plain.ends_with("\n3 hosts: 1 ok, 1 unreachable, 1 failed\n"),
+            "{plain}"
+        );
+        let coloured = report.table(Paint { on: true });
+        // The padded status cell is coloured; the columns stay aligned.
+        assert!(
+            coloured.contains("\u{1b}[32mok         \u{1b}[0m  nf_tables"),
+            "{coloured:?}"
+        );
+        let strip = |s: &str| {
+            s.replace("\u{1b}[32m", "")
+                .replace("\u{1b}[31m", "")
+                .replace("\u{1b}[0m", "")
+        };
+        assert_eq!(strip(&coloured), plain);
     }
 }

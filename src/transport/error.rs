@@ -82,6 +82,15 @@ impl HostError {
         )
     }
 
+    /// Whether palisade itself refused to change the host (it would lock
+    /// the operator out), as opposed to the host failing.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            HostError::WouldLockOut { .. } | HostError::ControllerUnknown
+        )
+    }
+
     /// Worth another connection attempt: nothing was decided by the host.
     pub(super) fn is_retryable(&self) -> bool {
         match self {

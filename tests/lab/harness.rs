@@ -828,7 +828,7 @@ impl Lab {
     }
 
     /// palisade in the controller namespace, from the lab directory, with
-    /// none of the caller's agent, log or passphrase settings.
+    /// none of the caller's agent, log, passphrase or colour settings.
     fn palisade_command(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.controller])
@@ -838,6 +838,8 @@ impl Lab {
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("RUST_LOG")
             .env_remove("PALISADE_KEY_PASSPHRASE")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
             .envs(env.iter().copied());
         cmd
     }

@@ -14,8 +14,13 @@ mod firewall;
 mod harness;
 mod limit;
 mod lockout;
+mod output;
 mod ping;
 mod systemd;
+
+/// The one JSON shape, as the unit tests check it too.
+#[path = "../support/report_shape.rs"]
+mod report_shape;
 
 use std::path::Path;
 use std::process::{ExitCode, Output};
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
         firewall::TESTS,
         limit::TESTS,
         lockout::TESTS,
+        output::TESTS,
         ping::TESTS,
         systemd::TESTS,
     ]
@@ -173,10 +179,15 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Parses a `--json` report, with both streams in the message if it is not one.
+/// Parses a `--json` report, with both streams in the message if it is not
+/// one, and checks it has the one shape every command's report shares.
 pub fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): stdout {} stderr {}", stdout(out), stderr(out)))
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): stdout {} stderr {}", stdout(out), stderr(out)));
+    if let Err(e) = report_shape::check(&report) {
+        panic!("the report is not of the one shape: {e}\nstderr {}", stderr(out));
+    }
+    report
 }
 
 /// The report row of the host called `name`.

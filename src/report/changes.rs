@@ -1,0 +1,434 @@
+//! How a change is worded: one sentence for `--json`'s `message` and for
+//! errors, and a diff (`+` what apply adds, `-` what it takes away, `~` what
+//! it changes in place) for the tables of plan and verify. `diff` only
+//! finds the changes; the words are here.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::colour::{Paint, Tone};
+use super::terminal::escape;
+use crate::diff::Change;
+use crate::observe::probe::Backend;
+
+/// Lists longer than this are cut short in messages and diffs (JSON keeps
+/// them all).
+const SHOWN: usize = 8;
+
+/// The addresses or rules a change is about, for `--json`.
+fn items(change: &Change) -> Vec<String> {
+    match change {
+        Change::MembersMissing { nets, .. } | Change::MembersExtra { nets, .. } => {
+            nets.iter().map(|n| n.to_string()).collect()
+        }
+        Change::RulesDiffer {
+            missing, unexpected, ..
+        }
+        | Change::DockerRulesDiffer {
+            missing, unexpected, ..
+        } => missing
+            .iter()
+            .map(|r| format!("missing: {r}"))
+            .chain(unexpected.iter().map(|r| format!("unexpected: {r}")))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn list<T: fmt::Display>(items: &[T]) -> String {
+    let mut out: Vec<String> = items.iter().take(SHOWN).map(|i| i.to_string()).collect();
+    if items.len() > SHOWN {
+        out.push(format!("and {} more", items.len() - SHOWN));
+    }
+    out.join(", ")
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::SetMissing { family } => write!(f, "{family} set missing"),
+            Change::SetWrongType { family, found } => {
+                write!(
+                    f,
+                    "{family} set is {found}, not hash:net (remove it by hand first)"
+                )
+            }
+            Change::MembersMissing { family, nets } => {
+                write!(f, "{family} set lacks {} member(s): {}", nets.len(), list(nets))
+            }
+            Change::MembersExtra { family, nets } => {
+                write!(
+                    f,
+                    "{family} set has {} extra member(s): {}",
+                    nets.len(),
+                    list(nets)
+                )
+            }
+            Change::ChainMissing { family } => write!(f, "{family} chain missing"),
+            Change::RulesDiffer {
+                family,
+                missing,
+                unexpected,
+            } => {
+                write!(f, "{family} chain rules differ")?;
+                if !missing.is_empty() {
+                    write!(f, "; missing: {}", list(missing))?;
+                }
+                if !unexpected.is_empty() {
+                    write!(f, "; unexpected: {}", list(unexpected))?;
+                }
+                if missing.is_empty() && unexpected.is_empty() {
+                    write!(f, " in order")?;
+                }
+                Ok(())
+            }
+            Change::JumpMissing { family } => write!(f, "{family} INPUT has no jump to the chain"),
+            Change::JumpNotFirst { family, position } => {
+                write!(f, "{family} INPUT jump is rule {position}, not rule 1")
+            }
+            Change::JumpDuplicated { family, count } => {
+                write!(f, "{family} INPUT jumps to the chain {count} times")
+            }
+            Change::DockerGuardMissing { family } => {
+                write!(
+                    f,
+                    "{family} DOCKER-USER exists but published ports are not guarded"
+                )
+            }
+            Change::DockerRulesDiffer {
+                family,
+                missing,
+                unexpected,
+            } => write!(
+                f,
+                "{family} Docker guard rules differ (missing: {}; unexpected: {})",
+                list(missing),
+                list(unexpected)
+            ),
+            Change::DockerJumpNotFirst { family } => {
+                write!(f, "{family} DOCKER-USER does not jump to the guard first")
+            }
+            Change::DockerGuardStale { family } => {
+                write!(f, "{family} Docker guard chain is no longer wanted")
+            }
+            Change::PersistMissing => write!(f, "boot restore script missing"),
+            Change::PersistStale => write!(f, "boot restore script is out of date"),
+            Change::UnitMissing => write!(f, "systemd unit missing"),
+            Change::UnitStale => write!(f, "systemd unit is out of date"),
+            Change::UnitDisabled => write!(f, "systemd unit is not enabled"),
+            Change::PersistUnwanted => write!(
+                f,
+                "persistence is off, but boot files from an earlier run would restore an older whitelist at boot"
+            ),
+            Change::Unconfirmed { at } => write!(
+                f,
+                "an earlier change was never confirmed: the node rolls it back by itself at {at}"
+            ),
+            Change::BackendChanged { applied, now } => write!(
+                f,
+                "iptables backend changed: applied with {}, the node now uses {}",
+                backend_name(*applied),
+                backend_name(*now)
+            ),
+        }
+    }
+}
+
+fn backend_name(b: Backend) -> &'static str {
+    match b {
+        Backend::NfTables => "nf_tables",
+        Backend::Legacy => "legacy",
+    }
+}
+
+/// `{"kind","family","message","items"}` for `--json`.
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Change", 4)?;
+        st.serialize_field("kind", self.kind())?;
+        st.serialize_field("family", &self.family())?;
+        st.serialize_field("message", &self.to_string())?;
+        st.serialize_field("items", &items(self))?;
+        st.end()
+    }
+}
+
+/// One line of a diff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub sign: Sign,
+    pub text: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sign {
+    /// apply adds this.
+    Add,
+    /// apply takes this away.
+    Remove,
+    /// apply changes this in place (or an operator must act on it).
+    Alter,
+}
+
+impl Sign {
+    fn mark(self) -> char {
+        match self {
+            Sign::Add => '+',
+            Sign::Remove => '-',
+            Sign::Alter => '~',
+        }
+    }
+
+    fn tone(self) -> Tone {
+        match self {
+            Sign::Add => Tone::Good,
+            Sign::Remove => Tone::Bad,
+            Sign::Alter => Tone::Notice,
+        }
+    }
+}
+
+impl Line {
+    fn new(sign: Sign, text: impl Into<String>) -> Line {
+        Line {
+            sign,
+            text: text.into(),
+        }
+    }
+
+    /// `    + text`, escaped, coloured by its sign when `paint` is on.
+    pub fn show(&self, paint: Paint) -> String {
+        let text = format!("{} {}", self.sign.mark(), escape(&self.text));
+        format!("    {}\n", paint.tone(self.sign.tone(), &text))
+    }
+}
+
+/// The change as diff lines. Long lists are cut at [`SHOWN`] lines, with
+/// a last line saying how many more `--json` lists.
+pub fn lines(change: &Change) -> Vec<Line> {
+    use Sign::{Add, Alter, Remove};
+    let one = |sign, text: String| vec![Line::new(sign, text)];
+    match change {
+        Change::SetMissing { family } => one(Add, format!("{family} set, holding the whole whitelist")),
+        Change::SetWrongType { family, found } => one(
+            Alter,
+            format!("{family} set is {found}, not hash:net: remove it by hand first"),
+        ),
+        Change::MembersMissing { family, nets } => {
+            capped(Add, nets.iter().map(|n| format!("{family} member {n}")).collect())
+        }
+        Change::MembersExtra { family, nets } => capped(
+            Remove,
+            nets.iter().map(|n| format!("{family} member {n}")).collect(),
+        ),
+        Change::ChainMissing { family } => one(
+            Add,
+            format!("{family} chain, with the rules of the whitelist and this role's open ports"),
+        ),
+        Change::RulesDiffer {
+            family,
+            missing,
+            unexpected,
+        }
+        | Change::DockerRulesDiffer {
+            family,
+            missing,
+            unexpected,
+        } => {
+            if missing.is_empty() && unexpected.is_empty() {
+                let which = match change {
+                    Change::DockerRulesDiffer { .. } => "Docker guard",
+                    _ => "chain",
+                };
+                return one(Alter, format!("{family} {which} rules, put back in order"));
+            }
+            let mut out = capped(Add, missing.iter().map(|r| format!("{family} {r}")).collect());
+            out.extend(capped(
+                Remove,
+                unexpected.iter().map(|r| format!("{family} {r}")).collect(),
+            ));
+            out
+        }
+        Change::JumpMissing { family } => one(Add, format!("{family} INPUT rule 1: the jump to the chain")),
+        Change::JumpNotFirst { family, position } => one(
+            Alter,
+            format!("{family} INPUT jump to the chain, from rule {position} to rule 1"),
+        ),
+        Change::JumpDuplicated { family, count } => one(
+            Remove,
+            format!(
+                "{family} INPUT: {} extra jump(s) to the chain",
+                count.saturating_sub(1)
+            ),
+        ),
+        Change::DockerGuardMissing { family } => one(
+            Add,
+            format!("{family} Docker guard chain, and its jump at the top of DOCKER-USER"),
+        ),
+        Change::DockerJumpNotFirst { family } => one(
+            Alter,
+            format!("{family} DOCKER-USER: the jump to the guard, as its one first rule"),
+        ),
+        Change::DockerGuardStale { family } => {
+            one(Remove, format!("{family} Docker guard chain (no longer wanted)"))
+        }
+        Change::PersistMissing => one(Add, "boot restore script".into()),
+        Change::PersistStale => one(Alter, "boot restore script (out of date)".into()),
+        Change::UnitMissing => one(Add, "systemd unit".into()),
+        Change::UnitStale => one(Alter, "systemd unit (out of date)".into()),
+        Change::UnitDisabled => one(Alter, "systemd unit, enabled".into()),
+        Change::PersistUnwanted => one(
+            Remove,
+            "boot files from an earlier run (persistence is off; they would restore an older whitelist)"
+                .into(),
+        ),
+        Change::Unconfirmed { .. } | Change::BackendChanged { .. } => one(Alter, change.to_string()),
+    }
+}
+
+/// One line per item, cut at [`SHOWN`].
+fn capped(sign: Sign, texts: Vec<String>) -> Vec<Line> {
+    let more = texts.len().saturating_sub(SHOWN);
+    let mut out: Vec<Line> = texts
+        .into_iter()
+        .take(SHOWN)
+        .map(|t| Line::new(sign, t))
+        .collect();
+    if more > 0 {
+        out.push(Line::new(
+            sign,
+            format!("... and {more} more (--json lists them all)"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Net;
+    use crate::policy::Family;
+
+    fn shown(changes: &[Change]) -> String {
+        changes
+            .iter()
+            .flat_map(lines)
+            .map(|l| l.show(Paint::PLAIN))
+            .collect()
+    }
+
+    #[test]
+    fn a_first_run_reads_as_additions() {
+        let changes = [
+            Change::SetMissing { family: Family::V4 },
+            Change::ChainMissing { family: Family::V4 },
+            Change::JumpMissing { family: Family::V4 },
+            Change::PersistMissing,
+        ];
+        assert_eq!(
+            shown(&changes),
+            "    + IPv4 set, holding the whole whitelist\n\
+             \x20   + IPv4 chain, with the rules of the whitelist and this role's open ports\n\
+             \x20   + IPv4 INPUT rule 1: the jump to the chain\n\
+             \x20   + boot restore script\n"
+        );
+    }
+
+    #[test]
+    fn members_and_rules_are_plus_and_minus_lines() {
+        let nets: Vec<Net> = ["192.0.2.0/24", "198.18.1.13"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let changes = [
+            Change::MembersMissing {
+                family: Family::V4,
+                nets: nets.clone(),
+            },
+            Change::MembersExtra {
+                family: Family::V4,
+                nets: vec!["6.6.6.6".parse().unwrap()],
+            },
+            Change::RulesDiffer {
+                family: Family::V6,
+                missing: vec!["-A PALISADE -j DROP".into()],
+                unexpected: vec!["-A PALISADE -j ACCEPT".into()],
+            },
+            Change::JumpNotFirst {
+                family: Family::V4,
+                position: 2,
+            },
+        ];
+        assert_eq!(
+            shown(&changes),
+            "    + IPv4 member 192.0.2.0/24\n\
+             \x20   + IPv4 member 198.18.1.13\n\
+             \x20   - IPv4 member 6.6.6.6\n\
+             \x20   + IPv6 -A PALISADE -j DROP\n\
+             \x20   - IPv6 -A PALISADE -j ACCEPT\n\
+             \x20   ~ IPv4 INPUT jump to the chain, from rule 2 to rule 1\n"
+        );
+    }
+
+    #[test]
+    fn a_reorder_says_which_chain() {
+        let order = |docker: bool| {
+            let (family, missing, unexpected) = (Family::V4, vec![], vec![]);
+            let c = if docker {
+                Change::DockerRulesDiffer {
+                    family,
+                    missing,
+                    unexpected,
+                }
+            } else {
+                Change::RulesDiffer {
+                    family,
+                    missing,
+                    unexpected,
+                }
+            };
+            shown(&[c])
+        };
+        assert_eq!(order(false), "    ~ IPv4 chain rules, put back in order\n");
+        assert_eq!(order(true), "    ~ IPv4 Docker guard rules, put back in order\n");
+    }
+
+    #[test]
+    fn long_lists_are_cut_and_say_so() {
+        let nets: Vec<Net> = (1..=20).map(|i| format!("10.0.0.{i}").parse().unwrap()).collect();
+        let l = lines(&Change::MembersMissing {
+            family: Family::V4,
+            nets,
+        });
+        assert_eq!(l.len(), SHOWN + 1);
+        assert_eq!(l[SHOWN].text, "... and 12 more (--json lists them all)");
+        let json = serde_json::to_value(Change::MembersMissing {
+            family: Family::V4,
+            nets: (1..=20).map(|i| format!("10.0.0.{i}").parse().unwrap()).collect(),
+        })
+        .unwrap();
+        assert_eq!(json["items"].as_array().unwrap().len(), 20);
+        assert_eq!(
+            json["message"],
+            "IPv4 set lacks 20 member(s): 10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4, 10.0.0.5, 10.0.0.6, 10.0.0.7, 10.0.0.8, and 12 more"
+        );
+    }
+
+    #[test]
+    fn signs_are_coloured_on_request_and_text_is_escaped() {
+        let c = Change::RulesDiffer {
+            family: Family::V4,
+            missing: vec![],
+            unexpected: vec!["-A PALISADE -m comment --comment \u{1b}[2J -j ACCEPT".into()],
+        };
+        let l = &lines(&c)[0];
+        assert_eq!(
+            l.show(Paint { on: true }),
+            "    \x1b[31m- IPv4 -A PALISADE -m comment --comment \\u{001b}[2J -j ACCEPT\x1b[0m\n"
+        );
+        let plus = Line::new(Sign::Add, "x").show(Paint { on: true });
+        assert_eq!(plus, "    \x1b[32m+ x\x1b[0m\n");
+    }
+}
