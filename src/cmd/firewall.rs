@@ -74,6 +74,8 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         host,
         result: Ok(HostResult::deposed()),
         elapsed: Duration::ZERO,
+        timings: Default::default(),
+        log: Vec::new(),
     }));
     let mut report = Report::new(outcomes);
     let first_run = report

@@ -10,6 +10,7 @@ use crate::observe::probe;
 use crate::report::Verdict;
 use crate::report::ping::Report;
 use crate::report::progress::Progress;
+use crate::timing::Phase;
 use crate::transport;
 
 pub async fn run(settings: &Settings) -> Result<Verdict> {
@@ -19,7 +20,7 @@ pub async fn run(settings: &Settings) -> Result<Verdict> {
     let user = opts.user.clone();
     let outcomes = transport::fan_out(&inv.hosts, opts, &progress, move |session, _host| {
         let user = user.clone();
-        async move { probe::run(&session, &user).await }
+        async move { session.timed(Phase::Probe, probe::run(&session, &user)).await }
     })
     .await;
     let report = Report::new(outcomes);

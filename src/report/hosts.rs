@@ -9,6 +9,7 @@ use super::Verdict;
 use crate::diff::Change;
 use crate::inventory::Role;
 use crate::policy::Summary;
+use crate::timing::Timings;
 use crate::transport::{HostError, HostOutcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -101,6 +102,8 @@ pub struct Row {
     pub error: Option<String>,
     pub notes: Vec<String>,
     pub elapsed_ms: u128,
+    /// Where the host's time went, in milliseconds per phase.
+    pub timings: Timings,
 }
 
 #[derive(Debug, Serialize)]
@@ -130,6 +133,7 @@ impl Report {
                     error,
                     notes,
                     elapsed_ms: o.elapsed.as_millis(),
+                    timings: o.timings,
                 }
             })
             .collect();
@@ -224,6 +228,7 @@ mod tests {
             error: Some("remote step failed: \u{1b}]0;owned\u{7}\r\u{1b}[2Jgone".into()),
             notes: vec!["line one\nline two\u{0}".into()],
             elapsed_ms: 1,
+            timings: Timings::default(),
         };
         let report = Report {
             whitelist: None,
