@@ -15,6 +15,7 @@ mod harness;
 mod lockout;
 mod ping;
 mod systemd;
+mod timings;
 
 use std::path::Path;
 use std::process::{ExitCode, Output};
@@ -96,6 +97,7 @@ fn main() -> ExitCode {
         lockout::TESTS,
         ping::TESTS,
         systemd::TESTS,
+        timings::TESTS,
     ]
     .concat();
 
