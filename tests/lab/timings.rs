@@ -9,6 +9,7 @@ use crate::{bin, json, lab, lab_args, lab_tests, stderr};
 lab_tests![Needs::Plain =>
     apply_reports_every_hosts_phase_timings_in_the_log_and_in_json,
     vv_shows_what_the_remote_steps_printed,
+    a_rolled_back_host_shows_the_wait_for_its_rollback,
 ];
 
 /// The phases a fresh apply goes through on every host.
@@ -121,4 +122,49 @@ fn vv_shows_what_the_remote_steps_printed() {
     let log = stderr(&out);
     assert!(!log.contains(said), "{log}");
     assert_eq!(timing_lines(&log, "node-01").len(), 1, "{log}");
+}
+
+fn a_rolled_back_host_shows_the_wait_for_its_rollback() {
+    let lab = lab!(Spec {
+        nodes: 1,
+        ..Spec::default()
+    });
+    // The confirmation leaves from an address the whitelist does not admit.
+    lab.must(
+        &lab.controller,
+        &["ip", "addr", "add", "198.18.0.50/15", "dev", "eth0"],
+    );
+    let out = lab.palisade_with_env(
+        bin(),
+        &lab_args("apply", true, true, &["-v", "--confirm-timeout", "5"]),
+        &[("PALISADE_TEST_CONFIRM_SOURCE", "198.18.0.50")],
+    );
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    assert_eq!(report["hosts"][0]["status"], "rolled-back", "{report:#}");
+    check_timings(
+        &report,
+        &[
+            "connect",
+            "kex",
+            "auth",
+            "probe",
+            "observe",
+            "apply",
+            "fresh_connection",
+            "rollback",
+            "total",
+        ],
+    );
+    // The wait for the node's own deadline is where the time went.
+    assert!(
+        report["hosts"][0]["timings"]["rollback"].as_u64() >= Some(2000),
+        "{report:#}"
+    );
+    assert_eq!(
+        timing_lines(&stderr(&out), "node-00").len(),
+        1,
+        "{}",
+        stderr(&out)
+    );
 }
