@@ -18,4 +18,5 @@ pub mod observe;
 pub mod policy;
 pub mod render;
 pub mod report;
+pub mod timing;
 pub mod transport;

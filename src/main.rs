@@ -26,8 +26,10 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, so `--json` keeps stdout clean. Warnings show by
-/// default; `-v` and `-vv` add more, and `RUST_LOG` wins over both.
+/// Logs go to stderr, so `--json` keeps stdout clean, and around the
+/// progress bar, so that neither tears the other. Warnings show by default;
+/// `-v` adds each host's phase timings, `-vv` its remote steps' own lines,
+/// and `RUST_LOG` wins over both.
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let level = match verbose {
@@ -38,7 +40,7 @@ fn init_logging(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(palisade::report::progress::LogWriter::stderr())
         .with_ansi(palisade::report::colour::enabled(
             palisade::report::colour::Stream::Stderr,
         ))

@@ -14,6 +14,7 @@ use crate::observe::probe;
 use crate::policy::Policy;
 use crate::render;
 use crate::report::hosts::{HostResult, Status};
+use crate::timing;
 use crate::transport::{HostError, Privilege, Session};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,12 +53,19 @@ pub enum Phase {
 pub type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
 
 pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResult, HostError> {
-    let seen = probe::controller_address(&session, &job.user).await?;
+    let seen = session
+        .timed(
+            timing::Phase::Probe,
+            probe::controller_address(&session, &job.user),
+        )
+        .await?;
     let policy = job
         .policies
         .get(&host.role)
         .ok_or_else(|| HostError::Remote(format!("no policy for role {}", host.role)))?;
-    let before = observe(&session, policy).await?;
+    let before = session
+        .timed(timing::Phase::Observe, observe(&session, policy))
+        .await?;
     if !before.missing_tools.is_empty() {
         let missing = before.missing_tools.join(", ");
         return Err(HostError::Remote(format!("missing on the node: {missing}")));
@@ -105,15 +113,15 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
                 // An interrupted run left the node as wanted but unconfirmed:
                 // confirm it now, while it is still there.
                 let window = job.connect_timeout.min(Duration::from_secs(2));
-                if let Err(reason) = session.fresh_banner(job.confirm_source, window).await {
+                let fresh = session.fresh_banner(job.confirm_source, window);
+                if let Err(reason) = session.timed(timing::Phase::FreshConnection, fresh).await {
                     return Err(HostError::Remote(format!(
                         "{reason}; the unconfirmed change stays pending and rolls back by itself"
                     )));
                 }
-                let confirmed = session
-                    .run(Privilege::Root, &firewall::confirm_and_read(policy))
-                    .await?
-                    .success()?;
+                let script = firewall::confirm_and_read(policy);
+                let confirm = session.run(Privilege::Root, &script);
+                let confirmed = session.timed(timing::Phase::Confirm, confirm).await?.success()?;
                 if !has_line(&confirmed.stdout, "state=confirmed") {
                     return Err(HostError::Remote(
                         "the pending change rolled back before it could be confirmed; run apply again".into(),
@@ -135,7 +143,9 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
             let secs = u32::try_from(job.confirm_timeout.as_secs()).unwrap_or(u32::MAX);
             let deadline = SystemTime::now() + job.confirm_timeout;
             job.set_phase(&host, Some(Phase::Armed(deadline)));
-            let out = match session.run(Privilege::Root, &render::apply(policy, secs)).await {
+            let script = render::apply(policy, secs);
+            let apply = session.run(Privilege::Root, &script);
+            let out = match session.timed(timing::Phase::Apply, apply).await {
                 Ok(out) => match out.success() {
                     Ok(out) => out,
                     Err(e) => {
@@ -168,16 +178,18 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
             let window = job
                 .connect_timeout
                 .min(left.saturating_sub(Duration::from_secs(2)));
-            if let Err(reason) = session.fresh_banner(job.confirm_source, window).await {
-                return rolled_back(&session, policy, &before, latest, reason).await;
+            let fresh = session.fresh_banner(job.confirm_source, window);
+            if let Err(reason) = session.timed(timing::Phase::FreshConnection, fresh).await {
+                let wait = rolled_back(&session, policy, &before, latest, reason);
+                return session.timed(timing::Phase::Rollback, wait).await;
             }
-            let confirmed = session
-                .run(Privilege::Root, &firewall::confirm_and_read(policy))
-                .await?
-                .success()?;
+            let script = firewall::confirm_and_read(policy);
+            let confirm = session.run(Privilege::Root, &script);
+            let confirmed = session.timed(timing::Phase::Confirm, confirm).await?.success()?;
             if has_line(&confirmed.stdout, "state=rolled-back") {
                 let reason = "the confirmation came too late: the node had started rolling back".to_owned();
-                return rolled_back(&session, policy, &before, latest, reason).await;
+                let wait = rolled_back(&session, policy, &before, latest, reason);
+                return session.timed(timing::Phase::Rollback, wait).await;
             }
             if !has_line(&confirmed.stdout, "state=confirmed") {
                 job.set_phase(&host, None);
@@ -205,11 +217,12 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
             if nothing_there(policy, &before) {
                 return Ok(HostResult::new(Status::Absent, Vec::new()));
             }
-            session
-                .run(Privilege::Root, &render::remove(policy))
-                .await?
-                .success()?;
-            let after = observe(&session, policy).await?;
+            let script = render::remove(policy);
+            let remove = session.run(Privilege::Root, &script);
+            session.timed(timing::Phase::Remove, remove).await?.success()?;
+            let after = session
+                .timed(timing::Phase::Observe, observe(&session, policy))
+                .await?;
             if !nothing_there(policy, &after) {
                 return Err(HostError::Remote(
                     "palisade's objects are still on the node after remove".into(),

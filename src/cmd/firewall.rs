@@ -77,6 +77,8 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         host,
         result: Ok(HostResult::deposed()),
         elapsed: Duration::ZERO,
+        timings: Default::default(),
+        log: Vec::new(),
     }));
     let command = match mode {
         Mode::Plan => Command::Plan,

@@ -13,6 +13,7 @@ use crate::report::colour::{self, Paint, Stream};
 use crate::report::hosts::Status;
 use crate::report::ping::Report;
 use crate::report::progress::Progress;
+use crate::timing::Phase;
 use crate::transport;
 
 pub async fn run(settings: &Settings) -> Result<Verdict> {
@@ -23,7 +24,7 @@ pub async fn run(settings: &Settings) -> Result<Verdict> {
     let user = opts.user.clone();
     let outcomes = transport::fan_out(&hosts, opts, &progress, move |session, _host| {
         let user = user.clone();
-        async move { probe::run(&session, &user).await }
+        async move { session.timed(Phase::Probe, probe::run(&session, &user)).await }
     })
     .await;
     let report = Report::new(outcomes);

@@ -12,6 +12,7 @@ use super::terminal::{escape, escape_lines};
 use crate::diff::Change;
 use crate::inventory::Role;
 use crate::policy::Summary as WhitelistSummary;
+use crate::timing::Timings;
 use crate::transport::{HostError, HostOutcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -140,6 +141,8 @@ pub struct Row {
     pub notes: Vec<String>,
     pub changes: Vec<Change>,
     pub elapsed_ms: u128,
+    /// Where the host's time went, in milliseconds per phase.
+    pub timings: Timings,
 }
 
 /// The report of apply, plan, verify and remove. `--json` prints it as it
@@ -173,6 +176,7 @@ impl Report {
                     notes,
                     changes,
                     elapsed_ms: o.elapsed.as_millis(),
+                    timings: o.timings,
                 }
             })
             .collect();
@@ -346,6 +350,8 @@ mod tests {
                 host,
                 result,
                 elapsed: Duration::from_millis(12),
+                timings: Default::default(),
+                log: Vec::new(),
             })
             .collect();
         Report::new(command, outcomes)
@@ -382,6 +388,7 @@ mod tests {
             error: Some("remote step failed: \u{1b}]0;owned\u{7}\r\u{1b}[2Jgone".into()),
             notes: vec!["line one\nline two\u{0}".into()],
             elapsed_ms: 1,
+            timings: Timings::default(),
         };
         let report = Report {
             command: Command::Apply,

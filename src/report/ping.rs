@@ -167,6 +167,8 @@ mod tests {
                 host,
                 result,
                 elapsed: Duration::from_millis(3),
+                timings: Default::default(),
+                log: Vec::new(),
             })
             .collect();
         let report = Report::new(outcomes);

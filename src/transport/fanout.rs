@@ -8,10 +8,11 @@ use russh::client::Handle;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
-use super::session::{self, Client};
+use super::session::{self, Client, StepLog};
 use super::{HostError, Session, SshOptions};
 use crate::inventory::Host;
 use crate::report::progress::Progress;
+use crate::timing::{Phase, Timings};
 
 /// What happened on one host.
 #[derive(Debug)]
@@ -19,6 +20,11 @@ pub struct HostOutcome<T> {
     pub host: Host,
     pub result: Result<T, HostError>,
     pub elapsed: Duration,
+    /// Where the time went: the connection's phases, the job's, and the
+    /// total (as far as the host got).
+    pub timings: Timings,
+    /// What the job's remote steps printed on stderr.
+    pub log: Vec<StepLog>,
 }
 
 /// The bastion connection, opened once on first use and shared by every
@@ -51,37 +57,57 @@ where
                 .await
                 .expect("the semaphore is never closed");
             let start = Instant::now();
+            let mut timings = Timings::default();
+            let mut log = Vec::new();
             let result = async {
                 let via = match &opts.jump {
                     None => None,
-                    Some(jump) => Some(
-                        bastion
+                    Some(jump) => {
+                        let waited = Instant::now();
+                        let bastion = bastion
                             .get_or_init(|| async {
-                                session::connect(jump.host.clone(), jump.port, &jump.user, &opts, None)
-                                    .await
-                                    .map(Arc::new)
-                                    .map_err(|e| e.to_string())
+                                // The bastion's own phases are its, not this host's.
+                                let mut untimed = Timings::default();
+                                session::connect(
+                                    jump.host.clone(),
+                                    jump.port,
+                                    &jump.user,
+                                    &opts,
+                                    None,
+                                    &mut untimed,
+                                )
+                                .await
+                                .map(Arc::new)
+                                .map_err(|e| e.to_string())
                             })
                             .await
-                            .clone()
-                            .map_err(|reason| HostError::Jump {
-                                jump: jump.to_string(),
-                                reason,
-                            })?,
-                    ),
+                            .clone();
+                        timings.add(Phase::Jump, waited.elapsed());
+                        Some(bastion.map_err(|reason| HostError::Jump {
+                            jump: jump.to_string(),
+                            reason,
+                        })?)
+                    }
                 };
-                let session = Session::open(host.address, &opts, via).await?;
+                let session = Session::open(host.address, &opts, via, &mut timings).await?;
                 let result = job(session.clone(), host.clone()).await;
                 session.close().await;
+                let (steps, lines) = session.recorded();
+                timings.merge(&steps);
+                log = lines;
                 result
             }
             .await;
+            let elapsed = start.elapsed();
+            timings.add(Phase::Total, elapsed);
             (
                 i,
                 HostOutcome {
                     host,
                     result,
-                    elapsed: start.elapsed(),
+                    elapsed,
+                    timings,
+                    log,
                 },
             )
         });
@@ -90,7 +116,7 @@ where
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((i, outcome)) => {
-                progress.host_done(outcome.result.is_ok());
+                progress.host_done(&outcome);
                 outcomes.push((i, outcome));
             }
             // A task only ends this way if the job panicked: a bug, not a host.

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use russh::client::{self, Handle};
 use russh::keys::agent::AgentIdentity;
@@ -13,6 +13,7 @@ use russh::{ChannelMsg, Disconnect, Preferred, kex};
 
 use super::known_hosts::{self, KnownHosts, Verdict};
 use super::{Credentials, HostError, HostKeyChecking, Privilege, Script, SshOptions};
+use crate::timing::{Phase, Timings};
 
 /// At most this many agent identities are offered, so that OpenSSH's
 /// MaxAuthTries (6) is not spent before the right one.
@@ -69,6 +70,24 @@ fn last_words(stderr: &str) -> String {
 /// broken or hostile node cannot exhaust the controller's memory.
 const MAX_OUTPUT: usize = 32 << 20;
 
+/// What a remote step printed on stderr, for `-vv`: the node scripts say
+/// there what they did and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepLog {
+    /// The phase the step ran in, when the job named one.
+    pub phase: Option<Phase>,
+    pub stderr: String,
+}
+
+/// What a session records as the job runs on it.
+#[derive(Debug, Default)]
+struct Record {
+    timings: Timings,
+    /// The phase `Session::timed` is measuring now.
+    current: Option<Phase>,
+    log: Vec<StepLog>,
+}
+
 /// An open connection. Cloning shares it.
 #[derive(Clone)]
 pub struct Session {
@@ -78,18 +97,32 @@ pub struct Session {
     addr: IpAddr,
     port: u16,
     step_timeout: Duration,
+    record: Arc<Mutex<Record>>,
 }
 
 impl Session {
     /// Connects and authenticates, retrying only the connection itself.
+    /// Every attempt's connect, key exchange and authentication time goes
+    /// into `timings` (a retry's wait counts as connecting), whether or not
+    /// it succeeds.
     pub async fn open(
         addr: IpAddr,
         opts: &SshOptions,
         via: Option<Arc<Handle<Client>>>,
+        timings: &mut Timings,
     ) -> Result<Session, HostError> {
         let mut attempt = 0;
         loop {
-            match connect(addr.to_string(), opts.port, &opts.user, opts, via.as_deref()).await {
+            match connect(
+                addr.to_string(),
+                opts.port,
+                &opts.user,
+                opts,
+                via.as_deref(),
+                timings,
+            )
+            .await
+            {
                 Ok(handle) => {
                     return Ok(Session {
                         handle: Arc::new(handle),
@@ -97,17 +130,44 @@ impl Session {
                         addr,
                         port: opts.port,
                         step_timeout: opts.step_timeout,
+                        record: Arc::default(),
                     });
                 }
                 Err(e) if e.is_retryable() && attempt < opts.retries => {
                     let backoff = Duration::from_millis(250 << attempt.min(5));
                     tracing::debug!("{addr}: {e}; retrying in {backoff:?}");
                     tokio::time::sleep(backoff).await;
+                    timings.add(Phase::Connect, backoff);
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Runs `work` (one or more steps on this session) as `phase`: its time
+    /// adds to that phase, and what its steps print on stderr is kept under
+    /// that name. Not nested: the job names its phases one after another.
+    pub async fn timed<T>(&self, phase: Phase, work: impl Future<Output = T>) -> T {
+        self.with_record(|r| r.current = Some(phase));
+        let start = Instant::now();
+        let out = work.await;
+        let took = start.elapsed();
+        self.with_record(|r| {
+            r.timings.add(phase, took);
+            r.current = None;
+        });
+        out
+    }
+
+    /// The phases the job named so far, and what its steps printed on
+    /// stderr, in order.
+    pub fn recorded(&self) -> (Timings, Vec<StepLog>) {
+        self.with_record(|r| (r.timings.clone(), r.log.clone()))
+    }
+
+    fn with_record<T>(&self, f: impl FnOnce(&mut Record) -> T) -> T {
+        f(&mut self.record.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Runs one script, with its constant command line, and waits for it.
@@ -144,9 +204,19 @@ impl Session {
             return Err(HostError::Signal { signal });
         }
         let code = code.ok_or(HostError::NoExitStatus)?;
+        let stderr = String::from_utf8_lossy(&err).into_owned();
+        if !stderr.trim().is_empty() {
+            self.with_record(|r| {
+                let phase = r.current;
+                r.log.push(StepLog {
+                    phase,
+                    stderr: stderr.clone(),
+                })
+            });
+        }
         Ok(Output {
             stdout: String::from_utf8_lossy(&out).into_owned(),
-            stderr: String::from_utf8_lossy(&err).into_owned(),
+            stderr,
             code,
         })
     }
@@ -214,13 +284,14 @@ impl Session {
 }
 
 /// Opens one authenticated connection to `host:port`, directly or through
-/// `via`.
+/// `via`, adding the time of each part to `timings`.
 pub(super) async fn connect(
     host: String,
     port: u16,
     user: &str,
     opts: &SshOptions,
     via: Option<&Handle<Client>>,
+    timings: &mut Timings,
 ) -> Result<Handle<Client>, HostError> {
     let after = opts.connect_timeout;
     let problem = Arc::new(Mutex::new(None));
@@ -233,18 +304,37 @@ pub(super) async fn connect(
     };
     let config = Arc::new(config_for(&opts.known_hosts, &host, port));
     let socket = target(&host, port);
+    let start = Instant::now();
+    // The TCP connection (or the tunnel) first, then the SSH handshake on
+    // it, so that each shows in the timings; the same as `client::connect`.
+    let mut kex_start = None;
     let handshake = async {
         match via {
-            None => client::connect(config, (host.as_str(), port), handler).await,
+            None => {
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("{socket}: cannot set TCP_NODELAY: {e}");
+                }
+                kex_start = Some(Instant::now());
+                client::connect_stream(config, tcp, handler).await
+            }
             Some(bastion) => {
                 let ch = bastion
                     .channel_open_direct_tcpip(host.clone(), u32::from(port), "127.0.0.1", 0)
                     .await?;
+                kex_start = Some(Instant::now());
                 client::connect_stream(config, ch.into_stream(), handler).await
             }
         }
     };
     let result = tokio::time::timeout(after, handshake).await;
+    match kex_start {
+        Some(kex) => {
+            timings.add(Phase::Connect, kex - start);
+            timings.add(Phase::Kex, kex.elapsed());
+        }
+        None => timings.add(Phase::Connect, start.elapsed()),
+    }
     let taken = problem.lock().unwrap_or_else(|e| e.into_inner()).take();
     let mut handle = match result {
         Err(_) => {
@@ -271,9 +361,10 @@ pub(super) async fn connect(
         }
         Ok(Ok(handle)) => handle,
     };
-    tokio::time::timeout(after, authenticate(&mut handle, user, &opts.credentials))
-        .await
-        .map_err(|_| HostError::ConnectTimeout { addr: socket, after })??;
+    let start = Instant::now();
+    let auth = tokio::time::timeout(after, authenticate(&mut handle, user, &opts.credentials)).await;
+    timings.add(Phase::Auth, start.elapsed());
+    auth.map_err(|_| HostError::ConnectTimeout { addr: socket, after })??;
     Ok(handle)
 }
 

@@ -46,6 +46,10 @@ pub struct Spec {
     pub legacy: Vec<usize>,
     /// Nodes that boot systemd (systemd-nspawn) instead of running a bare sshd.
     pub systemd: Vec<usize>,
+    /// Every node's processes in a process group of their own, out of the
+    /// terminal's reach: a lab the demo keeps must outlive the terminal
+    /// session (Ctrl-C or a hangup there) that started it.
+    pub detach: bool,
 }
 
 pub struct Node {
@@ -96,7 +100,8 @@ impl Node {
 pub struct Lab {
     pub id: String,
     pub dir: PathBuf,
-    _tmp: tempfile::TempDir,
+    /// The lab directory, deleted with the lab unless it is kept.
+    _tmp: Option<tempfile::TempDir>,
     pub controller: String,
     pub outsider: String,
     switch: String,
@@ -113,6 +118,8 @@ pub struct Lab {
     spec: Spec,
     /// Namespaces made after the lab was built (containers), for teardown.
     extra_ns: Vec<String>,
+    /// Left running on purpose ([`Lab::keep`]): Drop leaves it alone.
+    kept: bool,
 }
 
 pub const CONTROLLER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -210,9 +217,10 @@ impl Lab {
             nodes: (0..spec.nodes).map(|i| Node::new(&id, &dir, i, &spec)).collect(),
             id,
             dir,
-            _tmp: tmp,
+            _tmp: Some(tmp),
             spec,
             extra_ns: Vec::new(),
+            kept: false,
         };
         // From here on, Drop cleans up whatever was made.
         lab.build().map_err(Unavailable)?;
@@ -510,8 +518,8 @@ impl Lab {
         let node = &self.nodes[i];
         let log = std::fs::File::create(node.dir.join("sshd.log")).map_err(|e| e.to_string())?;
         // `ip netns exec`, unshare and sh all exec: the child's pid is sshd's.
-        let child = Command::new("ip")
-            .args(["netns", "exec", &node.ns, "unshare", "--mount", "--propagation", "private", "sh", "-c"])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &node.ns, "unshare", "--mount", "--propagation", "private", "sh", "-c"])
             .arg(
                 "set -e; n=$LAB_NODE_DIR; mkdir -p \"$n/etc-work\" \"$n/var-lib-up/palisade\" \"$n/var-lib-work\"; \
                  mount -t overlay lab-etc -o \"lowerdir=/etc,upperdir=$n/etc,workdir=$n/etc-work\" /etc; \
@@ -527,7 +535,11 @@ impl Lab {
             .env("LAB_NODE_DIR", &node.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
+            .stderr(log);
+        if self.spec.detach {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
+        let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start sshd on {}: {e}", node.name))?;
         self.nodes[i].proc = Some(child);
@@ -547,8 +559,8 @@ impl Lab {
         let log = std::fs::File::create(node.dir.join("console.log")).map_err(|e| e.to_string())?;
         // unshare, sh and exec: the child's pid is systemd-nspawn's, and the
         // overlay mount goes away with it.
-        let child = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
             .arg(
                 "set -e; n=$LAB_NODE_DIR; \
                  mount -t overlay lab-root -o \"lowerdir=/,upperdir=$n/upper,workdir=$n/work\" \"$n/root\"; \
@@ -562,7 +574,11 @@ impl Lab {
             .env("SYSTEMD_NSPAWN_TMPFS_TMP", "0")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
+            .stderr(log);
+        if self.spec.detach {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
+        let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start systemd-nspawn for {}: {e}", node.name))?;
         self.nodes[i].proc = Some(child);
@@ -985,8 +1001,45 @@ impl Lab {
     }
 }
 
+/// A lab left running by [`Lab::keep`]: what is needed to use it, and to
+/// take it down.
+pub struct Kept {
+    pub dir: PathBuf,
+    pub controller: String,
+    pub outsider: String,
+    pub namespaces: Vec<String>,
+    /// The processes the lab started (sshd, systemd-nspawn), as the host
+    /// sees them.
+    pub pids: Vec<u32>,
+}
+
+impl Lab {
+    /// Leaves the lab running: its processes, namespaces and directory stay
+    /// when this handle goes away. Whoever keeps it takes it down (the demo:
+    /// `scripts/demo --down`).
+    pub fn keep(mut self) -> Kept {
+        let pids = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.proc.as_ref().map(Child::id))
+            .collect();
+        let kept = Kept {
+            dir: self._tmp.take().map_or_else(|| self.dir.clone(), |t| t.keep()),
+            controller: self.controller.clone(),
+            outsider: self.outsider.clone(),
+            namespaces: self.namespaces(),
+            pids,
+        };
+        self.kept = true;
+        kept
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         for i in 0..self.nodes.len() {
             if self.nodes[i].systemd {
                 self.power_off(i, libc::SIGKILL);

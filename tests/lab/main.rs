@@ -17,6 +17,7 @@ mod lockout;
 mod output;
 mod ping;
 mod systemd;
+mod timings;
 
 /// The one JSON shape, as the unit tests check it too.
 #[path = "../support/report_shape.rs"]
@@ -104,6 +105,7 @@ fn main() -> ExitCode {
         output::TESTS,
         ping::TESTS,
         systemd::TESTS,
+        timings::TESTS,
     ]
     .concat();
 

@@ -1,0 +1,183 @@
+//! Where one host's time went, phase by phase: the transport measures the
+//! connection (TCP connect, key exchange, authentication), the per-host job
+//! measures its remote steps, and the report shows them (`-v`, and a
+//! `timings` object per host in `--json`). It sits apart from both so that
+//! the transport need not know the report, nor the report the transport's
+//! internals.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+/// One part of a host's run. The order here is the order a run goes
+/// through them, and the order they are shown in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Waiting for the bastion connection (`--jump`), shared by every host.
+    Jump,
+    /// The TCP connection to the node's SSH port (or the bastion's tunnel).
+    Connect,
+    /// From the SSH banner exchange to the end of the key exchange.
+    Kex,
+    /// Public-key authentication.
+    Auth,
+    /// Who the node thinks we are, and whether sudo works.
+    Probe,
+    /// Reading the node's firewall state.
+    Observe,
+    /// The change itself, with its armed rollback.
+    Apply,
+    /// Proving that a *new* connection still gets through the changed node.
+    FreshConnection,
+    /// Telling the node to keep the change, and reading it back.
+    Confirm,
+    /// Waiting for a node whose change was not confirmed to roll back.
+    Rollback,
+    /// Taking palisade's objects off the node.
+    Remove,
+    /// The whole host, from the first connection attempt to the goodbye.
+    Total,
+}
+
+impl Phase {
+    /// The name in `--json` and in the `-v` log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Jump => "jump",
+            Phase::Connect => "connect",
+            Phase::Kex => "kex",
+            Phase::Auth => "auth",
+            Phase::Probe => "probe",
+            Phase::Observe => "observe",
+            Phase::Apply => "apply",
+            Phase::FreshConnection => "fresh_connection",
+            Phase::Confirm => "confirm",
+            Phase::Rollback => "rollback",
+            Phase::Remove => "remove",
+            Phase::Total => "total",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The time each phase took on one host. A phase that runs more than once
+/// (a retried connection, `remove`'s second observe) adds up; a phase that
+/// never ran is absent, not zero.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Timings(BTreeMap<Phase, Duration>);
+
+impl Timings {
+    pub fn add(&mut self, phase: Phase, took: Duration) {
+        *self.0.entry(phase).or_default() += took;
+    }
+
+    /// Adds every phase of `other` to this one.
+    pub fn merge(&mut self, other: &Timings) {
+        for (&phase, &took) in &other.0 {
+            self.add(phase, took);
+        }
+    }
+
+    pub fn get(&self, phase: Phase) -> Option<Duration> {
+        self.0.get(&phase).copied()
+    }
+
+    /// The phases that ran, in the order a run goes through them.
+    pub fn iter(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
+        self.0.iter().map(|(&p, &d)| (p, d))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `{"connect": 1, "kex": 12, ...}`: whole milliseconds, rounded down, so
+/// that the phases never add up to more than the `total` they are part of.
+impl Serialize for Timings {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (phase, took) in self.iter() {
+            let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+            map.serialize_entry(phase.as_str(), &ms)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_phase_that_runs_twice_adds_up_and_one_that_never_ran_is_absent() {
+        let mut t = Timings::default();
+        t.add(Phase::Observe, ms(5));
+        t.add(Phase::Observe, ms(7));
+        assert_eq!(t.get(Phase::Observe), Some(ms(12)));
+        assert_eq!(t.get(Phase::Apply), None);
+        let mut other = Timings::default();
+        other.add(Phase::Observe, ms(1));
+        other.add(Phase::Connect, ms(2));
+        t.merge(&other);
+        assert_eq!(t.get(Phase::Observe), Some(ms(13)));
+        assert_eq!(t.get(Phase::Connect), Some(ms(2)));
+    }
+
+    #[test]
+    fn phases_come_out_in_the_order_a_run_goes_through_them() {
+        let mut t = Timings::default();
+        for p in [
+            Phase::Total,
+            Phase::Confirm,
+            Phase::Auth,
+            Phase::Connect,
+            Phase::Kex,
+        ] {
+            t.add(p, ms(1));
+        }
+        let order: Vec<Phase> = t.iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            order,
+            [
+                Phase::Connect,
+                Phase::Kex,
+                Phase::Auth,
+                Phase::Confirm,
+                Phase::Total
+            ]
+        );
+    }
+
+    #[test]
+    fn json_is_an_object_of_whole_milliseconds_named_after_the_phases() {
+        let mut t = Timings::default();
+        t.add(Phase::Connect, Duration::from_micros(1_900));
+        t.add(Phase::Kex, Duration::from_micros(10_900));
+        t.add(Phase::FreshConnection, Duration::from_micros(400));
+        t.add(Phase::Total, Duration::from_micros(13_200));
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"connect": 1, "kex": 10, "fresh_connection": 0, "total": 13})
+        );
+        // Rounded down, the parts never exceed the whole they came from.
+        let parts: u64 = ["connect", "kex", "fresh_connection"]
+            .iter()
+            .map(|k| json[k].as_u64().unwrap())
+            .sum();
+        assert!(parts <= json["total"].as_u64().unwrap());
+        assert_eq!(serde_json::to_string(&Timings::default()).unwrap(), "{}");
+    }
+}
