@@ -33,6 +33,7 @@ fn run(dir: &Path, args: &[&str], limit: Duration) -> Output {
         .current_dir(dir)
         .env_remove("RUST_LOG")
         .env_remove("SSH_AUTH_SOCK")
+        .env_remove("CLICOLOR_FORCE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
