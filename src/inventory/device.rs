@@ -355,7 +355,10 @@ pub(super) fn resource_address(module: &str, rtype: &str, name: &str, index: Opt
     match index {
         Some(Value::Number(n)) => out.push_str(&format!("[{n}]")),
         // JSON string escaping is what Terraform prints for string keys.
-        Some(Value::String(s)) => out.push_str(&format!("[{}]", Value::String(s.clone()))),
+        // JSON escapes control characters but not bidi and invisible ones.
+        Some(Value::String(s)) => {
+            out.push_str(&format!("[{}]", escape(&Value::String(s.clone()).to_string())))
+        }
         _ => {}
     }
     out
