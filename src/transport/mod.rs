@@ -7,6 +7,7 @@
 //! a failing script) is data in that host's outcome and never stops the
 //! others.
 
+mod ecdsa_pem;
 mod error;
 mod fanout;
 pub mod known_hosts;
@@ -235,14 +236,20 @@ pub fn load_key(path: &Path) -> Result<PrivateKey, String> {
         }
         Err(KeyError::IO(e)) => Err(format!("{shown}: cannot read the key: {e}")),
         Err(e) => {
+            // An OpenSSH-format ECDSA key the SSH library cannot read as it
+            // is (see `ecdsa_pem`) is read as the same key in PEM.
+            if let Some(key) =
+                ecdsa_pem::as_sec1_pem(text).and_then(|pem| russh::keys::decode_secret_key(&pem, None).ok())
+            {
+                return Ok(key);
+            }
             let mut message = format!("{shown}: not a private key palisade can use: {e}");
             if message.contains("length invalid") {
-                // ssh-key (under russh) refuses an OpenSSH-format ECDSA key whose
-                // private scalar starts with a zero byte (about 1 key in 256);
-                // the same key in PEM form loads.
+                // Encrypted, so not rewritten: the operator converts it once.
                 message.push_str(&format!(
                     " (an ECDSA key in OpenSSH format whose private number starts with a zero byte, \
-                     which the SSH library cannot read yet: convert it with `ssh-keygen -p -m PEM -f {shown}`)"
+                     which the SSH library cannot read when it is encrypted: convert it with \
+                     `ssh-keygen -p -m PEM -f {shown}`)"
                 ));
             }
             Err(message)
