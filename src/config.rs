@@ -245,13 +245,14 @@ impl Settings {
             .clone()
             .or(config.ssh.user)
             .unwrap_or_else(|| DEFAULT_USER.into());
-        // A login name as useradd(8) takes it: the name is only ever sent
-        // to sshd and printed, but a name no node can have is a typo.
+        // A login name as useradd(8) takes it, or a directory one
+        // (`user@domain`, SSSD): the name is only ever sent to sshd and
+        // printed, but a name no node can have is a typo.
         let login = |u: &str| {
-            (1..=32).contains(&u.len())
-                && !u.starts_with('-')
+            (1..=64).contains(&u.len())
+                && !u.starts_with(['-', '@'])
                 && u.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
         };
         if !login(&user) {
             let from = if ssh.user.is_some() {
@@ -260,7 +261,7 @@ impl Settings {
                 format!("{config_name}: ssh.user")
             };
             bail!(
-                "{from}: {:?} is not a user name (1 to 32 letters, digits, '.', '_' or '-')",
+                "{from}: {:?} is not a user name (1 to 64 letters, digits, '.', '_', '-' or '@')",
                 crate::input::shorten(&user, 40)
             );
         }
@@ -341,6 +342,11 @@ impl Settings {
             |flag: Option<u64>, file: Option<u64>, default: u64, name: &str, key: &str| -> Result<Duration> {
                 match flag.or(file).unwrap_or(default) {
                     0 => bail!("{} must be at least 1 second", from(flag.is_some(), name, key)),
+                    // An hour: a step or a login that takes longer has hung.
+                    n if n > 3600 => bail!(
+                        "{} must be at most 3600 seconds (got {n})",
+                        from(flag.is_some(), name, key)
+                    ),
                     n => Ok(Duration::from_secs(n)),
                 }
             };
@@ -375,7 +381,14 @@ impl Settings {
                 "ssh.connect_timeout",
             )?,
             step_timeout: seconds(ssh.timeout, config.ssh.timeout, 120, "timeout", "ssh.timeout")?,
-            retries: ssh.retries.or(config.ssh.retries).unwrap_or(2),
+            retries: match ssh.retries.or(config.ssh.retries).unwrap_or(2) {
+                // Each attempt backs off longer: ten is already minutes.
+                n if n > 10 => bail!(
+                    "{} must be at most 10 (got {n})",
+                    from(ssh.retries.is_some(), "retries", "ssh.retries")
+                ),
+                n => n,
+            },
             jump: ssh.jump.clone().or(config.ssh.jump),
             confirm_timeout,
             limit: match args.limit.is_empty() {

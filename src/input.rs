@@ -14,9 +14,23 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-/// The most palisade reads of any one input: far above any real Terraform
-/// state (a 1,000-node state is a few MB), far below what hurts a laptop.
-pub const MAX_BYTES: u64 = 256 << 20;
+/// The most palisade reads of a Terraform document: far above any real
+/// state (a 1,000-node state is a few MB), far below what hurts a laptop
+/// once parsed (see [`MAX_JSON_VALUES`]).
+pub const MAX_BYTES: u64 = 128 << 20;
+
+/// The most palisade reads of a static inventory: a TOML list of hosts.
+pub const MAX_INVENTORY_BYTES: u64 = 4 << 20;
+
+/// The most values one JSON document may hold. Parsed, a value costs tens
+/// of bytes however short its text (`[[[]]]`), so the file's size alone does
+/// not bound the memory a hostile document takes; this does (about 1 GB at
+/// the worst). A 10,000-machine state holds a few million.
+pub const MAX_JSON_VALUES: usize = 16_000_000;
+
+/// How deeply JSON values may nest: Terraform's deepest attributes are a
+/// handful of levels down.
+pub const MAX_JSON_DEPTH: usize = 64;
 
 /// How long a pipe (standard input, a FIFO, `<(...)`) may stay silent.
 pub const PIPE_SILENCE: Duration = Duration::from_secs(120);
@@ -35,10 +49,10 @@ pub enum ReadError {
     #[error("is larger than {} MiB, the most palisade reads", .0 >> 20)]
     TooLarge(u64),
     #[error(
-        "standard input is a terminal: pipe the document in (terraform state pull | palisade … --state -)"
+        "standard input is a terminal: pipe the file in (e.g. terraform state pull | palisade inventory --state -)"
     )]
     StdinIsTerminal,
-    #[error("nothing arrived for {} s: is anything writing to this {what}?", PIPE_SILENCE.as_secs())]
+    #[error("nothing arrived for {} s on {what}: is anything writing to it?", PIPE_SILENCE.as_secs())]
     Silent { what: &'static str },
 }
 
@@ -78,7 +92,7 @@ pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
                 .custom_flags(libc::O_NONBLOCK)
                 .open(path)
                 .map_err(ReadError::Io)?;
-            read_stream(file, cap, "pipe", &path.display().to_string())
+            read_stream(file, cap, "the pipe", &path.display().to_string())
         }
         Kind::Directory => Err(ReadError::Directory),
         Kind::Other(what) => Err(ReadError::NotAFile(what)),
@@ -126,8 +140,9 @@ fn read_stream<R: Read + std::os::fd::AsRawFd>(
 ) -> Result<Vec<u8>, ReadError> {
     let mut bytes = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut told = false;
     loop {
-        wait_readable(reader.as_raw_fd(), what, name)?;
+        wait_readable(reader.as_raw_fd(), what, name, &mut told)?;
         match reader.read(&mut chunk) {
             Ok(0) => return Ok(bytes),
             Ok(n) => {
@@ -148,13 +163,17 @@ fn read_stream<R: Read + std::os::fd::AsRawFd>(
 
 /// Waits until `fd` has data or its writer has gone, for at most
 /// [`PIPE_SILENCE`].
-fn wait_readable(fd: std::os::fd::RawFd, what: &'static str, name: &str) -> Result<(), ReadError> {
+fn wait_readable(
+    fd: std::os::fd::RawFd,
+    what: &'static str,
+    name: &str,
+    told: &mut bool,
+) -> Result<(), ReadError> {
     let start = std::time::Instant::now();
     let deadline = start + PIPE_SILENCE;
-    let mut told = false;
     loop {
-        if !told && start.elapsed() >= Duration::from_secs(5) {
-            told = true;
+        if !*told && start.elapsed() >= Duration::from_secs(5) {
+            *told = true;
             tracing::warn!(
                 "waiting for {name:?} to be written to (gives up after {} s)",
                 PIPE_SILENCE.as_secs()
@@ -265,19 +284,45 @@ pub fn toml_error(e: &toml::de::Error, text: &str) -> String {
     let line_no = text[..line_start].matches('\n').count() + 1;
     let column = text[line_start..at].chars().count() + 1;
     let line = text[line_start..line_end].trim();
-    let keyish = |k: &str| {
-        !k.is_empty()
-            && k.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-. \"'".contains(c))
-    };
+    // A line inside a multi-line string is a value, whatever it looks like.
+    let before = &text[..line_start];
+    let in_string = before.matches("\"\"\"").count() % 2 == 1 || before.matches("\'\'\'").count() % 2 == 1;
     let place = match line.split_once('=') {
-        Some((key, _)) if keyish(key.trim()) => format!(" (key {})", shorten(key.trim(), 60)),
-        _ if line.starts_with('[') && line.ends_with(']') && keyish(line.trim_matches(['[', ']'])) => {
+        _ if in_string => String::new(),
+        Some((key, _)) if is_toml_key(key.trim()) => format!(" (key {})", shorten(key.trim(), 60)),
+        _ if line.starts_with('[')
+            && line.ends_with(']')
+            && is_toml_key(line.trim_matches(['[', ']']).trim()) =>
+        {
             format!(" (in {})", shorten(line, 60))
         }
         _ => String::new(),
     };
     format!("line {line_no}, column {column}: {message}{place}")
+}
+
+/// Whether `text` is a TOML key exactly (bare `A-Za-z0-9_-` parts, or whole
+/// quoted parts without escapes, joined by dots): only such text is shown
+/// from a line with an error. Anything else may be a value, or a line inside
+/// a multi-line string, and a value may be a secret.
+fn is_toml_key(text: &str) -> bool {
+    !text.is_empty()
+        && text.split('.').all(|part| {
+            let part = part.trim();
+            let bare = !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+            let quoted = |q: char| {
+                part.len() >= 2
+                    && part.starts_with(q)
+                    && part.ends_with(q)
+                    && part[1..part.len() - 1]
+                        .chars()
+                        .all(|c| c != q && c != '\\' && !c.is_control() && c != '"' && c != '\'')
+            };
+            bare || quoted('"') || quoted('\'')
+        })
 }
 
 /// `text` cut to `max` characters, marked with `…` when cut.
@@ -294,14 +339,51 @@ pub fn shorten(text: &str, max: usize) -> String {
 pub fn json(text: &str) -> Result<serde_json::Value, serde_json::Error> {
     use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Strict.deserialize(&mut de)?;
+    let left = std::cell::Cell::new(MAX_JSON_VALUES);
+    let value = Strict {
+        left: &left,
+        depth: 0,
+    }
+    .deserialize(&mut de)?;
     de.end()?;
     Ok(value)
 }
 
-struct Strict;
+/// One value to read, with what is left of the document's budget.
+#[derive(Clone, Copy)]
+struct Strict<'b> {
+    left: &'b std::cell::Cell<usize>,
+    depth: usize,
+}
 
-impl<'de> serde::de::DeserializeSeed<'de> for Strict {
+impl Strict<'_> {
+    fn count<E: serde::de::Error>(&self) -> Result<(), E> {
+        match self.left.get().checked_sub(1) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => Err(E::custom(format!(
+                "the document holds more than {MAX_JSON_VALUES} values, far more than a Terraform \
+                 document palisade is meant for"
+            ))),
+        }
+    }
+
+    fn inner<E: serde::de::Error>(self) -> Result<Self, E> {
+        if self.depth >= MAX_JSON_DEPTH {
+            return Err(E::custom(format!(
+                "values nested more than {MAX_JSON_DEPTH} deep"
+            )));
+        }
+        Ok(Strict {
+            left: self.left,
+            depth: self.depth + 1,
+        })
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict<'_> {
     type Value = serde_json::Value;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -309,50 +391,61 @@ impl<'de> serde::de::DeserializeSeed<'de> for Strict {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Strict {
+impl<'de> serde::de::Visitor<'de> for Strict<'_> {
     type Value = serde_json::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        self.count()?;
         Ok(v.into())
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.count()?;
         Ok(v.into())
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.count()?;
         Ok(v.into())
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.count()?;
         Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.count()?;
         Ok(v.into())
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        self.count()?;
         Ok(v.into())
     }
 
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        self.count()?;
         Ok(serde_json::Value::Null)
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        self.count()?;
+        let inner = self.inner()?;
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Strict)? {
+        while let Some(item) = seq.next_element_seed(inner)? {
             items.push(item);
         }
         Ok(items.into())
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        self.count()?;
+        let inner = self.inner()?;
         let mut object = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
@@ -361,7 +454,7 @@ impl<'de> serde::de::Visitor<'de> for Strict {
                     shorten(&key, 64)
                 )));
             }
-            let value = map.next_value_seed(Strict)?;
+            let value = map.next_value_seed(inner)?;
             object.insert(key, value);
         }
         Ok(object.into())
@@ -409,7 +502,7 @@ mod tests {
         assert!(matches!(read(&path, 1024), Err(ReadError::TooLarge(1024))));
         assert_eq!(read(&path, 4096).unwrap().len(), 2048);
         let e = ReadError::TooLarge(MAX_BYTES).to_string();
-        assert!(e.contains("256 MiB"), "{e}");
+        assert!(e.contains("128 MiB"), "{e}");
     }
 
     #[test]
@@ -461,6 +554,15 @@ mod tests {
         assert!(json("{} x").is_err());
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert!(json(&deep).is_err(), "serde_json's recursion limit holds");
+        let deep = "[".repeat(MAX_JSON_DEPTH + 1) + &"]".repeat(MAX_JSON_DEPTH + 1);
+        assert!(
+            json(&deep)
+                .unwrap_err()
+                .to_string()
+                .contains("nested more than 64 deep")
+        );
+        let ok = "[".repeat(MAX_JSON_DEPTH) + &"]".repeat(MAX_JSON_DEPTH);
+        assert!(json(&ok).is_ok());
     }
 
     #[test]
@@ -490,6 +592,21 @@ mod tests {
         let shown = toml_error(&e, bad);
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.ends_with("(key root_password)"), "{shown}");
+        for (leaky, text) in [
+            ("padding", "[[master]]\nroot_password \"aHVudGVyMg==\"\n"),
+            ("in a string", "x = \"\"\"\nsecret hunter2 = \\q\"\"\"\n"),
+            ("a key in a string", "x = \"\"\"\nhunter2 = \\q\"\"\"\n"),
+        ] {
+            let e = toml::from_str::<toml::Table>(text).unwrap_err();
+            let shown = toml_error(&e, text);
+            assert!(
+                !shown.contains("aHVudGVyMg") && !shown.contains("hunter2"),
+                "{leaky}: {shown}"
+            );
+        }
+        assert!(is_toml_key("a.b-c.\"d e\""));
+        assert!(!is_toml_key("root_password \"aHVudGVyMg"));
+        assert!(!is_toml_key("secret hunter2"));
         let header = "[[master]]\nbad\n";
         let e = toml::from_str::<toml::Table>(header).unwrap_err();
         assert!(

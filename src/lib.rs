@@ -18,5 +18,6 @@ pub mod observe;
 pub mod policy;
 pub mod render;
 pub mod report;
+pub mod text;
 pub mod timing;
 pub mod transport;

@@ -65,8 +65,10 @@ fn run(dir: &Path, args: &[&str], limit: Duration) -> Output {
             "{args:?}: {name} leaks the secret: {text}"
         );
         assert!(
-            !text.chars().any(|c| c.is_control() && c != '\n'),
-            "{args:?}: {name} has a raw control character: {text:?}"
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || invisible(c)),
+            "{args:?}: {name} has a raw control or invisible character: {text:?}"
         );
     }
     // Bounded: a message may list what palisade looked for, but never
@@ -79,6 +81,16 @@ fn run(dir: &Path, args: &[&str], limit: Duration) -> Output {
         );
     }
     out
+}
+
+/// Code points that print as nothing or turn the text around (bidi
+/// controls, zero-width and tag characters, the byte order mark): shown
+/// only as escapes.
+fn invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00ad | 0x061c | 0x180e | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x206f | 0xfeff | 0xe0000..=0xe007f
+    )
 }
 
 /// A refusal: exit 1, nothing on stdout, the file and `want` on stderr.
@@ -158,7 +170,7 @@ fn states() {
         ),
         (
             "toml",
-            b"[[master]]\naddress = \"147.75.0.1\"\n".to_vec(),
+            b"[[master]]\naddress = \"192.0.2.10\"\n".to_vec(),
             "this is TOML, not a Terraform JSON document",
         ),
         (
@@ -321,7 +333,7 @@ fn states() {
         d,
         &["inventory", "--state", big.to_str().unwrap()],
         "big.tfstate",
-        "is larger than 256 MiB",
+        "is larger than 128 MiB",
     );
 
     // What is valid stays valid: a UTF-8 byte order mark, an IPv4-mapped
@@ -423,6 +435,16 @@ fn static_inventories() {
             "is a loopback address",
         ),
         (
+            "this-network",
+            "[[master]]\naddress = \"0.1.2.3\"\n".into(),
+            "in 0.0.0.0/8",
+        ),
+        (
+            "reserved",
+            "[[master]]\naddress = \"240.0.0.1\"\n".into(),
+            "in 240.0.0.0/4",
+        ),
+        (
             "mapped-loopback",
             "[[master]]\naddress = \"::ffff:127.0.0.1\"\n".into(),
             "is a loopback address",
@@ -502,7 +524,7 @@ fn flags() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let inventory = d.join("hosts.toml");
-    std::fs::write(&inventory, "[[master]]\naddress = \"147.75.0.1\"\n").unwrap();
+    std::fs::write(&inventory, "[[master]]\naddress = \"192.0.2.10\"\n").unwrap();
     let inv = inventory.to_str().unwrap();
     let key = d.join("key");
     let made = Command::new("ssh-keygen")

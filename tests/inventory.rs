@@ -946,7 +946,7 @@ fn the_census_counts_hosts_per_type_and_skipped_resources_in_every_format() {
     doc["resources"][5]["type"] = json!("evil\u{1b}[2J");
     let evil = survey_terraform(doc.to_string().as_bytes(), "evil", &RoleRules::default()).unwrap();
     let summary = census(&evil);
-    assert!(summary.contains("evil\\u{1b}[2J 1"), "{summary:?}");
+    assert!(summary.contains("evil\\u{001b}[2J 1"), "{summary:?}");
     assert!(!summary.contains('\u{1b}'), "{summary:?}");
     let outputs = survey_terraform(
         &std::fs::read(fixture("output-0.12.json")).unwrap(),
@@ -1500,7 +1500,7 @@ fn a_for_each_key_with_blanks_names_the_host_by_its_address() {
         ])
     )]));
     let hosts = succeeded(&inventory_of(&state, None, &[]));
-    assert_eq!(hosts[0]["name"], "aws_instance.web[\"blue_green\"]");
+    assert_eq!(hosts[0]["name"], "aws_instance.web[\"blue\\u{0020}green\"]");
     assert_eq!(hosts[1]["name"], "aws_instance.web[\"red\"]");
 }
 
@@ -1544,7 +1544,9 @@ fn names_from_the_file_are_escaped_in_errors() {
         "instances": [{"schema_version": 1, "attributes": {"private_ip": "10.0.0.1"}}]}]));
     let stderr = refused(state.to_string().as_bytes());
     assert!(
-        stderr.contains("module.m\\u{1b}[2J\\u{202e}.aws_instance.x\\u{1b}]0;pwned\\u{7}\\nforged line:"),
+        stderr.contains(
+            "module.m\\u{001b}[2J\\u{202e}.aws_instance.x\\u{001b}]0;pwned\\u{0007}\\nforged line:"
+        ),
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -1557,7 +1559,7 @@ fn names_from_the_file_are_escaped_in_errors() {
     );
     let stderr = refused(state.to_string().as_bytes());
     assert!(
-        stderr.contains("field ipv6_addresses.0\\u{1b}[2J: \"nope\""),
+        stderr.contains("field ipv6_addresses.0\\u{001b}[2J: \"nope\""),
         "{stderr}"
     );
     assert!(!stderr.contains('\u{1b}'), "{stderr}");

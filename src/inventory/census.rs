@@ -22,7 +22,9 @@ pub struct Census {
 /// Counts a skipped resource type. Type names come from the file, so one
 /// that is not a plain identifier is escaped: the census goes to a terminal.
 pub(super) fn skip(skipped: &mut BTreeMap<String, usize>, rtype: &str, instances: usize) {
-    *skipped.entry(rtype.escape_debug().to_string()).or_default() += instances;
+    *skipped
+        .entry(crate::text::escape(rtype).into_owned())
+        .or_default() += instances;
 }
 
 impl Census {

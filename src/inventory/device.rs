@@ -273,12 +273,20 @@ fn named(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<Opti
 }
 
 /// The resource address as a name. A for_each key may hold blanks
-/// (`aws_instance.web["blue green"]`), which a name cannot: they become `_`.
+/// (`aws_instance.web["blue green"]`), which a name cannot: they are written as escapes (`\u{0020}`).
 fn address_name(device: &Device<'_>, origin: &Origin) -> Result<HostName, Error> {
+    // Spelled as an escape, not replaced: `["web server"]` and
+    // `["web_server"]` are two machines with two names.
     let spelled: String = device
         .address
         .chars()
-        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .map(|c| {
+            if c.is_whitespace() {
+                format!("\\u{{{:04x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
         .collect();
     HostName::check(&spelled).map_err(|why| Error::BadName {
         file: origin.to_string(),
@@ -364,21 +372,10 @@ pub(super) fn resource_address(module: &str, rtype: &str, name: &str, index: Opt
     out
 }
 
-/// Text from the file as it may appear in a message: control, invisible
-/// and bidirectional characters written as Rust escapes (`\n`,
-/// `\u{1b}`), everything else as it is.
+/// Text from the file as it may appear in a message: the one escaping
+/// function every message and report uses ([`crate::text::escape`]).
 pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-        {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::text::escape(text).into_owned()
 }
 
 /// A value from the file cut to 64 characters for a message (which prints
@@ -418,7 +415,10 @@ mod tests {
     #[test]
     fn file_text_is_escaped_and_shortened_for_messages() {
         assert_eq!(escape("web"), "web");
-        assert_eq!(escape("x\u{1b}]0;p\u{7}\nforged"), "x\\u{1b}]0;p\\u{7}\\nforged");
+        assert_eq!(
+            escape("x\u{1b}]0;p\u{7}\nforged"),
+            "x\\u{001b}]0;p\\u{0007}\\nforged"
+        );
         assert_eq!(escape("a\u{202e}b"), "a\\u{202e}b");
         assert_eq!(
             resource_address("module.m\n", "aws_instance", "a\rb", Some(&json!("k"))),

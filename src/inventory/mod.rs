@@ -236,12 +236,12 @@ pub fn survey(source: &Source, rules: &RoleRules) -> Result<Survey, Error> {
     match source {
         Source::Terraform(path) => {
             let origin = Origin::of(path);
-            let bytes = read(path, &origin)?;
+            let bytes = read(path, &origin, crate::input::MAX_BYTES)?;
             from_terraform(&bytes, &origin, rules)
         }
         Source::Static(path) => {
             let origin = Origin::of(path);
-            let bytes = read(path, &origin)?;
+            let bytes = read(path, &origin, crate::input::MAX_INVENTORY_BYTES)?;
             let survey = parse_static(&bytes, &origin.to_string())?;
             Ok(survey)
         }
@@ -283,8 +283,8 @@ impl fmt::Display for Origin {
     }
 }
 
-fn read(path: &Path, origin: &Origin) -> Result<Vec<u8>, Error> {
-    crate::input::read(path, crate::input::MAX_BYTES).map_err(|why| Error::Read {
+fn read(path: &Path, origin: &Origin, cap: u64) -> Result<Vec<u8>, Error> {
+    crate::input::read(path, cap).map_err(|why| Error::Read {
         file: origin.to_string(),
         why,
     })
@@ -517,6 +517,8 @@ fn not_a_node(addr: IpAddr) -> Option<&'static str> {
         IpAddr::V4(a) if a.is_loopback() => Some("a loopback address (this machine)"),
         IpAddr::V4(a) if a.is_unspecified() => Some("the unspecified address"),
         IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
+        IpAddr::V4(a) if a.octets()[0] == 0 => Some("in 0.0.0.0/8, which names this network, not a host"),
+        IpAddr::V4(a) if a.octets()[0] >= 240 => Some("in 240.0.0.0/4, reserved and never routed"),
         IpAddr::V4(a) if a.is_multicast() => Some("a multicast address"),
         IpAddr::V4(a) if a.is_link_local() => Some("a link-local address"),
         IpAddr::V6(a) if a.is_loopback() => Some("a loopback address (this machine)"),

@@ -63,7 +63,21 @@ pub(super) fn devices<'a>(
             .ok_or_else(|| Error::malformed(origin, &at, "has no \"instances\" list"))?;
         for (i, instance) in instances.iter().enumerate() {
             let instance = shape::object(instance, origin, &format!("{at}: instances[{i}]"))?;
-            let address = resource_address(module, rtype, name, instance.get("index_key"));
+            let index = match instance.get("index_key") {
+                None | Some(Value::Null) => None,
+                Some(key @ (Value::Number(_) | Value::String(_))) => Some(key),
+                Some(other) => {
+                    return Err(Error::malformed(
+                        origin,
+                        format!("{at}: instances[{i}]"),
+                        format!(
+                            "\"index_key\" is {}, not a number (count) or a string (for_each)",
+                            shape::kind(other)
+                        ),
+                    ));
+                }
+            };
+            let address = resource_address(module, rtype, name, index);
             let tainted = shape::opt_str(instance, "status", origin, &address)? == Some("tainted");
             let (lifecycle, deposed) = lifecycle(instance.get("deposed"), tainted, origin, &address)?;
             let attrs = if let Some(nested) = shape::opt_object(instance, "attributes", origin, &address)? {

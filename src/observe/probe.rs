@@ -143,6 +143,20 @@ fn probe_from(facts: &Facts) -> Probe {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Whatever the login user's step prints (a shell's banner, control
+        /// characters, huge lines, `=` anywhere), reading it never panics,
+        /// and an address comes out only when the node printed one.
+        #[test]
+        fn any_probe_output_reads_without_a_panic(text in "(?s).{0,400}", long in proptest::prelude::any::<bool>()) {
+            let text = if long { format!("{text}\nssh_connection={}\n", "\u{1b}".repeat(100_000)) } else { text };
+            let probe = probe_from(&parse_facts(&text));
+            if let Some(addr) = probe.controller_address {
+                proptest::prop_assert!(text.contains(&addr.to_string()) || text.contains("ssh_connection"));
+            }
+        }
+    }
+
     #[test]
     fn parses_a_full_probe() {
         let out = "ssh_connection=198.18.0.1 51234 198.18.1.10 22\nsudo=ok\n\

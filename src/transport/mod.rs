@@ -77,6 +77,8 @@ impl FromStr for Jump {
         let bad = |why: &str| format!("{shown:?} is not user@host[:port]: {why}");
         let (user, rest) = s.split_once('@').ok_or_else(|| bad("no user@"))?;
         if user.is_empty()
+            || user.len() > 64
+            || user.starts_with('-')
             || !user
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
@@ -115,13 +117,20 @@ impl FromStr for Jump {
             },
         };
         let is_ip = host.parse::<std::net::IpAddr>().is_ok();
-        let is_dns = host.len() <= 253
-            && host.split('.').all(|label| {
+        // A DNS name, with or without its root dot; all-numeric labels
+        // (`1.2.3`) are an address the resolver would read its own way.
+        let name = host.strip_suffix('.').unwrap_or(&host);
+        let is_dns = name.len() <= 253
+            && name.split('.').all(|label| {
                 (1..=63).contains(&label.len())
+                    && !label.starts_with('-')
                     && label
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
-            });
+            })
+            && !name
+                .split('.')
+                .all(|label| label.bytes().all(|b| b.is_ascii_digit()));
         if !is_ip && !is_dns {
             return Err(bad("the host is neither an IP address nor a DNS name"));
         }
@@ -298,6 +307,10 @@ mod tests {
         let v6 = "core@[2001:db8::1]".parse::<Jump>().unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("2001:db8::1", 22));
         assert_eq!(v6.to_string(), "core@[2001:db8::1]:22");
+        assert_eq!(
+            "core@bastion.example.".parse::<Jump>().unwrap().host,
+            "bastion.example."
+        );
         for (bad, why) in [
             ("core@bastion:22:33", "two ports"),
             ("core@bastion:0", "port 0 is no port"),
@@ -307,6 +320,8 @@ mod tests {
             ("core@[2001:db8::1]22", "junk after ]"),
             ("core@a..b", "neither an IP address nor a DNS name"),
             ("a@b@c", "neither an IP address nor a DNS name"),
+            ("core@1.2.3", "neither an IP address nor a DNS name"),
+            ("-oProxyCommand=x@h", "the user is empty or holds characters"),
         ] {
             let e = bad.parse::<Jump>().unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");

@@ -57,9 +57,12 @@ impl Output {
 /// The end of what a failed step printed, for its error: the last lines
 /// say why, and a node that prints a megabyte must not fill the report.
 fn last_words(stderr: &str) -> String {
-    const KEEP: usize = 2000;
-    let text = stderr.trim();
-    match text.char_indices().rev().nth(KEEP) {
+    tail(stderr.trim(), 2000)
+}
+
+/// The last `keep` characters of `text`, marked with `…` when cut.
+fn tail(text: &str, keep: usize) -> String {
+    match text.char_indices().rev().nth(keep) {
         Some((at, _)) => format!("…{}", &text[at..]),
         None => text.to_owned(),
     }
@@ -205,12 +208,14 @@ impl Session {
         }
         let code = code.ok_or(HostError::NoExitStatus)?;
         let stderr = String::from_utf8_lossy(&err).into_owned();
-        if !stderr.trim().is_empty() {
+        // Kept for `-vv` only, and only its end: a node that prints
+        // megabytes in every step must not pile them up in memory.
+        if !stderr.trim().is_empty() && tracing::enabled!(tracing::Level::DEBUG) {
             self.with_record(|r| {
                 let phase = r.current;
                 r.log.push(StepLog {
                     phase,
-                    stderr: stderr.clone(),
+                    stderr: tail(&stderr, 16 * 1024),
                 })
             });
         }
