@@ -17,6 +17,11 @@ use crate::transport::Script;
 
 const READ: &str = r#"set -u
 section() { printf '==> %s\n' "$1"; }
+# The first words, before anything can fail: a failure with nothing on
+# stdout is sudo's refusal (see probe::as_root). $1 is SSH_CONNECTION when the
+# step runs as Privilege::RootSeeingOrigin.
+section origin
+printf '%s\n' "${1-}"
 section missing-tools
 for tool in ipset iptables ip6tables iptables-restore ip6tables-restore flock; do
     command -v "$tool" >/dev/null 2>&1 || echo "$tool"
@@ -81,7 +86,10 @@ section end
 exit 0
 "#;
 
-/// The read-only script for this policy's names.
+/// The read-only script for this policy's names. Run as
+/// [`crate::transport::Privilege::RootSeeingOrigin`], its output also says
+/// where the controller connects from ([`controller_address`]): the probe
+/// and the read are one exec.
 pub fn script(policy: &Policy) -> Script {
     Script::rendered(text(policy, ""))
 }
@@ -220,6 +228,14 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
     })
 }
 
+/// The controller's address as the node sees it, from the read script's
+/// `origin` section (empty when the step was not given `SSH_CONNECTION`).
+pub fn controller_address(text: &str) -> Option<IpAddr> {
+    let mut lines = text.lines();
+    lines.find(|l| *l == "==> origin")?;
+    super::probe::origin_of(lines.next()?)
+}
+
 pub fn backend_of(version: &str) -> Option<Backend> {
     if version.contains("nf_tables") {
         Some(Backend::NfTables)
@@ -341,6 +357,19 @@ mod tests {
         assert_eq!(o.backend, Some(Backend::Legacy));
         assert_eq!(o.v4, FamilyFacts::default());
         assert_eq!(o.restore_digest, None);
+    }
+
+    #[test]
+    fn the_origin_section_gives_the_controllers_address() {
+        let text = "==> origin\n198.18.0.1 51234 198.18.1.10 22\n==> missing-tools\n==> end\n";
+        assert_eq!(controller_address(text), Some("198.18.0.1".parse().unwrap()));
+        assert_eq!(controller_address("==> origin\n\n==> end\n"), None);
+        assert_eq!(controller_address("==> origin\n"), None);
+        assert_eq!(controller_address("198.18.0.1 1 2 3\n==> end\n"), None);
+        assert_eq!(
+            controller_address("state=confirmed\n==> origin\n2001:2::1 4000 2001:2::a 22\n"),
+            Some("2001:2::1".parse().unwrap())
+        );
     }
 
     #[test]
