@@ -144,25 +144,40 @@ cancel_rollback() {
 # install_boot SNAP: (lock held, change confirmed) make the boot files what
 # the confirmed change staged in SNAP/boot. Nothing that outlives a reboot
 # is written before this: a node that crashes while a change is unconfirmed
-# boots into its old state. Every file is replaced by a rename, and the unit
-# is enabled after its script is in place, so a crash here boots the old
-# state or the new one. Fails (status 1) at the first step that fails.
+# boots into its old state. The new files are written beside the old ones,
+# flushed once, then each put in place by a rename, the script before the
+# unit and the unit before its link, so a crash here boots the old state or
+# the new one. The unit is enabled as `systemctl enable` would, by its
+# [Install] link ($unit_wants), without a daemon-reload: it only has to be
+# there at the next boot, which reads the unit files afresh. Fails (status 1)
+# at the first step that fails.
 install_boot() {
     b=$1/boot
     [ -f "$b/plan" ] || return 0
     dir=${restore_path%/*}
-    case $(cat "$b/plan") in
+    read -r plan <"$b/plan" || return 1
+    case $plan in
         install)
-            mkdir -p "$dir" || return 1
-            for f in restore.sh backend; do
-                cp "$b/$f" "$dir/$f.tmp" && sync -f "$dir/$f.tmp" && mv -f "$dir/$f.tmp" "$dir/$f" || return 1
-            done
+            [ -d "$dir" ] || mkdir -p "$dir" || return 1
+            new="$dir/restore.sh.tmp $dir/backend.tmp"
+            cp "$b/restore.sh" "$dir/restore.sh.tmp" && cp "$b/backend" "$dir/backend.tmp" || return 1
             if [ -f "$b/unit" ]; then
-                cp "$b/unit" "$unit_path.tmp" && chmod 0644 "$unit_path.tmp" && sync -f "$unit_path.tmp" &&
-                    mv -f "$unit_path.tmp" "$unit_path" || return 1
-                systemctl daemon-reload && systemctl enable "${unit_path##*/}" >/dev/null 2>&1 || return 1
+                cp "$b/unit" "$unit_path.tmp" && chmod 0644 "$unit_path.tmp" || return 1
+                new="$new $unit_path.tmp"
             fi
-            sync -f "$dir" || return 1
+            # sync -f flushes each named file's whole file system.
+            sync -f $new || return 1
+            mv -f "$dir/restore.sh.tmp" "$dir/restore.sh" && mv -f "$dir/backend.tmp" "$dir/backend" || return 1
+            if [ -f "$b/unit" ]; then
+                mv -f "$unit_path.tmp" "$unit_path" || return 1
+                if [ ! -L "$unit_wants" ]; then
+                    [ -d "${unit_wants%/*}" ] || mkdir -p "${unit_wants%/*}" || return 1
+                    ln -s "$unit_path" "$unit_wants" || return 1
+                fi
+                sync -f "$dir" "${unit_wants%/*}" || return 1
+            else
+                sync -f "$dir" || return 1
+            fi
             ;;
         remove)
             remove_boot || return 1
@@ -178,7 +193,7 @@ remove_boot() {
         if [ -d /run/systemd/system ]; then
             systemctl disable "${unit_path##*/}" >/dev/null 2>&1 || true
         fi
-        rm -f "$unit_path" || return 1
+        rm -f "$unit_wants" "$unit_path" || return 1
         if [ -d /run/systemd/system ]; then systemctl daemon-reload || return 1; fi
     fi
     rm -f "$restore_path" "$dir/backend" "$dir/docker-user" || return 1

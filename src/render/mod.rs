@@ -89,11 +89,31 @@ pub fn status() -> Script {
     ))
 }
 
+/// The link `systemctl enable` makes for the unit: in the `.wants`
+/// directory of the target its `[Install]` section names. palisade makes and
+/// reads this link itself, so that confirming a change costs no
+/// `daemon-reload` and verify no `systemctl`.
+pub fn unit_wants() -> String {
+    let target = UNIT
+        .lines()
+        .find_map(|l| l.strip_prefix("WantedBy="))
+        .map_or("multi-user.target", str::trim);
+    let dir = UNIT_PATH
+        .rsplit_once('/')
+        .map_or("/etc/systemd/system", |(d, _)| d);
+    let unit = UNIT_PATH.rsplit('/').next().unwrap_or("palisade.service");
+    format!("{dir}/{target}.wants/{unit}")
+}
+
 /// The validated names every script reads, as shell assignments.
 pub(crate) fn names(policy: &Policy) -> String {
     format!(
-        "chain='{}'\ndchain='{}'\nset4='{}'\nset6='{}'\nmark='{MARK}'\nrestore_path='{RESTORE_PATH}'\nunit_path='{UNIT_PATH}'\n",
-        policy.chain, policy.docker_chain, policy.set4, policy.set6
+        "chain='{}'\ndchain='{}'\nset4='{}'\nset6='{}'\nmark='{MARK}'\nrestore_path='{RESTORE_PATH}'\nunit_path='{UNIT_PATH}'\nunit_wants='{}'\n",
+        policy.chain,
+        policy.docker_chain,
+        policy.set4,
+        policy.set6,
+        unit_wants()
     )
 }
 
@@ -197,6 +217,15 @@ mod tests {
         assert_eq!(embedded, restore(&p));
         assert!(restore(&p).contains("mode=boot\nconfirm=0\npersist=0\n"));
         assert!(text.contains("mode=apply\nconfirm=60\npersist=1\n"));
+    }
+
+    #[test]
+    fn the_unit_is_enabled_by_the_link_its_install_section_names() {
+        assert_eq!(
+            unit_wants(),
+            "/etc/systemd/system/basic.target.wants/palisade.service"
+        );
+        assert!(UNIT.contains("\n[Install]\nWantedBy=basic.target\n"));
     }
 
     #[test]
