@@ -27,7 +27,7 @@ for tool in ipset iptables ip6tables iptables-restore ip6tables-restore flock; d
     command -v "$tool" >/dev/null 2>&1 || echo "$tool"
 done
 section backend
-iptables -V 2>/dev/null | head -n 1
+iptables -V 2>/dev/null
 for v in v4 v6; do
     if [ "$v" = v4 ]; then ipt=iptables set=$set4; else ipt=ip6tables set=$set6; fi
     section "set-$v"
@@ -47,7 +47,7 @@ done
 snap=/run/palisade/rollback
 pending=no
 if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ] && [ -f "$snap/boot/plan" ]; then
-    pending=$(cat "$snap/boot/plan")
+    fetch pending "$snap/boot/plan"
 fi
 dir=${restore_path%/*}
 restore=$restore_path backend=$dir/backend unit=$unit_path
@@ -55,14 +55,21 @@ case $pending in
     install) restore=$snap/boot/restore.sh backend=$snap/boot/backend unit=$snap/boot/unit ;;
     remove) restore=/nonexistent backend=/nonexistent unit=/nonexistent ;;
 esac
+# digest FILE: its sha256, alone on a line (sha256sum's first word).
+digest() {
+    if [ -f "$1" ]; then
+        set -- $(sha256sum "$1")
+        echo "${1-}"
+    fi
+}
 section restore
-if [ -f "$restore" ]; then sha256sum "$restore" | cut -d' ' -f1; fi
+digest "$restore"
 section backend-file
-cat "$backend" 2>/dev/null
+if [ -f "$backend" ]; then fetch applied "$backend" && echo "$applied"; fi
 section systemd
 if [ -d /run/systemd/system ]; then echo yes; else echo no; fi
 section unit
-if [ -f "$unit" ]; then sha256sum "$unit" | cut -d' ' -f1; fi
+digest "$unit"
 # Enabled, as `systemctl is-enabled` says it: the [Install] link to the unit
 # is there (the confirmation makes it by hand, as install_boot says).
 section unit-enabled
@@ -82,7 +89,8 @@ while read -r dst len rest; do
 done </proc/net/ipv6_route 2>/dev/null
 section rollback
 if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ]; then
-    printf 'armed %s\n' "$(cat "$snap/deadline" 2>/dev/null)"
+    fetch deadline "$snap/deadline"
+    printf 'armed %s\n' "$deadline"
 fi
 section end
 exit 0

@@ -4,17 +4,26 @@
 # answered from that text with shell builtins, not one process each.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
-# positions TABLE PARENT TARGET: the rule numbers of "-A PARENT -j TARGET".
+# A newline, for building text with builtins.
+nl='
+'
+
+# positions TABLE PARENT TARGET: sets pos to the rule numbers of
+# "-A PARENT -j TARGET", each followed by a space. No process: the lines are
+# read from a here-document, not a pipe, and the answer is a variable, not
+# a command substitution.
 positions() {
-    n=0
-    printf '%s\n' "$1" | while IFS= read -r line; do
+    pos='' n=0
+    while IFS= read -r line; do
         case $line in
             "-A $2 "*)
                 n=$((n + 1))
-                if [ "$line" = "-A $2 -j $3" ]; then echo "$n"; fi
+                if [ "$line" = "-A $2 -j $3" ]; then pos="$pos$n "; fi
                 ;;
         esac
-    done
+    done <<PALISADE_TABLE
+$1
+PALISADE_TABLE
 }
 
 # has_chain TABLE CHAIN
@@ -30,21 +39,40 @@ $1
     return 1
 }
 
-# chain_rules TABLE CHAIN: the chain's rules, in order.
+# rules_of TABLE CHAIN: sets rules to the chain's rules, in order, one a line.
+rules_of() {
+    rules=''
+    while IFS= read -r line; do
+        case $line in "-A $2 "*) rules="$rules$line$nl" ;; esac
+    done <<PALISADE_TABLE
+$1
+PALISADE_TABLE
+}
+
+# chain_rules TABLE CHAIN: prints the chain's rules, in order.
 chain_rules() {
-    printf '%s\n' "$1" | while IFS= read -r line; do
-        case $line in "-A $2 "*) printf '%s\n' "$line" ;; esac
-    done
+    rules_of "$1" "$2"
+    printf '%s' "$rules"
+}
+
+# fetch VAR FILE: sets VAR to FILE's first line, or to nothing when there is
+# no such file: `$(cat FILE)` without its two processes.
+fetch() {
+    if [ -f "$2" ]; then
+        IFS= read -r "$1" <"$2" || :
+    else
+        read -r "$1" </dev/null || :
+    fi
 }
 
 # owned_chain TABLE CHAIN SET TARGET: whether CHAIN is palisade's: it carries
 # palisade's mark, or (made before there was one) it checks SET with TARGET
 # and ends in DROP. palisade never replaces another tool's chain.
 owned_chain() {
-    rules=$(chain_rules "$1" "$2")
+    rules_of "$1" "$2"
     case $rules in *" -m comment --comment $mark "*) return 0 ;; esac
     case $rules in *"-m set --match-set $3 src -j $4"*) ;; *) return 1 ;; esac
-    case $rules in *"-A $2 -j DROP") return 0 ;; esac
+    case $rules in *"-A $2 -j DROP$nl") return 0 ;; esac
     return 1
 }
 
@@ -86,7 +114,7 @@ lock_node() {
         echo "palisade: flock is missing on this node (it comes with util-linux); palisade needs it to make one change at a time" >&2
         exit 3
     fi
-    mkdir -p /run/palisade
+    [ -d /run/palisade ] || mkdir -p /run/palisade
     exec 9>/run/palisade/lock
     if [ -n "${1-}" ]; then
         flock -w "$1" 9 && return 0
@@ -102,10 +130,14 @@ lock_node() {
 # already started and that waits for the lock finds the claim taken (or the
 # snapshot gone) and does nothing.
 disarm() {
-    set -- "$1" $(cat "$1/armed" 2>/dev/null)
+    fetch armed "$1/armed"
+    set -- "$1" $armed
     case ${2-} in
         systemd) systemctl stop "${3-palisade-rollback}.timer" >/dev/null 2>&1 || true ;;
-        setsid) kill -TERM "-$(cat "$1/pid" 2>/dev/null)" 2>/dev/null || true ;;
+        setsid)
+            fetch group "$1/pid"
+            kill -TERM "-$group" 2>/dev/null || true
+            ;;
     esac
 }
 
@@ -116,13 +148,14 @@ disarm() {
 settle() {
     s=/run/palisade/rollback
     if [ ! -d "$s" ] || [ -e "$s/rolled-back" ] || [ ! -f "$s/id" ]; then return 0; fi
-    sid=$(cat "$s/id")
+    fetch sid "$s/id"
     if [ -d "$s/claim" ]; then
-        case $(cat "$s/claim/by" 2>/dev/null) in
+        fetch by "$s/claim/by"
+        case $by in
             confirm) install_boot "$s" || true; rm -rf "$s" ;;
             *) sh "$s/rollback.sh" "$sid" --locked settle resume || true ;;
         esac
-    elif [ -e "$s/armed" ] && [ "$(date +%s)" -gt "$(($(cat "$s/deadline-epoch" 2>/dev/null || echo 0) + 30))" ]; then
+    elif [ -e "$s/armed" ] && fetch due "$s/deadline-epoch" && [ "$(date +%s)" -gt "$((${due:-0} + 30))" ]; then
         sh "$s/rollback.sh" "$sid" --locked expired || true
     fi
 }

@@ -123,10 +123,16 @@ fn header(policy: &Policy) -> String {
     s.push_str(&format!("docker_user={}\n", u8::from(policy.docker_user)));
     for family in Family::BOTH {
         let v = tag(family);
-        s.push_str(&format!("members_{v}() {{ cat <<'PALISADE_EOF'\n"));
+        // SET-new, made and filled by one `ipset restore`.
+        let (set, fam) = match family {
+            Family::V4 => (&policy.set4, "inet"),
+            Family::V6 => (&policy.set6, "inet6"),
+        };
+        s.push_str(&format!(
+            "fill_{v}() {{ ipset restore <<'PALISADE_EOF'\ncreate {set}-new hash:net family {fam} maxelem 65536 comment\n"
+        ));
         for m in policy.members(family) {
-            s.push_str(&m.to_string());
-            s.push('\n');
+            s.push_str(&format!("add {set}-new {m}\n"));
         }
         s.push_str("PALISADE_EOF\n}\n");
         s.push_str(&format!("rules_{v}() {{ cat <<'PALISADE_EOF'\n"));
@@ -198,11 +204,19 @@ mod tests {
         );
         assert!(text.ends_with("\n}\n"));
         assert!(
-            text.contains("members_v4() { cat <<'PALISADE_EOF'\n8.8.8.8\n127.0.0.1\n198.51.100.1\n"),
+            text.contains(
+                "fill_v4() { ipset restore <<'PALISADE_EOF'\n\
+                 create palisade4-new hash:net family inet maxelem 65536 comment\n\
+                 add palisade4-new 8.8.8.8\nadd palisade4-new 127.0.0.1\nadd palisade4-new 198.51.100.1\n"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("members_v6() { cat <<'PALISADE_EOF'\n::1\n2001:2::/48\nPALISADE_EOF\n"),
+            text.contains(
+                "fill_v6() { ipset restore <<'PALISADE_EOF'\n\
+                 create palisade6-new hash:net family inet6 maxelem 65536 comment\n\
+                 add palisade6-new ::1\nadd palisade6-new 2001:2::/48\nPALISADE_EOF\n"
+            ),
             "{text}"
         );
         assert!(text.contains("-A PALISADE -i docker0 -j ACCEPT\n"));
