@@ -1,17 +1,183 @@
-//! The benchmark behind `scripts/bench`: palisade against the baseline an
-//! operator would otherwise use, OpenSSH's client fanned out with xargs,
+//! The benchmark behind `scripts/bench`: palisade against the floor of
+//! issue #10, what an operator would otherwise run at raw OpenSSH speed,
 //! measured in the same run on the same lab. The machine is shared and
-//! noisy, so every figure is a median of several runs and is reported as a
-//! ratio to the baseline. Usage: bench PATH-TO-PALISADE [NODES] [RUNS]
+//! noisy, so the rounds are interleaved (one of each command per round),
+//! every figure is a median over the rounds, and times are read as ratios
+//! to the floor.
+//!
+//! The floor: OpenSSH's client fanned out with `xargs -P`, curve25519, and
+//! the seed's recipe on stdin to `sudo -n sh -s` (an `ipset restore` of a
+//! temporary set and a swap, then the three INPUT rules, each added when
+//! `iptables -C` does not find it). The old baseline (default key exchange,
+//! two `sudo` commands that only read) stays beside it for comparison.
+//!
+//! Besides time it reports, per command, the controller's CPU time and peak
+//! RSS (from `wait4`'s rusage of the command's process tree: for the floor
+//! that is every `ssh` and `sh`, for palisade the one process), and the
+//! processes each command makes on one node, counted from the node's side:
+//! `strace -f -e trace=process` attached to that node's sshd (a plain node's
+//! sshd is the root of everything a connection runs there: its
+//! per-connection sshd, the login shell, sudo, the script and all it forks,
+//! a detached rollback sleeper included), in a separate untimed pass, so the
+//! tracing costs no measured time. Every process that forks, execs or exits
+//! makes a system call of that class, so the distinct pids in the trace are
+//! the processes; the listening sshd itself is not counted.
+//!
+//! Usage: bench PATH-TO-PALISADE [NODES] [RUNS]
 
 #[path = "../tests/lab/harness.rs"]
 mod harness;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::{CONTROLLER4, Lab, Spec};
+
+/// One measured command: wall time, and its process tree's CPU and peak RSS.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    wall: Duration,
+    cpu: Duration,
+    /// Peak resident set of the largest single process, in KiB.
+    max_rss_kib: i64,
+}
+
+/// Runs `cmd` (stdout discarded) with `input` on its stdin, and waits for
+/// it with `wait4`, which gives the rusage of its whole tree.
+fn measure(cmd: &mut Command, input: Option<&[u8]>, what: &str) -> Run {
+    let errfile = tempfile::tempfile().expect("temp file");
+    cmd.stdout(Stdio::null())
+        .stderr(errfile.try_clone().expect("dup"))
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let start = Instant::now();
+    // Reaped by wait4 below, which std's wait cannot replace: it gives
+    // the rusage of the command's whole tree.
+    #[allow(clippy::zombie_processes)]
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(input).expect("write stdin");
+    }
+    let pid = i32::try_from(child.id()).expect("pid");
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, which std never waits for after this.
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert_eq!(got, pid, "wait4 on {what}");
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        use std::io::{Read, Seek};
+        let mut err = String::new();
+        let mut f = errfile;
+        let _ = f.rewind();
+        let _ = f.read_to_string(&mut err);
+        panic!("{what} failed ({status:#x}): {err}");
+    }
+    let tv =
+        |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    Run {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss,
+    }
+}
+
+/// The processes a command makes on one node: what `strace` saw under the
+/// node's sshd while `work` ran, by program name (`fork` for processes that
+/// never exec), with the total.
+struct Census {
+    total: usize,
+    execs: BTreeMap<String, usize>,
+}
+
+fn census(lab: &Lab, node: usize, dir: &Path, work: impl FnOnce()) -> Census {
+    let sshd = lab.sshd_pid(node);
+    let trace = dir.join("census.trace");
+    let _ = std::fs::remove_file(&trace);
+    let mut strace = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=process", "-e", "signal=none", "-o"])
+        .arg(&trace)
+        .args(["-p", &sshd])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace (apt-get install strace)");
+    // strace creates its output file once it has attached.
+    let until = Instant::now() + Duration::from_secs(10);
+    while !trace.exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    work();
+    // Let the last exits reach the trace, then detach.
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signals our own child by its pid.
+    unsafe { libc::kill(strace.id() as i32, libc::SIGINT) };
+    let _ = strace.wait();
+    let text = std::fs::read_to_string(&trace).unwrap_or_default();
+    if let Ok(keep) = std::env::var("BENCH_KEEP_TRACES") {
+        let n = std::fs::read_dir(&keep).map_or(0, |d| d.count());
+        let _ = std::fs::copy(&trace, Path::new(&keep).join(format!("census-{n}.trace")));
+    }
+    let mut pids = BTreeSet::new();
+    // A shell's PATH search fails before an exec succeeds; strace splits a
+    // call another process interrupts into `<unfinished ...>` and
+    // `<... execve resumed>` lines.
+    let mut trying: BTreeMap<&str, String> = BTreeMap::new();
+    let mut exec_of: BTreeMap<&str, String> = BTreeMap::new();
+    for line in text.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        if pid == sshd || pid.parse::<u32>().is_err() {
+            continue;
+        }
+        pids.insert(pid);
+        if let Some(path) = rest.strip_prefix("execve(\"") {
+            let path = path.split('"').next().unwrap_or_default();
+            let name = path.rsplit('/').next().unwrap_or(path).to_owned();
+            if rest.ends_with("= 0") {
+                exec_of.insert(pid, name);
+            } else if rest.contains("<unfinished") {
+                trying.insert(pid, name);
+            }
+        } else if rest.starts_with("<... execve resumed>")
+            && rest.ends_with("= 0")
+            && let Some(name) = trying.remove(pid)
+        {
+            exec_of.insert(pid, name);
+        }
+    }
+    let mut execs = BTreeMap::new();
+    for pid in &pids {
+        let name = exec_of.get(pid).cloned().unwrap_or_else(|| "fork".into());
+        *execs.entry(name).or_insert(0) += 1;
+    }
+    Census {
+        total: pids.len(),
+        execs,
+    }
+}
+
+fn median(mut v: Vec<Run>) -> Run {
+    v.sort_by_key(|r| r.wall);
+    let mid = v[v.len() / 2];
+    let mut cpu: Vec<Duration> = v.iter().map(|r| r.cpu).collect();
+    cpu.sort();
+    Run {
+        wall: mid.wall,
+        cpu: cpu[cpu.len() / 2],
+        max_rss_kib: v.iter().map(|r| r.max_rss_kib).max().unwrap_or(0),
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -22,111 +188,165 @@ fn main() {
     let nodes: usize = args
         .get(2)
         .and_then(|n| n.parse().ok())
-        .unwrap_or(50)
+        .unwrap_or(30)
         .clamp(2, 1000);
-    let runs: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(5).clamp(1, 50);
+    let runs: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(3).clamp(1, 50);
+    // One connection per node at once, for palisade and OpenSSH alike.
+    let forks = nodes.min(200).to_string();
     let lab = Lab::start_or_exit(Spec {
         nodes,
         ..Spec::default()
     });
     let c = CONTROLLER4.to_string();
-    let common = [
-        "--inventory",
-        "hosts.toml",
-        "--key",
-        "id_ed25519",
-        "--forks",
-        "64",
-    ];
-    let palisade = |cmd: &str, extra: &[&str]| {
-        let mut argv = vec![cmd, "--json"];
-        argv.extend_from_slice(&common);
+    let palisade_cmd = |cmd: &str| {
+        let mut argv = vec![
+            cmd,
+            "--json",
+            "--inventory",
+            "hosts.toml",
+            "--key",
+            "id_ed25519",
+            "--forks",
+            &forks,
+        ];
         // ping and remove take no whitelist flags.
         if matches!(cmd, "apply" | "plan" | "verify") {
             argv.extend(["--allow", &c]);
         }
-        argv.extend_from_slice(extra);
-        let start = Instant::now();
-        let out = lab.palisade(&bin, &argv);
-        let took = start.elapsed();
-        assert!(
-            out.status.success(),
-            "palisade {cmd} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        took
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &lab.controller])
+            .arg(&bin)
+            .args(&argv)
+            .current_dir(&lab.dir)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE");
+        command
     };
+    let palisade = |cmd: &str| measure(&mut palisade_cmd(cmd), None, &format!("palisade {cmd}"));
     // Learn host keys once, so every measured run does the same work.
-    palisade("ping", &[]);
+    palisade("ping");
 
     let hosts: String = lab.nodes.iter().map(|n| format!("{}\n", n.ip4)).collect();
-    let openssh = |kex: Option<&str>| {
-        let mut script = String::from(
-            "xargs -P 64 -I{} ssh -n -q -i id_ed25519 -o BatchMode=yes -o StrictHostKeyChecking=no \
-             -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
-        );
-        if let Some(k) = kex {
-            script += &format!(" -o KexAlgorithms={k}");
-        }
-        script += " core@{} 'sudo -n iptables -w -S INPUT >/dev/null && sudo -n ipset list -n >/dev/null'";
-        let start = Instant::now();
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &lab.controller, "sh", "-c", &script])
-            .current_dir(&lab.dir)
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("ssh fan-out");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(hosts.as_bytes())
-            .expect("write");
-        assert!(
-            child.wait().expect("wait").success(),
-            "the OpenSSH fan-out failed"
-        );
-        start.elapsed()
-    };
-
-    let median = |mut f: Box<dyn FnMut() -> Duration + '_>| {
-        let mut times: Vec<Duration> = (0..runs).map(|_| f()).collect();
-        times.sort();
-        times[times.len() / 2]
-    };
-    let baseline = median(Box::new(|| openssh(None)));
-    let rows: Vec<(&str, Duration)> = vec![
-        (
-            "OpenSSH + xargs -P 64, curve25519 (reference)",
-            median(Box::new(|| openssh(Some("curve25519-sha256")))),
-        ),
-        ("palisade ping", median(Box::new(|| palisade("ping", &[])))),
-        (
-            "palisade apply (every host changes)",
-            median(Box::new(|| {
-                palisade("remove", &[]);
-                palisade("apply", &[])
-            })),
-        ),
-        (
-            "palisade apply (nothing to do)",
-            median(Box::new(|| palisade("apply", &[]))),
-        ),
-        ("palisade verify", median(Box::new(|| palisade("verify", &[])))),
-    ];
-    println!("{nodes} hosts, median of {runs} runs; ratio = time / baseline (lower is better)\n");
-    println!("{:<48} {:>9} {:>7}", "", "seconds", "ratio");
-    println!(
-        "{:<48} {:>9.3} {:>7.2}",
-        "baseline: OpenSSH + xargs -P 64, default kex",
-        baseline.as_secs_f64(),
-        1.0
+    // The floor's whitelist: the controller and every node, as palisade's.
+    let mut recipe = String::from(
+        "set -e\nipset -exist create floor4 hash:net family inet\nipset -exist restore <<'EOF'\n\
+         create floor4-tmp hash:net family inet\nflush floor4-tmp\n",
     );
-    for (name, t) in rows {
+    recipe += &format!("add floor4-tmp {c}\n");
+    for n in &lab.nodes {
+        recipe += &format!("add floor4-tmp {}\n", n.ip4);
+    }
+    recipe += "EOF\nipset swap floor4-tmp floor4\nipset destroy floor4-tmp\n";
+    for rule in [
+        "-i lo -j ACCEPT",
+        "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+        "-m set --match-set floor4 src -j ACCEPT",
+    ] {
+        recipe += &format!("iptables -w -C INPUT {rule} 2>/dev/null || iptables -w -A INPUT {rule}\n");
+    }
+    std::fs::write(lab.dir.join("floor.sh"), &recipe).expect("floor.sh");
+    let ssh = "ssh -q -i id_ed25519 -o BatchMode=yes -o StrictHostKeyChecking=no \
+               -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
+    // xargs gives its children /dev/null for stdin: each ssh gets the
+    // recipe from a file through `sh -c`, which execs it.
+    let floor_script = format!(
+        "xargs -P {forks} -I{{}} sh -c 'exec {ssh} -o KexAlgorithms=curve25519-sha256 core@$1 \"sudo -n sh -s\" <floor.sh' _ {{}}"
+    );
+    let baseline_script = format!(
+        "xargs -P {forks} -I{{}} {ssh} -n core@{{}} 'sudo -n iptables -w -S INPUT >/dev/null && sudo -n ipset list -n >/dev/null'"
+    );
+    let fan_out_cmd = |script: &str| {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &lab.controller, "sh", "-c", script])
+            .current_dir(&lab.dir);
+        command
+    };
+    let fan_out = |script: &str, what: &str| measure(&mut fan_out_cmd(script), Some(hosts.as_bytes()), what);
+
+    let names = [
+        "floor: OpenSSH + xargs, curve25519, the recipe",
+        "old baseline: OpenSSH + xargs, default kex, reads",
+        "palisade ping",
+        "palisade apply, fresh (every host changes)",
+        "palisade apply, nothing to do",
+        "palisade verify",
+    ];
+    let mut got: Vec<Vec<Run>> = vec![Vec::new(); names.len()];
+    for round in 0..runs {
+        eprintln!("round {} of {runs}", round + 1);
+        got[0].push(fan_out(&floor_script, "the floor"));
+        got[1].push(fan_out(&baseline_script, "the old baseline"));
+        got[2].push(palisade("ping"));
+        palisade("remove");
+        got[3].push(palisade("apply"));
+        got[4].push(palisade("apply"));
+        got[5].push(palisade("verify"));
+    }
+    let med: Vec<Run> = got.into_iter().map(median).collect();
+    let floor = med[0].wall.as_secs_f64();
+
+    // Processes on node 0, in an untimed pass with strace attached.
+    eprintln!("counting processes on {}", lab.nodes[0].name);
+    let one_host = format!("{}\n", lab.nodes[0].ip4);
+    let counts = [
+        census(&lab, 0, &lab.dir, || {
+            measure(
+                &mut fan_out_cmd(&floor_script),
+                Some(one_host.as_bytes()),
+                "the floor",
+            );
+        }),
+        census(&lab, 0, &lab.dir, || {
+            measure(
+                &mut fan_out_cmd(&baseline_script),
+                Some(one_host.as_bytes()),
+                "the baseline",
+            );
+        }),
+        census(&lab, 0, &lab.dir, || {
+            palisade("ping");
+        }),
+        {
+            palisade("remove");
+            census(&lab, 0, &lab.dir, || {
+                palisade("apply");
+            })
+        },
+        census(&lab, 0, &lab.dir, || {
+            palisade("apply");
+        }),
+        census(&lab, 0, &lab.dir, || {
+            palisade("verify");
+        }),
+    ];
+
+    println!(
+        "{nodes} hosts, {forks} at once, median of {runs} rounds; ratio = time / the floor (lower is better);\n\
+         controller CPU and peak RSS from wait4; processes on one node, counted by strace on its sshd\n"
+    );
+    println!(
+        "{:<52} {:>8} {:>6} {:>9} {:>8} {:>6}",
+        "", "seconds", "ratio", "ctl CPU s", "RSS MiB", "procs"
+    );
+    for ((name, run), census) in names.iter().zip(&med).zip(&counts) {
         println!(
-            "{name:<48} {:>9.3} {:>7.2}",
-            t.as_secs_f64(),
-            t.as_secs_f64() / baseline.as_secs_f64()
+            "{name:<52} {:>8.3} {:>6.2} {:>9.3} {:>8.1} {:>6}",
+            run.wall.as_secs_f64(),
+            run.wall.as_secs_f64() / floor,
+            run.cpu.as_secs_f64(),
+            run.max_rss_kib as f64 / 1024.0,
+            census.total,
         );
+    }
+    println!("\nprocesses on one node, by program (fork: a subshell that never execs):");
+    for (name, census) in names.iter().zip(&counts) {
+        let mut by: Vec<(&String, &usize)> = census.execs.iter().collect();
+        by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let list: Vec<String> = by.iter().map(|(n, k)| format!("{k} {n}")).collect();
+        println!("  {name}: {}", list.join(", "));
     }
 }

@@ -23,9 +23,11 @@ pub enum Phase {
     Kex,
     /// Public-key authentication.
     Auth,
-    /// Who the node thinks we are, and whether sudo works.
+    /// `ping`'s one step: who the node thinks we are, whether sudo works,
+    /// and which tools it has.
     Probe,
-    /// Reading the node's firewall state.
+    /// Reading the node's firewall state; the first one also says who the
+    /// node thinks we are and whether sudo works (one exec).
     Observe,
     /// The change itself, with its armed rollback.
     Apply,

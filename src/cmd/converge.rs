@@ -1,6 +1,7 @@
-//! The per-host job behind apply, plan, verify and remove: probe, observe,
-//! compare, and (for apply and remove) change and check. One connection per
-//! host; every step on it is a constant command with its script on stdin.
+//! The per-host job behind apply, plan, verify and remove: probe and observe
+//! (one exec), compare, and (for apply and remove) change and check. One
+//! connection per host; every step on it is a constant command with its
+//! script on stdin.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -53,19 +54,16 @@ pub enum Phase {
 pub type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
 
 pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResult, HostError> {
-    let seen = session
-        .timed(
-            timing::Phase::Probe,
-            probe::controller_address(&session, &job.user),
-        )
-        .await?;
     let policy = job
         .policies
         .get(&host.role)
         .ok_or_else(|| HostError::Remote(format!("no policy for role {}", host.role)))?;
-    let before = session
-        .timed(timing::Phase::Observe, observe(&session, policy))
-        .await?;
+    // One exec: that sudo works, where we connect from, and the node's state.
+    let read = firewall::script(policy);
+    let first = session.run(Privilege::RootSeeingOrigin, &read);
+    let first = probe::as_root(session.timed(timing::Phase::Observe, first).await?, &job.user)?;
+    let seen = firewall::controller_address(&first.stdout);
+    let before = firewall::parse(&first.stdout).map_err(|e| HostError::Remote(e.to_string()))?;
     if !before.missing_tools.is_empty() {
         let missing = before.missing_tools.join(", ");
         return Err(HostError::Remote(format!("missing on the node: {missing}")));
@@ -234,7 +232,7 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
 }
 
 /// Never lock the operator out: the node must admit the address it sees
-/// palisade connect from, after any NAT (`seen`, from the probe). apply
+/// palisade connect from, after any NAT (`seen`, from the first step). apply
 /// refuses a change that fails this, and plan reports the same refusal.
 pub fn admits_controller(policy: &Policy, seen: Option<IpAddr>) -> Result<(), HostError> {
     match seen {

@@ -17,12 +17,17 @@ use crate::transport::Script;
 
 const READ: &str = r#"set -u
 section() { printf '==> %s\n' "$1"; }
+# The first words, before anything can fail: a failure with nothing on
+# stdout is sudo's refusal (see probe::as_root). $1 is SSH_CONNECTION when the
+# step runs as Privilege::RootSeeingOrigin.
+section origin
+printf '%s\n' "${1-}"
 section missing-tools
 for tool in ipset iptables ip6tables iptables-restore ip6tables-restore flock; do
     command -v "$tool" >/dev/null 2>&1 || echo "$tool"
 done
 section backend
-iptables -V 2>/dev/null | head -n 1
+iptables -V 2>/dev/null
 for v in v4 v6; do
     if [ "$v" = v4 ]; then ipt=iptables set=$set4; else ipt=ip6tables set=$set6; fi
     section "set-$v"
@@ -42,7 +47,7 @@ done
 snap=/run/palisade/rollback
 pending=no
 if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ] && [ -f "$snap/boot/plan" ]; then
-    pending=$(cat "$snap/boot/plan")
+    fetch pending "$snap/boot/plan"
 fi
 dir=${restore_path%/*}
 restore=$restore_path backend=$dir/backend unit=$unit_path
@@ -50,19 +55,28 @@ case $pending in
     install) restore=$snap/boot/restore.sh backend=$snap/boot/backend unit=$snap/boot/unit ;;
     remove) restore=/nonexistent backend=/nonexistent unit=/nonexistent ;;
 esac
+# digest FILE: its sha256, alone on a line (sha256sum's first word).
+digest() {
+    if [ -f "$1" ]; then
+        set -- $(sha256sum "$1")
+        echo "${1-}"
+    fi
+}
 section restore
-if [ -f "$restore" ]; then sha256sum "$restore" | cut -d' ' -f1; fi
+digest "$restore"
 section backend-file
-cat "$backend" 2>/dev/null
+if [ -f "$backend" ]; then fetch applied "$backend" && echo "$applied"; fi
 section systemd
 if [ -d /run/systemd/system ]; then echo yes; else echo no; fi
 section unit
-if [ -f "$unit" ]; then sha256sum "$unit" | cut -d' ' -f1; fi
+digest "$unit"
+# Enabled, as `systemctl is-enabled` says it: the [Install] link to the unit
+# is there (the confirmation makes it by hand, as install_boot says).
 section unit-enabled
 if [ "$pending" != no ]; then
     if [ -f "$unit" ]; then echo enabled; fi
-elif [ -d /run/systemd/system ]; then
-    systemctl is-enabled "${unit_path##*/}" 2>/dev/null
+elif [ -d /run/systemd/system ] && [ -L "$unit_wants" ] && [ -f "$unit_wants" ]; then
+    echo enabled
 fi
 # The interfaces the node's default routes leave by: its uplinks, where
 # everyone's traffic comes in. Read from /proc with builtins, no process.
@@ -75,13 +89,17 @@ while read -r dst len rest; do
 done </proc/net/ipv6_route 2>/dev/null
 section rollback
 if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ]; then
-    printf 'armed %s\n' "$(cat "$snap/deadline" 2>/dev/null)"
+    fetch deadline "$snap/deadline"
+    printf 'armed %s\n' "$deadline"
 fi
 section end
 exit 0
 "#;
 
-/// The read-only script for this policy's names.
+/// The read-only script for this policy's names. Run as
+/// [`crate::transport::Privilege::RootSeeingOrigin`], its output also says
+/// where the controller connects from ([`controller_address`]): the probe
+/// and the read are one exec.
 pub fn script(policy: &Policy) -> Script {
     Script::rendered(text(policy, ""))
 }
@@ -220,6 +238,14 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
     })
 }
 
+/// The controller's address as the node sees it, from the read script's
+/// `origin` section (empty when the step was not given `SSH_CONNECTION`).
+pub fn controller_address(text: &str) -> Option<IpAddr> {
+    let mut lines = text.lines();
+    lines.find(|l| *l == "==> origin")?;
+    super::probe::origin_of(lines.next()?)
+}
+
 pub fn backend_of(version: &str) -> Option<Backend> {
     if version.contains("nf_tables") {
         Some(Backend::NfTables)
@@ -341,6 +367,19 @@ mod tests {
         assert_eq!(o.backend, Some(Backend::Legacy));
         assert_eq!(o.v4, FamilyFacts::default());
         assert_eq!(o.restore_digest, None);
+    }
+
+    #[test]
+    fn the_origin_section_gives_the_controllers_address() {
+        let text = "==> origin\n198.18.0.1 51234 198.18.1.10 22\n==> missing-tools\n==> end\n";
+        assert_eq!(controller_address(text), Some("198.18.0.1".parse().unwrap()));
+        assert_eq!(controller_address("==> origin\n\n==> end\n"), None);
+        assert_eq!(controller_address("==> origin\n"), None);
+        assert_eq!(controller_address("198.18.0.1 1 2 3\n==> end\n"), None);
+        assert_eq!(
+            controller_address("state=confirmed\n==> origin\n2001:2::1 4000 2001:2::a 22\n"),
+            Some("2001:2::1".parse().unwrap())
+        );
     }
 
     #[test]

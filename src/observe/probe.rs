@@ -1,30 +1,22 @@
-//! The probe `palisade ping` runs, and later commands run before they
-//! change anything: who the node thinks we are, whether sudo works, and
-//! which firewall tools it has.
+//! The probe `palisade ping` runs: who the node thinks we are, whether sudo
+//! works, and which firewall tools it has.
 //!
-//! It is two steps on one connection. The first runs as the login user,
-//! because `SSH_CONNECTION` (the controller's address as the node sees it,
-//! after any NAT) does not survive sudo's environment reset. The second runs
-//! as root and only reads.
+//! It is one step, as root: the login shell expands `SSH_CONNECTION` (the
+//! controller's address as the node sees it, after any NAT) into sudo's
+//! arguments before sudo resets the environment
+//! ([`Privilege::RootSeeingOrigin`]). sudo's own refusal is told from the
+//! script's output by [`as_root`], which the per-host job's first step
+//! shares.
 
 use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::transport::{HostError, Privilege, Script, Session};
+use crate::transport::{HostError, Output, Privilege, Script, Session};
 
-const USER_STEP: Script = Script::fixed(
-    r#"printf 'ssh_connection=%s\n' "${SSH_CONNECTION:-}"
-if err=$(sudo -n true 2>&1); then
-    echo 'sudo=ok'
-else
-    printf 'sudo=%s\n' "$(printf '%s' "$err" | tr '\n' ' ')"
-fi
-"#,
-);
-
-const ROOT_STEP: Script = Script::fixed(
-    r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+const STEP: Script = Script::fixed(
+    r#"printf 'ssh_connection=%s\n' "${1-}"
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 for tool in ipset iptables ip6tables iptables-restore; do
     if command -v "$tool" >/dev/null 2>&1; then printf '%s=yes\n' "$tool"; else printf '%s=no\n' "$tool"; fi
 done
@@ -75,29 +67,34 @@ impl Probe {
     }
 }
 
-/// Runs both steps. A sudo that wants a password is an error of its own.
+/// Runs the probe. A sudo that wants a password is an error of its own.
 pub async fn run(session: &Session, user: &str) -> Result<Probe, HostError> {
-    let mut facts = user_facts(session, user).await?;
-    let second = session.run(Privilege::Root, &ROOT_STEP).await?.success()?;
-    facts.extend(parse_facts(&second.stdout));
-    Ok(probe_from(&facts))
+    let out = as_root(session.run(Privilege::RootSeeingOrigin, &STEP).await?, user)?;
+    Ok(probe_from(&parse_facts(&out.stdout)))
 }
 
-/// The login user's step alone: that sudo works, and the controller's
-/// address as the node sees it (which sudo's environment would lose).
-pub async fn controller_address(session: &Session, user: &str) -> Result<Option<IpAddr>, HostError> {
-    Ok(probe_from(&user_facts(session, user).await?).controller_address)
-}
-
-async fn user_facts(session: &Session, user: &str) -> Result<Facts, HostError> {
-    let first = session.run(Privilege::User, &USER_STEP).await?.success()?;
-    let facts = parse_facts(&first.stdout);
-    match facts.get("sudo").map(String::as_str) {
-        Some("ok") => Ok(facts),
-        Some(msg) if msg.contains("password") => Err(HostError::SudoPassword { user: user.into() }),
-        Some(msg) => Err(HostError::Remote(format!("sudo -n failed: {}", msg.trim()))),
-        None => Err(HostError::Remote("the probe printed nothing".into())),
+/// The output of a step run through `sudo -n` that must succeed. Every such
+/// script prints before it can fail, so a failure with nothing on stdout is
+/// sudo's (or the login shell's, without sudo) refusal to run it: a sudo
+/// that wants a password is [`HostError::SudoPassword`], any other refusal
+/// says what sudo said.
+pub fn as_root(out: Output, user: &str) -> Result<Output, HostError> {
+    if out.code != 0 && out.stdout.is_empty() {
+        let said = out.stderr.trim();
+        if said.contains("password") {
+            return Err(HostError::SudoPassword { user: user.into() });
+        }
+        if !said.is_empty() {
+            let said: Vec<&str> = said.lines().collect();
+            return Err(HostError::Remote(format!("sudo -n failed: {}", said.join(" "))));
+        }
     }
+    out.success()
+}
+
+/// The controller's address in `SSH_CONNECTION` (`client port server port`).
+pub fn origin_of(ssh_connection: &str) -> Option<IpAddr> {
+    ssh_connection.split_whitespace().next()?.parse().ok()
 }
 
 type Facts = std::collections::BTreeMap<String, String>;
@@ -124,10 +121,7 @@ fn probe_from(facts: &Facts) -> Probe {
         }
     });
     Probe {
-        controller_address: facts
-            .get("ssh_connection")
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|ip| ip.parse().ok()),
+        controller_address: facts.get("ssh_connection").and_then(|v| origin_of(v)),
         ipset: yes("ipset"),
         iptables: yes("iptables"),
         ip6tables: yes("ip6tables"),
@@ -178,6 +172,34 @@ mod tests {
         assert_eq!(p.controller_address, Some("2001:2::1".parse().unwrap()));
         assert_eq!(p.backend, Some(Backend::Legacy));
         assert_eq!(p.missing(), vec!["ipset", "ip6tables", "iptables-restore"]);
+    }
+
+    fn output(code: u32, stdout: &str, stderr: &str) -> Output {
+        Output {
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+            code,
+        }
+    }
+
+    #[test]
+    fn sudos_refusal_is_told_from_the_scripts_failure() {
+        let password = as_root(output(1, "", "sudo: a password is required\n"), "core").unwrap_err();
+        assert!(matches!(password, HostError::SudoPassword { ref user } if user == "core"));
+        let sudoers = as_root(
+            output(1, "", "core is not in the sudoers file.\nThis incident...\n"),
+            "core",
+        )
+        .unwrap_err();
+        assert_eq!(
+            sudoers.to_string(),
+            "sudo -n failed: core is not in the sudoers file. This incident..."
+        );
+        // The script ran (it printed) and failed: its own failure, whatever
+        // it says.
+        let script = as_root(output(3, "==> origin\n", "palisade: no password here\n"), "core").unwrap_err();
+        assert!(matches!(script, HostError::Exit { code: 3, .. }));
+        assert!(as_root(output(0, "x\n", ""), "core").is_ok());
     }
 
     #[test]

@@ -17,7 +17,7 @@ umask 077
 # A dropped SSH connection must not stop this script half-way: it finishes,
 # and the armed rollback undoes it unless the controller confirms.
 trap '' HUP PIPE
-mkdir -p /run/palisade
+[ -d /run/palisade ] || mkdir -p /run/palisade
 if [ "$mode" = apply ]; then
     lock_node
     settle
@@ -44,13 +44,17 @@ created=''
 id="$$-$(date +%s)"
 echo "$id" >"$snap/id"
 
-# step CMD...: record the undo of the commit step about to run.
+# step CMD...: record the undo of the commit step about to run, first in
+# the list (kept in $steps too, so no `cat` reads it back), replacing the
+# file by a rename: the rollback never reads half a list.
+steps=''
 step() {
     if [ -d "$snap/claim" ]; then
         echo "palisade: the rollback started before the change finished" >&2
         exit 5
     fi
-    { echo "$*"; cat "$snap/steps"; } >"$snap/steps.tmp"
+    steps="$*$nl$steps"
+    printf '%s' "$steps" >"$snap/steps.tmp"
     mv -f "$snap/steps.tmp" "$snap/steps"
 }
 
@@ -98,7 +102,8 @@ finish() {
         fi
         sh "$snap/rollback.sh" "$id" --locked "$mode-failed" || echo "palisade: could not put everything back" >&2
         # Unless a rollback that could not wait for the lock owns it now.
-        if [ "$(cat "$snap/claim/by" 2>/dev/null)" = "$mode-failed" ]; then
+        fetch by "$snap/claim/by"
+        if [ "$by" = "$mode-failed" ]; then
             disarm "$snap"
             for s in $created; do ipset destroy "$s" 2>/dev/null; done
             rm -rf "$snap"
@@ -116,7 +121,7 @@ trap 'exit 130' INT TERM
 
 # jump_fix TABLE PARENT TARGET: restore lines leaving one jump, at the top.
 jump_fix() {
-    pos=$(positions "$1" "$2" "$3" | tr '\n' ' ')
+    positions "$1" "$2" "$3"
     if [ "$pos" != "1 " ]; then
         for p in $pos; do echo "-D $2 -j $3"; done
         echo "-I $2 1 -j $3"
@@ -126,7 +131,7 @@ jump_fix() {
 # jump_back TABLE PARENT TARGET top|none: restore lines putting the jumps back
 # where they are now, once the commit has left one at the top (top) or none.
 jump_back() {
-    pos=$(positions "$1" "$2" "$3" | tr '\n' ' ')
+    positions "$1" "$2" "$3"
     if [ "$4" = top ] && [ "$pos" = "1 " ]; then
         return 0
     fi
@@ -166,8 +171,8 @@ prepare() {
         created="$created $set"
     fi
     ipset destroy "$set-new" 2>/dev/null || true
-    ipset create "$set-new" hash:net family "$fam" maxelem 65536 comment
-    "members_$v" | sed "s/^/add $set-new /" | ipset restore
+    # SET-new made and filled by one ipset process.
+    "fill_$v"
 
     docker=none
     make_docker_user=0
@@ -198,7 +203,8 @@ prepare() {
                 ;;
             drop)
                 if has_chain "$table" DOCKER-USER; then
-                    for p in $(positions "$table" DOCKER-USER "$dchain"); do echo "-D DOCKER-USER -j $dchain"; done
+                    positions "$table" DOCKER-USER "$dchain"
+                    for p in $pos; do echo "-D DOCKER-USER -j $dchain"; done
                 fi
                 echo "-F $dchain"
                 echo "-X $dchain"
@@ -225,12 +231,12 @@ prepare() {
     "$ipt-restore" -w 20 --noflush --test <"$snap/rules.$v"
 }
 
-# set_back V SET: the undo of swapping SET.
+# set_back V SET: sets back to the undo of swapping SET.
 set_back() {
     if [ -f "$snap/set.$1" ]; then
-        echo "ipset destroy '$2-old' 2>/dev/null; sed -e 's/^create $2 /create $2-old /' -e 's/^add $2 /add $2-old /' '$snap/set.$1' | ipset restore && ipset swap '$2-old' '$2'"
+        back="ipset destroy '$2-old' 2>/dev/null; sed -e 's/^create $2 /create $2-old /' -e 's/^add $2 /add $2-old /' '$snap/set.$1' | ipset restore && ipset swap '$2-old' '$2'"
     else
-        echo "ipset destroy '$2'"
+        back="ipset destroy '$2'"
     fi
 }
 
@@ -261,9 +267,11 @@ if [ "$mode" = apply ] && [ "$confirm" -gt 0 ]; then
     fi
 fi
 
-step "$(set_back v4 "$set4")"
+set_back v4 "$set4"
+step "$back"
 ipset swap "$set4-new" "$set4"
-step "$(set_back v6 "$set6")"
+set_back v6 "$set6"
+step "$back"
 ipset swap "$set6-new" "$set6"
 step "iptables-restore -w 20 --noflush <'$snap/undo.v4'"
 iptables-restore -w 20 --noflush <"$snap/rules.v4"
@@ -289,6 +297,7 @@ if [ "$mode" = apply ]; then
     fi
 fi
 if [ -e "$snap/armed" ]; then
-    echo "armed=$(cat "$snap/armed")" || true
+    fetch armed "$snap/armed"
+    echo "armed=$armed" || true
 fi
 echo 'palisade: applied' || true

@@ -9,7 +9,7 @@ lock_node 60
 snap=/run/palisade/rollback
 # A confirmation that died after its claim is finished by settle: the
 # change stands confirmed.
-died=$(cat "$snap/claim/by" 2>/dev/null || true)
+fetch died "$snap/claim/by"
 settle
 if [ ! -d "$snap" ] && [ "$died" = confirm ]; then
     echo 'state=confirmed'

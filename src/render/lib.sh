@@ -4,17 +4,26 @@
 # answered from that text with shell builtins, not one process each.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
-# positions TABLE PARENT TARGET: the rule numbers of "-A PARENT -j TARGET".
+# A newline, for building text with builtins.
+nl='
+'
+
+# positions TABLE PARENT TARGET: sets pos to the rule numbers of
+# "-A PARENT -j TARGET", each followed by a space. No process: the lines are
+# read from a here-document, not a pipe, and the answer is a variable, not
+# a command substitution.
 positions() {
-    n=0
-    printf '%s\n' "$1" | while IFS= read -r line; do
+    pos='' n=0
+    while IFS= read -r line; do
         case $line in
             "-A $2 "*)
                 n=$((n + 1))
-                if [ "$line" = "-A $2 -j $3" ]; then echo "$n"; fi
+                if [ "$line" = "-A $2 -j $3" ]; then pos="$pos$n "; fi
                 ;;
         esac
-    done
+    done <<PALISADE_TABLE
+$1
+PALISADE_TABLE
 }
 
 # has_chain TABLE CHAIN
@@ -30,21 +39,40 @@ $1
     return 1
 }
 
-# chain_rules TABLE CHAIN: the chain's rules, in order.
+# rules_of TABLE CHAIN: sets rules to the chain's rules, in order, one a line.
+rules_of() {
+    rules=''
+    while IFS= read -r line; do
+        case $line in "-A $2 "*) rules="$rules$line$nl" ;; esac
+    done <<PALISADE_TABLE
+$1
+PALISADE_TABLE
+}
+
+# chain_rules TABLE CHAIN: prints the chain's rules, in order.
 chain_rules() {
-    printf '%s\n' "$1" | while IFS= read -r line; do
-        case $line in "-A $2 "*) printf '%s\n' "$line" ;; esac
-    done
+    rules_of "$1" "$2"
+    printf '%s' "$rules"
+}
+
+# fetch VAR FILE: sets VAR to FILE's first line, or to nothing when there is
+# no such file: `$(cat FILE)` without its two processes.
+fetch() {
+    if [ -f "$2" ]; then
+        IFS= read -r "$1" <"$2" || :
+    else
+        read -r "$1" </dev/null || :
+    fi
 }
 
 # owned_chain TABLE CHAIN SET TARGET: whether CHAIN is palisade's: it carries
 # palisade's mark, or (made before there was one) it checks SET with TARGET
 # and ends in DROP. palisade never replaces another tool's chain.
 owned_chain() {
-    rules=$(chain_rules "$1" "$2")
+    rules_of "$1" "$2"
     case $rules in *" -m comment --comment $mark "*) return 0 ;; esac
     case $rules in *"-m set --match-set $3 src -j $4"*) ;; *) return 1 ;; esac
-    case $rules in *"-A $2 -j DROP") return 0 ;; esac
+    case $rules in *"-A $2 -j DROP$nl") return 0 ;; esac
     return 1
 }
 
@@ -86,7 +114,7 @@ lock_node() {
         echo "palisade: flock is missing on this node (it comes with util-linux); palisade needs it to make one change at a time" >&2
         exit 3
     fi
-    mkdir -p /run/palisade
+    [ -d /run/palisade ] || mkdir -p /run/palisade
     exec 9>/run/palisade/lock
     if [ -n "${1-}" ]; then
         flock -w "$1" 9 && return 0
@@ -102,10 +130,14 @@ lock_node() {
 # already started and that waits for the lock finds the claim taken (or the
 # snapshot gone) and does nothing.
 disarm() {
-    set -- "$1" $(cat "$1/armed" 2>/dev/null)
+    fetch armed "$1/armed"
+    set -- "$1" $armed
     case ${2-} in
         systemd) systemctl stop "${3-palisade-rollback}.timer" >/dev/null 2>&1 || true ;;
-        setsid) kill -TERM "-$(cat "$1/pid" 2>/dev/null)" 2>/dev/null || true ;;
+        setsid)
+            fetch group "$1/pid"
+            kill -TERM "-$group" 2>/dev/null || true
+            ;;
     esac
 }
 
@@ -116,13 +148,14 @@ disarm() {
 settle() {
     s=/run/palisade/rollback
     if [ ! -d "$s" ] || [ -e "$s/rolled-back" ] || [ ! -f "$s/id" ]; then return 0; fi
-    sid=$(cat "$s/id")
+    fetch sid "$s/id"
     if [ -d "$s/claim" ]; then
-        case $(cat "$s/claim/by" 2>/dev/null) in
+        fetch by "$s/claim/by"
+        case $by in
             confirm) install_boot "$s" || true; rm -rf "$s" ;;
             *) sh "$s/rollback.sh" "$sid" --locked settle resume || true ;;
         esac
-    elif [ -e "$s/armed" ] && [ "$(date +%s)" -gt "$(($(cat "$s/deadline-epoch" 2>/dev/null || echo 0) + 30))" ]; then
+    elif [ -e "$s/armed" ] && fetch due "$s/deadline-epoch" && [ "$(date +%s)" -gt "$((${due:-0} + 30))" ]; then
         sh "$s/rollback.sh" "$sid" --locked expired || true
     fi
 }
@@ -144,25 +177,40 @@ cancel_rollback() {
 # install_boot SNAP: (lock held, change confirmed) make the boot files what
 # the confirmed change staged in SNAP/boot. Nothing that outlives a reboot
 # is written before this: a node that crashes while a change is unconfirmed
-# boots into its old state. Every file is replaced by a rename, and the unit
-# is enabled after its script is in place, so a crash here boots the old
-# state or the new one. Fails (status 1) at the first step that fails.
+# boots into its old state. The new files are written beside the old ones,
+# flushed once, then each put in place by a rename, the script before the
+# unit and the unit before its link, so a crash here boots the old state or
+# the new one. The unit is enabled as `systemctl enable` would, by its
+# [Install] link ($unit_wants), without a daemon-reload: it only has to be
+# there at the next boot, which reads the unit files afresh. Fails (status 1)
+# at the first step that fails.
 install_boot() {
     b=$1/boot
     [ -f "$b/plan" ] || return 0
     dir=${restore_path%/*}
-    case $(cat "$b/plan") in
+    read -r plan <"$b/plan" || return 1
+    case $plan in
         install)
-            mkdir -p "$dir" || return 1
-            for f in restore.sh backend; do
-                cp "$b/$f" "$dir/$f.tmp" && sync -f "$dir/$f.tmp" && mv -f "$dir/$f.tmp" "$dir/$f" || return 1
-            done
+            [ -d "$dir" ] || mkdir -p "$dir" || return 1
+            new="$dir/restore.sh.tmp $dir/backend.tmp"
+            cp "$b/restore.sh" "$dir/restore.sh.tmp" && cp "$b/backend" "$dir/backend.tmp" || return 1
             if [ -f "$b/unit" ]; then
-                cp "$b/unit" "$unit_path.tmp" && chmod 0644 "$unit_path.tmp" && sync -f "$unit_path.tmp" &&
-                    mv -f "$unit_path.tmp" "$unit_path" || return 1
-                systemctl daemon-reload && systemctl enable "${unit_path##*/}" >/dev/null 2>&1 || return 1
+                cp "$b/unit" "$unit_path.tmp" && chmod 0644 "$unit_path.tmp" || return 1
+                new="$new $unit_path.tmp"
             fi
-            sync -f "$dir" || return 1
+            # sync -f flushes each named file's whole file system.
+            sync -f $new || return 1
+            mv -f "$dir/restore.sh.tmp" "$dir/restore.sh" && mv -f "$dir/backend.tmp" "$dir/backend" || return 1
+            if [ -f "$b/unit" ]; then
+                mv -f "$unit_path.tmp" "$unit_path" || return 1
+                if [ ! -L "$unit_wants" ]; then
+                    [ -d "${unit_wants%/*}" ] || mkdir -p "${unit_wants%/*}" || return 1
+                    ln -s "$unit_path" "$unit_wants" || return 1
+                fi
+                sync -f "$dir" "${unit_wants%/*}" || return 1
+            else
+                sync -f "$dir" || return 1
+            fi
             ;;
         remove)
             remove_boot || return 1
@@ -178,7 +226,7 @@ remove_boot() {
         if [ -d /run/systemd/system ]; then
             systemctl disable "${unit_path##*/}" >/dev/null 2>&1 || true
         fi
-        rm -f "$unit_path" || return 1
+        rm -f "$unit_wants" "$unit_path" || return 1
         if [ -d /run/systemd/system ]; then systemctl daemon-reload || return 1; fi
     fi
     rm -f "$restore_path" "$dir/backend" "$dir/docker-user" || return 1

@@ -89,11 +89,31 @@ pub fn status() -> Script {
     ))
 }
 
+/// The link `systemctl enable` makes for the unit: in the `.wants`
+/// directory of the target its `[Install]` section names. palisade makes and
+/// reads this link itself, so that confirming a change costs no
+/// `daemon-reload` and verify no `systemctl`.
+pub fn unit_wants() -> String {
+    let target = UNIT
+        .lines()
+        .find_map(|l| l.strip_prefix("WantedBy="))
+        .map_or("multi-user.target", str::trim);
+    let dir = UNIT_PATH
+        .rsplit_once('/')
+        .map_or("/etc/systemd/system", |(d, _)| d);
+    let unit = UNIT_PATH.rsplit('/').next().unwrap_or("palisade.service");
+    format!("{dir}/{target}.wants/{unit}")
+}
+
 /// The validated names every script reads, as shell assignments.
 pub(crate) fn names(policy: &Policy) -> String {
     format!(
-        "chain='{}'\ndchain='{}'\nset4='{}'\nset6='{}'\nmark='{MARK}'\nrestore_path='{RESTORE_PATH}'\nunit_path='{UNIT_PATH}'\n",
-        policy.chain, policy.docker_chain, policy.set4, policy.set6
+        "chain='{}'\ndchain='{}'\nset4='{}'\nset6='{}'\nmark='{MARK}'\nrestore_path='{RESTORE_PATH}'\nunit_path='{UNIT_PATH}'\nunit_wants='{}'\n",
+        policy.chain,
+        policy.docker_chain,
+        policy.set4,
+        policy.set6,
+        unit_wants()
     )
 }
 
@@ -103,10 +123,16 @@ fn header(policy: &Policy) -> String {
     s.push_str(&format!("docker_user={}\n", u8::from(policy.docker_user)));
     for family in Family::BOTH {
         let v = tag(family);
-        s.push_str(&format!("members_{v}() {{ cat <<'PALISADE_EOF'\n"));
+        // SET-new, made and filled by one `ipset restore`.
+        let (set, fam) = match family {
+            Family::V4 => (&policy.set4, "inet"),
+            Family::V6 => (&policy.set6, "inet6"),
+        };
+        s.push_str(&format!(
+            "fill_{v}() {{ ipset restore <<'PALISADE_EOF'\ncreate {set}-new hash:net family {fam} maxelem 65536 comment\n"
+        ));
         for m in policy.members(family) {
-            s.push_str(&m.to_string());
-            s.push('\n');
+            s.push_str(&format!("add {set}-new {m}\n"));
         }
         s.push_str("PALISADE_EOF\n}\n");
         s.push_str(&format!("rules_{v}() {{ cat <<'PALISADE_EOF'\n"));
@@ -178,11 +204,19 @@ mod tests {
         );
         assert!(text.ends_with("\n}\n"));
         assert!(
-            text.contains("members_v4() { cat <<'PALISADE_EOF'\n8.8.8.8\n127.0.0.1\n198.51.100.1\n"),
+            text.contains(
+                "fill_v4() { ipset restore <<'PALISADE_EOF'\n\
+                 create palisade4-new hash:net family inet maxelem 65536 comment\n\
+                 add palisade4-new 8.8.8.8\nadd palisade4-new 127.0.0.1\nadd palisade4-new 198.51.100.1\n"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("members_v6() { cat <<'PALISADE_EOF'\n::1\n2001:2::/48\nPALISADE_EOF\n"),
+            text.contains(
+                "fill_v6() { ipset restore <<'PALISADE_EOF'\n\
+                 create palisade6-new hash:net family inet6 maxelem 65536 comment\n\
+                 add palisade6-new ::1\nadd palisade6-new 2001:2::/48\nPALISADE_EOF\n"
+            ),
             "{text}"
         );
         assert!(text.contains("-A PALISADE -i docker0 -j ACCEPT\n"));
@@ -197,6 +231,15 @@ mod tests {
         assert_eq!(embedded, restore(&p));
         assert!(restore(&p).contains("mode=boot\nconfirm=0\npersist=0\n"));
         assert!(text.contains("mode=apply\nconfirm=60\npersist=1\n"));
+    }
+
+    #[test]
+    fn the_unit_is_enabled_by_the_link_its_install_section_names() {
+        assert_eq!(
+            unit_wants(),
+            "/etc/systemd/system/basic.target.wants/palisade.service"
+        );
+        assert!(UNIT.contains("\n[Install]\nWantedBy=basic.target\n"));
     }
 
     #[test]

@@ -20,9 +20,11 @@ for ipt in iptables ip6tables; do
     if [ "$ipt" = iptables ]; then table=$table4; else table=$table6; fi
     {
         echo '*filter'
-        for p in $(positions "$table" INPUT "$chain"); do echo "-D INPUT -j $chain"; done
+        positions "$table" INPUT "$chain"
+        for p in $pos; do echo "-D INPUT -j $chain"; done
         if has_chain "$table" DOCKER-USER; then
-            for p in $(positions "$table" DOCKER-USER "$dchain"); do echo "-D DOCKER-USER -j $dchain"; done
+            positions "$table" DOCKER-USER "$dchain"
+            for p in $pos; do echo "-D DOCKER-USER -j $dchain"; done
         fi
         for c in "$chain" "$dchain"; do
             if has_chain "$table" "$c"; then

@@ -2,8 +2,8 @@
 //! `exec` of a constant command with its script on stdin.
 //!
 //! Nothing from input is ever put on a remote command line: the command is
-//! `sh -s` or `sudo -n sh -s`, and the script arrives on stdin, so quoting
-//! cannot go wrong. A host's failure (refused, timeout, auth, host key, sudo,
+//! `sudo -n sh -s` (or the same with the node's own `$SSH_CONNECTION` as an
+//! argument), and the script arrives on stdin, so quoting cannot go wrong. A host's failure (refused, timeout, auth, host key, sudo,
 //! a failing script) is data in that host's outcome and never stops the
 //! others.
 
@@ -173,17 +173,21 @@ pub struct SshOptions {
 /// Who a remote step runs as. The command line is one of two constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Privilege {
-    /// The login user: `sh -s`.
-    User,
     /// Root through sudo, never prompting: `sudo -n sh -s`.
     Root,
+    /// Root as above, with the connection as the node sees it (the
+    /// controller's address after any NAT) as `$1`: the login shell expands
+    /// `SSH_CONNECTION` before sudo resets the environment, so one exec
+    /// both learns who we are and runs as root. The script must tell sudo's
+    /// own refusal (nothing on stdout) from its own failures.
+    RootSeeingOrigin,
 }
 
 impl Privilege {
     fn command(self) -> &'static str {
         match self {
-            Privilege::User => "sh -s",
             Privilege::Root => "sudo -n sh -s",
+            Privilege::RootSeeingOrigin => r#"exec sudo -n sh -s -- "$SSH_CONNECTION""#,
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::harness::{CONTROLLER4, Needs, Spec};
-use crate::{bin, host, json, lab, lab_tests, stderr};
+use crate::{bin, host, json, lab, lab_args, lab_tests, stderr};
 
 lab_tests![Needs::Plain =>
     every_node_answers_at_once,
@@ -16,6 +16,7 @@ lab_tests![Needs::Plain =>
     key_formats_pem_ecdsa_and_encrypted,
     with_no_key_the_ssh_agent_signs,
     a_step_that_hangs_or_dies_by_signal_fails_that_host_only,
+    plan_apply_and_verify_name_a_sudo_that_wants_a_password,
 ];
 
 fn spec(nodes: usize) -> Spec {
@@ -61,7 +62,8 @@ fn every_node_answers_at_once() {
     let windows: Vec<(f64, f64)> = (0..lab.nodes.len())
         .map(|i| {
             let steps = lab.steps(i);
-            assert_eq!(steps.len(), 2, "node {i} ran {steps:?}");
+            // One exec per node: the probe is a single step as root.
+            assert_eq!(steps.len(), 1, "node {i} ran {steps:?}");
             (steps[0].0, steps[steps.len() - 1].1)
         })
         .collect();
@@ -475,4 +477,33 @@ fn a_step_that_hangs_or_dies_by_signal_fails_that_host_only() {
     let report = json(&out);
     assert_eq!(host(&report, "node-00")["status"], "ok", "{report}");
     assert_eq!(host(&report, "node-01")["status"], "failed", "{report}");
+}
+
+/// The first step of plan, apply and verify is the probe and the read in one
+/// exec through `sudo -n`: a sudo that wants a password is still named as
+/// such, for that host alone, and nothing is changed there.
+fn plan_apply_and_verify_name_a_sudo_that_wants_a_password() {
+    let lab = lab!(Spec {
+        nodes: 2,
+        sudo_password: vec![1],
+        ..Spec::default()
+    });
+    let rules_before = lab.must(&lab.nodes[1].ns, &["iptables", "-w", "-S"]);
+    for cmd in ["plan", "apply", "verify"] {
+        let out = lab.palisade(bin(), &lab_args(cmd, true, true, &[]));
+        let report = json(&out);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {report} {}", stderr(&out));
+        let h = host(&report, &lab.nodes[1].name);
+        assert_eq!(h["status"], "failed", "{cmd}: {h}");
+        assert_eq!(
+            h["error"], "sudo -n needs a password for core on this host (give it NOPASSWD)",
+            "{cmd}: {h}"
+        );
+        let ok = host(&report, &lab.nodes[0].name);
+        assert_ne!(ok["status"], "failed", "{cmd}: {ok}");
+    }
+    assert_eq!(
+        lab.must(&lab.nodes[1].ns, &["iptables", "-w", "-S"]),
+        rules_before
+    );
 }

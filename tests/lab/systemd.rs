@@ -17,6 +17,7 @@ lab_tests![Needs::Systemd =>
     a_remove_that_fails_half_way_leaves_no_boot_restore,
     the_docker_user_guard_is_back_after_a_reboot,
     a_node_without_flock_is_told_so,
+    verify_and_systemctl_agree_on_whether_the_unit_is_enabled,
 ];
 
 /// `nodes` nodes, all booting systemd.
@@ -317,4 +318,35 @@ fn a_node_without_flock_is_told_so() {
     assert_eq!(error, "missing on the node: flock", "{report:#}");
     assert!(untouched(&lab, 0));
     assert_eq!(host(&report, "node-01")["status"], "changed");
+}
+
+/// The confirmation enables the unit by its [Install] link, without
+/// systemctl, and verify reads that link: systemd agrees with both, a unit
+/// disabled by systemctl is drift, and apply enables it again.
+fn verify_and_systemctl_agree_on_whether_the_unit_is_enabled() {
+    let mut lab = lab!(spec(1));
+    run(&lab, "apply", &[], 0);
+    assert_eq!(boot_files(&lab, 0), (true, true, true));
+    assert!(lab.node_has(0, "/etc/systemd/system/basic.target.wants/palisade.service"));
+
+    let out = lab.on_node(0, &["systemctl", "disable", "palisade.service"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(boot_files(&lab, 0), (true, true, false));
+    let report = run(&lab, "verify", &[], 3);
+    let h = host(&report, "node-00");
+    assert_eq!(h["status"], "drift", "{h}");
+    let kinds: Vec<&str> = h["changes"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["kind"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(kinds, ["unit-disabled"], "{h}");
+
+    let report = run(&lab, "apply", &[], 0);
+    assert_eq!(host(&report, "node-00")["status"], "changed", "{report:#}");
+    assert_eq!(boot_files(&lab, 0), (true, true, true));
+    assert_eq!(host(&run(&lab, "verify", &[], 0), "node-00")["status"], "ok");
+    // And the next boot runs it.
+    lab.reboot(0);
+    assert_eq!(systemctl(&lab, 0, "is-active", "palisade.service"), "active");
+    assert!(!outsider_reaches(&lab, 0), "the whitelist did not come back");
 }

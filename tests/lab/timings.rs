@@ -17,7 +17,6 @@ const FRESH_APPLY: &[&str] = &[
     "connect",
     "kex",
     "auth",
-    "probe",
     "observe",
     "apply",
     "fresh_connection",
@@ -82,15 +81,12 @@ fn apply_reports_every_hosts_phase_timings_in_the_log_and_in_json() {
     let out = lab.palisade(bin(), &lab_args("apply", true, true, &["-v"]));
     let report = json(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
-    check_timings(&report, &["connect", "kex", "auth", "probe", "observe", "total"]);
+    check_timings(&report, &["connect", "kex", "auth", "observe", "total"]);
 
     // Without -v, no timing lines; the JSON has them all the same.
     let out = lab.palisade(bin(), &lab_args("verify", true, true, &[]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    check_timings(
-        &json(&out),
-        &["connect", "kex", "auth", "probe", "observe", "total"],
-    );
+    check_timings(&json(&out), &["connect", "kex", "auth", "observe", "total"]);
     assert!(
         timing_lines(&stderr(&out), "node-00").is_empty(),
         "{}",
@@ -148,7 +144,6 @@ fn a_rolled_back_host_shows_the_wait_for_its_rollback() {
             "connect",
             "kex",
             "auth",
-            "probe",
             "observe",
             "apply",
             "fresh_connection",
