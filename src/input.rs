@@ -68,12 +68,39 @@ pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
         }
         return read_stream(stdin.lock(), cap, "standard input", "standard input");
     }
-    let meta = std::fs::metadata(path).map_err(ReadError::Io)?;
-    let kind = kind_of(&meta);
-    match kind {
+    // A device is refused before it is opened (opening some has effects);
+    // what is opened is checked again on the descriptor, so a file swapped
+    // for a FIFO in between cannot block. O_NONBLOCK: opening a FIFO nobody
+    // has opened for writing would otherwise block in open(2), before any
+    // timeout could run; reads of a regular file ignore it.
+    let kind = kind_of(&std::fs::metadata(path).map_err(ReadError::Io)?);
+    if !matches!(kind, Kind::File | Kind::Fifo) {
+        return Err(match kind {
+            Kind::Directory => ReadError::Directory,
+            Kind::Other(what) => ReadError::NotAFile(what),
+            Kind::File | Kind::Fifo => ReadError::NotAFile("special file"),
+        });
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(ReadError::Io)?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    match kind_of(&meta) {
         Kind::File if meta.len() > cap => Err(ReadError::TooLarge(cap)),
         Kind::File => {
-            let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+            // Blocking again, for file systems (FUSE) that would honour it.
+            use std::os::fd::AsRawFd;
+            let fd = file.as_raw_fd();
+            // SAFETY: fcntl on a descriptor this function owns.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                if flags >= 0 {
+                    libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+                }
+            }
             let mut bytes = Vec::with_capacity(meta.len() as usize);
             file.take(cap + 1)
                 .read_to_end(&mut bytes)
@@ -83,17 +110,7 @@ pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
             }
             Ok(bytes)
         }
-        Kind::Fifo => {
-            // O_NONBLOCK: opening a FIFO nobody has opened for writing would
-            // otherwise block in open(2), before any timeout could run.
-            use std::os::unix::fs::OpenOptionsExt;
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(path)
-                .map_err(ReadError::Io)?;
-            read_stream(file, cap, "the pipe", &path.display().to_string())
-        }
+        Kind::Fifo => read_stream(file, cap, "the pipe", &path.display().to_string()),
         Kind::Directory => Err(ReadError::Directory),
         Kind::Other(what) => Err(ReadError::NotAFile(what)),
     }
