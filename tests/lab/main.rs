@@ -9,6 +9,7 @@
 //! A lab test is a private `fn` listed in its module's `lab_tests!`; one left
 //! out of the list is dead code, which clippy's `-D warnings` refuses.
 
+mod agree;
 mod dcos;
 mod firewall;
 mod harness;
@@ -98,6 +99,7 @@ fn main() -> ExitCode {
     let args = Arguments::from_args();
     let ci = std::env::var("CI").as_deref() == Ok("true");
     let lab_tests = [
+        agree::TESTS,
         dcos::TESTS,
         firewall::TESTS,
         limit::TESTS,
