@@ -262,7 +262,7 @@ impl Settings {
             };
             bail!(
                 "{from}: {:?} is not a user name (1 to 64 letters, digits, '.', '_', '-' or '@')",
-                crate::input::shorten(&user, 40)
+                crate::text::shorten(&user, 40)
             );
         }
         let mut allow = config.whitelist.allow;

@@ -14,6 +14,8 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::text::shorten;
+
 /// The most palisade reads of a Terraform document: far above any real
 /// state (a 1,000-node state is a few MB), far below what hurts a laptop
 /// once parsed (see [`MAX_JSON_VALUES`]).
@@ -46,7 +48,7 @@ pub enum ReadError {
     Directory,
     #[error("is a {0}, not a file: palisade reads regular files, pipes and standard input (-)")]
     NotAFile(&'static str),
-    #[error("is larger than {} MiB, the most palisade reads", .0 >> 20)]
+    #[error("is larger than {}, the most palisade reads", Size(*.0))]
     TooLarge(u64),
     #[error(
         "standard input is a terminal: pipe the file in (e.g. terraform state pull | palisade inventory --state -)"
@@ -342,14 +344,6 @@ fn is_toml_key(text: &str) -> bool {
         })
 }
 
-/// `text` cut to `max` characters, marked with `…` when cut.
-pub fn shorten(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
-}
-
 /// Parses JSON like `serde_json::from_str::<Value>`, but refuses an object
 /// that holds a key twice: serde_json keeps the last one, so a second
 /// `"access_public_ipv4"` could hide the first from every check.
@@ -479,7 +473,7 @@ impl<'de> serde::de::Visitor<'de> for Strict<'_> {
 }
 
 /// A size for messages: whole MiB or KiB.
-pub struct Size(pub u64);
+struct Size(u64);
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -381,10 +381,7 @@ pub(super) fn escape(text: &str) -> String {
 /// A value from the file cut to 64 characters for a message (which prints
 /// it with `{:?}`, escaped).
 pub(super) fn shorten(text: &str) -> String {
-    match text.char_indices().nth(64) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
+    crate::text::shorten(text, 64)
 }
 
 #[cfg(test)]

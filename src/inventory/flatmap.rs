@@ -23,17 +23,9 @@ pub(super) const MAX_DEPTH: usize = 128;
 /// [`MAX_DEPTH`], shortened for messages.
 pub(super) fn unflatten(flat: &Map<String, Value>) -> Result<Map<String, Value>, String> {
     if let Some(key) = flat.keys().find(|k| k.split('.').nth(MAX_DEPTH).is_some()) {
-        return Err(shorten(key));
+        return Err(crate::text::shorten(key, 64));
     }
     Ok(build(flat.iter().map(|(k, v)| (k.as_str(), v)).collect()))
-}
-
-/// A key's first 64 characters, marked when cut.
-fn shorten(key: &str) -> String {
-    match key.char_indices().nth(64) {
-        Some((at, _)) => format!("{}…", &key[..at]),
-        None => key.to_owned(),
-    }
 }
 
 fn build(entries: Vec<(&str, &Value)>) -> Map<String, Value> {

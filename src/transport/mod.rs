@@ -73,7 +73,7 @@ impl FromStr for Jump {
     /// `user@host`, `user@host:port`, `user@[IPv6]:port`, `user@IPv6`; the
     /// host is an IP address or a DNS name.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let shown = crate::input::shorten(s, 80);
+        let shown = crate::text::shorten(s, 80);
         let bad = |why: &str| format!("{shown:?} is not user@host[:port]: {why}");
         let (user, rest) = s.split_once('@').ok_or_else(|| bad("no user@"))?;
         if user.is_empty()

@@ -57,15 +57,7 @@ impl Output {
 /// The end of what a failed step printed, for its error: the last lines
 /// say why, and a node that prints a megabyte must not fill the report.
 fn last_words(stderr: &str) -> String {
-    tail(stderr.trim(), 2000)
-}
-
-/// The last `keep` characters of `text`, marked with `…` when cut.
-fn tail(text: &str, keep: usize) -> String {
-    match text.char_indices().rev().nth(keep) {
-        Some((at, _)) => format!("…{}", &text[at..]),
-        None => text.to_owned(),
-    }
+    crate::text::tail(stderr.trim(), 2000)
 }
 
 /// The most one step may print: far above what palisade's scripts print
@@ -215,7 +207,7 @@ impl Session {
                 let phase = r.current;
                 r.log.push(StepLog {
                     phase,
-                    stderr: tail(&stderr, 16 * 1024),
+                    stderr: crate::text::tail(&stderr, 16 * 1024),
                 })
             });
         }
