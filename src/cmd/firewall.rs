@@ -111,10 +111,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         .filter(|h| h.status != Status::Deposed)
         .map(|h| Attempt {
             name: h.name.clone(),
-            failed: matches!(
-                h.status,
-                Status::Failed | Status::Unreachable | Status::RolledBack | Status::Refused
-            ),
+            failed: h.status.failed(),
         })
         .collect();
     super::retry::record(settings, verb, &ran);

@@ -72,6 +72,15 @@ impl Status {
         }
     }
 
+    /// The host did not end as it should: the run exits 2, and the host
+    /// goes into the retry file.
+    pub fn failed(self) -> bool {
+        matches!(
+            self,
+            Status::Failed | Status::Unreachable | Status::RolledBack | Status::Refused
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
@@ -193,15 +202,7 @@ impl Report {
     /// remove wants.
     pub fn verdict(&self) -> Verdict {
         let any = |s: Status| self.hosts.iter().any(|h| h.status == s);
-        if [
-            Status::Failed,
-            Status::Unreachable,
-            Status::RolledBack,
-            Status::Refused,
-        ]
-        .into_iter()
-        .any(any)
-        {
+        if self.hosts.iter().any(|h| h.status.failed()) {
             Verdict::HostsFailed
         } else if any(Status::Drift) || (self.command == Command::Verify && any(Status::Absent)) {
             Verdict::Drift
