@@ -73,9 +73,10 @@ pub enum Change {
     /// an older whitelist at the next boot.
     PersistUnwanted,
     /// An earlier apply was interrupted before it confirmed: the node rolls
-    /// back by itself at `at`.
+    /// it back by itself.
     Unconfirmed {
-        at: String,
+        /// Seconds left before it does.
+        within: u64,
     },
 }
 
@@ -149,8 +150,8 @@ pub fn diff(policy: &Policy, observed: &Observed) -> Vec<Change> {
     } else if observed.restore_digest.is_some() || observed.unit_digest.is_some() {
         out.push(Change::PersistUnwanted);
     }
-    if let Some(at) = &observed.pending_rollback {
-        out.push(Change::Unconfirmed { at: at.clone() });
+    if let Some(within) = observed.pending_rollback {
+        out.push(Change::Unconfirmed { within });
     }
     if let (Some(applied), Some(now)) = (observed.applied_backend, observed.backend)
         && applied != now

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod diff;
+pub mod engine;
 pub mod input;
 pub mod inventory;
 pub mod limit;

@@ -9,10 +9,10 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use super::converge::{self, Job, Mode, Phase, Phases};
 use super::retry::Attempt;
 use crate::config::Settings;
 use crate::diff::Change;
+use crate::engine::{self, Job, Mode, Phase, Phases};
 use crate::inventory::{self, Host, Inventory, Lifecycle, Role};
 use crate::policy::{self, Policy};
 use crate::report::Verdict;
@@ -62,7 +62,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     });
     let work = transport::fan_out(&hosts, opts, &progress, {
         let job = job.clone();
-        move |session, host| converge::run(session, host, job.clone())
+        move |session, host| engine::run(session, host, job.clone())
     });
     let worked_on = hosts.len();
     let mut outcomes = tokio::select! {

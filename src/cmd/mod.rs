@@ -1,7 +1,6 @@
 //! One file per command: each turns settings into a run of the stages and a
 //! [`Verdict`]. Nothing here parses flags; nothing below here prints.
 
-mod converge;
 mod docs;
 mod firewall;
 mod inventory;
@@ -13,9 +12,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use self::converge::Mode;
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
+use crate::engine::Mode;
 use crate::inventory::{Host, Inventory};
 use crate::report::{self, Verdict};
 use crate::transport::{Credentials, KnownHosts, SshOptions};

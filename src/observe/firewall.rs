@@ -15,7 +15,12 @@ use crate::policy::{Family, Policy};
 use crate::render;
 use crate::transport::Script;
 
-const READ: &str = r#"set -u
+/// `observe [SSH_CONNECTION]`: prints the node's state in sections, ending
+/// with `==> end`, and leaves the tables and sets it read in `table_v4`,
+/// `table_v6`, `save_v4` and `save_v6` for a change to start from (see
+/// `read_node`): four processes, and one `sha256sum` when there are boot
+/// files.
+pub(crate) const OBSERVE: &str = r#"observe() {
 section() { printf '==> %s\n' "$1"; }
 # The first words, before anything can fail: a failure with nothing on
 # stdout is sudo's refusal (see probe::as_root). $1 is SSH_CONNECTION when the
@@ -23,16 +28,17 @@ section() { printf '==> %s\n' "$1"; }
 section origin
 printf '%s\n' "${1-}"
 section missing-tools
-for tool in ipset iptables ip6tables iptables-restore ip6tables-restore flock; do
+for tool in ipset iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore flock; do
     command -v "$tool" >/dev/null 2>&1 || echo "$tool"
 done
+read_node
 section backend
-iptables -V 2>/dev/null
+backend_of "$table_v4"
+if [ -n "$backend" ]; then echo "$backend"; fi
 for v in v4 v6; do
-    if [ "$v" = v4 ]; then ipt=iptables set=$set4; else ipt=ip6tables set=$set6; fi
+    if [ "$v" = v4 ]; then table=$table_v4 save=$save_v4; else table=$table_v6 save=$save_v6; fi
     section "set-$v"
-    ipset save "$set" 2>/dev/null
-    table=$("$ipt" -w 20 -S 2>/dev/null)
+    if [ -n "$save" ]; then printf '%s\n' "$save"; fi
     for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain"; do
         section "${c%%:*}-$v"
         if has_chain "$table" "${c#*:}"; then
@@ -46,30 +52,41 @@ done
 # confirmed. Verify reports the pending change itself as unconfirmed.
 snap=/run/palisade/rollback
 pending=no
-if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ] && [ -f "$snap/boot/plan" ]; then
-    fetch pending "$snap/boot/plan"
+if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ] && [ -f "$snap/boot-plan" ]; then
+    fetch pending "$snap/boot-plan"
 fi
 dir=${restore_path%/*}
-restore=$restore_path backend=$dir/backend unit=$unit_path
+restore=$restore_path backend_file=$dir/backend unit=$unit_path
 case $pending in
-    install) restore=$snap/boot/restore.sh backend=$snap/boot/backend unit=$snap/boot/unit ;;
-    remove) restore=/nonexistent backend=/nonexistent unit=/nonexistent ;;
+    install)
+        restore=$dir/restore.sh.new backend_file=$dir/backend.new
+        if [ -f "$unit_path.new" ]; then unit=$unit_path.new; fi
+        ;;
+    remove) restore=/nonexistent backend_file=/nonexistent unit=/nonexistent ;;
 esac
-# digest FILE: its sha256, alone on a line (sha256sum's first word).
-digest() {
-    if [ -f "$1" ]; then
-        set -- $(sha256sum "$1")
-        echo "${1-}"
-    fi
-}
+# Both digests from one sha256sum, each alone on a line.
+restore_sum='' unit_sum=''
+files=''
+for f in "$restore" "$unit"; do
+    if [ -f "$f" ]; then files="$files $f"; fi
+done
+if [ -n "$files" ]; then
+    sums=$(sha256sum $files 2>/dev/null) || sums=''
+    while read -r sum name; do
+        if [ "$name" = "$restore" ]; then restore_sum=$sum; fi
+        if [ "$name" = "$unit" ]; then unit_sum=$sum; fi
+    done <<PALISADE_SUMS
+$sums
+PALISADE_SUMS
+fi
 section restore
-digest "$restore"
+if [ -n "$restore_sum" ]; then echo "$restore_sum"; fi
 section backend-file
-if [ -f "$backend" ]; then fetch applied "$backend" && echo "$applied"; fi
+if [ -f "$backend_file" ]; then fetch applied "$backend_file" && echo "$applied"; fi
 section systemd
 if [ -d /run/systemd/system ]; then echo yes; else echo no; fi
 section unit
-digest "$unit"
+if [ -n "$unit_sum" ]; then echo "$unit_sum"; fi
 # Enabled, as `systemctl is-enabled` says it: the [Install] link to the unit
 # is there (the confirmation makes it by hand, as install_boot says).
 section unit-enabled
@@ -87,13 +104,18 @@ done </proc/net/route 2>/dev/null
 while read -r dst len rest; do
     if [ "$dst" = 00000000000000000000000000000000 ] && [ "$len" = 00 ]; then echo "${rest##* }"; fi
 done </proc/net/ipv6_route 2>/dev/null
+# An earlier change waiting for its confirmation, and how many seconds it
+# has left before it rolls back by itself.
 section rollback
 if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ]; then
-    fetch deadline "$snap/deadline"
-    printf 'armed %s\n' "$deadline"
+    fetch due "$snap/deadline-uptime"
+    uptime
+    left=$((${due:-0} - now))
+    if [ "$left" -lt 0 ]; then left=0; fi
+    printf 'armed %s\n' "$left"
 fi
 section end
-exit 0
+}
 "#;
 
 /// The read-only script for this policy's names. Run as
@@ -101,22 +123,11 @@ exit 0
 /// where the controller connects from ([`controller_address`]): the probe
 /// and the read are one exec.
 pub fn script(policy: &Policy) -> Script {
-    Script::rendered(text(policy, ""))
-}
-
-/// Keeps the change (installing its boot files), then reads the node: one
-/// step where two would do.
-pub fn confirm_and_read(policy: &Policy) -> Script {
-    Script::rendered(text(policy, render::CONFIRM))
-}
-
-/// The names, the shell library, `first` (another step's body) and the read.
-fn text(policy: &Policy, first: &str) -> String {
     let mut s = render::names(policy);
     s.push_str(render::LIB);
-    s.push_str(first);
-    s.push_str(READ);
-    s
+    s.push_str(OBSERVE);
+    s.push_str("observe \"${1-}\"\n");
+    Script::rendered(s)
 }
 
 /// One ipset set as `ipset save` shows it.
@@ -154,7 +165,8 @@ pub struct Observed {
     pub unit_digest: Option<String>,
     pub unit_enabled: bool,
     /// An earlier change that was never confirmed, and when it rolls back.
-    pub pending_rollback: Option<String>,
+    /// How many seconds it has left, by the node's clock.
+    pub pending_rollback: Option<u64>,
     /// The interfaces the node's default routes use (never `lo`).
     pub uplinks: Vec<String>,
 }
@@ -169,13 +181,40 @@ impl Observed {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unexpected output from the read step: {0}")]
+#[error("unexpected output from the node: {0}")]
 pub struct ParseError(String);
 
-/// Parses the read script's output. Strict about structure (a truncated
-/// output is an error, not an empty node), lenient about lines it does not
-/// need.
-pub fn parse(text: &str) -> Result<Observed, ParseError> {
+impl ParseError {
+    pub(crate) fn new(why: &str) -> ParseError {
+        ParseError(why.to_owned())
+    }
+}
+
+/// `before` with its chains as `text` (sections `chain-v4`, `input-v4`, …,
+/// ending with `==> end`) shows them.
+pub fn with_chains(before: &Observed, text: &str) -> Result<Observed, ParseError> {
+    let sections = sections(text)?;
+    let get = |name: &str| -> &[&str] {
+        sections
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&[][..], |(_, lines)| lines.as_slice())
+    };
+    let mut after = before.clone();
+    for (v, facts) in [("v4", &mut after.v4), ("v6", &mut after.v6)] {
+        if !sections.iter().any(|(n, _)| *n == format!("input-{v}")) {
+            return Err(ParseError(format!("no input-{v} section")));
+        }
+        facts.chain = parse_chain(get(&format!("chain-{v}")));
+        facts.input = parse_chain(get(&format!("input-{v}"))).unwrap_or_default();
+        facts.docker_user = parse_chain(get(&format!("docker-user-{v}")));
+        facts.docker_chain = parse_chain(get(&format!("docker-chain-{v}")));
+    }
+    Ok(after)
+}
+
+/// The `==> NAME` sections of a reply, which must end with `==> end`.
+fn sections(text: &str) -> Result<Vec<(&str, Vec<&str>)>, ParseError> {
     let mut sections: Vec<(&str, Vec<&str>)> = Vec::new();
     for line in text.lines() {
         if let Some(name) = line.strip_prefix("==> ") {
@@ -187,6 +226,14 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
     if sections.last().map(|(n, _)| *n) != Some("end") {
         return Err(ParseError("it stopped before the end".into()));
     }
+    Ok(sections)
+}
+
+/// Parses the read script's output. Strict about structure (a truncated
+/// output is an error, not an empty node), lenient about lines it does not
+/// need.
+pub fn parse(text: &str) -> Result<Observed, ParseError> {
+    let sections = sections(text)?;
     let get = |name: &str| -> &[&str] {
         sections
             .iter()
@@ -223,8 +270,10 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
         systemd: first("systemd").as_deref() == Some("yes"),
         unit_digest: first("unit"),
         unit_enabled: first("unit-enabled").as_deref() == Some("enabled"),
-        pending_rollback: first("rollback")
-            .and_then(|l| l.strip_prefix("armed").map(|d| d.trim().to_owned())),
+        pending_rollback: first("rollback").and_then(|l| {
+            l.strip_prefix("armed")
+                .map(|left| left.trim().parse::<u64>().unwrap_or(0))
+        }),
         uplinks: {
             let mut up: Vec<String> = get("uplinks")
                 .iter()

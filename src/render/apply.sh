@@ -1,69 +1,42 @@
-# palisade apply: atomic, idempotent, and rolled back unless confirmed.
+# palisade change: atomic, idempotent, and rolled back unless confirmed.
+# `change` makes it, from the tables and sets read_node (or observe) left in
+# table_v4, table_v6, save_v4 and save_v6, with the node lock held.
 #
-# Prepare (no effect on traffic): create the live sets if missing, fill
-# SET-new aside, write the rules file (our chain, the jump at INPUT 1, the
-# DOCKER-USER guard) and check it with iptables-restore --test.
+# Prepare (no effect on traffic): check that the sets and chains it would
+# replace are palisade's, and write the rules (our chain, the jump at INPUT 1,
+# the DOCKER-USER guard) and their undo, with builtins.
 # Arm (apply mode): a rollback that puts today's state back after $confirm
-# seconds, by systemd-run or a detached sleeper; the controller disarms it
+# seconds, by systemd-run or a detached sleeper; the controller confirms
 # once a new connection from it still gets through.
-# Commit: swap the sets, replace our chains with iptables-restore --noflush
-# (every other rule stays). Each commit step first records its undo in the
-# rollback's steps; if a later step fails, the rollback runs at once, so a
-# node ends either in its old state or in the new one.
-# Stage: the boot files this change wants go to the snapshot in /run, never
-# to disk: the confirmation installs them (install_boot), so a node that
-# crashes before it boots into the old state.
-umask 077
-# A dropped SSH connection must not stop this script half-way: it finishes,
-# and the armed rollback undoes it unless the controller confirms.
-trap '' HUP PIPE
-[ -d /run/palisade ] || mkdir -p /run/palisade
-if [ "$mode" = apply ]; then
-    lock_node
-    settle
-    snap=/run/palisade/rollback
-    if [ -d "$snap" ]; then
-        if [ -e "$snap/rolled-back" ] || [ ! -e "$snap/armed" ]; then
-            rm -rf "$snap"
-        else
-            echo "palisade: an earlier change on this node is not confirmed and rolls back by itself at $(cat "$snap/deadline" 2>/dev/null); try again after that" >&2
-            exit 4
-        fi
-    fi
-    mkdir "$snap"
-else
-    # At boot, after a manual `systemctl restart palisade` too: one at a time.
-    lock_node 60
-    snap=$(mktemp -d /run/palisade/boot.XXXXXX)
-fi
-: >"$snap/steps"
-created=''
-# The rollback acts for this change alone: its trigger passes this id, and
-# a stale trigger of an earlier change (whose rollback.sh, at the same path,
-# is now this one) passes another and does nothing.
-id="$$-$(date +%s)"
-echo "$id" >"$snap/id"
+# Commit: one `ipset restore` makes, fills and swaps both sets; one
+# `iptables-restore --noflush` per family replaces our chains (every other
+# rule stays; each is all-or-nothing for its table). Each commit step first
+# records its undo for the rollback; if a later step fails, the rollback
+# runs at once, so a node ends either in its old state or in the new one.
+# Stage: the boot files this change wants are written beside the live ones
+# (NAME.new), where nothing reads them at boot; the confirmation renames
+# them in place (install_boot), so a node that crashes before it boots into
+# the old state.
 
-# step CMD...: record the undo of the commit step about to run, first in
-# the list (kept in $steps too, so no `cat` reads it back), replacing the
-# file by a rename: the rollback never reads half a list.
-steps=''
+# step N CMD...: record the undo of commit step N, which is about to run, in
+# a file of its own, written by one write(2) before the step starts: the
+# rollback undoes every recorded step, the last first.
 step() {
-    if [ -d "$snap/claim" ]; then
+    if [ -e "$snap/claim" ]; then
         echo "palisade: the rollback started before the change finished" >&2
         exit 5
     fi
-    steps="$*$nl$steps"
-    printf '%s' "$steps" >"$snap/steps.tmp"
-    mv -f "$snap/steps.tmp" "$snap/steps"
+    n=$1
+    shift
+    printf '%s\n' "$*" >"$snap/step.$n"
 }
 
 # rollback.sh ID [--locked OWNER [resume]]: takes the node lock (waiting for
 # a commit in progress to end; after 10 minutes it goes ahead regardless: a
 # stuck step must not keep the operator locked out), then the claim, which
-# confirm races it for, and undoes every recorded step, retrying once what
-# failed. With --locked its caller holds the lock; with resume it takes over
-# a claim whose owner died.
+# confirm races it for, and undoes every recorded step, the last first,
+# retrying once what failed. With --locked its caller holds the lock; with
+# resume it takes over a claim whose owner died.
 write_rollback() {
     {
         echo '#!/bin/sh'
@@ -77,47 +50,54 @@ write_rollback() {
         echo '    exec 9>/run/palisade/lock'
         echo '    flock -w 600 9 || echo "palisade rollback: the node lock is still taken after 600s; rolling back anyway" >&2'
         echo 'fi'
-        echo "[ \"\$(cat '$snap/id' 2>/dev/null)\" = '$id' ] || exit 0"
+        echo "[ -f '$snap/id' ] && read -r now_id <'$snap/id' && [ \"\$now_id\" = '$id' ] || exit 0"
         echo "[ ! -e '$snap/rolled-back' ] || exit 0"
-        echo "mkdir '$snap/claim' 2>/dev/null || [ \"\${4-}\" = resume ] || exit 0"
-        echo "echo \"\$owner\" >'$snap/claim/by'"
-        echo 'undo() { bad=0; while IFS= read -r line; do eval "$line" </dev/null || bad=1; done <'"'$snap/steps'"'; }'
+        echo "if [ \"\${4-}\" != resume ]; then"
+        echo "    set -C"
+        echo "    { echo \"\$owner\" >'$snap/claim'; } 2>/dev/null || exit 0"
+        echo "    set +C"
+        echo "fi"
+        echo "undo() {"
+        echo "    bad=0"
+        echo "    for n in 3 2 1; do"
+        echo "        [ -f '$snap/step.'\$n ] || continue"
+        echo "        IFS= read -r line <'$snap/step.'\$n || continue"
+        echo "        eval \"\$line\" </dev/null || bad=1"
+        echo "    done"
+        echo "}"
         echo 'undo'
         echo 'if [ "$bad" = 1 ]; then sleep 2; undo; fi'
         echo "ipset destroy '$set4-old' 2>/dev/null; ipset destroy '$set6-old' 2>/dev/null"
+        echo "rm -f '${restore_path%/*}/restore.sh.new' '${restore_path%/*}/backend.new' '$unit_path.new'"
         echo "if [ \"\$bad\" = 1 ]; then : >'$snap/rollback-failed'; echo 'palisade rollback: some steps failed twice' >&2; fi"
         echo ": >'$snap/rolled-back'"
         echo 'exit "$bad"'
     } >"$snap/rollback.sh"
 }
 
+# A step failed: put the previous state back at once, unless a rollback
+# that could not wait for the lock owns the snapshot now, and drop the
+# temporary sets.
 finish() {
     rc=$?
     set +e
     trap '' HUP PIPE INT TERM
     trap - EXIT
     if [ "$rc" -ne 0 ]; then
-        if [ -s "$snap/steps" ]; then
+        if [ -e "$snap/step.1" ]; then
             echo "palisade: a step failed (exit $rc); putting the previous state back" >&2
         fi
         sh "$snap/rollback.sh" "$id" --locked "$mode-failed" || echo "palisade: could not put everything back" >&2
-        # Unless a rollback that could not wait for the lock owns it now.
-        fetch by "$snap/claim/by"
+        fetch by "$snap/claim"
         if [ "$by" = "$mode-failed" ]; then
             disarm "$snap"
-            for s in $created; do ipset destroy "$s" 2>/dev/null; done
             rm -rf "$snap"
         fi
-    elif [ ! -e "$snap/armed" ]; then
-        rm -rf "$snap"
+        ipset destroy "$set4-new" 2>/dev/null
+        ipset destroy "$set6-new" 2>/dev/null
     fi
-    ipset destroy "$set4-new" 2>/dev/null
-    ipset destroy "$set6-new" 2>/dev/null
     exit "$rc"
 }
-write_rollback
-trap finish EXIT
-trap 'exit 130' INT TERM
 
 # jump_fix TABLE PARENT TARGET: restore lines leaving one jump, at the top.
 jump_fix() {
@@ -152,27 +132,32 @@ docker_installed() {
     command -v dockerd >/dev/null 2>&1
 }
 
+# prepare V FAM SET TABLE SAVE: check what is there, and write the family's
+# rules and their undo to SNAP/rules.V and SNAP/undo.V, and the set's lines
+# for the one `ipset restore` to $sets.
 prepare() {
-    v=$1 ipt=$2 fam=$3 set=$4
-    table=$("$ipt" -w 20 -S)
-    header=$(ipset list -t "$set" 2>/dev/null || true)
-    check_owned "$set" "$table" "$header"
-    if [ -n "$header" ]; then
-        case $header in
-            *"Type: hash:net"*"Header: family $fam "*) ;;
+    v=$1 fam=$2 set=$3 table=$4 save=$5
+    check_owned "$set" "$table" "$save"
+    if [ -n "$save" ]; then
+        case ${save%%"$nl"*} in
+            "create $set hash:net family $fam "*) ;;
             *)
                 echo "palisade: set $set exists but is not hash:net family $fam; remove it first" >&2
                 exit 3
                 ;;
         esac
-        ipset save "$set" >"$snap/set.$v"
+        printf '%s\n' "$save" >"$snap/set.$v"
+        undo_sets="$undo_sets{ ipset destroy '$set-old' 2>/dev/null; sed -e 's/^create $set /create $set-old /' -e 's/^add $set /add $set-old /' '$snap/set.$v' | ipset restore && ipset swap '$set-old' '$set'; } || u=1; "
     else
-        ipset create "$set" hash:net family "$fam" maxelem 65536 comment
-        created="$created $set"
+        sets="${sets}create $set hash:net family $fam maxelem 65536 comment$nl"
+        undo_sets="$undo_sets{ ipset destroy '$set' 2>/dev/null || ! ipset list -n '$set' >/dev/null 2>&1; } || u=1; "
     fi
-    ipset destroy "$set-new" 2>/dev/null || true
-    # SET-new made and filled by one ipset process.
-    "fill_$v"
+    # SET-new, made (a stale one from a killed run is emptied), filled,
+    # swapped in and dropped, by the same `ipset restore`.
+    sets="${sets}create $set-new hash:net family $fam maxelem 65536 comment$nl"
+    if [ "$v" = v4 ]; then members=$members_v4; else members=$members_v6; fi
+    sets="${sets}flush $set-new$nl$members"
+    sets="${sets}swap $set-new $set${nl}destroy $set-new$nl"
 
     docker=none
     make_docker_user=0
@@ -192,13 +177,15 @@ prepare() {
     {
         echo '*filter'
         echo ":$chain - [0:0]"
-        "rules_$v"
+        if [ "$v" = v4 ]; then rules=$rules_v4; else rules=$rules_v6; fi
+        printf '%s' "$rules"
         jump_fix "$table" INPUT "$chain"
         case $docker in
             guard)
                 if [ "$make_docker_user" = 1 ]; then echo ':DOCKER-USER - [0:0]'; fi
                 echo ":$dchain - [0:0]"
-                "docker_rules_$v"
+                if [ "$v" = v4 ]; then rules=$docker_rules_v4; else rules=$docker_rules_v6; fi
+                printf '%s' "$rules"
                 jump_fix "$table" DOCKER-USER "$dchain"
                 ;;
             drop)
@@ -227,77 +214,106 @@ prepare() {
         if [ "$make_docker_user" = 1 ]; then echo '-F DOCKER-USER' && echo '-X DOCKER-USER'; fi
         echo COMMIT
     } >"$snap/undo.$v"
-
-    "$ipt-restore" -w 20 --noflush --test <"$snap/rules.$v"
 }
 
-# set_back V SET: sets back to the undo of swapping SET.
-set_back() {
-    if [ -f "$snap/set.$1" ]; then
-        back="ipset destroy '$2-old' 2>/dev/null; sed -e 's/^create $2 /create $2-old /' -e 's/^add $2 /add $2-old /' '$snap/set.$1' | ipset restore && ipset swap '$2-old' '$2'"
-    else
-        back="ipset destroy '$2'"
-    fi
-}
-
-prepare v4 iptables inet "$set4"
-prepare v6 ip6tables inet6 "$set6"
-
-if [ "$mode" = apply ] && [ "$confirm" -gt 0 ]; then
-    # Armed before the first change: from here on, the node goes back by
-    # itself unless the controller confirms in time.
-    now=$(date +%s)
-    echo "$((now + confirm))" >"$snap/deadline-epoch"
-    date -d "@$((now + confirm))" '+%Y-%m-%dT%H:%M:%S%z' >"$snap/deadline" 2>/dev/null ||
-        echo "in ${confirm}s" >"$snap/deadline"
-    # `armed` is written before the trigger starts: a trigger never runs
-    # for a snapshot that does not say how to disarm it.
-    if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
-        unit="palisade-rollback-$id"
-        echo "systemd $unit" >"$snap/armed"
-        systemd-run --quiet --unit="$unit" --on-active="${confirm}s" \
-            --timer-property=AccuracySec=100ms /bin/sh "$snap/rollback.sh" "$id"
-    else
-        echo setsid >"$snap/armed"
-        # setsid does not fork here (a background job is no group leader):
-        # $! is the new process group.
-        setsid sh -c 'sleep "$2"; exec sh "$1/rollback.sh" "$3"' palisade-rollback "$snap" "$confirm" "$id" \
-            </dev/null >/dev/null 2>&1 9>&- &
-        echo "$!" >"$snap/pid"
-    fi
-fi
-
-set_back v4 "$set4"
-step "$back"
-ipset swap "$set4-new" "$set4"
-set_back v6 "$set6"
-step "$back"
-ipset swap "$set6-new" "$set6"
-step "iptables-restore -w 20 --noflush <'$snap/undo.v4'"
-iptables-restore -w 20 --noflush <"$snap/rules.v4"
-step "ip6tables-restore -w 20 --noflush <'$snap/undo.v6'"
-ip6tables-restore -w 20 --noflush <"$snap/rules.v6"
-
-if [ "$mode" = apply ]; then
-    mkdir "$snap/boot"
+# stage: write the boot files this change wants beside the live ones, and
+# say in SNAP/boot-plan what the confirmation does with them.
+stage() {
+    persisted=''
     if [ "$persist" = 1 ]; then
-        restore_script >"$snap/boot/restore.sh"
-        iptables -V >"$snap/boot/backend"
+        dir=${restore_path%/*}
+        [ -d "$dir" ] || mkdir -p "$dir"
+        printf '%s' "$restore_text" >"$dir/restore.sh.new"
+        backend_of "$table_v4"
+        printf '%s\n' "$backend" >"$dir/backend.new"
         if [ -d /run/systemd/system ]; then
-            unit_file >"$snap/boot/unit"
-            echo 'persist=systemd' || true
+            [ -d "${unit_wants%/*}" ] || mkdir -p "${unit_wants%/*}"
+            umask 022
+            printf '%s' "$unit_text" >"$unit_path.new"
+            umask 077
+            persisted=systemd
         else
-            echo 'persist=files' || true
+            persisted=files
         fi
-        echo install >"$snap/boot/plan"
+        echo install >"$snap/boot-plan"
     else
         # No persistence wanted: boot files from an earlier run would restore
         # an older whitelist at the next boot; the confirmation takes them away.
-        echo remove >"$snap/boot/plan"
+        echo remove >"$snap/boot-plan"
     fi
-fi
-if [ -e "$snap/armed" ]; then
-    fetch armed "$snap/armed"
-    echo "armed=$armed" || true
-fi
-echo 'palisade: applied' || true
+}
+
+# change: the whole change, from the tables read before. Exits non-zero,
+# with the node as it was, when any step fails.
+change() {
+    umask 077
+    # A dropped SSH connection must not stop the change half-way: it
+    # finishes, and the armed rollback undoes it unless the controller
+    # confirms.
+    trap '' HUP PIPE
+    snap=/run/palisade/rollback
+    if [ "$mode" = apply ]; then
+        if [ -d "$snap" ]; then
+            if [ -e "$snap/rolled-back" ] || [ ! -e "$snap/armed" ]; then
+                rm -rf "$snap"
+            else
+                echo "palisade: an earlier change on this node is not confirmed and rolls back by itself; try again after that" >&2
+                exit 4
+            fi
+        fi
+        mkdir -p "$snap"
+    else
+        [ -d /run/palisade ] || mkdir -p /run/palisade
+        snap=$(mktemp -d /run/palisade/boot.XXXXXX)
+    fi
+    # The rollback acts for this change alone: its trigger passes this id,
+    # and a stale trigger of an earlier change (whose rollback.sh, at the
+    # same path, is now this one) passes another and does nothing.
+    uptime
+    id="$$-$now"
+    echo "$id" >"$snap/id"
+    sets='' undo_sets=''
+    write_rollback
+    trap finish EXIT
+    trap 'exit 130' INT TERM
+
+    prepare v4 inet "$set4" "$table_v4" "$save_v4"
+    prepare v6 inet6 "$set6" "$table_v6" "$save_v6"
+    if [ "$mode" = apply ]; then stage; fi
+
+    if [ "$mode" = apply ] && [ "$confirm" -gt 0 ]; then
+        # Armed before the first change: from here on, the node goes back by
+        # itself unless the controller confirms in time. The deadline counts
+        # on the clock of /proc/uptime.
+        echo "$((now + confirm))" >"$snap/deadline-uptime"
+        # `armed` is written before the trigger starts: a trigger never runs
+        # for a snapshot that does not say how to disarm it.
+        if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+            unit="palisade-rollback-$id"
+            echo "systemd $unit" >"$snap/armed"
+            systemd-run --quiet --unit="$unit" --on-active="${confirm}s" \
+                --timer-property=AccuracySec=100ms /bin/sh "$snap/rollback.sh" "$id"
+        else
+            echo setsid >"$snap/armed"
+            # setsid does not fork here (a background job is no group
+            # leader): $! is the new process group.
+            setsid sh -c 'sleep "$2"; exec sh "$1/rollback.sh" "$3"' palisade-rollback "$snap" "$confirm" "$id" \
+                </dev/null >/dev/null 2>&1 9>&- &
+            echo "$!" >"$snap/pid"
+        fi
+    fi
+
+    printf '%s' "$sets" >"$snap/sets"
+    step 1 "u=0; $undo_sets[ \"\$u\" = 0 ]"
+    ipset -exist restore <"$snap/sets"
+    step 2 "iptables-restore -w 20 --noflush <'$snap/undo.v4'"
+    iptables-restore -w 20 --noflush <"$snap/rules.v4"
+    step 3 "ip6tables-restore -w 20 --noflush <'$snap/undo.v6'"
+    ip6tables-restore -w 20 --noflush <"$snap/rules.v6"
+    trap - EXIT
+    trap '' INT TERM
+    if [ "$mode" = apply ]; then bump; fi
+    if [ "$mode" = boot ] || [ ! -e "$snap/armed" ]; then
+        rm -rf "$snap"
+    fi
+}

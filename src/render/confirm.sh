@@ -1,32 +1,39 @@
-# palisade confirm: the controller got through on a new connection; keep the
-# change. Takes the node lock, then races the rollback for the claim:
-# whichever takes it first wins. The winner installs the boot files the
-# change staged, so only a confirmed change outlives a reboot. Nothing stops
-# it half way: a dropped link or a signal would leave a claim that no one
-# finishes until the next run settles it.
-trap '' HUP PIPE INT TERM
-lock_node 60
-snap=/run/palisade/rollback
-# A confirmation that died after its claim is finished by settle: the
-# change stands confirmed.
-fetch died "$snap/claim/by"
-settle
-if [ ! -d "$snap" ] && [ "$died" = confirm ]; then
-    echo 'state=confirmed'
-elif [ ! -d "$snap" ]; then
-    echo 'state=none'
-elif [ -e "$snap/rolled-back" ]; then
-    echo 'state=rolled-back'
-elif mkdir "$snap/claim" 2>/dev/null; then
-    echo confirm >"$snap/claim/by"
-    disarm "$snap"
-    if ! install_boot "$snap"; then
-        echo "palisade: the change is confirmed, but writing its boot restore failed" >&2
-        echo 'boot=failed'
+# confirm_change: the controller got through on a new connection; keep the
+# pending change. Takes the node lock, then races the rollback for the
+# claim: whichever takes it first wins. The winner installs the boot files
+# the change staged, so only a confirmed change outlives a reboot. Nothing
+# stops it half way: a dropped link or a signal would leave a claim that no
+# one finishes until the next run settles it. Prints `==> confirm`, the
+# change's fate (`state=confirmed`, `state=rolled-back` or `state=none`),
+# `boot=failed` when the boot files could not be written, and `==> end`.
+confirm_change() {
+    set +e
+    trap '' HUP PIPE INT TERM
+    lock_node 60
+    snap=/run/palisade/rollback
+    # A confirmation that died after its claim is finished by settle: the
+    # change stands confirmed.
+    fetch died "$snap/claim"
+    settle
+    boot=ok
+    if [ ! -d "$snap" ] && [ "$died" = confirm ]; then
+        state=confirmed
+    elif [ ! -d "$snap" ]; then
+        state=none
+    elif [ -e "$snap/rolled-back" ]; then
+        state=rolled-back
+    elif claim "$snap" confirm; then
+        disarm "$snap"
+        if ! install_boot "$snap"; then
+            echo "palisade: the change is confirmed, but writing its boot restore failed" >&2
+            boot=failed
+        fi
+        rm -rf "$snap"
+        bump
+        state=confirmed
+    else
+        state=rolled-back
     fi
-    rm -rf "$snap"
-    echo 'state=confirmed'
-else
-    echo 'state=rolled-back'
-fi
-exec 9>&-
+    exec 9>&-
+    printf '==> confirm\nstate=%s\nboot=%s\n==> end\n' "$state" "$boot"
+}

@@ -21,39 +21,44 @@ pub const UNIT_PATH: &str = "/etc/systemd/system/palisade.service";
 /// Shell functions shared by every script that reads or changes netfilter.
 pub(crate) const LIB: &str = include_str!("lib.sh");
 const APPLY: &str = include_str!("apply.sh");
+const CONFIRM: &str = include_str!("confirm.sh");
+const CONVERGE: &str = include_str!("converge.sh");
 const REMOVE: &str = include_str!("remove.sh");
 
 const UNIT: &str = include_str!("palisade.service");
 
-/// The apply script: the change itself, then (with persistence) the boot
-/// restore script and unit. With `confirm` seconds above zero, the node rolls
-/// the change back by itself unless [`confirm`] runs in time.
-pub fn apply(policy: &Policy, confirm: u32) -> Script {
+/// The whole of an apply, in one exec: read the node, then change, arm,
+/// confirm as the controller says on the script's stdin (see `converge.sh`
+/// and `engine::protocol`). With `confirm` seconds above zero, a change
+/// rolls back by itself unless the controller confirms it in time.
+pub fn converge(policy: &Policy, confirm: u32) -> Script {
     let mut s = header(policy);
     s.push_str(&format!(
         "mode=apply\nconfirm={confirm}\npersist={}\n",
         u8::from(policy.persist)
     ));
     if policy.persist {
-        s.push_str("restore_script() { cat <<'PALISADE_RESTORE_SH'\n");
-        s.push_str(&restore(policy));
-        s.push_str("PALISADE_RESTORE_SH\n}\n");
-        s.push_str("unit_file() { cat <<'PALISADE_UNIT'\n");
-        s.push_str(UNIT);
-        s.push_str("PALISADE_UNIT\n}\n");
+        s.push_str(&quoted("restore_text", &restore(policy)));
+        s.push_str(&quoted("unit_text", UNIT));
     }
     s.push_str(LIB);
+    s.push_str(crate::observe::firewall::OBSERVE);
     s.push_str(APPLY);
+    s.push_str(CONFIRM);
+    s.push_str(CONVERGE);
     Script::rendered(s)
 }
 
-/// What boot runs: the same change, without writing persistence again.
+/// What boot runs: the same change, read and made afresh, without the
+/// rollback and without writing persistence again.
 pub fn restore(policy: &Policy) -> String {
     let mut s = String::from("#!/bin/sh\n# Written by palisade: restores its ipsets and chains at boot.\n");
     s.push_str(&header(policy));
     s.push_str("mode=boot\nconfirm=0\npersist=0\n");
     s.push_str(LIB);
     s.push_str(APPLY);
+    // At boot, after a manual `systemctl restart palisade` too: one at a time.
+    s.push_str("lock_node 60\nread_node\nchange\n");
     s
 }
 
@@ -74,12 +79,6 @@ pub fn remove(policy: &Policy) -> Script {
     s.push_str(REMOVE);
     Script::rendered(s)
 }
-
-/// The body of the confirm step, which keeps the change: disarms the
-/// rollback, unless it already started, and installs the boot files the
-/// change staged (needs [`names`] and [`LIB`] before it; see
-/// `observe::firewall::confirm_and_read`).
-pub(crate) const CONFIRM: &str = include_str!("confirm.sh");
 
 /// Says whether the last change was confirmed, is armed or rolled back.
 pub fn status() -> Script {
@@ -117,36 +116,41 @@ pub(crate) fn names(policy: &Policy) -> String {
     )
 }
 
+/// `name='text'`, with every `'` in the text written as `'\''`: program
+/// text (the restore script, the unit) as a shell value, which the script
+/// writes to a file with the `printf` builtin, no `cat`.
+fn quoted(name: &str, text: &str) -> String {
+    format!("{name}='{}'\n", text.replace('\'', r"'\''"))
+}
+
+/// The data: names, then per family the set's members (as `ipset restore`
+/// lines adding them to SET-new) and the rules of our chain and of the
+/// Docker guard (as `iptables-restore` lines), each a single-quoted value
+/// with one line per entry. Validated values hold no quote (see the test
+/// below), so nothing in them can end the quoting.
 fn header(policy: &Policy) -> String {
     let mut s = String::from("set -eu\n");
     s.push_str(&names(policy));
     s.push_str(&format!("docker_user={}\n", u8::from(policy.docker_user)));
     for family in Family::BOTH {
         let v = tag(family);
-        // SET-new, made and filled by one `ipset restore`.
-        let (set, fam) = match family {
-            Family::V4 => (&policy.set4, "inet"),
-            Family::V6 => (&policy.set6, "inet6"),
+        let set = match family {
+            Family::V4 => &policy.set4,
+            Family::V6 => &policy.set6,
         };
-        s.push_str(&format!(
-            "fill_{v}() {{ ipset restore <<'PALISADE_EOF'\ncreate {set}-new hash:net family {fam} maxelem 65536 comment\n"
-        ));
-        for m in policy.members(family) {
-            s.push_str(&format!("add {set}-new {m}\n"));
-        }
-        s.push_str("PALISADE_EOF\n}\n");
-        s.push_str(&format!("rules_{v}() {{ cat <<'PALISADE_EOF'\n"));
-        for r in policy.rules(family) {
-            s.push_str(&r);
-            s.push('\n');
-        }
-        s.push_str("PALISADE_EOF\n}\n");
-        s.push_str(&format!("docker_rules_{v}() {{ cat <<'PALISADE_EOF'\n"));
-        for r in policy.docker_rules(family) {
-            s.push_str(&r);
-            s.push('\n');
-        }
-        s.push_str("PALISADE_EOF\n}\n");
+        let members: String = policy
+            .members(family)
+            .map(|m| format!("add {set}-new {m}\n"))
+            .collect();
+        s.push_str(&format!("members_{v}='{members}'\n"));
+        let rules: String = policy.rules(family).iter().map(|r| format!("{r}\n")).collect();
+        s.push_str(&format!("rules_{v}='{rules}'\n"));
+        let docker: String = policy
+            .docker_rules(family)
+            .iter()
+            .map(|r| format!("{r}\n"))
+            .collect();
+        s.push_str(&format!("docker_rules_{v}='{docker}'\n"));
     }
     s
 }
@@ -197,7 +201,7 @@ mod tests {
             vec!["2001:2::/48".parse().unwrap()],
             vec!["docker0".parse().unwrap()],
         );
-        let script = apply(&p, 60);
+        let script = converge(&p, 60);
         let text = script.as_str();
         assert!(
             text.starts_with("{\nset -eu\nchain='PALISADE'\ndchain='PALISADE-DOCKER'\nset4='palisade4'\n")
@@ -205,32 +209,36 @@ mod tests {
         assert!(text.ends_with("\n}\n"));
         assert!(
             text.contains(
-                "fill_v4() { ipset restore <<'PALISADE_EOF'\n\
-                 create palisade4-new hash:net family inet maxelem 65536 comment\n\
-                 add palisade4-new 8.8.8.8\nadd palisade4-new 127.0.0.1\nadd palisade4-new 198.51.100.1\n"
+                "members_v4='add palisade4-new 8.8.8.8\nadd palisade4-new 127.0.0.1\nadd palisade4-new 198.51.100.1\n"
             ),
             "{text}"
         );
         assert!(
-            text.contains(
-                "fill_v6() { ipset restore <<'PALISADE_EOF'\n\
-                 create palisade6-new hash:net family inet6 maxelem 65536 comment\n\
-                 add palisade6-new ::1\nadd palisade6-new 2001:2::/48\nPALISADE_EOF\n"
-            ),
+            text.contains("members_v6='add palisade6-new ::1\nadd palisade6-new 2001:2::/48\n'\n"),
             "{text}"
         );
         assert!(text.contains("-A PALISADE -i docker0 -j ACCEPT\n"));
         assert!(text.contains("persist=1\n"));
-        // The embedded restore script is exactly what restore() gives, so its
-        // digest is what a node reports.
-        let embedded = text
-            .split("restore_script() { cat <<'PALISADE_RESTORE_SH'\n")
-            .nth(1)
-            .and_then(|rest| rest.split("PALISADE_RESTORE_SH\n}").next())
-            .unwrap();
-        assert_eq!(embedded, restore(&p));
-        assert!(restore(&p).contains("mode=boot\nconfirm=0\npersist=0\n"));
         assert!(text.contains("mode=apply\nconfirm=60\npersist=1\n"));
+        // The restore script rides along as a quoted value, and is exactly
+        // what restore() gives once the shell unquotes it, so its digest is
+        // what a node reports.
+        let quoted_restore = quoted("restore_text", &restore(&p));
+        assert!(text.contains(&quoted_restore));
+        assert!(restore(&p).contains("mode=boot\nconfirm=0\npersist=0\n"));
+        assert!(restore(&p).ends_with("lock_node 60\nread_node\nchange\n"));
+    }
+
+    /// A quoted value comes back byte for byte from a real shell.
+    #[test]
+    fn quoted_text_survives_the_shell() {
+        let text = "it's 'quoted' \\ $HOME `x` \"y\"\n\nend'\n";
+        let script = format!("{}printf '%s' \"$v\"", quoted("v", text));
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
     }
 
     #[test]
@@ -245,7 +253,7 @@ mod tests {
     #[test]
     fn rendering_is_deterministic() {
         let a = policy(vec![], vec![]);
-        assert_eq!(apply(&a, 60), apply(&a.clone(), 60));
+        assert_eq!(converge(&a, 60), converge(&a.clone(), 60));
         assert_eq!(restore_digest(&a).len(), 64);
     }
 
@@ -264,10 +272,13 @@ mod tests {
                 if let Ok(s) = w.parse::<SetName>() { prop_assert!(inert(s.as_str())); }
                 if let Ok(c) = w.parse::<ChainName>() { prop_assert!(inert(c.as_str())); }
             }
-            let p = policy(nets, ifs);
-            let text = apply(&p, 60).as_str().to_owned();
-            // The data lines sit in quoted heredocs: none can end them early.
-            prop_assert_eq!(text.matches("\nPALISADE_EOF\n").count(), 12);
+            let p = policy(nets.clone(), ifs.clone());
+            // The data sits in single-quoted values: a validated value
+            // holds no quote, so none can end one early.
+            for n in &nets { prop_assert!(!n.to_string().contains('\'')); }
+            for i in &ifs { prop_assert!(!i.as_str().contains('\'')); }
+            let text = converge(&p, 60).as_str().to_owned();
+            prop_assert!(text.contains("members_v4='"));
         }
     }
 }

@@ -10,10 +10,10 @@ lock_node
 settle
 # Only what palisade made: a same-named set or chain of another tool's makes
 # remove fail here, before anything is taken away.
-table4=$(iptables -w 20 -S)
-table6=$(ip6tables -w 20 -S)
-check_owned "$set4" "$table4" "$(ipset list -t "$set4" 2>/dev/null || true)"
-check_owned "$set6" "$table6" "$(ipset list -t "$set6" 2>/dev/null || true)"
+read_node
+table4=$table_v4 table6=$table_v6
+check_owned "$set4" "$table4" "$save_v4"
+check_owned "$set6" "$table6" "$save_v6"
 cancel_rollback
 remove_boot
 for ipt in iptables ip6tables; do
@@ -38,4 +38,5 @@ done
 for s in "$set4" "$set6" "$set4-new" "$set6-new"; do
     if ipset list -n "$s" >/dev/null 2>&1; then ipset destroy "$s"; fi
 done
+bump
 echo 'palisade: removed'

@@ -4,7 +4,7 @@ if [ ! -d "$snap" ]; then
     echo 'state=none'
 elif [ -e "$snap/rolled-back" ]; then
     echo 'state=rolled-back'
-elif [ -d "$snap/claim" ]; then
+elif [ -e "$snap/claim" ]; then
     echo 'state=rolling-back'
 else
     echo "state=armed"

@@ -121,9 +121,9 @@ impl fmt::Display for Change {
                 f,
                 "persistence is off, but boot files from an earlier run would restore an older whitelist at boot"
             ),
-            Change::Unconfirmed { at } => write!(
+            Change::Unconfirmed { within } => write!(
                 f,
-                "an earlier change was never confirmed: the node rolls it back by itself at {at}"
+                "an earlier change was never confirmed: the node rolls it back by itself within {within}s"
             ),
             Change::BackendChanged { applied, now } => write!(
                 f,

@@ -27,7 +27,7 @@ use serde::Deserialize;
 pub use error::HostError;
 pub use fanout::{HostOutcome, fan_out};
 pub use known_hosts::KnownHosts;
-pub use session::{Output, Session, StepLog};
+pub use session::{Conversation, Heard, Output, Session, StepLog};
 
 /// How unknown and changed host keys are treated, with OpenSSH's meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]

@@ -176,45 +176,37 @@ impl Session {
     }
 
     async fn run_inner(&self, privilege: Privilege, script: &Script) -> Result<Output, HostError> {
-        let mut ch = self.handle.channel_open_session().await?;
+        let mut talk = self.open_talk(privilege, script).await?;
+        talk.ch.eof().await?;
+        talk.read_to_close().await
+    }
+
+    /// Starts a step that talks back: its script runs while palisade reads
+    /// what it prints ([`Conversation::until_line`]) and answers on its
+    /// stdin ([`Conversation::say`]), all in one exec. The script's stdin
+    /// stays open until [`Conversation::finish`] or the end of the
+    /// connection.
+    pub async fn converse(&self, privilege: Privilege, script: &Script) -> Result<Conversation, HostError> {
+        let after = self.step_timeout;
+        tokio::time::timeout(after, self.open_talk(privilege, script))
+            .await
+            .map_err(|_| HostError::StepTimeout { after })?
+    }
+
+    async fn open_talk(&self, privilege: Privilege, script: &Script) -> Result<Conversation, HostError> {
+        let ch = self.handle.channel_open_session().await?;
         ch.exec(true, privilege.command()).await?;
         ch.data(script.as_str().as_bytes()).await?;
-        ch.eof().await?;
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (mut code, mut signal) = (None, None);
-        // The exit status may come before the last data: read to the end.
-        while let Some(msg) = ch.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => out.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => err.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
-                ChannelMsg::ExitSignal { signal_name, .. } => signal = Some(format!("{signal_name:?}")),
-                _ => {}
-            }
-            if out.len() + err.len() > MAX_OUTPUT {
-                return Err(HostError::OutputTooLarge { limit: MAX_OUTPUT });
-            }
-        }
-        if let Some(signal) = signal {
-            return Err(HostError::Signal { signal });
-        }
-        let code = code.ok_or(HostError::NoExitStatus)?;
-        let stderr = String::from_utf8_lossy(&err).into_owned();
-        // Kept for `-vv` only, and only its end: a node that prints
-        // megabytes in every step must not pile them up in memory.
-        if !stderr.trim().is_empty() && tracing::enabled!(tracing::Level::DEBUG) {
-            self.with_record(|r| {
-                let phase = r.current;
-                r.log.push(StepLog {
-                    phase,
-                    stderr: crate::text::tail(&stderr, 16 * 1024),
-                })
-            });
-        }
-        Ok(Output {
-            stdout: String::from_utf8_lossy(&out).into_owned(),
-            stderr,
-            code,
+        Ok(Conversation {
+            ch,
+            out: Vec::new(),
+            err: Vec::new(),
+            heard: 0,
+            code: None,
+            signal: None,
+            closed: false,
+            step_timeout: self.step_timeout,
+            record: self.record.clone(),
         })
     }
 
@@ -277,6 +269,138 @@ impl Session {
     /// Says goodbye politely; the connection closes either way.
     pub async fn close(&self) {
         let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
+    }
+}
+
+/// A step in progress whose script waits on its stdin for palisade's
+/// answers (see [`Session::converse`]).
+pub struct Conversation {
+    ch: russh::Channel<client::Msg>,
+    out: Vec<u8>,
+    err: Vec<u8>,
+    /// How much of `out` the caller has been given.
+    heard: usize,
+    code: Option<u32>,
+    signal: Option<String>,
+    closed: bool,
+    step_timeout: Duration,
+    record: Arc<Mutex<Record>>,
+}
+
+/// What a talking step said next.
+#[derive(Debug)]
+pub enum Heard {
+    /// Its stdout since the last answer, up to and including the line
+    /// asked for.
+    Said(String),
+    /// It ended before it printed that line: all it printed, and how it
+    /// ended.
+    Ended(Output),
+}
+
+impl Conversation {
+    /// Waits (at most the step timeout) until the script prints the line
+    /// `line`, or ends.
+    pub async fn until_line(&mut self, line: &str) -> Result<Heard, HostError> {
+        let after = self.step_timeout;
+        tokio::time::timeout(after, self.until_line_inner(line))
+            .await
+            .map_err(|_| HostError::StepTimeout { after })?
+    }
+
+    async fn until_line_inner(&mut self, line: &str) -> Result<Heard, HostError> {
+        loop {
+            if let Some(end) = self.line_end(line) {
+                let said = String::from_utf8_lossy(&self.out[self.heard..end]).into_owned();
+                self.heard = end;
+                return Ok(Heard::Said(said));
+            }
+            if self.closed {
+                let out = self.ended()?;
+                return Ok(Heard::Ended(out));
+            }
+            self.receive().await?;
+        }
+    }
+
+    /// Where the first `line` after what was heard ends (past its newline).
+    fn line_end(&self, line: &str) -> Option<usize> {
+        let new = &self.out[self.heard..];
+        let want = format!("{line}\n");
+        let mut at = 0;
+        for l in new.split_inclusive(|b| *b == b'\n') {
+            at += l.len();
+            if l == want.as_bytes() {
+                return Some(self.heard + at);
+            }
+        }
+        None
+    }
+
+    /// One line on the script's stdin.
+    pub async fn say(&mut self, line: &str) -> Result<(), HostError> {
+        let text = format!("{line}\n");
+        self.ch.data(text.as_bytes()).await?;
+        Ok(())
+    }
+
+    /// Ends the script's stdin and waits (at most the step timeout) for it
+    /// to end: everything it printed after what was heard, and how it ended.
+    pub async fn finish(mut self) -> Result<Output, HostError> {
+        let after = self.step_timeout;
+        // The script may be gone already: its stdin then is too.
+        let _ = self.ch.eof().await;
+        tokio::time::timeout(after, self.read_to_close())
+            .await
+            .map_err(|_| HostError::StepTimeout { after })?
+    }
+
+    async fn read_to_close(&mut self) -> Result<Output, HostError> {
+        while !self.closed {
+            self.receive().await?;
+        }
+        self.ended()
+    }
+
+    /// The next message from the node.
+    async fn receive(&mut self) -> Result<(), HostError> {
+        match self.ch.wait().await {
+            None => self.closed = true,
+            Some(ChannelMsg::Data { data }) => self.out.extend_from_slice(&data),
+            Some(ChannelMsg::ExtendedData { data, ext: 1 }) => self.err.extend_from_slice(&data),
+            Some(ChannelMsg::ExitStatus { exit_status }) => self.code = Some(exit_status),
+            Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                self.signal = Some(format!("{signal_name:?}"))
+            }
+            Some(_) => {}
+        }
+        if self.out.len() + self.err.len() > MAX_OUTPUT {
+            return Err(HostError::OutputTooLarge { limit: MAX_OUTPUT });
+        }
+        Ok(())
+    }
+
+    /// The step has ended: what it printed that was not heard yet, and how
+    /// it ended. A signal or a missing status is an error of its own.
+    fn ended(&mut self) -> Result<Output, HostError> {
+        if let Some(signal) = self.signal.take() {
+            return Err(HostError::Signal { signal });
+        }
+        let code = self.code.ok_or(HostError::NoExitStatus)?;
+        let stderr = String::from_utf8_lossy(&self.err).into_owned();
+        // Kept for `-vv` only, and only its end: a node that prints
+        // megabytes in every step must not pile them up in memory.
+        if !stderr.trim().is_empty() && tracing::enabled!(tracing::Level::DEBUG) {
+            let mut r = self.record.lock().unwrap_or_else(|e| e.into_inner());
+            let phase = r.current;
+            r.log.push(StepLog {
+                phase,
+                stderr: crate::text::tail(&stderr, 16 * 1024),
+            });
+        }
+        let stdout = String::from_utf8_lossy(&self.out[self.heard..]).into_owned();
+        self.heard = self.out.len();
+        Ok(Output { stdout, stderr, code })
     }
 }
 

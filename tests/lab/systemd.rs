@@ -137,7 +137,7 @@ fn a_failed_confirmation_is_undone_by_the_systemd_timer() {
         let h = host(&report, "node-00").clone();
         assert_eq!(h["status"], "rolled-back", "{h}");
         // The timer rolled it back, not palisade and not a failed step.
-        let by = lab.on_node(0, &["cat", "/run/palisade/rollback/claim/by"]);
+        let by = lab.on_node(0, &["cat", "/run/palisade/rollback/claim"]);
         assert_eq!(stdout_of(&by), "rollback", "{h}");
         let armed = lab.on_node(0, &["cat", "/run/palisade/rollback/armed"]);
         let armed = stdout_of(&armed);
@@ -232,7 +232,7 @@ fn a_rollback_that_fires_during_a_slow_commit_leaves_the_node_as_it_was() {
     // Entirely old: the rollback waited for the commit, then undid all of it.
     assert_eq!(members(&lab, 0), before);
     assert_eq!(rules(&lab), rules_before);
-    let by = lab.on_node(0, &["cat", "/run/palisade/rollback/claim/by"]);
+    let by = lab.on_node(0, &["cat", "/run/palisade/rollback/claim"]);
     assert_eq!(stdout_of(&by), "rollback");
     run(&lab, "verify", &[], 0);
 }

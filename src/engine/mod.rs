@@ -1,0 +1,483 @@
+//! The per-host engine behind apply, plan, verify and remove, and the
+//! lockout protocol: read the node, compare, and (for apply and remove)
+//! change and check. One connection per host; every step on it is a
+//! constant command with its script on stdin. An apply is one exec: the
+//! script reads the node, then waits on its stdin for palisade's verdicts
+//! (see [`protocol`]), so sudo runs once and no step waits for a new one.
+
+mod error;
+pub mod protocol;
+
+pub use error::NodeError;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::diff::{Change, diff};
+use crate::inventory::{Host, Role};
+use crate::observe::firewall::{self, Observed};
+use crate::observe::probe;
+use crate::policy::Policy;
+use crate::render;
+use crate::report::hosts::{HostResult, Status};
+use crate::timing;
+use crate::transport::Heard;
+use crate::transport::{Conversation, HostError, Privilege, Session};
+
+use self::protocol::{END, Fate, Verdict};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Plan,
+    Apply,
+    Verify,
+    Remove,
+}
+
+pub struct Job {
+    /// The policy of each role the fleet has (the ports open differ).
+    pub policies: BTreeMap<Role, Policy>,
+    pub user: String,
+    pub mode: Mode,
+    /// How long a node waits for confirmation before rolling back.
+    pub confirm_timeout: Duration,
+    /// How long the fresh confirmation connection may take.
+    pub connect_timeout: Duration,
+    /// Where each host stands, for the report on Ctrl-C.
+    pub phases: Phases,
+    /// Test-only: the local address the confirmation connection leaves from.
+    pub confirm_source: Option<IpAddr>,
+    /// Test-only: a pause between the change and its confirmation.
+    pub hold_confirm: Duration,
+}
+
+/// Where a changed host stands in the confirm protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Changed, not yet confirmed: it rolls back by itself at this time.
+    Armed(SystemTime),
+    Confirmed,
+}
+
+pub type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
+
+pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResult, HostError> {
+    let policy = job
+        .policies
+        .get(&host.role)
+        .ok_or_else(|| NodeError::NoPolicy(host.role))?;
+    if job.mode == Mode::Apply {
+        return apply(&session, &host, &job, policy).await;
+    }
+    // One exec: that sudo works, where we connect from, and the node's state.
+    let read = firewall::script(policy);
+    let first = session.run(Privilege::RootSeeingOrigin, &read);
+    let first = probe::as_root(session.timed(timing::Phase::Observe, first).await?, &job.user)?;
+    let seen = firewall::controller_address(&first.stdout);
+    let before = firewall::parse(&first.stdout).map_err(NodeError::from)?;
+    check_node(&job, policy, &before)?;
+    match job.mode {
+        Mode::Verify => {
+            if nothing_there(policy, &before) {
+                return Ok(HostResult::new(Status::Absent, Vec::new()));
+            }
+            let changes = diff(policy, &before);
+            let status = if changes.is_empty() {
+                Status::Ok
+            } else {
+                Status::Drift
+            };
+            Ok(HostResult::new(status, changes))
+        }
+        Mode::Plan => {
+            let changes = diff(policy, &before);
+            Ok(match decide(policy, seen, &before, changes) {
+                Decision::Nothing(changes) => HostResult::new(Status::Unchanged, changes),
+                Decision::Refuse(changes, refusal) => refused(changes, &refusal),
+                Decision::Fail(e) => return Err(e.into()),
+                Decision::Change(changes) | Decision::ConfirmPending(changes) => {
+                    HostResult::new(Status::WouldChange, changes)
+                }
+            })
+        }
+        Mode::Remove => {
+            if nothing_there(policy, &before) {
+                return Ok(HostResult::new(Status::Absent, Vec::new()));
+            }
+            let script = render::remove(policy);
+            let remove = session.run(Privilege::Root, &script);
+            session.timed(timing::Phase::Remove, remove).await?.success()?;
+            let after = session
+                .timed(timing::Phase::Observe, observe(&session, policy))
+                .await?;
+            if !nothing_there(policy, &after) {
+                return Err(NodeError::RemoveIncomplete.into());
+            }
+            Ok(HostResult::new(Status::Removed, Vec::new()))
+        }
+        Mode::Apply => unreachable!("apply returned above"),
+    }
+}
+
+const CONFIRMED_LEFTOVER: &str = "confirmed a change an interrupted run had left unconfirmed";
+
+/// What plan reports and apply does, decided once for both from what the
+/// node showed, so the two cannot disagree.
+enum Decision {
+    /// Already as wanted.
+    Nothing(Vec<Change>),
+    /// A change palisade will not make (it would lock the operator out).
+    Refuse(Vec<Change>, HostError),
+    /// A change palisade cannot make now.
+    Fail(NodeError),
+    /// Make these changes.
+    Change(Vec<Change>),
+    /// Only an earlier run's change, made but never confirmed: confirm it.
+    ConfirmPending(Vec<Change>),
+}
+
+fn decide(policy: &Policy, seen: Option<IpAddr>, before: &Observed, changes: Vec<Change>) -> Decision {
+    if changes.is_empty() {
+        return Decision::Nothing(changes);
+    }
+    if let Err(refusal) = admits_controller(policy, seen) {
+        return Decision::Refuse(changes, refusal);
+    }
+    match (before.pending_rollback, changes.as_slice()) {
+        (Some(_), [Change::Unconfirmed { .. }]) => Decision::ConfirmPending(changes),
+        (Some(within), _) => Decision::Fail(NodeError::PendingEarlier { within }),
+        (None, _) => Decision::Change(changes),
+    }
+}
+
+/// What every mode refuses to go on with: missing tools, and (but for
+/// remove) a whitelist that would admit the node's uplink.
+fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeError> {
+    if !before.missing_tools.is_empty() {
+        return Err(NodeError::MissingTools(before.missing_tools.clone()));
+    }
+    if job.mode != Mode::Remove
+        && let Some((accepted, uplink)) = policy.wide_interfaces(&before.uplinks).first()
+    {
+        return Err(NodeError::WideInterface {
+            accepted: accepted.to_string(),
+            uplink: uplink.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// apply, in one exec: read; then, as the node needs, change and arm, prove
+/// a new connection gets through, and confirm; or confirm an earlier run's
+/// pending change. Nothing to do costs one exec that only reads.
+async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Result<HostResult, HostError> {
+    let secs = u32::try_from(job.confirm_timeout.as_secs()).unwrap_or(u32::MAX);
+    let script = render::converge(policy, secs);
+    let reading = async {
+        let mut talk = session.converse(Privilege::RootSeeingOrigin, &script).await?;
+        match talk.until_line(END).await? {
+            Heard::Said(text) => Ok::<_, HostError>((talk, text)),
+            Heard::Ended(out) => {
+                probe::as_root(out, &job.user)?.success()?;
+                Err(NodeError::Silent {
+                    expected: "what the node has",
+                }
+                .into())
+            }
+        }
+    };
+    let (mut talk, first) = session.timed(timing::Phase::Observe, reading).await?;
+    let seen = firewall::controller_address(&first);
+    let before = firewall::parse(&first).map_err(NodeError::from)?;
+    check_node(job, policy, &before)?;
+    let changes = diff(policy, &before);
+    let settled = protocol::settled(&first);
+    let changes = match decide(policy, seen, &before, changes) {
+        // The script stops at the end of its stdin, having changed nothing
+        // (but what it settled).
+        Decision::Nothing(changes) => {
+            if settled == Some(protocol::Settled::Confirmed) {
+                let mut result = HostResult::new(Status::Changed, changes);
+                result.notes.push(CONFIRMED_LEFTOVER.into());
+                return Ok(result);
+            }
+            return Ok(HostResult::new(Status::Unchanged, changes));
+        }
+        Decision::Refuse(changes, refusal) => return Ok(refused(changes, &refusal)),
+        Decision::Fail(e) => return Err(e.into()),
+        Decision::ConfirmPending(changes) => {
+            // An interrupted run left the node as wanted but unconfirmed:
+            // confirm it now, while it is still there.
+            let window = job.connect_timeout.min(Duration::from_secs(2));
+            let fresh = session.fresh_banner(job.confirm_source, window);
+            if let Err(reason) = session.timed(timing::Phase::FreshConnection, fresh).await {
+                return Err(NodeError::PendingUnreached { reason }.into());
+            }
+            let fate = session
+                .timed(timing::Phase::Confirm, tell(&mut talk, Verdict::Confirm))
+                .await?;
+            let boot_failed = match protocol::fate(&fate).map_err(NodeError::from)? {
+                Fate::Confirmed { boot_failed } => boot_failed,
+                Fate::RolledBack | Fate::Gone => return Err(NodeError::PendingRolledBack.into()),
+            };
+            job.set_phase(host, Some(Phase::Confirmed));
+            let mut result = HostResult::new(Status::Changed, changes);
+            result.notes.push(CONFIRMED_LEFTOVER.into());
+            note_boot(&mut result, boot_failed);
+            return Ok(result);
+        }
+        Decision::Change(changes) => changes,
+    };
+
+    let deadline = SystemTime::now() + job.confirm_timeout;
+    job.set_phase(host, Some(Phase::Armed(deadline)));
+    let made = match session
+        .timed(timing::Phase::Apply, talk_for(&mut talk, Verdict::Apply))
+        .await
+    {
+        Ok(Heard::Said(text)) => protocol::made(&text, &before).map_err(NodeError::from)?,
+        Ok(Heard::Ended(out)) => {
+            // The script failed and undid its own partial work.
+            job.set_phase(host, None);
+            out.success()?;
+            return Err(NodeError::Silent {
+                expected: "what it changed",
+            }
+            .into());
+        }
+        // The link broke mid-step: the script carries on and arms its
+        // rollback, so the host stays listed as rolling back.
+        Err(link) => return Err(NodeError::LinkLost { link, secs }.into()),
+    };
+    // The node armed its timer before it answered: it rolls back by this
+    // time at the latest.
+    let latest = SystemTime::now() + job.confirm_timeout;
+    let left = protocol::left_in_chains(diff(policy, &made.after));
+    if !left.is_empty() {
+        // Never confirm what is not what was asked for: roll it back now.
+        let _ = tell(&mut talk, Verdict::Abort).await;
+        job.set_phase(host, None);
+        return Err(NodeError::StillDiffers(left).into());
+    }
+    if !job.hold_confirm.is_zero() {
+        tokio::time::sleep(job.hold_confirm).await;
+    }
+    // Only a confirmation that lands before the deadline means anything: a
+    // late one would race the rollback (a dropped SYN is retried and gets
+    // through once the node has rolled back).
+    let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    let window = job
+        .connect_timeout
+        .min(left.saturating_sub(Duration::from_secs(2)));
+    let fresh = session.fresh_banner(job.confirm_source, window);
+    if let Err(reason) = session.timed(timing::Phase::FreshConnection, fresh).await {
+        // The script stops at the end of its stdin; the change rolls back
+        // by itself.
+        let _ = talk.finish().await;
+        let wait = rolled_back(session, policy, &before, latest, reason);
+        return session.timed(timing::Phase::Rollback, wait).await;
+    }
+    let fate = session
+        .timed(timing::Phase::Confirm, tell(&mut talk, Verdict::Confirm))
+        .await?;
+    let boot_failed = match protocol::fate(&fate).map_err(NodeError::from)? {
+        Fate::Confirmed { boot_failed } => boot_failed,
+        Fate::RolledBack => {
+            let reason = "the confirmation came too late: the node had started rolling back".to_owned();
+            let wait = rolled_back(session, policy, &before, latest, reason);
+            return session.timed(timing::Phase::Rollback, wait).await;
+        }
+        Fate::Gone => {
+            job.set_phase(host, None);
+            return Err(NodeError::Gone.into());
+        }
+    };
+    job.set_phase(host, Some(Phase::Confirmed));
+    let mut result = HostResult::new(Status::Changed, changes);
+    if settled == Some(protocol::Settled::RolledBack) {
+        result
+            .notes
+            .push("first rolled back a change an interrupted run had left half undone".into());
+    }
+    if made.persisted == Some(protocol::Persisted::Files) {
+        result
+            .notes
+            .push("boot restore not installed (no systemd): rules written to /var/lib/palisade only".into());
+    }
+    note_boot(&mut result, boot_failed);
+    Ok(result)
+}
+
+fn note_boot(result: &mut HostResult, boot_failed: bool) {
+    if boot_failed {
+        result
+            .notes
+            .push("the change is confirmed, but writing its boot restore failed: run apply again".into());
+    }
+}
+
+/// Gives the waiting script a verdict and reads its reply.
+async fn talk_for(talk: &mut Conversation, verdict: Verdict) -> Result<Heard, HostError> {
+    talk.say(verdict.line()).await?;
+    talk.until_line(END).await
+}
+
+/// As [`talk_for`], for a reply the node must give: its text.
+async fn tell(talk: &mut Conversation, verdict: Verdict) -> Result<String, HostError> {
+    match talk_for(talk, verdict).await? {
+        Heard::Said(text) => Ok(text),
+        Heard::Ended(out) => {
+            out.success()?;
+            Err(NodeError::Silent {
+                expected: "what became of the change",
+            }
+            .into())
+        }
+    }
+}
+
+/// Never lock the operator out: the node must admit the address it sees
+/// palisade connect from, after any NAT (`seen`, from the first step). apply
+/// refuses a change that fails this, and plan reports the same refusal.
+pub fn admits_controller(policy: &Policy, seen: Option<IpAddr>) -> Result<(), HostError> {
+    match seen {
+        Some(seen) if !policy.covers(seen) => Err(HostError::WouldLockOut { seen }),
+        None => Err(HostError::ControllerUnknown),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A host whose change palisade refuses, with the change it would have
+/// made: the same row from plan and from apply.
+fn refused(changes: Vec<Change>, refusal: &HostError) -> HostResult {
+    let mut result = HostResult::new(Status::of_error(refusal), changes);
+    result.error = Some(refusal.to_string());
+    result
+}
+
+impl Job {
+    fn set_phase(&self, host: &Host, phase: Option<Phase>) {
+        let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
+        let name = host.name.to_string();
+        match phase {
+            Some(p) => phases.insert(name, p),
+            None => phases.remove(&name),
+        };
+    }
+}
+
+/// The confirmation failed: the node rolls back by itself at `deadline`.
+/// Wait for it over the session we still hold (the ESTABLISHED rule keeps
+/// it), and check that the node is as it was.
+async fn rolled_back(
+    session: &Session,
+    policy: &Policy,
+    before: &Observed,
+    deadline: SystemTime,
+    reason: String,
+) -> Result<HostResult, HostError> {
+    let wait = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(500)).await;
+    for _ in 0..60 {
+        let st = session.run(Privilege::Root, &render::status()).await?.success()?;
+        if st.stdout.contains("state=rolled-back") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let after = observe(session, policy).await?;
+    if !same_firewall(&after, before) {
+        return Err(NodeError::RollbackMismatch { reason }.into());
+    }
+    let mut result = HostResult::new(Status::RolledBack, Vec::new());
+    result.error = Some(format!("{reason}; the node rolled back to its previous state"));
+    Ok(result)
+}
+
+async fn observe(session: &Session, policy: &Policy) -> Result<Observed, HostError> {
+    let out = session
+        .run(Privilege::Root, &firewall::script(policy))
+        .await?
+        .success()?;
+    firewall::parse(&out.stdout).map_err(|e| NodeError::from(e).into())
+}
+
+/// Whether the node's netfilter and boot files are as they were (a
+/// rollback's check): the same sets, chains and files.
+fn same_firewall(a: &Observed, b: &Observed) -> bool {
+    a.v4 == b.v4
+        && a.v6 == b.v6
+        && a.restore_digest == b.restore_digest
+        && a.unit_digest == b.unit_digest
+        && a.unit_enabled == b.unit_enabled
+}
+
+/// Whether none of palisade's objects is on the node.
+fn nothing_there(policy: &Policy, o: &Observed) -> bool {
+    let jump = policy.jump();
+    let clean = |f: &firewall::FamilyFacts| {
+        f.set.is_none() && f.chain.is_none() && f.docker_chain.is_none() && !f.input.contains(&jump)
+    };
+    o.restore_digest.is_none()
+        && o.unit_digest.is_none()
+        && o.pending_rollback.is_none()
+        && clean(&o.v4)
+        && clean(&o.v6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyOptions;
+
+    fn policy(allow: &str) -> Policy {
+        let inv = crate::inventory::load(
+            &crate::inventory::Source::Static(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/inventory/hosts.toml").into(),
+            ),
+            &Default::default(),
+        )
+        .unwrap();
+        Policy::desired(
+            &inv,
+            &PolicyOptions {
+                public_only: false,
+                open: vec![],
+                allow: vec![allow.parse().unwrap()],
+                extra: vec![],
+                resolvers: vec![],
+                interfaces: vec![],
+                set4: "palisade4".parse().unwrap(),
+                set6: "palisade6".parse().unwrap(),
+                chain: "PALISADE".parse().unwrap(),
+                docker_user: false,
+                persist: false,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_lockout_check_plan_and_apply_share() {
+        let p = policy("203.0.113.0/24");
+        assert!(admits_controller(&p, Some("203.0.113.9".parse().unwrap())).is_ok());
+        let lockout = admits_controller(&p, Some("198.18.0.1".parse().unwrap())).unwrap_err();
+        assert!(matches!(lockout, HostError::WouldLockOut { .. }));
+        assert_eq!(Status::of_error(&lockout), Status::Refused);
+        let unknown = admits_controller(&p, None).unwrap_err();
+        assert_eq!(Status::of_error(&unknown), Status::Refused);
+        // The row keeps the change it refused, and says why.
+        let row = refused(vec![Change::PersistMissing], &refusal_of("198.18.0.1"));
+        assert_eq!(row.status, Status::Refused);
+        assert_eq!(row.changes, [Change::PersistMissing]);
+        assert!(row.error.unwrap().contains("add it with --allow 198.18.0.1"));
+    }
+
+    fn refusal_of(seen: &str) -> HostError {
+        HostError::WouldLockOut {
+            seen: seen.parse().unwrap(),
+        }
+    }
+}

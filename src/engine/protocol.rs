@@ -1,0 +1,192 @@
+//! What the one-exec apply (`render/converge.sh`) and palisade say to each
+//! other on its stdin and stdout, typed and parsed here and nowhere else.
+//!
+//! The node prints sections (`==> NAME` lines), each reply ending with
+//! `==> end`; palisade answers with one verdict line. The first reply is the
+//! observation (`observe::firewall::parse`); the ones after it are parsed
+//! below.
+
+use crate::diff::Change;
+use crate::observe::firewall::{self, Observed, ParseError};
+
+/// The line that ends every reply.
+pub const END: &str = "==> end";
+
+/// What palisade tells the waiting script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Make the change, armed to roll back by itself.
+    Apply,
+    /// Keep the pending change (this run's, or an earlier run's).
+    Confirm,
+    /// Roll this run's change back now.
+    Abort,
+}
+
+impl Verdict {
+    pub fn line(self) -> &'static str {
+        match self {
+            Verdict::Apply => "apply",
+            Verdict::Confirm => "confirm",
+            Verdict::Abort => "abort",
+        }
+    }
+}
+
+/// How the node will roll the change back unless confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// A transient systemd timer.
+    Systemd,
+    /// A detached sleeper (no systemd).
+    Setsid,
+}
+
+/// Where the change's boot restore goes once confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persisted {
+    /// A systemd unit runs the restore script at boot.
+    Systemd,
+    /// No systemd: the script is written to /var/lib/palisade only.
+    Files,
+}
+
+/// The reply to [`Verdict::Apply`]: the change is made and armed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Made {
+    pub trigger: Option<Trigger>,
+    pub persisted: Option<Persisted>,
+    /// The node as the commit left it: `before` with the chains read again.
+    /// The sets and boot files are what the commit wrote (one `ipset
+    /// restore` and files that exited 0), so only the chains, which another
+    /// tool may touch at the same time, are read back.
+    pub after: Observed,
+}
+
+/// What became of a change palisade confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Kept: it is now what the node boots into.
+    Confirmed { boot_failed: bool },
+    /// The rollback took it first.
+    RolledBack,
+    /// There was no pending change (rebooted, or removed by another run).
+    Gone,
+}
+
+/// What the script finished, before it read the node, of an earlier run
+/// that died half way (the `settled` section of its first reply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// A confirmation that died after it had won: the change is kept.
+    Confirmed,
+    /// A rollback that died half way, or one whose trigger never fired:
+    /// the node is back to its state before that change.
+    RolledBack,
+}
+
+pub fn settled(first: &str) -> Option<Settled> {
+    let mut lines = first.lines();
+    lines.find(|l| *l == "==> settled")?;
+    match lines.next()? {
+        "confirm" => Some(Settled::Confirmed),
+        "rollback" | "expired" => Some(Settled::RolledBack),
+        _ => None,
+    }
+}
+
+/// Parses the reply to [`Verdict::Apply`].
+pub fn made(text: &str, before: &Observed) -> Result<Made, ParseError> {
+    let mut lines = text.lines();
+    if !lines.any(|l| l == "==> change") {
+        return Err(ParseError::new("the change step said nothing"));
+    }
+    let mut trigger = None;
+    let mut persisted = None;
+    for line in text.lines() {
+        match line {
+            "armed=systemd" => trigger = Some(Trigger::Systemd),
+            "armed=setsid" => trigger = Some(Trigger::Setsid),
+            "persist=systemd" => persisted = Some(Persisted::Systemd),
+            "persist=files" => persisted = Some(Persisted::Files),
+            _ => {}
+        }
+    }
+    let after = firewall::with_chains(before, text)?;
+    Ok(Made {
+        trigger,
+        persisted,
+        after,
+    })
+}
+
+/// Parses the reply to [`Verdict::Confirm`].
+pub fn fate(text: &str) -> Result<Fate, ParseError> {
+    let boot_failed = text.lines().any(|l| l == "boot=failed");
+    match text.lines().find_map(|l| l.strip_prefix("state=")) {
+        Some("confirmed") => Ok(Fate::Confirmed { boot_failed }),
+        Some("rolled-back") => Ok(Fate::RolledBack),
+        Some("none") => Ok(Fate::Gone),
+        _ => Err(ParseError::new(
+            "the confirmation did not say what became of the change",
+        )),
+    }
+}
+
+/// The differences a commit must leave none of: those in the chains and
+/// jumps (the sets and boot files are checked by the commands that wrote
+/// them).
+pub fn left_in_chains(changes: Vec<Change>) -> Vec<Change> {
+    changes
+        .into_iter()
+        .filter(|c| {
+            c.family().is_some()
+                && !matches!(
+                    c,
+                    Change::SetMissing { .. }
+                        | Change::SetWrongType { .. }
+                        | Change::MembersMissing { .. }
+                        | Change::MembersExtra { .. }
+                )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_change_reply_says_how_it_is_armed_and_what_the_chains_are() {
+        let before = Observed::default();
+        let text = "==> change\narmed=systemd\npersist=files\n==> chain-v4\n-N PALISADE\n-A PALISADE -j DROP\n\
+                    ==> input-v4\n-N INPUT\n-A INPUT -j PALISADE\n==> docker-user-v4\n==> docker-chain-v4\n\
+                    ==> chain-v6\n==> input-v6\n==> docker-user-v6\n==> docker-chain-v6\n==> end\n";
+        let made = made(text, &before).unwrap();
+        assert_eq!(made.trigger, Some(Trigger::Systemd));
+        assert_eq!(made.persisted, Some(Persisted::Files));
+        assert_eq!(made.after.v4.input, ["-A INPUT -j PALISADE"]);
+        assert_eq!(
+            made.after.v4.chain.as_deref(),
+            Some(&["-A PALISADE -j DROP".to_owned()][..])
+        );
+        assert_eq!(made.after.v6.chain, None);
+        assert!(super::made("==> end\n", &before).is_err());
+        assert!(super::made("==> change\n==> chain-v4\n", &before).is_err());
+    }
+
+    #[test]
+    fn the_confirm_reply_names_the_fate() {
+        assert_eq!(
+            fate("==> confirm\nstate=confirmed\nboot=ok\n==> end\n").unwrap(),
+            Fate::Confirmed { boot_failed: false }
+        );
+        assert_eq!(
+            fate("==> confirm\nstate=confirmed\nboot=failed\n==> end\n").unwrap(),
+            Fate::Confirmed { boot_failed: true }
+        );
+        assert_eq!(fate("state=rolled-back\n").unwrap(), Fate::RolledBack);
+        assert_eq!(fate("state=none\n").unwrap(), Fate::Gone);
+        assert!(fate("==> confirm\n==> end\n").is_err());
+    }
+}

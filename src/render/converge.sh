@@ -1,0 +1,77 @@
+# palisade converge: a whole apply in one exec, with sudo once.
+#
+# It reads the node (observe, with no lock: a node with nothing to change is
+# only read), then waits on stdin for the controller's verdict, one line:
+#   apply    make the change (change, under the node lock), armed to roll
+#            back by itself; print `==> change` with what it did and the
+#            chains as they are now, and wait for the next verdict:
+#              confirm  keep it (confirm_change)
+#              abort    roll it back now
+#   confirm  keep an earlier run's pending change (confirm_change)
+# Before it reads, it finishes what an earlier run left half done (settle),
+# and says so in a section `settled` (confirm, rollback or expired).
+# Anything else, or the end of stdin (the controller went away), stops
+# here: an armed change then rolls back by itself.
+verdict() {
+    IFS= read -r verdict || verdict=''
+}
+
+# A snapshot left by an earlier change: settle it first, under the lock
+# (a claim whose owner died is finished, an overdue rollback run), so that
+# what observe reads is where the node stands. A node with none costs no
+# lock here.
+if [ -d /run/palisade/rollback ]; then
+    lock_node
+    settle
+    exec 9>&-
+    if [ -n "$settled" ]; then printf '==> settled\n%s\n' "$settled"; fi
+fi
+set +e
+fetch seen /run/palisade/generation
+observe "${1-}"
+verdict
+case $verdict in
+    apply)
+        set -e
+        lock_node
+        # Another run changed the node after observe read it: start again
+        # rather than change it from stale tables.
+        fetch now_seen /run/palisade/generation
+        if [ "$now_seen" != "$seen" ]; then
+            echo "palisade: another palisade run changed this node while this one read it; try again" >&2
+            exit 4
+        fi
+        change
+        set +e
+        # The chains as the commit left them, for the controller to check
+        # before it confirms: two processes.
+        table_v4=$(iptables-save -t filter 2>/dev/null) || table_v4=''
+        table_v6=$(ip6tables-save -t filter 2>/dev/null) || table_v6=''
+        exec 9>&-
+        echo '==> change'
+        fetch armed "$snap/armed"
+        if [ -n "$armed" ]; then echo "armed=${armed%% *}"; fi
+        if [ -n "$persisted" ]; then echo "persist=$persisted"; fi
+        for v in v4 v6; do
+            if [ "$v" = v4 ]; then table=$table_v4; else table=$table_v6; fi
+            for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain"; do
+                echo "==> ${c%%:*}-$v"
+                if has_chain "$table" "${c#*:}"; then
+                    echo "-N ${c#*:}"
+                    chain_rules "$table" "${c#*:}"
+                fi
+            done
+        done
+        echo '==> end'
+        verdict
+        case $verdict in
+            confirm) confirm_change ;;
+            abort)
+                sh "$snap/rollback.sh" "$id" || true
+                printf '==> abort\n==> end\n'
+                ;;
+        esac
+        ;;
+    confirm) confirm_change ;;
+esac
+exit 0
