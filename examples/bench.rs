@@ -140,9 +140,12 @@ fn census(lab: &Lab, node: usize, dir: &Path, work: impl FnOnce()) -> Census {
     let mut trying: BTreeMap<&str, String> = BTreeMap::new();
     let mut exec_of: BTreeMap<&str, String> = BTreeMap::new();
     for line in text.lines() {
+        // strace pads the pid column: a pid under five digits is followed by
+        // more than one space.
         let Some((pid, rest)) = line.split_once(' ') else {
             continue;
         };
+        let rest = rest.trim_start();
         if pid == sshd || pid.parse::<u32>().is_err() {
             continue;
         }
@@ -198,7 +201,7 @@ fn main() {
         .get(2)
         .and_then(|n| n.parse().ok())
         .unwrap_or(30)
-        .clamp(2, 1000);
+        .clamp(1, 1000);
     let runs: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(3).clamp(1, 50);
     // A wrong delay would measure the wrong thing: refused, not defaulted.
     let rtt = match args.get(4).map(|ms| ms.parse::<u64>()) {
