@@ -1223,6 +1223,20 @@ impl DelayLine {
         Ok(line)
     }
 
+    /// Puts the calling relay thread ahead of everything the lab runs
+    /// (real-time FIFO scheduling, at a low real-time priority): the lab
+    /// keeps every core busy (a hundred sshd, the controller), and a relay
+    /// thread waiting there for a core would stretch the delay with the
+    /// load, where a wire's delay does not move. Each wakeup does a frame's
+    /// worth of work, so this takes no core from the lab for long. Best
+    /// effort: where it is refused (no CAP_SYS_NICE, a cgroup without
+    /// real-time time), the line still works, only less steady under load.
+    fn before_the_load() {
+        let param = libc::sched_param { sched_priority: 10 };
+        // SAFETY: sets this thread's own policy, from a valid sched_param.
+        let _ = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    }
+
     /// Reads frames from `tap` into the FIFO, each due `hold` from now,
     /// until stopped (or the writer is gone).
     fn read(
@@ -1234,6 +1248,7 @@ impl DelayLine {
         use std::io::Read;
         use std::os::fd::AsRawFd;
         let mut tap: &std::fs::File = tap;
+        Self::before_the_load();
         // Larger than any frame: without IFF_VNET_HDR the kernel hands a
         // TAP no frame above its MTU.
         let mut buf = vec![0u8; 65536];
@@ -1271,6 +1286,7 @@ impl DelayLine {
     ) {
         use std::io::Write;
         let mut tap: &std::fs::File = tap;
+        Self::before_the_load();
         let wait = Duration::from_millis(Self::POLL_MS as u64);
         loop {
             let (due, frame) = match fifo.recv_timeout(wait) {
