@@ -7,6 +7,11 @@
 //!          all on one bridge inside a "switch" namespace
 //! ```
 //!
+//! With `Spec::rtt`, the controller reaches the bridge through a delay line
+//! (two TAP devices and a relay in this process, see [`DelayLine`]) instead
+//! of its veth, so everything it sends or receives crosses an added round
+//! trip time, as from a laptop to a datacenter.
+//!
 //! Nothing touches the host's own interfaces or firewall: the bridge lives in
 //! a namespace of its own and every veth is created straight into its
 //! namespaces. Each node runs `/usr/sbin/sshd` in a private mount namespace
@@ -50,6 +55,12 @@ pub struct Spec {
     /// terminal's reach: a lab the demo keeps must outlive the terminal
     /// session (Ctrl-C or a hangup there) that started it.
     pub detach: bool,
+    /// A round trip time added between the controller and everything else
+    /// (None: the controller is cabled straight to the switch). This kernel
+    /// has no netem, so the lab builds a delay line in user space (see
+    /// [`DelayLine`]); it lives in the process that built the lab, so a lab
+    /// that is kept ([`Lab::keep`]) loses it when that process exits.
+    pub rtt: Option<Duration>,
 }
 
 pub struct Node {
@@ -120,6 +131,8 @@ pub struct Lab {
     extra_ns: Vec<String>,
     /// Left running on purpose ([`Lab::keep`]): Drop leaves it alone.
     kept: bool,
+    /// The relay between the controller and the switch, with `Spec::rtt`.
+    delay: Option<DelayLine>,
 }
 
 pub const CONTROLLER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -221,6 +234,7 @@ impl Lab {
             spec,
             extra_ns: Vec::new(),
             kept: false,
+            delay: None,
         };
         // From here on, Drop cleans up whatever was made.
         lab.build().map_err(Unavailable)?;
@@ -250,24 +264,54 @@ impl Lab {
             raise_neighbour_limits(self.nodes.len());
         }
 
-        let mut members = vec![
-            (
-                self.controller.clone(),
-                vec![format!("{CONTROLLER4}/15"), format!("{CONTROLLER6}/64")],
-            ),
-            (
-                self.outsider.clone(),
-                vec![format!("{OUTSIDER4}/15"), format!("{OUTSIDER6}/64")],
-            ),
-        ];
+        let controller = (
+            self.controller.clone(),
+            vec![format!("{CONTROLLER4}/15"), format!("{CONTROLLER6}/64")],
+        );
+        let mut members = vec![(
+            self.outsider.clone(),
+            vec![format!("{OUTSIDER4}/15"), format!("{OUTSIDER6}/64")],
+        )];
         members.extend(self.node_members(0..self.nodes.len()));
         ip_batch(None, &format!("netns add {}\n", self.switch))?;
         ip_batch(
             Some(&self.switch),
             "link set lo up\nlink add br0 type bridge\nlink set br0 up\n",
         )?;
-        self.attach(&members, 0)?;
+        // Switch port 0 is the controller's, by veth or by delay line.
+        let first_port = match self.spec.rtt {
+            None => {
+                members.insert(0, controller);
+                0
+            }
+            Some(rtt) => {
+                self.delay = Some(self.delay_line(&controller, rtt)?);
+                1
+            }
+        };
+        self.attach(&members, first_port)?;
         self.boot(0..self.nodes.len())
+    }
+
+    /// Cables the controller's namespace to switch port 0 through a delay
+    /// line: a TAP device `eth0` in the controller's namespace, with its
+    /// addresses and the MAC its veth would have had, a TAP device `p0` on
+    /// the bridge, and the relay between them. Each TAP is made inside the
+    /// namespace it belongs to (the kernel ties a TAP to the namespace of
+    /// the process that creates it), so nothing is ever moved across.
+    fn delay_line(&self, (ns, addrs): &(String, Vec<String>), rtt: Duration) -> Result<DelayLine, String> {
+        ip_batch(None, &format!("netns add {ns}\n"))?;
+        let inside = open_tap(ns, "eth0")?;
+        let outside = open_tap(&self.switch, "p0")?;
+        ip_batch(Some(&self.switch), "link set p0 master br0\nlink set p0 up\n")?;
+        let mut b =
+            String::from("link set lo up\nlink set eth0 address 02:00:c6:12:00:00\nlink set eth0 up\n");
+        for a in addrs {
+            let extra = if a.contains(':') { " nodad" } else { "" };
+            let _ = writeln!(b, "addr add {a} dev eth0{extra}");
+        }
+        ip_batch(Some(ns), &b)?;
+        DelayLine::start(inside, outside, rtt / 2)
     }
 
     fn node_members(&self, range: std::ops::Range<usize>) -> Vec<(String, Vec<String>)> {
@@ -783,6 +827,27 @@ impl Lab {
         sent && matches!(socket.recv_from(&mut buf), Ok((12, _)))
     }
 
+    /// The round trip time from namespace `from` to `to`, as the median of
+    /// five TCP handshakes with its sshd (a SYN out and the SYN-ACK back is
+    /// one round trip), or None when one does not complete within a second.
+    /// It needs no tool of its own, so the benchmark can check its delay
+    /// line on any machine the lab runs on.
+    pub fn round_trip(&self, from: &str, to: IpAddr) -> Option<Duration> {
+        in_netns(from, move || {
+            let addr = std::net::SocketAddr::new(to, 22);
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let start = Instant::now();
+                let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+                times.push(start.elapsed());
+                drop(stream);
+            }
+            times.sort();
+            Some(times[times.len() / 2])
+        })
+        .flatten()
+    }
+
     /// Whether a new TCP connection from namespace `from` to `to:port` is
     /// accepted within a second.
     pub fn tcp_connects(&self, from: &str, to: std::net::IpAddr, port: u16) -> bool {
@@ -1048,6 +1113,8 @@ impl Drop for Lab {
                 let _ = sshd.wait();
             }
         }
+        // Its threads end and its TAP devices go with their descriptors.
+        drop(self.delay.take());
         remove_namespaces(&self.namespaces());
     }
 }
@@ -1068,6 +1135,191 @@ fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static)
     .join()
     .ok()
     .flatten()
+}
+
+/// Opens a TAP device named `name` (no packet-information header: every
+/// read and write is one Ethernet frame) inside the network namespace `ns`.
+/// The device lives as long as the returned descriptor.
+fn open_tap(ns: &str, name: &str) -> Result<std::fs::File, String> {
+    let name = name.to_owned();
+    let what = format!("TAP {name} in {ns}");
+    in_netns(ns, move || -> Result<std::fs::File, String> {
+        use std::os::fd::AsRawFd;
+        let tun = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .map_err(|e| format!("/dev/net/tun: {e}"))?;
+        // SAFETY: an all-zero ifreq is a valid value (empty name, no flags).
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        if name.len() >= req.ifr_name.len() {
+            return Err(format!("interface name {name} is too long"));
+        }
+        for (slot, byte) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *slot = byte as libc::c_char;
+        }
+        req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        // SAFETY: TUNSETIFF reads and writes one ifreq, which outlives the call.
+        if unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &mut req) } != 0 {
+            return Err(format!("TUNSETIFF {name}: {}", std::io::Error::last_os_error()));
+        }
+        Ok(tun)
+    })
+    .ok_or_else(|| format!("{what}: cannot enter the namespace"))?
+}
+
+/// A wire that is `hold` long each way, between two TAP devices: every
+/// frame read from one is written to the other `hold` after it was read.
+///
+/// The relay is four threads of the process that built the lab (per
+/// direction, a reader that stamps each frame with its release time and a
+/// writer that waits for it), not a process of its own: the harness is a
+/// module compiled into each of its users, with no binary of its own to
+/// start, and threads holding the two descriptors need no pid to track,
+/// cannot outlive the lab's process, and take the TAP devices with them
+/// when they end. The delay is the same for every frame, so a FIFO per
+/// direction, in the order the frames were read, releases them in time and
+/// in order. The FIFO is bounded (`DelayLine::QUEUE` frames, about 12 MiB
+/// of full frames per direction, far above what an 80 ms wire carries in
+/// the lab): when it is full the reader waits, the TAP's own queue fills,
+/// and the kernel drops there, as a congested link would.
+pub struct DelayLine {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl DelayLine {
+    /// Frames held at once in one direction.
+    const QUEUE: usize = 8192;
+    /// How often a reader with nothing to read looks at the stop flag.
+    const POLL_MS: libc::c_int = 50;
+
+    fn start(a: std::fs::File, b: std::fs::File, hold: Duration) -> Result<DelayLine, String> {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        let mut line = DelayLine {
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+        };
+        for (from, to, name) in [(&a, &b, "delay-out"), (&b, &a, "delay-in")] {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(Instant, Vec<u8>)>(Self::QUEUE);
+            let (from, to) = (Arc::clone(from), Arc::clone(to));
+            let stop = Arc::clone(&line.stop);
+            let reader = std::thread::Builder::new()
+                .name(format!("{name}-read"))
+                .spawn(move || Self::read(&from, &tx, hold, &stop));
+            // Until both threads of a direction run, the line is not whole:
+            // Drop stops whatever started.
+            line.threads
+                .push(reader.map_err(|e| format!("delay line thread: {e}"))?);
+            let stop = Arc::clone(&line.stop);
+            let writer = std::thread::Builder::new()
+                .name(format!("{name}-write"))
+                .spawn(move || Self::write(&to, &rx, &stop));
+            line.threads
+                .push(writer.map_err(|e| format!("delay line thread: {e}"))?);
+        }
+        Ok(line)
+    }
+
+    /// Puts the calling relay thread ahead of everything the lab runs
+    /// (real-time FIFO scheduling, at a low real-time priority): the lab
+    /// keeps every core busy (a hundred sshd, the controller), and a relay
+    /// thread waiting there for a core would stretch the delay with the
+    /// load, where a wire's delay does not move. Each wakeup does a frame's
+    /// worth of work, so this takes no core from the lab for long. Best
+    /// effort: where it is refused (no CAP_SYS_NICE, a cgroup without
+    /// real-time time), the line still works, only less steady under load.
+    fn before_the_load() {
+        let param = libc::sched_param { sched_priority: 10 };
+        // SAFETY: sets this thread's own policy, from a valid sched_param.
+        let _ = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    }
+
+    /// Reads frames from `tap` into the FIFO, each due `hold` from now,
+    /// until stopped (or the writer is gone).
+    fn read(
+        tap: &std::fs::File,
+        fifo: &std::sync::mpsc::SyncSender<(Instant, Vec<u8>)>,
+        hold: Duration,
+        stop: &std::sync::atomic::AtomicBool,
+    ) {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let mut tap: &std::fs::File = tap;
+        Self::before_the_load();
+        // Larger than any frame: without IFF_VNET_HDR the kernel hands a
+        // TAP no frame above its MTU.
+        let mut buf = vec![0u8; 65536];
+        while !stop.load(Ordering::Relaxed) {
+            let mut pfd = libc::pollfd {
+                fd: tap.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: polls one descriptor we hold, for a bounded time.
+            let ready = unsafe { libc::poll(&mut pfd, 1, Self::POLL_MS) };
+            if ready <= 0 {
+                continue;
+            }
+            match tap.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    if fifo.send((Instant::now() + hold, buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Writes each frame from the FIFO to `tap` once it is due, until
+    /// stopped (or the reader is gone and the FIFO empty).
+    fn write(
+        tap: &std::fs::File,
+        fifo: &std::sync::mpsc::Receiver<(Instant, Vec<u8>)>,
+        stop: &std::sync::atomic::AtomicBool,
+    ) {
+        use std::io::Write;
+        let mut tap: &std::fs::File = tap;
+        Self::before_the_load();
+        let wait = Duration::from_millis(Self::POLL_MS as u64);
+        loop {
+            let (due, frame) = match fifo.recv_timeout(wait) {
+                Ok(next) => next,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            // A frame the kernel refuses (the device going down as the lab
+            // is taken apart) is lost, as on a wire.
+            let _ = tap.write(&frame);
+        }
+    }
+}
+
+impl Drop for DelayLine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn node_ip4(i: usize) -> Ipv4Addr {
