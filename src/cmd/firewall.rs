@@ -60,13 +60,16 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         confirm_source: test_hook("PALISADE_TEST_CONFIRM_SOURCE")?,
         hold_confirm: Duration::from_secs(test_hook("PALISADE_TEST_HOLD_CONFIRM")?.unwrap_or(0)),
     });
-    let work = transport::fan_out(&hosts, opts, &progress, {
+    let work = transport::fan_out(&hosts, opts, |o| progress.host_done(o), {
         let job = job.clone();
         move |session, host| engine::run(session, host, job.clone())
     });
     let worked_on = hosts.len();
     let mut outcomes = tokio::select! {
-        outcomes = work => outcomes,
+        outcomes = work => {
+            progress.finish();
+            outcomes
+        }
         signal = interrupted() => {
             progress.finish();
             eprintln!("{}", escape_lines(&interrupt_report(signal, &phases, worked_on)));

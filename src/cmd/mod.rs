@@ -32,6 +32,13 @@ pub async fn run(cli: Cli) -> Result<Verdict> {
     }
 }
 
+/// A node is a target for the transport by its SSH address.
+impl crate::transport::Target for Host {
+    fn address(&self) -> std::net::IpAddr {
+        self.address
+    }
+}
+
 /// The config file with the command's flags laid over it.
 fn settings(cli: &Cli) -> Result<Settings> {
     let flags = cli

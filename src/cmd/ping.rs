@@ -22,11 +22,17 @@ pub async fn run(settings: &Settings) -> Result<Verdict> {
     let opts = Arc::new(super::ssh_options(settings)?);
     let progress = Progress::new(hosts.len(), "ping", settings.json);
     let user = opts.user.clone();
-    let outcomes = transport::fan_out(&hosts, opts, &progress, move |session, _host| {
-        let user = user.clone();
-        async move { session.timed(Phase::Probe, probe::run(&session, &user)).await }
-    })
+    let outcomes = transport::fan_out(
+        &hosts,
+        opts,
+        |o| progress.host_done(o),
+        move |session, _host| {
+            let user = user.clone();
+            async move { session.timed(Phase::Probe, probe::run(&session, &user)).await }
+        },
+    )
     .await;
+    progress.finish();
     let report = Report::new(outcomes);
     if settings.json {
         println!("{}", report.json());

@@ -53,10 +53,33 @@ fn describe(changes: &[Change]) -> String {
     text.join("; ")
 }
 
-/// The report still takes one error type per host: the transport's, whose
-/// `Remote` carries the node's reason in words.
-impl From<NodeError> for HostError {
-    fn from(e: NodeError) -> HostError {
-        HostError::Remote(e.to_string())
+/// palisade's own refusal to change a host: never lock the operator out.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "refused to change this host: it sees palisade connecting from {seen}, which the whitelist does not \
+         admit, so the change would lock you out; add it with --allow {seen}"
+    )]
+    WouldLockOut { seen: std::net::IpAddr },
+    #[error("refused to change this host: it does not say which address palisade connects from")]
+    ControllerUnknown,
+}
+
+/// Why the engine's job on one host did not end as it should: the
+/// connection or a step failed, palisade refused, or the node did not
+/// converge.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error(transparent)]
+    Transport(#[from] HostError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+impl From<ParseError> for Failure {
+    fn from(e: ParseError) -> Failure {
+        Failure::Node(NodeError::Unreadable(e))
     }
 }

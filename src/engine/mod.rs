@@ -8,7 +8,7 @@
 mod error;
 pub mod protocol;
 
-pub use error::NodeError;
+pub use error::{Failure, NodeError, Refusal};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -63,7 +63,7 @@ pub enum Phase {
 
 pub type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
 
-pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResult, HostError> {
+pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResult, Failure> {
     let policy = job
         .policies
         .get(&host.role)
@@ -129,7 +129,7 @@ enum Decision {
     /// Already as wanted.
     Nothing(Vec<Change>),
     /// A change palisade will not make (it would lock the operator out).
-    Refuse(Vec<Change>, HostError),
+    Refuse(Vec<Change>, Refusal),
     /// A change palisade cannot make now.
     Fail(NodeError),
     /// Make these changes.
@@ -172,13 +172,13 @@ fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeE
 /// apply, in one exec: read; then, as the node needs, change and arm, prove
 /// a new connection gets through, and confirm; or confirm an earlier run's
 /// pending change. Nothing to do costs one exec that only reads.
-async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Result<HostResult, HostError> {
+async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Result<HostResult, Failure> {
     let secs = u32::try_from(job.confirm_timeout.as_secs()).unwrap_or(u32::MAX);
     let script = render::converge(policy, secs);
     let reading = async {
         let mut talk = session.converse(Privilege::RootSeeingOrigin, &script).await?;
         match talk.until_line(END).await? {
-            Heard::Said(text) => Ok::<_, HostError>((talk, text)),
+            Heard::Said(text) => Ok::<_, Failure>((talk, text)),
             Heard::Ended(out) => {
                 probe::as_root(out, &job.user)?.success()?;
                 Err(NodeError::Silent {
@@ -215,8 +215,14 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
             if let Err(reason) = session.timed(timing::Phase::FreshConnection, fresh).await {
                 return Err(NodeError::PendingUnreached { reason }.into());
             }
+            let Some(id) = before.pending_id.clone() else {
+                return Err(NodeError::Silent {
+                    expected: "which change is pending",
+                }
+                .into());
+            };
             let fate = session
-                .timed(timing::Phase::Confirm, tell(&mut talk, Verdict::Confirm))
+                .timed(timing::Phase::Confirm, tell(&mut talk, Verdict::Confirm(id)))
                 .await?;
             let boot_failed = match protocol::fate(&fate).map_err(NodeError::from)? {
                 Fate::Confirmed { boot_failed } => boot_failed,
@@ -234,7 +240,10 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     let deadline = SystemTime::now() + job.confirm_timeout;
     job.set_phase(host, Some(Phase::Armed(deadline)));
     let made = match session
-        .timed(timing::Phase::Apply, talk_for(&mut talk, Verdict::Apply))
+        .timed(
+            timing::Phase::Apply,
+            talk_for(&mut talk, Verdict::Apply(render::change_code(policy))),
+        )
         .await
     {
         Ok(Heard::Said(text)) => protocol::made(&text, &before).map_err(NodeError::from)?,
@@ -257,7 +266,16 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     let left = protocol::left_in_chains(diff(policy, &made.after));
     if !left.is_empty() {
         // Never confirm what is not what was asked for: roll it back now.
-        let _ = tell(&mut talk, Verdict::Abort).await;
+        let reply = tell(&mut talk, Verdict::Abort).await?;
+        if !protocol::aborted(&reply).map_err(NodeError::from)? {
+            return Err(NodeError::RollbackMismatch {
+                reason: format!(
+                    "the node still differed after the change ({})",
+                    left.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
+                ),
+            }
+            .into());
+        }
         job.set_phase(host, None);
         return Err(NodeError::StillDiffers(left).into());
     }
@@ -280,7 +298,10 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         return session.timed(timing::Phase::Rollback, wait).await;
     }
     let fate = session
-        .timed(timing::Phase::Confirm, tell(&mut talk, Verdict::Confirm))
+        .timed(
+            timing::Phase::Confirm,
+            tell(&mut talk, Verdict::Confirm(made.id.clone())),
+        )
         .await?;
     let boot_failed = match protocol::fate(&fate).map_err(NodeError::from)? {
         Fate::Confirmed { boot_failed } => boot_failed,
@@ -320,12 +341,12 @@ fn note_boot(result: &mut HostResult, boot_failed: bool) {
 
 /// Gives the waiting script a verdict and reads its reply.
 async fn talk_for(talk: &mut Conversation, verdict: Verdict) -> Result<Heard, HostError> {
-    talk.say(verdict.line()).await?;
+    talk.say(&verdict.text()).await?;
     talk.until_line(END).await
 }
 
 /// As [`talk_for`], for a reply the node must give: its text.
-async fn tell(talk: &mut Conversation, verdict: Verdict) -> Result<String, HostError> {
+async fn tell(talk: &mut Conversation, verdict: Verdict) -> Result<String, Failure> {
     match talk_for(talk, verdict).await? {
         Heard::Said(text) => Ok(text),
         Heard::Ended(out) => {
@@ -341,18 +362,18 @@ async fn tell(talk: &mut Conversation, verdict: Verdict) -> Result<String, HostE
 /// Never lock the operator out: the node must admit the address it sees
 /// palisade connect from, after any NAT (`seen`, from the first step). apply
 /// refuses a change that fails this, and plan reports the same refusal.
-pub fn admits_controller(policy: &Policy, seen: Option<IpAddr>) -> Result<(), HostError> {
+pub fn admits_controller(policy: &Policy, seen: Option<IpAddr>) -> Result<(), Refusal> {
     match seen {
-        Some(seen) if !policy.covers(seen) => Err(HostError::WouldLockOut { seen }),
-        None => Err(HostError::ControllerUnknown),
+        Some(seen) if !policy.covers(seen) => Err(Refusal::WouldLockOut { seen }),
+        None => Err(Refusal::ControllerUnknown),
         Some(_) => Ok(()),
     }
 }
 
 /// A host whose change palisade refuses, with the change it would have
 /// made: the same row from plan and from apply.
-fn refused(changes: Vec<Change>, refusal: &HostError) -> HostResult {
-    let mut result = HostResult::new(Status::of_error(refusal), changes);
+fn refused(changes: Vec<Change>, refusal: &Refusal) -> HostResult {
+    let mut result = HostResult::new(Status::Refused, changes);
     result.error = Some(refusal.to_string());
     result
 }
@@ -377,7 +398,7 @@ async fn rolled_back(
     before: &Observed,
     deadline: SystemTime,
     reason: String,
-) -> Result<HostResult, HostError> {
+) -> Result<HostResult, Failure> {
     let wait = deadline.duration_since(SystemTime::now()).unwrap_or_default();
     tokio::time::sleep(wait + Duration::from_millis(500)).await;
     for _ in 0..60 {
@@ -396,7 +417,7 @@ async fn rolled_back(
     Ok(result)
 }
 
-async fn observe(session: &Session, policy: &Policy) -> Result<Observed, HostError> {
+async fn observe(session: &Session, policy: &Policy) -> Result<Observed, Failure> {
     let out = session
         .run(Privilege::Root, &firewall::script(policy))
         .await?
@@ -464,10 +485,10 @@ mod tests {
         let p = policy("203.0.113.0/24");
         assert!(admits_controller(&p, Some("203.0.113.9".parse().unwrap())).is_ok());
         let lockout = admits_controller(&p, Some("198.18.0.1".parse().unwrap())).unwrap_err();
-        assert!(matches!(lockout, HostError::WouldLockOut { .. }));
-        assert_eq!(Status::of_error(&lockout), Status::Refused);
+        assert!(matches!(lockout, Refusal::WouldLockOut { .. }));
+        assert_eq!(Status::of_failure(&lockout.into()), Status::Refused);
         let unknown = admits_controller(&p, None).unwrap_err();
-        assert_eq!(Status::of_error(&unknown), Status::Refused);
+        assert_eq!(Status::of_failure(&unknown.into()), Status::Refused);
         // The row keeps the change it refused, and says why.
         let row = refused(vec![Change::PersistMissing], &refusal_of("198.18.0.1"));
         assert_eq!(row.status, Status::Refused);
@@ -475,8 +496,8 @@ mod tests {
         assert!(row.error.unwrap().contains("add it with --allow 198.18.0.1"));
     }
 
-    fn refusal_of(seen: &str) -> HostError {
-        HostError::WouldLockOut {
+    fn refusal_of(seen: &str) -> Refusal {
+        Refusal::WouldLockOut {
             seen: seen.parse().unwrap(),
         }
     }

@@ -7,28 +7,33 @@
 //! below.
 
 use crate::diff::Change;
-use crate::observe::firewall::{self, Observed, ParseError};
+use crate::observe::firewall::{self, ChangeId, Observed, ParseError};
 
 /// The line that ends every reply.
 pub const END: &str = "==> end";
 
 /// What palisade tells the waiting script.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Make the change, armed to roll back by itself.
-    Apply,
-    /// Keep the pending change (this run's, or an earlier run's).
-    Confirm,
+    /// Make the change, armed to roll back by itself: this code (the rest
+    /// of the script, `render::change_code`) follows the line.
+    Apply(String),
+    /// Keep the pending change with this id (this run's, or an earlier
+    /// run's), and no other.
+    Confirm(ChangeId),
     /// Roll this run's change back now.
     Abort,
 }
 
 impl Verdict {
-    pub fn line(self) -> &'static str {
+    /// What goes on the script's stdin: one line, and for `apply` the code
+    /// after it, whose length in bytes the line gives (the script reads
+    /// exactly that much with `head -c`, and its next verdict after it).
+    pub fn text(&self) -> String {
         match self {
-            Verdict::Apply => "apply",
-            Verdict::Confirm => "confirm",
-            Verdict::Abort => "abort",
+            Verdict::Apply(code) => format!("apply {}\n{code}", code.len()),
+            Verdict::Confirm(id) => format!("confirm {id}\n"),
+            Verdict::Abort => "abort\n".into(),
         }
     }
 }
@@ -54,6 +59,8 @@ pub enum Persisted {
 /// The reply to [`Verdict::Apply`]: the change is made and armed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Made {
+    /// The node's name for the change, which the confirmation gives back.
+    pub id: ChangeId,
     pub trigger: Option<Trigger>,
     pub persisted: Option<Persisted>,
     /// The node as the commit left it: `before` with the chains read again.
@@ -103,7 +110,11 @@ pub fn made(text: &str, before: &Observed) -> Result<Made, ParseError> {
     }
     let mut trigger = None;
     let mut persisted = None;
+    let mut id = None;
     for line in text.lines() {
+        if let Some(word) = line.strip_prefix("id=") {
+            id = Some(word.parse()?);
+        }
         match line {
             "armed=systemd" => trigger = Some(Trigger::Systemd),
             "armed=setsid" => trigger = Some(Trigger::Setsid),
@@ -113,7 +124,9 @@ pub fn made(text: &str, before: &Observed) -> Result<Made, ParseError> {
         }
     }
     let after = firewall::with_chains(before, text)?;
+    let id = id.ok_or_else(|| ParseError::new("the change step did not name the change"))?;
     Ok(Made {
+        id,
         trigger,
         persisted,
         after,
@@ -130,6 +143,16 @@ pub fn fate(text: &str) -> Result<Fate, ParseError> {
         _ => Err(ParseError::new(
             "the confirmation did not say what became of the change",
         )),
+    }
+}
+
+/// Parses the reply to [`Verdict::Abort`]: whether the node is back as it
+/// was.
+pub fn aborted(text: &str) -> Result<bool, ParseError> {
+    match text.lines().find_map(|l| l.strip_prefix("state=")) {
+        Some("rolled-back") => Ok(true),
+        Some("rollback-failed") => Ok(false),
+        _ => Err(ParseError::new("the rollback did not say how it went")),
     }
 }
 
@@ -159,11 +182,18 @@ mod tests {
     #[test]
     fn the_change_reply_says_how_it_is_armed_and_what_the_chains_are() {
         let before = Observed::default();
-        let text = "==> change\narmed=systemd\npersist=files\n==> chain-v4\n-N PALISADE\n-A PALISADE -j DROP\n\
+        let text = "==> change\nid=123-45\narmed=systemd\npersist=files\n==> chain-v4\n-N PALISADE\n-A PALISADE -j DROP\n\
                     ==> input-v4\n-N INPUT\n-A INPUT -j PALISADE\n==> docker-user-v4\n==> docker-chain-v4\n\
                     ==> chain-v6\n==> input-v6\n==> docker-user-v6\n==> docker-chain-v6\n==> end\n";
         let made = made(text, &before).unwrap();
         assert_eq!(made.trigger, Some(Trigger::Systemd));
+        assert_eq!(made.id.to_string(), "123-45");
+        assert_eq!(Verdict::Confirm(made.id.clone()).text(), "confirm 123-45\n");
+        assert_eq!(Verdict::Apply("x=1\n".into()).text(), "apply 4\nx=1\n");
+        let no_id = text.replace("id=123-45\n", "");
+        assert!(super::made(&no_id, &before).is_err());
+        let bad_id = text.replace("id=123-45", "id=1;reboot");
+        assert!(super::made(&bad_id, &before).is_err());
         assert_eq!(made.persisted, Some(Persisted::Files));
         assert_eq!(made.after.v4.input, ["-A INPUT -j PALISADE"]);
         assert_eq!(

@@ -28,7 +28,7 @@ section() { printf '==> %s\n' "$1"; }
 section origin
 printf '%s\n' "${1-}"
 section missing-tools
-for tool in ipset iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore flock; do
+for tool in ipset iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore flock head; do
     command -v "$tool" >/dev/null 2>&1 || echo "$tool"
 done
 read_node
@@ -109,10 +109,11 @@ done </proc/net/ipv6_route 2>/dev/null
 section rollback
 if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ]; then
     fetch due "$snap/deadline-uptime"
+    fetch sid "$snap/id"
     uptime
     left=$((${due:-0} - now))
     if [ "$left" -lt 0 ]; then left=0; fi
-    printf 'armed %s\n' "$left"
+    printf 'armed %s %s\n' "$left" "$sid"
 fi
 section end
 }
@@ -124,10 +125,34 @@ section end
 /// and the read are one exec.
 pub fn script(policy: &Policy) -> Script {
     let mut s = render::names(policy);
-    s.push_str(render::LIB);
-    s.push_str(OBSERVE);
+    s.push_str(&render::code(render::LIB));
+    s.push_str(&render::code(OBSERVE));
     s.push_str("observe \"${1-}\"\n");
     Script::rendered(s)
+}
+
+/// The name a node gives one change (`PID-UPTIME`): digits and a dash,
+/// nothing a shell or a terminal could take for anything else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeId(String);
+
+impl std::str::FromStr for ChangeId {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<ChangeId, ParseError> {
+        let ok = !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(ChangeId(s.to_owned()))
+        } else {
+            Err(ParseError(format!("change id {:?}", crate::text::shorten(s, 60))))
+        }
+    }
+}
+
+impl std::fmt::Display for ChangeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// One ipset set as `ipset save` shows it.
@@ -167,6 +192,9 @@ pub struct Observed {
     /// An earlier change that was never confirmed, and when it rolls back.
     /// How many seconds it has left, by the node's clock.
     pub pending_rollback: Option<u64>,
+    /// Which change it is: a confirmation names it, so that it never keeps
+    /// another run's change instead.
+    pub pending_id: Option<ChangeId>,
     /// The interfaces the node's default routes use (never `lo`).
     pub uplinks: Vec<String>,
 }
@@ -271,8 +299,17 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
         unit_digest: first("unit"),
         unit_enabled: first("unit-enabled").as_deref() == Some("enabled"),
         pending_rollback: first("rollback").and_then(|l| {
+            l.strip_prefix("armed").map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+        }),
+        pending_id: first("rollback").and_then(|l| {
             l.strip_prefix("armed")
-                .map(|left| left.trim().parse::<u64>().unwrap_or(0))
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                .and_then(|id| id.parse().ok())
         }),
         uplinks: {
             let mut up: Vec<String> = get("uplinks")

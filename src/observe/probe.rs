@@ -86,7 +86,7 @@ pub fn as_root(out: Output, user: &str) -> Result<Output, HostError> {
         }
         if !said.is_empty() {
             let said: Vec<&str> = said.lines().collect();
-            return Err(HostError::Remote(format!("sudo -n failed: {}", said.join(" "))));
+            return Err(HostError::Sudo { said: said.join(" ") });
         }
     }
     out.success()

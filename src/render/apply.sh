@@ -57,6 +57,9 @@ write_rollback() {
         echo "    { echo \"\$owner\" >'$snap/claim'; } 2>/dev/null || exit 0"
         echo "    set +C"
         echo "fi"
+        echo "uptime() { read -r now rest </proc/uptime; now=\${now%%.*}; }"
+        echo "bump() { uptime; { echo \"\$\$-\$now-rollback\" >/run/palisade/generation; } 2>/dev/null || :; }"
+        echo "bump"
         echo "undo() {"
         echo "    bad=0"
         echo "    for n in 3 2 1; do"
@@ -68,9 +71,12 @@ write_rollback() {
         echo 'undo'
         echo 'if [ "$bad" = 1 ]; then sleep 2; undo; fi'
         echo "ipset destroy '$set4-old' 2>/dev/null; ipset destroy '$set6-old' 2>/dev/null"
-        echo "rm -f '${restore_path%/*}/restore.sh.new' '${restore_path%/*}/backend.new' '$unit_path.new'"
+        if [ "$mode" = apply ]; then
+            echo "rm -f '${restore_path%/*}/restore.sh.new' '${restore_path%/*}/backend.new' '$unit_path.new'"
+        fi
         echo "if [ \"\$bad\" = 1 ]; then : >'$snap/rollback-failed'; echo 'palisade rollback: some steps failed twice' >&2; fi"
         echo ": >'$snap/rolled-back'"
+        echo "bump"
         echo 'exit "$bad"'
     } >"$snap/rollback.sh"
 }
@@ -223,8 +229,9 @@ stage() {
     if [ "$persist" = 1 ]; then
         dir=${restore_path%/*}
         [ -d "$dir" ] || mkdir -p "$dir"
-        printf '%s' "$restore_text" >"$dir/restore.sh.new"
-        backend_of "$table_v4"
+        printf '%s%s%s%s%s%s' "$restore_head" "$header_text" "$restore_mode" "$lib_text" "$apply_text" "$restore_run" >"$dir/restore.sh.new"
+        # As observe found it (the same process), or asked now.
+        if [ -z "${backend-}" ]; then backend_of "$table_v4"; fi
         printf '%s\n' "$backend" >"$dir/backend.new"
         if [ -d /run/systemd/system ]; then
             [ -d "${unit_wants%/*}" ] || mkdir -p "${unit_wants%/*}"
@@ -304,15 +311,16 @@ change() {
     fi
 
     printf '%s' "$sets" >"$snap/sets"
+    bump change
     step 1 "u=0; $undo_sets[ \"\$u\" = 0 ]"
     ipset -exist restore <"$snap/sets"
     step 2 "iptables-restore -w 20 --noflush <'$snap/undo.v4'"
     iptables-restore -w 20 --noflush <"$snap/rules.v4"
     step 3 "ip6tables-restore -w 20 --noflush <'$snap/undo.v6'"
     ip6tables-restore -w 20 --noflush <"$snap/rules.v6"
+    bump changed
     trap - EXIT
     trap '' INT TERM
-    if [ "$mode" = apply ]; then bump; fi
     if [ "$mode" = boot ] || [ ! -e "$snap/armed" ]; then
         rm -rf "$snap"
     fi

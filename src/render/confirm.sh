@@ -1,5 +1,5 @@
-# confirm_change: the controller got through on a new connection; keep the
-# pending change. Takes the node lock, then races the rollback for the
+# confirm_change ID: the controller got through on a new connection; keep
+# the pending change, if it is change ID (never another run's). Takes the node lock, then races the rollback for the
 # claim: whichever takes it first wins. The winner installs the boot files
 # the change staged, so only a confirmed change outlives a reboot. Nothing
 # stops it half way: a dropped link or a signal would leave a claim that no
@@ -14,9 +14,12 @@ confirm_change() {
     # A confirmation that died after its claim is finished by settle: the
     # change stands confirmed.
     fetch died "$snap/claim"
+    fetch sid "$snap/id"
     settle
     boot=ok
-    if [ ! -d "$snap" ] && [ "$died" = confirm ]; then
+    if [ "$sid" != "$1" ]; then
+        state=none
+    elif [ ! -d "$snap" ] && [ "$died" = confirm ]; then
         state=confirmed
     elif [ ! -d "$snap" ]; then
         state=none

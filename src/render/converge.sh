@@ -2,12 +2,15 @@
 #
 # It reads the node (observe, with no lock: a node with nothing to change is
 # only read), then waits on stdin for the controller's verdict, one line:
-#   apply    make the change (change, under the node lock), armed to roll
-#            back by itself; print `==> change` with what it did and the
-#            chains as they are now, and wait for the next verdict:
-#              confirm  keep it (confirm_change)
-#              abort    roll it back now
-#   confirm  keep an earlier run's pending change (confirm_change)
+#   apply N  followed by N bytes of code: the change (apply.sh) and what
+#            it writes, sent only when there is a change to make, so that a
+#            read costs a small script; then make the change (change, under
+#            the node lock), armed to roll back by itself; print `==> change`
+#            with what it did and the chains as they are now, and wait for
+#            the next verdict:
+#              confirm ID  keep it (confirm_change), if it is change ID
+#              abort       roll it back now, and say whether that worked
+#   confirm ID  keep an earlier run's pending change ID (confirm_change)
 # Before it reads, it finishes what an earlier run left half done (settle),
 # and says so in a section `settled` (confirm, rollback or expired).
 # Anything else, or the end of stdin (the controller went away), stops
@@ -31,7 +34,11 @@ fetch seen /run/palisade/generation
 observe "${1-}"
 verdict
 case $verdict in
-    apply)
+    "apply "*)
+        n=${verdict#apply }
+        case $n in '' | *[!0-9]*) exit 1 ;; esac
+        more=$(head -c "$n") || exit 1
+        eval "$more"
         set -e
         lock_node
         # Another run changed the node after observe read it: start again
@@ -49,6 +56,7 @@ case $verdict in
         table_v6=$(ip6tables-save -t filter 2>/dev/null) || table_v6=''
         exec 9>&-
         echo '==> change'
+        echo "id=$id"
         fetch armed "$snap/armed"
         if [ -n "$armed" ]; then echo "armed=${armed%% *}"; fi
         if [ -n "$persisted" ]; then echo "persist=$persisted"; fi
@@ -65,13 +73,16 @@ case $verdict in
         echo '==> end'
         verdict
         case $verdict in
-            confirm) confirm_change ;;
+            "confirm "*) confirm_change "${verdict#confirm }" ;;
             abort)
-                sh "$snap/rollback.sh" "$id" || true
-                printf '==> abort\n==> end\n'
+                if sh "$snap/rollback.sh" "$id" && [ -e "$snap/rolled-back" ] && [ ! -e "$snap/rollback-failed" ]; then
+                    printf '==> abort\nstate=rolled-back\n==> end\n'
+                else
+                    printf '==> abort\nstate=rollback-failed\n==> end\n'
+                fi
                 ;;
         esac
         ;;
-    confirm) confirm_change ;;
+    "confirm "*) confirm_change "${verdict#confirm }" ;;
 esac
 exit 0

@@ -31,35 +31,79 @@ const UNIT: &str = include_str!("palisade.service");
 /// confirm as the controller says on the script's stdin (see `converge.sh`
 /// and `engine::protocol`). With `confirm` seconds above zero, a change
 /// rolls back by itself unless the controller confirms it in time.
+///
+/// The restore script is made of the same parts as this one: the data and
+/// the change's code go once, as quoted values the script evaluates and
+/// (with persistence) also writes out as the restore script. Comments stay
+/// in the templates ([`code`]). Both keep the script small, which at a
+/// distance is round trips: a first flight of TCP carries about 14 kB.
 pub fn converge(policy: &Policy, confirm: u32) -> Script {
-    let mut s = header(policy);
+    let mut s = quoted("header_text", &header(policy));
+    s.push_str("eval \"$header_text\"\n");
     s.push_str(&format!(
         "mode=apply\nconfirm={confirm}\npersist={}\n",
         u8::from(policy.persist)
     ));
-    if policy.persist {
-        s.push_str(&quoted("restore_text", &restore(policy)));
-        s.push_str(&quoted("unit_text", UNIT));
-    }
-    s.push_str(LIB);
-    s.push_str(crate::observe::firewall::OBSERVE);
-    s.push_str(APPLY);
-    s.push_str(CONFIRM);
-    s.push_str(CONVERGE);
+    s.push_str(&quoted("lib_text", &code(LIB)));
+    s.push_str("eval \"$lib_text\"\n");
+    s.push_str(&code(crate::observe::firewall::OBSERVE));
+    s.push_str(&code(CONFIRM));
+    s.push_str(&code(CONVERGE));
     Script::rendered(s)
 }
 
-/// What boot runs: the same change, read and made afresh, without the
-/// rollback and without writing persistence again.
-pub fn restore(policy: &Policy) -> String {
-    let mut s = String::from("#!/bin/sh\n# Written by palisade: restores its ipsets and chains at boot.\n");
-    s.push_str(&header(policy));
-    s.push_str("mode=boot\nconfirm=0\npersist=0\n");
-    s.push_str(LIB);
-    s.push_str(APPLY);
-    // At boot, after a manual `systemctl restart palisade` too: one at a time.
-    s.push_str("lock_node 60\nread_node\nchange\n");
+/// The rest of [`converge`], sent with the verdict `apply` only when the
+/// node needs a change: the change itself, and with persistence the parts
+/// of the restore script and the unit that `stage` writes.
+pub fn change_code(policy: &Policy) -> String {
+    let mut s = quoted("apply_text", &code(APPLY));
+    s.push_str("eval \"$apply_text\"\n");
+    if policy.persist {
+        s.push_str(&quoted("restore_head", RESTORE_HEAD));
+        s.push_str(&quoted("restore_mode", RESTORE_MODE));
+        s.push_str(&quoted("restore_run", RESTORE_RUN));
+        s.push_str(&quoted("unit_text", UNIT));
+    }
     s
+}
+
+const RESTORE_HEAD: &str = "#!/bin/sh\n# Written by palisade: restores its ipsets and chains at boot.\n";
+const RESTORE_MODE: &str = "mode=boot\nconfirm=0\npersist=0\n";
+/// At boot, after a manual `systemctl restart palisade` too: one at a time.
+const RESTORE_RUN: &str = "lock_node 60\nread_node\nchange\n";
+
+/// The code the boot restore runs: the library and the change.
+fn boot_code() -> String {
+    let mut s = code(LIB);
+    s.push_str(&code(APPLY));
+    s
+}
+
+/// What boot runs: the same change, read and made afresh, without the
+/// rollback and without writing persistence again. `stage` in apply.sh
+/// writes exactly these bytes from the parts [`converge`] sends.
+pub fn restore(policy: &Policy) -> String {
+    let mut s = String::from(RESTORE_HEAD);
+    s.push_str(&header(policy));
+    s.push_str(RESTORE_MODE);
+    s.push_str(&boot_code());
+    s.push_str(RESTORE_RUN);
+    s
+}
+
+/// A template as a node runs it: without its comment lines and blank
+/// lines. The templates are commented for people; the nodes get the code.
+/// (No template has a comment or blank line inside a multi-line string,
+/// which this would change: the lab runs every script so made.)
+pub(crate) fn code(template: &str) -> String {
+    template
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !t.is_empty() && !t.starts_with('#')
+        })
+        .flat_map(|l| [l, "\n"])
+        .collect()
 }
 
 /// sha256 of the restore script, as `sha256sum` on the node prints it.
@@ -75,8 +119,8 @@ pub fn unit_digest() -> String {
 pub fn remove(policy: &Policy) -> Script {
     let mut s = String::from("set -eu\n");
     s.push_str(&names(policy));
-    s.push_str(LIB);
-    s.push_str(REMOVE);
+    s.push_str(&code(LIB));
+    s.push_str(&code(REMOVE));
     Script::rendered(s)
 }
 
@@ -204,27 +248,55 @@ mod tests {
         let script = converge(&p, 60);
         let text = script.as_str();
         assert!(
-            text.starts_with("{\nset -eu\nchain='PALISADE'\ndchain='PALISADE-DOCKER'\nset4='palisade4'\n")
+            header(&p).starts_with("set -eu\nchain='PALISADE'\ndchain='PALISADE-DOCKER'\nset4='palisade4'\n")
+        );
+        assert!(
+            text.starts_with("{\nheader_text='set -eu\nchain='\\''PALISADE'\\''\n"),
+            "{text}"
         );
         assert!(text.ends_with("\n}\n"));
         assert!(
-            text.contains(
+            header(&p).contains(
                 "members_v4='add palisade4-new 8.8.8.8\nadd palisade4-new 127.0.0.1\nadd palisade4-new 198.51.100.1\n"
             ),
             "{text}"
         );
         assert!(
-            text.contains("members_v6='add palisade6-new ::1\nadd palisade6-new 2001:2::/48\n'\n"),
+            header(&p).contains("members_v6='add palisade6-new ::1\nadd palisade6-new 2001:2::/48\n'\n"),
             "{text}"
         );
-        assert!(text.contains("-A PALISADE -i docker0 -j ACCEPT\n"));
+        assert!(header(&p).contains("-A PALISADE -i docker0 -j ACCEPT\n"));
         assert!(text.contains("persist=1\n"));
         assert!(text.contains("mode=apply\nconfirm=60\npersist=1\n"));
-        // The restore script rides along as a quoted value, and is exactly
-        // what restore() gives once the shell unquotes it, so its digest is
+        // The restore script rides along in parts, as quoted values, which
+        // put together are exactly what restore() gives, so its digest is
         // what a node reports.
-        let quoted_restore = quoted("restore_text", &restore(&p));
-        assert!(text.contains(&quoted_restore));
+        let more = change_code(&p);
+        for part in [quoted("header_text", &header(&p)), quoted("lib_text", &code(LIB))] {
+            assert!(text.contains(part.as_str()));
+        }
+        for part in [
+            quoted("restore_head", RESTORE_HEAD),
+            quoted("restore_mode", RESTORE_MODE),
+            quoted("apply_text", &code(APPLY)),
+            quoted("restore_run", RESTORE_RUN),
+        ] {
+            assert!(more.contains(part.as_str()));
+        }
+        assert_eq!(
+            restore(&p),
+            [
+                RESTORE_HEAD,
+                &header(&p),
+                RESTORE_MODE,
+                &code(LIB),
+                &code(APPLY),
+                RESTORE_RUN
+            ]
+            .concat()
+        );
+        // Only code goes to the node.
+        assert!(!boot_code().lines().any(|l| l.trim_start().starts_with('#')));
         assert!(restore(&p).contains("mode=boot\nconfirm=0\npersist=0\n"));
         assert!(restore(&p).ends_with("lock_node 60\nread_node\nchange\n"));
     }
@@ -257,6 +329,14 @@ mod tests {
         assert_eq!(restore_digest(&a).len(), 64);
     }
 
+    /// A small fleet's whole apply fits in TCP's first flight (about 14
+    /// kB), so sending it costs no round trip more than verify's read.
+    #[test]
+    fn a_small_fleets_apply_fits_in_one_flight() {
+        let size = converge(&policy(vec![], vec![]), 60).as_str().len();
+        assert!(size < 14_000, "{size} bytes");
+    }
+
     proptest! {
         /// Whatever an operator writes, what gets past the types and into a
         /// script holds no shell syntax: no quotes, no `$`, no `;`, no
@@ -277,8 +357,7 @@ mod tests {
             // holds no quote, so none can end one early.
             for n in &nets { prop_assert!(!n.to_string().contains('\'')); }
             for i in &ifs { prop_assert!(!i.as_str().contains('\'')); }
-            let text = converge(&p, 60).as_str().to_owned();
-            prop_assert!(text.contains("members_v4='"));
+            prop_assert!(header(&p).contains("members_v4='"));
         }
     }
 }

@@ -5,7 +5,8 @@ if [ ! -d "$snap" ]; then
 elif [ -e "$snap/rolled-back" ]; then
     echo 'state=rolled-back'
 elif [ -e "$snap/claim" ]; then
-    echo 'state=rolling-back'
+    IFS= read -r by <"$snap/claim" || by=''
+    if [ "$by" = confirm ]; then echo 'state=confirming'; else echo 'state=rolling-back'; fi
 else
     echo "state=armed"
 fi

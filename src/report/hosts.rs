@@ -10,6 +10,8 @@ use super::colour::{Paint, Tone};
 use super::summary::{Command, Summary};
 use super::terminal::{escape, escape_lines};
 use crate::diff::Change;
+use crate::engine::Failure;
+use crate::inventory::Host;
 use crate::inventory::Role;
 use crate::policy::Summary as WhitelistSummary;
 use crate::timing::Timings;
@@ -60,15 +62,23 @@ impl Status {
         Status::Deposed,
     ];
 
-    /// How a host that failed is reported: never reached, reached and
-    /// refused by palisade itself, or reached and failed.
+    /// How a host the transport failed is reported: never reached, or
+    /// reached and failed.
     pub fn of_error(e: &HostError) -> Status {
         if e.is_unreachable() {
             Status::Unreachable
-        } else if e.is_refusal() {
-            Status::Refused
         } else {
             Status::Failed
+        }
+    }
+
+    /// How a host whose job failed is reported: as the transport's error
+    /// says, refused by palisade itself, or failed.
+    pub fn of_failure(f: &Failure) -> Status {
+        match f {
+            Failure::Transport(e) => Status::of_error(e),
+            Failure::Refused(_) => Status::Refused,
+            Failure::Node(_) => Status::Failed,
         }
     }
 
@@ -168,13 +178,18 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(command: Command, outcomes: Vec<HostOutcome<HostResult>>) -> Report {
+    pub fn new(command: Command, outcomes: Vec<HostOutcome<Host, HostResult, Failure>>) -> Report {
         let hosts: Vec<Row> = outcomes
             .into_iter()
             .map(|o| {
                 let (status, changes, error, notes) = match o.result {
                     Ok(r) => (r.status, r.changes, r.error, r.notes),
-                    Err(e) => (Status::of_error(&e), Vec::new(), Some(e.to_string()), Vec::new()),
+                    Err(e) => (
+                        Status::of_failure(&e),
+                        Vec::new(),
+                        Some(e.to_string()),
+                        Vec::new(),
+                    ),
                 };
                 Row {
                     name: o.host.name.to_string(),
@@ -343,7 +358,7 @@ mod tests {
     }
 
     /// A report of `command` with one host per result, in fleet order.
-    fn report(command: Command, results: Vec<Result<HostResult, HostError>>) -> Report {
+    fn report(command: Command, results: Vec<Result<HostResult, Failure>>) -> Report {
         let outcomes = fleet()
             .into_iter()
             .zip(results)
@@ -366,10 +381,10 @@ mod tests {
         ]
     }
 
-    fn lockout() -> HostError {
-        HostError::WouldLockOut {
+    fn lockout() -> Failure {
+        Failure::Refused(crate::engine::Refusal::WouldLockOut {
             seen: "198.18.0.1".parse().unwrap(),
-        }
+        })
     }
 
     fn refused_plan() -> HostResult {
@@ -442,7 +457,7 @@ mod tests {
                 Ok(refused_plan()),
                 Ok(refused_plan()),
                 Ok(refused_plan()),
-                Err(HostError::Remote("missing on the node: ipset".into())),
+                Err(crate::engine::NodeError::MissingTools(vec!["ipset".into()]).into()),
             ],
         );
         let table = r.table(Paint::PLAIN);
@@ -515,7 +530,8 @@ mod tests {
                     Err(HostError::ConnectTimeout {
                         addr: "147.75.100.31:22".into(),
                         after: Duration::from_secs(5),
-                    }),
+                    }
+                    .into()),
                     Ok(HostResult::deposed()),
                 ],
             ),

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::colour::Paint;
 use super::hosts::Status;
 use super::summary::{Command, Summary};
+use crate::inventory::Host;
 use crate::inventory::Role;
 use crate::observe::probe::{Backend, Probe};
 use crate::transport::HostOutcome;
@@ -39,7 +40,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(outcomes: Vec<HostOutcome<Probe>>) -> Report {
+    pub fn new(outcomes: Vec<HostOutcome<Host, Probe>>) -> Report {
         let hosts: Vec<Row> = outcomes.into_iter().map(row).collect();
         Report {
             command: Command::Ping,
@@ -88,7 +89,7 @@ impl Report {
     }
 }
 
-fn row(outcome: HostOutcome<Probe>) -> Row {
+fn row(outcome: HostOutcome<Host, Probe>) -> Row {
     let host = outcome.host;
     let (status, error, probe) = match outcome.result {
         Ok(probe) => {

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::fmt::MakeWriter;
 
 use super::terminal::escape;
+use crate::inventory::Host;
 use crate::transport::HostOutcome;
 
 /// The bar on screen now, if any: the log writer suspends it around every
@@ -57,7 +58,7 @@ impl Progress {
 
     /// A host is done: count it, and log where its time went (`-v`) and
     /// what its remote steps printed on stderr (`-vv`).
-    pub fn host_done<T>(&self, outcome: &HostOutcome<T>) {
+    pub fn host_done<T, E>(&self, outcome: &HostOutcome<Host, T, E>) {
         let name = escape(outcome.host.name.as_str());
         tracing::info!("{name} {}: {}", outcome.host.address, timings_line(outcome));
         for step in &outcome.log {
@@ -89,7 +90,7 @@ impl Progress {
 
 /// `connect 0.4 ms, kex 6.1 ms, ..., total 80.2 ms`, in the order a run goes
 /// through its phases.
-fn timings_line<T>(outcome: &HostOutcome<T>) -> String {
+fn timings_line<T, E>(outcome: &HostOutcome<Host, T, E>) -> String {
     let parts: Vec<String> = outcome
         .timings
         .iter()
@@ -260,7 +261,7 @@ mod tests {
             .finish()
     }
 
-    fn outcome(name: &str, result: Result<(), HostError>) -> HostOutcome<()> {
+    fn outcome(name: &str, result: Result<(), HostError>) -> HostOutcome<Host, ()> {
         let address: IpAddr = "198.18.1.11".parse().unwrap();
         let name = HostName::parse(name).unwrap();
         let host = Host::new(name, Role::Agent, address, Default::default(), String::new());

@@ -62,15 +62,8 @@ pub enum HostError {
     Exit { code: u32, stderr: String },
     #[error("the node printed more than {} MiB in one step; palisade's scripts print a few kB", .limit >> 20)]
     OutputTooLarge { limit: usize },
-    #[error(
-        "refused to change this host: it sees palisade connecting from {seen}, which the whitelist does not \
-         admit, so the change would lock you out; add it with --allow {seen}"
-    )]
-    WouldLockOut { seen: std::net::IpAddr },
-    #[error("refused to change this host: it does not say which address palisade connects from")]
-    ControllerUnknown,
-    #[error("{0}")]
-    Remote(String),
+    #[error("sudo -n failed: {said}")]
+    Sudo { said: String },
 }
 
 impl HostError {
@@ -79,15 +72,6 @@ impl HostError {
         matches!(
             self,
             HostError::ConnectTimeout { .. } | HostError::Connect { .. } | HostError::Jump { .. }
-        )
-    }
-
-    /// Whether palisade itself refused to change the host (it would lock
-    /// the operator out), as opposed to the host failing.
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            HostError::WouldLockOut { .. } | HostError::ControllerUnknown
         )
     }
 

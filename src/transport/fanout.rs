@@ -10,15 +10,20 @@ use tokio::task::JoinSet;
 
 use super::session::{self, Client, StepLog};
 use super::{HostError, Session, SshOptions};
-use crate::inventory::Host;
-use crate::report::progress::Progress;
 use crate::timing::{Phase, Timings};
 
-/// What happened on one host.
+/// What the transport needs of a host: where to connect. It knows nothing
+/// else of the inventory.
+pub trait Target: Clone + Send + Sync + 'static {
+    fn address(&self) -> std::net::IpAddr;
+}
+
+/// What happened on one host: the job's result, or the transport's error
+/// (which `E` takes in).
 #[derive(Debug)]
-pub struct HostOutcome<T> {
-    pub host: Host,
-    pub result: Result<T, HostError>,
+pub struct HostOutcome<H, T, E = HostError> {
+    pub host: H,
+    pub result: Result<T, E>,
     pub elapsed: Duration,
     /// Where the time went: the connection's phases, the job's, and the
     /// total (as far as the host got).
@@ -32,18 +37,21 @@ pub struct HostOutcome<T> {
 type Bastion = OnceCell<Result<Arc<Handle<Client>>, String>>;
 
 /// Opens a session to every host and runs `job` on it. A host's failure is
-/// data in its outcome, never an early return; outcomes come back in the
-/// order of `hosts`.
-pub async fn fan_out<T, F, Fut>(
-    hosts: &[Host],
+/// data in its outcome, never an early return; `done` hears of each host as
+/// it ends (a progress bar), and outcomes come back in the order of
+/// `hosts`.
+pub async fn fan_out<H, T, E, F, Fut>(
+    hosts: &[H],
     opts: Arc<SshOptions>,
-    progress: &Progress,
+    done: impl Fn(&HostOutcome<H, T, E>),
     job: F,
-) -> Vec<HostOutcome<T>>
+) -> Vec<HostOutcome<H, T, E>>
 where
+    H: Target,
     T: Send + 'static,
-    F: Fn(Session, Host) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<T, HostError>> + Send + 'static,
+    E: From<HostError> + Send + 'static,
+    F: Fn(Session, H) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
     super::raise_nofile(opts.forks.get().min(hosts.len()));
     let forks = Arc::new(Semaphore::new(opts.forks.get()));
@@ -83,13 +91,15 @@ where
                             .await
                             .clone();
                         timings.add(Phase::Jump, waited.elapsed());
-                        Some(bastion.map_err(|reason| HostError::Jump {
-                            jump: jump.to_string(),
-                            reason,
+                        Some(bastion.map_err(|reason| {
+                            E::from(HostError::Jump {
+                                jump: jump.to_string(),
+                                reason,
+                            })
                         })?)
                     }
                 };
-                let session = Session::open(host.address, &opts, via, &mut timings).await?;
+                let session = Session::open(host.address(), &opts, via, &mut timings).await?;
                 let result = job(session.clone(), host.clone()).await;
                 session.close().await;
                 let (steps, lines) = session.recorded();
@@ -116,14 +126,13 @@ where
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((i, outcome)) => {
-                progress.host_done(&outcome);
+                done(&outcome);
                 outcomes.push((i, outcome));
             }
             // A task only ends this way if the job panicked: a bug, not a host.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
-    progress.finish();
     outcomes.sort_by_key(|(i, _)| *i);
     outcomes.into_iter().map(|(_, o)| o).collect()
 }

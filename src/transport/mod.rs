@@ -25,7 +25,7 @@ use russh::keys::PrivateKey;
 use serde::Deserialize;
 
 pub use error::HostError;
-pub use fanout::{HostOutcome, fan_out};
+pub use fanout::{HostOutcome, Target, fan_out};
 pub use known_hosts::KnownHosts;
 pub use session::{Conversation, Heard, Output, Session, StepLog};
 

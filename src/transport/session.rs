@@ -337,9 +337,8 @@ impl Conversation {
         None
     }
 
-    /// One line on the script's stdin.
-    pub async fn say(&mut self, line: &str) -> Result<(), HostError> {
-        let text = format!("{line}\n");
+    /// Writes `text` to the script's stdin, as it is.
+    pub async fn say(&mut self, text: &str) -> Result<(), HostError> {
         self.ch.data(text.as_bytes()).await?;
         Ok(())
     }
