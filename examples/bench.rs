@@ -49,6 +49,8 @@ struct Run {
     cpu: Duration,
     /// Peak resident set of the largest single process, in KiB.
     max_rss_kib: i64,
+    /// The CPU every node spent on it (see [`node_cpu`]).
+    node_cpu: Duration,
 }
 
 /// Runs `cmd` (stdout discarded) with `input` on its stdin, and waits for
@@ -92,6 +94,7 @@ fn measure(cmd: &mut Command, input: Option<&[u8]>, what: &str) -> Run {
         wall,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss,
+        node_cpu: Duration::ZERO,
     }
 }
 
@@ -181,11 +184,67 @@ fn median(mut v: Vec<Run>) -> Run {
     let mid = v[v.len() / 2];
     let mut cpu: Vec<Duration> = v.iter().map(|r| r.cpu).collect();
     cpu.sort();
+    let mut node: Vec<Duration> = v.iter().map(|r| r.node_cpu).collect();
+    node.sort();
     Run {
         wall: mid.wall,
         cpu: cpu[cpu.len() / 2],
         max_rss_kib: v.iter().map(|r| r.max_rss_kib).max().unwrap_or(0),
+        node_cpu: node[node.len() / 2],
     }
+}
+
+/// The CPU the nodes have spent on connections so far: the user and
+/// system time of every reaped descendant of every node's sshd (its
+/// `cutime` and `cstime`), which is everything a connection runs there but
+/// a detached rollback sleeper. The difference over a command is what the
+/// command cost the nodes: on a small lab their CPU is the bottleneck.
+fn node_cpu(lab: &Lab) -> Duration {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let mut ticks = 0u64;
+    for i in 0..lab.nodes.len() {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", lab.sshd_pid(i))).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        for idx in [13, 14] {
+            ticks += fields.get(idx).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    Duration::from_millis(ticks * 1000 / tick)
+}
+
+/// The median over hosts of each phase in a report's `timings`, in the
+/// order a run goes through them.
+fn phase_medians(json: &[u8]) -> String {
+    let report: serde_json::Value = serde_json::from_slice(json).expect("apply --json");
+    let order = [
+        "connect",
+        "kex",
+        "auth",
+        "observe",
+        "apply",
+        "fresh_connection",
+        "confirm",
+        "total",
+    ];
+    let mut parts = Vec::new();
+    for phase in order {
+        let mut v: Vec<u64> = report["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h["timings"][phase].as_u64())
+            .collect();
+        if v.is_empty() {
+            continue;
+        }
+        v.sort_unstable();
+        parts.push(format!("{phase} {}", v[v.len() / 2]));
+    }
+    parts.join(", ")
 }
 
 fn main() {
@@ -307,16 +366,32 @@ fn main() {
     let mut got: Vec<Vec<Run>> = vec![Vec::new(); names.len()];
     for round in 0..runs {
         eprintln!("round {} of {runs}", round + 1);
-        got[0].push(fan_out(&floor_script, "the floor"));
-        got[1].push(fan_out(&baseline_script, "the old baseline"));
-        got[2].push(palisade("ping"));
+        let with_nodes = |work: &dyn Fn() -> Run| {
+            let before = node_cpu(&lab);
+            let mut run = work();
+            run.node_cpu = node_cpu(&lab).saturating_sub(before);
+            run
+        };
+        got[0].push(with_nodes(&|| fan_out(&floor_script, "the floor")));
+        got[1].push(with_nodes(&|| fan_out(&baseline_script, "the old baseline")));
+        got[2].push(with_nodes(&|| palisade("ping")));
         palisade("remove");
-        got[3].push(palisade("apply"));
-        got[4].push(palisade("apply"));
-        got[5].push(palisade("verify"));
+        got[3].push(with_nodes(&|| palisade("apply")));
+        got[4].push(with_nodes(&|| palisade("apply")));
+        got[5].push(with_nodes(&|| palisade("verify")));
     }
     let med: Vec<Run> = got.into_iter().map(median).collect();
     let floor = med[0].wall.as_secs_f64();
+
+    // Where a fresh apply's time goes, per host: its `--json` timings, in
+    // an untimed pass.
+    palisade("remove");
+    let out = palisade_cmd("apply")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("palisade apply");
+    let phases = phase_medians(&out.stdout);
 
     // Processes on node 0, in an untimed pass with strace attached.
     eprintln!("counting processes on {}", lab.nodes[0].name);
@@ -363,22 +438,25 @@ fn main() {
     };
     println!(
         "{nodes} hosts, {forks} at once{latency}, median of {runs} rounds; ratio = time / the floor (lower is better);\n\
-         controller CPU and peak RSS from wait4; processes on one node, counted by strace on its sshd\n"
+         controller CPU and peak RSS from wait4; node CPU: all nodes' sshd descendants (cutime + cstime);\n\
+         processes on one node, counted by strace on its sshd\n"
     );
     println!(
-        "{:<52} {:>8} {:>6} {:>9} {:>8} {:>6}",
-        "", "seconds", "ratio", "ctl CPU s", "RSS MiB", "procs"
+        "{:<52} {:>8} {:>6} {:>9} {:>8} {:>10} {:>6}",
+        "", "seconds", "ratio", "ctl CPU s", "RSS MiB", "node CPU s", "procs"
     );
     for ((name, run), census) in names.iter().zip(&med).zip(&counts) {
         println!(
-            "{name:<52} {:>8.3} {:>6.2} {:>9.3} {:>8.1} {:>6}",
+            "{name:<52} {:>8.3} {:>6.2} {:>9.3} {:>8.1} {:>10.3} {:>6}",
             run.wall.as_secs_f64(),
             run.wall.as_secs_f64() / floor,
             run.cpu.as_secs_f64(),
             run.max_rss_kib as f64 / 1024.0,
+            run.node_cpu.as_secs_f64(),
             census.total,
         );
     }
+    println!("\nfresh apply, median per host (ms): {phases}");
     println!("\nprocesses on one node, by program (fork: a subshell that never execs):");
     for (name, census) in names.iter().zip(&counts) {
         let mut by: Vec<(&String, &usize)> = census.execs.iter().collect();

@@ -211,7 +211,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
             // An interrupted run left the node as wanted but unconfirmed:
             // confirm it now, while it is still there.
             let window = job.connect_timeout.min(Duration::from_secs(2));
-            let fresh = session.fresh_banner(job.confirm_source, window);
+            let fresh = session.fresh_connection(job.confirm_source, window);
             if let Err(reason) = session.timed(timing::Phase::FreshConnection, fresh).await {
                 return Err(NodeError::PendingUnreached { reason }.into());
             }
@@ -289,7 +289,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     let window = job
         .connect_timeout
         .min(left.saturating_sub(Duration::from_secs(2)));
-    let fresh = session.fresh_banner(job.confirm_source, window);
+    let fresh = session.fresh_connection(job.confirm_source, window);
     if let Err(reason) = session.timed(timing::Phase::FreshConnection, fresh).await {
         // The script stops at the end of its stdin; the change rolls back
         // by itself.

@@ -1,6 +1,8 @@
 //! `-v` and `-vv`: where each host's time went, in the log and in `--json`,
 //! and the remote steps' own lines.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::harness::{Needs, Spec};
@@ -10,6 +12,7 @@ lab_tests![Needs::Plain =>
     apply_reports_every_hosts_phase_timings_in_the_log_and_in_json,
     vv_shows_what_the_remote_steps_printed,
     a_rolled_back_host_shows_the_wait_for_its_rollback,
+    every_command_is_one_exec_per_node,
 ];
 
 /// The phases a fresh apply goes through on every host.
@@ -162,4 +165,46 @@ fn a_rolled_back_host_shows_the_wait_for_its_rollback() {
         "{}",
         stderr(&out)
     );
+}
+
+/// sudo once per node and per command: verify, plan, a no-op apply and a
+/// fresh apply (its confirmation included) are each one exec, counted on
+/// the node by a wrapper sshd runs every command through. The fresh
+/// apply's new-connection check is a TCP handshake, which runs nothing.
+fn every_command_is_one_exec_per_node() {
+    let lab = lab!(Spec {
+        nodes: 2,
+        record_steps: Some(Duration::from_millis(1)),
+        ..Spec::default()
+    });
+    let mut seen = vec![0; lab.nodes.len()];
+    for (cmd, status) in [
+        ("plan", "would-change"),
+        ("verify", "absent"),
+        ("apply", "changed"),
+        ("apply", "unchanged"),
+        ("verify", "ok"),
+    ] {
+        let out = lab.palisade(bin(), &lab_args(cmd, true, true, &[]));
+        let report = json(&out);
+        for (i, node) in lab.nodes.iter().enumerate() {
+            let h = report["hosts"]
+                .as_array()
+                .and_then(|hs| hs.iter().find(|h| h["name"] == node.name.as_str()))
+                .unwrap_or_else(|| panic!("{} missing: {report:#}", node.name));
+            assert_eq!(h["status"], status, "{cmd}: {h:#}");
+            // Started execs: a no-op apply hangs up without waiting for
+            // the script's end, so its step may log no end.
+            let log = std::fs::read_to_string(node.dir.join("steps.log")).unwrap_or_default();
+            let steps = log.lines().filter(|l| l.starts_with("start ")).count();
+            assert_eq!(
+                steps - seen[i],
+                1,
+                "{cmd} ran {} execs on {}",
+                steps - seen[i],
+                node.name
+            );
+            seen[i] = steps;
+        }
+    }
 }
