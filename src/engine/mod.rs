@@ -221,6 +221,9 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
                 }
                 .into());
             };
+            // Pending: it rolls back by itself unless this confirms it.
+            let within = Duration::from_secs(before.pending_rollback.unwrap_or(0));
+            job.set_phase(host, Some(Phase::Armed(SystemTime::now() + within)));
             let fate = session
                 .timed(timing::Phase::Confirm, tell(&mut talk, Verdict::Confirm(id)))
                 .await?;
@@ -246,7 +249,18 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         )
         .await
     {
-        Ok(Heard::Said(text)) => protocol::made(&text, &before).map_err(NodeError::from)?,
+        Ok(Heard::Said(text)) => match protocol::made(&text, &before) {
+            Ok(made) => made,
+            Err(e) => {
+                // Never confirm what cannot be read: roll it back now.
+                if let Ok(reply) = tell(&mut talk, Verdict::Abort).await
+                    && protocol::aborted(&reply).unwrap_or(false)
+                {
+                    job.set_phase(host, None);
+                }
+                return Err(NodeError::from(e).into());
+            }
+        },
         Ok(Heard::Ended(out)) => {
             // The script failed and undid its own partial work.
             job.set_phase(host, None);
@@ -295,7 +309,11 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         // by itself.
         let _ = talk.finish().await;
         let wait = rolled_back(session, policy, &before, latest, reason);
-        return session.timed(timing::Phase::Rollback, wait).await;
+        let result = session.timed(timing::Phase::Rollback, wait).await;
+        if result.is_ok() {
+            job.set_phase(host, None);
+        }
+        return result;
     }
     let fate = session
         .timed(
@@ -308,7 +326,11 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         Fate::RolledBack => {
             let reason = "the confirmation came too late: the node had started rolling back".to_owned();
             let wait = rolled_back(session, policy, &before, latest, reason);
-            return session.timed(timing::Phase::Rollback, wait).await;
+            let result = session.timed(timing::Phase::Rollback, wait).await;
+            if result.is_ok() {
+                job.set_phase(host, None);
+            }
+            return result;
         }
         Fate::Gone => {
             job.set_phase(host, None);

@@ -19,6 +19,9 @@ verdict() {
     IFS= read -r verdict || verdict=''
 }
 
+# The first word, before anything can fail: a failure with nothing on
+# stdout is sudo's refusal (see probe::as_root), so the script speaks first.
+echo '==> start'
 # A snapshot left by an earlier change: settle it first, under the lock
 # (a claim whose owner died is finished, an overdue rollback run), so that
 # what observe reads is where the node stands. A node with none costs no

@@ -202,6 +202,8 @@ impl Session {
             out: Vec::new(),
             err: Vec::new(),
             heard: 0,
+            scanned: 0,
+            searched: 0,
             code: None,
             signal: None,
             closed: false,
@@ -210,19 +212,19 @@ impl Session {
         })
     }
 
-    /// Proves that a *new* connection to the node's SSH port gets through
-    /// its netfilter: the TCP handshake completes (the open session rides
-    /// on the ESTABLISHED rule and proves nothing about new ones). A SYN the
-    /// node admits is answered by its kernel; one it drops is not. Waiting
-    /// for sshd's banner as well would add its start-up on a busy node to
-    /// every apply and prove nothing more about the firewall. Through a
-    /// bastion the new connection is a fresh tunnel, which the bastion
-    /// confirms once its own connection to the node is made. `source` picks
-    /// the local address (tests use it to leave from outside the
-    /// whitelist).
+    /// Proves that a *new* connection to the node's SSH port gets through,
+    /// by reading the server's `SSH-2.0-` banner on it: the open session
+    /// rides on the ESTABLISHED rule and proves nothing about new ones. The
+    /// banner, not the TCP handshake alone: a port forwarder or a load
+    /// balancer in front of the node completes the handshake whether or not
+    /// the node admits it, and only the node's sshd speaks first. Through a
+    /// bastion the new connection is a fresh tunnel. `source` picks the
+    /// local address (tests use it to leave from outside the whitelist).
     pub async fn fresh_connection(&self, source: Option<IpAddr>, within: Duration) -> Result<(), String> {
+        use tokio::io::AsyncReadExt;
         let target = std::net::SocketAddr::new(self.addr, self.port);
         let attempt = async {
+            let mut banner = [0u8; 8];
             match &self.via {
                 Some(bastion) => {
                     let ch = bastion
@@ -234,7 +236,8 @@ impl Session {
                         )
                         .await
                         .map_err(|e| format!("the bastion could not open a new tunnel: {e}"))?;
-                    let _ = ch.close().await;
+                    let mut stream = ch.into_stream();
+                    stream.read_exact(&mut banner).await.map_err(|e| e.to_string())?;
                 }
                 None => {
                     let socket = match target {
@@ -247,16 +250,21 @@ impl Session {
                             .bind(std::net::SocketAddr::new(src, 0))
                             .map_err(|e| format!("cannot bind {src}: {e}"))?;
                     }
-                    socket.connect(target).await.map_err(|e| e.to_string())?;
+                    let mut stream = socket.connect(target).await.map_err(|e| e.to_string())?;
+                    stream.read_exact(&mut banner).await.map_err(|e| e.to_string())?;
                 }
             }
-            Ok::<(), String>(())
+            if &banner == b"SSH-2.0-" {
+                Ok(())
+            } else {
+                Err("the answer was not an SSH banner".to_owned())
+            }
         };
         match tokio::time::timeout(within, attempt).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("a new connection to {target} failed: {e}")),
             Err(_) => Err(format!(
-                "a new connection to {target} got no answer within {}s",
+                "a new connection to {target} got no SSH banner within {}s",
                 within.as_secs()
             )),
         }
@@ -276,6 +284,12 @@ pub struct Conversation {
     err: Vec<u8>,
     /// How much of `out` the caller has been given.
     heard: usize,
+    /// Where the line being looked at starts (the end of the last whole
+    /// line looked through), and how far its newline has been looked for:
+    /// a node printing in many small packets costs a linear scan, not a
+    /// quadratic one.
+    scanned: usize,
+    searched: usize,
     code: Option<u32>,
     signal: Option<String>,
     closed: bool,
@@ -320,17 +334,28 @@ impl Conversation {
     }
 
     /// Where the first `line` after what was heard ends (past its newline).
-    fn line_end(&self, line: &str) -> Option<usize> {
-        let new = &self.out[self.heard..];
+    /// Every byte is looked at once over all calls, however the node cuts
+    /// its output into packets (callers ask for the same line each time).
+    fn line_end(&mut self, line: &str) -> Option<usize> {
         let want = format!("{line}\n");
-        let mut at = 0;
-        for l in new.split_inclusive(|b| *b == b'\n') {
-            at += l.len();
-            if l == want.as_bytes() {
-                return Some(self.heard + at);
+        loop {
+            let start = self.scanned.max(self.heard);
+            let from = self.searched.max(start);
+            match self.out[from..].iter().position(|b| *b == b'\n') {
+                None => {
+                    self.searched = self.out.len();
+                    return None;
+                }
+                Some(i) => {
+                    let end = from + i + 1;
+                    self.scanned = end;
+                    self.searched = end;
+                    if self.out[start..end] == *want.as_bytes() {
+                        return Some(end);
+                    }
+                }
             }
         }
-        None
     }
 
     /// Writes `text` to the script's stdin, as it is.

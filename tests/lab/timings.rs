@@ -170,7 +170,7 @@ fn a_rolled_back_host_shows_the_wait_for_its_rollback() {
 /// sudo once per node and per command: verify, plan, a no-op apply and a
 /// fresh apply (its confirmation included) are each one exec, counted on
 /// the node by a wrapper sshd runs every command through. The fresh
-/// apply's new-connection check is a TCP handshake, which runs nothing.
+/// apply's new-connection check reads sshd's banner and runs no command.
 fn every_command_is_one_exec_per_node() {
     let lab = lab!(Spec {
         nodes: 2,
