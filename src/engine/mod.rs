@@ -308,12 +308,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         // The script stops at the end of its stdin; the change rolls back
         // by itself.
         let _ = talk.finish().await;
-        let wait = rolled_back(session, policy, &before, latest, reason);
-        let result = session.timed(timing::Phase::Rollback, wait).await;
-        if result.is_ok() {
-            job.set_phase(host, None);
-        }
-        return result;
+        return rolled_back(session, job, host, policy, &before, latest, reason).await;
     }
     let fate = session
         .timed(
@@ -325,12 +320,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         Fate::Confirmed { boot_failed } => boot_failed,
         Fate::RolledBack => {
             let reason = "the confirmation came too late: the node had started rolling back".to_owned();
-            let wait = rolled_back(session, policy, &before, latest, reason);
-            let result = session.timed(timing::Phase::Rollback, wait).await;
-            if result.is_ok() {
-                job.set_phase(host, None);
-            }
-            return result;
+            return rolled_back(session, job, host, policy, &before, latest, reason).await;
         }
         Fate::Gone => {
             job.set_phase(host, None);
@@ -413,8 +403,26 @@ impl Job {
 
 /// The confirmation failed: the node rolls back by itself at `deadline`.
 /// Wait for it over the session we still hold (the ESTABLISHED rule keeps
-/// it), and check that the node is as it was.
+/// it), as the rollback phase, and check that the node is as it was; once
+/// it is, the host is no longer listed as rolling back.
 async fn rolled_back(
+    session: &Session,
+    job: &Job,
+    host: &Host,
+    policy: &Policy,
+    before: &Observed,
+    deadline: SystemTime,
+    reason: String,
+) -> Result<HostResult, Failure> {
+    let wait = waited_out(session, policy, before, deadline, reason);
+    let result = session.timed(timing::Phase::Rollback, wait).await;
+    if result.is_ok() {
+        job.set_phase(host, None);
+    }
+    result
+}
+
+async fn waited_out(
     session: &Session,
     policy: &Policy,
     before: &Observed,

@@ -39,13 +39,7 @@ for v in v4 v6; do
     if [ "$v" = v4 ]; then table=$table_v4 save=$save_v4; else table=$table_v6 save=$save_v6; fi
     section "set-$v"
     if [ -n "$save" ]; then printf '%s\n' "$save"; fi
-    for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain"; do
-        section "${c%%:*}-$v"
-        if has_chain "$table" "${c#*:}"; then
-            echo "-N ${c#*:}"
-            chain_rules "$table" "${c#*:}"
-        fi
-    done
+    print_chains "$v" "$table"
 done
 # While a change waits for its confirmation, the boot files are the ones it
 # staged (the confirmation installs them): what the node will have once
@@ -221,53 +215,63 @@ impl ParseError {
 /// `before` with its chains as `text` (sections `chain-v4`, `input-v4`, …,
 /// ending with `==> end`) shows them.
 pub fn with_chains(before: &Observed, text: &str) -> Result<Observed, ParseError> {
-    let sections = sections(text)?;
-    let get = |name: &str| -> &[&str] {
-        sections
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(&[][..], |(_, lines)| lines.as_slice())
-    };
+    let sections = Sections::of(text)?;
     let mut after = before.clone();
     for (v, facts) in [("v4", &mut after.v4), ("v6", &mut after.v6)] {
-        if !sections.iter().any(|(n, _)| *n == format!("input-{v}")) {
+        if !sections.has(&format!("input-{v}")) {
             return Err(ParseError(format!("no input-{v} section")));
         }
-        facts.chain = parse_chain(get(&format!("chain-{v}")));
-        facts.input = parse_chain(get(&format!("input-{v}"))).unwrap_or_default();
-        facts.docker_user = parse_chain(get(&format!("docker-user-{v}")));
-        facts.docker_chain = parse_chain(get(&format!("docker-chain-{v}")));
+        sections.chains(v, facts);
     }
     Ok(after)
 }
 
 /// The `==> NAME` sections of a reply, which must end with `==> end`.
-fn sections(text: &str) -> Result<Vec<(&str, Vec<&str>)>, ParseError> {
-    let mut sections: Vec<(&str, Vec<&str>)> = Vec::new();
-    for line in text.lines() {
-        if let Some(name) = line.strip_prefix("==> ") {
-            sections.push((name, Vec::new()));
-        } else if let Some((_, lines)) = sections.last_mut() {
-            lines.push(line);
+struct Sections<'a>(Vec<(&'a str, Vec<&'a str>)>);
+
+impl<'a> Sections<'a> {
+    fn of(text: &'a str) -> Result<Sections<'a>, ParseError> {
+        let mut sections: Vec<(&str, Vec<&str>)> = Vec::new();
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix("==> ") {
+                sections.push((name, Vec::new()));
+            } else if let Some((_, lines)) = sections.last_mut() {
+                lines.push(line);
+            }
         }
+        if sections.last().map(|(n, _)| *n) != Some("end") {
+            return Err(ParseError("it stopped before the end".into()));
+        }
+        Ok(Sections(sections))
     }
-    if sections.last().map(|(n, _)| *n) != Some("end") {
-        return Err(ParseError("it stopped before the end".into()));
+
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| *n == name)
     }
-    Ok(sections)
+
+    /// The lines of the first section so named; none when there is none.
+    fn get(&self, name: &str) -> &[&'a str] {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&[][..], |(_, lines)| lines.as_slice())
+    }
+
+    /// A family's chains (`print_chains` in the shell library).
+    fn chains(&self, v: &str, facts: &mut FamilyFacts) {
+        facts.chain = parse_chain(self.get(&format!("chain-{v}")));
+        facts.input = parse_chain(self.get(&format!("input-{v}"))).unwrap_or_default();
+        facts.docker_user = parse_chain(self.get(&format!("docker-user-{v}")));
+        facts.docker_chain = parse_chain(self.get(&format!("docker-chain-{v}")));
+    }
 }
 
 /// Parses the read script's output. Strict about structure (a truncated
 /// output is an error, not an empty node), lenient about lines it does not
 /// need.
 pub fn parse(text: &str) -> Result<Observed, ParseError> {
-    let sections = sections(text)?;
-    let get = |name: &str| -> &[&str] {
-        sections
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(&[][..], |(_, lines)| lines.as_slice())
-    };
+    let sections = Sections::of(text)?;
+    let get = |name: &str| sections.get(name);
     let first = |name: &str| {
         get(name)
             .first()
@@ -275,13 +279,12 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
             .filter(|l| !l.is_empty())
     };
     let family = |v: &str| -> Result<FamilyFacts, ParseError> {
-        Ok(FamilyFacts {
+        let mut facts = FamilyFacts {
             set: parse_set(get(&format!("set-{v}")))?,
-            chain: parse_chain(get(&format!("chain-{v}"))),
-            input: parse_chain(get(&format!("input-{v}"))).unwrap_or_default(),
-            docker_user: parse_chain(get(&format!("docker-user-{v}"))),
-            docker_chain: parse_chain(get(&format!("docker-chain-{v}"))),
-        })
+            ..FamilyFacts::default()
+        };
+        sections.chains(v, &mut facts);
+        Ok(facts)
     };
     let (v4, v6) = (family("v4")?, family("v6")?);
     Ok(Observed {

@@ -55,24 +55,15 @@ case $verdict in
         set +e
         # The chains as the commit left them, for the controller to check
         # before it confirms: two processes.
-        table_v4=$(iptables-save -t filter 2>/dev/null) || table_v4=''
-        table_v6=$(ip6tables-save -t filter 2>/dev/null) || table_v6=''
+        read_tables
         exec 9>&-
         echo '==> change'
         echo "id=$id"
         fetch armed "$snap/armed"
         if [ -n "$armed" ]; then echo "armed=${armed%% *}"; fi
         if [ -n "$persisted" ]; then echo "persist=$persisted"; fi
-        for v in v4 v6; do
-            if [ "$v" = v4 ]; then table=$table_v4; else table=$table_v6; fi
-            for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain"; do
-                echo "==> ${c%%:*}-$v"
-                if has_chain "$table" "${c#*:}"; then
-                    echo "-N ${c#*:}"
-                    chain_rules "$table" "${c#*:}"
-                fi
-            done
-        done
+        print_chains v4 "$table_v4"
+        print_chains v6 "$table_v6"
         echo '==> end'
         verdict
         case $verdict in

@@ -69,10 +69,29 @@ fetch() {
 # naming the version and the backend), save_v4/save_v6 as `ipset save` does
 # (empty when there is no such set).
 read_node() {
-    table_v4=$(iptables-save -t filter 2>/dev/null) || table_v4=''
-    table_v6=$(ip6tables-save -t filter 2>/dev/null) || table_v6=''
+    read_tables
     save_v4=$(ipset save "$set4" 2>/dev/null) || save_v4=''
     save_v6=$(ipset save "$set6" 2>/dev/null) || save_v6=''
+}
+
+# read_tables: the two filter tables alone (see read_node).
+read_tables() {
+    table_v4=$(iptables-save -t filter 2>/dev/null) || table_v4=''
+    table_v6=$(ip6tables-save -t filter 2>/dev/null) || table_v6=''
+}
+
+# print_chains V TABLE: the sections chain-V, input-V, docker-user-V and
+# docker-chain-V, each with its chain (`-N NAME`, then its rules) when
+# TABLE has it: what observe prints, and what a change prints of the
+# chains it left.
+print_chains() {
+    for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain"; do
+        echo "==> ${c%%:*}-$1"
+        if has_chain "$2" "${c#*:}"; then
+            echo "-N ${c#*:}"
+            chain_rules "$2" "${c#*:}"
+        fi
+    done
 }
 
 # backend_of TABLE: sets backend to what `iptables -V` prints. The first
