@@ -15,31 +15,28 @@ use crate::policy::{Family, Policy};
 use crate::render;
 use crate::transport::Script;
 
-/// `observe [SSH_CONNECTION]`: prints the node's state in sections, ending
-/// with `==> end`, and leaves the tables and sets it read in `table_v4`,
-/// `table_v6`, `save_v4` and `save_v6` for a change to start from (see
-/// `read_node`): four processes, and one `sha256sum` when there are boot
-/// files.
+/// `observe [SSH_CONNECTION]`: says (see `say`) the node's state in
+/// sections, ending with `==> end`, from the tables and sets `read_node` left in `table_v4`,
+/// `table_v6`, `save_v4` and `save_v6` (where a change then starts from):
+/// one `sha256sum` when there are boot files. Callers run it as
+/// [`SAY_OBSERVED`] does.
 pub(crate) const OBSERVE: &str = r#"observe() {
-section() { printf '==> %s\n' "$1"; }
-# The first words, before anything can fail: a failure with nothing on
-# stdout is sudo's refusal (see probe::as_root). $1 is SSH_CONNECTION when the
-# step runs as Privilege::RootSeeingOrigin.
+section() { say "==> $1"; }
+# $1 is SSH_CONNECTION when the step runs as Privilege::RootSeeingOrigin.
 section origin
-printf '%s\n' "${1-}"
+say "${1-}"
 section missing-tools
 for tool in ipset iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore flock head; do
-    command -v "$tool" >/dev/null 2>&1 || echo "$tool"
+    command -v "$tool" >/dev/null 2>&1 || say "$tool"
 done
-read_node
 section backend
 backend_of "$table_v4"
-if [ -n "$backend" ]; then echo "$backend"; fi
+if [ -n "$backend" ]; then say "$backend"; fi
 for v in v4 v6; do
     if [ "$v" = v4 ]; then table=$table_v4 save=$save_v4; else table=$table_v6 save=$save_v6; fi
     section "set-$v"
-    if [ -n "$save" ]; then printf '%s\n' "$save"; fi
-    print_chains "$v" "$table"
+    if [ -n "$save" ]; then say "$save"; fi
+    say_chains "$v" "$table"
 done
 # While a change waits for its confirmation, the boot files are the ones it
 # staged (the confirmation installs them): what the node will have once
@@ -74,29 +71,29 @@ $sums
 PALISADE_SUMS
 fi
 section restore
-if [ -n "$restore_sum" ]; then echo "$restore_sum"; fi
+if [ -n "$restore_sum" ]; then say "$restore_sum"; fi
 section backend-file
-if [ -f "$backend_file" ]; then fetch applied "$backend_file" && echo "$applied"; fi
+if [ -f "$backend_file" ]; then fetch applied "$backend_file" && say "$applied"; fi
 section systemd
-if [ -d /run/systemd/system ]; then echo yes; else echo no; fi
+if [ -d /run/systemd/system ]; then say yes; else say no; fi
 section unit
-if [ -n "$unit_sum" ]; then echo "$unit_sum"; fi
+if [ -n "$unit_sum" ]; then say "$unit_sum"; fi
 # Enabled, as `systemctl is-enabled` says it: the [Install] link to the unit
 # is there (the confirmation makes it by hand, as install_boot says).
 section unit-enabled
 if [ "$pending" != no ]; then
-    if [ -f "$unit" ]; then echo enabled; fi
+    if [ -f "$unit" ]; then say enabled; fi
 elif [ -d /run/systemd/system ] && [ -L "$unit_wants" ] && [ -f "$unit_wants" ]; then
-    echo enabled
+    say enabled
 fi
 # The interfaces the node's default routes leave by: its uplinks, where
 # everyone's traffic comes in. Read from /proc with builtins, no process.
 section uplinks
 while read -r ifc dst rest; do
-    if [ "$dst" = 00000000 ]; then echo "$ifc"; fi
+    if [ "$dst" = 00000000 ]; then say "$ifc"; fi
 done </proc/net/route 2>/dev/null
 while read -r dst len rest; do
-    if [ "$dst" = 00000000000000000000000000000000 ] && [ "$len" = 00 ]; then echo "${rest##* }"; fi
+    if [ "$dst" = 00000000000000000000000000000000 ] && [ "$len" = 00 ]; then say "${rest##* }"; fi
 done </proc/net/ipv6_route 2>/dev/null
 # An earlier change waiting for its confirmation, and how many seconds it
 # has left before it rolls back by itself.
@@ -107,10 +104,20 @@ if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ]; then
     uptime
     left=$((${due:-0} - now))
     if [ "$left" -lt 0 ]; then left=0; fi
-    printf 'armed %s %s\n' "$left" "$sid"
+    say "armed $left $sid"
 fi
 section end
 }
+"#;
+
+/// Reads the node and prints what `observe` makes of it, in one write (see
+/// `say` in the shell library). The first words then come only once the
+/// node is read: a failure with nothing on stdout is still sudo's refusal
+/// (see probe::as_root), as nothing in between can fail.
+pub(crate) const SAY_OBSERVED: &str = r#"read_node
+reply=''
+observe "${1-}"
+printf '%s' "$reply"
 "#;
 
 /// The read-only script for this policy's names. Run as
@@ -121,7 +128,7 @@ pub fn script(policy: &Policy) -> Script {
     let mut s = render::names(policy);
     s.push_str(&render::code(render::LIB));
     s.push_str(&render::code(OBSERVE));
-    s.push_str("observe \"${1-}\"\n");
+    s.push_str(SAY_OBSERVED);
     Script::rendered(s)
 }
 
@@ -257,7 +264,7 @@ impl<'a> Sections<'a> {
             .map_or(&[][..], |(_, lines)| lines.as_slice())
     }
 
-    /// A family's chains (`print_chains` in the shell library).
+    /// A family's chains (`say_chains` in the shell library).
     fn chains(&self, v: &str, facts: &mut FamilyFacts) {
         facts.chain = parse_chain(self.get(&format!("chain-{v}")));
         facts.input = parse_chain(self.get(&format!("input-{v}"))).unwrap_or_default();

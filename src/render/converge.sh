@@ -19,14 +19,15 @@ verdict() {
     IFS= read -r verdict || verdict=''
 }
 
-# The first word, before anything can fail: a failure with nothing on
-# stdout is sudo's refusal (see probe::as_root), so the script speaks first.
-echo '==> start'
 # A snapshot left by an earlier change: settle it first, under the lock
 # (a claim whose owner died is finished, an overdue rollback run), so that
 # what observe reads is where the node stands. A node with none costs no
 # lock here.
 if [ -d /run/palisade/rollback ]; then
+    # The first word, before the lock can keep it waiting: a failure with
+    # nothing on stdout is sudo's refusal (see probe::as_root). Elsewhere
+    # the script's first words are observe's (see SAY_OBSERVED).
+    echo '==> start'
     lock_node
     settle
     exec 9>&-
@@ -34,7 +35,11 @@ if [ -d /run/palisade/rollback ]; then
 fi
 set +e
 fetch seen /run/palisade/generation
+# As SAY_OBSERVED: read, then print in one write.
+read_node
+reply=''
 observe "${1-}"
+printf '%s' "$reply"
 verdict
 case $verdict in
     "apply "*)
@@ -57,14 +62,17 @@ case $verdict in
         # before it confirms: two processes.
         read_tables
         exec 9>&-
-        echo '==> change'
-        echo "id=$id"
+        # In one write, as observe's (see say).
+        reply=''
+        say '==> change'
+        say "id=$id"
         fetch armed "$snap/armed"
-        if [ -n "$armed" ]; then echo "armed=${armed%% *}"; fi
-        if [ -n "$persisted" ]; then echo "persist=$persisted"; fi
-        print_chains v4 "$table_v4"
-        print_chains v6 "$table_v6"
-        echo '==> end'
+        if [ -n "$armed" ]; then say "armed=${armed%% *}"; fi
+        if [ -n "$persisted" ]; then say "persist=$persisted"; fi
+        say_chains v4 "$table_v4"
+        say_chains v6 "$table_v6"
+        say '==> end'
+        printf '%s' "$reply"
         verdict
         case $verdict in
             "confirm "*) confirm_change "${verdict#confirm }" ;;

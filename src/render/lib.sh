@@ -64,14 +64,30 @@ fetch() {
 }
 
 # read_node: the two filter tables and palisade's two sets, each into a
-# variable, in four processes: table_v4/table_v6 as `iptables-save -t filter`
+# variable, in three processes: table_v4/table_v6 as `iptables-save -t filter`
 # prints them (the rules as `iptables -S` prints them, and a first line
 # naming the version and the backend), save_v4/save_v6 as `ipset save` does
 # (empty when there is no such set).
 read_node() {
     read_tables
-    save_v4=$(ipset save "$set4" 2>/dev/null) || save_v4=''
-    save_v6=$(ipset save "$set6" 2>/dev/null) || save_v6=''
+    # Both sets from one ipset: its restore mode runs `save` too, and stops
+    # at a set that is not there (what it printed says which).
+    sets=$(ipset restore 2>/dev/null <<PALISADE_SETS
+save $set4
+save $set6
+PALISADE_SETS
+    ) || :
+    case $sets in
+        "create $set4 "*"${nl}create $set6 "*)
+            save_v4=${sets%%"${nl}create $set6 "*}
+            save_v6="create $set6 ${sets#*"${nl}create $set6 "}"
+            ;;
+        "create $set4 "*) save_v4=$sets save_v6='' ;;
+        *)
+            save_v4=''
+            save_v6=$(ipset save "$set6" 2>/dev/null) || save_v6=''
+            ;;
+    esac
 }
 
 # read_tables: the two filter tables alone (see read_node).
@@ -80,16 +96,26 @@ read_tables() {
     table_v6=$(ip6tables-save -t filter 2>/dev/null) || table_v6=''
 }
 
-# print_chains V TABLE: the sections chain-V, input-V, docker-user-V and
+# say LINE: adds LINE to `reply`, what the script prints in one write once
+# it is whole: sshd runs a command without a terminal with Nagle's algorithm
+# on, so a short packet it sends while an earlier short one is
+# unacknowledged waits for that acknowledgement, a round trip; a reply
+# printed a line at a time would arrive that much later.
+say() {
+    reply="$reply$1$nl"
+}
+
+# say_chains V TABLE: the sections chain-V, input-V, docker-user-V and
 # docker-chain-V, each with its chain (`-N NAME`, then its rules) when
-# TABLE has it: what observe prints, and what a change prints of the
-# chains it left.
-print_chains() {
+# TABLE has it, said (see `say`): what observe prints, and what a change
+# prints of the chains it left.
+say_chains() {
     for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain"; do
-        echo "==> ${c%%:*}-$1"
+        say "==> ${c%%:*}-$1"
         if has_chain "$2" "${c#*:}"; then
-            echo "-N ${c#*:}"
-            chain_rules "$2" "${c#*:}"
+            say "-N ${c#*:}"
+            rules_of "$2" "${c#*:}"
+            reply="$reply$rules"
         fi
     done
 }

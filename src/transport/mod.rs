@@ -11,6 +11,7 @@ mod ecdsa_pem;
 mod error;
 mod fanout;
 pub mod known_hosts;
+mod quickack;
 mod session;
 
 use std::borrow::Cow;

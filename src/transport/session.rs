@@ -195,7 +195,12 @@ impl Session {
 
     async fn open_talk(&self, privilege: Privilege, script: &Script) -> Result<Conversation, HostError> {
         let ch = self.handle.channel_open_session().await?;
-        ch.exec(true, privilege.command()).await?;
+        // No reply asked for: sshd's CHANNEL_SUCCESS would be a short packet
+        // left unacknowledged when the script's first output comes, which
+        // Nagle's algorithm then holds back a round trip (see
+        // `quickack`). An exec sshd refuses ends in the step timeout,
+        // as it did when the reply was asked for and not read.
+        ch.exec(false, privilege.command()).await?;
         ch.data(script.as_str().as_bytes()).await?;
         Ok(Conversation {
             ch,
@@ -457,7 +462,7 @@ pub(super) async fn connect(
                     tracing::debug!("{socket}: cannot set TCP_NODELAY: {e}");
                 }
                 kex_start = Some(Instant::now());
-                client::connect_stream(config, tcp, handler).await
+                client::connect_stream(config, super::quickack::QuickAck(tcp), handler).await
             }
             Some(bastion) => {
                 let ch = bastion
