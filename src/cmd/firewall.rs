@@ -17,11 +17,11 @@ use crate::inventory::{self, Host, Inventory, Lifecycle, Role};
 use crate::policy::{self, Policy};
 use crate::report::Verdict;
 use crate::report::colour::{self, Paint, Stream};
-use crate::report::hosts::{HostResult, Report, Status};
+use crate::report::hosts::{Report, Status};
 use crate::report::progress::Progress;
 use crate::report::summary::Command;
 use crate::report::terminal::{escape, escape_lines};
-use crate::transport::{self, HostOutcome};
+use crate::transport;
 
 pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let inv = inventory::load(&settings.source, &settings.roles)?;
@@ -65,7 +65,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         move |session, host| engine::run(session, host, job.clone())
     });
     let worked_on = hosts.len();
-    let mut outcomes = tokio::select! {
+    let outcomes = tokio::select! {
         outcomes = work => {
             progress.finish();
             outcomes
@@ -76,20 +76,13 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
             return Ok(Verdict::HostsFailed);
         }
     };
-    outcomes.extend(deposed.into_iter().map(|host| HostOutcome {
-        host,
-        result: Ok(HostResult::deposed()),
-        elapsed: Duration::ZERO,
-        timings: Default::default(),
-        log: Vec::new(),
-    }));
     let command = match mode {
         Mode::Plan => Command::Plan,
         Mode::Apply => Command::Apply,
         Mode::Verify => Command::Verify,
         Mode::Remove => Command::Remove,
     };
-    let mut report = Report::new(command, outcomes);
+    let mut report = Report::new(command, outcomes, deposed);
     let first_run = report
         .hosts
         .iter()

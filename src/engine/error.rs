@@ -5,6 +5,8 @@ use crate::inventory::Role;
 use crate::observe::firewall::ParseError;
 use crate::transport::HostError;
 
+use super::Unconfirmed;
+
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("no policy for role {0}")]
@@ -40,8 +42,8 @@ pub enum NodeError {
     StillDiffers(Vec<Change>),
     #[error("the node still differs after the confirmed change: {}", describe(.0))]
     DiffersAfterConfirm(Vec<Change>),
-    #[error("{reason}; the node rolled back, but does not match its state before the change")]
-    RollbackMismatch { reason: String },
+    #[error("{why}; the node rolled back, but does not match its state before the change")]
+    RollbackMismatch { why: Unconfirmed },
     #[error("palisade's objects are still on the node after remove")]
     RemoveIncomplete,
     #[error("the node ended the step before it said {expected}")]

@@ -6,9 +6,11 @@
 //! (see [`protocol`]), so sudo runs once and no step waits for a new one.
 
 mod error;
+mod outcome;
 pub mod protocol;
 
 pub use error::{Failure, NodeError, Refusal};
+pub use outcome::{Note, Outcome, Unconfirmed};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,7 +23,6 @@ use crate::observe::firewall::{self, Observed};
 use crate::observe::probe;
 use crate::policy::Policy;
 use crate::render;
-use crate::report::hosts::{HostResult, Status};
 use crate::timing;
 use crate::transport::Heard;
 use crate::transport::{Conversation, HostError, Privilege, Session};
@@ -63,7 +64,7 @@ pub enum Phase {
 
 pub type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
 
-pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResult, Failure> {
+pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<Outcome, Failure> {
     let policy = job
         .policies
         .get(&host.role)
@@ -81,30 +82,29 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
     match job.mode {
         Mode::Verify => {
             if nothing_there(policy, &before) {
-                return Ok(HostResult::new(Status::Absent, Vec::new()));
+                return Ok(Outcome::Absent);
             }
             let changes = diff(policy, &before);
-            let status = if changes.is_empty() {
-                Status::Ok
+            Ok(if changes.is_empty() {
+                Outcome::Matches
             } else {
-                Status::Drift
-            };
-            Ok(HostResult::new(status, changes))
+                Outcome::Drift(changes)
+            })
         }
         Mode::Plan => {
             let changes = diff(policy, &before);
             Ok(match decide(policy, seen, &before, changes) {
-                Decision::Nothing(changes) => HostResult::new(Status::Unchanged, changes),
-                Decision::Refuse(changes, refusal) => refused(changes, &refusal),
+                Decision::Nothing => Outcome::Unchanged,
+                Decision::Refuse(changes, refusal) => Outcome::Refused { changes, refusal },
                 Decision::Fail(e) => return Err(e.into()),
                 Decision::Change(changes) | Decision::ConfirmPending(changes) => {
-                    HostResult::new(Status::WouldChange, changes)
+                    Outcome::WouldChange(changes)
                 }
             })
         }
         Mode::Remove => {
             if nothing_there(policy, &before) {
-                return Ok(HostResult::new(Status::Absent, Vec::new()));
+                return Ok(Outcome::Absent);
             }
             let script = render::remove(policy);
             let remove = session.run(Privilege::Root, &script);
@@ -115,19 +115,17 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<HostResu
             if !nothing_there(policy, &after) {
                 return Err(NodeError::RemoveIncomplete.into());
             }
-            Ok(HostResult::new(Status::Removed, Vec::new()))
+            Ok(Outcome::Removed)
         }
         Mode::Apply => unreachable!("apply returned above"),
     }
 }
 
-const CONFIRMED_LEFTOVER: &str = "confirmed a change an interrupted run had left unconfirmed";
-
 /// What plan reports and apply does, decided once for both from what the
 /// node showed, so the two cannot disagree.
 enum Decision {
     /// Already as wanted.
-    Nothing(Vec<Change>),
+    Nothing,
     /// A change palisade will not make (it would lock the operator out).
     Refuse(Vec<Change>, Refusal),
     /// A change palisade cannot make now.
@@ -140,7 +138,7 @@ enum Decision {
 
 fn decide(policy: &Policy, seen: Option<IpAddr>, before: &Observed, changes: Vec<Change>) -> Decision {
     if changes.is_empty() {
-        return Decision::Nothing(changes);
+        return Decision::Nothing;
     }
     if let Err(refusal) = admits_controller(policy, seen) {
         return Decision::Refuse(changes, refusal);
@@ -172,7 +170,7 @@ fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeE
 /// apply, in one exec: read; then, as the node needs, change and arm, prove
 /// a new connection gets through, and confirm; or confirm an earlier run's
 /// pending change. Nothing to do costs one exec that only reads.
-async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Result<HostResult, Failure> {
+async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Result<Outcome, Failure> {
     let secs = u32::try_from(job.confirm_timeout.as_secs()).unwrap_or(u32::MAX);
     let script = render::converge(policy, secs);
     let reading = async {
@@ -197,15 +195,16 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     let changes = match decide(policy, seen, &before, changes) {
         // The script stops at the end of its stdin, having changed nothing
         // (but what it settled).
-        Decision::Nothing(changes) => {
+        Decision::Nothing => {
             if settled == Some(protocol::Settled::Confirmed) {
-                let mut result = HostResult::new(Status::Changed, changes);
-                result.notes.push(CONFIRMED_LEFTOVER.into());
-                return Ok(result);
+                return Ok(Outcome::Changed {
+                    changes: Vec::new(),
+                    notes: vec![Note::ConfirmedLeftover],
+                });
             }
-            return Ok(HostResult::new(Status::Unchanged, changes));
+            return Ok(Outcome::Unchanged);
         }
-        Decision::Refuse(changes, refusal) => return Ok(refused(changes, &refusal)),
+        Decision::Refuse(changes, refusal) => return Ok(Outcome::Refused { changes, refusal }),
         Decision::Fail(e) => return Err(e.into()),
         Decision::ConfirmPending(changes) => {
             // An interrupted run left the node as wanted but unconfirmed:
@@ -232,10 +231,11 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
                 Fate::RolledBack | Fate::Gone => return Err(NodeError::PendingRolledBack.into()),
             };
             job.set_phase(host, Some(Phase::Confirmed));
-            let mut result = HostResult::new(Status::Changed, changes);
-            result.notes.push(CONFIRMED_LEFTOVER.into());
-            note_boot(&mut result, boot_failed);
-            return Ok(result);
+            let mut notes = vec![Note::ConfirmedLeftover];
+            if boot_failed {
+                notes.push(Note::BootRestoreFailed);
+            }
+            return Ok(Outcome::Changed { changes, notes });
         }
         Decision::Change(changes) => changes,
     };
@@ -283,10 +283,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         let reply = tell(&mut talk, Verdict::Abort).await?;
         if !protocol::aborted(&reply).map_err(NodeError::from)? {
             return Err(NodeError::RollbackMismatch {
-                reason: format!(
-                    "the node still differed after the change ({})",
-                    left.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
-                ),
+                why: Unconfirmed::NotAsAsked(left),
             }
             .into());
         }
@@ -308,7 +305,8 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         // The script stops at the end of its stdin; the change rolls back
         // by itself.
         let _ = talk.finish().await;
-        return rolled_back(session, job, host, policy, &before, latest, reason).await;
+        let why = Unconfirmed::NoNewConnection(reason);
+        return rolled_back(session, job, host, policy, &before, latest, why).await;
     }
     let fate = session
         .timed(
@@ -319,8 +317,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     let boot_failed = match protocol::fate(&fate).map_err(NodeError::from)? {
         Fate::Confirmed { boot_failed } => boot_failed,
         Fate::RolledBack => {
-            let reason = "the confirmation came too late: the node had started rolling back".to_owned();
-            return rolled_back(session, job, host, policy, &before, latest, reason).await;
+            return rolled_back(session, job, host, policy, &before, latest, Unconfirmed::TooLate).await;
         }
         Fate::Gone => {
             job.set_phase(host, None);
@@ -328,27 +325,17 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         }
     };
     job.set_phase(host, Some(Phase::Confirmed));
-    let mut result = HostResult::new(Status::Changed, changes);
+    let mut notes = Vec::new();
     if settled == Some(protocol::Settled::RolledBack) {
-        result
-            .notes
-            .push("first rolled back a change an interrupted run had left half undone".into());
+        notes.push(Note::SettledRollback);
     }
     if made.persisted == Some(protocol::Persisted::Files) {
-        result
-            .notes
-            .push("boot restore not installed (no systemd): rules written to /var/lib/palisade only".into());
+        notes.push(Note::FilesOnly);
     }
-    note_boot(&mut result, boot_failed);
-    Ok(result)
-}
-
-fn note_boot(result: &mut HostResult, boot_failed: bool) {
     if boot_failed {
-        result
-            .notes
-            .push("the change is confirmed, but writing its boot restore failed: run apply again".into());
+        notes.push(Note::BootRestoreFailed);
     }
+    Ok(Outcome::Changed { changes, notes })
 }
 
 /// Gives the waiting script a verdict and reads its reply.
@@ -382,14 +369,6 @@ pub fn admits_controller(policy: &Policy, seen: Option<IpAddr>) -> Result<(), Re
     }
 }
 
-/// A host whose change palisade refuses, with the change it would have
-/// made: the same row from plan and from apply.
-fn refused(changes: Vec<Change>, refusal: &Refusal) -> HostResult {
-    let mut result = HostResult::new(Status::Refused, changes);
-    result.error = Some(refusal.to_string());
-    result
-}
-
 impl Job {
     fn set_phase(&self, host: &Host, phase: Option<Phase>) {
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
@@ -412,9 +391,9 @@ async fn rolled_back(
     policy: &Policy,
     before: &Observed,
     deadline: SystemTime,
-    reason: String,
-) -> Result<HostResult, Failure> {
-    let wait = waited_out(session, policy, before, deadline, reason);
+    why: Unconfirmed,
+) -> Result<Outcome, Failure> {
+    let wait = waited_out(session, policy, before, deadline, why);
     let result = session.timed(timing::Phase::Rollback, wait).await;
     if result.is_ok() {
         job.set_phase(host, None);
@@ -427,24 +406,22 @@ async fn waited_out(
     policy: &Policy,
     before: &Observed,
     deadline: SystemTime,
-    reason: String,
-) -> Result<HostResult, Failure> {
+    why: Unconfirmed,
+) -> Result<Outcome, Failure> {
     let wait = deadline.duration_since(SystemTime::now()).unwrap_or_default();
     tokio::time::sleep(wait + Duration::from_millis(500)).await;
     for _ in 0..60 {
         let st = session.run(Privilege::Root, &render::status()).await?.success()?;
-        if st.stdout.contains("state=rolled-back") {
+        if protocol::pending(&st.stdout).map_err(NodeError::from)? == protocol::Pending::RolledBack {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let after = observe(session, policy).await?;
     if !same_firewall(&after, before) {
-        return Err(NodeError::RollbackMismatch { reason }.into());
+        return Err(NodeError::RollbackMismatch { why }.into());
     }
-    let mut result = HostResult::new(Status::RolledBack, Vec::new());
-    result.error = Some(format!("{reason}; the node rolled back to its previous state"));
-    Ok(result)
+    Ok(Outcome::RolledBack(why))
 }
 
 async fn observe(session: &Session, policy: &Policy) -> Result<Observed, Failure> {
@@ -516,19 +493,20 @@ mod tests {
         assert!(admits_controller(&p, Some("203.0.113.9".parse().unwrap())).is_ok());
         let lockout = admits_controller(&p, Some("198.18.0.1".parse().unwrap())).unwrap_err();
         assert!(matches!(lockout, Refusal::WouldLockOut { .. }));
-        assert_eq!(Status::of_failure(&lockout.into()), Status::Refused);
-        let unknown = admits_controller(&p, None).unwrap_err();
-        assert_eq!(Status::of_failure(&unknown.into()), Status::Refused);
-        // The row keeps the change it refused, and says why.
-        let row = refused(vec![Change::PersistMissing], &refusal_of("198.18.0.1"));
-        assert_eq!(row.status, Status::Refused);
-        assert_eq!(row.changes, [Change::PersistMissing]);
-        assert!(row.error.unwrap().contains("add it with --allow 198.18.0.1"));
-    }
-
-    fn refusal_of(seen: &str) -> Refusal {
-        Refusal::WouldLockOut {
-            seen: seen.parse().unwrap(),
-        }
+        assert!(matches!(
+            admits_controller(&p, None),
+            Err(Refusal::ControllerUnknown)
+        ));
+        // plan and apply refuse alike, and keep the change they refused.
+        let seen = Some("198.18.0.1".parse().unwrap());
+        let refused = decide(&p, seen, &Observed::default(), vec![Change::PersistMissing]);
+        assert!(matches!(
+            refused,
+            Decision::Refuse(ref changes, Refusal::WouldLockOut { .. }) if changes == &[Change::PersistMissing]
+        ));
+        assert!(matches!(
+            decide(&p, seen, &Observed::default(), Vec::new()),
+            Decision::Nothing
+        ));
     }
 }

@@ -156,6 +156,35 @@ pub fn aborted(text: &str) -> Result<bool, ParseError> {
     }
 }
 
+/// Where a node's last change stands, as `render::status` says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// No change is pending, or none was ever made.
+    None,
+    /// Armed: it rolls back by itself unless confirmed.
+    Armed,
+    /// A confirmation is under way.
+    Confirming,
+    /// Its rollback is under way.
+    RollingBack,
+    /// It was rolled back.
+    RolledBack,
+}
+
+/// Parses what `render::status` prints.
+pub fn pending(text: &str) -> Result<Pending, ParseError> {
+    match text.lines().find_map(|l| l.strip_prefix("state=")) {
+        Some("none") => Ok(Pending::None),
+        Some("armed") => Ok(Pending::Armed),
+        Some("confirming") => Ok(Pending::Confirming),
+        Some("rolling-back") => Ok(Pending::RollingBack),
+        Some("rolled-back") => Ok(Pending::RolledBack),
+        _ => Err(ParseError::new(
+            "the status step did not say where the change stands",
+        )),
+    }
+}
+
 /// The differences a commit must leave none of: those in the chains and
 /// jumps (the sets and boot files are checked by the commands that wrote
 /// them).
@@ -203,6 +232,17 @@ mod tests {
         assert_eq!(made.after.v6.chain, None);
         assert!(super::made("==> end\n", &before).is_err());
         assert!(super::made("==> change\n==> chain-v4\n", &before).is_err());
+    }
+
+    #[test]
+    fn the_status_reply_says_where_the_change_stands() {
+        assert_eq!(pending("state=rolled-back\n").unwrap(), Pending::RolledBack);
+        assert_eq!(pending("state=armed\nid=1-2\n").unwrap(), Pending::Armed);
+        assert_eq!(pending("state=confirming\n").unwrap(), Pending::Confirming);
+        assert_eq!(pending("state=rolling-back\n").unwrap(), Pending::RollingBack);
+        assert_eq!(pending("state=none\n").unwrap(), Pending::None);
+        assert!(pending("state=rolled-back-ish\n").is_err());
+        assert!(pending("").is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The per-host report of apply, plan, verify and remove.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -10,7 +11,7 @@ use super::colour::{Paint, Tone};
 use super::summary::{Command, Summary};
 use super::terminal::{escape, escape_lines};
 use crate::diff::Change;
-use crate::engine::Failure;
+use crate::engine::{Failure, Note, Outcome};
 use crate::inventory::Host;
 use crate::inventory::Role;
 use crate::policy::Summary as WhitelistSummary;
@@ -140,13 +141,54 @@ impl HostResult {
     }
 
     /// A host that is not contacted: Terraform is replacing it.
-    pub fn deposed() -> HostResult {
+    fn deposed() -> HostResult {
         let mut r = HostResult::new(Status::Deposed, Vec::new());
         r.notes.push(
             "deposed (Terraform is replacing it): every node admits its addresses; it is not contacted or changed"
                 .into(),
         );
         r
+    }
+}
+
+/// How the engine's outcome reads in the report.
+impl From<Outcome> for HostResult {
+    fn from(outcome: Outcome) -> HostResult {
+        match outcome {
+            Outcome::Matches => HostResult::new(Status::Ok, Vec::new()),
+            Outcome::Drift(changes) => HostResult::new(Status::Drift, changes),
+            Outcome::Absent => HostResult::new(Status::Absent, Vec::new()),
+            Outcome::Unchanged => HostResult::new(Status::Unchanged, Vec::new()),
+            Outcome::WouldChange(changes) => HostResult::new(Status::WouldChange, changes),
+            Outcome::Changed { changes, notes } => {
+                let mut r = HostResult::new(Status::Changed, changes);
+                r.notes = notes.into_iter().map(|n| note_text(n).to_owned()).collect();
+                r
+            }
+            Outcome::Removed => HostResult::new(Status::Removed, Vec::new()),
+            // The same row from plan and from apply.
+            Outcome::Refused { changes, refusal } => {
+                let mut r = HostResult::new(Status::Refused, changes);
+                r.error = Some(refusal.to_string());
+                r
+            }
+            Outcome::RolledBack(why) => {
+                let mut r = HostResult::new(Status::RolledBack, Vec::new());
+                r.error = Some(format!("{why}; the node rolled back to its previous state"));
+                r
+            }
+        }
+    }
+}
+
+fn note_text(note: Note) -> &'static str {
+    match note {
+        Note::ConfirmedLeftover => "confirmed a change an interrupted run had left unconfirmed",
+        Note::SettledRollback => "first rolled back a change an interrupted run had left half undone",
+        Note::FilesOnly => "boot restore not installed (no systemd): rules written to /var/lib/palisade only",
+        Note::BootRestoreFailed => {
+            "the change is confirmed, but writing its boot restore failed: run apply again"
+        }
     }
 }
 
@@ -178,7 +220,31 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(command: Command, outcomes: Vec<HostOutcome<Host, HostResult, Failure>>) -> Report {
+    /// The report of the hosts worked on, then of the `deposed` ones (not
+    /// contacted: Terraform is replacing them).
+    pub fn new(
+        command: Command,
+        outcomes: Vec<HostOutcome<Host, Outcome, Failure>>,
+        deposed: Vec<Host>,
+    ) -> Report {
+        let worked = outcomes.into_iter().map(|o| HostOutcome {
+            host: o.host,
+            result: o.result.map(HostResult::from),
+            elapsed: o.elapsed,
+            timings: o.timings,
+            log: o.log,
+        });
+        let deposed = deposed.into_iter().map(|host| HostOutcome {
+            host,
+            result: Ok(HostResult::deposed()),
+            elapsed: Duration::ZERO,
+            timings: Timings::default(),
+            log: Vec::new(),
+        });
+        Report::of_results(command, worked.chain(deposed).collect())
+    }
+
+    fn of_results(command: Command, outcomes: Vec<HostOutcome<Host, HostResult, Failure>>) -> Report {
         let hosts: Vec<Row> = outcomes
             .into_iter()
             .map(|o| {
@@ -370,7 +436,7 @@ mod tests {
                 log: Vec::new(),
             })
             .collect();
-        Report::new(command, outcomes)
+        Report::of_results(command, outcomes)
     }
 
     fn first_run() -> Vec<Change> {
@@ -605,5 +671,54 @@ mod tests {
         assert!(e.contains("command"), "{e}");
         let e = broken(&|v| v["whitelist"] = serde_json::json!({}));
         assert!(e.contains("unknown key \"whitelist\""), "{e}");
+    }
+
+    #[test]
+    fn a_refusal_reads_the_same_from_plan_and_apply_and_keeps_its_change() {
+        let refusal = || crate::engine::Refusal::WouldLockOut {
+            seen: "198.18.0.1".parse().unwrap(),
+        };
+        assert_eq!(Status::of_failure(&refusal().into()), Status::Refused);
+        let unknown = crate::engine::Refusal::ControllerUnknown;
+        assert_eq!(Status::of_failure(&unknown.into()), Status::Refused);
+        let row = HostResult::from(Outcome::Refused {
+            changes: vec![Change::PersistMissing],
+            refusal: refusal(),
+        });
+        assert_eq!(row.status, Status::Refused);
+        assert_eq!(row.changes, [Change::PersistMissing]);
+        assert!(row.error.unwrap().contains("add it with --allow 198.18.0.1"));
+    }
+
+    #[test]
+    fn every_outcome_has_its_status_and_notes_are_worded_here() {
+        use crate::engine::Unconfirmed;
+        let status = |o: Outcome| HostResult::from(o).status;
+        assert_eq!(status(Outcome::Matches), Status::Ok);
+        assert_eq!(status(Outcome::Drift(first_run())), Status::Drift);
+        assert_eq!(status(Outcome::Absent), Status::Absent);
+        assert_eq!(status(Outcome::Unchanged), Status::Unchanged);
+        assert_eq!(status(Outcome::WouldChange(first_run())), Status::WouldChange);
+        assert_eq!(status(Outcome::Removed), Status::Removed);
+        let changed = HostResult::from(Outcome::Changed {
+            changes: Vec::new(),
+            notes: vec![Note::ConfirmedLeftover, Note::BootRestoreFailed],
+        });
+        assert_eq!(changed.status, Status::Changed);
+        assert_eq!(
+            changed.notes,
+            [
+                "confirmed a change an interrupted run had left unconfirmed",
+                "the change is confirmed, but writing its boot restore failed: run apply again"
+            ]
+        );
+        let back = HostResult::from(Outcome::RolledBack(Unconfirmed::TooLate));
+        assert_eq!(back.status, Status::RolledBack);
+        assert_eq!(
+            back.error.as_deref(),
+            Some(
+                "the confirmation came too late: the node had started rolling back; the node rolled back to its previous state"
+            )
+        );
     }
 }

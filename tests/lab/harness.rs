@@ -133,6 +133,8 @@ pub struct Lab {
     kept: bool,
     /// The relay between the controller and the switch, with `Spec::rtt`.
     delay: Option<DelayLine>,
+    /// The tmpfs mounts the lab made (plain nodes' /run/palisade).
+    tmpfs: Vec<PathBuf>,
 }
 
 pub const CONTROLLER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -235,6 +237,7 @@ impl Lab {
             extra_ns: Vec::new(),
             kept: false,
             delay: None,
+            tmpfs: Vec::new(),
         };
         // From here on, Drop cleans up whatever was made.
         lab.build().map_err(Unavailable)?;
@@ -373,6 +376,24 @@ impl Lab {
                 ] {
                     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
                     set_mode(&dir, 0o755);
+                }
+                // A real node's /run is a tmpfs: so is a plain node's
+                // /run/palisade (mounted here, in the lab's own mount
+                // namespace, so that it outlives an sshd restart; unmounted
+                // when the lab goes). On the lab's disk, every file a change
+                // makes there would cost the nodes journalled writes a real
+                // node never makes.
+                if !node.systemd {
+                    let run = node.dir.join("run");
+                    let mounted = Command::new("mount")
+                        .args(["-t", "tmpfs", "-o", "mode=0755", "lab-node-run"])
+                        .arg(&run)
+                        .status()
+                        .map_err(|e| format!("mount: {e}"))?;
+                    if !mounted.success() {
+                        return Err(format!("cannot mount a tmpfs on {}", run.display()));
+                    }
+                    self.tmpfs.push(run);
                 }
                 keygen(&node.dir.join("host_ed25519"), "ed25519")?;
                 self.write_sshd_config(i)?;
@@ -1116,6 +1137,12 @@ impl Drop for Lab {
         // Its threads end and its TAP devices go with their descriptors.
         drop(self.delay.take());
         remove_namespaces(&self.namespaces());
+        for dir in self.tmpfs.drain(..) {
+            if let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) {
+                // SAFETY: a NUL-terminated path we mounted ourselves.
+                unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
     }
 }
 
