@@ -60,7 +60,13 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         confirm_source: test_hook("PALISADE_TEST_CONFIRM_SOURCE")?,
         hold_confirm: Duration::from_secs(test_hook("PALISADE_TEST_HOLD_CONFIRM")?.unwrap_or(0)),
     });
-    let work = transport::fan_out(&hosts, opts, |o| progress.host_done(o), {
+    // The bar counts as failed what the exit code does: refused and rolled
+    // back hosts too, not only the ones whose job failed.
+    let done = |o: &transport::HostOutcome<Host, engine::Outcome, engine::Failure>| {
+        let failed = o.result.as_ref().map_or(true, |r| Status::of_outcome(r).failed());
+        progress.host_done(o, failed)
+    };
+    let work = transport::fan_out(&hosts, opts, done, {
         let job = job.clone();
         move |session, host| engine::run(session, host, job.clone())
     });

@@ -25,7 +25,7 @@ pub async fn run(settings: &Settings) -> Result<Verdict> {
     let outcomes = transport::fan_out(
         &hosts,
         opts,
-        |o| progress.host_done(o),
+        |o| progress.host_done(o, o.result.is_err()),
         move |session, _host| {
             let user = user.clone();
             async move { session.timed(Phase::Probe, probe::run(&session, &user)).await }

@@ -259,4 +259,28 @@ mod tests {
         assert_eq!(fate("state=none\n").unwrap(), Fate::Gone);
         assert!(fate("==> confirm\n==> end\n").is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever a node prints (a broken, hostile or future one), the
+        /// parsers answer with a value or an error, and never panic.
+        #[test]
+        fn no_reply_makes_a_parser_panic(text in "(==> [a-z-]{0,12}\n|[a-z]{0,8}=[ -~]{0,24}\n|[ -~]{0,40}\n){0,24}") {
+            let before = Observed::default();
+            let _ = made(&text, &before);
+            let _ = fate(&text);
+            let _ = aborted(&text);
+            let _ = pending(&text);
+            let _ = settled(&text);
+        }
+
+        /// `apply N` counts the bytes that follow it, which `head -c`
+        /// reads on the node.
+        #[test]
+        fn apply_says_how_many_bytes_follow(code in "[ -~\n]{0,200}") {
+            let text = Verdict::Apply(code.clone()).text();
+            let (head, rest) = text.split_once('\n').unwrap();
+            proptest::prop_assert_eq!(head, format!("apply {}", rest.len()));
+            proptest::prop_assert_eq!(rest, code);
+        }
+    }
 }

@@ -46,6 +46,12 @@ case $verdict in
         n=${verdict#apply }
         case $n in '' | *[!0-9]*) exit 1 ;; esac
         more=$(head -c "$n") || exit 1
+        # All of it, or none: a cut one (the link dropped) ends otherwise
+        # (see render::CHANGE_END).
+        case $more in
+            *"$nl: end of the change") ;;
+            *) echo "palisade: the change arrived cut short" >&2; exit 1 ;;
+        esac
         eval "$more"
         set -e
         lock_node

@@ -64,8 +64,14 @@ pub fn change_code(policy: &Policy) -> String {
         s.push_str(&quoted("restore_run", RESTORE_RUN));
         s.push_str(&quoted("unit_text", UNIT));
     }
+    s.push_str(CHANGE_END);
     s
 }
+
+/// The last line of [`change_code`]: the converge script runs the code only
+/// when it ends so, as `head -c` gives fewer bytes than asked for when the
+/// link drops, and a cut script could define half of what it should.
+const CHANGE_END: &str = ": end of the change\n";
 
 const RESTORE_HEAD: &str = "#!/bin/sh\n# Written by palisade: restores its ipsets and chains at boot.\n";
 const RESTORE_MODE: &str = "mode=boot\nconfirm=0\npersist=0\n";
@@ -283,6 +289,10 @@ mod tests {
         ] {
             assert!(more.contains(part.as_str()));
         }
+        // The converge script runs the change only when it arrived whole.
+        assert!(more.ends_with(CHANGE_END));
+        let whole = format!("*\"$nl{}\") ;;", CHANGE_END.trim_end());
+        assert!(CONVERGE.contains(&whole), "{whole}");
         assert_eq!(
             restore(&p),
             [

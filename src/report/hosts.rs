@@ -73,6 +73,21 @@ impl Status {
         }
     }
 
+    /// How a host whose job ended as palisade meant it to is reported.
+    pub fn of_outcome(outcome: &Outcome) -> Status {
+        match outcome {
+            Outcome::Matches => Status::Ok,
+            Outcome::Drift(_) => Status::Drift,
+            Outcome::Absent => Status::Absent,
+            Outcome::Unchanged => Status::Unchanged,
+            Outcome::WouldChange(_) => Status::WouldChange,
+            Outcome::Changed { .. } => Status::Changed,
+            Outcome::Removed => Status::Removed,
+            Outcome::Refused { .. } => Status::Refused,
+            Outcome::RolledBack(_) => Status::RolledBack,
+        }
+    }
+
     /// How a host whose job failed is reported: as the transport's error
     /// says, refused by palisade itself, or failed.
     pub fn of_failure(f: &Failure) -> Status {
@@ -154,30 +169,24 @@ impl HostResult {
 /// How the engine's outcome reads in the report.
 impl From<Outcome> for HostResult {
     fn from(outcome: Outcome) -> HostResult {
+        let mut r = HostResult::new(Status::of_outcome(&outcome), Vec::new());
         match outcome {
-            Outcome::Matches => HostResult::new(Status::Ok, Vec::new()),
-            Outcome::Drift(changes) => HostResult::new(Status::Drift, changes),
-            Outcome::Absent => HostResult::new(Status::Absent, Vec::new()),
-            Outcome::Unchanged => HostResult::new(Status::Unchanged, Vec::new()),
-            Outcome::WouldChange(changes) => HostResult::new(Status::WouldChange, changes),
+            Outcome::Matches | Outcome::Absent | Outcome::Unchanged | Outcome::Removed => {}
+            Outcome::Drift(changes) | Outcome::WouldChange(changes) => r.changes = changes,
             Outcome::Changed { changes, notes } => {
-                let mut r = HostResult::new(Status::Changed, changes);
+                r.changes = changes;
                 r.notes = notes.into_iter().map(|n| note_text(n).to_owned()).collect();
-                r
             }
-            Outcome::Removed => HostResult::new(Status::Removed, Vec::new()),
             // The same row from plan and from apply.
             Outcome::Refused { changes, refusal } => {
-                let mut r = HostResult::new(Status::Refused, changes);
+                r.changes = changes;
                 r.error = Some(refusal.to_string());
-                r
             }
             Outcome::RolledBack(why) => {
-                let mut r = HostResult::new(Status::RolledBack, Vec::new());
                 r.error = Some(format!("{why}; the node rolled back to its previous state"));
-                r
             }
         }
+        r
     }
 }
 

@@ -58,7 +58,10 @@ impl Progress {
 
     /// A host is done: count it, and log where its time went (`-v`) and
     /// what its remote steps printed on stderr (`-vv`).
-    pub fn host_done<T, E>(&self, outcome: &HostOutcome<Host, T, E>) {
+    /// A host is done; `failed` says whether it ended as it should not
+    /// (unreached, failed, refused, rolled back: what the run's exit code
+    /// counts), which the bar counts.
+    pub fn host_done<T, E>(&self, outcome: &HostOutcome<Host, T, E>, failed: bool) {
         let name = escape(outcome.host.name.as_str());
         tracing::info!("{name} {}: {}", outcome.host.address, timings_line(outcome));
         for step in &outcome.log {
@@ -67,7 +70,7 @@ impl Progress {
                 tracing::debug!("{name} {phase}: {}", escape(line));
             }
         }
-        if outcome.result.is_err() {
+        if failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(bar) = &self.bar {
@@ -331,8 +334,8 @@ mod tests {
         let screen = Screen::default();
         tracing::subscriber::with_default(subscriber(&screen), || {
             let progress = Progress::showing(None);
-            progress.host_done(&outcome("node-01", Ok(())));
-            progress.host_done(&outcome("node-02", Err(HostError::NoExitStatus)));
+            progress.host_done(&outcome("node-01", Ok(())), false);
+            progress.host_done(&outcome("node-02", Err(HostError::NoExitStatus)), true);
         });
         let lines: Vec<String> = screen
             .ops()
