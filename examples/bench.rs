@@ -51,6 +51,8 @@ struct Run {
     max_rss_kib: i64,
     /// The CPU every node spent on it (see [`node_cpu`]).
     node_cpu: Duration,
+    /// The CPU the whole machine spent while it ran (see [`machine_busy`]).
+    all_cpu: Duration,
 }
 
 /// Runs `cmd` (stdout discarded) with `input` on its stdin, and waits for
@@ -95,6 +97,7 @@ fn measure(cmd: &mut Command, input: Option<&[u8]>, what: &str) -> Run {
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss,
         node_cpu: Duration::ZERO,
+        all_cpu: Duration::ZERO,
     }
 }
 
@@ -186,12 +189,37 @@ fn median(mut v: Vec<Run>) -> Run {
     cpu.sort();
     let mut node: Vec<Duration> = v.iter().map(|r| r.node_cpu).collect();
     node.sort();
+    let mut all: Vec<Duration> = v.iter().map(|r| r.all_cpu).collect();
+    all.sort();
     Run {
         wall: mid.wall,
         cpu: cpu[cpu.len() / 2],
         max_rss_kib: v.iter().map(|r| r.max_rss_kib).max().unwrap_or(0),
         node_cpu: node[node.len() / 2],
+        all_cpu: all[all.len() / 2],
     }
+}
+
+/// The CPU time the whole machine has spent busy so far (every CPU's user,
+/// nice, system, irq and softirq time, from /proc/stat): over a command, it
+/// counts what `node_cpu` cannot see (the listening sshds' forks, the
+/// kernel's work for the lab's network, connections still ending), and
+/// whatever else the shared machine ran meanwhile.
+fn machine_busy() -> Duration {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq (steal and guest excluded).
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| fields.get(i)).sum();
+    Duration::from_millis(busy * 1000 / tick)
 }
 
 /// The CPU the nodes have spent on connections so far: the user and
@@ -368,7 +396,9 @@ fn main() {
         eprintln!("round {} of {runs}", round + 1);
         let with_nodes = |work: &dyn Fn() -> Run| {
             let before = node_cpu(&lab);
+            let busy = machine_busy();
             let mut run = work();
+            run.all_cpu = machine_busy().saturating_sub(busy);
             run.node_cpu = node_cpu(&lab).saturating_sub(before);
             run
         };
@@ -439,20 +469,22 @@ fn main() {
     println!(
         "{nodes} hosts, {forks} at once{latency}, median of {runs} rounds; ratio = time / the floor (lower is better);\n\
          controller CPU and peak RSS from wait4; node CPU: all nodes' sshd descendants (cutime + cstime);\n\
+         all CPU: the whole machine's busy time while the command ran (/proc/stat);\n\
          processes on one node, counted by strace on its sshd\n"
     );
     println!(
-        "{:<52} {:>8} {:>6} {:>9} {:>8} {:>10} {:>6}",
-        "", "seconds", "ratio", "ctl CPU s", "RSS MiB", "node CPU s", "procs"
+        "{:<52} {:>8} {:>6} {:>9} {:>8} {:>10} {:>9} {:>6}",
+        "", "seconds", "ratio", "ctl CPU s", "RSS MiB", "node CPU s", "all CPU s", "procs"
     );
     for ((name, run), census) in names.iter().zip(&med).zip(&counts) {
         println!(
-            "{name:<52} {:>8.3} {:>6.2} {:>9.3} {:>8.1} {:>10.3} {:>6}",
+            "{name:<52} {:>8.3} {:>6.2} {:>9.3} {:>8.1} {:>10.3} {:>9.2} {:>6}",
             run.wall.as_secs_f64(),
             run.wall.as_secs_f64() / floor,
             run.cpu.as_secs_f64(),
             run.max_rss_kib as f64 / 1024.0,
             run.node_cpu.as_secs_f64(),
+            run.all_cpu.as_secs_f64(),
             census.total,
         );
     }

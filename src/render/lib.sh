@@ -64,30 +64,18 @@ fetch() {
 }
 
 # read_node: the two filter tables and palisade's two sets, each into a
-# variable, in three processes: table_v4/table_v6 as `iptables-save -t filter`
+# variable, in four processes: table_v4/table_v6 as `iptables-save -t filter`
 # prints them (the rules as `iptables -S` prints them, and a first line
 # naming the version and the backend), save_v4/save_v6 as `ipset save` does
 # (empty when there is no such set).
 read_node() {
     read_tables
-    # Both sets from one ipset: its restore mode runs `save` too, and stops
-    # at a set that is not there (what it printed says which).
-    sets=$(ipset restore 2>/dev/null <<PALISADE_SETS
-save $set4
-save $set6
-PALISADE_SETS
-    ) || :
-    case $sets in
-        "create $set4 "*"${nl}create $set6 "*)
-            save_v4=${sets%%"${nl}create $set6 "*}
-            save_v6="create $set6 ${sets#*"${nl}create $set6 "}"
-            ;;
-        "create $set4 "*) save_v4=$sets save_v6='' ;;
-        *)
-            save_v4=''
-            save_v6=$(ipset save "$set6" 2>/dev/null) || save_v6=''
-            ;;
-    esac
+    # One ipset for each set. (Its restore mode can save both in one
+    # process, but the shell would then have to cut the two apart, and
+    # taking the head off a long string costs dash time quadratic in its
+    # length: seconds on a node of a few hundred members' sets.)
+    save_v4=$(ipset save "$set4" 2>/dev/null) || save_v4=''
+    save_v6=$(ipset save "$set6" 2>/dev/null) || save_v6=''
 }
 
 # read_tables: the two filter tables alone (see read_node).
