@@ -16,10 +16,10 @@ use crate::render;
 use crate::transport::Script;
 
 /// `observe [SSH_CONNECTION]`: says (see `say`) the node's state in
-/// sections, ending with `==> end`, from the tables and sets `read_node` left in `table_v4`,
-/// `table_v6`, `save_v4` and `save_v6` (where a change then starts from):
-/// one `sha256sum` when there are boot files. Callers run it as
-/// [`SAY_OBSERVED`] does.
+/// sections, ending with `==> end`, from the tables and sets `read_node`
+/// left in `table_v4`, `table_v6`, `save_v4` and `save_v6` (where a change
+/// then starts from): one `sha256sum` when there are boot files. Callers
+/// run it as [`SAY_OBSERVED`] does.
 pub(crate) const OBSERVE: &str = r#"observe() {
 section() { say "==> $1"; }
 # $1 is SSH_CONNECTION when the step runs as Privilege::RootSeeingOrigin.
