@@ -248,18 +248,8 @@ fn node_cpu(lab: &Lab) -> Duration {
 /// order a run goes through them.
 fn phase_medians(json: &[u8]) -> String {
     let report: serde_json::Value = serde_json::from_slice(json).expect("apply --json");
-    let order = [
-        "connect",
-        "kex",
-        "auth",
-        "observe",
-        "apply",
-        "fresh_connection",
-        "confirm",
-        "total",
-    ];
     let mut parts = Vec::new();
-    for phase in order {
+    for &phase in harness::FRESH_APPLY_PHASES {
         let mut v: Vec<u64> = report["hosts"]
             .as_array()
             .into_iter()

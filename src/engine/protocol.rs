@@ -133,10 +133,16 @@ pub fn made(text: &str, before: &Observed) -> Result<Made, ParseError> {
     })
 }
 
+/// The word of a reply's `state=` line: how the confirmation, the abort and
+/// the status step each say where the change stands.
+fn state_word(text: &str) -> Option<&str> {
+    text.lines().find_map(|l| l.strip_prefix("state="))
+}
+
 /// Parses the reply to [`Verdict::Confirm`].
 pub fn fate(text: &str) -> Result<Fate, ParseError> {
     let boot_failed = text.lines().any(|l| l == "boot=failed");
-    match text.lines().find_map(|l| l.strip_prefix("state=")) {
+    match state_word(text) {
         Some("confirmed") => Ok(Fate::Confirmed { boot_failed }),
         Some("rolled-back") => Ok(Fate::RolledBack),
         Some("none") => Ok(Fate::Gone),
@@ -149,7 +155,7 @@ pub fn fate(text: &str) -> Result<Fate, ParseError> {
 /// Parses the reply to [`Verdict::Abort`]: whether the node is back as it
 /// was.
 pub fn aborted(text: &str) -> Result<bool, ParseError> {
-    match text.lines().find_map(|l| l.strip_prefix("state=")) {
+    match state_word(text) {
         Some("rolled-back") => Ok(true),
         Some("rollback-failed") => Ok(false),
         _ => Err(ParseError::new("the rollback did not say how it went")),
@@ -173,7 +179,7 @@ pub enum Pending {
 
 /// Parses what `render::status` prints.
 pub fn pending(text: &str) -> Result<Pending, ParseError> {
-    match text.lines().find_map(|l| l.strip_prefix("state=")) {
+    match state_word(text) {
         Some("none") => Ok(Pending::None),
         Some("armed") => Ok(Pending::Armed),
         Some("confirming") => Ok(Pending::Confirming),

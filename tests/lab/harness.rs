@@ -137,6 +137,19 @@ pub struct Lab {
     tmpfs: Vec<PathBuf>,
 }
 
+/// The phases a fresh apply goes through on every host, in order, as its
+/// `--json` timings name them: what the lab checks and the bench reports.
+pub const FRESH_APPLY_PHASES: &[&str] = &[
+    "connect",
+    "kex",
+    "auth",
+    "observe",
+    "apply",
+    "fresh_connection",
+    "confirm",
+    "total",
+];
+
 pub const CONTROLLER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const OUTSIDER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const CONTROLLER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Needs, Spec};
+use crate::harness::{FRESH_APPLY_PHASES, Needs, Spec};
 use crate::{bin, json, lab, lab_args, lab_tests, stderr};
 
 lab_tests![Needs::Plain =>
@@ -13,18 +13,6 @@ lab_tests![Needs::Plain =>
     vv_shows_what_the_remote_steps_printed,
     a_rolled_back_host_shows_the_wait_for_its_rollback,
     every_command_is_one_exec_per_node,
-];
-
-/// The phases a fresh apply goes through on every host.
-const FRESH_APPLY: &[&str] = &[
-    "connect",
-    "kex",
-    "auth",
-    "observe",
-    "apply",
-    "fresh_connection",
-    "confirm",
-    "total",
 ];
 
 /// Every host's `timings`: each phase in `phases` present, whole
@@ -67,11 +55,11 @@ fn apply_reports_every_hosts_phase_timings_in_the_log_and_in_json() {
     let report = json(&out);
     let log = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}\n{log}");
-    check_timings(&report, FRESH_APPLY);
+    check_timings(&report, FRESH_APPLY_PHASES);
     for n in &lab.nodes {
         let lines = timing_lines(&log, &n.name);
         assert_eq!(lines.len(), 1, "one timing line for {}:\n{log}", n.name);
-        for phase in FRESH_APPLY {
+        for phase in FRESH_APPLY_PHASES {
             assert!(
                 lines[0].contains(&format!("{phase} ")),
                 "{phase} missing: {}",
