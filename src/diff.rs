@@ -8,7 +8,7 @@ use crate::net::Net;
 use crate::observe::firewall::{FamilyFacts, Observed};
 use crate::observe::probe::Backend;
 use crate::policy::{Family, Policy};
-use crate::render;
+use crate::render::{self, Docker, FamilyFix, Fix, Jump};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -129,10 +129,16 @@ impl Change {
 
 /// Every difference between what the policy wants and what a node has.
 pub fn diff(policy: &Policy, observed: &Observed) -> Vec<Change> {
+    plan(policy, observed).0
+}
+
+/// Every difference, and how a change puts the chains right: one decision,
+/// which `plan` reports (the changes) and `apply` makes (the fix, rendered
+/// by `render::change_code`), so the two cannot disagree.
+pub fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
     let mut out = Vec::new();
-    for family in Family::BOTH {
-        family_diff(policy, family, observed.family(family), &mut out);
-    }
+    let v4 = family_diff(policy, Family::V4, observed.family(Family::V4), &mut out);
+    let v6 = family_diff(policy, Family::V6, observed.family(Family::V6), &mut out);
     if policy.persist {
         match &observed.restore_digest {
             None => out.push(Change::PersistMissing),
@@ -158,10 +164,12 @@ pub fn diff(policy: &Policy, observed: &Observed) -> Vec<Change> {
     {
         out.push(Change::BackendChanged { applied, now });
     }
-    out
+    (out, Fix { v4, v6 })
 }
 
-fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut Vec<Change>) {
+/// The family's differences, pushed to `out`, and the fix for its jumps and
+/// its Docker guard.
+fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut Vec<Change>) -> FamilyFix {
     let want_kind = format!("hash:net family {}", family.ipset_family());
     match &facts.set {
         None => out.push(Change::SetMissing { family }),
@@ -206,15 +214,8 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
             }
         }
     }
-    let jump = policy.jump();
-    let positions: Vec<usize> = facts
-        .input
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| **r == jump)
-        .map(|(i, _)| i + 1)
-        .collect();
-    match positions.as_slice() {
+    let jumps = positions(&facts.input, &policy.jump());
+    match jumps.as_slice() {
         [] => out.push(Change::JumpMissing { family }),
         [1] => {}
         [p] => out.push(Change::JumpNotFirst { family, position: *p }),
@@ -224,10 +225,18 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
         }),
     }
 
-    let guarded = policy.docker_user && facts.docker_user.is_some();
-    match (&facts.docker_chain, guarded) {
-        (None, true) => out.push(Change::DockerGuardMissing { family }),
-        (Some(rules), true) => {
+    let jump = Jump::of(&jumps);
+
+    // Docker's chain, where it is there; the guard goes in only then (at
+    // boot, the restore makes the chain where Docker is installed).
+    let docker_user = facts.docker_user.as_deref();
+    let docker_jumps = positions(docker_user.unwrap_or_default(), &policy.docker_jump());
+    let docker = match (&facts.docker_chain, docker_user) {
+        (None, Some(_)) if policy.docker_user => {
+            out.push(Change::DockerGuardMissing { family });
+            Docker::Guard(Jump::of(&docker_jumps))
+        }
+        (Some(rules), Some(_)) if policy.docker_user => {
             if let Some((missing, unexpected)) = rules_diff(&policy.docker_rules(family), rules) {
                 out.push(Change::DockerRulesDiffer {
                     family,
@@ -235,20 +244,30 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
                     unexpected,
                 });
             }
-            let first = facts.docker_user.as_ref().and_then(|r| r.first());
-            let count = facts
-                .docker_user
-                .iter()
-                .flatten()
-                .filter(|r| **r == policy.docker_jump())
-                .count();
-            if first != Some(&policy.docker_jump()) || count != 1 {
+            if docker_jumps != [1] {
                 out.push(Change::DockerJumpNotFirst { family });
             }
+            Docker::Guard(Jump::of(&docker_jumps))
         }
-        (Some(_), false) => out.push(Change::DockerGuardStale { family }),
-        (None, false) => {}
-    }
+        (Some(_), _) => {
+            out.push(Change::DockerGuardStale { family });
+            Docker::Drop {
+                jumps: docker_jumps.len(),
+            }
+        }
+        (None, _) => Docker::None,
+    };
+    FamilyFix { jump, docker }
+}
+
+/// The rule numbers (from 1) of the rules that are exactly `rule`.
+fn positions(rules: &[String], rule: &str) -> Vec<usize> {
+    rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| *r == rule)
+        .map(|(i, _)| i + 1)
+        .collect()
 }
 
 /// None when equal (same rules, same order); else what is missing and what
@@ -316,6 +335,82 @@ mod tests {
     #[test]
     fn a_node_just_applied_has_no_changes() {
         assert_eq!(diff(&policy(), &applied()), vec![]);
+        let o = applied();
+        let (_, fix) = plan(&policy(), &o);
+        assert_eq!(fix.v4, kept(true));
+        assert_eq!(fix.v6, kept(o.v6.docker_user.is_some()));
+    }
+
+    /// Both jumps left alone; the guard kept where Docker is there.
+    fn kept(docker: bool) -> FamilyFix {
+        FamilyFix {
+            jump: Jump::Keep,
+            docker: if docker {
+                Docker::Guard(Jump::Keep)
+            } else {
+                Docker::None
+            },
+        }
+    }
+
+    /// Each change plan reports comes with the fix apply makes for it: the
+    /// jumps deleted (as many as there are) and one put at the top, the
+    /// guard written where DOCKER-USER is, and dropped where it is unwanted.
+    #[test]
+    fn the_fix_follows_the_changes() {
+        let jump = "-A INPUT -j PALISADE".to_owned();
+        let other = "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT".to_owned();
+        let cases = [
+            (vec![other.clone()], "jump-missing", Jump::Reinsert { delete: 0 }),
+            (
+                vec![other.clone(), jump.clone()],
+                "jump-not-first",
+                Jump::Reinsert { delete: 1 },
+            ),
+            (
+                vec![jump.clone(), other.clone(), jump.clone()],
+                "jump-duplicated",
+                Jump::Reinsert { delete: 2 },
+            ),
+            (vec![jump.clone(), other.clone()], "", Jump::Keep),
+        ];
+        for (input, kind, want) in cases {
+            let mut o = applied();
+            o.v4.input = input;
+            let (changes, fix) = plan(&policy(), &o);
+            assert_eq!(kinds(&changes), if kind.is_empty() { vec![] } else { vec![kind] });
+            assert_eq!(fix.v4.jump, want, "{kind}");
+            assert_eq!(fix.v6, kept(o.v6.docker_user.is_some()));
+        }
+
+        // DOCKER-USER with our jump second, then with none and no chain.
+        let dj = "-A DOCKER-USER -j PALISADE-DOCKER".to_owned();
+        let ret = "-A DOCKER-USER -j RETURN".to_owned();
+        let mut o = applied();
+        o.v4.docker_user = Some(vec![ret.clone(), dj.clone()]);
+        let (changes, fix) = plan(&policy(), &o);
+        assert_eq!(kinds(&changes), ["docker-jump-not-first"]);
+        assert_eq!(fix.v4.docker, Docker::Guard(Jump::Reinsert { delete: 1 }));
+        o.v4.docker_user = Some(vec![ret.clone()]);
+        o.v4.docker_chain = None;
+        let (changes, fix) = plan(&policy(), &o);
+        assert_eq!(kinds(&changes), ["docker-guard-missing"]);
+        assert_eq!(fix.v4.docker, Docker::Guard(Jump::Reinsert { delete: 0 }));
+
+        // The guard unwanted, or Docker's chain gone: dropped, with every
+        // jump to it.
+        let mut p = policy();
+        p.docker_user = false;
+        let mut o = applied();
+        o.v4.docker_user = Some(vec![dj.clone(), ret, dj]);
+        let (changes, fix) = plan(&p, &o);
+        assert_eq!(kinds(&changes), ["docker-guard-stale", "persist-stale"]);
+        assert_eq!(fix.v4.docker, Docker::Drop { jumps: 2 });
+        let mut o = applied();
+        o.v4.docker_user = None;
+        let (changes, fix) = plan(&policy(), &o);
+        assert_eq!(kinds(&changes), ["docker-guard-stale"]);
+        assert_eq!(fix.v4.docker, Docker::Drop { jumps: 0 });
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::diff::{Change, diff};
+use crate::diff::{Change, diff, plan};
 use crate::inventory::{Host, Role};
 use crate::observe::firewall::{self, Observed};
 use crate::observe::probe;
@@ -190,7 +190,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     let seen = firewall::controller_address(&first);
     let before = firewall::parse(&first).map_err(NodeError::from)?;
     check_node(job, policy, &before)?;
-    let changes = diff(policy, &before);
+    let (changes, fix) = plan(policy, &before);
     let settled = protocol::settled(&first);
     let changes = match decide(policy, seen, &before, changes) {
         // The script stops at the end of its stdin, having changed nothing
@@ -245,7 +245,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     let made = match session
         .timed(
             timing::Phase::Apply,
-            talk_for(&mut talk, Verdict::Apply(render::change_code(policy))),
+            talk_for(&mut talk, Verdict::Apply(render::change_code(policy, &fix))),
         )
         .await
     {

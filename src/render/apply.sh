@@ -4,7 +4,8 @@
 #
 # Prepare (no effect on traffic): check that the sets and chains it would
 # replace are palisade's, and write the rules (our chain, the jump at INPUT 1,
-# the DOCKER-USER guard) and their undo, with builtins.
+# the DOCKER-USER guard: in apply mode as the controller rendered them, at
+# boot as boot_rules decides) and their undo, with builtins.
 # Arm (apply mode): a rollback that puts today's state back after $confirm
 # seconds, by systemd-run or a detached sleeper; the controller confirms
 # once a new connection from it still gets through.
@@ -138,6 +139,47 @@ docker_installed() {
     command -v dockerd >/dev/null 2>&1
 }
 
+# boot_rules: at boot, with no controller, decide here what apply has the
+# controller decide (render::fix, from the same facts): where the jumps go,
+# and the Docker guard's fate; and write the family's rules to SNAP/rules.V.
+# Reads and sets prepare's variables.
+boot_rules() {
+    docker=none
+    if [ "$docker_user" = 1 ] && has_chain "$table" DOCKER-USER; then
+        docker=guard
+    elif [ "$docker_user" = 1 ] && docker_installed; then
+        docker=guard
+        make_docker_user=1
+    elif has_chain "$table" "$dchain"; then
+        docker=drop
+    fi
+    {
+        echo '*filter'
+        echo ":$chain - [0:0]"
+        if [ "$v" = v4 ]; then rules=$rules_v4; else rules=$rules_v6; fi
+        printf '%s' "$rules"
+        jump_fix "$table" INPUT "$chain"
+        case $docker in
+            guard)
+                if [ "$make_docker_user" = 1 ]; then echo ':DOCKER-USER - [0:0]'; fi
+                echo ":$dchain - [0:0]"
+                if [ "$v" = v4 ]; then rules=$docker_rules_v4; else rules=$docker_rules_v6; fi
+                printf '%s' "$rules"
+                jump_fix "$table" DOCKER-USER "$dchain"
+                ;;
+            drop)
+                if has_chain "$table" DOCKER-USER; then
+                    positions "$table" DOCKER-USER "$dchain"
+                    for p in $pos; do echo "-D DOCKER-USER -j $dchain"; done
+                fi
+                echo "-F $dchain"
+                echo "-X $dchain"
+                ;;
+        esac
+        echo COMMIT
+    } >"$snap/rules.$v"
+}
+
 # prepare V FAM SET TABLE SAVE: check what is there, and write the family's
 # rules and their undo to SNAP/rules.V and SNAP/undo.V, and the set's lines
 # for the one `ipset restore` to $sets.
@@ -165,46 +207,21 @@ prepare() {
     sets="${sets}flush $set-new$nl$members"
     sets="${sets}swap $set-new $set${nl}destroy $set-new$nl"
 
-    docker=none
     make_docker_user=0
-    if [ "$docker_user" = 1 ] && has_chain "$table" DOCKER-USER; then
-        docker=guard
-    elif [ "$docker_user" = 1 ] && [ "$mode" = boot ] && docker_installed; then
-        docker=guard
-        make_docker_user=1
-    elif has_chain "$table" "$dchain"; then
-        docker=drop
+    if [ "$mode" = apply ]; then
+        # Decided by the controller from these very tables (render::fix):
+        # the rules, the jumps and the Docker guard's fate, as plan reported
+        # them.
+        if [ "$v" = v4 ]; then docker=$docker_v4; else docker=$docker_v6; fi
+        if [ "$v" = v4 ]; then rules=$forward_v4; else rules=$forward_v6; fi
+        printf '%s' "$rules" >"$snap/rules.$v"
+    else
+        boot_rules
     fi
     had_chain=0
     if has_chain "$table" "$chain"; then had_chain=1; fi
     had_dchain=0
     if has_chain "$table" "$dchain"; then had_dchain=1; fi
-
-    {
-        echo '*filter'
-        echo ":$chain - [0:0]"
-        if [ "$v" = v4 ]; then rules=$rules_v4; else rules=$rules_v6; fi
-        printf '%s' "$rules"
-        jump_fix "$table" INPUT "$chain"
-        case $docker in
-            guard)
-                if [ "$make_docker_user" = 1 ]; then echo ':DOCKER-USER - [0:0]'; fi
-                echo ":$dchain - [0:0]"
-                if [ "$v" = v4 ]; then rules=$docker_rules_v4; else rules=$docker_rules_v6; fi
-                printf '%s' "$rules"
-                jump_fix "$table" DOCKER-USER "$dchain"
-                ;;
-            drop)
-                if has_chain "$table" DOCKER-USER; then
-                    positions "$table" DOCKER-USER "$dchain"
-                    for p in $pos; do echo "-D DOCKER-USER -j $dchain"; done
-                fi
-                echo "-F $dchain"
-                echo "-X $dchain"
-                ;;
-        esac
-        echo COMMIT
-    } >"$snap/rules.$v"
 
     {
         echo '*filter'

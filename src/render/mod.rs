@@ -10,6 +10,9 @@
 
 use sha2::{Digest, Sha256};
 
+mod fix;
+pub use fix::{Docker, FamilyFix, Fix, Jump};
+
 use crate::policy::{Family, MARK, Policy};
 use crate::transport::Script;
 
@@ -53,10 +56,20 @@ pub fn converge(policy: &Policy, confirm: u32) -> Script {
 }
 
 /// The rest of [`converge`], sent with the verdict `apply` only when the
-/// node needs a change: the change itself, and with persistence the parts
-/// of the restore script and the unit that `stage` writes.
-pub fn change_code(policy: &Policy) -> String {
-    let mut s = quoted("apply_text", &code(APPLY));
+/// node needs a change: the change itself, as `fix` decided it from what
+/// the node showed (per family, the rules `iptables-restore` gets and the
+/// Docker guard's fate, which the node's undo is written for), and with
+/// persistence the parts of the restore script and the unit that `stage`
+/// writes.
+pub fn change_code(policy: &Policy, fix: &Fix) -> String {
+    let mut s = String::new();
+    for family in Family::BOTH {
+        let v = tag(family);
+        let f = fix.family(family);
+        s.push_str(&quoted(&format!("forward_{v}"), &fix::forward(policy, family, f)));
+        s.push_str(&format!("docker_{v}={}\n", f.docker.word()));
+    }
+    s.push_str(&quoted("apply_text", &code(APPLY)));
     s.push_str("eval \"$apply_text\"\n");
     if policy.persist {
         s.push_str(&quoted("restore_head", RESTORE_HEAD));
@@ -277,7 +290,22 @@ mod tests {
         // The restore script rides along in parts, as quoted values, which
         // put together are exactly what restore() gives, so its digest is
         // what a node reports.
-        let more = change_code(&p);
+        let fresh = FamilyFix {
+            jump: Jump::Reinsert { delete: 0 },
+            docker: Docker::None,
+        };
+        let more = change_code(&p, &Fix { v4: fresh, v6: fresh });
+        // The controller's decision rides along, before the code that
+        // reads it.
+        let forward = quoted("forward_v6", &fix::forward(&p, Family::V6, fresh));
+        assert!(
+            more.starts_with("forward_v4='*filter\n:PALISADE - [0:0]\n"),
+            "{more}"
+        );
+        assert!(
+            more.contains(&format!("{forward}docker_v6=none\napply_text=")),
+            "{more}"
+        );
         for part in [quoted("header_text", &header(&p)), quoted("lib_text", &code(LIB))] {
             assert!(text.contains(part.as_str()));
         }

@@ -1,0 +1,209 @@
+//! What an apply's change does to a family's chains, as `iptables-restore`
+//! lines.
+//!
+//! Where the jumps go and what becomes of the Docker guard are decided once,
+//! by `diff::plan`, from the tables observe read: the decision plan reports
+//! as changes is the one these lines carry out, and the node (which makes
+//! the change from the very tables it sent) writes them as they come. Only
+//! the boot restore decides on the node (`prepare` in apply.sh), since at
+//! boot there is no controller, and Docker has not made its chain yet.
+
+use crate::policy::{Family, Policy};
+
+/// The jump from a parent chain (INPUT, DOCKER-USER) to one of ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Jump {
+    /// One jump, the parent's first rule: left as it is.
+    Keep,
+    /// Delete the jumps there are (each `-D` takes the first left), then
+    /// put one at the top.
+    Reinsert { delete: usize },
+}
+
+impl Jump {
+    /// The fix for jumps at these rule numbers (1-based, in order).
+    pub fn of(positions: &[usize]) -> Jump {
+        match positions {
+            [1] => Jump::Keep,
+            _ => Jump::Reinsert {
+                delete: positions.len(),
+            },
+        }
+    }
+}
+
+/// The Docker guard: our Docker chain, jumped to from the top of Docker's
+/// DOCKER-USER.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Docker {
+    /// Not wanted, and not there.
+    None,
+    /// Wanted, and DOCKER-USER is there: the chain written afresh and its
+    /// jump put right.
+    Guard(Jump),
+    /// There, and not wanted (or DOCKER-USER is gone): the jumps to it
+    /// deleted, and the chain.
+    Drop { jumps: usize },
+}
+
+impl Docker {
+    /// The word the node's undo is written for (apply.sh `prepare`).
+    pub(crate) fn word(self) -> &'static str {
+        match self {
+            Docker::None => "none",
+            Docker::Guard(_) => "guard",
+            Docker::Drop { .. } => "drop",
+        }
+    }
+}
+
+/// One family's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FamilyFix {
+    pub jump: Jump,
+    pub docker: Docker,
+}
+
+/// Both families' decisions, as `diff::plan` makes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fix {
+    pub v4: FamilyFix,
+    pub v6: FamilyFix,
+}
+
+impl Fix {
+    pub fn family(&self, family: Family) -> FamilyFix {
+        match family {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6,
+        }
+    }
+}
+
+/// The family's `iptables-restore --noflush` input: our chain written
+/// afresh (`:CHAIN` empties one that is there), its jump, and the Docker
+/// guard, as `fix` says. Everything else in the table stays.
+pub(crate) fn forward(policy: &Policy, family: Family, fix: FamilyFix) -> String {
+    let mut out = vec!["*filter".to_owned(), format!(":{} - [0:0]", policy.chain)];
+    out.extend(policy.rules(family));
+    jump_lines(&mut out, fix.jump, "INPUT", policy.chain.as_str());
+    let dchain = policy.docker_chain.as_str();
+    match fix.docker {
+        Docker::None => {}
+        Docker::Guard(jump) => {
+            out.push(format!(":{dchain} - [0:0]"));
+            out.extend(policy.docker_rules(family));
+            jump_lines(&mut out, jump, "DOCKER-USER", dchain);
+        }
+        Docker::Drop { jumps } => {
+            out.extend((0..jumps).map(|_| format!("-D DOCKER-USER -j {dchain}")));
+            out.push(format!("-F {dchain}"));
+            out.push(format!("-X {dchain}"));
+        }
+    }
+    out.push("COMMIT".to_owned());
+    out.iter().map(|l| format!("{l}\n")).collect()
+}
+
+fn jump_lines(out: &mut Vec<String>, jump: Jump, parent: &str, target: &str) {
+    if let Jump::Reinsert { delete } = jump {
+        out.extend((0..delete).map(|_| format!("-D {parent} -j {target}")));
+        out.push(format!("-I {parent} 1 -j {target}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyOptions;
+
+    fn policy() -> Policy {
+        Policy::desired(
+            &crate::inventory::Inventory { hosts: vec![] },
+            &PolicyOptions {
+                public_only: false,
+                open: vec![],
+                allow: vec!["203.0.113.7".parse().unwrap()],
+                extra: vec![],
+                resolvers: vec![],
+                interfaces: vec![],
+                set4: "palisade4".parse().unwrap(),
+                set6: "palisade6".parse().unwrap(),
+                chain: "PALISADE".parse().unwrap(),
+                docker_user: true,
+                persist: true,
+            },
+        )
+        .unwrap()
+    }
+
+    /// The lines after our chain's own rules.
+    fn tail(fix: FamilyFix) -> Vec<String> {
+        let p = policy();
+        let text = forward(&p, Family::V4, fix);
+        let head: Vec<String> = ["*filter".to_owned(), ":PALISADE - [0:0]".to_owned()]
+            .into_iter()
+            .chain(p.rules(Family::V4))
+            .collect();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        assert_eq!(lines[..head.len()], head[..], "{text}");
+        assert!(text.ends_with("COMMIT\n"), "{text}");
+        lines[head.len()..lines.len() - 1].to_vec()
+    }
+
+    #[test]
+    fn jumps_are_deleted_then_put_at_the_top() {
+        assert_eq!(Jump::of(&[1]), Jump::Keep);
+        assert_eq!(Jump::of(&[]), Jump::Reinsert { delete: 0 });
+        assert_eq!(Jump::of(&[3]), Jump::Reinsert { delete: 1 });
+        assert_eq!(Jump::of(&[1, 4]), Jump::Reinsert { delete: 2 });
+        let keep = FamilyFix {
+            jump: Jump::Keep,
+            docker: Docker::None,
+        };
+        assert!(tail(keep).is_empty());
+        let two = FamilyFix {
+            jump: Jump::Reinsert { delete: 2 },
+            docker: Docker::None,
+        };
+        assert_eq!(
+            tail(two),
+            [
+                "-D INPUT -j PALISADE",
+                "-D INPUT -j PALISADE",
+                "-I INPUT 1 -j PALISADE"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_docker_guard_is_written_or_dropped() {
+        let p = policy();
+        let guard = FamilyFix {
+            jump: Jump::Keep,
+            docker: Docker::Guard(Jump::Reinsert { delete: 1 }),
+        };
+        let mut want = vec![":PALISADE-DOCKER - [0:0]".to_owned()];
+        want.extend(p.docker_rules(Family::V4));
+        want.push("-D DOCKER-USER -j PALISADE-DOCKER".to_owned());
+        want.push("-I DOCKER-USER 1 -j PALISADE-DOCKER".to_owned());
+        assert_eq!(tail(guard), want);
+        assert_eq!(guard.docker.word(), "guard");
+
+        let drop = FamilyFix {
+            jump: Jump::Reinsert { delete: 0 },
+            docker: Docker::Drop { jumps: 1 },
+        };
+        assert_eq!(
+            tail(drop),
+            [
+                "-I INPUT 1 -j PALISADE",
+                "-D DOCKER-USER -j PALISADE-DOCKER",
+                "-F PALISADE-DOCKER",
+                "-X PALISADE-DOCKER"
+            ]
+        );
+        assert_eq!(drop.docker.word(), "drop");
+        assert_eq!(Docker::None.word(), "none");
+    }
+}
