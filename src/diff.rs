@@ -8,7 +8,7 @@ use crate::net::Net;
 use crate::observe::firewall::{FamilyFacts, Observed};
 use crate::observe::probe::Backend;
 use crate::policy::{Family, Policy};
-use crate::render::{self, Docker, FamilyFix, Fix, Jump};
+use crate::render::{self, Docker, FamilyFix, Fix, Found, Jump};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -214,27 +214,23 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
             }
         }
     }
-    let jumps = positions(&facts.input, &policy.jump());
-    match jumps.as_slice() {
-        [] => out.push(Change::JumpMissing { family }),
-        [1] => {}
-        [p] => out.push(Change::JumpNotFirst { family, position: *p }),
-        many => out.push(Change::JumpDuplicated {
-            family,
-            count: many.len(),
-        }),
+    let found = Found::in_rules(&facts.input, &policy.jump());
+    match (found.count, found.first) {
+        (0, _) => out.push(Change::JumpMissing { family }),
+        (1, Some(1)) => {}
+        (1, Some(position)) => out.push(Change::JumpNotFirst { family, position }),
+        (count, _) => out.push(Change::JumpDuplicated { family, count }),
     }
-
-    let jump = Jump::of(&jumps);
+    let jump = Jump::of(found);
 
     // Docker's chain, where it is there; the guard goes in only then (at
     // boot, the restore makes the chain where Docker is installed).
     let docker_user = facts.docker_user.as_deref();
-    let docker_jumps = positions(docker_user.unwrap_or_default(), &policy.docker_jump());
+    let docker_found = Found::in_rules(docker_user.unwrap_or_default(), &policy.docker_jump());
     let docker = match (&facts.docker_chain, docker_user) {
         (None, Some(_)) if policy.docker_user => {
             out.push(Change::DockerGuardMissing { family });
-            Docker::Guard(Jump::of(&docker_jumps))
+            Docker::Guard(Jump::of(docker_found))
         }
         (Some(rules), Some(_)) if policy.docker_user => {
             if let Some((missing, unexpected)) = rules_diff(&policy.docker_rules(family), rules) {
@@ -244,30 +240,21 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
                     unexpected,
                 });
             }
-            if docker_jumps != [1] {
+            let jump = Jump::of(docker_found);
+            if jump != Jump::Keep {
                 out.push(Change::DockerJumpNotFirst { family });
             }
-            Docker::Guard(Jump::of(&docker_jumps))
+            Docker::Guard(jump)
         }
         (Some(_), _) => {
             out.push(Change::DockerGuardStale { family });
             Docker::Drop {
-                jumps: docker_jumps.len(),
+                jumps: docker_found.count,
             }
         }
         (None, _) => Docker::None,
     };
     FamilyFix { jump, docker }
-}
-
-/// The rule numbers (from 1) of the rules that are exactly `rule`.
-fn positions(rules: &[String], rule: &str) -> Vec<usize> {
-    rules
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| *r == rule)
-        .map(|(i, _)| i + 1)
-        .collect()
 }
 
 /// None when equal (same rules, same order); else what is missing and what

@@ -21,14 +21,37 @@ pub enum Jump {
 }
 
 impl Jump {
-    /// The fix for jumps at these rule numbers (1-based, in order).
-    pub fn of(positions: &[usize]) -> Jump {
-        match positions {
-            [1] => Jump::Keep,
-            _ => Jump::Reinsert {
-                delete: positions.len(),
-            },
+    /// The fix for `found`.
+    pub fn of(found: Found) -> Jump {
+        if found.count == 1 && found.first == Some(1) {
+            Jump::Keep
+        } else {
+            Jump::Reinsert { delete: found.count }
         }
+    }
+}
+
+/// The jumps to one of our chains in a parent chain: how many, and the rule
+/// number (from 1) of the first. Counted, not listed: rustc 1.95's LLVM
+/// made `[1]`, matched on a list of positions, read the first element of an
+/// empty list in a release build (a segfault; fixed in Rust 1.97.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    pub count: usize,
+    pub first: Option<usize>,
+}
+
+impl Found {
+    /// The rules of `rules` that are exactly `rule`.
+    pub fn in_rules(rules: &[String], rule: &str) -> Found {
+        let mut found = Found::default();
+        for (i, r) in rules.iter().enumerate() {
+            if r == rule {
+                found.count += 1;
+                found.first = found.first.or(Some(i + 1));
+            }
+        }
+        found
     }
 }
 
@@ -153,10 +176,29 @@ mod tests {
 
     #[test]
     fn jumps_are_deleted_then_put_at_the_top() {
-        assert_eq!(Jump::of(&[1]), Jump::Keep);
-        assert_eq!(Jump::of(&[]), Jump::Reinsert { delete: 0 });
-        assert_eq!(Jump::of(&[3]), Jump::Reinsert { delete: 1 });
-        assert_eq!(Jump::of(&[1, 4]), Jump::Reinsert { delete: 2 });
+        let found = |rules: &[&str]| {
+            let rules: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+            Found::in_rules(&rules, "-A INPUT -j PALISADE")
+        };
+        let (j, x) = ("-A INPUT -j PALISADE", "-A INPUT -j ACCEPT");
+        assert_eq!(
+            found(&[]),
+            Found {
+                count: 0,
+                first: None
+            }
+        );
+        assert_eq!(
+            found(&[x, j, x, j]),
+            Found {
+                count: 2,
+                first: Some(2)
+            }
+        );
+        assert_eq!(Jump::of(found(&[j, x])), Jump::Keep);
+        assert_eq!(Jump::of(found(&[])), Jump::Reinsert { delete: 0 });
+        assert_eq!(Jump::of(found(&[x, x, j])), Jump::Reinsert { delete: 1 });
+        assert_eq!(Jump::of(found(&[j, x, x, j])), Jump::Reinsert { delete: 2 });
         let keep = FamilyFix {
             jump: Jump::Keep,
             docker: Docker::None,

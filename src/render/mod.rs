@@ -11,7 +11,7 @@
 use sha2::{Digest, Sha256};
 
 mod fix;
-pub use fix::{Docker, FamilyFix, Fix, Jump};
+pub use fix::{Docker, FamilyFix, Fix, Found, Jump};
 
 use crate::policy::{Family, MARK, Policy};
 use crate::transport::Script;
