@@ -1230,11 +1230,11 @@ fn fuzz_rules() -> RoleRules {
 /// `terraform output -json` holds each node's public IPv4 only: applying a
 /// whitelist from it would drop node-to-node traffic over the private
 /// network. apply refuses before contacting any node (exit 1, nothing on
-/// stdout). What lifts the refusal (private networks in --extra,
-/// --public-only) is tested in `policy`; running it here would contact
-/// the fixture's addresses.
+/// stdout), and plan, which says what apply would do, refuses alike. What
+/// lifts the refusal (private networks in --extra, --public-only) is tested
+/// in `policy`; running it here would contact the fixture's addresses.
 #[test]
-fn an_inventory_without_private_addresses_is_refused_by_apply() {
+fn an_inventory_without_private_addresses_is_refused_by_plan_and_apply() {
     let state = fixture("output-0.12.json");
     let state = state.to_str().unwrap();
     let base = ["--state", state, "--allow", "203.0.113.7"];
@@ -1252,6 +1252,15 @@ fn an_inventory_without_private_addresses_is_refused_by_apply() {
         stderr.contains("the inventory knows no private address for 9 node(s)")
             && stderr.contains("--public-only")
             && stderr.contains("no node was changed"),
+        "{stderr}"
+    );
+    let out = run("plan", &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(
+        stderr.contains("the inventory knows no private address for 9 node(s)")
+            && stderr.contains("apply would refuse it, so plan read no node"),
         "{stderr}"
     );
 }

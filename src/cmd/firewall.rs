@@ -28,11 +28,12 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let policy = Policy::desired(&inv, &settings.policy)?;
     let policies = policy.by_role(&inv);
     if matches!(mode, Mode::Plan | Mode::Apply) {
+        // plan says what apply would do, and apply refuses this whitelist.
         if let Some(gap) = policy::private_gap(&inv, &settings.policy) {
             if mode == Mode::Apply {
                 bail!("{gap}; no node was changed");
             }
-            eprintln!("palisade: warning: {}", escape(&gap));
+            bail!("{gap}; apply would refuse it, so plan read no node");
         }
         warn_closed_public_agents(&inv, &policies);
     }
