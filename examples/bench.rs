@@ -23,6 +23,12 @@
 //! makes a system call of that class, so the distinct pids in the trace are
 //! the processes; the listening sshd itself is not counted.
 //!
+//! Last, where the CPU goes: one more untimed pass of the floor, a fresh
+//! apply and a no-op apply under `perf record` on every CPU (one sample per
+//! millisecond of CPU), reported in milliseconds per host by program name.
+//! On this lab every CPU is busy for the whole run, so time follows CPU,
+//! and this says which process a ratio is made of.
+//!
 //! With RTT_MS, the controller reaches the nodes through the lab's delay
 //! line (`Spec::rtt`: every frame held for half that each way, as netem
 //! would, which this kernel lacks), and every row is measured across it:
@@ -180,6 +186,70 @@ fn census(lab: &Lab, node: usize, dir: &Path, work: impl FnOnce()) -> Census {
         total: pids.len(),
         execs,
     }
+}
+
+/// Where a command's CPU goes, by program: `perf record` on every CPU,
+/// sampling once per millisecond of CPU time, enabled only while `work`
+/// runs; each sample is a millisecond spent by a process of that name (the
+/// kernel's work for a process counts as its; an idle CPU counts for
+/// nothing). None without `perf`.
+fn cpu_by_program(dir: &Path, work: impl FnOnce()) -> Option<BTreeMap<String, u64>> {
+    let data = dir.join("perf.data");
+    let (ctl, ack) = (dir.join("perf.ctl"), dir.join("perf.ack"));
+    for fifo in [&ctl, &ack] {
+        let _ = std::fs::remove_file(fifo);
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).ok()?;
+        // SAFETY: a NUL-terminated path we own.
+        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+            return None;
+        }
+    }
+    let control = format!("fifo:{},{}", ctl.display(), ack.display());
+    let mut perf = Command::new("perf")
+        .args("record -a -e cpu-clock -c 1000000 --delay=-1 -q -o".split(' '))
+        .arg(&data)
+        .args(["--control", &control])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    // perf opens the control fifo for reading and the ack fifo for writing
+    // once it is ready; each command is acknowledged once done.
+    let mut to = std::fs::OpenOptions::new().write(true).open(&ctl).ok()?;
+    let mut from = std::fs::File::open(&ack).ok()?;
+    let mut say = |cmd: &[u8]| -> Option<()> {
+        use std::io::Read;
+        to.write_all(cmd).ok()?;
+        let mut answer = [0u8; 16];
+        (from.read(&mut answer).ok()? > 0).then_some(())
+    };
+    say(b"enable\n")?;
+    work();
+    say(b"disable\n")?;
+    // SAFETY: signals our own child by its pid.
+    unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
+    perf.wait().ok()?;
+    let report = Command::new("perf")
+        .args("report --stdio --no-children --sort comm -g none --show-nr-samples -i".split(' '))
+        .arg(&data)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    // Lines as `    42.83%         10731  sshd`.
+    let mut by = BTreeMap::new();
+    for line in String::from_utf8_lossy(&report.stdout).lines() {
+        let mut words = line.split_whitespace();
+        let (Some(pct), Some(n), Some(_)) = (words.next(), words.next(), words.clone().next()) else {
+            continue;
+        };
+        let name = words.collect::<Vec<_>>().join(" ");
+        // `swapper` is the idle task: a CPU with nothing to run.
+        if let (true, Ok(n), false) = (pct.ends_with('%'), n.parse::<u64>(), name == "swapper") {
+            *by.entry(name).or_insert(0) += n;
+        }
+    }
+    Some(by)
 }
 
 fn median(mut v: Vec<Run>) -> Run {
@@ -448,6 +518,28 @@ fn main() {
         }),
     ];
 
+    // Where the CPU goes, by program, in one more untimed pass of the
+    // floor and of palisade's two applies.
+    eprintln!("profiling the floor and the applies");
+    let profiles = [
+        cpu_by_program(&lab.dir, || {
+            measure(
+                &mut fan_out_cmd(&floor_script),
+                Some(hosts.as_bytes()),
+                "the floor",
+            );
+        }),
+        {
+            palisade("remove");
+            cpu_by_program(&lab.dir, || {
+                palisade("apply");
+            })
+        },
+        cpu_by_program(&lab.dir, || {
+            palisade("apply");
+        }),
+    ];
+
     let latency = match (rtt, measured_rtt) {
         (Some(rtt), Some(measured)) => format!(
             ", {} ms round trip added (delay line; {:.1} ms measured)",
@@ -485,5 +577,32 @@ fn main() {
         by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         let list: Vec<String> = by.iter().map(|(n, k)| format!("{k} {n}")).collect();
         println!("  {name}: {}", list.join(", "));
+    }
+    let profiled = [names[0], names[3], names[4]];
+    if profiles.iter().any(Option::is_none) {
+        println!("\nno CPU by program: perf is missing or failed (apt-get install linux-perf)");
+        return;
+    }
+    println!(
+        "\nwhere the CPU goes, ms per host, by program (perf on every CPU, one untimed pass;\n\
+         the kernel's work for a process counts as the process's):"
+    );
+    for (name, by) in profiled.iter().zip(profiles.iter().flatten()) {
+        let mut list: Vec<(&String, &u64)> = by.iter().collect();
+        list.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let per_host = |ms: u64| ms as f64 / nodes as f64;
+        let total: u64 = by.values().sum();
+        let top: Vec<String> = list
+            .iter()
+            .take(14)
+            .map(|(n, ms)| format!("{n} {:.1}", per_host(**ms)))
+            .collect();
+        let rest: u64 = list.iter().skip(14).map(|(_, ms)| **ms).sum();
+        println!(
+            "  {name}: all {:.1} = {}, the rest {:.1}",
+            per_host(total),
+            top.join(", "),
+            per_host(rest)
+        );
     }
 }
