@@ -272,36 +272,18 @@ fn rules_diff(want: &[String], have: &[String]) -> Option<(Vec<String>, Vec<Stri
 mod tests {
     use super::*;
     use crate::observe::firewall::parse;
-    use crate::policy::PolicyOptions;
+    use crate::policy::{PolicyOptions, testing};
 
     const APPLIED: &str = include_str!("../tests/fixtures/observe/applied-nft.txt");
 
     /// The policy the fixture was captured with.
     fn policy() -> Policy {
-        let inv = crate::inventory::load(
-            &crate::inventory::Source::Static(
-                concat!(env!("CARGO_MANIFEST_DIR"), "/inventory/hosts.toml").into(),
-            ),
-            &Default::default(),
-        )
-        .unwrap();
-        Policy::desired(
-            &inv,
-            &PolicyOptions {
-                public_only: false,
-                open: vec![],
-                allow: vec!["198.18.0.1".parse().unwrap()],
-                extra: vec!["192.0.2.0/24".parse().unwrap()],
-                resolvers: vec!["8.8.8.8".parse().unwrap()],
-                interfaces: vec!["docker0".parse().unwrap()],
-                set4: "palisade4".parse().unwrap(),
-                set6: "palisade6".parse().unwrap(),
-                chain: "PALISADE".parse().unwrap(),
-                docker_user: true,
-                persist: true,
-            },
-        )
-        .unwrap()
+        testing::for_sample_hosts(&PolicyOptions {
+            extra: vec!["192.0.2.0/24".parse().unwrap()],
+            resolvers: vec!["8.8.8.8".parse().unwrap()],
+            interfaces: vec!["docker0".parse().unwrap()],
+            ..testing::options("198.18.0.1")
+        })
     }
 
     /// The fixture as captured on a real node, with the digest of today's

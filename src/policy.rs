@@ -441,6 +441,48 @@ fn fixed(text: &str) -> Net {
     text.parse().expect("palisade's constant addresses parse")
 }
 
+/// Policies for the unit tests of the stages after this one (diff, render,
+/// engine), built one way.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// palisade's default names, `allow` as the one operator address, and
+    /// nothing else: a test sets what it needs with `..options(allow)`.
+    pub(crate) fn options(allow: &str) -> PolicyOptions {
+        PolicyOptions {
+            public_only: false,
+            open: vec![],
+            allow: vec![allow.parse().unwrap()],
+            extra: vec![],
+            resolvers: vec![],
+            interfaces: vec![],
+            set4: "palisade4".parse().unwrap(),
+            set6: "palisade6".parse().unwrap(),
+            chain: "PALISADE".parse().unwrap(),
+            docker_user: true,
+            persist: true,
+        }
+    }
+
+    /// The policy for the sample inventory, `inventory/hosts.toml`.
+    pub(crate) fn for_sample_hosts(opts: &PolicyOptions) -> Policy {
+        let inv = crate::inventory::load(
+            &crate::inventory::Source::Static(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/inventory/hosts.toml").into(),
+            ),
+            &Default::default(),
+        )
+        .unwrap();
+        Policy::desired(&inv, opts).unwrap()
+    }
+
+    /// The policy for an inventory of no hosts.
+    pub(crate) fn for_no_hosts(opts: &PolicyOptions) -> Policy {
+        Policy::desired(&Inventory { hosts: vec![] }, opts).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -458,33 +458,14 @@ fn nothing_there(policy: &Policy, o: &Observed) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::PolicyOptions;
+    use crate::policy::{PolicyOptions, testing};
 
     fn policy(allow: &str) -> Policy {
-        let inv = crate::inventory::load(
-            &crate::inventory::Source::Static(
-                concat!(env!("CARGO_MANIFEST_DIR"), "/inventory/hosts.toml").into(),
-            ),
-            &Default::default(),
-        )
-        .unwrap();
-        Policy::desired(
-            &inv,
-            &PolicyOptions {
-                public_only: false,
-                open: vec![],
-                allow: vec![allow.parse().unwrap()],
-                extra: vec![],
-                resolvers: vec![],
-                interfaces: vec![],
-                set4: "palisade4".parse().unwrap(),
-                set6: "palisade6".parse().unwrap(),
-                chain: "PALISADE".parse().unwrap(),
-                docker_user: false,
-                persist: false,
-            },
-        )
-        .unwrap()
+        testing::for_sample_hosts(&PolicyOptions {
+            docker_user: false,
+            persist: false,
+            ..testing::options(allow)
+        })
     }
 
     #[test]

@@ -138,26 +138,10 @@ fn jump_lines(out: &mut Vec<String>, jump: Jump, parent: &str, target: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::PolicyOptions;
+    use crate::policy::testing;
 
     fn policy() -> Policy {
-        Policy::desired(
-            &crate::inventory::Inventory { hosts: vec![] },
-            &PolicyOptions {
-                public_only: false,
-                open: vec![],
-                allow: vec!["203.0.113.7".parse().unwrap()],
-                extra: vec![],
-                resolvers: vec![],
-                interfaces: vec![],
-                set4: "palisade4".parse().unwrap(),
-                set6: "palisade6".parse().unwrap(),
-                chain: "PALISADE".parse().unwrap(),
-                docker_user: true,
-                persist: true,
-            },
-        )
-        .unwrap()
+        testing::for_no_hosts(&testing::options("203.0.113.7"))
     }
 
     /// The lines after our chain's own rules.

@@ -234,28 +234,16 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::net::{ChainName, IfName, Net, SetName};
-    use crate::policy::PolicyOptions;
+    use crate::policy::{PolicyOptions, testing};
     use proptest::prelude::*;
 
     fn policy(extra: Vec<Net>, interfaces: Vec<IfName>) -> Policy {
-        let inv = crate::inventory::Inventory { hosts: vec![] };
-        Policy::desired(
-            &inv,
-            &PolicyOptions {
-                public_only: false,
-                open: vec![],
-                allow: vec!["203.0.113.7".parse().unwrap()],
-                extra,
-                resolvers: vec!["8.8.8.8".parse().unwrap()],
-                interfaces,
-                set4: "palisade4".parse::<SetName>().unwrap(),
-                set6: "palisade6".parse::<SetName>().unwrap(),
-                chain: "PALISADE".parse::<ChainName>().unwrap(),
-                docker_user: true,
-                persist: true,
-            },
-        )
-        .unwrap()
+        testing::for_no_hosts(&PolicyOptions {
+            extra,
+            resolvers: vec!["8.8.8.8".parse().unwrap()],
+            interfaces,
+            ..testing::options("203.0.113.7")
+        })
     }
 
     #[test]
