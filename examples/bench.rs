@@ -188,11 +188,37 @@ fn census(lab: &Lab, node: usize, dir: &Path, work: impl FnOnce()) -> Census {
     }
 }
 
-/// Where a command's CPU goes, by program: `perf record` on every CPU,
-/// sampling once per millisecond of CPU time, enabled only while `work`
-/// runs; each sample is a millisecond spent by a process of that name (the
-/// kernel's work for a process counts as its; an idle CPU counts for
-/// nothing). None without `perf`.
+/// A running `perf record`: stopped with SIGINT (so that it writes its
+/// data), and killed if it is dropped running, whatever went wrong.
+struct Recorder(std::process::Child);
+
+impl Recorder {
+    /// Stops it: perf writes its data, then dies of the SIGINT it caught.
+    fn stop(&mut self) -> Option<()> {
+        use std::os::unix::process::ExitStatusExt;
+        // SAFETY: signals our own child by its pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let status = self.0.wait().ok()?;
+        (status.success() || status.signal() == Some(libc::SIGINT)).then_some(())
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Where a command's CPU goes, by program: `perf record` on every CPU (so
+/// every process on the machine, the lab's and any other), sampling once
+/// per millisecond of CPU time, enabled only while `work` runs; each sample
+/// is a millisecond spent by a process of that name (the
+/// kernel's work for a process counts as its, and an interrupt's as that of
+/// the process it interrupted; an idle CPU counts for nothing). None when
+/// `perf` is missing or fails.
 fn cpu_by_program(dir: &Path, work: impl FnOnce()) -> Option<BTreeMap<String, u64>> {
     let data = dir.join("perf.data");
     let (ctl, ack) = (dir.join("perf.ctl"), dir.join("perf.ack"));
@@ -205,7 +231,7 @@ fn cpu_by_program(dir: &Path, work: impl FnOnce()) -> Option<BTreeMap<String, u6
         }
     }
     let control = format!("fifo:{},{}", ctl.display(), ack.display());
-    let mut perf = Command::new("perf")
+    let perf = Command::new("perf")
         .args("record -a -e cpu-clock -c 1000000 --delay=-1 -q -o".split(' '))
         .arg(&data)
         .args(["--control", &control])
@@ -214,28 +240,61 @@ fn cpu_by_program(dir: &Path, work: impl FnOnce()) -> Option<BTreeMap<String, u6
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    // perf opens the control fifo for reading and the ack fifo for writing
-    // once it is ready; each command is acknowledged once done.
-    let mut to = std::fs::OpenOptions::new().write(true).open(&ctl).ok()?;
-    let mut from = std::fs::File::open(&ack).ok()?;
+    let mut perf = Recorder(perf);
+    // perf opens the control fifo (for reading and writing) as it starts,
+    // then the ack fifo for writing, and acknowledges each command once
+    // done. Neither open here blocks: a perf that dies or never gets that
+    // far (an old perf without --control) ends this with None, not a hang.
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut to = loop {
+        use std::os::unix::fs::OpenOptionsExt;
+        let open = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&ctl);
+        match open {
+            Ok(file) => break file,
+            Err(_) if Instant::now() < until && matches!(perf.0.try_wait(), Ok(None)) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => return None,
+        }
+    };
+    let mut from = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&ack)
+            .ok()?
+    };
     let mut say = |cmd: &[u8]| -> Option<()> {
         use std::io::Read;
+        use std::os::fd::AsRawFd;
         to.write_all(cmd).ok()?;
+        let mut poll = libc::pollfd {
+            fd: from.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, ours, for the call's length.
+        let ready = unsafe { libc::poll(&mut poll, 1, 10_000) };
         let mut answer = [0u8; 16];
-        (from.read(&mut answer).ok()? > 0).then_some(())
+        (ready == 1 && from.read(&mut answer).ok()? > 0).then_some(())
     };
     say(b"enable\n")?;
     work();
     say(b"disable\n")?;
-    // SAFETY: signals our own child by its pid.
-    unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
-    perf.wait().ok()?;
+    perf.stop()?;
     let report = Command::new("perf")
         .args("report --stdio --no-children --sort comm -g none --show-nr-samples -i".split(' '))
         .arg(&data)
         .stderr(Stdio::null())
         .output()
         .ok()?;
+    for file in [&data, &ctl, &ack] {
+        let _ = std::fs::remove_file(file);
+    }
     // Lines as `    42.83%         10731  sshd`.
     let mut by = BTreeMap::new();
     for line in String::from_utf8_lossy(&report.stdout).lines() {
@@ -585,7 +644,7 @@ fn main() {
     }
     println!(
         "\nwhere the CPU goes, ms per host, by program (perf on every CPU, one untimed pass;\n\
-         the kernel's work for a process counts as the process's):"
+         the kernel's work for a process counts as the process's, an interrupt's as the interrupted one's):"
     );
     for (name, by) in profiled.iter().zip(profiles.iter().flatten()) {
         let mut list: Vec<(&String, &u64)> = by.iter().collect();

@@ -5,7 +5,7 @@
 //! by `diff::plan`, from the tables observe read: the decision plan reports
 //! as changes is the one these lines carry out, and the node (which makes
 //! the change from the very tables it sent) writes them as they come. Only
-//! the boot restore decides on the node (`prepare` in apply.sh), since at
+//! the boot restore decides on the node (`boot_rules` in apply.sh), since at
 //! boot there is no controller, and Docker has not made its chain yet.
 
 use crate::policy::{Family, Policy};
@@ -32,9 +32,11 @@ impl Jump {
 }
 
 /// The jumps to one of our chains in a parent chain: how many, and the rule
-/// number (from 1) of the first. Counted, not listed: rustc 1.95's LLVM
-/// made `[1]`, matched on a list of positions, read the first element of an
-/// empty list in a release build (a segfault; fixed in Rust 1.97.1).
+/// number (from 1) of the first. Counted, not listed: rustc 1.95's
+/// optimiser made `[1]`, matched on a list of positions, read the first
+/// element of an empty list in a release build (a segfault on every node
+/// without the jump); with counts there is no element to read. CI runs the
+/// unit and lab tests on a release build for this reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Found {
     pub count: usize,
