@@ -353,7 +353,9 @@ pub fn backend_of(version: &str) -> Option<Backend> {
 }
 
 /// `iptables -S CHAIN`: None when the chain does not exist (no output),
-/// else its `-A` lines.
+/// else its `-A` lines, byte for byte as the node printed them: the node
+/// finds the jumps it undoes by exact comparison (`positions` in lib.sh),
+/// and the fix the controller sends (`render::fix`) must count the same.
 fn parse_chain(lines: &[&str]) -> Option<Vec<String>> {
     let exists = lines
         .iter()
@@ -362,7 +364,7 @@ fn parse_chain(lines: &[&str]) -> Option<Vec<String>> {
         lines
             .iter()
             .filter(|l| l.starts_with("-A "))
-            .map(|l| l.trim_end().to_owned())
+            .map(|l| (*l).to_owned())
             .collect()
     })
 }
@@ -451,6 +453,16 @@ mod tests {
         assert_eq!(o.restore_digest.as_deref().map(str::len), Some(64));
         assert_eq!(o.applied_backend, Some(Backend::NfTables));
         assert!(!o.systemd);
+    }
+
+    /// A rule line is kept as the node printed it, so the controller counts
+    /// the jumps the node's undo will find (see `parse_chain`).
+    #[test]
+    fn rule_lines_are_kept_byte_for_byte() {
+        let text = FIXTURE.replacen("-A INPUT -j PALISADE\n", "-A INPUT -j PALISADE \n", 1);
+        assert_ne!(text, FIXTURE);
+        let o = parse(&text).unwrap();
+        assert_eq!(o.v4.input[0], "-A INPUT -j PALISADE ");
     }
 
     #[test]
