@@ -50,7 +50,8 @@ pub enum NodeError {
     Silent { expected: &'static str },
 }
 
-fn describe(changes: &[Change]) -> String {
+/// The changes as one line, `; ` between them.
+pub(super) fn describe(changes: &[Change]) -> String {
     let text: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
     text.join("; ")
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use crate::diff::Change;
 
 use super::Refusal;
+use super::error::describe;
 
 /// How one host's job ended, when it ended as palisade meant it to (a
 /// failure is a [`super::Failure`]).
@@ -70,14 +71,7 @@ impl fmt::Display for Unconfirmed {
                 f.write_str("the confirmation came too late: the node had started rolling back")
             }
             Unconfirmed::NotAsAsked(left) => {
-                f.write_str("the node still differed after the change (")?;
-                for (i, change) in left.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str("; ")?;
-                    }
-                    write!(f, "{change}")?;
-                }
-                f.write_str(")")
+                write!(f, "the node still differed after the change ({})", describe(left))
             }
         }
     }

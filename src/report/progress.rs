@@ -56,11 +56,10 @@ impl Progress {
         }
     }
 
-    /// A host is done: count it, and log where its time went (`-v`) and
-    /// what its remote steps printed on stderr (`-vv`).
-    /// A host is done; `failed` says whether it ended as it should not
-    /// (unreached, failed, refused, rolled back: what the run's exit code
-    /// counts), which the bar counts.
+    /// A host is done: count it (as failed with `failed`: unreached,
+    /// failed, refused or rolled back, what the run's exit code counts), and
+    /// log where its time went (`-v`) and what its remote steps printed on
+    /// stderr (`-vv`).
     pub fn host_done<T, E>(&self, outcome: &HostOutcome<Host, T, E>, failed: bool) {
         let name = escape(outcome.host.name.as_str());
         tracing::info!("{name} {}: {}", outcome.host.address, timings_line(outcome));
