@@ -19,7 +19,7 @@ use crate::transport::Script;
 /// sections, ending with `==> end`, from the tables and sets `read_node`
 /// left in `table_v4`, `table_v6`, `save_v4` and `save_v6` (where a change
 /// then starts from): one `sha256sum` when there are boot files. Callers
-/// run it as [`SAY_OBSERVED`] does.
+/// run it through `say_observed`, defined beside it.
 pub(crate) const OBSERVE: &str = r#"observe() {
 section() { say "==> $1"; }
 # $1 is SSH_CONNECTION when the step runs as Privilege::RootSeeingOrigin.
@@ -108,16 +108,16 @@ if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ]; then
 fi
 section end
 }
-"#;
-
-/// Reads the node and prints what `observe` makes of it, in one write (see
-/// `say` in the shell library). The first words then come only once the
-/// node is read: a failure with nothing on stdout is still sudo's refusal
-/// (see probe::as_root), as nothing in between can fail.
-pub(crate) const SAY_OBSERVED: &str = r#"read_node
+# say_observed [SSH_CONNECTION]: read the node, then print what observe
+# makes of it in one write (see `say`). The first words then come only once
+# the node is read: a failure with nothing on stdout is still sudo's
+# refusal (see probe::as_root), as nothing in between can fail.
+say_observed() {
+read_node
 reply=''
 observe "${1-}"
 printf '%s' "$reply"
+}
 "#;
 
 /// The read-only script for this policy's names. Run as
@@ -128,7 +128,7 @@ pub fn script(policy: &Policy) -> Script {
     let mut s = render::names(policy);
     s.push_str(&render::code(render::LIB));
     s.push_str(&render::code(OBSERVE));
-    s.push_str(SAY_OBSERVED);
+    s.push_str("say_observed \"${1-}\"\n");
     Script::rendered(s)
 }
 

@@ -26,7 +26,7 @@ verdict() {
 if [ -d /run/palisade/rollback ]; then
     # The first word, before the lock can keep it waiting: a failure with
     # nothing on stdout is sudo's refusal (see probe::as_root). Elsewhere
-    # the script's first words are observe's (see SAY_OBSERVED).
+    # the script's first words are observe's (see say_observed).
     echo '==> start'
     lock_node
     settle
@@ -35,11 +35,7 @@ if [ -d /run/palisade/rollback ]; then
 fi
 set +e
 fetch seen /run/palisade/generation
-# As SAY_OBSERVED: read, then print in one write.
-read_node
-reply=''
-observe "${1-}"
-printf '%s' "$reply"
+say_observed "${1-}"
 verdict
 case $verdict in
     "apply "*)
