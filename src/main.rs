@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -9,9 +10,14 @@ async fn main() -> ExitCode {
     // try_parse, because clap's own exit uses 2, which is our "hosts failed".
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            usage_error(&e);
+            return ExitCode::from(EXIT_USAGE);
+        }
         Err(e) => {
+            // --help and --version: clap's own text, on stdout.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+            return ExitCode::SUCCESS;
         }
     };
     init_logging(cli.global.verbose);
@@ -20,9 +26,27 @@ async fn main() -> ExitCode {
         Err(err) => {
             // One line, whatever a file put in the names it quotes.
             let message = format!("{err:#}");
-            eprintln!("palisade: {}", palisade::report::terminal::escape(&message));
+            let _ = writeln!(
+                std::io::stderr(),
+                "palisade: {}",
+                palisade::report::terminal::escape(&message)
+            );
             ExitCode::from(EXIT_USAGE)
         }
+    }
+}
+
+/// A usage error on stderr. clap echoes the flag's value as given, so a
+/// value holding a carriage return or an escape sequence would act on the
+/// terminal: such a message is printed escaped, like every other message
+/// (and plain); one with nothing to escape keeps clap's colours.
+fn usage_error(e: &clap::Error) {
+    let plain = e.render().to_string();
+    let safe = palisade::report::terminal::escape_lines(&plain);
+    if safe == plain {
+        let _ = e.print();
+    } else {
+        let _ = std::io::stderr().write_all(safe.as_bytes());
     }
 }
 

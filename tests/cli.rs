@@ -380,3 +380,87 @@ fn man_pages() {
             .contains("\\-\\-allow")
     );
 }
+
+/// Every command that prints without contacting a node, with the arguments
+/// that make it print. (The commands that contact nodes print through the
+/// same writer, `report::output`; its unit tests and the lab cover them.)
+fn printing_commands() -> Vec<Vec<String>> {
+    let inv = fixture().to_str().expect("a UTF-8 path").to_owned();
+    let state = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tfstate/v3-2016.tfstate")
+        .to_str()
+        .expect("a UTF-8 path")
+        .to_owned();
+    [
+        vec!["man"],
+        vec!["completions", "bash"],
+        vec!["inventory", "--inventory", &inv],
+        vec!["inventory", "--inventory", &inv, "--json"],
+        vec!["inventory", "--state", &state],
+        vec!["--help"],
+    ]
+    .into_iter()
+    .map(|a| a.into_iter().map(String::from).collect())
+    .collect()
+}
+
+fn palisade_to(args: &[String], out: std::process::Stdio) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("RUST_LOG")
+        .stdout(out)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("palisade runs")
+}
+
+#[test]
+fn a_closed_pipe_ends_each_command_quietly() {
+    for args in printing_commands() {
+        // The reading end is closed before palisade starts: its first
+        // write fails with EPIPE, as in `palisade man | head -0`.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = palisade_to(&args, writer.into());
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("Broken pipe"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_write_error_is_one_line_and_exit_1() {
+    for args in printing_commands() {
+        if args == ["--help"] {
+            continue; // clap's own text: not palisade's to report
+        }
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let out = palisade_to(&args, full.into());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("palisade: cannot write to standard output: No space left")),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_flag_value_is_escaped_in_a_usage_error() {
+    let out = palisade(&["ping", "--forks", "1\r2\u{1b}[31m"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains('\r') && !err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("1\\r2\\u{1b}[31m"), "{err}");
+}

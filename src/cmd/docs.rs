@@ -9,12 +9,14 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
-use crate::report::Verdict;
+use crate::report::{Verdict, output};
 
 /// The completion script for `shell`, on stdout.
 pub fn completions(shell: Shell) -> Result<Verdict> {
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "palisade", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "palisade", &mut script);
+    output::print_bytes(&script)?;
     Ok(Verdict::Ok)
 }
 
@@ -23,9 +25,13 @@ pub fn completions(shell: Shell) -> Result<Verdict> {
 pub fn man(dir: Option<&Path>) -> Result<Verdict> {
     let cmd = Cli::command();
     match dir {
-        None => clap_mangen::Man::new(cmd)
-            .render(&mut std::io::stdout())
-            .context("cannot write the manual page")?,
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut page)
+                .context("cannot render the manual page")?;
+            output::print_bytes(&page)?;
+        }
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
             clap_mangen::generate_to(cmd, dir)

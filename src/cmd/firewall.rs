@@ -98,16 +98,14 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     if mode == Mode::Plan && first_run {
         report.whitelist = Some(policy.summary(&job.policies));
     }
-    if settings.json {
-        println!("{}", report.json());
+    let text = if settings.json {
+        format!("{}\n", report.json())
     } else {
-        print!(
-            "{}",
-            report.table(Paint {
-                on: colour::enabled(Stream::Stdout)
-            })
-        );
-    }
+        report.table(Paint {
+            on: colour::enabled(Stream::Stdout),
+        })
+    };
+    let printed = crate::report::output::print(&text);
     let ran: Vec<Attempt> = report
         .hosts
         .iter()
@@ -118,6 +116,9 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         })
         .collect();
     super::retry::record(settings, verb, &ran);
+    // The retry file says what the run did even when its report could not be
+    // written.
+    printed?;
     Ok(report.verdict())
 }
 

@@ -16,9 +16,9 @@ pub fn run(settings: &Settings) -> Result<Verdict> {
     let census = report::inventory::census(&survey);
     survey.inventory.hosts = super::select(settings, &survey.inventory)?;
     if settings.json {
-        println!("{}", report::inventory::survey_json(&survey));
+        report::output::print(&format!("{}\n", report::inventory::survey_json(&survey)))?;
     } else {
-        print!("{}", report::inventory::table(&survey.inventory));
+        report::output::print(&report::inventory::table(&survey.inventory))?;
         eprint!("{census}");
     }
     Ok(Verdict::Ok)

@@ -34,16 +34,14 @@ pub async fn run(settings: &Settings) -> Result<Verdict> {
     .await;
     progress.finish();
     let report = Report::new(outcomes);
-    if settings.json {
-        println!("{}", report.json());
+    let text = if settings.json {
+        format!("{}\n", report.json())
     } else {
-        print!(
-            "{}",
-            report.table(Paint {
-                on: colour::enabled(Stream::Stdout)
-            })
-        );
-    }
+        report.table(Paint {
+            on: colour::enabled(Stream::Stdout),
+        })
+    };
+    let printed = crate::report::output::print(&text);
     let ran: Vec<Attempt> = report
         .hosts
         .iter()
@@ -53,6 +51,9 @@ pub async fn run(settings: &Settings) -> Result<Verdict> {
         })
         .collect();
     super::retry::record(settings, "ping", &ran);
+    // The retry file says what the run did even when its report could not be
+    // written.
+    printed?;
     Ok(if report.all_ok() {
         Verdict::Ok
     } else {

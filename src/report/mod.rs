@@ -5,6 +5,7 @@ pub mod colour;
 pub mod hosts;
 pub mod inventory;
 pub mod limit;
+pub mod output;
 pub mod ping;
 pub mod progress;
 pub mod summary;
