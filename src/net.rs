@@ -328,15 +328,67 @@ name_type!(
     ChainName,
     "iptables chain name",
     |s| word(s, 21, b"_-")
-        && ![
-            "INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING", "ACCEPT", "DROP", "RETURN",
-            "REJECT", "LOG", "QUEUE",
-        ]
-        .contains(&s)
+        && !NOT_A_CHAIN.iter().any(|t| t.eq_ignore_ascii_case(s))
         && !FOREIGN_CHAIN_PREFIXES.iter().any(|p| s.starts_with(p)),
     "1 to 21 letters, digits, '_' or '-', not starting with '-', not a built-in chain or target, \
      and not in another tool's namespace (DOCKER, KUBE-, cali-, cilium, f2b-, ufw, ...)"
 );
+
+/// Names `-j` reads as something other than a chain of palisade's: the
+/// built-in chains, the verdicts, and every target extension of
+/// iptables-extensions(8) (`-j MASQUERADE` would jump to no chain of ours).
+/// Refused in any case, so that no name reads as one of them.
+const NOT_A_CHAIN: &[&str] = &[
+    "INPUT",
+    "OUTPUT",
+    "FORWARD",
+    "PREROUTING",
+    "POSTROUTING",
+    "ACCEPT",
+    "DROP",
+    "RETURN",
+    "QUEUE",
+    "AUDIT",
+    "CHECKSUM",
+    "CLASSIFY",
+    "CLUSTERIP",
+    "CONNMARK",
+    "CONNSECMARK",
+    "CT",
+    "DNAT",
+    "DNPT",
+    "DSCP",
+    "ECN",
+    "HL",
+    "HMARK",
+    "IDLETIMER",
+    "LED",
+    "LOG",
+    "MARK",
+    "MASQUERADE",
+    "MIRROR",
+    "NETMAP",
+    "NFLOG",
+    "NFQUEUE",
+    "NOTRACK",
+    "RATEEST",
+    "REDIRECT",
+    "REJECT",
+    "SAME",
+    "SECMARK",
+    "SET",
+    "SNAT",
+    "SNPT",
+    "SYNPROXY",
+    "TCPMSS",
+    "TCPOPTSTRIP",
+    "TEE",
+    "TOS",
+    "TPROXY",
+    "TRACE",
+    "TTL",
+    "ULOG",
+];
 
 /// Chain name prefixes other tools on a node own: Docker, Kubernetes
 /// (kube-proxy, kubelet), Calico, Cilium, Weave, Flannel, fail2ban, ufw,
@@ -520,5 +572,19 @@ mod tests {
         ] {
             assert!(foreign.parse::<ChainName>().is_err(), "{foreign}");
         }
+        for target in [
+            "MASQUERADE",
+            "ACCEPT",
+            "INPUT",
+            "SNAT",
+            "masquerade",
+            "Log",
+            "NFQUEUE",
+            "CT",
+        ] {
+            let err = target.parse::<ChainName>().unwrap_err().to_string();
+            assert!(err.contains("not a built-in chain or target"), "{target}: {err}");
+        }
+        assert!("PALISADE".parse::<ChainName>().is_ok());
     }
 }

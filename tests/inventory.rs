@@ -533,6 +533,95 @@ fn an_address_that_is_not_an_ip_is_refused_naming_resource_field_and_value() {
 }
 
 #[test]
+fn a_network_or_an_ipv4_compatible_address_is_refused_naming_field_and_value() {
+    for (value, says) in [
+        ("147.75.200.0/24", "is a network, not a machine's address"),
+        ("::147.75.200.7", "is an IPv4-compatible IPv6 address"),
+    ] {
+        let mut doc = fixture_json("v4-packet-foreach.tfstate");
+        let agents = doc["resources"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|r| r["name"] == "dcos_agent")
+            .unwrap();
+        let field = if value.contains(':') {
+            "access_public_ipv6"
+        } else {
+            "access_public_ipv4"
+        };
+        agents["instances"][1]["attributes"][field] = json!(value);
+        let err = refused(doc.to_string().as_bytes());
+        assert!(
+            err.contains(&format!(
+                r#"module.dcos.packet_device.dcos_agent["01"]: field {field}: "{value}" {says}"#
+            )),
+            "{err}"
+        );
+    }
+    // An interface address with its prefix is the address.
+    let mut doc = fixture_json("v4-packet-foreach.tfstate");
+    let agents = doc["resources"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["name"] == "dcos_agent")
+        .unwrap();
+    agents["instances"][1]["attributes"]["access_private_ipv4"] = json!("10.100.5.23/25");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("terraform.tfstate");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let hosts = succeeded(&palisade(
+        &["inventory", "--json", "--state", path.to_str().unwrap()],
+        None,
+    ));
+    let agent = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "packet-dcos-agent-01")
+        .unwrap();
+    assert!(
+        agent["ipv4"].as_array().unwrap().contains(&json!("10.100.5.23")),
+        "{agent}"
+    );
+}
+
+#[test]
+fn an_hcloud_state_from_before_2020_admits_the_server_s_own_ipv6() {
+    // Provider releases before terraform-provider-hcloud#148 wrote the
+    // server's /64 network address in ipv6_address; the server's own
+    // address is that network's ::1, as later releases write it.
+    let server = |name: &str, v4: &str, v6: &str| json!({"attributes": {"name": name, "ipv4_address": v4, "ipv6_address": v6}});
+    let doc = v4_state(json!([v4_resource(
+        "hcloud_server",
+        "node",
+        json!([
+            server("old", "203.0.113.10", "2a01:4f8:c17:b8f::"),
+            server("new", "203.0.113.11", "2a01:4f8:c17:b90::1")
+        ])
+    )]));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("terraform.tfstate");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let hosts = succeeded(&palisade(
+        &["inventory", "--json", "--state", path.to_str().unwrap()],
+        None,
+    ));
+    let v6 = |name: &str| {
+        hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == name)
+            .unwrap()["ipv6"]
+            .clone()
+    };
+    assert_eq!(v6("old"), json!(["2a01:4f8:c17:b8f::1"]));
+    assert_eq!(v6("new"), json!(["2a01:4f8:c17:b90::1"]));
+}
+
+#[test]
 fn the_same_address_on_two_devices_is_refused() {
     let mut doc = fixture_json("v4-packet.tfstate");
     let agents = doc["resources"]

@@ -62,25 +62,91 @@ pub(super) struct Found {
     pub rank: usize,
 }
 
+/// Why state text is not a machine's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Unusable {
+    /// Not an IP address at all.
+    NotAnAddress,
+    /// A network (`147.75.200.0/24`): many machines' addresses, not one's.
+    Network,
+    /// `::a.b.c.d`, the IPv4-compatible form RFC 4291 deprecated: neither
+    /// the IPv4 address nor an IPv6 one any machine is reached at.
+    V4Compatible,
+}
+
+impl Unusable {
+    /// What the value is, for the refusal that quotes it.
+    pub(super) fn says(self) -> &'static str {
+        match self {
+            Unusable::NotAnAddress => "is not an IP address",
+            Unusable::Network => "is a network, not a machine's address",
+            Unusable::V4Compatible => {
+                "is an IPv4-compatible IPv6 address (deprecated, RFC 4291): write the IPv4 address itself"
+            }
+        }
+    }
+}
+
 /// State text to an address. Besides the plain forms this accepts an
-/// interface address with its prefix (Linode's `ipv6` is `ADDR/128`) and a
-/// bracketed IPv6 (early OpenStack `access_ip_v6`), taking the address.
-pub(super) fn parse(text: &str) -> Option<IpAddr> {
+/// interface address with its prefix (Linode's `ipv6` is `ADDR/128`, a
+/// `10.0.0.5/24` is 10.0.0.5) and a bracketed IPv6 (early OpenStack
+/// `access_ip_v6`), taking the address. A network written with its prefix
+/// (no host bits) is refused: whitelisting its first address would admit a
+/// machine that may not be this one, and leave this one out.
+pub(super) fn parse(text: &str) -> Result<IpAddr, Unusable> {
     let bare = text
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
+    let (addr, len) = match bare.split_once('/') {
+        None => (bare.parse::<IpAddr>().map_err(|_| Unusable::NotAnAddress)?, None),
+        Some((addr, len)) => {
+            let addr: IpAddr = addr.parse().map_err(|_| Unusable::NotAnAddress)?;
+            let len: u8 = len.parse().map_err(|_| Unusable::NotAnAddress)?;
+            (addr, Some(len))
+        }
+    };
+    if let IpAddr::V6(v6) = addr
+        && v6.to_ipv4_mapped().is_none()
+        && v6.octets()[..12].iter().all(|b| *b == 0)
+        && u32::from_be_bytes([v6.octets()[12], v6.octets()[13], v6.octets()[14], v6.octets()[15]]) > 1
+    {
+        return Err(Unusable::V4Compatible);
+    }
     // An IPv4-mapped IPv6 address (`::ffff:203.0.113.5`) is the IPv4
     // address: canonical, so it is classified, picked and found twice as
     // the IPv4 it is.
-    if let Ok(addr) = bare.parse::<IpAddr>() {
-        return Some(addr.to_canonical());
-    }
-    let (addr, len) = bare.split_once('/')?;
-    let addr: IpAddr = addr.parse().ok()?;
-    let len: u8 = len.parse().ok()?;
+    let canonical = addr.to_canonical();
+    let Some(len) = len else {
+        return Ok(canonical);
+    };
     let max = if addr.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some(addr.to_canonical())
+    if len > max {
+        return Err(Unusable::NotAnAddress);
+    }
+    let net = ipnet::IpNet::new(addr, len).map_err(|_| Unusable::NotAnAddress)?;
+    if len < max && net.network() == addr {
+        return Err(Unusable::Network);
+    }
+    Ok(canonical)
+}
+
+/// Hetzner Cloud states written before provider 1.16 (February 2020,
+/// terraform-provider-hcloud#148) hold the server's /64 network address in
+/// `ipv6_address`, where later ones hold the server's own address, the
+/// network's `::1`. Such a network address (the low 64 bits zero) read from
+/// that field is taken for the server's own address.
+pub(super) fn hcloud_own_ipv6(rtype: &str, field: &str, addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6)
+            if rtype == "hcloud_server"
+                && field == "ipv6_address"
+                && u128::from(v6) & u128::from(u64::MAX) == 0 =>
+        {
+            IpAddr::V6((u128::from(v6) | 1).into())
+        }
+        other => other,
+    }
 }
 
 /// An address family, as a field's name promises it.
@@ -193,15 +259,23 @@ mod tests {
 
     #[test]
     fn parses_plain_prefixed_and_bracketed_addresses() {
-        assert_eq!(parse("203.0.113.5"), Some(ip("203.0.113.5")));
+        assert_eq!(parse("203.0.113.5"), Ok(ip("203.0.113.5")));
         assert_eq!(
             parse("2600:3c03::f03c:91ff:fe24:3a2f/128"),
-            Some(ip("2600:3c03::f03c:91ff:fe24:3a2f"))
+            Ok(ip("2600:3c03::f03c:91ff:fe24:3a2f"))
         );
-        assert_eq!(parse("[fd00::1]"), Some(ip("fd00::1")));
-        assert_eq!(parse("::ffff:203.0.113.5"), Some(ip("203.0.113.5")));
-        assert_eq!(parse("::ffff:10.0.0.1/128"), Some(ip("10.0.0.1")));
+        assert_eq!(parse("10.0.0.5/24"), Ok(ip("10.0.0.5")));
+        assert_eq!(parse("[fd00::1]"), Ok(ip("fd00::1")));
+        assert_eq!(parse("::ffff:203.0.113.5"), Ok(ip("203.0.113.5")));
+        assert_eq!(parse("::ffff:10.0.0.1/128"), Ok(ip("10.0.0.1")));
+        assert_eq!(parse("::1"), Ok(ip("::1")));
         assert_eq!(by_range(parse("::ffff:10.0.0.1").unwrap()), Class::Private);
+        for network in ["147.75.200.0/24", "2a01:4f8:c17:b8f::/64", "10.0.0.0/8"] {
+            assert_eq!(parse(network), Err(Unusable::Network), "{network}");
+        }
+        for compat in ["::147.75.200.1", "::10.0.0.1/128"] {
+            assert_eq!(parse(compat), Err(Unusable::V4Compatible), "{compat}");
+        }
         for bad in [
             "",
             "10.0.0.1/33",
@@ -211,8 +285,21 @@ mod tests {
             "host.example",
             "10.0.0.1; reboot",
         ] {
-            assert_eq!(parse(bad), None, "{bad}");
+            assert_eq!(parse(bad), Err(Unusable::NotAnAddress), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_old_hcloud_state_s_ipv6_network_is_the_server_s_own_address() {
+        let net = ip("2a01:4f8:c17:b8f::");
+        assert_eq!(
+            hcloud_own_ipv6("hcloud_server", "ipv6_address", net),
+            ip("2a01:4f8:c17:b8f::1")
+        );
+        let own = ip("2a01:4f8:c17:b8f::1");
+        assert_eq!(hcloud_own_ipv6("hcloud_server", "ipv6_address", own), own);
+        assert_eq!(hcloud_own_ipv6("packet_device", "ipv6_address", net), net);
+        assert_eq!(hcloud_own_ipv6("hcloud_server", "network.0.ip", net), net);
     }
 
     #[test]

@@ -164,14 +164,16 @@ fn addresses(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<
                 if text.is_empty() {
                     continue; // layer-2 Packet devices carry empty access_* strings
                 }
-                let addr = address::parse(&text).ok_or_else(|| Error::BadAddress {
+                let addr = address::parse(&text).map_err(|why| Error::BadAddress {
                     file: origin.to_string(),
                     resource: device.origin(),
                     field: escape(&hit.field),
                     // Printed with {:?}, so escaped; cut, so a whole script
                     // a path strayed into never reaches the terminal.
                     value: shorten(&text),
+                    why: why.says(),
                 })?;
+                let addr = address::hcloud_own_ipv6(&device.rtype, &hit.field, addr);
                 // Written as the field's family (`::ffff:a.b.c.d` in an IPv6
                 // field), or mapped to it: the address is read as what it is.
                 let written = if text.contains(':') {

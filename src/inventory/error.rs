@@ -45,12 +45,14 @@ pub enum Error {
     },
     #[error("{file}: no devices found (looked for {looked_for})")]
     NoDevices { file: String, looked_for: String },
-    #[error("{file}: {resource}: field {field}: {value:?} is not an IP address")]
+    #[error("{file}: {resource}: field {field}: {value:?} {why}")]
     BadAddress {
         file: String,
         resource: String,
         field: String,
         value: String,
+        /// What the value is instead (`is not an IP address`).
+        why: &'static str,
     },
     #[error(
         "{file}: {resource}: field {field}: {value:?} is not an {want} address, as the field's name says it is"

@@ -56,6 +56,7 @@ pub(super) fn hosts(doc: &Value, origin: &Origin) -> Result<Vec<Host>, Error> {
                 resource: format!("output {output}"),
                 field: field.clone(),
                 value: super::device::shorten(text),
+                why: super::address::Unusable::NotAnAddress.says(),
             };
             let IpAddr::V4(v4) = text.parse::<IpAddr>().map_err(|_| bad())? else {
                 return Err(Error::NoPublicIpv4 {

@@ -9,11 +9,10 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::{Error, Host, HostName, Origin, Role};
+use super::{Error, Host, HostName, Origin, Role, address};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,17 +70,21 @@ pub(super) fn parse(text: &str, origin: &Origin) -> Result<Vec<Host>, Error> {
 
 fn host(role: Role, i: usize, entry: Entry, origin: &Origin) -> Result<Host, Error> {
     let location = format!("[[{role}]] entry {}", i + 1);
-    // An IPv4-mapped IPv6 address is the IPv4 address it maps, as in state.
+    // Read as in state (an IPv4-mapped IPv6 address is the IPv4 address it
+    // maps; an IPv4-compatible one is refused), but a bare address only.
     let parse = |field: String, value: &str| {
-        value
-            .parse::<IpAddr>()
-            .map(|a| a.to_canonical())
-            .map_err(|_| Error::BadAddress {
-                file: origin.to_string(),
-                resource: location.clone(),
-                field,
-                value: super::device::shorten(value),
-            })
+        let read = if value.contains('/') {
+            Err(address::Unusable::NotAnAddress)
+        } else {
+            address::parse(value)
+        };
+        read.map_err(|why| Error::BadAddress {
+            file: origin.to_string(),
+            resource: location.clone(),
+            field,
+            value: super::device::shorten(value),
+            why: why.says(),
+        })
     };
     let address = parse("address".into(), &entry.address)?;
     let mut all = BTreeSet::from([address]);
