@@ -621,6 +621,96 @@ fn an_hcloud_state_from_before_2020_admits_the_server_s_own_ipv6() {
     assert_eq!(v6("new"), json!(["2a01:4f8:c17:b90::1"]));
 }
 
+/// Addresses that live on other resources (AWS Elastic IPs, DigitalOcean
+/// reserved IPs, Hetzner floating and primary IPs, OpenStack floating IPs,
+/// Azure NICs and public IPs) are joined to their machine, in every format.
+#[test]
+fn addresses_on_other_resources_are_joined_to_their_machine() {
+    let expected = [
+        // (name, SSH address, every address)
+        ("ceph-mon-0", "185.10.1.11", vec!["10.0.0.11", "185.10.1.11"]),
+        ("ceph-osd-0", "185.10.1.12", vec!["10.0.0.12", "185.10.1.12"]),
+        // A reserved IP stands beside the droplet's own, which SSH keeps.
+        (
+            "do-lb",
+            "159.89.1.5",
+            vec!["10.130.0.5", "159.89.1.5", "167.99.9.9"],
+        ),
+        ("k3s-server-0", "95.217.1.1", vec!["95.217.1.1", "95.217.200.7"]),
+        ("nomad-0", "20.50.1.4", vec!["10.1.0.4", "20.50.1.4"]),
+        ("web-assoc", "52.74.1.11", vec!["172.31.12.225", "52.74.1.11"]),
+        // The Elastic IP replaces the stale public_ip: connected to, and
+        // the released address is in no whitelist.
+        ("web-eip", "52.74.1.10", vec!["172.31.12.224", "52.74.1.10"]),
+        ("web-eni", "52.74.1.12", vec!["172.31.12.226", "52.74.1.12"]),
+        ("win-0", "20.50.1.5", vec!["10.1.0.5", "20.50.1.5"]),
+    ];
+    for file in ["joins-v4.tfstate", "joins.show.json"] {
+        let path = fixture(file);
+        let out = palisade(&["inventory", "--json", "--state", path.to_str().unwrap()], None);
+        let hosts = succeeded(&out);
+        let stdout = text(&out.stdout);
+        let stderr = text(&out.stderr);
+        let got: Vec<(String, String, Vec<String>)> = hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                let strs = |k: &str| {
+                    h[k].as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|a| a.as_str().unwrap().to_owned())
+                        .collect::<Vec<_>>()
+                };
+                let mut all = strs("ipv4");
+                all.extend(strs("ipv6").into_iter().filter(|a| !a.starts_with("2a01")));
+                all.sort();
+                (
+                    h["name"].as_str().unwrap().into(),
+                    h["address"].as_str().unwrap().into(),
+                    all,
+                )
+            })
+            .collect();
+        let want: Vec<(String, String, Vec<String>)> = expected
+            .iter()
+            .map(|(n, a, all)| {
+                let mut all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+                all.sort();
+                (n.to_string(), a.to_string(), all)
+            })
+            .collect();
+        assert_eq!(got, want, "{file}");
+        assert!(
+            !stdout.contains("18.143.194.24"),
+            "{file}: the released address is whitelisted"
+        );
+        assert!(
+            stderr.contains("aws_instance.eip_web: public_ip 18.143.194.24 is the address from before aws_eip.web was attached"),
+            "{file}: {stderr}"
+        );
+        // An unassigned primary IP belongs to no machine.
+        assert!(!stdout.contains("95.217.1.99"), "{file}");
+        // What was read is neither a machine nor skipped.
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            doc["skipped"].as_object().is_none_or(|s| s.is_empty()),
+            "{file}: {doc}"
+        );
+        assert!(doc["found"].get("aws_eip").is_none(), "{file}: {doc}");
+    }
+    // The older Azure VM type in a v3 state, through its NIC's flatmap.
+    let path = fixture("joins-v3.tfstate");
+    let hosts = succeeded(&palisade(
+        &["inventory", "--json", "--state", path.to_str().unwrap()],
+        None,
+    ));
+    assert_eq!(hosts[0]["name"], "nomad-0");
+    assert_eq!(hosts[0]["address"], "20.50.1.4");
+    assert_eq!(hosts[0]["ipv4"], json!(["10.1.0.4", "20.50.1.4"]));
+}
+
 #[test]
 fn the_same_address_on_two_devices_is_refused() {
     let mut doc = fixture_json("v4-packet.tfstate");

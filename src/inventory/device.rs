@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use super::address::{self, Class, Found};
+use super::joins::Joins;
 use super::path::{AttrPath, Style, scalar};
 use super::types::DeviceType;
 use super::{Error, Host, HostName, Lifecycle, Origin, RoleRules, flatmap};
@@ -57,7 +58,7 @@ impl Attrs<'_> {
         })
     }
 
-    fn find<'s>(&'s self, path: &AttrPath) -> Vec<super::path::Hit<'s>> {
+    pub(super) fn find<'s>(&'s self, path: &AttrPath) -> Vec<super::path::Hit<'s>> {
         match self {
             Attrs::Nested(m) => path.find(m, Style::Nested),
             Attrs::Flat(m) => path.find(m, Style::Flat),
@@ -81,6 +82,7 @@ pub(super) fn hosts(
     devices: Vec<Device<'_>>,
     origin: &Origin,
     rules: &RoleRules,
+    joins: &Joins,
 ) -> Result<Vec<Host>, Error> {
     let mut built = Vec::with_capacity(devices.len());
     for device in devices {
@@ -90,7 +92,7 @@ pub(super) fn hosts(
         let fallback = address_name(&device, origin)
             .ok()
             .map(|n| deposed_name(n, &device));
-        built.push((host(&device, kind, origin, rules)?, fallback));
+        built.push((host(&device, kind, origin, rules, joins)?, fallback));
     }
     let mut uses: HashMap<HostName, usize> = HashMap::new();
     for (host, _) in &built {
@@ -107,8 +109,15 @@ pub(super) fn hosts(
         .collect())
 }
 
-fn host(device: &Device<'_>, kind: &DeviceType, origin: &Origin, rules: &RoleRules) -> Result<Host, Error> {
-    let found = addresses(device, kind, origin)?;
+fn host(
+    device: &Device<'_>,
+    kind: &DeviceType,
+    origin: &Origin,
+    rules: &RoleRules,
+    joins: &Joins,
+) -> Result<Host, Error> {
+    let mut found = addresses(device, kind, origin)?;
+    joins.apply(device, &mut found, origin);
     let via = rules.connect_via();
     let ssh = address::pick(&found, via).ok_or_else(|| no_address(device, kind, origin, rules))?;
     let name = match named(device, kind, origin)? {
@@ -224,7 +233,11 @@ fn no_address(device: &Device<'_>, kind: &DeviceType, origin: &Origin, rules: &R
             .chain(&kind.addresses)
             .collect(),
     };
-    let looked_at = paths.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
+    let mut looked_at = paths.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
+    if looked_at.is_empty() {
+        looked_at =
+            "the addresses other resources hold for it (its network interfaces and public IPs)".into();
+    }
     let mut hint = match via {
         ConnectVia::Public => "palisade connects to each machine's public IPv4; give --connect-via private \
                                (or ipv6) to connect over another network, every address is whitelisted either way"

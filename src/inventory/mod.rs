@@ -15,6 +15,7 @@ mod census;
 mod device;
 mod error;
 mod flatmap;
+mod joins;
 mod outputs;
 mod path;
 mod roles;
@@ -336,11 +337,13 @@ fn from_terraform(bytes: &[u8], origin: &Origin, rules: &RoleRules) -> Result<Su
         Format::ShowJson => show_json::devices(&doc, origin, rules, &mut skipped)?,
         Format::Outputs => return from_outputs(&doc, origin, rules),
     };
+    let (machines, sources): (Vec<_>, Vec<_>) = devices.into_iter().partition(|d| rules.is_device(&d.rtype));
+    let joins = joins::Joins::collect(&sources, origin)?;
     let mut found: BTreeMap<String, usize> = BTreeMap::new();
-    for device in &devices {
+    for device in &machines {
         *found.entry(device.rtype.clone()).or_default() += 1;
     }
-    let hosts = device::hosts(devices, origin, rules)?;
+    let hosts = device::hosts(machines, origin, rules, &joins)?;
     let inventory = finish(hosts, origin, || {
         let mut looked_for = format!("managed resources of a machine type: {}", rules.describe_types());
         if !skipped.is_empty() {

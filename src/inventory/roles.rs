@@ -88,6 +88,13 @@ impl RoleRules {
         self.types.get(resource_type).is_some()
     }
 
+    /// Whether the format readers hand resources of this type over: the
+    /// machine types, and the types that hold a machine's addresses
+    /// elsewhere (`joins`).
+    pub(super) fn is_read(&self, resource_type: &str) -> bool {
+        self.is_device(resource_type) || super::joins::is_source(resource_type)
+    }
+
     pub fn role_tag(&self) -> Option<&str> {
         self.role_tag.as_deref()
     }

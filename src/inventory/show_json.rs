@@ -70,7 +70,7 @@ impl<'a> Walk<'_, 'a> {
                     "has no \"type\", \"name\" or \"address\"",
                 ));
             };
-            if !self.rules.is_device(rtype) {
+            if !self.rules.is_read(rtype) {
                 super::census::skip(self.skipped, rtype, 1);
                 continue;
             }

@@ -55,7 +55,7 @@ pub(super) fn devices(
             let keyed = format!("resource {key:?}");
             let resource = shape::object(resource, origin, &keyed)?;
             let rtype = shape::opt_str(resource, "type", origin, &keyed)?.unwrap_or(rtype);
-            if !rules.is_device(rtype) {
+            if !rules.is_read(rtype) {
                 super::census::skip(skipped, rtype, 1);
                 continue;
             }

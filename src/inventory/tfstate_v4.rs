@@ -46,7 +46,7 @@ pub(super) fn devices<'a>(
         ) else {
             return Err(Error::malformed(origin, at, "has no \"type\" or \"name\""));
         };
-        if !rules.is_device(rtype) {
+        if !rules.is_read(rtype) {
             let count = resource
                 .get("instances")
                 .and_then(Value::as_array)
