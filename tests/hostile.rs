@@ -678,4 +678,53 @@ proptest! {
         let flag = ["--state", "--inventory", "--config"][flag];
         run(dir.path(), &["inventory", flag, path.to_str().unwrap()], Duration::from_secs(1));
     }
+
+    /// Whatever a config names, a value Terraform marks sensitive (state v4
+    /// `sensitive_attributes`, show -json `sensitive_values`) never reaches
+    /// stdout or stderr: not as an address, a name, a tag, nor inside a
+    /// refusal. The marked value is random text, an address or a name.
+    #[test]
+    fn values_terraform_marks_sensitive_are_never_printed(
+        value in prop_oneof![
+            "[a-zA-Z0-9 ._:/-]{6,40}",
+            (1u8..=254, 1u8..=254).prop_map(|(a, b)| format!("147.75.{a}.{b}")),
+            (1u8..=254).prop_map(|a| format!("2604:1380::{a:x}7")),
+            "[a-z]{6,12}".prop_map(|n| format!("node-{n}")),
+        ],
+        field in prop_oneof![Just("access_public_ipv4"), Just("access_private_ipv4"), Just("hostname"), Just("tags"), Just("extra")],
+        show_json in any::<bool>(),
+        nested in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut attrs = attrs(1);
+        let planted = if field == "tags" { json!([format!("role:{value}")]) } else if nested { json!([{"address": value}]) } else { json!(value) };
+        attrs[field] = planted.clone();
+        let state = if show_json {
+            let mut marks = json!({});
+            marks[field] = if field == "tags" || nested { json!([true]) } else { json!(true) };
+            json!({"format_version": "1.0", "values": {"root_module": {"resources": [{
+                "address": "packet_device.dcos_master[0]", "mode": "managed", "type": "packet_device",
+                "name": "dcos_master", "index": 0, "values": attrs, "sensitive_values": marks}]}}})
+        } else {
+            let mut path = vec![json!({"type": "get_attr", "value": field})];
+            if field == "tags" || nested {
+                path.push(json!({"type": "index", "value": {"value": 0, "type": "number"}}));
+            }
+            json!({"version": 4, "terraform_version": "1.5.0", "serial": 1, "lineage": "x", "resources": [{
+                "mode": "managed", "type": "packet_device", "name": "dcos_master", "provider": "p",
+                "instances": [{"index_key": 0, "attributes": attrs, "sensitive_attributes": [path]}]}]})
+        };
+        std::fs::write(dir.path().join("terraform.tfstate"), state.to_string()).unwrap();
+        // A config that reads the marked field everywhere it can.
+        let read = if nested { format!("{field}[*].address") } else { field.to_owned() };
+        std::fs::write(
+            dir.path().join("palisade.toml"),
+            format!("[terraform.types.packet_device]\nlike = \"packet_device\"\naddresses = [\"{read}\"]\nname = [\"{read}\", \"hostname\"]\ntags = [\"{read}\"]\n"),
+        ).unwrap();
+        for args in [&["inventory"][..], &["inventory", "--json"][..], &["inventory", "--role-tag", "role"][..]] {
+            let out = run(dir.path(), args, Duration::from_secs(1));
+            let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            prop_assert!(!all.contains(&value), "{args:?} printed the sensitive {field} {value:?}: {all}");
+        }
+    }
 }

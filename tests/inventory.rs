@@ -711,6 +711,39 @@ fn addresses_on_other_resources_are_joined_to_their_machine() {
     assert_eq!(hosts[0]["ipv4"], json!(["10.1.0.4", "20.50.1.4"]));
 }
 
+/// A real state (tests/fixtures/tfstate/real/README.md): a config that
+/// names a key's fields as an address or a name field gets a refusal that
+/// names the field and never quotes the value Terraform marks sensitive.
+#[test]
+fn values_terraform_marks_sensitive_are_never_read_or_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = fixture("real/aws-tlskey-v4.tfstate");
+    std::fs::write(
+        dir.path().join("palisade.toml"),
+        "[terraform.types.tls_private_key]\npublic = [\"private_key_pem\"]\nname = [\"private_key_openssh\"]\n",
+    )
+    .unwrap();
+    let out = run_in(
+        dir.path(),
+        &["inventory", "--state", state.to_str().unwrap()],
+        None,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("tls_private_key.example: field private_key_pem is marked sensitive in the state"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("REDACTED") && !text(&out.stdout).contains("REDACTED"),
+        "{stderr}"
+    );
+    // The machine itself reads as before.
+    let out = palisade(&["inventory", "--json", "--state", state.to_str().unwrap()], None);
+    let hosts = succeeded(&out);
+    assert_eq!(hosts[0]["address"], "18.143.194.24");
+}
+
 #[test]
 fn the_same_address_on_two_devices_is_refused() {
     let mut doc = fixture_json("v4-packet.tfstate");

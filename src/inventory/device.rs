@@ -31,6 +31,10 @@ pub(super) struct Device<'a> {
     /// A deposed object's key (`1a2b3c4d`; a v3 state's list position).
     pub deposed: Option<String>,
     pub attrs: Attrs<'a>,
+    /// The top-level attributes Terraform marks sensitive (state v4
+    /// `sensitive_attributes`, show -json `sensitive_values`): never read,
+    /// so never printed, logged or quoted, whatever a config names.
+    pub sensitive: BTreeSet<String>,
 }
 
 /// A machine's attributes in either of the two encodings Terraform uses.
@@ -67,6 +71,13 @@ impl Attrs<'_> {
 }
 
 impl Device<'_> {
+    /// Whether the attribute a hit's `field` (`network.0.address`,
+    /// `tags.role`) starts at is marked sensitive.
+    pub(super) fn marked(&self, field: &str) -> bool {
+        let top = field.split(['.', '[']).next().unwrap_or(field);
+        self.sensitive.contains(top)
+    }
+
     /// The instance as Terraform names it in its own messages.
     fn origin(&self) -> String {
         match &self.deposed {
@@ -160,6 +171,13 @@ fn addresses(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<
     for (class, paths) in classes {
         for (rank, path) in paths.iter().enumerate() {
             for hit in device.attrs.find(path) {
+                if device.marked(&hit.field) {
+                    return Err(Error::Sensitive {
+                        file: origin.to_string(),
+                        resource: device.origin(),
+                        field: escape(&hit.field),
+                    });
+                }
                 let Some(text) = scalar(hit.value) else {
                     return Err(Error::malformed(
                         origin,
@@ -267,6 +285,14 @@ fn no_address(device: &Device<'_>, kind: &DeviceType, origin: &Origin, rules: &R
 fn named(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<Option<HostName>, Error> {
     for path in &kind.name {
         for hit in device.attrs.find(path) {
+            if device.marked(&hit.field) {
+                tracing::warn!(
+                    "{origin}: {}: field {} is marked sensitive in the state: not used as the name",
+                    device.origin(),
+                    escape(&hit.field)
+                );
+                continue;
+            }
             let Some(text) = scalar(hit.value).filter(|t| !t.is_empty()) else {
                 continue;
             };
@@ -333,6 +359,7 @@ fn tag_value(device: &Device<'_>, kind: &DeviceType, key: &str) -> Option<String
     kind.tags
         .iter()
         .flat_map(|path| device.attrs.find(path))
+        .filter(|hit| !device.marked(&hit.field))
         .find_map(|hit| in_tags(hit.value, key, true))
 }
 

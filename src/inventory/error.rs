@@ -45,6 +45,15 @@ pub enum Error {
     },
     #[error("{file}: no devices found (looked for {looked_for})")]
     NoDevices { file: String, looked_for: String },
+    #[error(
+        "{file}: {resource}: field {field} is marked sensitive in the state; palisade never reads a \
+         sensitive value (nor prints or logs one): take it out of [terraform.types] in palisade.toml"
+    )]
+    Sensitive {
+        file: String,
+        resource: String,
+        field: String,
+    },
     #[error("{file}: {resource}: field {field}: {value:?} {why}")]
     BadAddress {
         file: String,

@@ -189,6 +189,7 @@ fn one(device: &Device<'_>, field: &str) -> Option<String> {
         .attrs
         .find(&path(field))
         .into_iter()
+        .filter(|hit| !device.marked(&hit.field))
         .find_map(|hit| scalar(hit.value).filter(|t| !t.is_empty()))
 }
 
@@ -197,6 +198,7 @@ fn all(device: &Device<'_>, field: &str) -> Vec<String> {
         .attrs
         .find(&path(field))
         .into_iter()
+        .filter(|hit| !device.marked(&hit.field))
         .filter_map(|hit| scalar(hit.value).filter(|t| !t.is_empty()))
         .collect()
 }

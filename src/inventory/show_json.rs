@@ -89,6 +89,7 @@ impl<'a> Walk<'_, 'a> {
                 lifecycle,
                 deposed,
                 attrs: Attrs::Nested(values),
+                sensitive: sensitive_values(resource.get("sensitive_values")),
             });
         }
         for (i, child) in list("child_modules")?.iter().enumerate() {
@@ -101,5 +102,27 @@ impl<'a> Walk<'_, 'a> {
             self.module(child, &child_location)?;
         }
         Ok(())
+    }
+}
+
+/// The top-level attributes `sensitive_values` marks: it mirrors `values`,
+/// with `true` where a value is sensitive (internal/command/jsonstate); an
+/// attribute with a mark anywhere inside it is marked whole.
+fn sensitive_values(value: Option<&Value>) -> std::collections::BTreeSet<String> {
+    fn any_true(v: &Value) -> bool {
+        match v {
+            Value::Bool(b) => *b,
+            Value::Array(items) => items.iter().any(any_true),
+            Value::Object(map) => map.values().any(any_true),
+            _ => false,
+        }
+    }
+    match value {
+        Some(Value::Object(map)) => map
+            .iter()
+            .filter(|(_, v)| any_true(v))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        _ => Default::default(),
     }
 }

@@ -73,6 +73,8 @@ pub(super) fn devices(
                     lifecycle,
                     deposed,
                     attrs: Attrs::flat(attrs, origin, &address)?,
+                    // Version 3 predates sensitivity marks.
+                    sensitive: Default::default(),
                 })
             };
             if let Some(primary) = resource.get("primary").filter(|p| !p.is_null()) {

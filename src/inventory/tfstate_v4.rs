@@ -91,6 +91,7 @@ pub(super) fn devices<'a>(
                     "instance has neither \"attributes\" nor \"attributes_flat\"",
                 ));
             };
+            let sensitive = sensitive_attributes(instance.get("sensitive_attributes"));
             out.push(Device {
                 address,
                 rtype: rtype.to_owned(),
@@ -98,10 +99,34 @@ pub(super) fn devices<'a>(
                 lifecycle,
                 deposed,
                 attrs,
+                sensitive,
             });
         }
     }
     Ok(out)
+}
+
+/// The top-level attributes an instance's `sensitive_attributes` marks:
+/// each entry is a path of steps, the first `{"type": "get_attr", "value":
+/// NAME}` (internal/states/statefile/version4.go). A nested mark marks its
+/// whole top-level attribute: palisade reads less, never a marked value. A
+/// shape it does not know marks nothing it could name, and is passed over.
+fn sensitive_attributes(value: Option<&Value>) -> std::collections::BTreeSet<String> {
+    let Some(Value::Array(paths)) = value else {
+        return Default::default();
+    };
+    paths
+        .iter()
+        .filter_map(|path| {
+            let first = match path {
+                Value::Array(steps) => steps.first()?,
+                step @ Value::Object(_) => step,
+                _ => return None,
+            };
+            (first.get("type")?.as_str()? == "get_attr").then_some(())?;
+            first.get("value")?.as_str().map(str::to_owned)
+        })
+        .collect()
 }
 
 /// Where an instance stands, from its deposed key (if any) and its tainted
