@@ -44,6 +44,11 @@ pub enum NodeError {
     DiffersAfterConfirm(Vec<Change>),
     #[error("{why}; the node rolled back, but does not match its state before the change")]
     RollbackMismatch { why: Unconfirmed },
+    #[error(
+        "the rollback of an unconfirmed change failed on this node, which keeps trying it until it \
+         succeeds; until then the node may still have that change's rules (see /run/palisade/rollback there)"
+    )]
+    RollbackFailed,
     #[error("palisade's objects are still on the node after remove")]
     RemoveIncomplete,
     #[error("the node ended the step before it said {expected}")]

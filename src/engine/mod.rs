@@ -151,10 +151,16 @@ fn decide(policy: &Policy, seen: Option<IpAddr>, before: &Observed, changes: Vec
 }
 
 /// What every mode refuses to go on with: missing tools, and (but for
-/// remove) a whitelist that would admit the node's uplink.
+/// remove) a rollback that failed on the node, or a whitelist that would
+/// admit the node's uplink.
 fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeError> {
     if !before.missing_tools.is_empty() {
         return Err(NodeError::MissingTools(before.missing_tools.clone()));
+    }
+    // Loud on every command but remove (which takes over the failed
+    // rollback, and takes everything away).
+    if before.rollback_failed && job.mode != Mode::Remove {
+        return Err(NodeError::RollbackFailed);
     }
     if job.mode != Mode::Remove
         && let Some((accepted, uplink)) = policy.wide_interfaces(&before.uplinks).first()
@@ -412,8 +418,12 @@ async fn waited_out(
     tokio::time::sleep(wait + Duration::from_millis(500)).await;
     for _ in 0..60 {
         let st = session.run(Privilege::Root, &render::status()).await?.success()?;
-        if protocol::pending(&st.stdout).map_err(NodeError::from)? == protocol::Pending::RolledBack {
-            break;
+        match protocol::pending(&st.stdout).map_err(NodeError::from)? {
+            protocol::Pending::RolledBack => break,
+            // Only a checked rollback says rolled-back; a failed one is
+            // tried again on the node, and said at once.
+            protocol::Pending::RollbackFailed => return Err(NodeError::RollbackFailed.into()),
+            _ => {}
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -175,6 +175,9 @@ pub enum Pending {
     RollingBack,
     /// It was rolled back.
     RolledBack,
+    /// Its rollback failed (the node is not back as it was), and the node
+    /// tries it again.
+    RollbackFailed,
 }
 
 /// Parses what `render::status` prints.
@@ -185,6 +188,7 @@ pub fn pending(text: &str) -> Result<Pending, ParseError> {
         Some("confirming") => Ok(Pending::Confirming),
         Some("rolling-back") => Ok(Pending::RollingBack),
         Some("rolled-back") => Ok(Pending::RolledBack),
+        Some("rollback-failed") => Ok(Pending::RollbackFailed),
         _ => Err(ParseError::new(
             "the status step did not say where the change stands",
         )),
@@ -247,6 +251,10 @@ mod tests {
         assert_eq!(pending("state=confirming\n").unwrap(), Pending::Confirming);
         assert_eq!(pending("state=rolling-back\n").unwrap(), Pending::RollingBack);
         assert_eq!(pending("state=none\n").unwrap(), Pending::None);
+        assert_eq!(
+            pending("state=rollback-failed\n").unwrap(),
+            Pending::RollbackFailed
+        );
         assert!(pending("state=rolled-back-ish\n").is_err());
         assert!(pending("").is_err());
     }

@@ -106,6 +106,10 @@ if [ -d "$snap" ] && [ ! -e "$snap/rolled-back" ] && [ -e "$snap/armed" ]; then
     if [ "$left" -lt 0 ]; then left=0; fi
     say "armed $left $sid"
 fi
+# A rollback that failed, and is being tried again: the node may still have
+# that change's rules.
+section rollback-failed
+if [ -d "$snap" ] && [ -e "$snap/rollback-failed" ] && [ ! -e "$snap/rolled-back" ]; then say yes; fi
 section end
 }
 # say_observed [SSH_CONNECTION]: read the node, then print what observe
@@ -198,6 +202,9 @@ pub struct Observed {
     pub pending_id: Option<ChangeId>,
     /// The interfaces the node's default routes use (never `lo`).
     pub uplinks: Vec<String>,
+    /// The rollback of a change failed, and the node tries it again: it
+    /// may still have that change's rules.
+    pub rollback_failed: bool,
 }
 
 impl Observed {
@@ -331,6 +338,7 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
             up.dedup();
             up
         },
+        rollback_failed: first("rollback-failed").as_deref() == Some("yes"),
     })
 }
 
@@ -475,6 +483,15 @@ mod tests {
         assert_eq!(o.backend, Some(Backend::Legacy));
         assert_eq!(o.v4, FamilyFacts::default());
         assert_eq!(o.restore_digest, None);
+    }
+
+    /// A rollback that failed on the node is its own fact, not a pending
+    /// change's countdown.
+    #[test]
+    fn a_failed_rollback_is_observed() {
+        assert!(!parse(FIXTURE).unwrap().rollback_failed);
+        let text = FIXTURE.replacen("==> end", "==> rollback-failed\nyes\n==> end", 1);
+        assert!(parse(&text).unwrap().rollback_failed);
     }
 
     #[test]

@@ -32,59 +32,190 @@ step() {
     printf '%s\n' "$*" >"$snap/step.$n"
 }
 
-# rollback.sh ID [--locked OWNER [resume]]: takes the node lock (waiting for
-# a commit in progress to end; after 10 minutes it goes ahead regardless: a
-# stuck step must not keep the operator locked out), then the claim, which
-# confirm races it for, and undoes every recorded step, the last first,
-# retrying once what failed. With --locked its caller holds the lock; with
-# resume it takes over a claim whose owner died.
+# rollback.sh: (apply mode) this script's own code (the header, the library,
+# this file) and `rollback "$@"`, so that the rollback, whenever it runs,
+# rebuilds what to do from the tables as they are then, with the same
+# functions as the change. At boot there is no trigger: a failed step calls
+# the function itself (finish).
 write_rollback() {
-    {
-        echo '#!/bin/sh'
-        echo '# palisade rollback: puts back what was there before the last change.'
-        echo 'set -u'
-        echo 'trap "" HUP PIPE INT TERM'
-        echo 'PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH'
-        echo "[ \"\${1-}\" = '$id' ] || exit 0"
-        echo 'owner=rollback'
-        echo 'if [ "${2-}" = --locked ]; then owner=$3; else'
-        echo '    exec 9>/run/palisade/lock'
-        echo '    flock -w 600 9 || echo "palisade rollback: the node lock is still taken after 600s; rolling back anyway" >&2'
-        echo 'fi'
-        echo "[ -f '$snap/id' ] && read -r now_id <'$snap/id' && [ \"\$now_id\" = '$id' ] || exit 0"
-        echo "[ ! -e '$snap/rolled-back' ] || exit 0"
-        echo "if [ \"\${4-}\" != resume ]; then"
-        echo "    set -C"
-        echo "    { echo \"\$owner\" >'$snap/claim'; } 2>/dev/null || exit 0"
-        echo "    set +C"
-        echo "fi"
-        echo "uptime() { read -r now rest </proc/uptime; now=\${now%%.*}; }"
-        echo "bump() { uptime; { echo \"\$\$-\$now-rollback\" >/run/palisade/generation; } 2>/dev/null || :; }"
-        echo "bump"
-        echo "undo() {"
-        echo "    bad=0"
-        echo "    for n in 3 2 1; do"
-        echo "        [ -f '$snap/step.'\$n ] || continue"
-        echo "        IFS= read -r line <'$snap/step.'\$n || continue"
-        echo "        eval \"\$line\" </dev/null || bad=1"
-        echo "    done"
-        echo "}"
-        echo 'undo'
-        echo 'if [ "$bad" = 1 ]; then sleep 2; undo; fi'
-        echo "ipset destroy '$set4-old' 2>/dev/null; ipset destroy '$set6-old' 2>/dev/null"
+    [ "$mode" = apply ] || return 0
+    printf '#!/bin/sh\n%s%s%s' "$header_text" "$lib_text" "$apply_text" >"$snap/rollback.sh"
+    printf "mode=apply snap='%s' id='%s'\nrollback \"\$@\"\n" "$snap" "$id" >>"$snap/rollback.sh"
+}
+
+# rollback ID [--locked OWNER | --retry]: put the node back as it was before
+# change ID, if that is still the pending change and no one else claimed it
+# (the claim, which confirm races it for, is taken for OWNER). A rollback
+# is never final until it is checked: every undo step converges on the
+# saved state from the tables as they are now (so it succeeds when its
+# effect is already there, and a second try after a half-done first
+# finishes the work), and `rolled-back` is written only once the node reads
+# back as it was; otherwise `rollback-failed`, which every later palisade
+# command reports, and the rollback is tried again.
+#   --locked OWNER  its caller holds the lock: one try.
+#   --retry         the trigger: try, and try again (2 s, doubling to a
+#                   minute) until it succeeds or the change is no longer
+#                   its to undo (confirmed, removed, replaced).
+#   (neither)       one try, taking the lock (an abort).
+# A try waits for the lock 10 s at most (a commit step in progress ends
+# well within that): a lock held longer fails the try, which never runs
+# unlocked beside another writer.
+rollback() {
+    set +eu
+    trap '' HUP PIPE INT TERM
+    [ "${1-}" = "$id" ] || return 0
+    case ${2-} in
+        --locked) undo_once "${3-rollback}" ;;
+        --retry)
+            delay=2
+            until try_locked; do
+                fetch now_id "$snap/id"
+                [ "$now_id" = "$id" ] || return 0
+                sleep "$delay"
+                if [ "$delay" -lt 60 ]; then delay=$((delay * 2)); fi
+            done
+            ;;
+        *) try_locked ;;
+    esac
+}
+
+# try_locked: one try of the rollback, under the node lock.
+try_locked() {
+    exec 9>/run/palisade/lock
+    if ! flock -w 10 9; then
+        exec 9>&-
+        fetch now_id "$snap/id"
+        if [ "$now_id" = "$id" ]; then { : >"$snap/rollback-failed"; } 2>/dev/null; fi
+        echo "palisade rollback: the node lock is still taken after 10s; trying again later" >&2
+        return 1
+    fi
+    undo_once rollback
+    rc=$?
+    exec 9>&-
+    return "$rc"
+}
+
+# undo_once OWNER: (lock held) one try: 0 when the node is back as it was,
+# or the change is not this rollback's to undo; 1 when it is not back. A
+# claim another owner holds is taken over when that owner's try failed (it
+# said so) or by settle (whose caller found its owner gone), never a
+# confirmation's or a remove's.
+undo_once() {
+    fetch now_id "$snap/id"
+    if [ ! -d "$snap" ] || [ "$now_id" != "$id" ] || [ -e "$snap/rolled-back" ]; then return 0; fi
+    if ! claim "$snap" "$1"; then
+        fetch by "$snap/claim"
+        case $by in confirm | remove) return 0 ;; esac
+        if [ "$by" != "$1" ] && [ "$1" != settle ] && [ ! -e "$snap/rollback-failed" ]; then return 0; fi
+    fi
+    bump rollback
+    # The rules first (the sets cannot go while a rule uses them): every
+    # recorded step, the last first.
+    bad=0
+    for n in 3 2 1; do
+        [ -f "$snap/step.$n" ] || continue
+        IFS= read -r line <"$snap/step.$n" || continue
+        eval "$line" </dev/null || bad=1
+    done
+    if [ -f "$snap/step.1" ]; then
+        { set_back v4 "$set4" && set_back v6 "$set6"; } || bad=1
+    fi
+    if [ "$bad" = 0 ]; then
+        ipset destroy "$set4-old" 2>/dev/null
+        ipset destroy "$set6-old" 2>/dev/null
         if [ "$mode" = apply ]; then
-            echo "rm -f '${restore_path%/*}/restore.sh.new' '${restore_path%/*}/backend.new' '$unit_path.new'"
+            dir=${restore_path%/*}
+            rm -f "$dir/restore.sh.new" "$dir/backend.new" "$unit_path.new" || bad=1
         fi
-        echo "if [ \"\$bad\" = 1 ]; then : >'$snap/rollback-failed'; echo 'palisade rollback: some steps failed twice' >&2; fi"
-        echo ": >'$snap/rolled-back'"
-        echo "bump"
-        echo 'exit "$bad"'
-    } >"$snap/rollback.sh"
+    fi
+    if [ "$bad" = 0 ]; then
+        : >"$snap/rolled-back"
+        rm -f "$snap/rollback-failed"
+    else
+        : >"$snap/rollback-failed"
+        echo "palisade rollback: the node is not back as it was yet; it tries again" >&2
+    fi
+    bump
+    return "$bad"
+}
+
+# set_back V SET: whether SET has the members prepare saved (SNAP/set.V),
+# or is gone when there was none.
+set_back() {
+    if [ -f "$snap/set.$1" ]; then
+        [ "$(ipset save "$2" 2>/dev/null | sed 1d | sort)" = "$(sed 1d "$snap/set.$1" | sort)" ]
+    else
+        ! ipset list -n "$2" >/dev/null 2>&1
+    fi
+}
+
+# undo_family V IPT: put the family's chains and jumps back as prepare found
+# them (SNAP/chain.V, SNAP/dchain.V, SNAP/jumps.V), from the table as it is
+# now; then read it again, and succeed only when nothing is left to do.
+undo_family() {
+    undo_lines "$1" "$2" || return 1
+    [ -n "$lines" ] || return 0
+    printf '*filter\n%sCOMMIT\n' "$lines" | "$2-restore" -w 20 --noflush || return 1
+    undo_lines "$1" "$2" || return 1
+    if [ -n "$lines" ]; then
+        echo "palisade rollback: the $2 chains are still not as they were" >&2
+        return 1
+    fi
+}
+
+# undo_lines V IPT: sets lines to the restore lines that take the family's
+# table, as read now, to its saved state: none when it is there.
+undo_lines() {
+    lines=''
+    cur=$("$2-save" -t filter 2>/dev/null) || return 1
+    IFS=: read -r ipos dpos mkdu <"$snap/jumps.$1" || return 1
+    for c in "chain:$chain" "dchain:$dchain"; do
+        f=$snap/${c%%:*}.$1 name=${c#*:}
+        if [ -f "$f" ]; then
+            want=$(cat "$f")
+            rules_of "$cur" "$name"
+            if ! has_chain "$cur" "$name" || [ "${rules%"$nl"}" != "$want" ]; then
+                lines="$lines:$name - [0:0]$nl"
+                if [ -n "$want" ]; then lines="$lines$want$nl"; fi
+            fi
+        fi
+    done
+    put_jumps "$cur" INPUT "$chain" "$ipos"
+    if has_chain "$cur" DOCKER-USER; then put_jumps "$cur" DOCKER-USER "$dchain" "$dpos"; fi
+    for c in "chain:$chain" "dchain:$dchain"; do
+        if [ ! -f "$snap/${c%%:*}.$1" ] && has_chain "$cur" "${c#*:}"; then
+            lines="$lines-F ${c#*:}$nl-X ${c#*:}$nl"
+        fi
+    done
+    if [ "$mkdu" = 1 ] && has_chain "$cur" DOCKER-USER; then
+        lines="$lines-F DOCKER-USER$nl-X DOCKER-USER$nl"
+    fi
+}
+
+# put_jumps TABLE PARENT TARGET WANT: adds to lines what puts the jumps
+# from PARENT to TARGET at the positions WANT (ascending, as `positions`
+# gave them before the change), if they are not there. A position past the
+# end of PARENT as it is now (its other rules edited since) is its end.
+put_jumps() {
+    positions "$1" "$2" "$3"
+    others=$n
+    for p in $pos; do others=$((others - 1)); done
+    k=0 expect=''
+    for p in $4; do
+        k=$((k + 1))
+        if [ "$p" -gt "$((others + k))" ]; then p=$((others + k)); fi
+        expect="$expect$p "
+    done
+    if [ "$pos" != "$expect" ]; then
+        for p in $pos; do lines="$lines-D $2 -j $3$nl"; done
+        for p in $expect; do lines="$lines-I $2 $p -j $3$nl"; done
+    fi
 }
 
 # A step failed: put the previous state back at once, unless a rollback
 # that could not wait for the lock owns the snapshot now, and drop the
-# temporary sets.
+# temporary sets. A rollback that fails here leaves its snapshot, which the
+# armed trigger (or the next run's settle) tries again.
 finish() {
     rc=$?
     set +e
@@ -94,11 +225,14 @@ finish() {
         if [ -e "$snap/step.1" ]; then
             echo "palisade: a step failed (exit $rc); putting the previous state back" >&2
         fi
-        sh "$snap/rollback.sh" "$id" --locked "$mode-failed" || echo "palisade: could not put everything back" >&2
-        fetch by "$snap/claim"
-        if [ "$by" = "$mode-failed" ]; then
-            disarm "$snap"
-            rm -rf "$snap"
+        if (rollback "$id" --locked "$mode-failed"); then
+            fetch by "$snap/claim"
+            if [ "$by" = "$mode-failed" ]; then
+                disarm "$snap"
+                rm -rf "$snap"
+            fi
+        else
+            echo "palisade: could not put everything back; the node keeps trying" >&2
         fi
         ipset destroy "$set4-new" 2>/dev/null
         ipset destroy "$set6-new" 2>/dev/null
@@ -113,23 +247,6 @@ jump_fix() {
         for p in $pos; do echo "-D $2 -j $3"; done
         echo "-I $2 1 -j $3"
     fi
-}
-
-# jump_back TABLE PARENT TARGET top|none: restore lines putting the jumps back
-# where they are now, once the commit has left one at the top (top) or none.
-jump_back() {
-    positions "$1" "$2" "$3"
-    if [ "$4" = top ] && [ "$pos" = "1 " ]; then
-        return 0
-    fi
-    if [ "$4" = top ]; then echo "-D $2 -j $3"; fi
-    for p in $pos; do echo "-I $2 $p -j $3"; done
-}
-
-# chain_now TABLE CHAIN: restore lines recreating the chain as it is now.
-chain_now() {
-    echo ":$2 - [0:0]"
-    chain_rules "$1" "$2"
 }
 
 # At boot Docker has not made its DOCKER-USER chain yet; where Docker is
@@ -181,7 +298,8 @@ boot_rules() {
 }
 
 # prepare V FAM SET TABLE SAVE: check what is there, and write the family's
-# rules and their undo to SNAP/rules.V and SNAP/undo.V, and the set's lines
+# rules to SNAP/rules.V and what its rollback puts back (SNAP/chain.V,
+# SNAP/dchain.V, SNAP/jumps.V: see undo_family), and the set's lines
 # for the one `ipset restore` to $sets.
 prepare() {
     v=$1 fam=$2 set=$3 table=$4 save=$5
@@ -218,25 +336,19 @@ prepare() {
     else
         boot_rules
     fi
-    had_chain=0
-    if has_chain "$table" "$chain"; then had_chain=1; fi
-    had_dchain=0
-    if has_chain "$table" "$dchain"; then had_dchain=1; fi
-
-    {
-        echo '*filter'
-        if [ "$had_chain" = 1 ]; then chain_now "$table" "$chain"; fi
-        if [ "$had_dchain" = 1 ]; then chain_now "$table" "$dchain"; fi
-        jump_back "$table" INPUT "$chain" top
-        case $docker in
-            guard) jump_back "$table" DOCKER-USER "$dchain" top ;;
-            drop) if has_chain "$table" DOCKER-USER; then jump_back "$table" DOCKER-USER "$dchain" none; fi ;;
-        esac
-        if [ "$had_chain" = 0 ]; then echo "-F $chain" && echo "-X $chain"; fi
-        if [ "$had_dchain" = 0 ] && [ "$docker" = guard ]; then echo "-F $dchain" && echo "-X $dchain"; fi
-        if [ "$make_docker_user" = 1 ]; then echo '-F DOCKER-USER' && echo '-X DOCKER-USER'; fi
-        echo COMMIT
-    } >"$snap/undo.$v"
+    # What the rollback puts back (undo_family): the chains as they are
+    # now, and where the jumps to them are.
+    for c in "chain:$chain" "dchain:$dchain"; do
+        if has_chain "$table" "${c#*:}"; then
+            rules_of "$table" "${c#*:}"
+            printf '%s' "$rules" >"$snap/${c%%:*}.$v"
+        fi
+    done
+    positions "$table" INPUT "$chain"
+    jumps=$pos
+    pos=''
+    if has_chain "$table" DOCKER-USER; then positions "$table" DOCKER-USER "$dchain"; fi
+    echo "$jumps:$pos:$make_docker_user" >"$snap/jumps.$v"
 }
 
 # stage: write the boot files this change wants beside the live ones, and
@@ -278,10 +390,10 @@ change() {
     snap=/run/palisade/rollback
     if [ "$mode" = apply ]; then
         if [ -d "$snap" ]; then
-            if [ -e "$snap/rolled-back" ] || [ ! -e "$snap/armed" ]; then
+            if [ -e "$snap/rolled-back" ] || { [ ! -e "$snap/armed" ] && [ ! -e "$snap/rollback-failed" ]; }; then
                 rm -rf "$snap"
             else
-                echo "palisade: an earlier change on this node is not confirmed and rolls back by itself; try again after that" >&2
+                echo "palisade: an earlier change on this node is not confirmed and rolls back by itself (or its rollback failed and is tried again); try again after that" >&2
                 exit 4
             fi
         fi
@@ -316,14 +428,17 @@ change() {
             unit="palisade-rollback-$id"
             echo "systemd $unit" >"$snap/armed"
             systemd-run --quiet --unit="$unit" --on-active="${confirm}s" \
-                --timer-property=AccuracySec=100ms /bin/sh "$snap/rollback.sh" "$id"
+                --timer-property=AccuracySec=100ms /bin/sh "$snap/rollback.sh" "$id" --retry
         else
             echo setsid >"$snap/armed"
             # setsid does not fork here (a background job is no group
             # leader): $! is the new process group.
-            setsid sh -c 'sleep "$2"; exec sh "$1/rollback.sh" "$3"' palisade-rollback "$snap" "$confirm" "$id" \
+            setsid sh -c 'sleep "$2"; exec sh "$1/rollback.sh" "$3" --retry' palisade-rollback "$snap" "$confirm" "$id" \
                 </dev/null >/dev/null 2>&1 9>&- &
-            echo "$!" >"$snap/pid"
+            # Its pid and start time: disarm signals it only while both
+            # still name it.
+            started "$!"
+            echo "$! $start" >"$snap/pid"
         fi
     fi
 
@@ -331,9 +446,9 @@ change() {
     bump change
     step 1 "u=0; $undo_sets[ \"\$u\" = 0 ]"
     ipset -exist restore <"$snap/sets"
-    step 2 "iptables-restore -w 20 --noflush <'$snap/undo.v4'"
+    step 2 "undo_family v4 iptables"
     iptables-restore -w 20 --noflush <"$snap/rules.v4"
-    step 3 "ip6tables-restore -w 20 --noflush <'$snap/undo.v6'"
+    step 3 "undo_family v6 ip6tables"
     ip6tables-restore -w 20 --noflush <"$snap/rules.v6"
     bump changed
     trap - EXIT

@@ -193,13 +193,23 @@ check_owned() {
 # So nothing kills a rollback that has started, or deletes its snapshot
 # under it.
 # lock_node [SECONDS]: take the lock on fd 9, or fail; with SECONDS, wait
-# that long for it.
+# that long for it. /run/palisade is root's alone (0700): a user who could
+# open the lock could flock it through a read-only descriptor and so fail
+# every apply and hold up every rollback. One that is not root's own
+# directory (a user made it, or a link, before palisade ever ran) is
+# refused: what a user put in it could send palisade's writes elsewhere.
 lock_node() {
     if ! command -v flock >/dev/null 2>&1; then
         echo "palisade: flock is missing on this node (it comes with util-linux); palisade needs it to make one change at a time" >&2
         exit 3
     fi
-    [ -d /run/palisade ] || mkdir -p /run/palisade
+    umask 077
+    [ -e /run/palisade ] || [ -L /run/palisade ] || mkdir -m 0700 /run/palisade
+    if [ -L /run/palisade ] || [ ! -d /run/palisade ] || [ ! -O /run/palisade ]; then
+        echo "palisade: /run/palisade is not a directory of root's own; remove it (another user made it) and try again" >&2
+        exit 3
+    fi
+    chmod 0700 /run/palisade
     exec 9>/run/palisade/lock
     if [ -n "${1-}" ]; then
         flock -w "$1" 9 && return 0
@@ -224,19 +234,46 @@ claim() {
 }
 
 # disarm SNAP: (claim won) stop SNAP's trigger: the systemd timer of its
-# own name, or the detached sleeper's process group. A rollback the trigger
-# already started and that waits for the lock finds the claim taken (or the
-# snapshot gone) and does nothing.
+# own name, or the detached sleeper's process group, only while that
+# group's leader is still the sleeper (its start time, field 22 of
+# /proc/PID/stat, as recorded when it started): a number the kernel gave to
+# another process since is never signalled. A rollback already running
+# (retrying between tries) finds the claim taken, or the snapshot gone, at
+# its next try, and stops.
 disarm() {
     fetch armed "$1/armed"
     set -- "$1" $armed
     case ${2-} in
         systemd) systemctl stop "${3-palisade-rollback}.timer" >/dev/null 2>&1 || true ;;
         setsid)
-            fetch group "$1/pid"
-            kill -TERM "-$group" 2>/dev/null || true
+            fetch sleeper "$1/pid"
+            started "${sleeper%% *}"
+            if [ -n "$start" ] && [ "$start" = "${sleeper#* }" ] && [ "$group" = "${sleeper%% *}" ]; then
+                kill -TERM "-${sleeper%% *}" 2>/dev/null || true
+            fi
             ;;
     esac
+}
+
+# started PID: sets start to the start time of process PID (field 22 of
+# /proc/PID/stat, in clock ticks since boot) and group to its process group
+# (field 5), or both to nothing when there is no such process. Builtins
+# only. The command name (field 2) may hold blanks and parentheses: the
+# fields are counted after its last `) `.
+started() {
+    start='' group=''
+    case $1 in '' | *[!0-9]*) return 0 ;; esac
+    [ -r "/proc/$1/stat" ] || return 0
+    IFS= read -r stat <"/proc/$1/stat" || return 0
+    set -f
+    set -- ${stat##*) }
+    set +f
+    # $1 is field 3 (state), $3 field 5, $20 field 22.
+    if [ "$#" -ge 20 ]; then
+        group=$3
+        shift 19
+        start=$1
+    fi
 }
 
 # settle: (lock held) finish what the owner of a claim left undone when it
@@ -249,11 +286,16 @@ settle() {
     s=/run/palisade/rollback
     if [ ! -d "$s" ] || [ -e "$s/rolled-back" ] || [ ! -f "$s/id" ]; then return 0; fi
     fetch sid "$s/id"
-    if [ -e "$s/claim" ]; then
+    if [ -e "$s/rollback-failed" ] && [ ! -e "$s/claim" ]; then
+        # A rollback that could not even start (the lock held past its
+        # wait): try it now, under this lock.
+        sh "$s/rollback.sh" "$sid" --locked settle || true
+        settled=rollback
+    elif [ -e "$s/claim" ]; then
         fetch by "$s/claim"
         case $by in
             confirm) bump; install_boot "$s" || true; rm -rf "$s"; settled=confirm ;;
-            *) sh "$s/rollback.sh" "$sid" --locked settle resume || true; settled=rollback ;;
+            *) sh "$s/rollback.sh" "$sid" --locked settle || true; settled=rollback ;;
         esac
         bump
     elif [ -e "$s/armed" ] && [ -f "$s/deadline-uptime" ] && fetch due "$s/deadline-uptime" && uptime &&
@@ -270,7 +312,11 @@ cancel_rollback() {
     [ -d "$snap" ] || return 0
     if [ -e "$snap/rolled-back" ]; then
         rm -rf "$snap"
-    elif claim "$snap" remove; then
+    elif claim "$snap" remove || [ -e "$snap/rollback-failed" ]; then
+        # A rollback that failed (and retries) holds no lock between its
+        # tries: remove takes its claim over, as it takes away what that
+        # rollback would put back.
+        echo remove >"$snap/claim"
         disarm "$snap"
         rm -rf "$snap"
     fi
@@ -283,12 +329,17 @@ cancel_rollback() {
 # the confirmation does: install, or remove (persistence off).
 
 # install_boot SNAP: (lock held, change confirmed) make the boot files what
-# the confirmed change staged. The new files are flushed once, then each put
-# in place by a rename, the script before the unit and the unit before its
-# link, so a crash here boots the old state or the new one. The unit is
-# enabled as `systemctl enable` would, by its [Install] link ($unit_wants),
-# without a daemon-reload: it only has to be there at the next boot, which
-# reads the unit files afresh. Fails (status 1) at the first step that fails.
+# the confirmed change staged. Each step is on disk before the next starts,
+# so a power cut at any point boots the old state or the new one: the new
+# files flushed (and the directories stage may have made, in their
+# parents); the script and the backend put in place by renames, their
+# directory flushed; then the unit, its directory flushed; then its link,
+# that directory flushed. The link comes last: until it is on disk the
+# boot runs no unit, or the unit it ran before (whose text is the same),
+# and the script it reads is whole, old or new. The unit is enabled as
+# `systemctl enable` would, by its [Install] link ($unit_wants), without a
+# daemon-reload: it only has to be there at the next boot, which reads the
+# unit files afresh. Fails (status 1) at the first step that fails.
 install_boot() {
     fetch plan "$1/boot-plan"
     dir=${restore_path%/*}
@@ -296,24 +347,24 @@ install_boot() {
         install)
             [ -f "$dir/restore.sh.new" ] || return 1
             new="$dir/restore.sh.new"
+            if [ -f "$dir/backend.new" ]; then new="$new $dir/backend.new"; fi
             if [ -f "$unit_path.new" ]; then new="$new $unit_path.new"; fi
             # sync FILE flushes that file alone (fsync), not its whole file
             # system: on a busy node that is milliseconds, not seconds.
-            sync $new || return 1
+            sync $new "$dir" "${dir%/*}" || return 1
             mv -f "$dir/restore.sh.new" "$dir/restore.sh" || return 1
             if [ -f "$dir/backend.new" ]; then
-                fetch b "$dir/backend.new"
-                printf '%s\n' "$b" >"$dir/backend" || return 1
+                mv -f "$dir/backend.new" "$dir/backend" || return 1
             fi
+            sync "$dir" || return 1
             if [ -f "$unit_path.new" ]; then
                 mv -f "$unit_path.new" "$unit_path" || return 1
+                # Also the entry of the .wants directory, if stage made it.
+                sync "${unit_path%/*}" || return 1
                 if [ ! -L "$unit_wants" ]; then
                     ln -s "$unit_path" "$unit_wants" || return 1
+                    sync "${unit_wants%/*}" || return 1
                 fi
-                # The renames and the link on disk before `confirmed` is said.
-                sync "$dir" "${unit_wants%/*}" || return 1
-            else
-                sync "$dir" || return 1
             fi
             ;;
         remove)
@@ -326,14 +377,23 @@ install_boot() {
     esac
 }
 
-# remove_boot: take the boot restore away, the unit first, so that at no
-# point does a boot restore part of it.
+# remove_boot: take the boot restore away, the link first, then the unit,
+# then the files it runs, each directory flushed before the next step, so
+# that after a power cut at any point the boot restores all of it or none.
 remove_boot() {
     dir=${restore_path%/*}
-    if [ -f "$unit_path" ] || [ -L "$unit_wants" ]; then
-        rm -f "$unit_wants" "$unit_path" || return 1
-        if [ -d /run/systemd/system ]; then systemctl daemon-reload || return 1; fi
+    units=''
+    if [ -L "$unit_wants" ]; then
+        rm -f "$unit_wants" || return 1
+        sync "${unit_wants%/*}" || return 1
+        units=1
     fi
-    rm -f "$restore_path" "$dir/backend" "$dir/docker-user" "$dir/restore.sh.new" "$dir/backend.new" "$unit_path.new" || return 1
+    if [ -f "$unit_path" ] || [ -f "$unit_path.new" ]; then
+        rm -f "$unit_path" "$unit_path.new" || return 1
+        sync "${unit_path%/*}" || return 1
+        units=1
+    fi
+    if [ -n "$units" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload || return 1; fi
+    rm -f "$restore_path" "$dir/backend" "$dir/docker-user" "$dir/restore.sh.new" "$dir/backend.new" || return 1
     if [ -d "$dir" ]; then sync "$dir"; fi
 }

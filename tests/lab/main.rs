@@ -17,6 +17,7 @@ mod limit;
 mod lockout;
 mod output;
 mod ping;
+mod rollback;
 mod systemd;
 mod timings;
 
@@ -106,6 +107,7 @@ fn main() -> ExitCode {
         lockout::TESTS,
         output::TESTS,
         ping::TESTS,
+        rollback::TESTS,
         systemd::TESTS,
         timings::TESTS,
     ]
