@@ -160,6 +160,11 @@ impl Port {
         self.proto
     }
 
+    /// Whether this opening takes in `port` of `proto`.
+    pub fn admits(&self, proto: Proto, port: u16) -> bool {
+        self.proto == proto && (self.first..=self.last).contains(&port)
+    }
+
     /// The ports as iptables writes a range: `80` or `10000:10100`.
     pub fn range(&self) -> String {
         if self.first == self.last {

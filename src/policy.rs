@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::inventory::{Inventory, Role};
-use crate::net::{ChainName, IfName, Net, Port, SetName};
+use crate::net::{ChainName, IfName, Net, Port, Proto, SetName};
 
 /// ipset's default `maxelem`, which palisade creates its sets with.
 pub const MAX_MEMBERS: usize = 65536;
@@ -117,6 +117,33 @@ impl FromStr for Opening {
             .map(|p| p.parse::<Port>().map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Opening { nodes, ports })
+    }
+}
+
+/// The first packet of a new connection, as the node's INPUT chain sees it,
+/// for [`Policy::admits`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Where it comes from, after any NAT.
+    pub source: IpAddr,
+    pub proto: Proto,
+    /// The port it goes to.
+    pub port: u16,
+    /// The interface it arrives on, when the caller knows it (None matches
+    /// no interface rule, so an unknown interface never admits).
+    pub interface: Option<String>,
+}
+
+impl Packet {
+    /// A new SSH (TCP) connection from `source` to `port`, on an interface
+    /// that is not known.
+    pub fn ssh(source: IpAddr, port: u16) -> Packet {
+        Packet {
+            source,
+            proto: Proto::Tcp,
+            port,
+            interface: None,
+        }
     }
 }
 
@@ -241,6 +268,22 @@ impl Policy {
     /// Whether a packet from `addr` would be admitted by the set.
     pub fn covers(&self, addr: IpAddr) -> bool {
         self.members.iter().any(|m| m.net().contains(&addr))
+    }
+
+    /// Whether palisade's chain ([`Policy::rules`]) would accept `packet`,
+    /// the first packet of a new connection: the lockout check asks this of
+    /// the operator's next SSH connection, so an operator admitted by an
+    /// open port (`--open all=tcp/22`) or an accepted interface (a VPN) is
+    /// not refused for being outside the set. The rules are taken in the
+    /// chain's order; each one that matches accepts, and only the last
+    /// drops. The established rule never matches a new connection, and
+    /// ICMPv6 is no SSH.
+    pub fn admits(&self, packet: &Packet) -> bool {
+        let interface = packet.interface.as_deref();
+        interface == Some("lo")
+            || interface.is_some_and(|name| self.interfaces.iter().any(|i| i.matches(name)))
+            || self.open.iter().any(|p| p.admits(packet.proto, packet.port))
+            || self.covers(packet.source)
     }
 
     /// The accepted interfaces that would take in a node's uplink (one of
@@ -639,6 +682,38 @@ mod tests {
         assert_eq!(json["chain"], "PALISADE");
         assert_eq!(json["rules"]["ipv6"][2], "-A PALISADE -p ipv6-icmp -j ACCEPT");
         assert_eq!(json["open"]["agent"], serde_json::json!(["tcp/22"]));
+    }
+
+    #[test]
+    fn a_new_connection_is_judged_by_the_whole_chain() {
+        let mut o = options();
+        o.allow = vec![];
+        o.open = vec![
+            "public-agent=tcp/22".parse().unwrap(),
+            "all=udp/22".parse().unwrap(),
+        ];
+        o.interfaces = vec!["wg0".parse().unwrap(), "tun+".parse().unwrap()];
+        let p = Policy::desired(&inventory(), &o).unwrap();
+        let operator: IpAddr = "203.0.113.7".parse().unwrap();
+        let ssh = Packet::ssh(operator, 22);
+        // Outside the set, port 22 closed on agents (udp/22 is no SSH).
+        assert!(!p.for_role(Role::Agent).admits(&ssh));
+        // Open to everyone on public agents, but only that port.
+        let public = p.for_role(Role::PublicAgent);
+        assert!(public.admits(&ssh));
+        assert!(!public.admits(&Packet::ssh(operator, 2222)));
+        // Over an accepted interface (a VPN), exactly or by prefix; an
+        // unknown interface admits nothing.
+        let agent = p.for_role(Role::Agent);
+        for (interface, admitted) in [("wg0", true), ("tun7", true), ("wg1", false), ("lo", true)] {
+            let packet = Packet {
+                interface: Some(interface.into()),
+                ..ssh.clone()
+            };
+            assert_eq!(agent.admits(&packet), admitted, "{interface}");
+        }
+        // A member of the set, on any port.
+        assert!(agent.admits(&Packet::ssh("147.75.100.9".parse().unwrap(), 2222)));
     }
 
     #[test]

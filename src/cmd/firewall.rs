@@ -60,6 +60,13 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         phases: phases.clone(),
         confirm_source: test_hook("PALISADE_TEST_CONFIRM_SOURCE")?,
         hold_confirm: Duration::from_secs(test_hook("PALISADE_TEST_HOLD_CONFIRM")?.unwrap_or(0)),
+        port: settings.port,
+        // Matched against the whole inventory: the bastion may be a node
+        // --limit leaves out, or a deposed one.
+        jump: settings
+            .jump
+            .as_ref()
+            .map(|j| engine::bastion::Jump::new(j, &inv)),
     });
     // The bar counts as failed what the exit code does: refused and rolled
     // back hosts too, not only the ones whose job failed.

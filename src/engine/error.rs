@@ -71,6 +71,17 @@ pub enum Refusal {
     WouldLockOut { seen: std::net::IpAddr },
     #[error("refused to change this host: it does not say which address palisade connects from")]
     ControllerUnknown,
+    /// The bastion (`--jump`) is a node of the inventory, and its new rules
+    /// would not admit the controller as the bastion sees it: the operator
+    /// would lose the bastion and every node behind it, so no host changes.
+    #[error(
+        "refused to change this host: the bastion {bastion} sees palisade connecting from {seen}, which the          whitelist does not admit there, so the change would lock you out of the bastion and every node          behind it; add it with --allow {seen}"
+    )]
+    BastionWouldLockOut { bastion: String, seen: std::net::IpAddr },
+    #[error(
+        "refused to change this host: the bastion {bastion} is a node of the inventory, and it does not say          which address palisade connects to it from"
+    )]
+    BastionUnknown { bastion: String },
 }
 
 /// Why the engine's job on one host did not end as it should: the

@@ -5,6 +5,7 @@
 //! script reads the node, then waits on its stdin for palisade's verdicts
 //! (see [`protocol`]), so sudo runs once and no step waits for a new one.
 
+pub mod bastion;
 mod error;
 mod outcome;
 pub mod protocol;
@@ -21,7 +22,7 @@ use crate::diff::{Change, diff, plan};
 use crate::inventory::{Host, Role};
 use crate::observe::firewall::{self, Observed};
 use crate::observe::probe;
-use crate::policy::Policy;
+use crate::policy::{Packet, Policy};
 use crate::render;
 use crate::timing;
 use crate::transport::Heard;
@@ -52,6 +53,11 @@ pub struct Job {
     pub confirm_source: Option<IpAddr>,
     /// Test-only: a pause between the change and its confirmation.
     pub hold_confirm: Duration,
+    /// The nodes' SSH port (`--port`): the lockout check asks whether a
+    /// new connection to it gets in.
+    pub port: u16,
+    /// The bastion (`--jump`), when there is one.
+    pub jump: Option<bastion::Jump>,
 }
 
 /// Where a changed host stands in the confirm protocol.
@@ -93,7 +99,8 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<Outcome,
         }
         Mode::Plan => {
             let changes = diff(policy, &before);
-            Ok(match decide(policy, seen, &before, changes) {
+            let lockout = lockout_check(&session, &job, policy, seen, &changes).await;
+            Ok(match decide(&before, changes, lockout) {
                 Decision::Nothing => Outcome::Unchanged,
                 Decision::Refuse(changes, refusal) => Outcome::Refused { changes, refusal },
                 Decision::Fail(e) => return Err(e.into()),
@@ -136,11 +143,12 @@ enum Decision {
     ConfirmPending(Vec<Change>),
 }
 
-fn decide(policy: &Policy, seen: Option<IpAddr>, before: &Observed, changes: Vec<Change>) -> Decision {
+/// `lockout` is [`lockout_check`]'s verdict on these changes.
+fn decide(before: &Observed, changes: Vec<Change>, lockout: Result<(), Refusal>) -> Decision {
     if changes.is_empty() {
         return Decision::Nothing;
     }
-    if let Err(refusal) = admits_controller(policy, seen) {
+    if let Err(refusal) = lockout {
         return Decision::Refuse(changes, refusal);
     }
     match (before.pending_rollback, changes.as_slice()) {
@@ -198,7 +206,8 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     check_node(job, policy, &before)?;
     let (changes, fix) = plan(policy, &before);
     let settled = protocol::settled(&first);
-    let changes = match decide(policy, seen, &before, changes) {
+    let lockout = lockout_check(session, job, policy, seen, &changes).await;
+    let changes = match decide(&before, changes, lockout) {
         // The script stops at the end of its stdin, having changed nothing
         // (but what it settled).
         Decision::Nothing => {
@@ -241,6 +250,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
             if boot_failed {
                 notes.push(Note::BootRestoreFailed);
             }
+            notes.extend(bastion_outside(session, job));
             return Ok(Outcome::Changed { changes, notes });
         }
         Decision::Change(changes) => changes,
@@ -341,6 +351,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     if boot_failed {
         notes.push(Note::BootRestoreFailed);
     }
+    notes.extend(bastion_outside(session, job));
     Ok(Outcome::Changed { changes, notes })
 }
 
@@ -365,13 +376,57 @@ async fn tell(talk: &mut Conversation, verdict: Verdict) -> Result<String, Failu
 }
 
 /// Never lock the operator out: the node must admit the address it sees
-/// palisade connect from, after any NAT (`seen`, from the first step). apply
+/// palisade connect from, after any NAT (`seen`, from the first step), on
+/// its SSH `port`. Its whole chain decides, not the set alone: an operator
+/// outside the set whom a port open on the node's role admits is not locked
+/// out. The interface the operator arrives on is not known here (the node
+/// does not report it), so an accepted interface (a VPN) admits nobody in
+/// this check: such an operator adds the VPN address with --allow. apply
 /// refuses a change that fails this, and plan reports the same refusal.
-pub fn admits_controller(policy: &Policy, seen: Option<IpAddr>) -> Result<(), Refusal> {
+pub fn admits_controller(policy: &Policy, seen: Option<IpAddr>, port: u16) -> Result<(), Refusal> {
     match seen {
-        Some(seen) if !policy.covers(seen) => Err(Refusal::WouldLockOut { seen }),
+        Some(seen) if !policy.admits(&Packet::ssh(seen, port)) => Err(Refusal::WouldLockOut { seen }),
         None => Err(Refusal::ControllerUnknown),
         Some(_) => Ok(()),
+    }
+}
+
+/// The lockout check plan and apply share, for a host whose `changes` are
+/// not empty (nothing to change locks nobody out, and costs no question to
+/// the bastion): the node must admit where it sees palisade connect from
+/// ([`admits_controller`]); with a bastion that is a node of the inventory,
+/// that node's own role policy must also admit the controller as the
+/// bastion sees it, on the bastion's port ([`bastion::admits_operator`]).
+/// Every host checks the bastion, so a bastion that would lock the operator
+/// out stops the whole fleet before any write. A bastion outside the
+/// inventory is only checked as the nodes see it (the first check).
+async fn lockout_check(
+    session: &Session,
+    job: &Job,
+    policy: &Policy,
+    seen: Option<IpAddr>,
+    changes: &[Change],
+) -> Result<(), Refusal> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    admits_controller(policy, seen, job.port)?;
+    let (Some(jump), Some(via)) = (&job.jump, session.bastion()) else {
+        return Ok(());
+    };
+    let Some(node) = jump.node(Some(via.peer().ip())) else {
+        return Ok(());
+    };
+    let sees_us = via.sees_us().await;
+    bastion::admits_operator(jump, node, job.policies.get(&node.role), sees_us)
+}
+
+/// The note for a host reached through a bastion outside the inventory.
+fn bastion_outside(session: &Session, job: &Job) -> Option<Note> {
+    let (jump, via) = (job.jump.as_ref()?, session.bastion()?);
+    match jump.node(Some(via.peer().ip())) {
+        Some(_) => None,
+        None => Some(Note::BastionOutside),
     }
 }
 
@@ -481,23 +536,45 @@ mod tests {
     #[test]
     fn the_lockout_check_plan_and_apply_share() {
         let p = policy("203.0.113.0/24");
-        assert!(admits_controller(&p, Some("203.0.113.9".parse().unwrap())).is_ok());
-        let lockout = admits_controller(&p, Some("198.18.0.1".parse().unwrap())).unwrap_err();
+        assert!(admits_controller(&p, Some("203.0.113.9".parse().unwrap()), 22).is_ok());
+        let lockout = admits_controller(&p, Some("198.18.0.1".parse().unwrap()), 22).unwrap_err();
         assert!(matches!(lockout, Refusal::WouldLockOut { .. }));
         assert!(matches!(
-            admits_controller(&p, None),
+            admits_controller(&p, None, 22),
             Err(Refusal::ControllerUnknown)
         ));
         // plan and apply refuse alike, and keep the change they refused.
         let seen = Some("198.18.0.1".parse().unwrap());
-        let refused = decide(&p, seen, &Observed::default(), vec![Change::PersistMissing]);
+        let refused = decide(
+            &Observed::default(),
+            vec![Change::PersistMissing],
+            admits_controller(&p, seen, 22),
+        );
         assert!(matches!(
             refused,
             Decision::Refuse(ref changes, Refusal::WouldLockOut { .. }) if changes == &[Change::PersistMissing]
         ));
         assert!(matches!(
-            decide(&p, seen, &Observed::default(), Vec::new()),
+            decide(&Observed::default(), Vec::new(), admits_controller(&p, seen, 22)),
             Decision::Nothing
+        ));
+    }
+
+    #[test]
+    fn an_operator_a_port_open_to_everyone_admits_is_not_refused() {
+        // Outside the set, but SSH is open to everyone on every role: the
+        // operator's next connection gets in, so nothing is refused; on
+        // another port it would not.
+        let open = testing::for_sample_hosts(&PolicyOptions {
+            open: vec!["all=tcp/22".parse().unwrap()],
+            ..testing::options("203.0.113.0/24")
+        })
+        .for_role(Role::Agent);
+        let seen = Some("198.18.0.1".parse().unwrap());
+        assert!(admits_controller(&open, seen, 22).is_ok());
+        assert!(matches!(
+            admits_controller(&open, seen, 2222),
+            Err(Refusal::WouldLockOut { .. })
         ));
     }
 }

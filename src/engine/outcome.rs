@@ -48,6 +48,10 @@ pub enum Note {
     FilesOnly,
     /// The change is confirmed, but its boot files could not be written.
     BootRestoreFailed,
+    /// The host was reached through a bastion that is not a node of the
+    /// inventory: the host admits the bastion, but the bastion's own
+    /// firewall, which the operator's sessions cross, is not palisade's.
+    BastionOutside,
 }
 
 /// Why a change was not confirmed.

@@ -198,6 +198,10 @@ fn note_text(note: Note) -> &'static str {
         Note::BootRestoreFailed => {
             "the change is confirmed, but writing its boot restore failed: run apply again"
         }
+        Note::BastionOutside => {
+            "reached through a bastion outside the inventory: this node admits the bastion; the bastion's \
+             own firewall is not palisade's to check"
+        }
     }
 }
 

@@ -4,11 +4,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use russh::client::Handle;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
-use super::session::{self, Client, StepLog};
+use super::session::{self, StepLog};
 use super::{HostError, Session, SshOptions};
 use crate::timing::{Phase, Timings};
 
@@ -34,7 +33,7 @@ pub struct HostOutcome<H, T, E = HostError> {
 
 /// The bastion connection, opened once on first use and shared by every
 /// host's tunnel: one connection means one MaxStartups slot on the bastion.
-type Bastion = OnceCell<Result<Arc<Handle<Client>>, String>>;
+type Bastion = OnceCell<Result<Arc<session::Bastion>, String>>;
 
 /// Opens a session to every host and runs `job` on it. A host's failure is
 /// data in its outcome, never an early return; `done` hears of each host as
@@ -74,19 +73,10 @@ where
                         let waited = Instant::now();
                         let bastion = bastion
                             .get_or_init(|| async {
-                                // The bastion's own phases are its, not this host's.
-                                let mut untimed = Timings::default();
-                                session::connect(
-                                    jump.host.clone(),
-                                    jump.port,
-                                    &jump.user,
-                                    &opts,
-                                    None,
-                                    &mut untimed,
-                                )
-                                .await
-                                .map(Arc::new)
-                                .map_err(|e| e.to_string())
+                                session::Bastion::connect(jump, &opts)
+                                    .await
+                                    .map(Arc::new)
+                                    .map_err(|e| e.to_string())
                             })
                             .await
                             .clone();

@@ -28,7 +28,7 @@ use serde::Deserialize;
 pub use error::HostError;
 pub use fanout::{HostOutcome, Target, fan_out};
 pub use known_hosts::KnownHosts;
-pub use session::{Conversation, Heard, Output, Session, StepLog};
+pub use session::{Bastion, Conversation, Heard, Output, Session, StepLog};
 
 /// How unknown and changed host keys are treated, with OpenSSH's meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]

@@ -88,7 +88,7 @@ struct Record {
 pub struct Session {
     handle: Arc<Handle<Client>>,
     /// The bastion connection this one tunnels through, kept alive with it.
-    via: Option<Arc<Handle<Client>>>,
+    via: Option<Arc<Bastion>>,
     addr: IpAddr,
     port: u16,
     step_timeout: Duration,
@@ -103,7 +103,7 @@ impl Session {
     pub async fn open(
         addr: IpAddr,
         opts: &SshOptions,
-        via: Option<Arc<Handle<Client>>>,
+        via: Option<Arc<Bastion>>,
         timings: &mut Timings,
     ) -> Result<Session, HostError> {
         let mut attempt = 0;
@@ -113,12 +113,12 @@ impl Session {
                 opts.port,
                 &opts.user,
                 opts,
-                via.as_deref(),
+                via.as_deref().map(|b| &b.handle),
                 timings,
             )
             .await
             {
-                Ok(handle) => {
+                Ok((handle, _)) => {
                     return Ok(Session {
                         handle: Arc::new(handle),
                         via,
@@ -159,6 +159,11 @@ impl Session {
     /// stderr, in order.
     pub fn recorded(&self) -> (Timings, Vec<StepLog>) {
         self.with_record(|r| (r.timings.clone(), r.log.clone()))
+    }
+
+    /// The bastion this session tunnels through (`--jump`), if any.
+    pub fn bastion(&self) -> Option<&Bastion> {
+        self.via.as_deref()
     }
 
     fn with_record<T>(&self, f: impl FnOnce(&mut Record) -> T) -> T {
@@ -222,17 +227,43 @@ impl Session {
     /// rides on the ESTABLISHED rule and proves nothing about new ones. The
     /// banner, not the TCP handshake alone: a port forwarder or a load
     /// balancer in front of the node completes the handshake whether or not
-    /// the node admits it, and only the node's sshd speaks first. Through a
-    /// bastion the new connection is a fresh tunnel. `source` picks the
-    /// local address (tests use it to leave from outside the whitelist).
+    /// the node admits it, and only the node's sshd speaks first.
+    ///
+    /// Through a bastion it re-creates the path the operator's next session
+    /// takes: first a new TCP connection from here to the bastion (its
+    /// banner), since a tunnel alone reaches the node from inside the
+    /// bastion (on the bastion itself, over `lo`) and says nothing of the
+    /// operator's own link to it; then a new tunnel through the bastion to
+    /// the node (the node's banner). When the bastion is a node being
+    /// changed, the first part is what proves its new rules still admit the
+    /// operator. `source` picks the local address of the connections made
+    /// from here (tests use it to leave from outside the whitelist).
     pub async fn fresh_connection(&self, source: Option<IpAddr>, within: Duration) -> Result<(), String> {
-        use tokio::io::AsyncReadExt;
         let target = std::net::SocketAddr::new(self.addr, self.port);
+        let deadline = tokio::time::Instant::now() + within;
+        let late = |to: String| {
+            format!(
+                "a new connection to {to} got no SSH banner within {}s",
+                within.as_secs()
+            )
+        };
+        if let Some(bastion) = &self.via {
+            let to = bastion.peer;
+            let leg = async {
+                let _permit = bastion.proofs.acquire().await.map_err(|e| e.to_string())?;
+                banner_over_tcp(to, source).await
+            };
+            match tokio::time::timeout_at(deadline, leg).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("a new connection to the bastion {to} failed: {e}")),
+                Err(_) => return Err(late(format!("the bastion {to}"))),
+            }
+        }
         let attempt = async {
-            let mut banner = [0u8; 8];
             match &self.via {
                 Some(bastion) => {
                     let ch = bastion
+                        .handle
                         .channel_open_direct_tcpip(
                             self.addr.to_string(),
                             u32::from(self.port),
@@ -241,43 +272,126 @@ impl Session {
                         )
                         .await
                         .map_err(|e| format!("the bastion could not open a new tunnel: {e}"))?;
-                    let mut stream = ch.into_stream();
-                    stream.read_exact(&mut banner).await.map_err(|e| e.to_string())?;
+                    banner(ch.into_stream()).await
                 }
-                None => {
-                    let socket = match target {
-                        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
-                        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
-                    }
-                    .map_err(|e| e.to_string())?;
-                    if let Some(src) = source {
-                        socket
-                            .bind(std::net::SocketAddr::new(src, 0))
-                            .map_err(|e| format!("cannot bind {src}: {e}"))?;
-                    }
-                    let mut stream = socket.connect(target).await.map_err(|e| e.to_string())?;
-                    stream.read_exact(&mut banner).await.map_err(|e| e.to_string())?;
-                }
-            }
-            if &banner == b"SSH-2.0-" {
-                Ok(())
-            } else {
-                Err("the answer was not an SSH banner".to_owned())
+                None => banner_over_tcp(target, source).await,
             }
         };
-        match tokio::time::timeout(within, attempt).await {
+        match tokio::time::timeout_at(deadline, attempt).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("a new connection to {target} failed: {e}")),
-            Err(_) => Err(format!(
-                "a new connection to {target} got no SSH banner within {}s",
-                within.as_secs()
-            )),
+            Err(_) => Err(late(target.to_string())),
         }
     }
 
     /// Says goodbye politely; the connection closes either way.
     pub async fn close(&self) {
         let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
+    }
+}
+
+/// A new TCP connection to `to` (from `source`, if given), and the SSH
+/// banner on it.
+async fn banner_over_tcp(to: std::net::SocketAddr, source: Option<IpAddr>) -> Result<(), String> {
+    let socket = match to {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(src) = source {
+        socket
+            .bind(std::net::SocketAddr::new(src, 0))
+            .map_err(|e| format!("cannot bind {src}: {e}"))?;
+    }
+    banner(socket.connect(to).await.map_err(|e| e.to_string())?).await
+}
+
+/// Whether what `stream` says first is an SSH banner.
+async fn banner(mut stream: impl tokio::io::AsyncRead + Unpin) -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    let mut banner = [0u8; 8];
+    stream.read_exact(&mut banner).await.map_err(|e| e.to_string())?;
+    if &banner == b"SSH-2.0-" {
+        Ok(())
+    } else {
+        Err("the answer was not an SSH banner".to_owned())
+    }
+}
+
+/// The one command run on a bastion, as its user, no sudo: the address it
+/// sees the controller connect from, which the operator's own sessions to
+/// the bastion come from too. Constant, like every remote command line.
+const BASTION_ORIGIN: &str = r#"printf '%s\n' "$SSH_CONNECTION""#;
+
+/// The bastion connection (`--jump`), opened once per run and shared by
+/// every host's tunnel.
+pub struct Bastion {
+    handle: Handle<Client>,
+    /// The address and port this connection went to (whatever a name
+    /// resolved to): where the operator's next session to the bastion goes.
+    peer: std::net::SocketAddr,
+    step_timeout: Duration,
+    /// The controller's address as the bastion sees it, asked once, when
+    /// first needed (the lockout check of a bastion that is a node).
+    sees_us: tokio::sync::OnceCell<Option<IpAddr>>,
+    /// Bounds the proofs' new connections to the bastion open at once:
+    /// they never log in, and sshd's MaxStartups (10 by default) starts
+    /// dropping new connections beyond 10 unauthenticated ones, which would
+    /// fail a confirmation and roll a good change back.
+    proofs: tokio::sync::Semaphore,
+}
+
+/// How many proofs may hold a new connection to the bastion at once (below
+/// sshd's default MaxStartups of 10, leaving room for the operator).
+const BASTION_PROOFS: usize = 6;
+
+impl Bastion {
+    /// Connects and authenticates to the bastion. Its time is its own, not
+    /// any host's.
+    pub(super) async fn connect(jump: &super::Jump, opts: &SshOptions) -> Result<Bastion, HostError> {
+        let mut untimed = Timings::default();
+        let (handle, peer) =
+            connect(jump.host.clone(), jump.port, &jump.user, opts, None, &mut untimed).await?;
+        let peer = peer.ok_or_else(|| HostError::Ssh(russh::Error::Disconnect))?;
+        Ok(Bastion {
+            handle,
+            peer,
+            step_timeout: opts.step_timeout,
+            sees_us: tokio::sync::OnceCell::new(),
+            proofs: tokio::sync::Semaphore::new(BASTION_PROOFS),
+        })
+    }
+
+    pub fn peer(&self) -> std::net::SocketAddr {
+        self.peer
+    }
+
+    /// The controller's address as the bastion sees it (after any NAT on
+    /// the way), from one exec of [`BASTION_ORIGIN`] as the bastion's user,
+    /// made once per run whoever asks; None when the bastion does not say
+    /// (a user whose shell runs nothing, a step that times out).
+    pub async fn sees_us(&self) -> Option<IpAddr> {
+        *self
+            .sees_us
+            .get_or_init(|| async {
+                let ask = async {
+                    let mut ch = self.handle.channel_open_session().await.ok()?;
+                    ch.exec(false, BASTION_ORIGIN).await.ok()?;
+                    let _ = ch.eof().await;
+                    let mut out = Vec::new();
+                    while let Some(msg) = ch.wait().await {
+                        if let ChannelMsg::Data { data } = msg {
+                            out.extend_from_slice(&data);
+                            if out.len() > 4096 {
+                                return None;
+                            }
+                        }
+                    }
+                    crate::observe::probe::origin_of(String::from_utf8_lossy(&out).trim())
+                };
+                tokio::time::timeout(self.step_timeout, ask).await.ok().flatten()
+            })
+            .await
     }
 }
 
@@ -438,7 +552,7 @@ pub(super) async fn connect(
     opts: &SshOptions,
     via: Option<&Handle<Client>>,
     timings: &mut Timings,
-) -> Result<Handle<Client>, HostError> {
+) -> Result<(Handle<Client>, Option<std::net::SocketAddr>), HostError> {
     let after = opts.connect_timeout;
     let problem = Arc::new(Mutex::new(None));
     let handler = Client {
@@ -454,10 +568,13 @@ pub(super) async fn connect(
     // The TCP connection (or the tunnel) first, then the SSH handshake on
     // it, so that each shows in the timings; the same as `client::connect`.
     let mut kex_start = None;
+    // Where a direct connection went, whatever the name resolved to.
+    let mut peer = None;
     let handshake = async {
         match via {
             None => {
                 let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                peer = tcp.peer_addr().ok();
                 if let Err(e) = tcp.set_nodelay(true) {
                     tracing::debug!("{socket}: cannot set TCP_NODELAY: {e}");
                 }
@@ -511,7 +628,7 @@ pub(super) async fn connect(
     let auth = tokio::time::timeout(after, authenticate(&mut handle, user, &opts.credentials)).await;
     timings.add(Phase::Auth, start.elapsed());
     auth.map_err(|_| HostError::ConnectTimeout { addr: socket, after })??;
-    Ok(handle)
+    Ok((handle, peer))
 }
 
 /// `host:port`, with brackets around an IPv6 address.
