@@ -12,6 +12,7 @@
 mod agree;
 mod dcos;
 mod firewall;
+mod forged;
 mod harness;
 mod limit;
 mod lockout;
@@ -102,6 +103,7 @@ fn main() -> ExitCode {
         agree::TESTS,
         dcos::TESTS,
         firewall::TESTS,
+        forged::TESTS,
         limit::TESTS,
         lockout::TESTS,
         output::TESTS,
