@@ -78,6 +78,14 @@ pub enum Change {
         /// Seconds left before it does.
         within: u64,
     },
+    /// A comment in the family's filter table (or, with `set`, in its set)
+    /// holds a newline, whose lines could pose as rules (or members): what
+    /// the node has cannot be told for sure, and palisade changes nothing
+    /// there (see `FamilyFacts::forged_rules`).
+    Forged {
+        family: Family,
+        set: bool,
+    },
 }
 
 impl Change {
@@ -104,6 +112,7 @@ impl Change {
             Change::PersistUnwanted => "persist-unwanted",
             Change::BackendChanged { .. } => "backend-changed",
             Change::Unconfirmed { .. } => "unconfirmed",
+            Change::Forged { .. } => "forged",
         }
     }
 
@@ -121,7 +130,8 @@ impl Change {
             | Change::DockerGuardMissing { family }
             | Change::DockerRulesDiffer { family, .. }
             | Change::DockerJumpNotFirst { family }
-            | Change::DockerGuardStale { family } => Some(*family),
+            | Change::DockerGuardStale { family }
+            | Change::Forged { family, .. } => Some(*family),
             _ => None,
         }
     }
@@ -170,6 +180,12 @@ pub fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
 /// The family's differences, pushed to `out`, and the fix for its jumps and
 /// its Docker guard.
 fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut Vec<Change>) -> FamilyFix {
+    if facts.forged_rules {
+        out.push(Change::Forged { family, set: false });
+    }
+    if facts.forged_set {
+        out.push(Change::Forged { family, set: true });
+    }
     let want_kind = format!("hash:net family {}", family.ipset_family());
     match &facts.set {
         None => out.push(Change::SetMissing { family }),

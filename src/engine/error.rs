@@ -51,6 +51,8 @@ pub enum NodeError {
     RollbackFailed,
     #[error("palisade's objects are still on the node after remove")]
     RemoveIncomplete,
+    #[error("palisade changes nothing on this node: {}", describe(.0))]
+    Forged(Vec<Change>),
     #[error("the node ended the step before it said {expected}")]
     Silent { expected: &'static str },
 }

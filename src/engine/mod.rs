@@ -148,6 +148,16 @@ fn decide(before: &Observed, changes: Vec<Change>, lockout: Result<(), Refusal>)
     if changes.is_empty() {
         return Decision::Nothing;
     }
+    // Lines that could pose as rules or members: the tables a change would
+    // be decided from (and the jumps it counts) cannot be trusted.
+    let forged: Vec<Change> = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Forged { .. }))
+        .cloned()
+        .collect();
+    if !forged.is_empty() {
+        return Decision::Fail(NodeError::Forged(forged));
+    }
     if let Err(refusal) = lockout {
         return Decision::Refuse(changes, refusal);
     }

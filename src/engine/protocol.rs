@@ -2,12 +2,14 @@
 //! other on its stdin and stdout, typed and parsed here and nowhere else.
 //!
 //! The node prints sections (`==> NAME` lines), each reply ending with
-//! `==> end`; palisade answers with one verdict line. The first reply is the
+//! `==> end`, and every data line behind a `|` (lib.sh's `say`), so that
+//! nothing the node reads can pose as a section or end a reply early;
+//! palisade answers with one verdict line. The first reply is the
 //! observation (`observe::firewall::parse`); the ones after it are parsed
 //! below.
 
 use crate::diff::Change;
-use crate::observe::firewall::{self, ChangeId, Observed, ParseError};
+use crate::observe::firewall::{self, ChangeId, Observed, ParseError, Sections};
 
 /// The line that ends every reply.
 pub const END: &str = "==> end";
@@ -93,9 +95,8 @@ pub enum Settled {
 }
 
 pub fn settled(first: &str) -> Option<Settled> {
-    let mut lines = first.lines();
-    lines.find(|l| *l == "==> settled")?;
-    match lines.next()? {
+    let sections = Sections::of(first).ok()?;
+    match *sections.get("settled").first()? {
         "confirm" => Some(Settled::Confirmed),
         "rollback" | "expired" => Some(Settled::RolledBack),
         _ => None,
@@ -104,14 +105,14 @@ pub fn settled(first: &str) -> Option<Settled> {
 
 /// Parses the reply to [`Verdict::Apply`].
 pub fn made(text: &str, before: &Observed) -> Result<Made, ParseError> {
-    let mut lines = text.lines();
-    if !lines.any(|l| l == "==> change") {
+    let sections = Sections::of(text)?;
+    if !sections.has("change") {
         return Err(ParseError::new("the change step said nothing"));
     }
     let mut trigger = None;
     let mut persisted = None;
     let mut id = None;
-    for line in text.lines() {
+    for &line in sections.get("change") {
         if let Some(word) = line.strip_prefix("id=") {
             id = Some(word.parse()?);
         }
@@ -134,15 +135,18 @@ pub fn made(text: &str, before: &Observed) -> Result<Made, ParseError> {
 }
 
 /// The word of a reply's `state=` line: how the confirmation, the abort and
-/// the status step each say where the change stands.
-fn state_word(text: &str) -> Option<&str> {
-    text.lines().find_map(|l| l.strip_prefix("state="))
+/// the status step each say where the change stands. A reply with a line
+/// that is neither framed data nor a header is refused.
+fn state_word(text: &str) -> Result<Option<&str>, ParseError> {
+    Ok(firewall::data_lines(text)?
+        .into_iter()
+        .find_map(|l| l.strip_prefix("state=")))
 }
 
 /// Parses the reply to [`Verdict::Confirm`].
 pub fn fate(text: &str) -> Result<Fate, ParseError> {
-    let boot_failed = text.lines().any(|l| l == "boot=failed");
-    match state_word(text) {
+    let boot_failed = firewall::data_lines(text)?.contains(&"boot=failed");
+    match state_word(text)? {
         Some("confirmed") => Ok(Fate::Confirmed { boot_failed }),
         Some("rolled-back") => Ok(Fate::RolledBack),
         Some("none") => Ok(Fate::Gone),
@@ -155,7 +159,7 @@ pub fn fate(text: &str) -> Result<Fate, ParseError> {
 /// Parses the reply to [`Verdict::Abort`]: whether the node is back as it
 /// was.
 pub fn aborted(text: &str) -> Result<bool, ParseError> {
-    match state_word(text) {
+    match state_word(text)? {
         Some("rolled-back") => Ok(true),
         Some("rollback-failed") => Ok(false),
         _ => Err(ParseError::new("the rollback did not say how it went")),
@@ -182,7 +186,7 @@ pub enum Pending {
 
 /// Parses what `render::status` prints.
 pub fn pending(text: &str) -> Result<Pending, ParseError> {
-    match state_word(text) {
+    match state_word(text)? {
         Some("none") => Ok(Pending::None),
         Some("armed") => Ok(Pending::Armed),
         Some("confirming") => Ok(Pending::Confirming),
@@ -221,15 +225,16 @@ mod tests {
     #[test]
     fn the_change_reply_says_how_it_is_armed_and_what_the_chains_are() {
         let before = Observed::default();
-        let text = "==> change\nid=123-45\narmed=systemd\npersist=files\n==> chain-v4\n-N PALISADE\n-A PALISADE -j DROP\n\
-                    ==> input-v4\n-N INPUT\n-A INPUT -j PALISADE\n==> docker-user-v4\n==> docker-chain-v4\n\
-                    ==> chain-v6\n==> input-v6\n==> docker-user-v6\n==> docker-chain-v6\n==> end\n";
+        let text = "==> change\n|id=123-45\n|armed=systemd\n|persist=files\n==> chain-v4\n|-N PALISADE\n\
+                    |-A PALISADE -j DROP\n==> input-v4\n|-N INPUT\n|-A INPUT -j PALISADE\n==> docker-user-v4\n\
+                    ==> docker-chain-v4\n==> forged-v4\n==> chain-v6\n==> input-v6\n==> docker-user-v6\n\
+                    ==> docker-chain-v6\n==> forged-v6\n==> end\n";
         let made = made(text, &before).unwrap();
         assert_eq!(made.trigger, Some(Trigger::Systemd));
         assert_eq!(made.id.to_string(), "123-45");
         assert_eq!(Verdict::Confirm(made.id.clone()).text(), "confirm 123-45\n");
         assert_eq!(Verdict::Apply("x=1\n".into()).text(), "apply 4\nx=1\n");
-        let no_id = text.replace("id=123-45\n", "");
+        let no_id = text.replace("|id=123-45\n", "");
         assert!(super::made(&no_id, &before).is_err());
         let bad_id = text.replace("id=123-45", "id=1;reboot");
         assert!(super::made(&bad_id, &before).is_err());
@@ -242,43 +247,75 @@ mod tests {
         assert_eq!(made.after.v6.chain, None);
         assert!(super::made("==> end\n", &before).is_err());
         assert!(super::made("==> change\n==> chain-v4\n", &before).is_err());
+        // Only the change section names the change; no line of the chains'
+        // can, nor can an unframed line.
+        let forged = text
+            .replace("|id=123-45\n", "")
+            .replace("|-N INPUT\n", "|-N INPUT\n|id=666-1\n");
+        assert!(super::made(&forged, &before).is_err());
+        assert!(super::made(&text.replace("|id=", "id="), &before).is_err());
+        // The tables the commit left hold a comment across lines: that is
+        // what was not asked for, and the change is rolled back.
+        let after = super::made(
+            &text.replace("==> forged-v6\n", "==> forged-v6\n|table\n"),
+            &before,
+        )
+        .unwrap();
+        assert!(after.after.v6.forged_rules);
     }
 
     #[test]
     fn the_status_reply_says_where_the_change_stands() {
-        assert_eq!(pending("state=rolled-back\n").unwrap(), Pending::RolledBack);
-        assert_eq!(pending("state=armed\nid=1-2\n").unwrap(), Pending::Armed);
-        assert_eq!(pending("state=confirming\n").unwrap(), Pending::Confirming);
-        assert_eq!(pending("state=rolling-back\n").unwrap(), Pending::RollingBack);
-        assert_eq!(pending("state=none\n").unwrap(), Pending::None);
+        assert_eq!(pending("|state=rolled-back\n").unwrap(), Pending::RolledBack);
+        assert_eq!(pending("|state=armed\n|id=1-2\n").unwrap(), Pending::Armed);
+        assert_eq!(pending("|state=confirming\n").unwrap(), Pending::Confirming);
+        assert_eq!(pending("|state=rolling-back\n").unwrap(), Pending::RollingBack);
+        assert_eq!(pending("|state=none\n").unwrap(), Pending::None);
+        assert!(pending("|state=rolled-back-ish\n").is_err());
         assert_eq!(
-            pending("state=rollback-failed\n").unwrap(),
+            pending("|state=rollback-failed\n").unwrap(),
             Pending::RollbackFailed
         );
-        assert!(pending("state=rolled-back-ish\n").is_err());
         assert!(pending("").is_err());
+        assert!(pending("state=none\n").is_err());
     }
 
     #[test]
     fn the_confirm_reply_names_the_fate() {
         assert_eq!(
-            fate("==> confirm\nstate=confirmed\nboot=ok\n==> end\n").unwrap(),
+            fate("==> confirm\n|state=confirmed\n|boot=ok\n==> end\n").unwrap(),
             Fate::Confirmed { boot_failed: false }
         );
         assert_eq!(
-            fate("==> confirm\nstate=confirmed\nboot=failed\n==> end\n").unwrap(),
+            fate("==> confirm\n|state=confirmed\n|boot=failed\n==> end\n").unwrap(),
             Fate::Confirmed { boot_failed: true }
         );
-        assert_eq!(fate("state=rolled-back\n").unwrap(), Fate::RolledBack);
-        assert_eq!(fate("state=none\n").unwrap(), Fate::Gone);
+        assert_eq!(fate("|state=rolled-back\n").unwrap(), Fate::RolledBack);
+        assert_eq!(fate("|state=none\n").unwrap(), Fate::Gone);
         assert!(fate("==> confirm\n==> end\n").is_err());
+        // Unframed: no word of it is read.
+        assert!(fate("==> confirm\nstate=confirmed\n==> end\n").is_err());
+        assert!(aborted("==> abort\nstate=rolled-back\n==> end\n").is_err());
+        assert!(aborted("==> abort\n|state=rolled-back\n==> end\n").unwrap());
+    }
+
+    #[test]
+    fn the_settled_section_says_what_was_finished() {
+        let first = "==> start\n==> settled\n|confirm\n==> origin\n|\n==> end\n";
+        assert_eq!(settled(first), Some(Settled::Confirmed));
+        assert_eq!(
+            settled(&first.replace("|confirm", "|expired")),
+            Some(Settled::RolledBack)
+        );
+        assert_eq!(settled(&first.replace("|confirm", "confirm")), None);
+        assert_eq!(settled("==> start\n==> origin\n|\n==> end\n"), None);
     }
 
     proptest::proptest! {
         /// Whatever a node prints (a broken, hostile or future one), the
         /// parsers answer with a value or an error, and never panic.
         #[test]
-        fn no_reply_makes_a_parser_panic(text in "(==> [a-z-]{0,12}\n|[a-z]{0,8}=[ -~]{0,24}\n|[ -~]{0,40}\n){0,24}") {
+        fn no_reply_makes_a_parser_panic(text in "(==> [a-z-]{0,12}\n|\\|?[a-z]{0,8}=[ -~]{0,24}\n|\\|?[ -~]{0,40}\n){0,24}") {
             let before = Observed::default();
             let _ = made(&text, &before);
             let _ = fate(&text);

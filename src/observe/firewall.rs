@@ -16,12 +16,12 @@ use crate::render;
 use crate::transport::Script;
 
 /// `observe [SSH_CONNECTION]`: says (see `say`) the node's state in
-/// sections, ending with `==> end`, from the tables and sets `read_node`
-/// left in `table_v4`, `table_v6`, `save_v4` and `save_v6` (where a change
-/// then starts from): one `sha256sum` when there are boot files. Callers
-/// run it through `say_observed`, defined beside it.
+/// sections, ending with `==> end`, every data line framed (see
+/// [`Sections`]), from the tables and sets `read_node` left in `table_v4`,
+/// `table_v6`, `save_v4` and `save_v6` (where a change then starts from):
+/// one `sha256sum` when there are boot files. Callers run it through
+/// `say_observed`, defined beside it.
 pub(crate) const OBSERVE: &str = r#"observe() {
-section() { say "==> $1"; }
 # $1 is SSH_CONNECTION when the step runs as Privilege::RootSeeingOrigin.
 section origin
 say "${1-}"
@@ -178,6 +178,14 @@ pub struct FamilyFacts {
     pub input: Vec<String>,
     pub docker_user: Option<Vec<String>>,
     pub docker_chain: Option<Vec<String>>,
+    /// The filter table holds a quoted string (a rule comment) that spans
+    /// lines: its lines could pose as rules of these chains, so what they
+    /// hold cannot be told for sure. Only something forging lines (with
+    /// NET_ADMIN on the node) puts one there.
+    pub forged_rules: bool,
+    /// The same in the set: a member's comment spans lines, which could
+    /// pose as members.
+    pub forged_set: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -240,17 +248,63 @@ pub fn with_chains(before: &Observed, text: &str) -> Result<Observed, ParseError
     Ok(after)
 }
 
-/// The `==> NAME` sections of a reply, which must end with `==> end`.
-struct Sections<'a>(Vec<(&'a str, Vec<&'a str>)>);
+/// One line of what a node script prints: a section's header, or data.
+enum Line<'a> {
+    /// `==> NAME`, which only the script's own `section` prints.
+    Header(&'a str),
+    /// `|TEXT`: whatever the node read (`say` frames every line of it), so
+    /// no data can pose as a header or end a reply.
+    Data(&'a str),
+}
+
+impl<'a> Line<'a> {
+    /// A line neither framed nor a header is refused, never read as data.
+    fn of(line: &'a str) -> Result<Line<'a>, ParseError> {
+        if let Some(name) = line.strip_prefix("==> ") {
+            Ok(Line::Header(name))
+        } else if let Some(data) = line.strip_prefix('|') {
+            Ok(Line::Data(data))
+        } else {
+            Err(ParseError(format!(
+                "an unframed line {:?}",
+                crate::text::shorten(line, 60)
+            )))
+        }
+    }
+}
+
+/// The data lines of a reply, unframed; an error when any line is neither
+/// data nor a header.
+pub(crate) fn data_lines(text: &str) -> Result<Vec<&str>, ParseError> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Line::Data(data) = Line::of(line)? {
+            out.push(data);
+        }
+    }
+    Ok(out)
+}
+
+/// The `==> NAME` sections of a reply, each named once, which must end with
+/// `==> end`; their data lines unframed.
+pub(crate) struct Sections<'a>(Vec<(&'a str, Vec<&'a str>)>);
 
 impl<'a> Sections<'a> {
-    fn of(text: &'a str) -> Result<Sections<'a>, ParseError> {
+    pub(crate) fn of(text: &'a str) -> Result<Sections<'a>, ParseError> {
         let mut sections: Vec<(&str, Vec<&str>)> = Vec::new();
         for line in text.lines() {
-            if let Some(name) = line.strip_prefix("==> ") {
-                sections.push((name, Vec::new()));
-            } else if let Some((_, lines)) = sections.last_mut() {
-                lines.push(line);
+            match Line::of(line)? {
+                Line::Header(name) if sections.iter().any(|(n, _)| *n == name) => {
+                    return Err(ParseError(format!(
+                        "section {:?} twice",
+                        crate::text::shorten(name, 60)
+                    )));
+                }
+                Line::Header(name) => sections.push((name, Vec::new())),
+                Line::Data(data) => match sections.last_mut() {
+                    Some((_, lines)) => lines.push(data),
+                    None => return Err(ParseError("data before any section".into())),
+                },
             }
         }
         if sections.last().map(|(n, _)| *n) != Some("end") {
@@ -259,12 +313,12 @@ impl<'a> Sections<'a> {
         Ok(Sections(sections))
     }
 
-    fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(n, _)| *n == name)
     }
 
-    /// The lines of the first section so named; none when there is none.
-    fn get(&self, name: &str) -> &[&'a str] {
+    /// The lines of the section so named; none when there is none.
+    pub(crate) fn get(&self, name: &str) -> &[&'a str] {
         self.0
             .iter()
             .find(|(n, _)| *n == name)
@@ -277,12 +331,21 @@ impl<'a> Sections<'a> {
         facts.input = parse_chain(self.get(&format!("input-{v}"))).unwrap_or_default();
         facts.docker_user = parse_chain(self.get(&format!("docker-user-{v}")));
         facts.docker_chain = parse_chain(self.get(&format!("docker-chain-{v}")));
+        // The node reads the whole table (`say_chains`); a rule's first line
+        // with an open quote is seen here too, should a node not say so.
+        let mut rules = [&facts.chain, &facts.docker_user, &facts.docker_chain]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .chain(&facts.input);
+        facts.forged_rules =
+            self.get(&format!("forged-{v}")).contains(&"table") || rules.any(|r| opens_quote(r, true));
     }
 }
 
 /// Parses the read script's output. Strict about structure (a truncated
-/// output is an error, not an empty node), lenient about lines it does not
-/// need.
+/// output, or a line neither framed nor a header, is an error, not an empty
+/// node), lenient about data lines it does not need.
 pub fn parse(text: &str) -> Result<Observed, ParseError> {
     let sections = Sections::of(text)?;
     let get = |name: &str| sections.get(name);
@@ -293,8 +356,10 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
             .filter(|l| !l.is_empty())
     };
     let family = |v: &str| -> Result<FamilyFacts, ParseError> {
+        let (set, forged_set) = parse_set(get(&format!("set-{v}")))?;
         let mut facts = FamilyFacts {
-            set: parse_set(get(&format!("set-{v}")))?,
+            set,
+            forged_set,
             ..FamilyFacts::default()
         };
         sections.chains(v, &mut facts);
@@ -347,7 +412,27 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
 pub fn controller_address(text: &str) -> Option<IpAddr> {
     let mut lines = text.lines();
     lines.find(|l| *l == "==> origin")?;
-    super::probe::origin_of(lines.next()?)
+    super::probe::origin_of(lines.next()?.strip_prefix('|')?)
+}
+
+/// Whether `line` opens (or closes) a quoted string that goes on past it:
+/// an odd number of double quotes. iptables-save escapes `"` and `\` in a
+/// quoted string with a backslash (`escapes`); `ipset save` has none to
+/// escape, as ipset refuses `"` in a comment. Both print a newline in a
+/// string as it is.
+fn opens_quote(line: &str, escapes: bool) -> bool {
+    let mut odd = false;
+    let mut bytes = line.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\\' if escapes => {
+                bytes.next();
+            }
+            b'"' => odd = !odd,
+            _ => {}
+        }
+    }
+    odd
 }
 
 pub fn backend_of(version: &str) -> Option<Backend> {
@@ -377,10 +462,24 @@ fn parse_chain(lines: &[&str]) -> Option<Vec<String>> {
     })
 }
 
-/// `ipset save NAME`: the create line's type, and the `add` lines' members.
-fn parse_set(lines: &[&str]) -> Result<Option<SetFacts>, ParseError> {
+/// `ipset save NAME`: the create line's type, and the `add` lines' members;
+/// and whether a member's comment spans lines (which are then no members).
+fn parse_set(lines: &[&str]) -> Result<(Option<SetFacts>, bool), ParseError> {
+    let mut forged = false;
+    let mut open = false;
+    let mut own = Vec::new();
+    for line in lines {
+        if !open {
+            own.push(*line);
+        }
+        if opens_quote(line, false) {
+            open = !open;
+            forged = true;
+        }
+    }
+    let lines = own;
     let Some(create) = lines.iter().find(|l| l.starts_with("create ")) else {
-        return Ok(None);
+        return Ok((None, forged));
     };
     let words: Vec<&str> = create.split_whitespace().collect();
     let kind = match words.as_slice() {
@@ -402,7 +501,7 @@ fn parse_set(lines: &[&str]) -> Result<Option<SetFacts>, ParseError> {
             .map_err(|_| ParseError(format!("ipset member {word:?}")))?;
         members.insert(net);
     }
-    Ok(Some(SetFacts { kind, members }))
+    Ok((Some(SetFacts { kind, members }), forged))
 }
 
 #[cfg(test)]
@@ -420,7 +519,7 @@ mod tests {
         #[test]
         fn any_node_output_parses_or_is_refused_without_a_panic(
             edits in proptest::collection::vec(
-                (proptest::prelude::any::<proptest::sample::Index>(), 0u8..4, "(?s).{0,40}"),
+                (proptest::prelude::any::<proptest::sample::Index>(), 0u8..5, "(?s).{0,40}"),
                 0..12,
             ),
             long in proptest::prelude::any::<bool>(),
@@ -429,14 +528,15 @@ mod tests {
             for (at, kind, text) in edits {
                 let i = at.index(lines.len().max(1));
                 match kind {
-                    0 if i < lines.len() => lines[i] = text,
-                    1 => lines.insert(i.min(lines.len()), text),
+                    0 if i < lines.len() => lines[i] = format!("|{text}"),
+                    1 => lines.insert(i.min(lines.len()), format!("|{text}")),
                     2 if i < lines.len() => { lines.remove(i); }
+                    3 => lines.insert(i.min(lines.len()), text),
                     _ => lines.insert(i.min(lines.len()), format!("==> {text}")),
                 }
             }
             if long {
-                lines.insert(lines.len() / 2, "\u{1b}[2J".repeat(100_000));
+                lines.insert(lines.len() / 2, format!("|{}", "\u{1b}[2J".repeat(100_000)));
             }
             let _ = parse(&lines.join("\n"));
         }
@@ -467,7 +567,7 @@ mod tests {
     /// the jumps the node's undo will find (see `parse_chain`).
     #[test]
     fn rule_lines_are_kept_byte_for_byte() {
-        let text = FIXTURE.replacen("-A INPUT -j PALISADE\n", "-A INPUT -j PALISADE \n", 1);
+        let text = FIXTURE.replacen("|-A INPUT -j PALISADE\n", "|-A INPUT -j PALISADE \n", 1);
         assert_ne!(text, FIXTURE);
         let o = parse(&text).unwrap();
         assert_eq!(o.v4.input[0], "-A INPUT -j PALISADE ");
@@ -475,9 +575,9 @@ mod tests {
 
     #[test]
     fn an_untouched_node_has_nothing() {
-        let text = "==> backend\niptables v1.8.9 (legacy)\n==> set-v4\n==> chain-v4\n==> input-v4\n-P INPUT ACCEPT\n\
-                    ==> docker-user-v4\n==> docker-chain-v4\n==> set-v6\n==> chain-v6\n==> input-v6\n-P INPUT ACCEPT\n\
-                    ==> docker-user-v6\n==> docker-chain-v6\n==> restore\n==> backend-file\n==> systemd\nno\n\
+        let text = "==> backend\n|iptables v1.8.9 (legacy)\n==> set-v4\n==> chain-v4\n==> input-v4\n|-P INPUT ACCEPT\n\
+                    ==> docker-user-v4\n==> docker-chain-v4\n==> set-v6\n==> chain-v6\n==> input-v6\n|-P INPUT ACCEPT\n\
+                    ==> docker-user-v6\n==> docker-chain-v6\n==> restore\n==> backend-file\n==> systemd\n|no\n\
                     ==> unit\n==> unit-enabled\n==> end\n";
         let o = parse(text).unwrap();
         assert_eq!(o.backend, Some(Backend::Legacy));
@@ -490,26 +590,135 @@ mod tests {
     #[test]
     fn a_failed_rollback_is_observed() {
         assert!(!parse(FIXTURE).unwrap().rollback_failed);
-        let text = FIXTURE.replacen("==> end", "==> rollback-failed\nyes\n==> end", 1);
+        let text = FIXTURE.replacen("==> end", "==> rollback-failed\n|yes\n==> end", 1);
         assert!(parse(&text).unwrap().rollback_failed);
     }
 
     #[test]
     fn the_origin_section_gives_the_controllers_address() {
-        let text = "==> origin\n198.18.0.1 51234 198.18.1.10 22\n==> missing-tools\n==> end\n";
+        let text = "==> origin\n|198.18.0.1 51234 198.18.1.10 22\n==> missing-tools\n==> end\n";
         assert_eq!(controller_address(text), Some("198.18.0.1".parse().unwrap()));
-        assert_eq!(controller_address("==> origin\n\n==> end\n"), None);
+        assert_eq!(controller_address("==> origin\n|\n==> end\n"), None);
         assert_eq!(controller_address("==> origin\n"), None);
-        assert_eq!(controller_address("198.18.0.1 1 2 3\n==> end\n"), None);
+        assert_eq!(controller_address("|198.18.0.1 1 2 3\n==> end\n"), None);
+        // Unframed, it is no data.
         assert_eq!(
-            controller_address("state=confirmed\n==> origin\n2001:2::1 4000 2001:2::a 22\n"),
+            controller_address("==> origin\n198.18.0.1 1 2 3\n==> end\n"),
+            None
+        );
+        assert_eq!(
+            controller_address("|state=confirmed\n==> origin\n|2001:2::1 4000 2001:2::a 22\n"),
             Some("2001:2::1".parse().unwrap())
         );
     }
 
     #[test]
     fn truncated_output_is_an_error() {
-        assert!(parse("==> backend\niptables v1.8.9 (nf_tables)\n==> set-v4\n").is_err());
-        assert!(parse("==> set-v4\ncreate x hash:net family inet\nadd x not-an-ip\n==> end\n").is_err());
+        assert!(parse("==> backend\n|iptables v1.8.9 (nf_tables)\n==> set-v4\n").is_err());
+        assert!(parse("==> set-v4\n|create x hash:net family inet\n|add x not-an-ip\n==> end\n").is_err());
+    }
+
+    /// Every data line is framed: a line that is neither data nor a header
+    /// is refused, never read; a section comes once; data comes in one.
+    #[test]
+    fn unframed_lines_and_repeated_sections_are_refused() {
+        let unframed = FIXTURE.replacen("|-A INPUT -j PALISADE\n", "-A INPUT -j PALISADE\n", 1);
+        assert_ne!(unframed, FIXTURE);
+        assert!(parse(&unframed).is_err());
+        let twice = FIXTURE.replacen("==> unit\n", "==> unit\n==> chain-v4\n", 1);
+        assert!(parse(&twice).is_err());
+        assert!(parse(&format!("|x\n{FIXTURE}")).is_err());
+        assert!(parse("==> end\n").is_ok());
+    }
+
+    /// Forged sections and a forged end in the data (as a set member's
+    /// comment with newlines prints them) stay data: the real sections are
+    /// read, and the set's comment is reported.
+    #[test]
+    fn data_cannot_end_or_forge_a_section() {
+        let forged = "|add palisade4 8.8.8.8 comment \"x\n|add palisade4 203.0.113.66\n|==> end\n\
+                      |==> chain-v4\n|-N PALISADE\n|-A PALISADE -j ACCEPT\n|\"\n";
+        let text = FIXTURE.replacen("|add palisade4 8.8.8.8\n", forged, 1);
+        assert_ne!(text, FIXTURE);
+        let o = parse(&text).unwrap();
+        let want = parse(FIXTURE).unwrap();
+        assert_eq!(o.v4.chain, want.v4.chain);
+        assert_eq!(o.v4.set, want.v4.set, "a comment's line is no member");
+        assert!(o.v4.forged_set && !o.v4.forged_rules);
+        assert!(!want.v4.forged_set && !want.v6.forged_set);
+        let policy = crate::policy::testing::for_no_hosts(&crate::policy::testing::options("198.18.0.1"));
+        let changes = crate::diff::diff(&policy, &o);
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, crate::diff::Change::Forged { set: true, .. }))
+        );
+    }
+
+    /// The node says when its table holds a quoted string that spans lines
+    /// (`forged-V`); a rule line that opens one says so too.
+    #[test]
+    fn a_table_with_a_string_across_lines_is_forged() {
+        assert!(!parse(FIXTURE).unwrap().v4.forged_rules);
+        let said = FIXTURE.replacen("==> forged-v6\n", "==> forged-v6\n|table\n", 1);
+        let o = parse(&said).unwrap();
+        assert!(o.v6.forged_rules && !o.v4.forged_rules);
+        let open = FIXTURE.replacen(
+            "|-A INPUT -j PALISADE\n",
+            "|-A INPUT -j PALISADE\n|-A INPUT -m comment --comment \"x\\\"y\n",
+            1,
+        );
+        assert!(parse(&open).unwrap().v4.forged_rules);
+        let closed = FIXTURE.replacen(
+            "|-A INPUT -j PALISADE\n",
+            "|-A INPUT -j PALISADE\n|-A INPUT -m comment --comment \"x\\\"y\\\\\" -j ACCEPT\n",
+            1,
+        );
+        assert!(!parse(&closed).unwrap().v4.forged_rules);
+    }
+
+    /// The node's side, in a real shell: what `say_chains` says of a table
+    /// in which a rule comment carries a forged rule and forged sections.
+    /// The comment's later lines are no rules (`rules_of`, `positions`),
+    /// the table is said to be forged, and no data line can pose as a
+    /// header.
+    #[test]
+    fn the_node_reads_past_a_comment_that_spans_lines() {
+        let table = "*filter\n:INPUT ACCEPT [0:0]\n:PALISADE - [0:0]\n:ZZ - [0:0]\n\
+                     -A INPUT -j PALISADE\n-A PALISADE -m comment --comment \"a \\\"b\\\\\" -j ACCEPT\n\
+                     -A ZZ -m comment --comment \"x\n-A PALISADE -j DROP\n==> end\n-A INPUT -j PALISADE\n\
+                     \" -j RETURN\nCOMMIT\n";
+        let script = format!(
+            "{}chain=PALISADE dchain=PALISADE-DOCKER\nreply=''\nsay_chains v4 \"$TABLE\"\nsay_chains v6 ''\n\
+             section jumps\npositions \"$TABLE\" INPUT PALISADE\nsay \"$pos\"\nsection end\nprintf '%s' \"$reply\"\n",
+            render::code(render::LIB)
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("TABLE", table)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.lines().all(|l| l.starts_with('|') || l.starts_with("==> ")),
+            "{text}"
+        );
+        let sections = Sections::of(&text).unwrap();
+        assert_eq!(sections.get("jumps"), ["1 "]);
+        let o = with_chains(&Observed::default(), &text).unwrap();
+        assert_eq!(
+            o.v4.chain.as_deref(),
+            Some(&["-A PALISADE -m comment --comment \"a \\\"b\\\\\" -j ACCEPT".to_owned()][..])
+        );
+        assert_eq!(o.v4.input, ["-A INPUT -j PALISADE"]);
+        assert!(o.v4.forged_rules && !o.v6.forged_rules);
+        let plain = table.replace("\"x\n-A PALISADE -j DROP\n==> end\n-A INPUT -j PALISADE\n\"", "x");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("TABLE", &plain)
+            .output()
+            .unwrap();
+        let o = with_chains(&Observed::default(), &String::from_utf8(out.stdout).unwrap()).unwrap();
+        assert!(!o.v4.forged_rules);
     }
 }

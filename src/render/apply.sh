@@ -304,6 +304,16 @@ boot_rules() {
 prepare() {
     v=$1 fam=$2 set=$3 table=$4 save=$5
     check_owned "$set" "$table" "$save"
+    # A quoted string that spans lines can pose as rules (see quoted): the
+    # controller changes no node whose tables hold one, nor does this. (At
+    # boot, with no controller, the restore goes ahead: it reads past them.)
+    if [ "$mode" = apply ]; then
+        rules_of "$table" INPUT
+        if [ "$split" = 1 ]; then
+            echo "palisade: a rule comment in the $v filter table holds a newline, whose lines could pose as palisade's rules; it changes nothing here until that rule is gone (iptables-save shows it)" >&2
+            exit 3
+        fi
+    fi
     if [ -n "$save" ]; then
         case ${save%%"$nl"*} in
             "create $set hash:net family $fam "*) ;;

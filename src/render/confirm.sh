@@ -38,5 +38,5 @@ confirm_change() {
         state=rolled-back
     fi
     exec 9>&-
-    printf '==> confirm\nstate=%s\nboot=%s\n==> end\n' "$state" "$boot"
+    printf '==> confirm\n|state=%s\n|boot=%s\n==> end\n' "$state" "$boot"
 }

@@ -31,7 +31,7 @@ if [ -d /run/palisade/rollback ]; then
     lock_node
     settle
     exec 9>&-
-    if [ -n "$settled" ]; then printf '==> settled\n%s\n' "$settled"; fi
+    if [ -n "$settled" ]; then printf '==> settled\n|%s\n' "$settled"; fi
 fi
 set +e
 fetch seen /run/palisade/generation
@@ -66,23 +66,23 @@ case $verdict in
         exec 9>&-
         # In one write, as observe's (see say).
         reply=''
-        say '==> change'
+        section change
         say "id=$id"
         fetch armed "$snap/armed"
         if [ -n "$armed" ]; then say "armed=${armed%% *}"; fi
         if [ -n "$persisted" ]; then say "persist=$persisted"; fi
         say_chains v4 "$table_v4"
         say_chains v6 "$table_v6"
-        say '==> end'
+        section end
         printf '%s' "$reply"
         verdict
         case $verdict in
             "confirm "*) confirm_change "${verdict#confirm }" ;;
             abort)
                 if sh "$snap/rollback.sh" "$id" && [ -e "$snap/rolled-back" ] && [ ! -e "$snap/rollback-failed" ]; then
-                    printf '==> abort\nstate=rolled-back\n==> end\n'
+                    printf '==> abort\n|state=rolled-back\n==> end\n'
                 else
-                    printf '==> abort\nstate=rollback-failed\n==> end\n'
+                    printf '==> abort\n|state=rollback-failed\n==> end\n'
                 fi
                 ;;
         esac

@@ -8,16 +8,56 @@ PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 nl='
 '
 
+# quoted LINE: whether LINE opens or closes a quoted string it does not
+# end: one with an odd number of double quotes that no backslash escapes.
+# iptables-save quotes a string that holds anything but letters, digits,
+# `_` and `-` (a rule comment), escapes `"`, `\` and `'` in it with a
+# backslash, and prints a newline in it as it is: the lines after such a
+# line, up to the one that closes the string, are the string's, whatever
+# they look like (a forged rule, or a forged section of palisade's). Only
+# a line with a quote in it gets here; builtins only.
+quoted() {
+    # Most such lines hold one string that ends there: two quotes, no
+    # escape; they cost a pattern match, not a loop.
+    case $1 in
+        *\\* | *\"*\"*\"*) ;;
+        *\"*\"*) return 1 ;;
+        *\"*) return 0 ;;
+        *) return 1 ;;
+    esac
+    qrest=$1 q=1
+    while :; do
+        case $qrest in
+            *\\*)
+                qtail=${qrest#*\\}
+                qrest=${qrest%%\\*}${qtail#?}
+                ;;
+            *) break ;;
+        esac
+    done
+    while :; do
+        case $qrest in
+            *\"*) qrest=${qrest#*\"} q=$((1 - q)) ;;
+            *) return "$q" ;;
+        esac
+    done
+}
+
 # positions TABLE PARENT TARGET: sets pos to the rule numbers of
 # "-A PARENT -j TARGET", each followed by a space. No process, and no
 # here-document: `read` takes a byte a system call (a few milliseconds for
 # a table of a few kB), where splitting the text on newlines costs next to
 # nothing. Globbing is off while the lines are split (a rule can hold `*`).
+# The lines of a quoted string that goes on past its rule's line are no
+# rules (see quoted).
 positions() {
-    pos='' n=0
+    pos='' n=0 inq=0
     set -f
     ifs=$IFS IFS=$nl
     for line in $1; do
+        wasq=$inq
+        case $line in *\"*) if quoted "$line"; then inq=$((1 - inq)); fi ;; esac
+        case $wasq in 1) continue ;; esac
         case $line in
             "-A $2 "*)
                 n=$((n + 1))
@@ -41,12 +81,17 @@ $1" in
 }
 
 # rules_of TABLE CHAIN: sets rules to the chain's rules, in order, one a
-# line (split as positions does).
+# line (split as positions does, a quoted string's later lines skipped),
+# and split to 1 when TABLE has a quoted string that spans lines (see
+# quoted): what only something that forges lines puts there.
 rules_of() {
-    rules=''
+    rules='' inq=0 split=0
     set -f
     ifs=$IFS IFS=$nl
     for line in $1; do
+        wasq=$inq
+        case $line in *\"*) if quoted "$line"; then inq=$((1 - inq)) split=1; fi ;; esac
+        case $wasq in 1) continue ;; esac
         case $line in "-A $2 "*) rules="$rules$line$nl" ;; esac
     done
     IFS=$ifs
@@ -90,28 +135,53 @@ read_tables() {
     table_v6=$(ip6tables-save -t filter 2>/dev/null) || table_v6=''
 }
 
-# say LINE: adds LINE to `reply`, what the script prints in one write once
+# say TEXT: adds TEXT to `reply`, what the script prints in one write once
 # it is whole: sshd runs a command without a terminal with Nagle's algorithm
 # on, so a short packet it sends while an earlier short one is
 # unacknowledged waits for that acknowledgement, a round trip; a reply
 # printed a line at a time would arrive that much later.
+# TEXT is data: each of its lines (empty ones dropped, but for an empty
+# TEXT) goes out behind a `|`, and only `section` starts a line otherwise,
+# so nothing read from the node (a rule's or a set member's comment can
+# hold newlines) can pose as a section, or end a reply (`==> end`). Split
+# as positions does: builtins only.
 say() {
-    reply="$reply$1$nl"
+    case $1 in
+        *"$nl"*)
+            set -f
+            ifs=$IFS IFS=$nl
+            for line in $1; do reply="$reply|$line$nl"; done
+            IFS=$ifs
+            set +f
+            ;;
+        *) reply="$reply|$1$nl" ;;
+    esac
+}
+
+# section NAME: adds the header `==> NAME` to `reply`: the data said after
+# it, up to the next header, is the section's.
+section() {
+    reply="$reply==> $1$nl"
 }
 
 # say_chains V TABLE: the sections chain-V, input-V, docker-user-V and
 # docker-chain-V, each with its chain (`-N NAME`, then its rules) when
 # TABLE has it, said (see `say`): what observe prints, and what a change
-# prints of the chains it left.
+# prints of the chains it left; then forged-V, which says `table` when a
+# quoted string in TABLE spans lines (see rules_of): its lines could pose
+# as rules of these chains, so the controller trusts none of it.
 say_chains() {
+    split=0
     for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain"; do
-        say "==> ${c%%:*}-$1"
+        section "${c%%:*}-$1"
         if has_chain "$2" "${c#*:}"; then
             say "-N ${c#*:}"
             rules_of "$2" "${c#*:}"
-            reply="$reply$rules"
+            if [ -n "$rules" ]; then say "$rules"; fi
         fi
     done
+    section "forged-$1"
+    if [ "$split" = 1 ]; then say table; fi
 }
 
 # backend_of TABLE: sets backend to what `iptables -V` prints. The first

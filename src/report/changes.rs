@@ -125,6 +125,18 @@ impl fmt::Display for Change {
                 f,
                 "an earlier change was never confirmed: the node rolls it back by itself within {within}s"
             ),
+            Change::Forged { family, set: false } => write!(
+                f,
+                "{family} filter table has a rule comment with a newline in it, whose lines could pose as \
+                 rules: something with NET_ADMIN on the node may have forged them; remove that rule \
+                 (iptables-save shows it)"
+            ),
+            Change::Forged { family, set: true } => write!(
+                f,
+                "{family} set has a member whose comment has a newline in it, whose lines could pose as \
+                 members: something with NET_ADMIN on the node may have forged them; remove that member \
+                 (ipset save shows it)"
+            ),
             Change::BackendChanged { applied, now } => write!(
                 f,
                 "iptables backend changed: applied with {}, the node now uses {}",
@@ -284,7 +296,9 @@ pub fn lines(change: &Change) -> Vec<Line> {
             "boot files from an earlier run (persistence is off; they would restore an older whitelist)"
                 .into(),
         ),
-        Change::Unconfirmed { .. } | Change::BackendChanged { .. } => one(Alter, change.to_string()),
+        Change::Unconfirmed { .. } | Change::BackendChanged { .. } | Change::Forged { .. } => {
+            one(Alter, change.to_string())
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod agree;
 mod bastion;
 mod dcos;
 mod firewall;
+mod forged;
 mod harness;
 mod limit;
 mod lockout;
@@ -105,6 +106,7 @@ fn main() -> ExitCode {
         bastion::TESTS,
         dcos::TESTS,
         firewall::TESTS,
+        forged::TESTS,
         limit::TESTS,
         lockout::TESTS,
         output::TESTS,

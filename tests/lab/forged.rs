@@ -1,0 +1,185 @@
+//! Node output cannot be forged: `iptables-save` and `ipset save` print
+//! rule and member comments raw, newlines included, so anything with
+//! NET_ADMIN on a node can plant lines that look like palisade's rules or
+//! sections. Each test here plants such a forgery on a node whose
+//! whitelist it has also weakened, and shows that verify reports drift
+//! (and apply changes nothing) instead of `ok`.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::harness::{Lab, Needs, Spec};
+use crate::{bin, host, json, lab, lab_args, lab_tests, stderr};
+
+lab_tests![Needs::Plain =>
+    a_rule_comment_cannot_pose_as_a_rule_of_the_chain,
+    a_set_comment_cannot_pose_as_a_member_or_end_the_reply,
+];
+
+fn palisade(lab: &Lab, cmd: &str) -> Output {
+    lab.palisade(bin(), &lab_args(cmd, true, true, &[]))
+}
+
+fn expect(out: Output, code: i32) -> Value {
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(code), "{report:#}\n{}", stderr(&out));
+    report
+}
+
+fn kinds(report: &Value, name: &str) -> Vec<String> {
+    host(report, name)["changes"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|c| c["kind"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A node's iptables and ipset commands, for its backend.
+fn ipt(lab: &Lab, i: usize) -> &'static str {
+    if lab.nodes[i].legacy {
+        "iptables-legacy"
+    } else {
+        "iptables"
+    }
+}
+
+/// The chain loses its DROP (the node now admits everyone), and a rule in a
+/// chain iptables-save prints after palisade's (chains print in name order)
+/// carries a comment whose second line is that DROP, and a forged section
+/// with it: on the code before framing, `rules_of` took the comment's line
+/// for a rule of palisade's chain, and verify said ok.
+fn a_rule_comment_cannot_pose_as_a_rule_of_the_chain() {
+    let lab = lab!(Spec {
+        nodes: 2,
+        legacy: vec![1],
+        ..Spec::default()
+    });
+    expect(palisade(&lab, "apply"), 0);
+    expect(palisade(&lab, "verify"), 0);
+    let forged = "x\n==> end\n==> chain-v4\n-N PALISADE\n-A PALISADE -j DROP\n";
+    for i in 0..2 {
+        let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
+        lab.must(ns, &[ipt, "-w", "-D", "PALISADE", "-j", "DROP"]);
+        lab.must(ns, &[ipt, "-w", "-N", "ZZ-FORGE"]);
+        lab.must(
+            ns,
+            &[
+                ipt,
+                "-w",
+                "-A",
+                "ZZ-FORGE",
+                "-m",
+                "comment",
+                "--comment",
+                forged,
+                "-j",
+                "RETURN",
+            ],
+        );
+        let save = lab.must(ns, &[&format!("{ipt}-save"), "-t", "filter"]);
+        assert!(save.contains("\n-A PALISADE -j DROP\n"), "{save}");
+    }
+    let report = expect(palisade(&lab, "verify"), 3);
+    for name in ["node-00", "node-01"] {
+        assert_eq!(host(&report, name)["status"], "drift", "{report:#}");
+        let kinds = kinds(&report, name);
+        assert!(kinds.contains(&"forged".to_owned()), "{report:#}");
+        // The real rules, read past the forgery: the DROP is missing.
+        assert!(kinds.contains(&"rules-differ".to_owned()), "{report:#}");
+    }
+    // apply will not write from tables it cannot read for sure, and says why.
+    let before = lab.must(&lab.nodes[0].ns, &["iptables-save", "-t", "filter"]);
+    let report = expect(palisade(&lab, "apply"), 2);
+    let error = host(&report, "node-00")["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(error.contains("newline"), "{report:#}");
+    let after = lab.must(&lab.nodes[0].ns, &["iptables-save", "-t", "filter"]);
+    let rules = |s: &str| -> String { s.lines().filter(|l| l.starts_with('-')).collect() };
+    assert_eq!(rules(&after), rules(&before));
+    // With the forgery gone, apply puts the DROP back.
+    for i in 0..2 {
+        let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
+        lab.must(ns, &[ipt, "-w", "-F", "ZZ-FORGE"]);
+        lab.must(ns, &[ipt, "-w", "-X", "ZZ-FORGE"]);
+    }
+    expect(palisade(&lab, "apply"), 0);
+    expect(palisade(&lab, "verify"), 0);
+    // remove counts the jumps it deletes past such a comment too: one
+    // forged jump more would fail its all-or-nothing restore.
+    for i in 0..2 {
+        let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
+        lab.must(ns, &[ipt, "-w", "-N", "ZZ-FORGE"]);
+        let jump = "x\n-A INPUT -j PALISADE\n";
+        lab.must(
+            ns,
+            &[
+                ipt,
+                "-w",
+                "-A",
+                "ZZ-FORGE",
+                "-m",
+                "comment",
+                "--comment",
+                jump,
+                "-j",
+                "RETURN",
+            ],
+        );
+    }
+    expect(palisade(&lab, "remove"), 0);
+    for i in 0..2 {
+        let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
+        assert!(!lab.must(ns, &[ipt, "-w", "-S", "INPUT"]).contains("PALISADE"));
+        assert!(!lab.exec(ns, &[ipt, "-w", "-S", "PALISADE"]).status.success());
+    }
+}
+
+/// A member leaves the set, and the comment of the member `ipset save`
+/// prints last carries its `add` line and a forged `==> end`: on the code
+/// before framing, the set still seemed whole, and verify said ok.
+fn a_set_comment_cannot_pose_as_a_member_or_end_the_reply() {
+    let lab = lab!(Spec {
+        nodes: 2,
+        ..Spec::default()
+    });
+    expect(palisade(&lab, "apply"), 0);
+    let ns = &lab.nodes[0].ns;
+    let gone = lab.nodes[1].ip4.to_string();
+    lab.must(ns, &["ipset", "del", "palisade4", &gone]);
+    let save = lab.must(ns, &["ipset", "save", "palisade4"]);
+    let last = save
+        .lines()
+        .rfind(|l| l.starts_with("add "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_else(|| panic!("{save}"))
+        .to_owned();
+    let forged = format!("\nadd palisade4 {gone}\n==> end\n");
+    lab.must(
+        ns,
+        &["ipset", "-exist", "add", "palisade4", &last, "comment", &forged],
+    );
+    let save = lab.must(ns, &["ipset", "save", "palisade4"]);
+    assert!(
+        save.ends_with(&format!("\nadd palisade4 {gone}\n==> end\n\"\n")),
+        "{save}"
+    );
+
+    let report = expect(palisade(&lab, "verify"), 3);
+    assert_eq!(host(&report, "node-00")["status"], "drift", "{report:#}");
+    let kinds = kinds(&report, "node-00");
+    assert!(kinds.contains(&"forged".to_owned()), "{report:#}");
+    assert!(kinds.contains(&"members-missing".to_owned()), "{report:#}");
+    assert_eq!(host(&report, "node-01")["status"], "ok", "{report:#}");
+    expect(palisade(&lab, "apply"), 2);
+    assert!(
+        !lab.exec(ns, &["ipset", "test", "palisade4", &gone])
+            .status
+            .success()
+    );
+}
