@@ -184,6 +184,20 @@ check_owned() {
     done
 }
 
+# palisade's temporary sets, SET-new (filled, then swapped in) and SET-old
+# (a rollback's copy of a set it puts back), are its own like the others: it
+# flushes, swaps or destroys one only when it carries palisade's mark. The
+# check costs no process where palisade makes them anyway: `create` with
+# -exist accepts an existing set only when it has the type, size and
+# extensions (the comment extension: the mark) palisade makes its sets
+# with, so a commit's `ipset restore` that starts with these creates stops
+# there, before any change, at another tool's set of such a name.
+# drop_temp SET: destroy palisade's temporary set SET, if there is one;
+# fails, leaving it, when SET is another tool's.
+drop_temp() {
+    ipset -exist create "$1" hash:net maxelem 65536 comment 2>/dev/null && ipset destroy "$1" 2>/dev/null
+}
+
 # The node lock, /run/palisade/lock, has one owner at a time: an apply or a
 # remove (which fail at once when it is taken), a confirmation or a rollback
 # (which wait for it). A change's fate is then decided by one claim (the

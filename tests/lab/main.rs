@@ -10,6 +10,7 @@
 //! out of the list is dead code, which clippy's `-D warnings` refuses.
 
 mod agree;
+mod concurrent;
 mod dcos;
 mod firewall;
 mod harness;
@@ -100,6 +101,7 @@ fn main() -> ExitCode {
     let ci = std::env::var("CI").as_deref() == Ok("true");
     let lab_tests = [
         agree::TESTS,
+        concurrent::TESTS,
         dcos::TESTS,
         firewall::TESTS,
         limit::TESTS,
