@@ -309,6 +309,45 @@ impl Settings {
             bail!("{resolvers_from}: {net} is a network; a DNS resolver is one address");
         }
         let public_only = flags.public_only || config.whitelist.public_only.unwrap_or(false);
+        // Where a set's name came from: the flag, the file's key, or the default.
+        let set_from = |flag: bool, file: bool, v: char| match (flag, file) {
+            (true, _) => format!("--set{v}"),
+            (false, true) => format!("{config_name}: firewall.set{v}"),
+            (false, false) => format!("--set{v} (default)"),
+        };
+        let set4_from = set_from(names.set4.is_some(), fw.set4.is_some(), '4');
+        let set6_from = set_from(names.set6.is_some(), fw.set6.is_some(), '6');
+        let set4: SetName = names
+            .set4
+            .clone()
+            .or(fw.set4)
+            .unwrap_or_else(|| name("palisade4"));
+        let set6: SetName = names
+            .set6
+            .clone()
+            .or(fw.set6)
+            .unwrap_or_else(|| name("palisade6"));
+        match policy::set_clash(&set4, &set6) {
+            None => {}
+            Some(policy::SetClash::Same(n)) => {
+                bail!("{set4_from} and {set6_from} are both {n:?}: the IPv4 and IPv6 sets need a name each")
+            }
+            Some(policy::SetClash::Temporary {
+                set,
+                name,
+                of,
+                suffix,
+            }) => {
+                let (from, of_from) = match set {
+                    policy::Family::V4 => (&set4_from, &set6_from),
+                    policy::Family::V6 => (&set6_from, &set4_from),
+                };
+                bail!(
+                    "{from}: {name:?} is the name palisade gives the temporary set ({suffix}) it makes beside {of_from} {of:?} \
+                     while it changes or rolls back that set; choose another name"
+                )
+            }
+        }
         let policy = PolicyOptions {
             public_only,
             open,
@@ -320,16 +359,8 @@ impl Settings {
                 config.whitelist.interfaces,
                 &policy::DEFAULT_INTERFACES,
             ),
-            set4: names
-                .set4
-                .clone()
-                .or(fw.set4)
-                .unwrap_or_else(|| name("palisade4")),
-            set6: names
-                .set6
-                .clone()
-                .or(fw.set6)
-                .unwrap_or_else(|| name("palisade6")),
+            set4,
+            set6,
             chain: names
                 .chain
                 .clone()

@@ -318,7 +318,8 @@ fn word(s: &str, max: usize, extra: &[u8]) -> bool {
 
 name_type!(
     /// An ipset set name. ipset allows 31 bytes; palisade keeps 4 for the
-    /// `-new` suffix of the set it fills before the swap. `dcos-` is DC/OS's
+    /// suffixes of its temporary sets beside it, `-new` (filled before the
+    /// swap) and `-old` (a rollback's). `dcos-` is DC/OS's
     /// own prefix (dcos-l4lb), never ours.
     SetName,
     "ipset set name",

@@ -190,6 +190,70 @@ pub enum PolicyError {
     TooMany { family: Family, count: usize },
     #[error("set names must differ (set4 and set6 are both {0:?})")]
     SameSets(String),
+    #[error("set names collide: {0}")]
+    SetsCollide(SetClash),
+}
+
+/// The suffixes of the temporary sets palisade makes beside each of its
+/// sets: SET-new is filled and swapped in by a change, SET-old is the copy
+/// a rollback fills and swaps back. The node treats a set of such a name
+/// as palisade's own (it flushes, swaps and destroys it), so no name may be
+/// another's temporary one. [`crate::net::SetName`] leaves room for them
+/// within ipset's 31 bytes.
+pub const TEMP_SET_SUFFIXES: [&str; 2] = ["-new", "-old"];
+
+/// How the names of the two sets, and of their temporary sets, collide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetClash {
+    /// set4 and set6 are the same name.
+    Same(String),
+    /// The set of family `set` is named as the temporary set (`suffix`) of
+    /// the other family's set, `of`.
+    Temporary {
+        set: Family,
+        name: String,
+        of: String,
+        suffix: &'static str,
+    },
+}
+
+impl std::fmt::Display for SetClash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetClash::Same(name) => write!(f, "set4 and set6 are both {name:?}"),
+            SetClash::Temporary {
+                set,
+                name,
+                of,
+                suffix,
+            } => write!(
+                f,
+                "the {set} set {name:?} has the name palisade gives its temporary set ({suffix}) beside the other set, {of:?}"
+            ),
+        }
+    }
+}
+
+/// Whether any two of set4, set6 and their temporary sets
+/// ([`TEMP_SET_SUFFIXES`]) would have the same name. (Two temporary sets
+/// collide only when the sets do.)
+pub fn set_clash(set4: &SetName, set6: &SetName) -> Option<SetClash> {
+    if set4 == set6 {
+        return Some(SetClash::Same(set4.to_string()));
+    }
+    for (set, name, of) in [(Family::V6, set6, set4), (Family::V4, set4, set6)] {
+        for suffix in TEMP_SET_SUFFIXES {
+            if name.as_str().strip_suffix(suffix) == Some(of.as_str()) {
+                return Some(SetClash::Temporary {
+                    set,
+                    name: name.to_string(),
+                    of: of.to_string(),
+                    suffix,
+                });
+            }
+        }
+    }
+    None
 }
 
 impl Policy {
@@ -213,8 +277,10 @@ impl Policy {
                 return Err(PolicyError::TooMany { family, count });
             }
         }
-        if opts.set4 == opts.set6 {
-            return Err(PolicyError::SameSets(opts.set4.to_string()));
+        match set_clash(&opts.set4, &opts.set6) {
+            Some(SetClash::Same(name)) => return Err(PolicyError::SameSets(name)),
+            Some(clash) => return Err(PolicyError::SetsCollide(clash)),
+            None => {}
         }
         Ok(Policy {
             set4: opts.set4.clone(),
@@ -721,5 +787,40 @@ mod tests {
         let mut o = options();
         o.set6 = o.set4.clone();
         assert!(Policy::desired(&inventory(), &o).is_err());
+    }
+
+    #[test]
+    fn set_names_and_their_temporary_sets_never_collide() {
+        let name = |s: &str| s.parse::<SetName>().unwrap();
+        let clash = |a: &str, b: &str| set_clash(&name(a), &name(b));
+        assert_eq!(clash("p4", "p6"), None);
+        assert_eq!(clash("p", "p"), Some(SetClash::Same("p".into())));
+        for suffix in TEMP_SET_SUFFIXES {
+            let derived = format!("p4{suffix}");
+            assert!(matches!(
+                clash("p4", &derived),
+                Some(SetClash::Temporary { set: Family::V6, .. })
+            ));
+            assert!(matches!(
+                clash(&derived, "p4"),
+                Some(SetClash::Temporary { set: Family::V4, .. })
+            ));
+        }
+        // Only the exact suffix: "p4-newer" and "p4new" are names of their own.
+        assert_eq!(clash("p4", "p4-newer"), None);
+        assert_eq!(clash("p4", "p4new"), None);
+        let mut o = options();
+        o.set6 = name(&format!("{}-new", o.set4));
+        assert!(matches!(
+            Policy::desired(&inventory(), &o),
+            Err(PolicyError::SetsCollide(_))
+        ));
+        // The longest name leaves room for its temporary sets in ipset's 31
+        // bytes.
+        let longest = "s".repeat(27);
+        for suffix in TEMP_SET_SUFFIXES {
+            assert!(longest.len() + suffix.len() <= 31);
+        }
+        assert!(format!("{longest}s").parse::<SetName>().is_err());
     }
 }

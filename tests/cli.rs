@@ -464,3 +464,79 @@ fn a_flag_value_is_escaped_in_a_usage_error() {
     assert!(!err.contains('\r') && !err.contains('\u{1b}'), "{err:?}");
     assert!(err.contains("1\\r2\\u{1b}[31m"), "{err}");
 }
+#[test]
+fn set_names_whose_temporary_sets_collide_are_refused_naming_the_setting() {
+    let inv = fixture();
+    let inv = inv.to_str().unwrap();
+    // palisade makes SET-new and SET-old beside each set: neither set may
+    // have the other's temporary names, nor the other's own.
+    for (flags, says) in [
+        (
+            &["--set6", "palisade4-new"][..],
+            r#"--set6: "palisade4-new" is the name palisade gives the temporary set (-new) it makes beside --set4 (default) "palisade4""#,
+        ),
+        (
+            &["--set4", "v6-old", "--set6", "v6"],
+            r#"--set4: "v6-old" is the name palisade gives the temporary set (-old) it makes beside --set6 "v6""#,
+        ),
+        (
+            &["--set4", "same", "--set6", "same"],
+            r#"--set4 and --set6 are both "same""#,
+        ),
+    ] {
+        for cmd in ["plan", "apply", "verify", "remove"] {
+            let mut args = vec![cmd, "--inventory", inv];
+            args.extend_from_slice(flags);
+            let out = palisade(&args);
+            assert_eq!(out.status.code(), Some(1), "{cmd} {flags:?}: {}", stderr(&out));
+            assert!(stderr(&out).contains(says), "{cmd} {flags:?}: {}", stderr(&out));
+        }
+    }
+    // The same from the config file, named by its key.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("palisade.toml");
+    std::fs::write(&config, "[firewall]\nset4 = \"w\"\nset6 = \"w-old\"\n").unwrap();
+    let out = palisade(&["plan", "--inventory", inv, "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains(r#"firewall.set6: "w-old" is the name palisade gives the temporary set (-old)"#),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The PALISADE_TEST_* knobs are read only by a build with the lab-hooks
+/// feature: a knob no build could take stops such a build at once, and
+/// changes nothing in a build without it, which goes on to its first local
+/// check (no SSH key here) as if the variable were not there.
+#[test]
+fn only_a_lab_hooks_build_reads_the_test_knobs() {
+    let inv = fixture();
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args([
+            "apply",
+            "--inventory",
+            inv.to_str().unwrap(),
+            "--limit",
+            "agent-1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("RUST_LOG")
+        .env("PALISADE_TEST_CONFIRM_SOURCE", "not-an-address")
+        .env("PALISADE_TEST_HOLD_CONFIRM", "forever")
+        .output()
+        .expect("palisade runs");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    if cfg!(feature = "lab-hooks") {
+        assert!(
+            stderr(&out).contains("PALISADE_TEST_CONFIRM_SOURCE"),
+            "{}",
+            stderr(&out)
+        );
+    } else {
+        assert!(!stderr(&out).contains("PALISADE_TEST"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("no SSH key"), "{}", stderr(&out));
+    }
+}

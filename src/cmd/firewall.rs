@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::retry::Attempt;
 use crate::config::Settings;
@@ -24,6 +24,9 @@ use crate::report::terminal::{escape, escape_lines};
 use crate::transport;
 
 pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
+    // First, so that a bad knob stops the run before anything else.
+    let confirm_source = test_hook("PALISADE_TEST_CONFIRM_SOURCE")?;
+    let hold_confirm = Duration::from_secs(test_hook("PALISADE_TEST_HOLD_CONFIRM")?.unwrap_or(0));
     let inv = inventory::load(&settings.source, &settings.roles)?;
     let policy = Policy::desired(&inv, &settings.policy)?;
     let policies = policy.by_role(&inv);
@@ -58,8 +61,8 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         confirm_timeout: settings.confirm_timeout,
         connect_timeout: settings.connect_timeout,
         phases: phases.clone(),
-        confirm_source: test_hook("PALISADE_TEST_CONFIRM_SOURCE")?,
-        hold_confirm: Duration::from_secs(test_hook("PALISADE_TEST_HOLD_CONFIRM")?.unwrap_or(0)),
+        confirm_source,
+        hold_confirm,
         port: settings.port,
         // Matched against the whole inventory: the bastion may be a node
         // --limit leaves out, or a deposed one.
@@ -151,15 +154,25 @@ fn warn_closed_public_agents(inv: &Inventory, policies: &BTreeMap<Role, Policy>)
 }
 
 /// A knob for the lab tests only (they cannot otherwise make a confirmation
-/// fail or land late); not part of the interface.
+/// fail or land late); not part of the interface. Only a build with the
+/// `lab-hooks` feature, which the lab's builds enable, reads it: in a build
+/// for use, no variable in the environment can change what a run does.
+#[cfg(feature = "lab-hooks")]
 fn test_hook<T: std::str::FromStr>(name: &str) -> Result<Option<T>>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
+    use anyhow::Context;
     match std::env::var(name) {
         Ok(v) => Ok(Some(v.parse().with_context(|| format!("{name}={v:?}"))?)),
         Err(_) => Ok(None),
     }
+}
+
+/// Without the `lab-hooks` feature, no test knob is read (see above).
+#[cfg(not(feature = "lab-hooks"))]
+fn test_hook<T>(_name: &str) -> Result<Option<T>> {
+    Ok(None)
 }
 
 async fn interrupted() -> &'static str {
@@ -179,31 +192,42 @@ async fn interrupted() -> &'static str {
 
 fn interrupt_report(signal: &str, phases: &Phases, total: usize) -> String {
     let phases = phases.lock().unwrap_or_else(|e| e.into_inner());
-    let now = SystemTime::now();
-    let confirmed: Vec<&str> = phases
-        .iter()
-        .filter(|(_, p)| **p == Phase::Confirmed)
-        .map(|(n, _)| n.as_str())
-        .collect();
+    let now = Instant::now();
+    let named = |phase: Phase| -> Vec<&str> {
+        phases
+            .iter()
+            .filter(|(_, p)| **p == phase)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    };
+    let confirmed = named(Phase::Confirmed);
+    let confirming = named(Phase::Confirming);
     let armed: Vec<String> = phases
         .iter()
         .filter_map(|(n, p)| match p {
             Phase::Armed(at) => {
-                let left = at.duration_since(now).unwrap_or_default().as_secs();
+                let left = at.saturating_duration_since(now).as_secs();
                 Some(format!("{n} (in {left} s)"))
             }
-            Phase::Confirmed => None,
+            Phase::Confirming | Phase::Confirmed => None,
         })
         .collect();
     let mut out = format!("palisade: {signal}; stopped before finishing.\n");
     out += &format!("  confirmed, keep the new whitelist: {}\n", list(&confirmed));
+    if !confirming.is_empty() {
+        out += &format!(
+            "  confirmation sent, answer not read: confirmed if it reached the node before its deadline \
+             (check with verify): {}\n",
+            list(&confirming)
+        );
+    }
     out += &format!(
         "  changed but not confirmed, roll back by themselves: {}\n",
         list(&armed)
     );
     out += &format!(
         "  not changed: {} host(s)\nRun the same command again to converge the fleet.",
-        total - confirmed.len() - armed.len()
+        total.saturating_sub(phases.len())
     );
     out
 }
@@ -213,5 +237,35 @@ fn list<T: AsRef<str>>(items: &[T]) -> String {
         "none".into()
     } else {
         items.iter().map(|i| i.as_ref()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupt_says_where_each_changed_host_stands() {
+        let phases: Phases = Arc::new(Mutex::new(BTreeMap::from([
+            ("a".to_owned(), Phase::Confirmed),
+            ("b".to_owned(), Phase::Confirming),
+            (
+                "c".to_owned(),
+                Phase::Armed(Instant::now() + Duration::from_secs(30)),
+            ),
+        ])));
+        let text = interrupt_report("interrupted", &phases, 5);
+        assert!(text.contains("confirmed, keep the new whitelist: a\n"), "{text}");
+        // Sent, not yet answered: neither confirmed nor rolling back for sure.
+        assert!(
+            text.contains("confirmation sent, answer not read: confirmed if it reached the node before its deadline (check with verify): b\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("roll back by themselves: c (in 29 s)")
+                || text.contains("roll back by themselves: c (in 30 s)"),
+            "{text}"
+        );
+        assert!(text.contains("not changed: 2 host(s)"), "{text}");
     }
 }

@@ -16,7 +16,7 @@ pub use outcome::{Note, Outcome, Unconfirmed};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::diff::{Change, diff, plan};
 use crate::inventory::{Host, Role};
@@ -51,7 +51,8 @@ pub struct Job {
     pub phases: Phases,
     /// Test-only: the local address the confirmation connection leaves from.
     pub confirm_source: Option<IpAddr>,
-    /// Test-only: a pause between the change and its confirmation.
+    /// Test-only: a pause before each confirmation (of a change this run
+    /// made, or of one it found pending).
     pub hold_confirm: Duration,
     /// The nodes' SSH port (`--port`): the lockout check asks whether a
     /// new connection to it gets in.
@@ -60,11 +61,16 @@ pub struct Job {
     pub jump: Option<bastion::Jump>,
 }
 
-/// Where a changed host stands in the confirm protocol.
+/// Where a changed host stands in the confirm protocol. Times are on the
+/// monotonic clock: a wall-clock step (NTP, an operator) moves neither the
+/// node's deadline (on its /proc/uptime) nor palisade's count of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// Changed, not yet confirmed: it rolls back by itself at this time.
-    Armed(SystemTime),
+    Armed(Instant),
+    /// The confirmation is on its way, its answer not yet read: the change
+    /// is kept unless the confirmation reached the node after its deadline.
+    Confirming,
     Confirmed,
 }
 
@@ -232,8 +238,8 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         Decision::Refuse(changes, refusal) => return Ok(Outcome::Refused { changes, refusal }),
         Decision::Fail(e) => return Err(e.into()),
         Decision::ConfirmPending(changes) => {
-            // An interrupted run left the node as wanted but unconfirmed:
-            // confirm it now, while it is still there.
+            // Another run (interrupted, or still at work) left the node as
+            // wanted but unconfirmed: confirm it now, while it is still there.
             let window = job.connect_timeout.min(Duration::from_secs(2));
             let fresh = session.fresh_connection(job.confirm_source, window);
             if let Err(reason) = session.timed(timing::Phase::FreshConnection, fresh).await {
@@ -245,15 +251,26 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
                 }
                 .into());
             };
-            // Pending: it rolls back by itself unless this confirms it.
-            let within = Duration::from_secs(before.pending_rollback.unwrap_or(0));
-            job.set_phase(host, Some(Phase::Armed(SystemTime::now() + within)));
+            if !job.hold_confirm.is_zero() {
+                tokio::time::sleep(job.hold_confirm).await;
+            }
+            // Pending: it rolls back by itself unless this confirms it in time.
+            job.set_phase(host, Some(Phase::Confirming));
             let fate = session
                 .timed(timing::Phase::Confirm, tell(&mut talk, Verdict::Confirm(id)))
                 .await?;
             let boot_failed = match protocol::fate(&fate).map_err(NodeError::from)? {
                 Fate::Confirmed { boot_failed } => boot_failed,
-                Fate::RolledBack | Fate::Gone => return Err(NodeError::PendingRolledBack.into()),
+                Fate::RolledBack => {
+                    job.set_phase(host, None);
+                    return Err(NodeError::PendingRolledBack.into());
+                }
+                // Not rolled back: no change of that id is pending (and none
+                // was confirmed: the node says `confirmed` for one that was).
+                Fate::Gone => {
+                    job.set_phase(host, None);
+                    return Err(NodeError::Gone.into());
+                }
             };
             job.set_phase(host, Some(Phase::Confirmed));
             let mut notes = vec![Note::ConfirmedLeftover];
@@ -266,7 +283,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         Decision::Change(changes) => changes,
     };
 
-    let deadline = SystemTime::now() + job.confirm_timeout;
+    let deadline = Instant::now() + job.confirm_timeout;
     job.set_phase(host, Some(Phase::Armed(deadline)));
     let made = match session
         .timed(
@@ -302,7 +319,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     };
     // The node armed its timer before it answered: it rolls back by this
     // time at the latest.
-    let latest = SystemTime::now() + job.confirm_timeout;
+    let latest = Instant::now() + job.confirm_timeout;
     let left = protocol::left_in_chains(diff(policy, &made.after));
     if !left.is_empty() {
         // Never confirm what is not what was asked for: roll it back now.
@@ -322,7 +339,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     // Only a confirmation that lands before the deadline means anything: a
     // late one would race the rollback (a dropped SYN is retried and gets
     // through once the node has rolled back).
-    let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    let left = deadline.saturating_duration_since(Instant::now());
     let window = job
         .connect_timeout
         .min(left.saturating_sub(Duration::from_secs(2)));
@@ -334,6 +351,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         let why = Unconfirmed::NoNewConnection(reason);
         return rolled_back(session, job, host, policy, &before, latest, why).await;
     }
+    job.set_phase(host, Some(Phase::Confirming));
     let fate = session
         .timed(
             timing::Phase::Confirm,
@@ -343,6 +361,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     let boot_failed = match protocol::fate(&fate).map_err(NodeError::from)? {
         Fate::Confirmed { boot_failed } => boot_failed,
         Fate::RolledBack => {
+            job.set_phase(host, Some(Phase::Armed(latest)));
             return rolled_back(session, job, host, policy, &before, latest, Unconfirmed::TooLate).await;
         }
         Fate::Gone => {
@@ -461,7 +480,7 @@ async fn rolled_back(
     host: &Host,
     policy: &Policy,
     before: &Observed,
-    deadline: SystemTime,
+    deadline: Instant,
     why: Unconfirmed,
 ) -> Result<Outcome, Failure> {
     let wait = waited_out(session, policy, before, deadline, why);
@@ -476,10 +495,10 @@ async fn waited_out(
     session: &Session,
     policy: &Policy,
     before: &Observed,
-    deadline: SystemTime,
+    deadline: Instant,
     why: Unconfirmed,
 ) -> Result<Outcome, Failure> {
-    let wait = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    let wait = deadline.saturating_duration_since(Instant::now());
     tokio::time::sleep(wait + Duration::from_millis(500)).await;
     for _ in 0..60 {
         let st = session.run(Privilege::Root, &render::status()).await?.success()?;

@@ -38,7 +38,8 @@ pub enum Outcome {
 /// Something worth saying about a change that was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Note {
-    /// The change confirmed was one an interrupted run had left pending.
+    /// The change confirmed was one another run had left pending: an
+    /// interrupted one, or one at work on the node at the same time.
     ConfirmedLeftover,
     /// Before its change, the run rolled back what an interrupted run had
     /// left half undone.

@@ -121,8 +121,9 @@ undo_once() {
         { set_back v4 "$set4" && set_back v6 "$set6"; } || bad=1
     fi
     if [ "$bad" = 0 ]; then
-        ipset destroy "$set4-old" 2>/dev/null
-        ipset destroy "$set6-old" 2>/dev/null
+        # Only palisade's own (see drop_temp).
+        drop_temp "$set4-old"
+        drop_temp "$set6-old"
         if [ "$mode" = apply ]; then
             dir=${restore_path%/*}
             rm -f "$dir/restore.sh.new" "$dir/backend.new" "$unit_path.new" || bad=1
@@ -222,6 +223,17 @@ finish() {
     trap '' HUP PIPE INT TERM
     trap - EXIT
     if [ "$rc" -ne 0 ]; then
+        # Another tool's set of a temporary set's name stopped the commit's
+        # `ipset restore` at its first lines, before it changed anything
+        # (see drop_temp): there is nothing to undo. Ours are dropped.
+        foreign=''
+        for s in "$set4-new" "$set6-new" "$set4-old" "$set6-old"; do
+            drop_temp "$s" || foreign="$foreign $s"
+        done
+        if [ -n "$foreign" ] && [ -e "$snap/step.1" ] && [ ! -e "$snap/step.2" ]; then
+            echo "palisade: another tool's ipset has a name palisade uses for a temporary set of its own:$foreign; palisade will not touch it: remove it, or choose other names (--set4, --set6); nothing was changed" >&2
+            rm -f "$snap/step.1"
+        fi
         if [ -e "$snap/step.1" ]; then
             echo "palisade: a step failed (exit $rc); putting the previous state back" >&2
         fi
@@ -234,8 +246,6 @@ finish() {
         else
             echo "palisade: could not put everything back; the node keeps trying" >&2
         fi
-        ipset destroy "$set4-new" 2>/dev/null
-        ipset destroy "$set6-new" 2>/dev/null
     fi
     exit "$rc"
 }
@@ -323,14 +333,23 @@ prepare() {
                 ;;
         esac
         printf '%s\n' "$save" >"$snap/set.$v"
-        undo_sets="$undo_sets{ ipset destroy '$set-old' 2>/dev/null; sed -e 's/^create $set /create $set-old /' -e 's/^add $set /add $set-old /' '$snap/set.$v' | ipset restore && ipset swap '$set-old' '$set'; } || u=1; "
-    else
+        # Into SET-old, made as SET was (its hash seed too, so that it lists
+        # its members as before), emptied, filled and swapped in. With
+        # -exist, an SET-old of another tool's stops the restore at its
+        # first line (see drop_temp).
+        undo_sets="$undo_sets{ { sed -n '1s/^create $set /create $set-old /p' '$snap/set.$v'; echo 'flush $set-old'; sed -n 's/^add $set /add $set-old /p' '$snap/set.$v'; } | ipset -exist restore && ipset swap '$set-old' '$set'; } || u=1; "
+    fi
+    # The temporary sets first, before every other line of the one `ipset
+    # restore`, so that it stops before any change when another tool has a
+    # set of such a name (see drop_temp): SET-new, made (a stale one from a
+    # killed run is emptied below), and SET-old, made and dropped, so that
+    # the rollback can make it.
+    sets="create $set-new hash:net family $fam maxelem 65536 comment${nl}create $set-old hash:net family $fam maxelem 65536 comment$nl${sets}destroy $set-old$nl"
+    if [ -z "$save" ]; then
         sets="${sets}create $set hash:net family $fam maxelem 65536 comment$nl"
         undo_sets="$undo_sets{ ipset destroy '$set' 2>/dev/null || ! ipset list -n '$set' >/dev/null 2>&1; } || u=1; "
     fi
-    # SET-new, made (a stale one from a killed run is emptied), filled,
-    # swapped in and dropped, by the same `ipset restore`.
-    sets="${sets}create $set-new hash:net family $fam maxelem 65536 comment$nl"
+    # SET-new filled, swapped in and dropped, by the same `ipset restore`.
     if [ "$v" = v4 ]; then members=$members_v4; else members=$members_v6; fi
     sets="${sets}flush $set-new$nl$members"
     sets="${sets}swap $set-new $set${nl}destroy $set-new$nl"

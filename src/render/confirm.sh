@@ -6,6 +6,10 @@
 # one finishes until the next run settles it. Prints `==> confirm`, the
 # change's fate (`state=confirmed`, `state=rolled-back` or `state=none`),
 # `boot=failed` when the boot files could not be written, and `==> end`.
+# Two runs may confirm the same change (one made it, the other found it
+# pending): the winner records the id it confirmed, and its boot files'
+# fate, in /run/palisade/confirmed, so the other hears `confirmed` too,
+# not `none` for a snapshot the winner removed.
 confirm_change() {
     set +e
     trap '' HUP PIPE INT TERM
@@ -16,10 +20,15 @@ confirm_change() {
     fetch died "$snap/claim"
     fetch sid "$snap/id"
     settle
+    fetch done /run/palisade/confirmed
     boot=ok
     if [ "$sid" != "$1" ]; then
-        state=none
+        case $done in
+            "$1 "*) state=confirmed boot=${done#"$1 "} ;;
+            *) state=none ;;
+        esac
     elif [ ! -d "$snap" ] && [ "$died" = confirm ]; then
+        echo "$1 $boot" >/run/palisade/confirmed
         state=confirmed
     elif [ ! -d "$snap" ]; then
         state=none
@@ -31,6 +40,7 @@ confirm_change() {
             echo "palisade: the change is confirmed, but writing its boot restore failed" >&2
             boot=failed
         fi
+        echo "$1 $boot" >/run/palisade/confirmed
         rm -rf "$snap"
         bump
         state=confirmed

@@ -98,12 +98,6 @@ rules_of() {
     set +f
 }
 
-# chain_rules TABLE CHAIN: prints the chain's rules, in order.
-chain_rules() {
-    rules_of "$1" "$2"
-    printf '%s' "$rules"
-}
-
 # fetch VAR FILE: sets VAR to FILE's first line, or to nothing when there is
 # no such file: `$(cat FILE)` without its two processes.
 fetch() {
@@ -216,42 +210,6 @@ bump() {
 uptime() {
     read -r now rest </proc/uptime
     now=${now%%.*}
-}
-
-# owned_chain TABLE CHAIN SET TARGET: whether CHAIN is palisade's: it carries
-# palisade's mark, or (made before there was one) it checks SET with TARGET
-# and ends in DROP. palisade never replaces another tool's chain.
-owned_chain() {
-    rules_of "$1" "$2"
-    case $rules in *" -m comment --comment $mark "*) return 0 ;; esac
-    case $rules in *"-m set --match-set $3 src -j $4"*) ;; *) return 1 ;; esac
-    case $rules in *"-A $2 -j DROP$nl") return 0 ;; esac
-    return 1
-}
-
-# owned_set SET TABLE SAVE: whether SET (whose `ipset save` is SAVE) is
-# palisade's: made with the comment extension, as palisade makes its sets
-# (its create line, the first, says so), or (made before that) checked by
-# palisade's chain in TABLE.
-owned_set() {
-    case ${3%%"$nl"*} in *" comment"*) return 0 ;; esac
-    has_chain "$2" "$chain" && owned_chain "$2" "$chain" "$1" ACCEPT
-}
-
-# check_owned SET TABLE SAVE: fail, before anything changes, when a set or
-# chain palisade would replace has the name of one palisade did not make.
-# SAVE is the set's `ipset save`, empty when there is no such set.
-check_owned() {
-    if [ -n "$3" ] && ! owned_set "$1" "$2" "$3"; then
-        echo "palisade: ipset $1 exists but palisade did not make it; it will not replace another tool's set: remove it, or choose other names (--set4, --set6)" >&2
-        exit 3
-    fi
-    for c in "$chain:ACCEPT" "$dchain:RETURN"; do
-        if has_chain "$2" "${c%:*}" && ! owned_chain "$2" "${c%:*}" "$1" "${c#*:}"; then
-            echo "palisade: chain ${c%:*} exists but palisade did not make it; it will not replace another tool's chain: choose another name (--chain)" >&2
-            exit 3
-        fi
-    done
 }
 
 # The node lock, /run/palisade/lock, has one owner at a time: an apply or a
@@ -372,23 +330,6 @@ settle() {
         [ "$now" -gt "$((${due:-0} + 30))" ]; then
         sh "$s/rollback.sh" "$sid" --locked expired || true
         settled=expired
-    fi
-}
-
-# cancel_rollback: (lock held) cancel a pending rollback of an earlier
-# change, if any, and forget it.
-cancel_rollback() {
-    snap=/run/palisade/rollback
-    [ -d "$snap" ] || return 0
-    if [ -e "$snap/rolled-back" ]; then
-        rm -rf "$snap"
-    elif claim "$snap" remove || [ -e "$snap/rollback-failed" ]; then
-        # A rollback that failed (and retries) holds no lock between its
-        # tries: remove takes its claim over, as it takes away what that
-        # rollback would put back.
-        echo remove >"$snap/claim"
-        disarm "$snap"
-        rm -rf "$snap"
     fi
 }
 

@@ -24,6 +24,7 @@ pub const UNIT_PATH: &str = "/etc/systemd/system/palisade.service";
 /// Shell functions shared by every script that reads or changes netfilter.
 pub(crate) const LIB: &str = include_str!("lib.sh");
 const APPLY: &str = include_str!("apply.sh");
+const WRITERS: &str = include_str!("writers.sh");
 const CONFIRM: &str = include_str!("confirm.sh");
 const CONVERGE: &str = include_str!("converge.sh");
 const REMOVE: &str = include_str!("remove.sh");
@@ -69,7 +70,7 @@ pub fn change_code(policy: &Policy, fix: &Fix) -> String {
         s.push_str(&quoted(&format!("forward_{v}"), &fix::forward(policy, family, f)));
         s.push_str(&format!("docker_{v}={}\n", f.docker.word()));
     }
-    s.push_str(&quoted("apply_text", &code(APPLY)));
+    s.push_str(&quoted("apply_text", &apply_code()));
     s.push_str("eval \"$apply_text\"\n");
     if policy.persist {
         s.push_str(&quoted("restore_head", RESTORE_HEAD));
@@ -91,10 +92,18 @@ const RESTORE_MODE: &str = "mode=boot\nconfirm=0\npersist=0\n";
 /// At boot, after a manual `systemctl restart palisade` too: one at a time.
 const RESTORE_RUN: &str = "lock_node 60\nread_node\nchange\n";
 
+/// The change and what only writers share (`writers.sh`): what
+/// `apply_text` holds.
+fn apply_code() -> String {
+    let mut s = code(WRITERS);
+    s.push_str(&code(APPLY));
+    s
+}
+
 /// The code the boot restore runs: the library and the change.
 fn boot_code() -> String {
     let mut s = code(LIB);
-    s.push_str(&code(APPLY));
+    s.push_str(&apply_code());
     s
 }
 
@@ -139,6 +148,7 @@ pub fn remove(policy: &Policy) -> Script {
     let mut s = String::from("set -eu\n");
     s.push_str(&names(policy));
     s.push_str(&code(LIB));
+    s.push_str(&code(WRITERS));
     s.push_str(&code(REMOVE));
     Script::rendered(s)
 }
@@ -300,7 +310,7 @@ mod tests {
         for part in [
             quoted("restore_head", RESTORE_HEAD),
             quoted("restore_mode", RESTORE_MODE),
-            quoted("apply_text", &code(APPLY)),
+            quoted("apply_text", &apply_code()),
             quoted("restore_run", RESTORE_RUN),
         ] {
             assert!(more.contains(part.as_str()));
@@ -316,7 +326,7 @@ mod tests {
                 &header(&p),
                 RESTORE_MODE,
                 &code(LIB),
-                &code(APPLY),
+                &apply_code(),
                 RESTORE_RUN
             ]
             .concat()

@@ -35,8 +35,18 @@ for ipt in iptables ip6tables; do
         echo COMMIT
     } | "$ipt-restore" -w 20 --noflush
 done
-for s in "$set4" "$set6" "$set4-new" "$set6-new"; do
-    if ipset list -n "$s" >/dev/null 2>&1; then ipset destroy "$s"; fi
+# Every set's name in one process; another tool's set of a temporary set's
+# name stays (see drop_temp).
+names=$(ipset list -n 2>/dev/null) || names=''
+for s in "$set4" "$set6" "$set4-new" "$set6-new" "$set4-old" "$set6-old"; do
+    case "$nl$names$nl" in
+        *"$nl$s$nl"*)
+            case $s in
+                "$set4" | "$set6") ipset destroy "$s" ;;
+                *) drop_temp "$s" || : ;;
+            esac
+            ;;
+    esac
 done
 bump
 echo 'palisade: removed'

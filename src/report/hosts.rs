@@ -192,7 +192,9 @@ impl From<Outcome> for HostResult {
 
 fn note_text(note: Note) -> &'static str {
     match note {
-        Note::ConfirmedLeftover => "confirmed a change an interrupted run had left unconfirmed",
+        Note::ConfirmedLeftover => {
+            "confirmed a change another run had left unconfirmed (interrupted, or at work at the same time)"
+        }
         Note::SettledRollback => "first rolled back a change an interrupted run had left half undone",
         Note::FilesOnly => "boot restore not installed (no systemd): rules written to /var/lib/palisade only",
         Note::BootRestoreFailed => {
@@ -721,7 +723,7 @@ mod tests {
         assert_eq!(
             changed.notes,
             [
-                "confirmed a change an interrupted run had left unconfirmed",
+                "confirmed a change another run had left unconfirmed (interrupted, or at work at the same time)",
                 "the change is confirmed, but writing its boot restore failed: run apply again"
             ]
         );

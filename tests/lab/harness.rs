@@ -945,6 +945,16 @@ impl Lab {
     /// palisade in the controller namespace, from the lab directory, with
     /// none of the caller's agent, log, passphrase or colour settings.
     fn palisade_command(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+        // Only a palisade built with the lab-hooks feature reads its test
+        // knobs: without it, a test that sets one would test nothing.
+        if let Some((knob, _)) = env.iter().find(|(k, _)| k.starts_with("PALISADE_TEST_"))
+            && !cfg!(feature = "lab-hooks")
+        {
+            panic!(
+                "this test sets {knob}, which only a palisade built with the lab-hooks feature reads: \
+                 cargo test --features lab-hooks --test lab"
+            );
+        }
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.controller])
             .arg(bin)

@@ -11,6 +11,7 @@
 
 mod agree;
 mod bastion;
+mod concurrent;
 mod dcos;
 mod firewall;
 mod forged;
@@ -104,6 +105,7 @@ fn main() -> ExitCode {
     let lab_tests = [
         agree::TESTS,
         bastion::TESTS,
+        concurrent::TESTS,
         dcos::TESTS,
         firewall::TESTS,
         forged::TESTS,

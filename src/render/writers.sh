@@ -1,0 +1,72 @@
+# What only palisade's writers (a change, its rollback, the boot restore,
+# remove) need beside the library: whether a set or chain is palisade's,
+# and the temporary sets and pending rollbacks they clear. Kept out of the
+# library so that the script every read and apply starts with stays within
+# TCP's first flight (render::tests::a_small_fleets_apply_fits_in_one_flight).
+
+# owned_chain TABLE CHAIN SET TARGET: whether CHAIN is palisade's: it carries
+# palisade's mark, or (made before there was one) it checks SET with TARGET
+# and ends in DROP. palisade never replaces another tool's chain.
+owned_chain() {
+    rules_of "$1" "$2"
+    case $rules in *" -m comment --comment $mark "*) return 0 ;; esac
+    case $rules in *"-m set --match-set $3 src -j $4"*) ;; *) return 1 ;; esac
+    case $rules in *"-A $2 -j DROP$nl") return 0 ;; esac
+    return 1
+}
+
+# owned_set SET TABLE SAVE: whether SET (whose `ipset save` is SAVE) is
+# palisade's: made with the comment extension, as palisade makes its sets
+# (its create line, the first, says so), or (made before that) checked by
+# palisade's chain in TABLE.
+owned_set() {
+    case ${3%%"$nl"*} in *" comment"*) return 0 ;; esac
+    has_chain "$2" "$chain" && owned_chain "$2" "$chain" "$1" ACCEPT
+}
+
+# check_owned SET TABLE SAVE: fail, before anything changes, when a set or
+# chain palisade would replace has the name of one palisade did not make.
+# SAVE is the set's `ipset save`, empty when there is no such set.
+check_owned() {
+    if [ -n "$3" ] && ! owned_set "$1" "$2" "$3"; then
+        echo "palisade: ipset $1 exists but palisade did not make it; it will not replace another tool's set: remove it, or choose other names (--set4, --set6)" >&2
+        exit 3
+    fi
+    for c in "$chain:ACCEPT" "$dchain:RETURN"; do
+        if has_chain "$2" "${c%:*}" && ! owned_chain "$2" "${c%:*}" "$1" "${c#*:}"; then
+            echo "palisade: chain ${c%:*} exists but palisade did not make it; it will not replace another tool's chain: choose another name (--chain)" >&2
+            exit 3
+        fi
+    done
+}
+
+# palisade's temporary sets, SET-new (filled, then swapped in) and SET-old
+# (a rollback's copy of a set it puts back), are its own like the others: it
+# flushes, swaps or destroys one only when it carries palisade's mark. The
+# check costs no process where palisade makes them anyway: `create` with
+# -exist accepts an existing set only when it has the type, size and
+# extensions (the comment extension: the mark) palisade makes its sets
+# with, so a commit's `ipset restore` that starts with these creates stops
+# there, before any change, at another tool's set of such a name.
+# drop_temp SET: destroy palisade's temporary set SET, if there is one;
+# fails, leaving it, when SET is another tool's.
+drop_temp() {
+    ipset -exist create "$1" hash:net maxelem 65536 comment 2>/dev/null && ipset destroy "$1" 2>/dev/null
+}
+
+# cancel_rollback: (lock held) cancel a pending rollback of an earlier
+# change, if any, and forget it.
+cancel_rollback() {
+    snap=/run/palisade/rollback
+    [ -d "$snap" ] || return 0
+    if [ -e "$snap/rolled-back" ]; then
+        rm -rf "$snap"
+    elif claim "$snap" remove || [ -e "$snap/rollback-failed" ]; then
+        # A rollback that failed (and retries) holds no lock between its
+        # tries: remove takes its claim over, as it takes away what that
+        # rollback would put back.
+        echo remove >"$snap/claim"
+        disarm "$snap"
+        rm -rf "$snap"
+    fi
+}
