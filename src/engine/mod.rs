@@ -105,7 +105,7 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<Outcome,
         }
         Mode::Plan => {
             let changes = diff(policy, &before);
-            let lockout = lockout_check(&session, &job, policy, seen, &changes).await;
+            let lockout = lockout_check(&session, &job, policy, &before, seen, &changes).await;
             Ok(match decide(&before, changes, lockout) {
                 Decision::Nothing => Outcome::Unchanged,
                 Decision::Refuse(changes, refusal) => Outcome::Refused { changes, refusal },
@@ -222,7 +222,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     check_node(job, policy, &before)?;
     let (changes, fix) = plan(policy, &before);
     let settled = protocol::settled(&first);
-    let lockout = lockout_check(session, job, policy, seen, &changes).await;
+    let lockout = lockout_check(session, job, policy, &before, seen, &changes).await;
     let changes = match decide(&before, changes, lockout) {
         // The script stops at the end of its stdin, having changed nothing
         // (but what it settled).
@@ -406,15 +406,27 @@ async fn tell(talk: &mut Conversation, verdict: Verdict) -> Result<String, Failu
 
 /// Never lock the operator out: the node must admit the address it sees
 /// palisade connect from, after any NAT (`seen`, from the first step), on
-/// its SSH `port`. Its whole chain decides, not the set alone: an operator
-/// outside the set whom a port open on the node's role admits is not locked
-/// out. The interface the operator arrives on is not known here (the node
-/// does not report it), so an accepted interface (a VPN) admits nobody in
-/// this check: such an operator adds the VPN address with --allow. apply
-/// refuses a change that fails this, and plan reports the same refusal.
-pub fn admits_controller(policy: &Policy, seen: Option<IpAddr>, port: u16) -> Result<(), Refusal> {
+/// its SSH `port`, arriving on `interface` (the interface the node's main
+/// table routes `seen` by, when it has a route for it: see
+/// [`Observed::interface_to`]). Its whole chain decides, not the set alone:
+/// an operator outside the set whom a port open on the node's role, or an
+/// accepted interface (a VPN), admits is not locked out. An interface that
+/// is not known admits nobody here. The new-connection proof stands behind
+/// this check whatever it says: a change whose next connection fails rolls
+/// back. apply refuses a change that fails this, and plan reports the same
+/// refusal.
+pub fn admits_controller(
+    policy: &Policy,
+    seen: Option<IpAddr>,
+    port: u16,
+    interface: Option<&str>,
+) -> Result<(), Refusal> {
+    let packet = |seen| Packet {
+        interface: interface.map(str::to_owned),
+        ..Packet::ssh(seen, port)
+    };
     match seen {
-        Some(seen) if !policy.admits(&Packet::ssh(seen, port)) => Err(Refusal::WouldLockOut { seen }),
+        Some(seen) if !policy.admits(&packet(seen)) => Err(Refusal::WouldLockOut { seen }),
         None => Err(Refusal::ControllerUnknown),
         Some(_) => Ok(()),
     }
@@ -433,13 +445,15 @@ async fn lockout_check(
     session: &Session,
     job: &Job,
     policy: &Policy,
+    before: &Observed,
     seen: Option<IpAddr>,
     changes: &[Change],
 ) -> Result<(), Refusal> {
     if changes.is_empty() {
         return Ok(());
     }
-    admits_controller(policy, seen, job.port)?;
+    let interface = seen.and_then(|seen| before.interface_to(seen));
+    admits_controller(policy, seen, job.port, interface)?;
     let (Some(jump), Some(via)) = (&job.jump, session.bastion()) else {
         return Ok(());
     };
@@ -565,11 +579,11 @@ mod tests {
     #[test]
     fn the_lockout_check_plan_and_apply_share() {
         let p = policy("203.0.113.0/24");
-        assert!(admits_controller(&p, Some("203.0.113.9".parse().unwrap()), 22).is_ok());
-        let lockout = admits_controller(&p, Some("198.18.0.1".parse().unwrap()), 22).unwrap_err();
+        assert!(admits_controller(&p, Some("203.0.113.9".parse().unwrap()), 22, None).is_ok());
+        let lockout = admits_controller(&p, Some("198.18.0.1".parse().unwrap()), 22, None).unwrap_err();
         assert!(matches!(lockout, Refusal::WouldLockOut { .. }));
         assert!(matches!(
-            admits_controller(&p, None, 22),
+            admits_controller(&p, None, 22, None),
             Err(Refusal::ControllerUnknown)
         ));
         // plan and apply refuse alike, and keep the change they refused.
@@ -577,14 +591,18 @@ mod tests {
         let refused = decide(
             &Observed::default(),
             vec![Change::PersistMissing],
-            admits_controller(&p, seen, 22),
+            admits_controller(&p, seen, 22, None),
         );
         assert!(matches!(
             refused,
             Decision::Refuse(ref changes, Refusal::WouldLockOut { .. }) if changes == &[Change::PersistMissing]
         ));
         assert!(matches!(
-            decide(&Observed::default(), Vec::new(), admits_controller(&p, seen, 22)),
+            decide(
+                &Observed::default(),
+                Vec::new(),
+                admits_controller(&p, seen, 22, None)
+            ),
             Decision::Nothing
         ));
     }
@@ -600,10 +618,42 @@ mod tests {
         })
         .for_role(Role::Agent);
         let seen = Some("198.18.0.1".parse().unwrap());
-        assert!(admits_controller(&open, seen, 22).is_ok());
+        assert!(admits_controller(&open, seen, 22, None).is_ok());
         assert!(matches!(
-            admits_controller(&open, seen, 2222),
+            admits_controller(&open, seen, 2222, None),
             Err(Refusal::WouldLockOut { .. })
         ));
+    }
+
+    #[test]
+    fn an_operator_on_an_accepted_interface_is_not_refused() {
+        // A VPN: the operator's address is in no list, but the node routes
+        // it by wg0, which the whitelist accepts.
+        let vpn = testing::for_sample_hosts(&PolicyOptions {
+            interfaces: vec!["wg+".parse().unwrap()],
+            ..testing::options("203.0.113.0/24")
+        })
+        .for_role(Role::Agent);
+        let seen: IpAddr = "10.8.0.2".parse().unwrap();
+        let node = Observed {
+            routes: vec![
+                firewall::Route {
+                    interface: "eth0".into(),
+                    net: "0.0.0.0/0".parse().unwrap(),
+                },
+                firewall::Route {
+                    interface: "wg0".into(),
+                    net: "10.8.0.0/24".parse().unwrap(),
+                },
+            ],
+            ..Observed::default()
+        };
+        let interface = node.interface_to(seen);
+        assert_eq!(interface, Some("wg0"));
+        assert!(admits_controller(&vpn, Some(seen), 22, interface).is_ok());
+        // Routed by the uplink (the default route only): not known, refused.
+        let outside: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(node.interface_to(outside), None);
+        assert!(admits_controller(&vpn, Some(outside), 22, node.interface_to(outside)).is_err());
     }
 }

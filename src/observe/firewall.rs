@@ -87,14 +87,32 @@ elif [ -d /run/systemd/system ] && [ -L "$unit_wants" ] && [ -f "$unit_wants" ];
     say enabled
 fi
 # The interfaces the node's default routes leave by: its uplinks, where
-# everyone's traffic comes in. Read from /proc with builtins, no process.
+# everyone's traffic comes in; and the main routing table (at most 512
+# routes a family), from which the controller learns the interface the
+# operator's connection comes in on (the route back to it). Read from /proc
+# with builtins, no process.
 section uplinks
-while read -r ifc dst rest; do
+routes='' n4=0 n6=0
+while read -r ifc dst gw flags ref use metric mask rest; do
     if [ "$dst" = 00000000 ]; then say "$ifc"; fi
+    case $flags in
+        '' | *[!0-9A-Fa-f]*) ;;
+        *) n4=$((n4 + 1)); if [ "$n4" -le 512 ]; then routes="${routes}4 $ifc $dst $mask$nl"; fi ;;
+    esac
 done </proc/net/route 2>/dev/null
 while read -r dst len rest; do
     if [ "$dst" = 00000000000000000000000000000000 ] && [ "$len" = 00 ]; then say "${rest##* }"; fi
+    case ${rest##* } in
+        lo) ;;
+        *) n6=$((n6 + 1)); if [ "$n6" -le 512 ]; then routes="${routes}6 ${rest##* } $dst $len$nl"; fi ;;
+    esac
 done </proc/net/ipv6_route 2>/dev/null
+# A table cut short could match a wider route than the real one: said so,
+# the controller uses none of that family's.
+if [ "$n4" -gt 512 ]; then routes="${routes}4 truncated$nl"; fi
+if [ "$n6" -gt 512 ]; then routes="${routes}6 truncated$nl"; fi
+section routes
+if [ -n "$routes" ]; then say "$routes"; fi
 # An earlier change waiting for its confirmation, and how many seconds it
 # has left before it rolls back by itself.
 section rollback
@@ -210,6 +228,9 @@ pub struct Observed {
     pub pending_id: Option<ChangeId>,
     /// The interfaces the node's default routes use (never `lo`).
     pub uplinks: Vec<String>,
+    /// The node's main routing table (both families; empty for a family
+    /// whose table was too long to send whole).
+    pub routes: Vec<Route>,
     /// The rollback of a change failed, and the node tries it again: it
     /// may still have that change's rules.
     pub rollback_failed: bool,
@@ -404,7 +425,75 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
             up
         },
         rollback_failed: first("rollback-failed").as_deref() == Some("yes"),
+        routes: routes(get("routes")),
     })
+}
+
+/// One route of a node's main table: traffic for `net` leaves by
+/// `interface`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Route {
+    pub interface: String,
+    pub net: IpNet,
+}
+
+/// The `routes` section: `4 IFACE DST MASK` as /proc/net/route prints them
+/// (hex, the host's byte order: little-endian on every node palisade
+/// serves; a big-endian node's routes read as other networks, which only
+/// ever leaves the interface unknown), and `6 IFACE DST LEN` as
+/// /proc/net/ipv6_route does. A family marked `truncated` is dropped.
+fn routes(lines: &[&str]) -> Vec<Route> {
+    let mut out = Vec::new();
+    let truncated = |fam: &str| lines.iter().any(|l| l.trim() == format!("{fam} truncated"));
+    for line in lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let route = match words.as_slice() {
+            ["4", interface, dst, mask] if !truncated("4") => {
+                let (Ok(dst), Ok(mask)) = (u32::from_str_radix(dst, 16), u32::from_str_radix(mask, 16))
+                else {
+                    continue;
+                };
+                let mask = u32::from(std::net::Ipv4Addr::from(mask.to_le_bytes()));
+                let len = mask.leading_ones();
+                if mask.checked_shl(len).unwrap_or(0) != 0 {
+                    continue; // not a prefix
+                }
+                let addr = std::net::Ipv4Addr::from(dst.to_le_bytes());
+                ipnet::Ipv4Net::new(addr, len as u8)
+                    .ok()
+                    .map(|n| (interface, IpNet::V4(n.trunc())))
+            }
+            ["6", interface, dst, len] if !truncated("6") => {
+                let (Ok(dst), Ok(len)) = (u128::from_str_radix(dst, 16), u8::from_str_radix(len, 16)) else {
+                    continue;
+                };
+                ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(dst), len)
+                    .ok()
+                    .map(|n| (interface, IpNet::V6(n.trunc())))
+            }
+            _ => None,
+        };
+        if let Some((interface, net)) = route {
+            out.push(Route {
+                interface: (*interface).to_owned(),
+                net,
+            });
+        }
+    }
+    out
+}
+
+impl Observed {
+    /// The interface the node's main table sends traffic for `addr` by:
+    /// the interface a connection from `addr` comes in on where routing is
+    /// symmetric. None when no route (or only a default route) covers it.
+    pub fn interface_to(&self, addr: IpAddr) -> Option<&str> {
+        self.routes
+            .iter()
+            .filter(|r| r.net.prefix_len() > 0 && r.net.contains(&addr))
+            .max_by_key(|r| r.net.prefix_len())
+            .map(|r| r.interface.as_str())
+    }
 }
 
 /// The controller's address as the node sees it, from the read script's
@@ -587,6 +676,34 @@ mod tests {
 
     /// A rollback that failed on the node is its own fact, not a pending
     /// change's countdown.
+    #[test]
+    fn the_routing_table_says_which_interface_leads_back_to_an_address() {
+        // As /proc/net/route and /proc/net/ipv6_route print them on a
+        // little-endian node (192.0.2.0/24 on eth0, 10.8.0.0/24 on wg0,
+        // 10.8.0.128/25 on wg1, 2001:db8:8::/48 on wg0).
+        let text = FIXTURE.replacen(
+            "==> end",
+            "==> routes\n|4 eth0 00000000 00000000\n|4 eth0 000200C0 00FFFFFF\n|4 wg0 0000080A 00FFFFFF\n\
+             |4 wg1 8000080A 80FFFFFF\n|6 wg0 20010db8000800000000000000000000 30\n==> end",
+            1,
+        );
+        let o = parse(&text).unwrap();
+        let to = |a: &str| o.interface_to(a.parse().unwrap());
+        assert_eq!(to("10.8.0.7"), Some("wg0"));
+        assert_eq!(to("10.8.0.200"), Some("wg1"));
+        assert_eq!(to("192.0.2.55"), Some("eth0"));
+        assert_eq!(to("2001:db8:8::5"), Some("wg0"));
+        // Only the default route covers it: not known.
+        assert_eq!(to("203.0.113.1"), None);
+        // A table cut short tells nothing for its family.
+        let cut = text
+            .replacen("==> end", "==> x\n==> end", 1)
+            .replacen("|4 wg1", "|4 truncated\n|4 wg1", 1);
+        let o = parse(&cut).unwrap();
+        assert_eq!(o.interface_to("10.8.0.7".parse().unwrap()), None);
+        assert_eq!(o.interface_to("2001:db8:8::5".parse().unwrap()), Some("wg0"));
+    }
+
     #[test]
     fn a_failed_rollback_is_observed() {
         assert!(!parse(FIXTURE).unwrap().rollback_failed);

@@ -15,6 +15,7 @@ lab_tests![Needs::Plain =>
     a_bastion_node_is_proved_over_a_new_connection_from_the_controller,
     a_bastion_outside_the_inventory_is_checked_as_the_nodes_see_it,
     ssh_open_to_everyone_admits_the_operator_without_allow,
+    an_operator_on_an_accepted_interface_is_not_refused,
 ];
 
 /// Three plain nodes; the controller reaches nodes 1 and 2 only through
@@ -177,4 +178,61 @@ fn ssh_open_to_everyone_admits_the_operator_without_allow() {
         assert!(!lab.tcp_connects(&lab.outsider, to, 8080), "{}", node.name);
         drop(listener);
     }
+}
+
+/// A VPN: the operator reaches the node over a link of its own (`vpn0` on
+/// the node, a network of its own), whose interface the whitelist accepts;
+/// the operator's address is in no list. The node routes it by `vpn0`, so
+/// the check evaluates the accepted interface, and the apply goes ahead and
+/// is proved over that link.
+fn an_operator_on_an_accepted_interface_is_not_refused() {
+    let lab = lab!(Spec {
+        nodes: 1,
+        ..Spec::default()
+    });
+    let node = &lab.nodes[0];
+    lab.must(
+        &node.ns,
+        &[
+            "ip", "link", "add", "vpn0", "type", "veth", "peer", "name", "vpnc",
+        ],
+    );
+    lab.must(&node.ns, &["ip", "link", "set", "vpnc", "netns", &lab.controller]);
+    lab.must(&node.ns, &["ip", "addr", "add", "198.19.250.2/30", "dev", "vpn0"]);
+    lab.must(&node.ns, &["ip", "link", "set", "vpn0", "up"]);
+    lab.must(
+        &lab.controller,
+        &["ip", "addr", "add", "198.19.250.1/30", "dev", "vpnc"],
+    );
+    lab.must(&lab.controller, &["ip", "link", "set", "vpnc", "up"]);
+    // palisade reaches the node over the VPN; its other addresses are
+    // whitelisted as every node's are.
+    std::fs::write(
+        &lab.inventory,
+        format!(
+            "[[master]]\nname = \"{}\"\naddress = \"198.19.250.2\"\naddresses = [\"{}\", \"{}\"]\n",
+            node.name, node.ip4, node.ip6
+        ),
+    )
+    .unwrap();
+    let vpn: IpAddr = "198.19.250.2".parse().unwrap();
+
+    // Without the interface, the operator's address is in no list: refused.
+    let out = lab.palisade(bin(), &lab_args("apply", true, false, &[]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    assert_eq!(statuses(&report), ["refused"], "{report:#}");
+    assert!(untouched(&lab, 0));
+
+    // Accepting the VPN's interface admits the operator: applied, and
+    // proved over the VPN by a new connection.
+    let out = lab.palisade(bin(), &lab_args("apply", true, false, &["--interface", "vpn0"]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#} {}", stderr(&out));
+    assert_eq!(statuses(&report), ["changed"], "{report:#}");
+    assert!(lab.ssh_reachable(&lab.controller, vpn));
+    // Anyone else, on the node's own network, is dropped.
+    assert!(!lab.ssh_reachable(&lab.outsider, IpAddr::V4(node.ip4)));
+    let out = lab.palisade(bin(), &lab_args("verify", true, false, &["--interface", "vpn0"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
