@@ -5,10 +5,8 @@
 use std::net::IpAddr;
 use std::process::Output;
 
-use serde_json::Value;
-
 use crate::harness::{CONTROLLER4, Lab, Needs, Spec};
-use crate::{bin, host, json, lab, lab_args, lab_tests, stderr, untouched};
+use crate::{bin, host, json, lab, lab_args, lab_tests, statuses, stderr, untouched};
 
 lab_tests![Needs::Plain =>
     a_bastion_node_that_would_lock_the_operator_out_stops_every_node,
@@ -46,15 +44,6 @@ fn via_bastion(lab: &Lab, cmd: &str, extra: &[&str], env: &[(&str, &str)]) -> Ou
     let mut args = lab_args(cmd, true, false, &["--jump", &jump]);
     args.extend_from_slice(extra);
     lab.palisade_with_env(bin(), &args, env)
-}
-
-fn statuses(report: &Value) -> Vec<&str> {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect()
 }
 
 fn a_bastion_node_that_would_lock_the_operator_out_stops_every_node() {

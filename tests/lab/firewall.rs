@@ -7,7 +7,7 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::harness::{CONTROLLER6, Lab, Needs, Spec};
-use crate::{bin, host, json, lab, lab_args, lab_tests, stderr, stdout};
+use crate::{bin, host, json, lab, lab_args, lab_tests, statuses, stderr, stdout};
 
 lab_tests![Needs::Systemd =>
     apply_admits_the_fleet_and_drops_outsiders,
@@ -49,15 +49,6 @@ fn expect(out: Output, code: i32) -> Value {
     let report = json(&out);
     assert_eq!(out.status.code(), Some(code), "{report:#}\n{}", stderr(&out));
     report
-}
-
-fn statuses(report: &Value) -> Vec<String> {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 fn kinds(report: &Value, name: &str) -> Vec<String> {

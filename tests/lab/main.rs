@@ -210,6 +210,16 @@ pub fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no host {name} in {report}"))
 }
 
+/// Each host's status, in the report's order.
+pub fn statuses(report: &Value) -> Vec<&str> {
+    report["hosts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no hosts in {report}"))
+        .iter()
+        .map(|h| h["status"].as_str().unwrap_or_default())
+        .collect()
+}
+
 /// No palisade set, chain or jump on node `i`.
 pub fn untouched(lab: &harness::Lab, i: usize) -> bool {
     let ns = &lab.nodes[i].ns;

@@ -6,10 +6,8 @@
 
 use std::process::Output;
 
-use serde_json::Value;
-
 use crate::harness::{Lab, Needs, Spec};
-use crate::{bin, host, json, lab, lab_args, lab_tests, stderr, stdout, untouched};
+use crate::{bin, host, json, lab, lab_args, lab_tests, statuses, stderr, stdout, untouched};
 
 lab_tests![Needs::Plain =>
     plan_shows_the_whitelist_once_and_each_nodes_diff,
@@ -39,15 +37,6 @@ fn code(out: &Output, want: i32) -> String {
     let text = stdout(out);
     assert_eq!(out.status.code(), Some(want), "{text}\n{}", stderr(out));
     text
-}
-
-fn statuses(report: &Value) -> Vec<&str> {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect()
 }
 
 /// The line of the table that starts with this node's name.
