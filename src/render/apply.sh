@@ -462,6 +462,7 @@ change() {
             echo setsid >"$snap/armed"
             # setsid does not fork here (a background job is no group
             # leader): $! is the new process group.
+            # shellcheck disable=SC2016 # expanded by the sleeper's own shell
             setsid sh -c 'sleep "$2"; exec sh "$1/rollback.sh" "$3" --retry' palisade-rollback "$snap" "$confirm" "$id" \
                 </dev/null >/dev/null 2>&1 9>&- &
             # Its pid and start time: disarm signals it only while both
@@ -473,7 +474,7 @@ change() {
 
     printf '%s' "$sets" >"$snap/sets"
     bump change
-    step 1 "u=0; $undo_sets[ \"\$u\" = 0 ]"
+    step 1 "u=0; ${undo_sets}[ \"\$u\" = 0 ]"
     ipset -exist restore <"$snap/sets"
     step 2 "undo_family v4 iptables"
     iptables-restore -w 20 --noflush <"$snap/rules.v4"

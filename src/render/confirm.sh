@@ -20,11 +20,11 @@ confirm_change() {
     fetch died "$snap/claim"
     fetch sid "$snap/id"
     settle
-    fetch done /run/palisade/confirmed
+    fetch kept /run/palisade/confirmed
     boot=ok
     if [ "$sid" != "$1" ]; then
-        case $done in
-            "$1 "*) state=confirmed boot=${done#"$1 "} ;;
+        case $kept in
+            "$1 "*) state=confirmed boot=${kept#"$1 "} ;;
             *) state=none ;;
         esac
     elif [ ! -d "$snap" ] && [ "$died" = confirm ]; then

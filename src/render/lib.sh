@@ -270,6 +270,7 @@ claim() {
 # its next try, and stops.
 disarm() {
     fetch armed "$1/armed"
+    # shellcheck disable=SC2086 # the words of `armed`, on purpose
     set -- "$1" $armed
     case ${2-} in
         systemd) systemctl stop "${3-palisade-rollback}.timer" >/dev/null 2>&1 || true ;;
@@ -294,6 +295,7 @@ started() {
     [ -r "/proc/$1/stat" ] || return 0
     IFS= read -r stat <"/proc/$1/stat" || return 0
     set -f
+    # shellcheck disable=SC2086 # the fields of /proc/PID/stat, on purpose
     set -- ${stat##*) }
     set +f
     # $1 is field 3 (state), $3 field 5, $20 field 22.
@@ -362,6 +364,7 @@ install_boot() {
             if [ -f "$unit_path.new" ]; then new="$new $unit_path.new"; fi
             # sync FILE flushes that file alone (fsync), not its whole file
             # system: on a busy node that is milliseconds, not seconds.
+            # shellcheck disable=SC2086 # one or two file names, no blanks
             sync $new "$dir" "${dir%/*}" || return 1
             mv -f "$dir/restore.sh.new" "$dir/restore.sh" || return 1
             if [ -f "$dir/backend.new" ]; then
