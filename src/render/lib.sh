@@ -237,7 +237,12 @@ lock_node() {
         echo "palisade: /run/palisade is not a directory of root's own; remove it (another user made it) and try again" >&2
         exit 3
     fi
-    chmod 0700 /run/palisade
+    # Made 0755 by an older palisade: closed once (the mark says so, and
+    # only root can write in a directory of root's own), not a process on
+    # every change.
+    if [ ! -e /run/palisade/private ]; then
+        chmod 0700 /run/palisade && : >/run/palisade/private
+    fi
     exec 9>/run/palisade/lock
     if [ -n "${1-}" ]; then
         flock -w "$1" 9 && return 0
