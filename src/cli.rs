@@ -249,10 +249,22 @@ pub struct TargetArgs {
     /// pattern; machines without it get the resource-name rule.
     #[arg(long = "role-tag", value_name = "KEY")]
     pub role_tag: Option<String>,
-    /// Which address of each machine palisade connects to [default: public
-    /// IPv4]; every address is whitelisted whichever is chosen.
-    #[arg(long = "connect-via", value_enum)]
-    pub connect_via: Option<crate::inventory::ConnectVia>,
+    /// Which address of each machine palisade connects to: public (IPv4),
+    /// private (IPv4) or ipv6, or several joined by commas, of which each
+    /// machine takes the first it has (private,public) [default: public];
+    /// every address is whitelisted whichever is chosen.
+    #[arg(long = "connect-via", value_name = "KIND[,KIND...]", value_parser = parse_connect_via)]
+    pub connect_via: Option<crate::inventory::ConnectOrder>,
+    /// Leave out the machines the state holds no address for (a VM whose
+    /// guest never reported one), naming them on stderr, instead of
+    /// refusing the state. They have no address to whitelist, so the
+    /// whitelist loses nothing; they are not reached.
+    #[arg(long = "skip-addressless")]
+    pub skip_addressless: bool,
+}
+
+fn parse_connect_via(s: &str) -> Result<crate::inventory::ConnectOrder, String> {
+    s.parse()
 }
 
 #[derive(Debug, Default, Args)]

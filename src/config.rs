@@ -118,8 +118,9 @@ pub struct TerraformConfig {
     /// differently: `[terraform.types.NAME]` with attribute paths.
     #[serde(default)]
     pub types: std::collections::BTreeMap<String, crate::inventory::TypeSpec>,
-    /// Which address palisade connects to (`public`, `private`, `ipv6`).
-    pub connect_via: Option<crate::inventory::ConnectVia>,
+    /// Which address palisade connects to (`public`, `private`, `ipv6`, or
+    /// several, `"private,public"` or a list, tried in order per machine).
+    pub connect_via: Option<crate::inventory::ConnectOrder>,
     /// The tag or label whose value is a machine's role.
     pub role_tag: Option<String>,
     /// Resource name patterns and their roles, tried before the built-in names.
@@ -183,6 +184,8 @@ pub struct Settings {
     pub source: Source,
     pub roles: RoleRules,
     pub json: bool,
+    /// `-v`: reports name every host of a shared change list.
+    pub verbose: bool,
     pub user: String,
     pub key: Option<PathBuf>,
     pub port: u16,
@@ -239,7 +242,8 @@ impl Settings {
             .with_types(&tf.types)
             .map_err(|e| anyhow::anyhow!("{config_name}: {e}"))?
             .with_role_tag(args.role_tag.clone().or(tf.role_tag))
-            .with_connect_via(args.connect_via.or(tf.connect_via).unwrap_or_default());
+            .with_connect_via(args.connect_via.clone().or(tf.connect_via).unwrap_or_default())
+            .with_skip_addressless(args.skip_addressless);
         let user = ssh
             .user
             .clone()
@@ -395,6 +399,7 @@ impl Settings {
             .unwrap_or_else(|| default_known_hosts(&source));
         Ok(Settings {
             json: flags.global.json,
+            verbose: flags.global.verbose > 0,
             user,
             key: ssh.key.clone().or(config.ssh.key),
             port,

@@ -1262,7 +1262,7 @@ fn device_types_is_the_old_packet_shaped_form_and_says_so() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("acme_server.agents[0]: no public IPv4 address"),
+        stderr.contains("the state holds no address for 2 machine(s): acme_server.agents[0]"),
         "{stderr}"
     );
     assert!(stderr.contains("device_types, the old form"), "{stderr}");
@@ -1822,5 +1822,116 @@ fn ssh_addresses_that_cannot_be_a_node_are_refused() {
         std::fs::write(&inv, format!("[[agent]]\nname = \"a\"\naddress = \"{fine}\"\n")).unwrap();
         let out = palisade(&["inventory", "--inventory", inv.to_str().unwrap()], None);
         assert_eq!(out.status.code(), Some(0), "{fine}: {}", text(&out.stderr));
+    }
+}
+
+/// The fleets of issue 23 (tests/fixtures/fleets): machines without any
+/// address, a mixed fleet and an ordered --connect-via, names set aside,
+/// OpenTofu's encrypted state; each case with its exit code, hosts, and
+/// what stderr says and never says.
+#[test]
+fn real_fleets_shapes_read_as_their_expected_file_says() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleets");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    for case in expected["cases"].as_array().unwrap() {
+        let about = case["about"].as_str().unwrap();
+        let state = dir.join(case["fixture"].as_str().unwrap());
+        let flags = strings(&case["flags"]);
+        let mut args = vec!["inventory", "--json", "--state", state.to_str().unwrap()];
+        args.extend(flags.iter().map(String::as_str));
+        let out = palisade(&args, None);
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            case["exit"].as_i64().map(|c| c as i32),
+            "{about}: {stderr}"
+        );
+        for want in strings(&case["stderr"]) {
+            assert!(stderr.contains(&want), "{about}: wanted {want:?} in\n{stderr}");
+        }
+        for never in strings(&case["stderr_not"]) {
+            assert!(!stderr.contains(&never), "{about}: {never:?} in\n{stderr}");
+        }
+        if let Some(n) = case["stderr_lines"].as_u64() {
+            assert_eq!(stderr.lines().count() as u64, n, "{about}: {stderr}");
+        }
+        if out.status.code() != Some(0) {
+            assert!(out.stdout.is_empty(), "{about}: {}", text(&out.stdout));
+            continue;
+        }
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if let Some(hosts) = case.get("hosts") {
+            let got: Vec<Value> = doc["hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| json!({"name": h["name"], "role": h["role"], "address": h["address"]}))
+                .collect();
+            assert_eq!(&Value::Array(got), hosts, "{about}");
+        }
+        match case.get("left_out") {
+            Some(left_out) => assert_eq!(&doc["left_out"], left_out, "{about}"),
+            None => assert!(doc.get("left_out").is_none(), "{about}: {doc}"),
+        }
+        assert!(!text(&out.stdout).contains("SECRET"), "{about}");
+    }
+}
+
+/// `terraform.connect_via` takes the ordered list too, as one string or a
+/// TOML list; a flag still wins over it.
+#[test]
+fn an_ordered_connect_via_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleets/mixed-v4.tfstate"),
+        dir.path().join("terraform.tfstate"),
+    )
+    .unwrap();
+    let address_of = |hosts: &Value, name: &str| {
+        hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == name)
+            .map(|h| h["address"].clone())
+            .unwrap()
+    };
+    for spelled in [
+        "\"private,public\"",
+        "[\"private\", \"public\"]",
+        "\" private , public \"",
+    ] {
+        std::fs::write(
+            dir.path().join("palisade.toml"),
+            format!("[terraform]\nconnect_via = {spelled}\n"),
+        )
+        .unwrap();
+        let hosts = succeeded(&run_in(dir.path(), &["inventory", "--json"], None));
+        assert_eq!(address_of(&hosts, "mx-gateway-0"), "10.50.0.5", "{spelled}");
+        assert_eq!(address_of(&hosts, "mx-edge-0"), "203.0.113.50", "{spelled}");
+        let flag = ["inventory", "--json", "--connect-via", "public,private"];
+        let hosts = succeeded(&run_in(dir.path(), &flag, None));
+        assert_eq!(address_of(&hosts, "mx-gateway-0"), "203.0.113.51", "{spelled}");
+    }
+    for (bad, says) in [
+        ("\"private,sideways\"", "unknown address kind \"sideways\""),
+        ("[]", "unknown address kind \"\""),
+        ("[\"ipv6\", \"ipv6\"]", "address kind ipv6 is listed twice"),
+    ] {
+        std::fs::write(
+            dir.path().join("palisade.toml"),
+            format!("[terraform]\nconnect_via = {bad}\n"),
+        )
+        .unwrap();
+        let out = run_in(dir.path(), &["inventory"], None);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {stderr}");
+        assert!(stderr.contains(says), "{bad}: {stderr}");
     }
 }

@@ -111,9 +111,12 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let text = if settings.json {
         format!("{}\n", report.json())
     } else {
-        report.table(Paint {
-            on: colour::enabled(Stream::Stdout),
-        })
+        report.table_with(
+            Paint {
+                on: colour::enabled(Stream::Stdout),
+            },
+            settings.verbose,
+        )
     };
     let printed = crate::report::output::print(&text);
     let ran: Vec<Attempt> = report

@@ -11,9 +11,8 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-/// Which address of each machine palisade connects to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
+/// A kind of address palisade connects to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConnectVia {
     /// The public IPv4 address.
     #[default]
@@ -41,6 +40,94 @@ impl ConnectVia {
             ConnectVia::Private => "private IPv4",
             ConnectVia::Ipv6 => "IPv6",
         }
+    }
+}
+
+/// The kinds of address to connect to, in order of preference
+/// (`--connect-via private,public`): each machine uses the first kind it
+/// has, as Ansible's inventory plugins take a list of hostname sources. A
+/// mixed fleet (most machines on the private network, a few with only a
+/// public address) is then one run, not a refusal of the whole state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectOrder(Vec<ConnectVia>);
+
+impl Default for ConnectOrder {
+    fn default() -> Self {
+        ConnectOrder(vec![ConnectVia::Public])
+    }
+}
+
+impl ConnectOrder {
+    /// The kinds, most wanted first; never empty, never one twice.
+    pub fn kinds(&self) -> &[ConnectVia] {
+        &self.0
+    }
+
+    /// What a machine lacks when it has none of the kinds, for messages:
+    /// `private IPv4 or public IPv4`.
+    pub fn wanted(&self) -> String {
+        self.0.iter().map(|v| v.wanted()).collect::<Vec<_>>().join(" or ")
+    }
+
+    /// Whether only the default, the public IPv4, is wanted.
+    pub fn is_public_only(&self) -> bool {
+        self.0 == [ConnectVia::Public]
+    }
+}
+
+impl std::fmt::Display for ConnectOrder {
+    /// As the flag takes it: `private,public`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let words: Vec<&str> = self.0.iter().map(|v| v.as_str()).collect();
+        f.write_str(&words.join(","))
+    }
+}
+
+impl std::str::FromStr for ConnectOrder {
+    type Err = String;
+
+    /// `public`, `private`, `ipv6`, or several of them joined by commas.
+    /// The error quotes a wrong word escaped and cut short: it may come
+    /// from a config file.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut kinds = Vec::new();
+        for word in s.split(',').map(str::trim) {
+            let kind = match word {
+                "public" => ConnectVia::Public,
+                "private" => ConnectVia::Private,
+                "ipv6" => ConnectVia::Ipv6,
+                other => {
+                    let quoted = format!("{:?}", crate::text::shorten(other, 40));
+                    return Err(format!(
+                        "unknown address kind {} (expected public, private or ipv6, or several \
+                         joined by commas, tried in order: private,public)",
+                        crate::text::escape(&quoted)
+                    ));
+                }
+            };
+            if kinds.contains(&kind) {
+                return Err(format!("address kind {word} is listed twice"));
+            }
+            kinds.push(kind);
+        }
+        Ok(ConnectOrder(kinds))
+    }
+}
+
+impl<'de> Deserialize<'de> for ConnectOrder {
+    /// `connect_via = "private,public"` or `connect_via = ["private", "public"]`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Spelled {
+            One(String),
+            List(Vec<String>),
+        }
+        let text = match Spelled::deserialize(d)? {
+            Spelled::One(s) => s,
+            Spelled::List(l) => l.join(","),
+        };
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -233,6 +320,12 @@ pub(super) fn by_range(addr: IpAddr) -> Class {
     if private { Class::Private } else { Class::Public }
 }
 
+/// The address to connect to: of the first kind in `order` the machine
+/// has (see [`pick`]).
+pub(super) fn pick_first(found: &[Found], order: &ConnectOrder) -> Option<IpAddr> {
+    order.kinds().iter().find_map(|via| pick(found, *via))
+}
+
 /// The address to connect to: of the wanted class and family, from the
 /// earliest path, the lowest one (so the choice never depends on the order
 /// an API listed them in).
@@ -389,5 +482,33 @@ mod tests {
         assert_eq!(pick(&found, ConnectVia::Ipv6), Some(ip("2001:db8::1")));
         assert_eq!(pick(&found[3..], ConnectVia::Public), None);
         assert_eq!(pick(&found[4..], ConnectVia::Ipv6), Some(ip("fd00::2")));
+        // An ordered preference: the first kind the machine has.
+        let order: ConnectOrder = "private,public".parse().unwrap();
+        assert_eq!(pick_first(&found, &order), Some(ip("10.0.0.2")));
+        assert_eq!(pick_first(&found[..3], &order), Some(ip("203.0.113.7")));
+        assert_eq!(pick_first(&found[4..], &order), None);
+        let order: ConnectOrder = "public, ipv6".parse().unwrap();
+        assert_eq!(pick_first(&found[3..], &order), Some(ip("fd00::2")));
+    }
+
+    #[test]
+    fn an_order_is_kinds_once_each_and_says_what_it_wants() {
+        let order: ConnectOrder = "ipv6,private".parse().unwrap();
+        assert_eq!(order.kinds(), [ConnectVia::Ipv6, ConnectVia::Private]);
+        assert_eq!(order.wanted(), "IPv6 or private IPv4");
+        assert_eq!(order.to_string(), "ipv6,private");
+        assert!(!order.is_public_only());
+        assert!(ConnectOrder::default().is_public_only());
+        assert_eq!("public".parse::<ConnectOrder>(), Ok(ConnectOrder::default()));
+        let err = "private,private".parse::<ConnectOrder>().unwrap_err();
+        assert!(err.contains("listed twice"), "{err}");
+        let err = "public,\u{1b}[2J".parse::<ConnectOrder>().unwrap_err();
+        assert!(err.contains("\"\\u{1b}[2J\""), "{err}");
+        assert!("".parse::<ConnectOrder>().is_err());
+        let err = "pub\u{202e}lic".parse::<ConnectOrder>().unwrap_err();
+        assert!(
+            err.contains("pub\\u{202e}lic") && !err.contains('\u{202e}'),
+            "{err}"
+        );
     }
 }

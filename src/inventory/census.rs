@@ -44,4 +44,7 @@ impl Census {
 pub struct Survey {
     pub inventory: Inventory,
     pub census: Option<Census>,
+    /// Machines `--skip-addressless` left out (resource addresses): the
+    /// state holds no address for them.
+    pub left_out: Vec<String>,
 }

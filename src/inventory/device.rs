@@ -87,57 +87,137 @@ impl Device<'_> {
     }
 }
 
+/// The hosts of a state, and the machines `--skip-addressless` left out.
+pub(super) struct Built {
+    pub hosts: Vec<Host>,
+    /// Resource addresses of the machines left out, in state order.
+    pub left_out: Vec<String>,
+}
+
+/// Why a machine has no address to connect to.
+enum Lack {
+    /// The state holds no address for it at all.
+    Nothing,
+    /// It has addresses, none of a kind `--connect-via` names.
+    Kind,
+}
+
 /// Every device as a host. Names are unique afterwards: machines that share
 /// a name (a Name tag copied by `count`) are named by resource address.
+/// Every machine without an address to connect to is named in one error,
+/// so one run shows the whole gap; a value set aside (a name that cannot
+/// be one, a role rule that matches nothing) is said once, on stderr.
 pub(super) fn hosts(
     devices: Vec<Device<'_>>,
     origin: &Origin,
     rules: &RoleRules,
     joins: &Joins,
-) -> Result<Vec<Host>, Error> {
+) -> Result<Built, Error> {
     let mut built = Vec::with_capacity(devices.len());
-    for device in devices {
+    let mut addressless: Vec<(&Device<'_>, &DeviceType)> = Vec::new();
+    let mut lacking: Vec<(&Device<'_>, &DeviceType)> = Vec::new();
+    // What the role rules were matched against, for the ones that match nothing.
+    let mut tried: Vec<String> = Vec::new();
+    for device in &devices {
         let Some(kind) = rules.device_type(&device.rtype) else {
             continue;
         };
-        let fallback = address_name(&device, origin)
-            .ok()
-            .map(|n| deposed_name(n, &device));
-        built.push((host(&device, kind, origin, rules, joins)?, fallback));
+        let fallback = address_name(device, origin).ok().map(|n| deposed_name(n, device));
+        tried.push(device.name.clone());
+        match host(device, kind, origin, rules, joins, &mut tried)? {
+            Ok((host, aside)) => built.push((host, fallback, aside)),
+            Err(Lack::Nothing) => addressless.push((device, kind)),
+            Err(Lack::Kind) => lacking.push((device, kind)),
+        }
+    }
+    let mut left_out = Vec::new();
+    if !addressless.is_empty() {
+        if !rules.skip_addressless() {
+            return Err(no_address_at_all(&addressless, origin));
+        }
+        left_out = addressless.iter().map(|(d, _)| d.origin()).collect();
+        tracing::warn!(
+            "{origin}: left out {} machine(s) the state holds no address for (--skip-addressless): {}; \
+             the whitelist loses nothing (they have no address in it), but palisade does not reach them",
+            left_out.len(),
+            left_out.join(", ")
+        );
+    }
+    if let Some((device, kind)) = lacking.first() {
+        return Err(no_address(device, kind, origin, rules, &lacking[1..]));
+    }
+    if !built.is_empty() {
+        for rule in rules.unmatched(tried.iter().map(String::as_str)) {
+            let what = if rules.role_tag().is_some() {
+                "resource name or --role-tag value"
+            } else {
+                "resource name"
+            };
+            tracing::warn!(
+                "{origin}: role rule {rule} (--role or terraform.roles) matches no machine's {what}"
+            );
+        }
     }
     let mut uses: HashMap<HostName, usize> = HashMap::new();
-    for (host, _) in &built {
+    for (host, _, _) in &built {
         *uses.entry(host.name.clone()).or_default() += 1;
     }
-    Ok(built
+    let hosts = built
         .into_iter()
-        .map(|(mut host, fallback)| {
-            if let Some(fallback) = fallback.filter(|_| uses.get(&host.name).copied().unwrap_or(0) > 1) {
-                host.name = fallback;
+        .map(|(mut host, fallback, aside)| {
+            let shared = uses.get(&host.name).copied().unwrap_or(0);
+            match fallback.filter(|_| shared > 1) {
+                Some(fallback) => {
+                    tracing::warn!(
+                        "{origin}: {}: name {} is shared by {shared} machines: named {fallback} \
+                         (its resource address)",
+                        host.origin,
+                        escape(&format!("{:?}", host.name.as_str())),
+                    );
+                    host.name = fallback;
+                }
+                None => {
+                    if let Some(aside) = aside {
+                        tracing::warn!("{origin}: {}: {aside}: named {}", host.origin, host.name);
+                    }
+                }
             }
             host
         })
-        .collect())
+        .collect();
+    Ok(Built { hosts, left_out })
 }
 
+/// The host, and what was said about a name value set aside; or why the
+/// machine has no address to connect to.
 fn host(
     device: &Device<'_>,
     kind: &DeviceType,
     origin: &Origin,
     rules: &RoleRules,
     joins: &Joins,
-) -> Result<Host, Error> {
+    tried: &mut Vec<String>,
+) -> Result<Result<(Host, Option<String>), Lack>, Error> {
     let mut found = addresses(device, kind, origin)?;
     joins.apply(device, &mut found, origin);
-    let via = rules.connect_via();
-    let ssh = address::pick(&found, via).ok_or_else(|| no_address(device, kind, origin, rules))?;
-    let name = match named(device, kind, origin)? {
+    let Some(ssh) = address::pick_first(&found, rules.connect_via()) else {
+        return Ok(Err(if found.is_empty() {
+            Lack::Nothing
+        } else {
+            Lack::Kind
+        }));
+    };
+    let (named, aside) = named(device, kind, origin)?;
+    let name = match named {
         Some(name) => deposed_name(name, device),
         None => deposed_name(address_name(device, origin)?, device),
     };
     let tagged = rules
         .role_tag()
         .and_then(|key| Some((key, tag_value(device, kind, key)?)));
+    if let Some((_, value)) = &tagged {
+        tried.push(value.clone());
+    }
     let from_tag = tagged.and_then(|(key, value)| {
         let role = rules.role_from_tag(&value);
         if role.is_none() {
@@ -154,7 +234,7 @@ fn host(
     let all: BTreeSet<IpAddr> = found.iter().map(|f| f.addr).collect();
     let mut host = Host::new(name, role, ssh, all, device.origin());
     host.lifecycle = device.lifecycle;
-    Ok(host)
+    Ok(Ok((host, aside)))
 }
 
 /// Every address the type's paths find: explicitly public ones first, then
@@ -238,10 +318,10 @@ fn addresses(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<
     Ok(found)
 }
 
-fn no_address(device: &Device<'_>, kind: &DeviceType, origin: &Origin, rules: &RoleRules) -> Error {
+/// The paths a type keeps addresses of one kind at, for messages.
+fn paths_for(kind: &DeviceType, via: super::ConnectVia) -> Vec<&AttrPath> {
     use super::ConnectVia;
-    let via = rules.connect_via();
-    let paths: Vec<&AttrPath> = match via {
+    match via {
         ConnectVia::Public => kind.public.iter().chain(&kind.addresses).collect(),
         ConnectVia::Private => kind.private.iter().chain(&kind.addresses).collect(),
         ConnectVia::Ipv6 => kind
@@ -250,67 +330,162 @@ fn no_address(device: &Device<'_>, kind: &DeviceType, origin: &Origin, rules: &R
             .chain(&kind.private)
             .chain(&kind.addresses)
             .collect(),
-    };
-    let mut looked_at = paths.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
-    if looked_at.is_empty() {
-        looked_at =
-            "the addresses other resources hold for it (its network interfaces and public IPs)".into();
     }
-    let mut hint = match via {
-        ConnectVia::Public => "palisade connects to each machine's public IPv4; give --connect-via private \
-                               (or ipv6) to connect over another network, every address is whitelisted either way"
-            .to_owned(),
-        _ => format!("--connect-via {} needs one on every machine", via.as_str()),
+}
+
+/// Where a type keeps addresses of the kinds wanted, each path once.
+fn looked_at(kind: &DeviceType, kinds: &[super::ConnectVia]) -> String {
+    let mut paths: Vec<&str> = Vec::new();
+    for via in kinds {
+        for path in paths_for(kind, *via) {
+            if !paths.contains(&path.as_str()) {
+                paths.push(path.as_str());
+            }
+        }
+    }
+    if paths.is_empty() {
+        "the addresses other resources hold for it (its network interfaces and public IPs)".into()
+    } else {
+        paths.join(", ")
+    }
+}
+
+/// What a type from `device_types` (the old form) should become instead.
+fn legacy_hint(rtype: &str) -> String {
+    format!(
+        "; {rtype} comes from device_types, the old form that reads Packet-shaped attributes: \
+         describe its attributes in a [terraform.types.{rtype}] table instead"
+    )
+}
+
+fn no_address(
+    device: &Device<'_>,
+    kind: &DeviceType,
+    origin: &Origin,
+    rules: &RoleRules,
+    others: &[(&Device<'_>, &DeviceType)],
+) -> Error {
+    let order = rules.connect_via();
+    let mut hint = if order.is_public_only() {
+        "palisade connects to each machine's public IPv4; give --connect-via private (or ipv6) to \
+         connect over another network, or a list such as public,private, which each machine takes \
+         in order; every address is whitelisted either way"
+            .to_owned()
+    } else {
+        format!(
+            "--connect-via {order} needs one of them on every machine: add a kind it has to the list \
+             (public, private, ipv6; each machine takes the first it has)"
+        )
     };
     if kind.legacy {
-        hint.push_str(&format!(
-            "; {} comes from device_types, the old form that reads Packet-shaped attributes: \
-             describe its attributes in a [terraform.types.{}] table instead",
-            device.rtype, device.rtype
-        ));
+        hint.push_str(&legacy_hint(&device.rtype));
+    }
+    if !others.is_empty() {
+        let names: Vec<String> = others.iter().map(|(d, _)| d.origin()).collect();
+        hint.push_str(&format!("; so do {} more: {}", names.len(), names.join(", ")));
     }
     Error::NoAddress {
         file: origin.to_string(),
         resource: device.origin(),
-        wanted: via.wanted(),
+        wanted: order.wanted(),
+        looked_at: looked_at(kind, order.kinds()),
+        hint,
+    }
+}
+
+/// Every machine the state holds no address for, in one error.
+fn no_address_at_all(machines: &[(&Device<'_>, &DeviceType)], origin: &Origin) -> Error {
+    use super::ConnectVia;
+    let every = [ConnectVia::Public, ConnectVia::Private, ConnectVia::Ipv6];
+    let mut by_type: Vec<(&str, String)> = Vec::new();
+    let mut hint = String::new();
+    for (device, kind) in machines {
+        if by_type.iter().any(|(t, _)| *t == device.rtype) {
+            continue;
+        }
+        by_type.push((&device.rtype, looked_at(kind, &every)));
+        if kind.legacy {
+            hint.push_str(&legacy_hint(&device.rtype));
+        }
+    }
+    let looked_at = by_type
+        .iter()
+        .map(|(t, paths)| format!("{t}: {paths}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let names: Vec<String> = machines.iter().map(|(d, _)| d.origin()).collect();
+    Error::NoAddressAtAll {
+        file: origin.to_string(),
+        count: names.len(),
+        machines: names.join(", "),
         looked_at,
         hint,
     }
 }
 
-/// The first usable name the type's name paths find. A name with control
+/// The first usable name the type's name paths find, and what was said
+/// about the first value set aside on the way. A name with control
 /// characters is an error (a hostile state must not write escapes into a
-/// report); one with blanks (an AWS Name tag, an OVH display name) cannot
-/// sit in a table column and is passed over.
-fn named(device: &Device<'_>, kind: &DeviceType, origin: &Origin) -> Result<Option<HostName>, Error> {
+/// report); one that cannot be a name otherwise (blanks, as in an AWS Name
+/// tag or an OVH display name; invisible characters; too long; a list) is
+/// passed over, and the caller says so, so no machine is renamed silently.
+fn named(
+    device: &Device<'_>,
+    kind: &DeviceType,
+    origin: &Origin,
+) -> Result<(Option<HostName>, Option<String>), Error> {
+    let mut aside: Option<String> = None;
     for path in &kind.name {
         for hit in device.attrs.find(path) {
+            let field = escape(&hit.field);
             if device.marked(&hit.field) {
                 tracing::warn!(
-                    "{origin}: {}: field {} is marked sensitive in the state: not used as the name",
+                    "{origin}: {}: field {field} is marked sensitive in the state: not used as the name",
                     device.origin(),
-                    escape(&hit.field)
                 );
                 continue;
             }
-            let Some(text) = scalar(hit.value).filter(|t| !t.is_empty()) else {
-                continue;
+            let text = match hit.value {
+                Value::String(text) => text.clone(),
+                Value::Null => continue,
+                other => {
+                    let what = match other {
+                        Value::Number(_) => "a number",
+                        Value::Bool(_) => "a boolean",
+                        _ => "a list or object",
+                    };
+                    aside.get_or_insert_with(|| {
+                        format!("field {field} holds {what}, not a name, so it is set aside")
+                    });
+                    continue;
+                }
             };
+            if text.is_empty() {
+                continue;
+            }
             if text.chars().any(char::is_control) {
                 return Err(Error::BadName {
                     file: origin.to_string(),
                     resource: device.origin(),
-                    field: escape(&hit.field),
+                    field,
                     value: shorten(&text),
                     why: "it holds control characters",
                 });
             }
-            if let Some(name) = HostName::parse(&text) {
-                return Ok(Some(name));
+            match HostName::check(&text) {
+                Ok(name) => return Ok((Some(name), aside)),
+                Err(why) => {
+                    aside.get_or_insert_with(|| {
+                        let value = escape(&format!("{:?}", shorten(&text)));
+                        format!(
+                            "field {field} is {value}, which cannot be a name ({why}), so it is set aside"
+                        )
+                    });
+                }
             }
         }
     }
-    Ok(None)
+    Ok((None, aside))
 }
 
 /// The resource address as a name. A for_each key may hold blanks

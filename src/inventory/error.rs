@@ -96,10 +96,36 @@ pub enum Error {
     NoAddress {
         file: String,
         resource: String,
-        wanted: &'static str,
+        wanted: String,
+        looked_at: String,
+        /// What to do, then the other machines that lack one too (`; so do
+        /// 2 more: …`): every one is named, so one run shows the whole gap.
+        hint: String,
+    },
+    /// Machines the state holds no address for at all (a VM whose guest
+    /// never reported one): no `--connect-via` helps, so the message says
+    /// what does.
+    #[error(
+        "{file}: the state holds no address for {count} machine(s): {machines} (looked at {looked_at}); \
+         refresh the state once they have one (terraform apply -refresh-only), leave them out with \
+         --skip-addressless, or list the fleet in a static inventory (--inventory){hint}"
+    )]
+    NoAddressAtAll {
+        file: String,
+        count: usize,
+        /// Every one, by resource address.
+        machines: String,
+        /// Where, per machine type.
         looked_at: String,
         hint: String,
     },
+    /// An OpenTofu state written with state encryption: recognised by its
+    /// shape, never quoted (what it holds is ciphertext and key metadata).
+    #[error(
+        "{file}: this is an OpenTofu state encrypted with state encryption; palisade does not decrypt \
+         it: where the key is configured, read it with `tofu show -json | palisade inventory --state -`"
+    )]
+    Encrypted { file: String },
     #[error("{file}: address {address} belongs to two devices: {first} and {second}")]
     DuplicateAddress {
         file: String,

@@ -35,7 +35,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use address::ConnectVia;
+pub use address::{ConnectOrder, ConnectVia};
 pub use census::{Census, Survey};
 pub use error::Error;
 pub use roles::{RoleRule, RoleRules};
@@ -112,6 +112,10 @@ impl HostName {
             Err("it holds control characters")
         } else if s.chars().any(char::is_whitespace) {
             Err("it holds blanks")
+        } else if matches!(crate::text::escape(s), std::borrow::Cow::Owned(_)) {
+            // Zero-width and direction-changing code points make two names
+            // look alike (what is left after control characters and blanks).
+            Err("it holds invisible or direction-changing characters")
         } else {
             Ok(HostName(s.to_owned()))
         }
@@ -261,6 +265,7 @@ pub fn parse_static(bytes: &[u8], file: &str) -> Result<Survey, Error> {
     Ok(Survey {
         inventory,
         census: None,
+        left_out: Vec::new(),
     })
 }
 
@@ -343,8 +348,8 @@ fn from_terraform(bytes: &[u8], origin: &Origin, rules: &RoleRules) -> Result<Su
     for device in &machines {
         *found.entry(device.rtype.clone()).or_default() += 1;
     }
-    let hosts = device::hosts(machines, origin, rules, &joins)?;
-    let inventory = finish(hosts, origin, || {
+    let built = device::hosts(machines, origin, rules, &joins)?;
+    let inventory = finish(built.hosts, origin, || {
         let mut looked_for = format!("managed resources of a machine type: {}", rules.describe_types());
         if !skipped.is_empty() {
             looked_for.push_str(&format!(
@@ -358,13 +363,14 @@ fn from_terraform(bytes: &[u8], origin: &Origin, rules: &RoleRules) -> Result<Su
     Ok(Survey {
         inventory,
         census: Some(Census { found, skipped }),
+        left_out: built.left_out,
     })
 }
 
 /// `terraform output -json`: public IPv4s only, so no other address to
 /// connect to, and no resource types to count.
 fn from_outputs(doc: &Value, origin: &Origin, rules: &RoleRules) -> Result<Survey, Error> {
-    if rules.connect_via() != ConnectVia::Public {
+    if !rules.connect_via().kinds().contains(&ConnectVia::Public) {
         return Err(Error::NoAddress {
             file: origin.to_string(),
             resource: "terraform output -json".into(),
@@ -380,6 +386,7 @@ fn from_outputs(doc: &Value, origin: &Origin, rules: &RoleRules) -> Result<Surve
     Ok(Survey {
         inventory,
         census: None,
+        left_out: Vec::new(),
     })
 }
 
@@ -405,6 +412,13 @@ impl Format {
                 detail: "the document is not a JSON object".into(),
             });
         };
+        // OpenTofu's state encryption (opentofu internal/encryption,
+        // `basedata`) writes {"meta", "encrypted_data", "encryption_version"}
+        // in place of the state: said so, with how to read it, and none of
+        // it quoted.
+        if obj.contains_key("encryption_version") && obj.contains_key("encrypted_data") {
+            return Err(Error::Encrypted { file });
+        }
         if let Some(version) = obj.get("version") {
             return match version.as_u64() {
                 Some(3) => Ok(Format::StateV3),
@@ -581,6 +595,12 @@ mod tests {
         assert!(HostName::parse("packet-dcos-agent-00").is_some());
         assert!(HostName::parse("evil\x1b[2J").is_none());
         assert!(HostName::parse("two words").is_none());
+        assert_eq!(
+            HostName::check("node\u{202e}00"),
+            Err("it holds invisible or direction-changing characters")
+        );
+        assert!(HostName::parse("web\u{200b}01").is_none());
+        assert!(HostName::parse("café-01").is_some());
         assert!(HostName::parse("").is_none());
     }
 }

@@ -17,7 +17,7 @@ use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 
 use super::Role;
-use super::address::ConnectVia;
+use super::address::ConnectOrder;
 use super::types::{DeviceType, TypeSpec, Types};
 
 const BUILTIN: [(&str, Role); 4] = [
@@ -44,7 +44,10 @@ pub struct RoleRules {
     types: Types,
     rules: Vec<(GlobMatcher, Role)>,
     role_tag: Option<String>,
-    connect_via: ConnectVia,
+    connect_via: ConnectOrder,
+    /// `--skip-addressless`: machines the state holds no address for are
+    /// left out (and named on stderr) instead of refusing the state.
+    skip_addressless: bool,
 }
 
 impl RoleRules {
@@ -75,9 +78,19 @@ impl RoleRules {
         self
     }
 
-    pub fn with_connect_via(mut self, via: ConnectVia) -> RoleRules {
+    pub fn with_connect_via(mut self, via: ConnectOrder) -> RoleRules {
         self.connect_via = via;
         self
+    }
+
+    /// Leaves out machines the state holds no address for (`--skip-addressless`).
+    pub fn with_skip_addressless(mut self, skip: bool) -> RoleRules {
+        self.skip_addressless = skip;
+        self
+    }
+
+    pub fn skip_addressless(&self) -> bool {
+        self.skip_addressless
     }
 
     pub(super) fn device_type(&self, resource_type: &str) -> Option<&DeviceType> {
@@ -99,8 +112,8 @@ impl RoleRules {
         self.role_tag.as_deref()
     }
 
-    pub fn connect_via(&self) -> ConnectVia {
-        self.connect_via
+    pub fn connect_via(&self) -> &ConnectOrder {
+        &self.connect_via
     }
 
     /// The role a resource name gives: configured globs, then the DC/OS
@@ -139,6 +152,18 @@ impl RoleRules {
             .map(|(_, role)| *role)
     }
 
+    /// The configured rules (`--role`, `terraform.roles`) that match none
+    /// of `tried` (the resource names and `--role-tag` values of a fleet),
+    /// as `"GLOB" = ROLE`: a typo in a pattern otherwise leaves every
+    /// machine it meant a plain node without a word.
+    pub fn unmatched<'t>(&self, tried: impl Iterator<Item = &'t str> + Clone) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter(|(glob, _)| !tried.clone().any(|t| glob.is_match(t)))
+            .map(|(glob, role)| format!("\"{}\"={role}", crate::text::escape(glob.glob().glob())))
+            .collect()
+    }
+
     /// Every machine type, for "looked for" messages.
     pub fn describe_types(&self) -> String {
         self.types.names().collect::<Vec<_>>().join(", ")
@@ -160,7 +185,7 @@ mod tests {
         assert!(r.is_device("equinix_metal_device"));
         assert!(r.is_device("hcloud_server"));
         assert!(!r.is_device("packet_ssh_key"));
-        assert_eq!(r.connect_via(), ConnectVia::Public);
+        assert!(r.connect_via().is_public_only());
         assert_eq!(r.role_tag(), None);
     }
 
@@ -173,6 +198,11 @@ mod tests {
         let r = RoleRules::new(&["custom_device".into()], &rules).unwrap();
         assert_eq!(r.role("mesos_master"), Role::Master);
         assert_eq!(r.role("dcos_agent"), Role::Agent);
+        assert_eq!(
+            r.unmatched(["dcos_agent"].into_iter()),
+            ["\"mesos_*master*\"=master"]
+        );
+        assert!(r.unmatched(["mesos_master"].into_iter()).is_empty());
         assert!(r.is_device("custom_device"));
         assert!(r.is_device("packet_device"));
     }

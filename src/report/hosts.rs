@@ -311,10 +311,17 @@ impl Report {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The table: the whitelist (plan's first run), one row per host with
-    /// its differences as a diff, then the reasons and notes several hosts
-    /// share (each once, with the hosts), then the counts.
+    /// The table: the whitelist (plan's first run), one row per host, then
+    /// what several hosts share, each once with the hosts: their changes,
+    /// their reasons, their notes; then the counts. A host whose changes
+    /// are its own has them under its row, as a diff.
     pub fn table(&self, paint: Paint) -> String {
+        self.table_with(paint, false)
+    }
+
+    /// [`Report::table`]; `verbose` (`-v`) names every host of a shared
+    /// list, where the table otherwise counts them by role.
+    pub fn table_with(&self, paint: Paint, verbose: bool) -> String {
         let errors = Grouped::new(
             self.hosts
                 .iter()
@@ -325,6 +332,12 @@ impl Report {
                 .iter()
                 .flat_map(|h| h.notes.iter().map(move |n| (h.name.as_str(), n.as_str()))),
         );
+        let lists = ChangeLists::new(&self.hosts);
+        let named = Naming {
+            roles: self.hosts.iter().map(|h| (h.name.as_str(), h.role)).collect(),
+            total: self.hosts.len(),
+            verbose,
+        };
         let rows: Vec<[String; 2]> = self
             .hosts
             .iter()
@@ -335,7 +348,7 @@ impl Report {
         if let Some(w) = &self.whitelist {
             out.push_str(&format!("{}\n", escape_lines(&w.to_string())));
         }
-        for (row, h) in rows.iter().zip(&self.hosts) {
+        for (i, (row, h)) in rows.iter().zip(&self.hosts).enumerate() {
             out.push_str(&format!(
                 "{:<w0$}  {:<w1$}  {}",
                 row[0],
@@ -347,25 +360,41 @@ impl Report {
             if let Some(e) = h.error.as_deref().filter(|e| !errors.shared(e)) {
                 out.push_str(&format!(": {}", escape(e)));
             }
+            match lists.shared_by(i) {
+                Some(n) if lists.numbered() => out.push_str(&format!(" (changes list {n})")),
+                _ => {}
+            }
             out.push('\n');
-            for line in h.changes.iter().flat_map(changes::lines) {
-                out.push_str(&line.show(paint));
+            if lists.shared_by(i).is_none() {
+                for line in h.changes.iter().flat_map(changes::lines) {
+                    out.push_str(&line.show(paint));
+                }
             }
             for n in h.notes.iter().filter(|n| !notes.shared(n)) {
                 out.push_str(&format!("    note: {}\n", escape(n)));
             }
         }
-        let total = self.hosts.len();
         let shared_errors: Vec<_> = errors.shared_groups().collect();
         let shared_notes: Vec<_> = notes.shared_groups().collect();
-        if !shared_errors.is_empty() || !shared_notes.is_empty() {
+        if lists.any_shared() || !shared_errors.is_empty() || !shared_notes.is_empty() {
             out.push('\n');
         }
+        for (n, hosts) in lists.shared() {
+            let names: Vec<&str> = hosts.iter().map(|i| self.hosts[*i].name.as_str()).collect();
+            if lists.numbered() {
+                out.push_str(&format!("changes list {n}, on {}:\n", named.who(&names)));
+            } else {
+                out.push_str(&format!("changes on {}:\n", named.who(&names)));
+            }
+            for line in self.hosts[hosts[0]].changes.iter().flat_map(changes::lines) {
+                out.push_str(&line.show(paint));
+            }
+        }
         for (text, names) in shared_errors {
-            out.push_str(&format!("{}: {}\n", who(&names, total), escape(text)));
+            out.push_str(&format!("{}: {}\n", named.who(&names), escape(text)));
         }
         for (text, names) in shared_notes {
-            out.push_str(&format!("note for {}: {}\n", who(&names, total), escape(text)));
+            out.push_str(&format!("note for {}: {}\n", named.who(&names), escape(text)));
         }
         out.push('\n');
         out.push_str(&self.summary.line(paint));
@@ -373,12 +402,98 @@ impl Report {
     }
 }
 
-/// The hosts a shared reason is about: all of them, or their names.
-fn who(names: &[&str], total: usize) -> String {
-    if names.len() == total {
-        format!("every host ({total})")
-    } else {
-        format!("{} hosts ({})", names.len(), escape(&names.join(", ")))
+/// Hosts with the same change lines, so that a fleet's first run (the same
+/// eight lines on every node) prints them once, not once per node.
+struct ChangeLists {
+    /// The hosts (indices into the report) of each list more than one host
+    /// has, in the order lists first appear; list `n` is `shared[n - 1]`.
+    shared: Vec<Vec<usize>>,
+    /// The number of the shared list each host's changes are, if any.
+    of_host: Vec<Option<usize>>,
+}
+
+impl ChangeLists {
+    fn new(hosts: &[Row]) -> ChangeLists {
+        let mut by_text: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut group_of = Vec::with_capacity(hosts.len());
+        for (i, h) in hosts.iter().enumerate() {
+            if h.changes.is_empty() {
+                group_of.push(None);
+                continue;
+            }
+            // The lines as printed, without colour: what the reader compares.
+            let text: String = h
+                .changes
+                .iter()
+                .flat_map(changes::lines)
+                .map(|l| l.show(Paint::PLAIN))
+                .collect();
+            let g = *by_text.entry(text).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[g].push(i);
+            group_of.push(Some(g));
+        }
+        let mut number = vec![None; groups.len()];
+        let mut shared = Vec::new();
+        for (g, hosts) in groups.into_iter().enumerate() {
+            if hosts.len() > 1 {
+                shared.push(hosts);
+                number[g] = Some(shared.len());
+            }
+        }
+        let of_host = group_of.into_iter().map(|g| g.and_then(|g| number[g])).collect();
+        ChangeLists { shared, of_host }
+    }
+
+    /// The shared lists, numbered from 1, with their hosts.
+    fn shared(&self) -> impl Iterator<Item = (usize, &Vec<usize>)> {
+        self.shared.iter().enumerate().map(|(n, g)| (n + 1, g))
+    }
+
+    fn any_shared(&self) -> bool {
+        !self.shared.is_empty()
+    }
+
+    /// Whether the lists are told apart by number: there are several.
+    fn numbered(&self) -> bool {
+        self.shared.len() > 1
+    }
+
+    /// The number of the shared list host `i`'s changes are, if any.
+    fn shared_by(&self, i: usize) -> Option<usize> {
+        self.of_host.get(i).copied().flatten()
+    }
+}
+
+/// How the hosts something is about are named.
+struct Naming<'a> {
+    roles: std::collections::HashMap<&'a str, Role>,
+    total: usize,
+    verbose: bool,
+}
+
+impl Naming<'_> {
+    /// All of them; their names, when few (or with `-v`); else a count per
+    /// role, which stays one line for a fleet of a thousand.
+    fn who(&self, names: &[&str]) -> String {
+        const NAMED: usize = 4;
+        if names.len() == self.total {
+            return format!("every host ({})", self.total);
+        }
+        if names.len() <= NAMED || self.verbose {
+            return format!("{} hosts ({})", names.len(), escape(&names.join(", ")));
+        }
+        let mut counts: std::collections::BTreeMap<Role, usize> = std::collections::BTreeMap::new();
+        for name in names {
+            if let Some(role) = self.roles.get(name) {
+                *counts.entry(*role).or_default() += 1;
+            }
+        }
+        let counts: Vec<String> = counts.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        format!("{} hosts ({}; -v names them)", names.len(), counts.join(", "))
     }
 }
 
@@ -528,6 +643,102 @@ mod tests {
              2 hosts: 1 unchanged, 1 would-change\n"
         );
         assert_eq!(r.verdict(), Verdict::Ok);
+    }
+
+    /// A report of `n` agents and one master, all given `changes(i)`.
+    fn fleet_of(n: usize, changes: impl Fn(usize) -> Vec<Change>) -> Report {
+        let hosts: Vec<Row> = (0..=n)
+            .map(|i| Row {
+                name: format!("node-{i:03}"),
+                address: format!("198.18.{}.{}", i / 250, i % 250 + 1).parse().unwrap(),
+                role: if i == 0 { Role::Master } else { Role::Agent },
+                status: Status::WouldChange,
+                error: None,
+                notes: Vec::new(),
+                changes: changes(i),
+                elapsed_ms: 1,
+                timings: Timings::default(),
+            })
+            .collect();
+        Report {
+            command: Command::Plan,
+            summary: Summary::of(hosts.iter().map(|h| h.status)),
+            hosts,
+            whitelist: None,
+        }
+    }
+
+    #[test]
+    fn a_change_list_every_host_shares_is_printed_once() {
+        let r = fleet_of(999, |_| first_run());
+        let table = r.table(Paint::PLAIN);
+        assert_eq!(
+            table
+                .matches("    + IPv4 set, holding the whole whitelist\n")
+                .count(),
+            1,
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "node-999  198.18.3.250  would-change\n\nchanges on every host (1000):\n    + IPv4 set"
+            ),
+            "{table}"
+        );
+        // One line a host, the list, the counts.
+        assert_eq!(table.lines().count(), 1000 + 1 + 1 + 3 + 2, "{table}");
+        // --json keeps every host's changes.
+        let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(json["hosts"][999]["changes"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn several_shared_lists_are_numbered_named_by_role_and_by_name_with_v() {
+        // New nodes get everything; the old ones gain the new addresses; one
+        // node has drifted its own way.
+        let member = |n: &str| Change::MembersMissing {
+            family: Family::V4,
+            nets: vec![n.parse().unwrap()],
+        };
+        let r = fleet_of(10, |i| match i {
+            0..=5 => vec![member("198.18.1.9/32")],
+            6 => vec![member("192.0.2.1/32")],
+            _ => first_run(),
+        });
+        let table = r.table(Paint::PLAIN);
+        assert!(
+            table.contains("node-000  198.18.0.1   would-change (changes list 1)\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("node-006  198.18.0.7   would-change\n    + IPv4 member 192.0.2.1\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("node-010  198.18.0.11  would-change (changes list 2)\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "\nchanges list 1, on 6 hosts (master 1, agent 5; -v names them):\n    + IPv4 member 198.18.1.9\n\
+                 changes list 2, on 4 hosts (node-007, node-008, node-009, node-010):\n    + IPv4 set"
+            ),
+            "{table}"
+        );
+        assert_eq!(table.matches("IPv4 member 198.18.1.9").count(), 1, "{table}");
+        let verbose = r.table_with(Paint::PLAIN, true);
+        assert!(
+            verbose.contains(
+                "changes list 1, on 6 hosts (node-000, node-001, node-002, node-003, node-004, node-005):"
+            ),
+            "{verbose}"
+        );
+        // Colour stays on the lines.
+        let coloured = r.table(Paint { on: true });
+        assert!(
+            coloured.contains("\u{1b}[32m+ IPv4 member 198.18.1.9\u{1b}[0m"),
+            "{coloured:?}"
+        );
     }
 
     #[test]

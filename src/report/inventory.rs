@@ -14,18 +14,24 @@ pub fn json(inv: &Inventory) -> String {
 }
 
 /// [`json`] plus, for a Terraform state, `"found":{TYPE:N}` (hosts per
-/// machine type) and `"skipped":{TYPE:N}` (managed resources of other
-/// types): the documented shape with keys added, never changed.
+/// machine type), `"skipped":{TYPE:N}` (managed resources of other
+/// types) and, when `--skip-addressless` left machines out,
+/// `"left_out":[RESOURCE…]`: the documented shape with keys added, never
+/// changed.
 pub fn survey_json(survey: &Survey) -> String {
     #[derive(Serialize)]
     struct Out<'a> {
         hosts: &'a [Host],
         #[serde(flatten)]
         census: Option<&'a Census>,
+        /// Only when `--skip-addressless` left machines out.
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        left_out: &'a [String],
     }
     let out = Out {
         hosts: &survey.inventory.hosts,
         census: survey.census.as_ref(),
+        left_out: &survey.left_out,
     };
     serde_json::to_string(&out).unwrap_or_default()
 }
@@ -128,6 +134,7 @@ mod tests {
         let survey = Survey {
             inventory,
             census: Some(counts),
+            left_out: Vec::new(),
         };
         let full = survey_json(&survey);
         let stem = plain.strip_suffix('}').unwrap();

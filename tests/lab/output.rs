@@ -1,5 +1,6 @@
-//! What the operator sees: plan as check and diff (the whitelist once, each
-//! node's `+`/`-` lines), apply's lockout refusal in plan, a reason or note
+//! What the operator sees: plan as check and diff (the whitelist once, the
+//! `+`/`-` lines once for the nodes that share them, a node's own under
+//! its row), apply's lockout refusal in plan, a reason or note
 //! many hosts share printed once, `absent` from verify and remove, colour
 //! only when asked, and one JSON shape for every command (every `json()`
 //! report in the lab is checked against it; here each command is run).
@@ -78,8 +79,13 @@ fn plan_shows_the_whitelist_once_and_each_nodes_diff() {
         "    + IPv4 INPUT rule 1: the jump to the chain\n",
         "    + boot restore script\n",
     ] {
-        assert_eq!(text.matches(line).count(), 3, "{line:?} once per node in\n{text}");
+        // The list every node shares is printed once, for all of them.
+        assert_eq!(text.matches(line).count(), 1, "{line:?} once in\n{text}");
     }
+    assert!(
+        text.contains("  would-change\n\nchanges on every host (3):\n    + "),
+        "{text}"
+    );
     assert!(text.ends_with("\n3 hosts: 3 would-change\n"), "{text}");
     assert!(!text.contains('\u{1b}'), "colour in a pipe:\n{text:?}");
     for i in 0..3 {
@@ -87,6 +93,12 @@ fn plan_shows_the_whitelist_once_and_each_nodes_diff() {
     }
     let plan = json(&report(&lab, "plan", true));
     assert_eq!(plan["whitelist"]["chain"], "PALISADE", "{plan:#}");
+    // --json keeps every host's changes.
+    let every = plan["hosts"].as_array().unwrap();
+    assert!(!every[0]["changes"].as_array().unwrap().is_empty(), "{plan:#}");
+    for h in every {
+        assert_eq!(h["changes"], every[0]["changes"], "{plan:#}");
+    }
     assert!(
         plan["whitelist"]["ipv4"]
             .to_string()
@@ -108,7 +120,8 @@ fn plan_shows_the_whitelist_once_and_each_nodes_diff() {
     assert!(!text.contains("    +") && !text.contains("    -"), "{text}");
     assert!(text.ends_with("\n3 hosts: 3 unchanged\n"), "{text}");
 
-    // A change shows as + lines on every node, the same in verify.
+    // A change every node shares shows once, for every host; one node's
+    // own change under its row, in verify as in plan.
     let extra = lab.palisade(
         bin(),
         &lab_args("plan", false, true, &["--extra", "192.0.2.0/24"]),
@@ -116,7 +129,11 @@ fn plan_shows_the_whitelist_once_and_each_nodes_diff() {
     let text = code(&extra, 0);
     assert_eq!(
         text.matches("    + IPv4 member 192.0.2.0/24\n").count(),
-        3,
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("\nchanges on every host (3):\n    + IPv4 member 192.0.2.0/24\n"),
         "{text}"
     );
     lab.must(&lab.nodes[1].ns, &["ipset", "add", "palisade4", "6.6.6.6"]);
@@ -161,12 +178,15 @@ fn plan_refuses_what_apply_would_refuse_and_says_why_once() {
     for node in &lab.nodes {
         assert!(row(&text, &node.name).ends_with("  refused"), "{text}");
     }
-    // The diff is still shown: what apply would do, were it allowed.
+    // The diff is still shown, once for the nodes that share it: what
+    // apply would do, were it allowed.
     assert_eq!(
         text.matches("    + IPv4 set, holding the whole whitelist\n")
             .count(),
-        3
+        1,
+        "{text}"
     );
+    assert!(text.contains("\nchanges on every host (3):\n"), "{text}");
     assert!(text.ends_with("\n3 hosts: 3 refused\n"), "{text}");
 
     let plan = json(&report(&lab, "plan", false));
