@@ -24,9 +24,10 @@ owned_set() {
     has_chain "$2" "$chain" && owned_chain "$2" "$chain" "$1" ACCEPT
 }
 
-# check_owned SET TABLE SAVE: fail, before anything changes, when a set or
-# chain palisade would replace has the name of one palisade did not make.
-# SAVE is the set's `ipset save`, empty when there is no such set.
+# check_owned SET TABLE SAVE MANGLE: fail, before anything changes, when a
+# set or chain palisade would replace (in the filter TABLE, or the guard in
+# the MANGLE table) has the name of one palisade did not make. SAVE is the
+# set's `ipset save`, empty when there is no such set.
 check_owned() {
     if [ -n "$3" ] && ! owned_set "$1" "$2" "$3"; then
         echo "palisade: ipset $1 exists but palisade did not make it; it will not replace another tool's set: remove it, or choose other names (--set4, --set6)" >&2
@@ -38,6 +39,10 @@ check_owned() {
             exit 3
         fi
     done
+    if has_chain "$4" "$gchain" && ! owned_chain "$4" "$gchain" "$1" RETURN; then
+        echo "palisade: chain $gchain exists in the mangle table but palisade did not make it; it will not replace another tool's chain: choose another name (--chain)" >&2
+        exit 3
+    fi
 }
 
 # palisade's temporary sets, SET-new (filled, then swapped in) and SET-old
