@@ -60,6 +60,29 @@ pub enum Change {
     DockerGuardStale {
         family: Family,
     },
+    /// The guard before DNAT (mangle PREROUTING) is not there.
+    GuardMissing {
+        family: Family,
+    },
+    GuardRulesDiffer {
+        family: Family,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
+    /// mangle PREROUTING does not jump to the guard: removed, or never put
+    /// there.
+    GuardJumpMissing {
+        family: Family,
+    },
+    /// Another tool put rules above the jump to the guard.
+    GuardJumpNotFirst {
+        family: Family,
+        position: usize,
+    },
+    GuardJumpDuplicated {
+        family: Family,
+        count: usize,
+    },
     PersistMissing,
     PersistStale,
     UnitMissing,
@@ -104,6 +127,11 @@ impl Change {
             Change::DockerRulesDiffer { .. } => "docker-rules-differ",
             Change::DockerJumpNotFirst { .. } => "docker-jump-not-first",
             Change::DockerGuardStale { .. } => "docker-guard-stale",
+            Change::GuardMissing { .. } => "guard-missing",
+            Change::GuardRulesDiffer { .. } => "guard-rules-differ",
+            Change::GuardJumpMissing { .. } => "guard-jump-missing",
+            Change::GuardJumpNotFirst { .. } => "guard-jump-not-first",
+            Change::GuardJumpDuplicated { .. } => "guard-jump-duplicated",
             Change::PersistMissing => "persist-missing",
             Change::PersistStale => "persist-stale",
             Change::UnitMissing => "unit-missing",
@@ -131,6 +159,11 @@ impl Change {
             | Change::DockerRulesDiffer { family, .. }
             | Change::DockerJumpNotFirst { family }
             | Change::DockerGuardStale { family }
+            | Change::GuardMissing { family }
+            | Change::GuardRulesDiffer { family, .. }
+            | Change::GuardJumpMissing { family }
+            | Change::GuardJumpNotFirst { family, .. }
+            | Change::GuardJumpDuplicated { family, .. }
             | Change::Forged { family, .. } => Some(*family),
             _ => None,
         }
@@ -177,8 +210,8 @@ pub fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
     (out, Fix { v4, v6 })
 }
 
-/// The family's differences, pushed to `out`, and the fix for its jumps and
-/// its Docker guard.
+/// The family's differences, pushed to `out`, and the fix for its jumps,
+/// its Docker guard and its guard before DNAT.
 fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut Vec<Change>) -> FamilyFix {
     if facts.forged_rules {
         out.push(Change::Forged { family, set: false });
@@ -239,6 +272,30 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
     }
     let jump = Jump::of(found);
 
+    // The guard before DNAT: written afresh by every change, as our chain
+    // is; its jump kept first in mangle PREROUTING, above what kube-proxy,
+    // Calico, Cilium, Docker or firewalld put there.
+    match &facts.guard {
+        None => out.push(Change::GuardMissing { family }),
+        Some(rules) => {
+            if let Some((missing, unexpected)) = rules_diff(&policy.guard_rules(family), rules) {
+                out.push(Change::GuardRulesDiffer {
+                    family,
+                    missing,
+                    unexpected,
+                });
+            }
+        }
+    }
+    let found = Found::in_rules(&facts.prerouting, &policy.guard_jump());
+    match (found.count, found.first) {
+        (0, _) => out.push(Change::GuardJumpMissing { family }),
+        (1, Some(1)) => {}
+        (1, Some(position)) => out.push(Change::GuardJumpNotFirst { family, position }),
+        (count, _) => out.push(Change::GuardJumpDuplicated { family, count }),
+    }
+    let guard = Jump::of(found);
+
     // Docker's chain, where it is there; the guard goes in only then (at
     // boot, the restore makes the chain where Docker is installed).
     let docker_user = facts.docker_user.as_deref();
@@ -270,7 +327,7 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
         }
         (None, _) => Docker::None,
     };
-    FamilyFix { jump, docker }
+    FamilyFix { jump, docker, guard }
 }
 
 /// None when equal (same rules, same order); else what is missing and what
@@ -326,7 +383,7 @@ mod tests {
         assert_eq!(fix.v6, kept(o.v6.docker_user.is_some()));
     }
 
-    /// Both jumps left alone; the guard kept where Docker is there.
+    /// Every jump left alone; the Docker guard kept where Docker is there.
     fn kept(docker: bool) -> FamilyFix {
         FamilyFix {
             jump: Jump::Keep,
@@ -335,7 +392,61 @@ mod tests {
             } else {
                 Docker::None
             },
+            guard: Jump::Keep,
         }
+    }
+
+    /// The guard before DNAT: a jump pushed down, duplicated or removed by
+    /// another tool is named and put back first; a guard with other rules
+    /// is named and written afresh; a node without one gets it.
+    #[test]
+    fn the_guard_before_dnat_is_kept_first_and_whole() {
+        let jump = "-A PREROUTING -j PALISADE-GUARD".to_owned();
+        let other = "-A PREROUTING -j cali-PREROUTING".to_owned();
+        let cases = [
+            (
+                vec![other.clone()],
+                "guard-jump-missing",
+                Jump::Reinsert { delete: 0 },
+            ),
+            (
+                vec![other.clone(), jump.clone()],
+                "guard-jump-not-first",
+                Jump::Reinsert { delete: 1 },
+            ),
+            (
+                vec![jump.clone(), other.clone(), jump.clone()],
+                "guard-jump-duplicated",
+                Jump::Reinsert { delete: 2 },
+            ),
+            (vec![jump.clone(), other.clone()], "", Jump::Keep),
+        ];
+        for (prerouting, kind, want) in cases {
+            let mut o = applied();
+            o.v6.prerouting = prerouting;
+            let (changes, fix) = plan(&policy(), &o);
+            assert_eq!(kinds(&changes), if kind.is_empty() { vec![] } else { vec![kind] });
+            assert_eq!(fix.v6.guard, want, "{kind}");
+            assert_eq!(fix.v4, kept(true));
+        }
+        let mut o = applied();
+        o.v4.guard.as_mut().unwrap().pop();
+        let changes = diff(&policy(), &o);
+        assert_eq!(kinds(&changes), ["guard-rules-differ"]);
+        assert_eq!(
+            changes[0].to_string(),
+            "IPv4 guard before DNAT rules differ (missing: -A PALISADE-GUARD -j DROP; unexpected: )"
+        );
+        o.v4.guard = None;
+        assert_eq!(kinds(&diff(&policy(), &o)), ["guard-missing"]);
+        // An open port is matched as the client connected to it: before
+        // DNAT, the published port.
+        let mut p = policy();
+        p.open.insert("tcp/30080".parse().unwrap());
+        assert!(
+            p.guard_rules(Family::V4)
+                .contains(&"-A PALISADE-GUARD -p tcp -m tcp --dport 30080 -j RETURN".to_owned())
+        );
     }
 
     /// Each change plan reports comes with the fix apply makes for it: the
@@ -409,9 +520,13 @@ mod tests {
                 "set-missing",
                 "chain-missing",
                 "jump-missing",
+                "guard-missing",
+                "guard-jump-missing",
                 "set-missing",
                 "chain-missing",
                 "jump-missing",
+                "guard-missing",
+                "guard-jump-missing",
                 "persist-missing"
             ]
         );

@@ -444,6 +444,12 @@ impl ChainName {
     pub fn docker_companion(&self) -> ChainName {
         ChainName(format!("{}-DOCKER", self.0))
     }
+
+    /// The guard before DNAT, in the mangle table: `NAME-GUARD`, within
+    /// iptables' 28 bytes as `-DOCKER` is.
+    pub fn guard_companion(&self) -> ChainName {
+        ChainName(format!("{}-GUARD", self.0))
+    }
 }
 
 name_type!(

@@ -147,6 +147,47 @@ impl Packet {
     }
 }
 
+/// One thing a new connection is admitted by: the policy, backend-neutral
+/// ([`Policy::admissions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit<'a> {
+    /// Arrives on the loopback interface.
+    Loopback,
+    /// Belongs to a connection already admitted (or is related to one).
+    Established,
+    /// ICMPv6 (neighbour discovery).
+    Icmpv6,
+    /// Arrives on an accepted interface.
+    Interface(&'a IfName),
+    /// Goes to a port open to everyone.
+    Port(Port),
+    /// Comes from a member of the set.
+    Set(&'a SetName),
+}
+
+impl Admit<'_> {
+    /// The rule in `chain`, as `iptables -S` prints it, with `verdict`; the
+    /// loopback rule (the first) carries palisade's mark.
+    pub fn iptables(&self, chain: &ChainName, verdict: &str) -> String {
+        match self {
+            Admit::Loopback => format!("-A {chain} -i lo -m comment --comment {MARK} -j {verdict}"),
+            Admit::Established => {
+                format!("-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j {verdict}")
+            }
+            Admit::Icmpv6 => format!("-A {chain} -p ipv6-icmp -j {verdict}"),
+            Admit::Interface(i) => format!("-A {chain} -i {i} -j {verdict}"),
+            Admit::Port(p) => {
+                let proto = p.proto().as_str();
+                format!(
+                    "-A {chain} -p {proto} -m {proto} --dport {} -j {verdict}",
+                    p.range()
+                )
+            }
+            Admit::Set(set) => format!("-A {chain} -m set --match-set {set} src -j {verdict}"),
+        }
+    }
+}
+
 /// The settings the policy is made from.
 #[derive(Clone, Debug)]
 pub struct PolicyOptions {
@@ -174,6 +215,8 @@ pub struct Policy {
     pub chain: ChainName,
     /// The chain beside `chain` that guards Docker's published ports.
     pub docker_chain: ChainName,
+    /// The guard before DNAT, in the mangle table ([`Policy::guard_rules`]).
+    pub guard_chain: ChainName,
     pub members: BTreeSet<Net>,
     pub interfaces: Vec<IfName>,
     /// Ports open to everyone on the node (its role's, by [`Policy::for_role`]).
@@ -287,6 +330,7 @@ impl Policy {
             set6: opts.set6.clone(),
             chain: opts.chain.clone(),
             docker_chain: opts.chain.docker_companion(),
+            guard_chain: opts.chain.guard_companion(),
             members,
             interfaces: opts.interfaces.clone(),
             open: BTreeSet::new(),
@@ -376,33 +420,61 @@ impl Policy {
         format!("-A DOCKER-USER -j {}", self.docker_chain)
     }
 
-    /// Our chain's rules, as `iptables -S CHAIN` prints them (without `-N`).
-    pub fn rules(&self, family: Family) -> Vec<String> {
-        let c = &self.chain;
-        let mut out = vec![
-            // The mark: palisade replaces only a chain that carries it (or
-            // that it made before there was one).
-            format!("-A {c} -i lo -m comment --comment {MARK} -j ACCEPT"),
-            format!("-A {c} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
-        ];
+    /// What a new connection is admitted by, in order, whatever the backend:
+    /// the one policy both of palisade's chains carry (INPUT's, and the
+    /// guard before DNAT), each rendered by [`Admit::iptables`] (a later
+    /// nftables backend renders the same list its own way). What is not
+    /// admitted is logged and dropped.
+    pub fn admissions(&self, family: Family) -> Vec<Admit<'_>> {
+        let mut out = vec![Admit::Loopback, Admit::Established];
         if family == Family::V6 {
             // Neighbour discovery is ICMPv6: without it IPv6 stops working.
-            out.push(format!("-A {c} -p ipv6-icmp -j ACCEPT"));
+            out.push(Admit::Icmpv6);
         }
-        out.extend(self.interfaces.iter().map(|i| format!("-A {c} -i {i} -j ACCEPT")));
-        out.extend(self.open.iter().map(|p| {
-            let proto = p.proto().as_str();
-            format!("-A {c} -p {proto} -m {proto} --dport {} -j ACCEPT", p.range())
-        }));
-        out.push(format!(
-            "-A {c} -m set --match-set {} src -j ACCEPT",
-            self.set(family)
-        ));
-        out.push(format!(
-            "-A {c} -m limit --limit 5/min -j LOG --log-prefix \"{LOG_PREFIX}\""
-        ));
-        out.push(format!("-A {c} -j DROP"));
+        out.extend(self.interfaces.iter().map(Admit::Interface));
+        out.extend(self.open.iter().copied().map(Admit::Port));
+        out.push(Admit::Set(self.set(family)));
         out
+    }
+
+    /// `chain`'s rules for [`Policy::admissions`], each ending in `verdict`
+    /// (ACCEPT, or RETURN in the guard, which passes a packet on to the
+    /// rest of the table), then the log and the drop, as `iptables -S
+    /// CHAIN` prints them (without `-N`). The first carries the mark:
+    /// palisade replaces only a chain that carries it (or that it made
+    /// before there was one).
+    fn admission_rules(&self, family: Family, chain: &ChainName, verdict: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .admissions(family)
+            .iter()
+            .map(|a| a.iptables(chain, verdict))
+            .collect();
+        out.push(format!(
+            "-A {chain} -m limit --limit 5/min -j LOG --log-prefix \"{LOG_PREFIX}\""
+        ));
+        out.push(format!("-A {chain} -j DROP"));
+        out
+    }
+
+    /// Our chain's rules, as `iptables -S CHAIN` prints them (without `-N`).
+    pub fn rules(&self, family: Family) -> Vec<String> {
+        self.admission_rules(family, &self.chain, "ACCEPT")
+    }
+
+    /// The jump that must be the first rule of mangle PREROUTING.
+    pub fn guard_jump(&self) -> String {
+        format!("-A PREROUTING -j {}", self.guard_chain)
+    }
+
+    /// The guard before DNAT, in mangle PREROUTING (priority -150: after
+    /// conntrack, before `nat PREROUTING`, where kube-proxy, CNI portmap,
+    /// Docker, Podman and LXD rewrite published ports): every packet the
+    /// node receives, for itself or to forward, meets the whitelist there,
+    /// and a port open to everyone is matched as the client connected to
+    /// it (the published port, not the pod's or container's). The same
+    /// admissions as our INPUT chain, with RETURN for ACCEPT.
+    pub fn guard_rules(&self, family: Family) -> Vec<String> {
+        self.admission_rules(family, &self.guard_chain, "RETURN")
     }
 
     /// The rules of the chain guarding Docker's published ports (reached
@@ -658,6 +730,14 @@ mod tests {
         assert_eq!(p.rules(Family::V4).len(), v6.len() - 1);
         assert_eq!(p.docker_chain.to_string(), "PALISADE-DOCKER");
         assert_eq!(p.docker_jump(), "-A DOCKER-USER -j PALISADE-DOCKER");
+        // The guard carries the same admissions, passing on what they admit.
+        let guard = p.guard_rules(Family::V6);
+        assert_eq!(guard.len(), v6.len());
+        for (g, r) in guard.iter().zip(&v6) {
+            let r = r.replacen("-A PALISADE ", "-A PALISADE-GUARD ", 1);
+            assert_eq!(*g, r.replace("-j ACCEPT", "-j RETURN"));
+        }
+        assert_eq!(p.guard_jump(), "-A PREROUTING -j PALISADE-GUARD");
     }
 
     #[test]

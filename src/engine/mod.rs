@@ -552,9 +552,14 @@ fn same_firewall(a: &Observed, b: &Observed) -> bool {
 
 /// Whether none of palisade's objects is on the node.
 fn nothing_there(policy: &Policy, o: &Observed) -> bool {
-    let jump = policy.jump();
+    let (jump, guard) = (policy.jump(), policy.guard_jump());
     let clean = |f: &firewall::FamilyFacts| {
-        f.set.is_none() && f.chain.is_none() && f.docker_chain.is_none() && !f.input.contains(&jump)
+        f.set.is_none()
+            && f.chain.is_none()
+            && f.docker_chain.is_none()
+            && f.guard.is_none()
+            && !f.input.contains(&jump)
+            && !f.prerouting.contains(&guard)
     };
     o.restore_digest.is_none()
         && o.unit_digest.is_none()

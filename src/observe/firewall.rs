@@ -33,10 +33,10 @@ section backend
 backend_of "$table_v4"
 if [ -n "$backend" ]; then say "$backend"; fi
 for v in v4 v6; do
-    if [ "$v" = v4 ]; then table=$table_v4 save=$save_v4; else table=$table_v6 save=$save_v6; fi
+    if [ "$v" = v4 ]; then table=$table_v4 mangle=$mangle_v4 save=$save_v4; else table=$table_v6 mangle=$mangle_v6 save=$save_v6; fi
     section "set-$v"
     if [ -n "$save" ]; then say "$save"; fi
-    say_chains "$v" "$table"
+    say_chains "$v" "$table" "$mangle"
 done
 # While a change waits for its confirmation, the boot files are the ones it
 # staged (the confirmation installs them): what the node will have once
@@ -196,6 +196,11 @@ pub struct FamilyFacts {
     pub input: Vec<String>,
     pub docker_user: Option<Vec<String>>,
     pub docker_chain: Option<Vec<String>>,
+    /// The rules of mangle PREROUTING.
+    pub prerouting: Vec<String>,
+    /// The rules of the guard before DNAT, in the mangle table, or None
+    /// when there is no such chain.
+    pub guard: Option<Vec<String>>,
     /// The filter table holds a quoted string (a rule comment) that spans
     /// lines: its lines could pose as rules of these chains, so what they
     /// hold cannot be told for sure. Only something forging lines (with
@@ -352,13 +357,21 @@ impl<'a> Sections<'a> {
         facts.input = parse_chain(self.get(&format!("input-{v}"))).unwrap_or_default();
         facts.docker_user = parse_chain(self.get(&format!("docker-user-{v}")));
         facts.docker_chain = parse_chain(self.get(&format!("docker-chain-{v}")));
+        facts.prerouting = parse_chain(self.get(&format!("prerouting-{v}"))).unwrap_or_default();
+        facts.guard = parse_chain(self.get(&format!("guard-{v}")));
         // The node reads the whole table (`say_chains`); a rule's first line
         // with an open quote is seen here too, should a node not say so.
-        let mut rules = [&facts.chain, &facts.docker_user, &facts.docker_chain]
-            .into_iter()
-            .flatten()
-            .flatten()
-            .chain(&facts.input);
+        let mut rules = [
+            &facts.chain,
+            &facts.docker_user,
+            &facts.docker_chain,
+            &facts.guard,
+        ]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .chain(&facts.input)
+        .chain(&facts.prerouting);
         facts.forged_rules =
             self.get(&format!("forged-{v}")).contains(&"table") || rules.any(|r| opens_quote(r, true));
     }
@@ -806,9 +819,9 @@ mod tests {
                      -A ZZ -m comment --comment \"x\n-A PALISADE -j DROP\n==> end\n-A INPUT -j PALISADE\n\
                      \" -j RETURN\nCOMMIT\n";
         let script = format!(
-            "{}chain=PALISADE dchain=PALISADE-DOCKER\nreply=''\nsay_chains v4 \"$TABLE\"\nsay_chains v6 ''\n\
+            "{}chain=PALISADE dchain=PALISADE-DOCKER gchain=PALISADE-GUARD\nreply=''\nsay_chains v4 \"$TABLE\" ''\nsay_chains v6 '' ''\n\
              section jumps\npositions \"$TABLE\" INPUT PALISADE\nsay \"$pos\"\nsection end\nprintf '%s' \"$reply\"\n",
-            render::code(render::LIB)
+            render::code(render::LIB) + &render::code(render::WRITERS)
         );
         let out = std::process::Command::new("sh")
             .args(["-c", &script])

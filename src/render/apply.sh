@@ -151,36 +151,40 @@ set_back() {
 }
 
 # undo_family V IPT: put the family's chains and jumps back as prepare found
-# them (SNAP/chain.V, SNAP/dchain.V, SNAP/jumps.V), from the table as it is
-# now; then read it again, and succeed only when nothing is left to do.
+# them (SNAP/chain.V, SNAP/dchain.V, SNAP/gchain.V, SNAP/jumps.V), from the
+# filter and mangle tables as they are now; then read them again, and
+# succeed only when nothing is left to do.
 undo_family() {
     undo_lines "$1" "$2" || return 1
-    [ -n "$lines" ] || return 0
-    printf '*filter\n%sCOMMIT\n' "$lines" | "$2-restore" -w 20 --noflush || return 1
+    [ -n "$lines$mlines" ] || return 0
+    {
+        if [ -n "$lines" ]; then printf '*filter\n%sCOMMIT\n' "$lines"; fi
+        if [ -n "$mlines" ]; then printf '*mangle\n%sCOMMIT\n' "$mlines"; fi
+    } | "$2-restore" -w 20 --noflush || return 1
     undo_lines "$1" "$2" || return 1
-    if [ -n "$lines" ]; then
+    if [ -n "$lines$mlines" ]; then
         echo "palisade rollback: the $2 chains are still not as they were" >&2
         return 1
     fi
 }
 
-# undo_lines V IPT: sets lines to the restore lines that take the family's
-# table, as read now, to its saved state: none when it is there.
+# undo_lines V IPT: sets lines and mlines to the restore lines that take
+# the family's filter and mangle tables, as read now, to their saved state:
+# none when it is there.
 undo_lines() {
     lines=''
-    cur=$("$2-save" -t filter 2>/dev/null) || return 1
-    IFS=: read -r ipos dpos mkdu <"$snap/jumps.$1" || return 1
-    for c in "chain:$chain" "dchain:$dchain"; do
-        f=$snap/${c%%:*}.$1 name=${c#*:}
-        if [ -f "$f" ]; then
-            want=$(cat "$f")
-            rules_of "$cur" "$name"
-            if ! has_chain "$cur" "$name" || [ "${rules%"$nl"}" != "$want" ]; then
-                lines="$lines:$name - [0:0]$nl"
-                if [ -n "$want" ]; then lines="$lines$want$nl"; fi
-            fi
-        fi
-    done
+    save_all "$2" || return 1
+    cur=$tfilter mcur=$tmangle
+    IFS=: read -r ipos dpos mkdu gpos <"$snap/jumps.$1" || return 1
+    # The guard before DNAT, in the mangle table.
+    chain_back "$mcur" "$gchain" "$snap/gchain.$1"
+    put_jumps "$mcur" PREROUTING "$gchain" "$gpos"
+    if [ ! -f "$snap/gchain.$1" ] && has_chain "$mcur" "$gchain"; then
+        lines="$lines-F $gchain$nl-X $gchain$nl"
+    fi
+    mlines=$lines lines=''
+    chain_back "$cur" "$chain" "$snap/chain.$1"
+    chain_back "$cur" "$dchain" "$snap/dchain.$1"
     put_jumps "$cur" INPUT "$chain" "$ipos"
     if has_chain "$cur" DOCKER-USER; then put_jumps "$cur" DOCKER-USER "$dchain" "$dpos"; fi
     for c in "chain:$chain" "dchain:$dchain"; do
@@ -190,6 +194,19 @@ undo_lines() {
     done
     if [ "$mkdu" = 1 ] && has_chain "$cur" DOCKER-USER; then
         lines="$lines-F DOCKER-USER$nl-X DOCKER-USER$nl"
+    fi
+}
+
+# chain_back TABLE NAME SAVED: adds to lines what writes chain NAME back
+# with the rules in the file SAVED, when there is such a file and TABLE's
+# NAME is not that.
+chain_back() {
+    [ -f "$3" ] || return 0
+    want=$(cat "$3")
+    rules_of "$1" "$2"
+    if ! has_chain "$1" "$2" || [ "${rules%"$nl"}" != "$want" ]; then
+        lines="$lines:$2 - [0:0]$nl"
+        if [ -n "$want" ]; then lines="$lines$want$nl"; fi
     fi
 }
 
@@ -266,6 +283,23 @@ docker_installed() {
     command -v dockerd >/dev/null 2>&1
 }
 
+# guard_rules RULES: sets grules to the guard's rules (Policy::guard_rules)
+# from our chain's RULES: the same admissions, each passing the packet on
+# (RETURN) where our chain accepts it. Kept out of the script's data, which
+# every read carries; the unit tests check it against Policy::guard_rules.
+guard_rules() {
+    grules=''
+    set -f
+    ifs=$IFS IFS=$nl
+    for line in $1; do
+        line=${line#"-A $chain "}
+        case $line in *" -j ACCEPT") line="${line% -j ACCEPT} -j RETURN" ;; esac
+        grules="$grules-A $gchain $line$nl"
+    done
+    IFS=$ifs
+    set +f
+}
+
 # boot_rules: at boot, with no controller, decide here what apply has the
 # controller decide (render::fix, from the same facts): where the jumps go,
 # and the Docker guard's fate; and write the family's rules to SNAP/rules.V.
@@ -304,23 +338,31 @@ boot_rules() {
                 ;;
         esac
         echo COMMIT
+        # The guard before DNAT, in the mangle table (render::fix).
+        echo '*mangle'
+        echo ":$gchain - [0:0]"
+        if [ "$v" = v4 ]; then guard_rules "$rules_v4"; else guard_rules "$rules_v6"; fi
+        printf '%s' "$grules"
+        jump_fix "$mangle" PREROUTING "$gchain"
+        echo COMMIT
     } >"$snap/rules.$v"
 }
 
-# prepare V FAM SET TABLE SAVE: check what is there, and write the family's
-# rules to SNAP/rules.V and what its rollback puts back (SNAP/chain.V,
-# SNAP/dchain.V, SNAP/jumps.V: see undo_family), and the set's lines
-# for the one `ipset restore` to $sets.
+# prepare V FAM SET TABLE SAVE MANGLE: check what is there, and write the
+# family's rules to SNAP/rules.V and what its rollback puts back
+# (SNAP/chain.V, SNAP/dchain.V, SNAP/gchain.V, SNAP/jumps.V: see
+# undo_family), and the set's lines for the one `ipset restore` to $sets.
 prepare() {
-    v=$1 fam=$2 set=$3 table=$4 save=$5
-    check_owned "$set" "$table" "$save"
+    v=$1 fam=$2 set=$3 table=$4 save=$5 mangle=$6
+    check_owned "$set" "$table" "$save" "$mangle"
     # A quoted string that spans lines can pose as rules (see quoted): the
     # controller changes no node whose tables hold one, nor does this. (At
     # boot, with no controller, the restore goes ahead: it reads past them.)
     if [ "$mode" = apply ]; then
         rules_of "$table" INPUT
+        if [ "$split" = 0 ]; then rules_of "$mangle" PREROUTING; fi
         if [ "$split" = 1 ]; then
-            echo "palisade: a rule comment in the $v filter table holds a newline, whose lines could pose as palisade's rules; it changes nothing here until that rule is gone (iptables-save shows it)" >&2
+            echo "palisade: a rule comment in the $v filter or mangle table holds a newline, whose lines could pose as palisade's rules; it changes nothing here until that rule is gone (iptables-save shows it)" >&2
             exit 3
         fi
     fi
@@ -373,11 +415,17 @@ prepare() {
             printf '%s' "$rules" >"$snap/${c%%:*}.$v"
         fi
     done
+    if has_chain "$mangle" "$gchain"; then
+        rules_of "$mangle" "$gchain"
+        printf '%s' "$rules" >"$snap/gchain.$v"
+    fi
+    positions "$mangle" PREROUTING "$gchain"
+    gjumps=$pos
     positions "$table" INPUT "$chain"
     jumps=$pos
     pos=''
     if has_chain "$table" DOCKER-USER; then positions "$table" DOCKER-USER "$dchain"; fi
-    echo "$jumps:$pos:$make_docker_user" >"$snap/jumps.$v"
+    echo "$jumps:$pos:$make_docker_user:$gjumps" >"$snap/jumps.$v"
 }
 
 # stage: write the boot files this change wants beside the live ones, and
@@ -442,8 +490,8 @@ change() {
     trap finish EXIT
     trap 'exit 130' INT TERM
 
-    prepare v4 inet "$set4" "$table_v4" "$save_v4"
-    prepare v6 inet6 "$set6" "$table_v6" "$save_v6"
+    prepare v4 inet "$set4" "$table_v4" "$save_v4" "$mangle_v4"
+    prepare v6 inet6 "$set6" "$table_v6" "$save_v6" "$mangle_v6"
     if [ "$mode" = apply ]; then stage; fi
 
     if [ "$mode" = apply ] && [ "$confirm" -gt 0 ]; then

@@ -71,8 +71,8 @@ case $verdict in
         fetch armed "$snap/armed"
         if [ -n "$armed" ]; then say "armed=${armed%% *}"; fi
         if [ -n "$persisted" ]; then say "persist=$persisted"; fi
-        say_chains v4 "$table_v4"
-        say_chains v6 "$table_v6"
+        say_chains v4 "$table_v4" "$mangle_v4"
+        say_chains v6 "$table_v6" "$mangle_v6"
         section end
         printf '%s' "$reply"
         verdict

@@ -87,6 +87,8 @@ impl Docker {
 pub struct FamilyFix {
     pub jump: Jump,
     pub docker: Docker,
+    /// The jump to the guard before DNAT, from mangle PREROUTING.
+    pub guard: Jump,
 }
 
 /// Both families' decisions, as `diff::plan` makes them.
@@ -107,7 +109,8 @@ impl Fix {
 
 /// The family's `iptables-restore --noflush` input: our chain written
 /// afresh (`:CHAIN` empties one that is there), its jump, and the Docker
-/// guard, as `fix` says. Everything else in the table stays.
+/// guard, as `fix` says; then, in the mangle table, the guard before DNAT
+/// written afresh and its jump. Everything else in both tables stays.
 pub(crate) fn forward(policy: &Policy, family: Family, fix: FamilyFix) -> String {
     let mut out = vec!["*filter".to_owned(), format!(":{} - [0:0]", policy.chain)];
     out.extend(policy.rules(family));
@@ -126,6 +129,12 @@ pub(crate) fn forward(policy: &Policy, family: Family, fix: FamilyFix) -> String
             out.push(format!("-X {dchain}"));
         }
     }
+    out.push("COMMIT".to_owned());
+    let gchain = policy.guard_chain.as_str();
+    out.push("*mangle".to_owned());
+    out.push(format!(":{gchain} - [0:0]"));
+    out.extend(policy.guard_rules(family));
+    jump_lines(&mut out, fix.guard, "PREROUTING", gchain);
     out.push("COMMIT".to_owned());
     out.iter().map(|l| format!("{l}\n")).collect()
 }
@@ -157,7 +166,34 @@ mod tests {
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
         assert_eq!(lines[..head.len()], head[..], "{text}");
         assert!(text.ends_with("COMMIT\n"), "{text}");
-        lines[head.len()..lines.len() - 1].to_vec()
+        let end = lines.iter().position(|l| l == "COMMIT").unwrap();
+        lines[head.len()..end].to_vec()
+    }
+
+    /// The mangle table's part: the guard before DNAT written afresh, and
+    /// its jump put first in PREROUTING as `fix.guard` says.
+    #[test]
+    fn the_guard_before_dnat_is_written_in_the_mangle_table() {
+        let p = policy();
+        let mangle = |guard| {
+            let fix = FamilyFix {
+                jump: Jump::Keep,
+                docker: Docker::None,
+                guard,
+            };
+            let text = forward(&p, Family::V4, fix);
+            let (_, m) = text.split_once("COMMIT\n").unwrap();
+            m.lines().map(str::to_owned).collect::<Vec<_>>()
+        };
+        let mut want = vec!["*mangle".to_owned(), ":PALISADE-GUARD - [0:0]".to_owned()];
+        want.extend(p.guard_rules(Family::V4));
+        want.push("COMMIT".to_owned());
+        assert_eq!(mangle(Jump::Keep), want);
+        want.pop();
+        want.push("-D PREROUTING -j PALISADE-GUARD".to_owned());
+        want.push("-I PREROUTING 1 -j PALISADE-GUARD".to_owned());
+        want.push("COMMIT".to_owned());
+        assert_eq!(mangle(Jump::Reinsert { delete: 1 }), want);
     }
 
     #[test]
@@ -188,11 +224,13 @@ mod tests {
         let keep = FamilyFix {
             jump: Jump::Keep,
             docker: Docker::None,
+            guard: Jump::Keep,
         };
         assert!(tail(keep).is_empty());
         let two = FamilyFix {
             jump: Jump::Reinsert { delete: 2 },
             docker: Docker::None,
+            guard: Jump::Keep,
         };
         assert_eq!(
             tail(two),
@@ -210,6 +248,7 @@ mod tests {
         let guard = FamilyFix {
             jump: Jump::Keep,
             docker: Docker::Guard(Jump::Reinsert { delete: 1 }),
+            guard: Jump::Keep,
         };
         let mut want = vec![":PALISADE-DOCKER - [0:0]".to_owned()];
         want.extend(p.docker_rules(Family::V4));
@@ -221,6 +260,7 @@ mod tests {
         let drop = FamilyFix {
             jump: Jump::Reinsert { delete: 0 },
             docker: Docker::Drop { jumps: 1 },
+            guard: Jump::Keep,
         };
         assert_eq!(
             tail(drop),

@@ -43,32 +43,6 @@ quoted() {
     done
 }
 
-# positions TABLE PARENT TARGET: sets pos to the rule numbers of
-# "-A PARENT -j TARGET", each followed by a space. No process, and no
-# here-document: `read` takes a byte a system call (a few milliseconds for
-# a table of a few kB), where splitting the text on newlines costs next to
-# nothing. Globbing is off while the lines are split (a rule can hold `*`).
-# The lines of a quoted string that goes on past its rule's line are no
-# rules (see quoted).
-positions() {
-    pos='' n=0 inq=0
-    set -f
-    ifs=$IFS IFS=$nl
-    for line in $1; do
-        wasq=$inq
-        case $line in *\"*) if quoted "$line"; then inq=$((1 - inq)); fi ;; esac
-        case $wasq in 1) continue ;; esac
-        case $line in
-            "-A $2 "*)
-                n=$((n + 1))
-                if [ "$line" = "-A $2 -j $3" ]; then pos="$pos$n "; fi
-                ;;
-        esac
-    done
-    IFS=$ifs
-    set +f
-}
-
 # has_chain TABLE CHAIN: whether TABLE (as iptables-save prints it: one
 # `:NAME POLICY [counters]` line per chain) has the chain.
 has_chain() {
@@ -108,11 +82,12 @@ fetch() {
     fi
 }
 
-# read_node: the two filter tables and palisade's two sets, each into a
-# variable, in four processes: table_v4/table_v6 as `iptables-save -t filter`
-# prints them (the rules as `iptables -S` prints them, and a first line
-# naming the version and the backend), save_v4/save_v6 as `ipset save` does
-# (empty when there is no such set).
+# read_node: the filter and mangle tables and palisade's two sets, each
+# into a variable, in four processes: table_v4/table_v6 and
+# mangle_v4/mangle_v6 as `iptables-save -t filter` and `-t mangle` print
+# them (the rules as `iptables -S` prints them, and a first line naming the
+# version and the backend; see read_tables), save_v4/save_v6 as `ipset
+# save` does (empty when there is no such set).
 read_node() {
     read_tables
     # One ipset for each set. (Its restore mode can save both in one
@@ -123,10 +98,43 @@ read_node() {
     save_v6=$(ipset save "$set6" 2>/dev/null) || save_v6=''
 }
 
-# read_tables: the two filter tables alone (see read_node).
+# read_tables: the filter and mangle tables of both families (see
+# read_node): table_V the filter table, mangle_V the mangle table (where the
+# guard before DNAT is), from one iptables-save of every table per family.
 read_tables() {
-    table_v4=$(iptables-save -t filter 2>/dev/null) || table_v4=''
-    table_v6=$(ip6tables-save -t filter 2>/dev/null) || table_v6=''
+    save_all iptables || :
+    table_v4=$tfilter mangle_v4=$tmangle
+    save_all ip6tables || :
+    table_v6=$tfilter mangle_v6=$tmangle
+}
+
+# save_all IPT: sets tfilter and tmangle to those tables as `IPT-save
+# -t` prints each, from one `IPT-save` of every table (one process, where
+# two `-t` would take two), cut apart in one pass with builtins: every line
+# from a table's `*NAME` to the next table's goes to that table's text.
+# Parameter expansions that cut a long text at a pattern cost dash time
+# quadratic in its length; a loop over the lines does not. Only the filter
+# and mangle tables are kept, so the nat table's thousands of kube-proxy
+# rules cost one pass, not a copy. tfilter starts with the save's first
+# line (backend_of reads the version and the backend there). A quoted
+# string's later lines (see quoted) are the string's, whatever they look
+# like. Fails, both empty, when the save does.
+save_all() {
+    tfilter='' tmangle='' tab=filter inq=0
+    saved=$("$1-save" 2>/dev/null) || return 1
+    set -f
+    ifs=$IFS IFS=$nl
+    for line in $saved; do
+        wasq=$inq
+        case $line in *\"*) if quoted "$line"; then inq=$((1 - inq)); fi ;; esac
+        case $wasq$line in 0\**) tab=${line#?} ;; esac
+        case $tab in
+            filter) tfilter="$tfilter$line$nl" ;;
+            mangle) tmangle="$tmangle$line$nl" ;;
+        esac
+    done
+    IFS=$ifs
+    set +f
 }
 
 # say TEXT: adds TEXT to `reply`, what the script prints in one write once
@@ -158,24 +166,28 @@ section() {
     reply="$reply==> $1$nl"
 }
 
-# say_chains V TABLE: the sections chain-V, input-V, docker-user-V and
-# docker-chain-V, each with its chain (`-N NAME`, then its rules) when
-# TABLE has it, said (see `say`): what observe prints, and what a change
+# say_chains V TABLE MANGLE: the sections chain-V, input-V, docker-user-V
+# and docker-chain-V, each with its chain (`-N NAME`, then its rules) when
+# the filter TABLE has it, and prerouting-V and guard-V when the MANGLE
+# table has it, said (see `say`): what observe prints, and what a change
 # prints of the chains it left; then forged-V, which says `table` when a
-# quoted string in TABLE spans lines (see rules_of): its lines could pose
-# as rules of these chains, so the controller trusts none of it.
+# quoted string in either table spans lines (see rules_of): its lines could
+# pose as rules of these chains, so the controller trusts none of it.
 say_chains() {
-    split=0
-    for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain"; do
+    forged=0 t=$2
+    for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain" prerouting:PREROUTING "guard:$gchain"; do
         section "${c%%:*}-$1"
-        if has_chain "$2" "${c#*:}"; then
+        # The last two, prerouting and guard, are the mangle table's.
+        case $c in [pg]*) t=$3 ;; esac
+        if has_chain "$t" "${c#*:}"; then
             say "-N ${c#*:}"
-            rules_of "$2" "${c#*:}"
+            rules_of "$t" "${c#*:}"
+            forged=$((forged | split))
             if [ -n "$rules" ]; then say "$rules"; fi
         fi
     done
     section "forged-$1"
-    if [ "$split" = 1 ]; then say table; fi
+    if [ "$forged" = 1 ]; then say table; fi
 }
 
 # backend_of TABLE: sets backend to what `iptables -V` prints. The first

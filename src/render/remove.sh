@@ -12,12 +12,12 @@ settle
 # remove fail here, before anything is taken away.
 read_node
 table4=$table_v4 table6=$table_v6
-check_owned "$set4" "$table4" "$save_v4"
-check_owned "$set6" "$table6" "$save_v6"
+check_owned "$set4" "$table4" "$save_v4" "$mangle_v4"
+check_owned "$set6" "$table6" "$save_v6" "$mangle_v6"
 cancel_rollback
 remove_boot
 for ipt in iptables ip6tables; do
-    if [ "$ipt" = iptables ]; then table=$table4; else table=$table6; fi
+    if [ "$ipt" = iptables ]; then table=$table4 mangle=$mangle_v4; else table=$table6 mangle=$mangle_v6; fi
     {
         echo '*filter'
         positions "$table" INPUT "$chain"
@@ -33,6 +33,18 @@ for ipt in iptables ip6tables; do
             fi
         done
         echo COMMIT
+        # The guard before DNAT, where there is one (a mangle table is
+        # never made here).
+        positions "$mangle" PREROUTING "$gchain"
+        if [ -n "$pos" ] || has_chain "$mangle" "$gchain"; then
+            echo '*mangle'
+            for p in $pos; do echo "-D PREROUTING -j $gchain"; done
+            if has_chain "$mangle" "$gchain"; then
+                echo "-F $gchain"
+                echo "-X $gchain"
+            fi
+            echo COMMIT
+        fi
     } | "$ipt-restore" -w 20 --noflush
 done
 # Every set's name in one process; another tool's set of a temporary set's

@@ -1,8 +1,35 @@
 # What only palisade's writers (a change, its rollback, the boot restore,
-# remove) need beside the library: whether a set or chain is palisade's,
+# remove) need beside the library: where the jumps are, whether a set or
+# chain is palisade's,
 # and the temporary sets and pending rollbacks they clear. Kept out of the
 # library so that the script every read and apply starts with stays within
 # TCP's first flight (render::tests::a_small_fleets_apply_fits_in_one_flight).
+
+# positions TABLE PARENT TARGET: sets pos to the rule numbers of
+# "-A PARENT -j TARGET", each followed by a space. No process, and no
+# here-document: `read` takes a byte a system call (a few milliseconds for
+# a table of a few kB), where splitting the text on newlines costs next to
+# nothing. Globbing is off while the lines are split (a rule can hold `*`).
+# The lines of a quoted string that goes on past its rule's line are no
+# rules (see quoted).
+positions() {
+    pos='' n=0 inq=0
+    set -f
+    ifs=$IFS IFS=$nl
+    for line in $1; do
+        wasq=$inq
+        case $line in *\"*) if quoted "$line"; then inq=$((1 - inq)); fi ;; esac
+        case $wasq in 1) continue ;; esac
+        case $line in
+            "-A $2 "*)
+                n=$((n + 1))
+                if [ "$line" = "-A $2 -j $3" ]; then pos="$pos$n "; fi
+                ;;
+        esac
+    done
+    IFS=$ifs
+    set +f
+}
 
 # owned_chain TABLE CHAIN SET TARGET: whether CHAIN is palisade's: it carries
 # palisade's mark, or (made before there was one) it checks SET with TARGET
@@ -24,9 +51,10 @@ owned_set() {
     has_chain "$2" "$chain" && owned_chain "$2" "$chain" "$1" ACCEPT
 }
 
-# check_owned SET TABLE SAVE: fail, before anything changes, when a set or
-# chain palisade would replace has the name of one palisade did not make.
-# SAVE is the set's `ipset save`, empty when there is no such set.
+# check_owned SET TABLE SAVE MANGLE: fail, before anything changes, when a
+# set or chain palisade would replace (in the filter TABLE, or the guard in
+# the MANGLE table) has the name of one palisade did not make. SAVE is the
+# set's `ipset save`, empty when there is no such set.
 check_owned() {
     if [ -n "$3" ] && ! owned_set "$1" "$2" "$3"; then
         echo "palisade: ipset $1 exists but palisade did not make it; it will not replace another tool's set: remove it, or choose other names (--set4, --set6)" >&2
@@ -38,6 +66,10 @@ check_owned() {
             exit 3
         fi
     done
+    if has_chain "$4" "$gchain" && ! owned_chain "$4" "$gchain" "$1" RETURN; then
+        echo "palisade: chain $gchain exists in the mangle table but palisade did not make it; it will not replace another tool's chain: choose another name (--chain)" >&2
+        exit 3
+    fi
 }
 
 # palisade's temporary sets, SET-new (filled, then swapped in) and SET-old

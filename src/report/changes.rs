@@ -27,6 +27,9 @@ fn items(change: &Change) -> Vec<String> {
         }
         | Change::DockerRulesDiffer {
             missing, unexpected, ..
+        }
+        | Change::GuardRulesDiffer {
+            missing, unexpected, ..
         } => missing
             .iter()
             .map(|r| format!("missing: {r}"))
@@ -111,6 +114,29 @@ impl fmt::Display for Change {
             }
             Change::DockerGuardStale { family } => {
                 write!(f, "{family} Docker guard chain is no longer wanted")
+            }
+            Change::GuardMissing { family } => {
+                write!(f, "{family} guard before DNAT (mangle PREROUTING) missing")
+            }
+            Change::GuardRulesDiffer {
+                family,
+                missing,
+                unexpected,
+            } => write!(
+                f,
+                "{family} guard before DNAT rules differ (missing: {}; unexpected: {})",
+                list(missing),
+                list(unexpected)
+            ),
+            Change::GuardJumpMissing { family } => {
+                write!(f, "{family} mangle PREROUTING has no jump to the guard")
+            }
+            Change::GuardJumpNotFirst { family, position } => write!(
+                f,
+                "{family} mangle PREROUTING jump to the guard is rule {position}, not rule 1"
+            ),
+            Change::GuardJumpDuplicated { family, count } => {
+                write!(f, "{family} mangle PREROUTING jumps to the guard {count} times")
             }
             Change::PersistMissing => write!(f, "boot restore script missing"),
             Change::PersistStale => write!(f, "boot restore script is out of date"),
@@ -248,10 +274,16 @@ pub fn lines(change: &Change) -> Vec<Line> {
             family,
             missing,
             unexpected,
+        }
+        | Change::GuardRulesDiffer {
+            family,
+            missing,
+            unexpected,
         } => {
             if missing.is_empty() && unexpected.is_empty() {
                 let which = match change {
                     Change::DockerRulesDiffer { .. } => "Docker guard",
+                    Change::GuardRulesDiffer { .. } => "guard before DNAT",
                     _ => "chain",
                 };
                 return one(Alter, format!("{family} {which} rules, put back in order"));
@@ -286,6 +318,25 @@ pub fn lines(change: &Change) -> Vec<Line> {
         Change::DockerGuardStale { family } => {
             one(Remove, format!("{family} Docker guard chain (no longer wanted)"))
         }
+        Change::GuardMissing { family } => one(
+            Add,
+            format!("{family} guard before DNAT (mangle), with the whitelist and this role's open ports"),
+        ),
+        Change::GuardJumpMissing { family } => one(
+            Add,
+            format!("{family} mangle PREROUTING rule 1: the jump to the guard"),
+        ),
+        Change::GuardJumpNotFirst { family, position } => one(
+            Alter,
+            format!("{family} mangle PREROUTING jump to the guard, from rule {position} to rule 1"),
+        ),
+        Change::GuardJumpDuplicated { family, count } => one(
+            Remove,
+            format!(
+                "{family} mangle PREROUTING: {} extra jump(s) to the guard",
+                count.saturating_sub(1)
+            ),
+        ),
         Change::PersistMissing => one(Add, "boot restore script".into()),
         Change::PersistStale => one(Alter, "boot restore script (out of date)".into()),
         Change::UnitMissing => one(Add, "systemd unit".into()),

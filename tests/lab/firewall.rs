@@ -65,18 +65,28 @@ fn members(lab: &Lab, i: usize, set: &str) -> String {
 }
 
 /// Packets the final DROP rule of a node's chain has counted.
+/// The drops counted by palisade's chain and by the guard before DNAT
+/// (which now meets a new connection first).
 fn dropped(lab: &Lab, i: usize, ipt: &str) -> u64 {
-    let out = lab.must(&lab.nodes[i].ns, &[ipt, "-w", "-L", "PALISADE", "-v", "-x", "-n"]);
-    let last = out
-        .lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or_default()
-        .to_owned();
-    assert!(last.contains("DROP"), "{out}");
-    last.split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
+    let mut sum = 0;
+    for (table, chain) in [("filter", "PALISADE"), ("mangle", "PALISADE-GUARD")] {
+        let out = lab.must(
+            &lab.nodes[i].ns,
+            &[ipt, "-w", "-t", table, "-L", chain, "-v", "-x", "-n"],
+        );
+        let last = out
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(last.contains("DROP"), "{out}");
+        sum += last
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    sum
 }
 
 fn apply_admits_the_fleet_and_drops_outsiders() {
@@ -324,9 +334,13 @@ fn plan_shows_what_apply_would_do_and_changes_nothing() {
             "set-missing",
             "chain-missing",
             "jump-missing",
+            "guard-missing",
+            "guard-jump-missing",
             "set-missing",
             "chain-missing",
             "jump-missing",
+            "guard-missing",
+            "guard-jump-missing",
             "persist-missing"
         ]
     );
@@ -505,8 +519,10 @@ fn the_boot_restore_script_brings_the_whitelist_back_after_a_reboot() {
     for i in 0..2 {
         let ns = &lab.nodes[i].ns;
         for ipt in ["iptables", "ip6tables"] {
-            lab.must(ns, &[ipt, "-w", "-F"]);
-            lab.must(ns, &[ipt, "-w", "-X"]);
+            for table in ["filter", "mangle"] {
+                lab.must(ns, &[ipt, "-w", "-t", table, "-F"]);
+                lab.must(ns, &[ipt, "-w", "-t", table, "-X"]);
+            }
         }
         lab.must(ns, &["ipset", "destroy"]);
         let out = lab.on_node(i, &["sh", "-c", "rm -rf /run/palisade/*"]);
@@ -613,9 +629,21 @@ fn published_container_ports_admit_only_the_whitelist() {
         lab.tcp_connects(&container, outsider, 9000),
         "the container lost its way out"
     );
+    // Dropped before Docker's DNAT, by the guard in mangle PREROUTING
+    // (the DOCKER-USER guard behind it sees nothing left to drop).
     let guard = lab.must(
         &lab.nodes[0].ns,
-        &["iptables", "-w", "-L", "PALISADE-DOCKER", "-v", "-x", "-n"],
+        &[
+            "iptables",
+            "-w",
+            "-t",
+            "mangle",
+            "-L",
+            "PALISADE-GUARD",
+            "-v",
+            "-x",
+            "-n",
+        ],
     );
     let drops: u64 = guard
         .lines()
@@ -624,9 +652,11 @@ fn published_container_ports_admit_only_the_whitelist() {
         .sum();
     assert!(drops > 0, "{guard}");
 
-    // --no-docker-user gives the ports back to Docker's own rules.
+    // --no-docker-user takes the DOCKER-USER guard away; the guard before
+    // DNAT still keeps the published port to the whitelist.
     expect(palisade(&lab, "apply", &["--no-docker-user"]), 0);
-    assert!(lab.tcp_connects(&lab.outsider, node0, 8080));
+    assert!(!lab.tcp_connects(&lab.outsider, node0, 8080));
+    assert!(lab.tcp_connects(&lab.controller, node0, 8080));
 
     // Teardown takes the container's namespace too.
     let names = lab.namespaces();

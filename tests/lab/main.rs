@@ -15,6 +15,7 @@ mod concurrent;
 mod dcos;
 mod firewall;
 mod forged;
+mod guard;
 mod harness;
 mod limit;
 mod lockout;
@@ -109,6 +110,7 @@ fn main() -> ExitCode {
         dcos::TESTS,
         firewall::TESTS,
         forged::TESTS,
+        guard::TESTS,
         limit::TESTS,
         lockout::TESTS,
         output::TESTS,
