@@ -1,8 +1,9 @@
 # What only palisade's writers (a change, its rollback, the boot restore,
 # remove) need beside the library: where the jumps are, whether a set or
 # chain is palisade's, and the temporary sets and pending rollbacks they
-# clear. Kept out of the library so that the script every read and apply starts with stays within
-# TCP's first flight (render::tests::a_small_fleets_apply_fits_in_one_flight).
+# clear. Kept out of the library so that the script every read and apply
+# starts with stays within TCP's first flight
+# (render::tests::a_small_fleets_apply_fits_in_one_flight).
 
 # positions TABLE PARENT TARGET: sets pos to the rule numbers of
 # "-A PARENT -j TARGET", each followed by a space. No process, and no
