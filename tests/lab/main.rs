@@ -21,6 +21,7 @@ mod lockout;
 mod output;
 mod ping;
 mod rollback;
+mod sshconfig;
 mod systemd;
 mod timings;
 
@@ -114,6 +115,7 @@ fn main() -> ExitCode {
         output::TESTS,
         ping::TESTS,
         rollback::TESTS,
+        sshconfig::TESTS,
         systemd::TESTS,
         timings::TESTS,
     ]
