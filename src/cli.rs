@@ -302,6 +302,11 @@ pub struct SshArgs {
     /// Reach the nodes through this bastion: user@host[:port].
     #[arg(long, value_name = "USER@HOST[:PORT]")]
     pub jump: Option<Jump>,
+    /// OpenSSH client config to read user, key, port, ProxyJump and more
+    /// from, below flags and palisade.toml; `none` reads none
+    /// [default: ~/.ssh/config when it exists].
+    #[arg(long, value_name = "PATH|none")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Args)]

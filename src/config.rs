@@ -72,6 +72,8 @@ pub struct SshConfig {
     pub retries: Option<u32>,
     #[serde(default, deserialize_with = "jump_from_str")]
     pub jump: Option<Jump>,
+    /// The OpenSSH client config to read (`none`: none).
+    pub ssh_config: Option<PathBuf>,
 }
 
 fn jump_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Jump>, D::Error> {
@@ -149,12 +151,13 @@ impl Config {
             ("inventory", &mut config.inventory),
             ("ssh.key", &mut config.ssh.key),
             ("ssh.known_hosts", &mut config.ssh.known_hosts),
+            ("ssh.ssh_config", &mut config.ssh.ssh_config),
         ] {
             let Some(p) = p else { continue };
             if p.as_os_str().is_empty() {
                 bail!("{shown}: {key}: the path is empty (leave the key out for the default)");
             }
-            if p.as_path() != Path::new("-") && p.is_relative() {
+            if p.as_path() != Path::new("-") && p.as_path() != Path::new("none") && p.is_relative() {
                 *p = base.join(&*p);
             }
         }
@@ -178,6 +181,19 @@ impl Config {
     }
 }
 
+/// Where each SSH setting palisade has one of came from, when a flag or
+/// `palisade.toml` set it.
+#[derive(Debug, Default)]
+pub struct SshGiven {
+    pub user: Option<String>,
+    pub key: Option<String>,
+    pub port: Option<String>,
+    pub jump: Option<String>,
+    pub known_hosts: Option<String>,
+    pub checking: Option<String>,
+    pub connect_timeout: Option<String>,
+}
+
 /// What one run uses: the config with the flags laid over it.
 #[derive(Debug)]
 pub struct Settings {
@@ -196,6 +212,13 @@ pub struct Settings {
     pub step_timeout: Duration,
     pub retries: u32,
     pub jump: Option<Jump>,
+    /// The ssh_config to read, and whether the operator named it (then it
+    /// must exist); `None` for `none`.
+    pub ssh_config: Option<(PathBuf, bool)>,
+    /// The SSH settings flags or the file decided, each with where it came
+    /// from (`--user`, `palisade.toml: ssh.user`): ssh_config is not asked
+    /// for those.
+    pub ssh_given: SshGiven,
     pub confirm_timeout: Duration,
     /// Which hosts the run works on (`--limit`); all of them when `None`.
     pub limit: Option<crate::limit::Limit>,
@@ -244,21 +267,13 @@ impl Settings {
             .with_role_tag(args.role_tag.clone().or(tf.role_tag))
             .with_connect_via(args.connect_via.clone().or(tf.connect_via).unwrap_or_default())
             .with_skip_addressless(args.skip_addressless);
+        let user_in_file = config.ssh.user.is_some();
         let user = ssh
             .user
             .clone()
             .or(config.ssh.user)
             .unwrap_or_else(|| DEFAULT_USER.into());
-        // A login name as useradd(8) takes it, or a directory one
-        // (`user@domain`, SSSD): the name is only ever sent to sshd and
-        // printed, but a name no node can have is a typo.
-        let login = |u: &str| {
-            (1..=64).contains(&u.len())
-                && !u.starts_with(['-', '@'])
-                && u.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
-        };
-        if !login(&user) {
+        if !is_login(&user) {
             let from = if ssh.user.is_some() {
                 "--user".to_owned()
             } else {
@@ -392,12 +407,47 @@ impl Settings {
             ),
             p => p,
         };
+        let given =
+            |flag: bool, file: bool, name: &str, key: &str| (flag || file).then(|| from(flag, name, key));
+        let ssh_given = SshGiven {
+            user: given(ssh.user.is_some(), user_in_file, "user", "ssh.user"),
+            key: given(ssh.key.is_some(), config.ssh.key.is_some(), "key", "ssh.key"),
+            port: given(ssh.port.is_some(), config.ssh.port.is_some(), "port", "ssh.port"),
+            jump: given(ssh.jump.is_some(), config.ssh.jump.is_some(), "jump", "ssh.jump"),
+            known_hosts: given(
+                ssh.known_hosts.is_some(),
+                config.ssh.known_hosts.is_some(),
+                "known-hosts",
+                "ssh.known_hosts",
+            ),
+            checking: given(
+                ssh.host_key_checking.is_some(),
+                config.ssh.host_key_checking.is_some(),
+                "host-key-checking",
+                "ssh.host_key_checking",
+            ),
+            connect_timeout: given(
+                ssh.connect_timeout.is_some(),
+                config.ssh.connect_timeout.is_some(),
+                "connect-timeout",
+                "ssh.connect_timeout",
+            ),
+        };
+        let ssh_config = match ssh.ssh_config.clone().or(config.ssh.ssh_config) {
+            Some(p) if p.as_path() == Path::new("none") => None,
+            Some(p) => Some((p, true)),
+            None => std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| (Path::new(&h).join(".ssh").join("config"), false)),
+        };
         let known_hosts = ssh
             .known_hosts
             .clone()
             .or(config.ssh.known_hosts)
             .unwrap_or_else(|| default_known_hosts(&source));
         Ok(Settings {
+            ssh_config,
+            ssh_given,
             json: flags.global.json,
             verbose: flags.global.verbose > 0,
             user,
@@ -436,6 +486,16 @@ impl Settings {
             policy,
         })
     }
+}
+
+/// A login name as useradd(8) takes it, or a directory one
+/// (`user@domain`, SSSD): the name is only ever sent to sshd and printed,
+/// but a name no node can have is a typo.
+pub fn is_login(u: &str) -> bool {
+    (1..=64).contains(&u.len())
+        && !u.starts_with(['-', '@'])
+        && u.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
 }
 
 /// A list setting: the flag's values when given (they replace the file's),
@@ -520,6 +580,44 @@ mod tests {
             "{e}"
         );
         assert!(resolve("[ssh]\nport = 2222\n", &[]).is_ok_and(|s| s.port == 2222));
+    }
+
+    #[test]
+    fn ssh_config_is_asked_only_for_what_flags_and_the_file_leave_open() {
+        let s = resolve(
+            "[ssh]\nuser = \"ops\"\nssh_config = \"ssh.conf\"\n",
+            &["--port", "2222"],
+        )
+        .unwrap();
+        assert!(
+            s.ssh_given
+                .user
+                .as_deref()
+                .is_some_and(|f| f.ends_with("palisade.toml: ssh.user"))
+        );
+        assert_eq!(s.ssh_given.port.as_deref(), Some("--port"));
+        assert_eq!(s.ssh_given.key, None);
+        // Relative to palisade.toml, and named: it must exist.
+        let (path, named) = s.ssh_config.unwrap();
+        assert!(
+            path.ends_with("ssh.conf") && path.is_absolute() && named,
+            "{path:?}"
+        );
+        // `none`, from the file or the flag, reads none.
+        assert!(
+            resolve("[ssh]\nssh_config = \"none\"\n", &[])
+                .unwrap()
+                .ssh_config
+                .is_none()
+        );
+        assert!(
+            resolve("", &["--ssh-config", "none"])
+                .unwrap()
+                .ssh_config
+                .is_none()
+        );
+        let flag = resolve("[ssh]\nssh_config = \"none\"\n", &["--ssh-config", "/x"]).unwrap();
+        assert_eq!(flag.ssh_config, Some((PathBuf::from("/x"), true)));
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let (deposed, hosts): (Vec<Host>, Vec<Host>) = super::select(settings, &inv)?
         .into_iter()
         .partition(|h| h.lifecycle == Lifecycle::Deposed);
-    let opts = Arc::new(super::ssh_options(settings)?);
+    let opts = Arc::new(super::ssh_options(settings, &hosts)?);
     let verb = match mode {
         Mode::Plan => "plan",
         Mode::Apply => "apply",

@@ -67,31 +67,133 @@ fn select(settings: &Settings, inv: &Inventory) -> Result<Vec<Host>> {
 }
 
 /// The transport's options, with the key loaded and known_hosts read: every
-/// local check happens here, before any node is contacted.
-fn ssh_options(settings: &Settings) -> Result<SshOptions> {
-    let credentials = match &settings.key {
+/// local check happens here, before any node is contacted. ssh_config fills
+/// in what flags and palisade.toml left open, for the `hosts` of this run.
+fn ssh_options(settings: &Settings, hosts: &[Host]) -> Result<SshOptions> {
+    let file = ssh_config(settings, hosts)?;
+    let g = &settings.ssh_given;
+    // Each setting: the flag or palisade.toml, else ssh_config, else the
+    // default, and `-v` says which.
+    fn pick<T: std::fmt::Debug>(
+        what: &str,
+        given: &Option<String>,
+        settled: T,
+        file: Option<(T, crate::transport::ssh_config::Origin)>,
+    ) -> T {
+        let (value, from) = match (given, file) {
+            (Some(from), _) => (settled, from.clone()),
+            (None, Some((v, at))) => (v, format!("ssh_config {at}")),
+            (None, None) => (settled, "default".to_owned()),
+        };
+        tracing::info!(
+            "ssh {what}: {} (from {})",
+            report::terminal::escape(&format!("{value:?}")),
+            report::terminal::escape(&from)
+        );
+        value
+    }
+    let user = pick("user", &g.user, settings.user.clone(), file.user);
+    if !crate::config::is_login(&user) {
+        bail!(
+            "ssh_config: User {:?} is not a user name (1 to 64 letters, digits, '.', '_', '-' or '@')",
+            crate::text::shorten(&user, 40)
+        );
+    }
+    let key = pick(
+        "key",
+        &g.key,
+        settings.key.clone(),
+        file.key.map(|(k, at)| (Some(k), at)),
+    );
+    let port = pick("port", &g.port, settings.port, file.port);
+    let jump = pick("jump", &g.jump, settings.jump.clone(), file.jump);
+    let known_hosts_path = pick(
+        "known_hosts",
+        &g.known_hosts,
+        settings.known_hosts.clone(),
+        file.known_hosts,
+    );
+    let checking = pick(
+        "host key checking",
+        &g.checking,
+        settings.host_key_checking,
+        file.checking,
+    );
+    let connect_timeout = pick(
+        "connect timeout",
+        &g.connect_timeout,
+        settings.connect_timeout,
+        file.connect_timeout,
+    );
+    let keepalive = file.keepalive.map(|(every, at)| {
+        tracing::info!(
+            "ssh keepalive: {every:?} (from ssh_config {})",
+            report::terminal::escape(&at.to_string())
+        );
+        every
+    });
+    let credentials = match &key {
         Some(path) => Credentials::Key(Arc::new(
             crate::transport::load_key(path).map_err(anyhow::Error::msg)?,
         )),
         None => match std::env::var_os("SSH_AUTH_SOCK") {
             Some(sock) if !sock.is_empty() => Credentials::Agent(PathBuf::from(sock)),
             _ => bail!(
-                "no SSH key: give --key (or ssh.key in the config), or run an ssh-agent (SSH_AUTH_SOCK)"
+                "no SSH key: give --key (or ssh.key in the config, or IdentityFile in ssh_config), \
+                 or run an ssh-agent (SSH_AUTH_SOCK)"
             ),
         },
     };
-    let known_hosts = KnownHosts::load(&settings.known_hosts)
-        .with_context(|| format!("{}: cannot read known_hosts", settings.known_hosts.display()))?;
+    let known_hosts = KnownHosts::load(&known_hosts_path)
+        .with_context(|| format!("{}: cannot read known_hosts", known_hosts_path.display()))?;
     Ok(SshOptions {
-        user: settings.user.clone(),
-        port: settings.port,
+        user,
+        port,
         credentials,
         known_hosts: Arc::new(known_hosts),
-        checking: settings.host_key_checking,
-        connect_timeout: settings.connect_timeout,
+        checking,
+        connect_timeout,
         step_timeout: settings.step_timeout,
         retries: settings.retries,
         forks: settings.forks,
-        jump: settings.jump.clone(),
+        jump,
+        keepalive,
     })
+}
+
+/// What the operator's ssh_config says for this run's hosts; nothing when
+/// there is none to read.
+fn ssh_config(settings: &Settings, hosts: &[Host]) -> Result<crate::transport::ssh_config::ForRun> {
+    use crate::transport::ssh_config::{Given, Named, SshConfigFile};
+    let Some((path, named)) = &settings.ssh_config else {
+        return Ok(Default::default());
+    };
+    if !named && !path.exists() {
+        return Ok(Default::default());
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let file = SshConfigFile::load(path, home.as_deref()).map_err(|e| anyhow!("ssh_config {e}"))?;
+    tracing::info!(
+        "reading ssh_config {}",
+        report::terminal::escape(&path.display().to_string())
+    );
+    let g = &settings.ssh_given;
+    let given = Given {
+        user: g.user.is_some(),
+        key: g.key.is_some(),
+        port: g.port.is_some(),
+        jump: g.jump.is_some(),
+        known_hosts: g.known_hosts.is_some(),
+        checking: g.checking.is_some(),
+        connect_timeout: g.connect_timeout.is_some(),
+    };
+    let named: Vec<Named<'_>> = hosts
+        .iter()
+        .map(|h| Named {
+            address: h.address.to_string(),
+            name: h.name.as_str(),
+        })
+        .collect();
+    file.for_run(&named, &settings.user, given)
+        .map_err(|e| anyhow!("ssh_config {e}"))
 }

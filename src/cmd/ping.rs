@@ -19,7 +19,7 @@ use crate::transport;
 pub async fn run(settings: &Settings) -> Result<Verdict> {
     let inv = inventory::load(&settings.source, &settings.roles)?;
     let hosts = super::select(settings, &inv)?;
-    let opts = Arc::new(super::ssh_options(settings)?);
+    let opts = Arc::new(super::ssh_options(settings, &hosts)?);
     let progress = Progress::new(hosts.len(), "ping", settings.json);
     let user = opts.user.clone();
     let outcomes = transport::fan_out(

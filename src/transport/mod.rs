@@ -13,6 +13,7 @@ mod fanout;
 pub mod known_hosts;
 mod quickack;
 mod session;
+pub mod ssh_config;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -169,6 +170,9 @@ pub struct SshOptions {
     pub retries: u32,
     pub forks: NonZeroUsize,
     pub jump: Option<Jump>,
+    /// How often an idle connection is probed (ssh_config's
+    /// `ServerAliveInterval`); `None` for palisade's 15 s, zero for never.
+    pub keepalive: Option<Duration>,
 }
 
 /// Who a remote step runs as. The command line is one of two constants.

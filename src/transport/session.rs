@@ -562,7 +562,11 @@ pub(super) async fn connect(
         checking: opts.checking,
         problem: problem.clone(),
     };
-    let config = Arc::new(config_for(&opts.known_hosts, &host, port));
+    let mut config = config_for(&opts.known_hosts, &host, port);
+    if let Some(every) = opts.keepalive {
+        config.keepalive_interval = (!every.is_zero()).then_some(every);
+    }
+    let config = Arc::new(config);
     let socket = target(&host, port);
     let start = Instant::now();
     // The TCP connection (or the tunnel) first, then the SSH handshake on

@@ -22,6 +22,7 @@ mod lockout;
 mod output;
 mod ping;
 mod rollback;
+mod sshconfig;
 mod systemd;
 mod timings;
 
@@ -116,6 +117,7 @@ fn main() -> ExitCode {
         output::TESTS,
         ping::TESTS,
         rollback::TESTS,
+        sshconfig::TESTS,
         systemd::TESTS,
         timings::TESTS,
     ]
