@@ -18,6 +18,8 @@ fn palisade(args: &[&str]) -> Output {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         // No agent: a command that got past its local checks could not log in.
         .env_remove("SSH_AUTH_SOCK")
+        // Nor the machine user's ssh_config.
+        .env("HOME", env!("CARGO_MANIFEST_DIR"))
         .env_remove("RUST_LOG")
         .output()
         .expect("palisade runs")

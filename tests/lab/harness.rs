@@ -965,6 +965,9 @@ impl Lab {
             .env_remove("PALISADE_KEY_PASSPHRASE")
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
+            // No ssh_config of the machine's user: HOME is the lab's own
+            // (a test that wants one writes it there, or sets HOME).
+            .env("HOME", &self.dir)
             .envs(env.iter().copied());
         cmd
     }
