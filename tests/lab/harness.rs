@@ -936,8 +936,16 @@ impl Lab {
     }
 
     pub fn palisade_with_env(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.palisade_to(bin, args, env, Stdio::piped())
+    }
+
+    /// [`Lab::palisade_with_env`], its stdout going to `stdout` (a closed
+    /// pipe, /dev/full) rather than captured.
+    pub fn palisade_to(&self, bin: &Path, args: &[&str], env: &[(&str, &str)], stdout: Stdio) -> Output {
         self.palisade_command(bin, args, env)
             .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
             .output()
             .unwrap_or_else(|e| panic!("cannot run palisade: {e}"))
     }

@@ -15,6 +15,7 @@ lab_tests![Needs::Plain =>
     plan_refuses_what_apply_would_refuse_and_says_why_once,
     verify_and_remove_say_absent_where_palisade_is_not,
     every_command_reports_in_one_json_shape,
+    a_closed_pipe_or_a_full_disk_is_said_plainly,
 ];
 
 /// Three plain nodes (no systemd: every one gets the same note on apply).
@@ -284,4 +285,45 @@ fn every_command_reports_in_one_json_shape() {
         keys.push(r["summary"].as_object().unwrap().keys().cloned().collect());
     }
     assert!(keys.windows(2).all(|w| w[0] == w[1]), "{keys:?}");
+}
+
+/// What reads palisade's report may go away (`palisade verify | head -1`)
+/// or have no room (`> /dev/full`): every command that contacts nodes ends
+/// as the run decided on a closed pipe, quietly, and says a write error in
+/// one line with exit 1; it never panics.
+fn a_closed_pipe_or_a_full_disk_is_said_plainly() {
+    let lab = lab!(spec());
+    for (cmd, want) in [
+        ("ping", 0),
+        ("plan", 0),
+        ("apply", 0),
+        ("verify", 0),
+        ("remove", 0),
+    ] {
+        for json in [false, true] {
+            let args = lab_args(cmd, json, true, &[]);
+            let (reader, writer) = std::io::pipe().expect("a pipe");
+            drop(reader);
+            let out = lab.palisade_to(bin(), &args, &[], writer.into());
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(want), "{cmd} | (closed): {err}");
+            assert!(
+                !err.contains("panicked") && !err.contains("Broken pipe"),
+                "{cmd}: {err}"
+            );
+        }
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let out = lab.palisade_to(bin(), &lab_args(cmd, false, true, &[]), &[], full.into());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{cmd} > /dev/full: {err}");
+        assert!(!err.contains("panicked"), "{cmd}: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("palisade: cannot write to standard output: No space left")),
+            "{cmd}: {err}"
+        );
+    }
 }
