@@ -4,10 +4,8 @@
 use std::net::IpAddr;
 use std::process::Output;
 
-use serde_json::Value;
-
 use crate::harness::{CONTROLLER6, Lab, Needs, Spec};
-use crate::{bin, host, json, lab, lab_args, lab_tests, statuses, stderr, stdout};
+use crate::{bin, expect, host, json, kinds, lab, lab_args, lab_tests, statuses, stdout};
 
 lab_tests![Needs::Systemd =>
     apply_admits_the_fleet_and_drops_outsiders,
@@ -44,27 +42,10 @@ fn palisade(lab: &Lab, cmd: &str, extra: &[&str]) -> Output {
     lab.palisade(bin(), &lab_args(cmd, true, allow, &extra))
 }
 
-/// Runs a command and expects an exit code, returning the JSON report.
-fn expect(out: Output, code: i32) -> Value {
-    let report = json(&out);
-    assert_eq!(out.status.code(), Some(code), "{report:#}\n{}", stderr(&out));
-    report
-}
-
-fn kinds(report: &Value, name: &str) -> Vec<String> {
-    host(report, name)["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["kind"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn members(lab: &Lab, i: usize, set: &str) -> String {
     lab.must(&lab.nodes[i].ns, &["ipset", "list", set])
 }
 
-/// Packets the final DROP rule of a node's chain has counted.
 /// The drops counted by palisade's chain and by the guard before DNAT
 /// (which now meets a new connection first).
 fn dropped(lab: &Lab, i: usize, ipt: &str) -> u64 {

@@ -7,10 +7,8 @@
 
 use std::process::Output;
 
-use serde_json::Value;
-
 use crate::harness::{Lab, Needs, Spec};
-use crate::{bin, host, json, lab, lab_args, lab_tests, stderr};
+use crate::{bin, expect, host, kinds, lab, lab_args, lab_tests};
 
 lab_tests![Needs::Plain =>
     a_rule_comment_cannot_pose_as_a_rule_of_the_chain,
@@ -19,23 +17,6 @@ lab_tests![Needs::Plain =>
 
 fn palisade(lab: &Lab, cmd: &str) -> Output {
     lab.palisade(bin(), &lab_args(cmd, true, true, &[]))
-}
-
-fn expect(out: Output, code: i32) -> Value {
-    let report = json(&out);
-    assert_eq!(out.status.code(), Some(code), "{report:#}\n{}", stderr(&out));
-    report
-}
-
-fn kinds(report: &Value, name: &str) -> Vec<String> {
-    host(report, name)["changes"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .map(|c| c["kind"].as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A node's iptables and ipset commands, for its backend.

@@ -9,7 +9,10 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use crate::harness::{Lab, Needs, Spec};
-use crate::{bin, eventually, held_apply, host, json, lab, lab_args, lab_tests, stderr, untouched};
+use crate::{
+    bin, drop_second_connections, eventually, held_apply, host, json, lab, lab_args, lab_tests, stderr,
+    untouched,
+};
 
 lab_tests![Needs::Systemd =>
     a_nodeport_meets_the_whitelist_and_opens_alone,
@@ -305,21 +308,6 @@ fn published_ports_are_guarded_with_and_without_docker_user() {
     run(&lab, "apply", &["--open", "all=tcp/8080"], 0);
     for i in 0..2 {
         assert!(lab.tcp_connects(out, v4(&lab, i), 8080), "node {i}");
-    }
-}
-
-/// New connections to port 22 from an address that already made one are
-/// dropped in the node's raw table (before the guard, at priority -300):
-/// palisade's session gets in, its confirmation connection does not.
-fn drop_second_connections(lab: &Lab, i: usize) {
-    let ns = &lab.nodes[i].ns;
-    for action in ["--rcheck", "--set"] {
-        let mut rule = vec!["iptables", "-w", "-t", "raw", "-A", "PREROUTING", "-p", "tcp"];
-        rule.extend(["--dport", "22", "--syn", "-m", "recent", "--name", "lab", action]);
-        if action == "--rcheck" {
-            rule.extend(["-j", "DROP"]);
-        }
-        lab.must(ns, &rule);
     }
 }
 

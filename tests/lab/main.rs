@@ -214,6 +214,39 @@ pub fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no host {name} in {report}"))
 }
 
+/// Checks a run's exit code, and returns its JSON report.
+pub fn expect(out: Output, code: i32) -> Value {
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(code), "{report:#}\n{}", stderr(&out));
+    report
+}
+
+/// The kinds of a host's changes, in the report's order.
+pub fn kinds(report: &Value, name: &str) -> Vec<String> {
+    host(report, name)["changes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} has no changes list in {report}"))
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// New connections to port 22 from an address that already made one are
+/// dropped in node `i`'s raw table (priority -300), before palisade's rules
+/// and its guard see them: the session palisade opens gets in, its
+/// confirmation connection does not.
+pub fn drop_second_connections(lab: &harness::Lab, i: usize) {
+    let ns = &lab.nodes[i].ns;
+    for action in ["--rcheck", "--set"] {
+        let mut rule = vec!["iptables", "-w", "-t", "raw", "-A", "PREROUTING", "-p", "tcp"];
+        rule.extend(["--dport", "22", "--syn", "-m", "recent", "--name", "lab", action]);
+        if action == "--rcheck" {
+            rule.extend(["-j", "DROP"]);
+        }
+        lab.must(ns, &rule);
+    }
+}
+
 /// Each host's status, in the report's order.
 pub fn statuses(report: &Value) -> Vec<&str> {
     report["hosts"]

@@ -7,7 +7,10 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use crate::harness::{Lab, Needs, Spec};
-use crate::{bin, eventually, held_apply, host, json, lab, lab_args, lab_tests, stderr, untouched};
+use crate::{
+    bin, drop_second_connections, eventually, held_apply, host, json, lab, lab_args, lab_tests, stderr,
+    untouched,
+};
 
 lab_tests![Needs::Systemd =>
     apply_enables_the_unit_and_a_reboot_brings_the_whitelist_back,
@@ -102,21 +105,6 @@ fn apply_enables_the_unit_and_a_reboot_brings_the_whitelist_back() {
     // A second apply after the reboot has nothing to do.
     let report = run(&lab, "apply", &[], 0);
     assert_eq!(report["summary"]["unchanged"], 2, "{report:#}");
-}
-
-/// New connections to port 22 from an address that already made one are
-/// dropped in the node's raw table, before palisade's rules see them: the
-/// session palisade opens gets in, its confirmation connection does not.
-fn drop_second_connections(lab: &Lab, i: usize) {
-    let ns = &lab.nodes[i].ns;
-    for action in ["--rcheck", "--set"] {
-        let mut rule = vec!["iptables", "-w", "-t", "raw", "-A", "PREROUTING", "-p", "tcp"];
-        rule.extend(["--dport", "22", "--syn", "-m", "recent", "--name", "lab", action]);
-        if action == "--rcheck" {
-            rule.extend(["-j", "DROP"]);
-        }
-        lab.must(ns, &rule);
-    }
 }
 
 fn admit_connections_again(lab: &Lab, i: usize) {
