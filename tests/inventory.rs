@@ -485,12 +485,7 @@ fn a_state_with_no_devices() {
 #[test]
 fn a_device_with_no_public_ipv4_is_named_by_resource_address() {
     let mut doc = fixture_json("v4-state-pull-flat.tfstate");
-    let agents = doc["resources"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|r| r["name"] == "dcos_agent")
-        .unwrap();
+    let agents = dcos_agents(&mut doc);
     let attrs = agents["instances"][3]["attributes_flat"].as_object_mut().unwrap();
     attrs.insert("access_public_ipv4".into(), json!(""));
     attrs.insert("network.0.public".into(), json!("false"));
@@ -504,12 +499,7 @@ fn a_device_with_no_public_ipv4_is_named_by_resource_address() {
 #[test]
 fn an_address_that_is_not_an_ip_is_refused_naming_resource_field_and_value() {
     let mut doc = fixture_json("v4-packet-foreach.tfstate");
-    let agents = doc["resources"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|r| r["name"] == "dcos_agent")
-        .unwrap();
+    let agents = dcos_agents(&mut doc);
     agents["instances"][1]["attributes"]["access_public_ipv4"] = json!("147.75.1.1; rm -rf /");
     let err = refused(doc.to_string().as_bytes());
     assert!(
@@ -539,12 +529,7 @@ fn a_network_or_an_ipv4_compatible_address_is_refused_naming_field_and_value() {
         ("::147.75.200.7", "is an IPv4-compatible IPv6 address"),
     ] {
         let mut doc = fixture_json("v4-packet-foreach.tfstate");
-        let agents = doc["resources"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .find(|r| r["name"] == "dcos_agent")
-            .unwrap();
+        let agents = dcos_agents(&mut doc);
         let field = if value.contains(':') {
             "access_public_ipv6"
         } else {
@@ -561,12 +546,7 @@ fn a_network_or_an_ipv4_compatible_address_is_refused_naming_field_and_value() {
     }
     // An interface address with its prefix is the address.
     let mut doc = fixture_json("v4-packet-foreach.tfstate");
-    let agents = doc["resources"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|r| r["name"] == "dcos_agent")
-        .unwrap();
+    let agents = dcos_agents(&mut doc);
     agents["instances"][1]["attributes"]["access_private_ipv4"] = json!("10.100.5.23/25");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("terraform.tfstate");
@@ -747,12 +727,7 @@ fn values_terraform_marks_sensitive_are_never_read_or_quoted() {
 #[test]
 fn the_same_address_on_two_devices_is_refused() {
     let mut doc = fixture_json("v4-packet.tfstate");
-    let agents = doc["resources"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|r| r["name"] == "dcos_agent")
-        .unwrap();
+    let agents = dcos_agents(&mut doc);
     agents["instances"][2]["attributes"]["access_private_ipv4"] = json!("10.100.5.21");
     let err = refused(doc.to_string().as_bytes());
     assert!(
@@ -773,12 +748,7 @@ fn a_hostile_hostname_is_refused() {
 #[test]
 fn a_tainted_instance_is_a_host_marked_tainted() {
     let mut doc = fixture_json("v4-packet.tfstate");
-    let agents = doc["resources"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|r| r["name"] == "dcos_agent")
-        .unwrap();
+    let agents = dcos_agents(&mut doc);
     agents["instances"][3]["status"] = json!("tainted");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("terraform.tfstate"), doc.to_string()).unwrap();
@@ -1480,6 +1450,16 @@ fn inventory_of(state: &Value, config: Option<&str>, flags: &[&str]) -> Output {
     let mut args = vec!["inventory", "--json", "--state", "terraform.tfstate"];
     args.extend_from_slice(flags);
     run_in(dir.path(), &args, None)
+}
+
+/// The `dcos_agent` resource of a version-4 fixture, to plant a value in.
+fn dcos_agents(doc: &mut Value) -> &mut Value {
+    doc["resources"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["name"] == "dcos_agent")
+        .unwrap()
 }
 
 fn v4_state(resources: Value) -> Value {
