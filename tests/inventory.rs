@@ -548,13 +548,7 @@ fn a_network_or_an_ipv4_compatible_address_is_refused_naming_field_and_value() {
     let mut doc = fixture_json("v4-packet-foreach.tfstate");
     let agents = dcos_agents(&mut doc);
     agents["instances"][1]["attributes"]["access_private_ipv4"] = json!("10.100.5.23/25");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("terraform.tfstate");
-    std::fs::write(&path, doc.to_string()).unwrap();
-    let hosts = succeeded(&palisade(
-        &["inventory", "--json", "--state", path.to_str().unwrap()],
-        None,
-    ));
+    let hosts = succeeded(&inventory_of(&doc, None, &[]));
     let agent = hosts
         .as_array()
         .unwrap()
@@ -581,13 +575,7 @@ fn an_hcloud_state_from_before_2020_admits_the_server_s_own_ipv6() {
             server("new", "203.0.113.11", "2a01:4f8:c17:b90::1")
         ])
     )]));
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("terraform.tfstate");
-    std::fs::write(&path, doc.to_string()).unwrap();
-    let hosts = succeeded(&palisade(
-        &["inventory", "--json", "--state", path.to_str().unwrap()],
-        None,
-    ));
+    let hosts = succeeded(&inventory_of(&doc, None, &[]));
     let v6 = |name: &str| {
         hosts
             .as_array()
