@@ -6,26 +6,17 @@
 # (render::tests::a_small_fleets_apply_fits_in_one_flight).
 
 # positions TABLE PARENT TARGET: sets pos to the rule numbers of
-# "-A PARENT -j TARGET", each followed by a space. No process, and no
-# here-document: `read` takes a byte a system call (a few milliseconds for
-# a table of a few kB), where splitting the text on newlines costs next to
-# nothing. Globbing is off while the lines are split (a rule can hold `*`).
-# The lines of a quoted string that goes on past its rule's line are no
-# rules (see quoted).
+# "-A PARENT -j TARGET", each followed by a space, and n to how many rules
+# PARENT has, from PARENT's rules as rules_of reads them (a quoted string's
+# later lines are no rules; it sets rules and split too). No process.
 positions() {
-    pos='' n=0 inq=0
+    rules_of "$1" "$2"
+    pos='' n=0
     set -f
     ifs=$IFS IFS=$nl
-    for line in $1; do
-        wasq=$inq
-        case $line in *\"*) if quoted "$line"; then inq=$((1 - inq)); fi ;; esac
-        case $wasq in 1) continue ;; esac
-        case $line in
-            "-A $2 "*)
-                n=$((n + 1))
-                if [ "$line" = "-A $2 -j $3" ]; then pos="$pos$n "; fi
-                ;;
-        esac
+    for line in $rules; do
+        n=$((n + 1))
+        if [ "$line" = "-A $2 -j $3" ]; then pos="$pos$n "; fi
     done
     IFS=$ifs
     set +f
