@@ -354,9 +354,15 @@ pub struct FirewallArgs {
     /// The IPv6 ipset [default: palisade6].
     #[arg(long, value_name = "NAME")]
     pub set6: Option<SetName>,
-    /// The iptables chain [default: PALISADE].
+    /// The iptables chain [default: PALISADE]; with nftables, the table is
+    /// its name in lower case.
     #[arg(long, value_name = "NAME")]
     pub chain: Option<ChainName>,
+    /// Where palisade keeps its objects on the nodes: ipset sets and
+    /// iptables chains, or one nftables table (`inet palisade`), for nodes
+    /// without ipset or xtables [default: iptables].
+    #[arg(long, value_name = "iptables|nftables")]
+    pub backend: Option<crate::policy::FirewallBackend>,
 }
 
 fn parse_forks(s: &str) -> Result<NonZeroUsize, String> {

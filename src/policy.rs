@@ -188,6 +188,68 @@ impl Admit<'_> {
     }
 }
 
+/// Where palisade keeps its objects on a node: ipset sets and iptables
+/// chains, or one nftables table (`--backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallBackend {
+    /// ipset sets matched by iptables rules (`iptables -m set`), in the
+    /// filter and mangle tables of both families.
+    #[default]
+    Iptables,
+    /// One `table inet` of palisade's own, replaced whole in one
+    /// transaction: for nodes without ipset or xtables.
+    Nftables,
+}
+
+impl FirewallBackend {
+    /// The tools a node needs for this backend: what `ping` checks, and
+    /// what plan, verify and apply refuse a node without (the read script's
+    /// `tools`, in lib.sh and nft.sh, and `flock` and `head`, which every
+    /// writer needs: a unit test holds the two lists together).
+    pub fn tools(self) -> &'static [&'static str] {
+        match self {
+            FirewallBackend::Iptables => &[
+                "ipset",
+                "iptables",
+                "ip6tables",
+                "iptables-save",
+                "ip6tables-save",
+                "iptables-restore",
+                "ip6tables-restore",
+                "flock",
+                "head",
+            ],
+            FirewallBackend::Nftables => &["nft", "flock", "head"],
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirewallBackend::Iptables => "iptables",
+            FirewallBackend::Nftables => "nftables",
+        }
+    }
+}
+
+impl FromStr for FirewallBackend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "iptables" => Ok(FirewallBackend::Iptables),
+            "nftables" => Ok(FirewallBackend::Nftables),
+            _ => Err(format!("{s:?} is not a backend: iptables or nftables")),
+        }
+    }
+}
+
+impl std::fmt::Display for FirewallBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The settings the policy is made from.
 #[derive(Clone, Debug)]
 pub struct PolicyOptions {
@@ -205,6 +267,7 @@ pub struct PolicyOptions {
     pub chain: ChainName,
     pub docker_user: bool,
     pub persist: bool,
+    pub backend: FirewallBackend,
 }
 
 /// What every node must have.
@@ -225,6 +288,7 @@ pub struct Policy {
     pub openings: Vec<Opening>,
     pub docker_user: bool,
     pub persist: bool,
+    pub backend: FirewallBackend,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -337,6 +401,7 @@ impl Policy {
             openings: opts.open.clone(),
             docker_user: opts.docker_user,
             persist: opts.persist,
+            backend: opts.backend,
         })
     }
 
@@ -643,6 +708,7 @@ pub(crate) mod testing {
             chain: "PALISADE".parse().unwrap(),
             docker_user: true,
             persist: true,
+            backend: FirewallBackend::Iptables,
         }
     }
 
@@ -685,6 +751,7 @@ mod tests {
             chain: "PALISADE".parse().unwrap(),
             docker_user: true,
             persist: true,
+            backend: FirewallBackend::Iptables,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::diff::Change;
 use crate::engine::{self, Job, Mode, Phase, Phases};
 use crate::inventory::{self, Host, Inventory, Lifecycle, Role};
-use crate::policy::{self, Policy};
+use crate::policy::{self, FirewallBackend, Policy};
 use crate::report::Verdict;
 use crate::report::colour::{self, Paint, Stream};
 use crate::report::hosts::{Report, Status};
@@ -29,6 +29,9 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let hold_confirm = Duration::from_secs(test_hook("PALISADE_TEST_HOLD_CONFIRM")?.unwrap_or(0));
     let inv = inventory::load(&settings.source, &settings.roles)?;
     let policy = Policy::desired(&inv, &settings.policy)?;
+    if policy.backend == FirewallBackend::Nftables {
+        crate::render::nft::check_names(&policy)?;
+    }
     let policies = policy.by_role(&inv);
     if matches!(mode, Mode::Plan | Mode::Apply) {
         // plan says what apply would do, and apply refuses this whitelist.
@@ -100,11 +103,12 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         Mode::Remove => Command::Remove,
     };
     let mut report = Report::new(command, outcomes, deposed);
-    let first_run = report
-        .hosts
-        .iter()
-        .flat_map(|r| &r.changes)
-        .any(|c| matches!(c, Change::SetMissing { .. } | Change::ChainMissing { .. }));
+    let first_run = report.hosts.iter().flat_map(|r| &r.changes).any(|c| {
+        matches!(
+            c,
+            Change::SetMissing { .. } | Change::ChainMissing { .. } | Change::NftTableMissing
+        )
+    });
     if mode == Mode::Plan && first_run {
         report.whitelist = Some(policy.summary(&job.policies));
     }

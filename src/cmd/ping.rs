@@ -33,7 +33,7 @@ pub async fn run(settings: &Settings) -> Result<Verdict> {
     )
     .await;
     progress.finish();
-    let report = Report::new(outcomes);
+    let report = Report::new(outcomes, settings.policy.backend);
     let text = if settings.json {
         format!("{}\n", report.json())
     } else {

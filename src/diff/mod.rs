@@ -7,8 +7,10 @@
 use crate::net::Net;
 use crate::observe::firewall::{FamilyFacts, Observed};
 use crate::observe::probe::Backend;
-use crate::policy::{Family, Policy};
+use crate::policy::{Family, FirewallBackend, Policy};
 use crate::render::{self, Docker, FamilyFix, Fix, Found, Jump};
+
+pub mod nft;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -109,6 +111,38 @@ pub enum Change {
         family: Family,
         set: bool,
     },
+    /// The nftables backend's table is not there.
+    NftTableMissing,
+    /// A table of palisade's name that palisade did not make (no rule of
+    /// its guard chain carries the mark): palisade refuses to replace it.
+    NftTableForeign,
+    /// palisade's table has flags (`dormant` switches it off whole).
+    NftTableFlags {
+        flags: Vec<String>,
+    },
+    /// The family's set in palisade's table is not an interval set of
+    /// addresses of the family.
+    NftSetWrongType {
+        family: Family,
+        found: String,
+    },
+    /// palisade's table has no guard chain.
+    NftChainMissing,
+    /// The guard chain is not the base chain palisade makes (type, hook,
+    /// priority or policy differ).
+    NftChainWrongHook {
+        found: String,
+    },
+    /// The guard chain's rules (one chain for both families).
+    NftRulesDiffer {
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
+    /// A chain, set or other object in palisade's table that palisade does
+    /// not make (`chain x`, `map m`).
+    NftExtraObject {
+        what: String,
+    },
 }
 
 impl Change {
@@ -141,7 +175,31 @@ impl Change {
             Change::BackendChanged { .. } => "backend-changed",
             Change::Unconfirmed { .. } => "unconfirmed",
             Change::Forged { .. } => "forged",
+            Change::NftTableMissing => "nft-table-missing",
+            Change::NftTableForeign => "nft-table-foreign",
+            Change::NftTableFlags { .. } => "nft-table-flags",
+            Change::NftSetWrongType { .. } => "nft-set-wrong-type",
+            Change::NftChainMissing => "nft-chain-missing",
+            Change::NftChainWrongHook { .. } => "nft-chain-wrong-hook",
+            Change::NftRulesDiffer { .. } => "nft-rules-differ",
+            Change::NftExtraObject { .. } => "nft-extra-object",
         }
+    }
+
+    /// Whether the change is in palisade's sets, chains or table (not its
+    /// boot files, nor a pending change).
+    pub fn in_table(&self) -> bool {
+        !matches!(
+            self,
+            Change::PersistMissing
+                | Change::PersistStale
+                | Change::UnitMissing
+                | Change::UnitStale
+                | Change::UnitDisabled
+                | Change::PersistUnwanted
+                | Change::BackendChanged { .. }
+                | Change::Unconfirmed { .. }
+        )
     }
 
     pub fn family(&self) -> Option<Family> {
@@ -164,7 +222,8 @@ impl Change {
             | Change::GuardJumpMissing { family }
             | Change::GuardJumpNotFirst { family, .. }
             | Change::GuardJumpDuplicated { family, .. }
-            | Change::Forged { family, .. } => Some(*family),
+            | Change::Forged { family, .. }
+            | Change::NftSetWrongType { family, .. } => Some(*family),
             _ => None,
         }
     }
@@ -180,8 +239,17 @@ pub fn diff(policy: &Policy, observed: &Observed) -> Vec<Change> {
 /// by `render::change_code`), so the two cannot disagree.
 pub fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
     let mut out = Vec::new();
-    let v4 = family_diff(policy, Family::V4, observed.family(Family::V4), &mut out);
-    let v6 = family_diff(policy, Family::V6, observed.family(Family::V6), &mut out);
+    let fix = match policy.backend {
+        FirewallBackend::Iptables => Fix {
+            v4: family_diff(policy, Family::V4, observed.family(Family::V4), &mut out),
+            v6: family_diff(policy, Family::V6, observed.family(Family::V6), &mut out),
+        },
+        // The table is replaced whole: nothing to decide but whether.
+        FirewallBackend::Nftables => {
+            out.extend(nft::table_diff(policy, observed.nft.as_ref()));
+            Fix::NONE
+        }
+    };
     if policy.persist {
         match &observed.restore_digest {
             None => out.push(Change::PersistMissing),
@@ -207,7 +275,7 @@ pub fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
     {
         out.push(Change::BackendChanged { applied, now });
     }
-    (out, Fix { v4, v6 })
+    (out, fix)
 }
 
 /// The family's differences, pushed to `out`, and the fix for its jumps,
@@ -347,7 +415,7 @@ mod tests {
     use crate::observe::firewall::parse;
     use crate::policy::{PolicyOptions, testing};
 
-    const APPLIED: &str = include_str!("../tests/fixtures/observe/applied-nft.txt");
+    const APPLIED: &str = include_str!("../../tests/fixtures/observe/applied-nft.txt");
 
     /// The policy the fixture was captured with.
     fn policy() -> Policy {

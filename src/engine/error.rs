@@ -49,6 +49,16 @@ pub enum NodeError {
          succeeds; until then the node may still have that change's rules (see /run/palisade/rollback there)"
     )]
     RollbackFailed,
+    #[error(
+        "palisade's boot restore on this node was written by its {} backend, not {wanted}: that backend's objects \
+         are there; take them off with `palisade remove --backend {}` first",
+        if *.applied == crate::observe::probe::Backend::Nftables { "nftables" } else { "iptables" },
+        if *.applied == crate::observe::probe::Backend::Nftables { "nftables" } else { "iptables" }
+    )]
+    OtherBackend {
+        applied: crate::observe::probe::Backend,
+        wanted: crate::policy::FirewallBackend,
+    },
     #[error("palisade's objects are still on the node after remove")]
     RemoveIncomplete,
     #[error("palisade changes nothing on this node: {}", describe(.0))]

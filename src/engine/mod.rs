@@ -22,7 +22,7 @@ use crate::diff::{Change, diff, plan};
 use crate::inventory::{Host, Role};
 use crate::observe::firewall::{self, Observed};
 use crate::observe::probe;
-use crate::policy::{Packet, Policy};
+use crate::policy::{FirewallBackend, Packet, Policy};
 use crate::render;
 use crate::timing;
 use crate::transport::Heard;
@@ -164,6 +164,10 @@ fn decide(before: &Observed, changes: Vec<Change>, lockout: Result<(), Refusal>)
     if !forged.is_empty() {
         return Decision::Fail(NodeError::Forged(forged));
     }
+    // Another tool's table of palisade's name is never replaced.
+    if changes.contains(&Change::NftTableForeign) {
+        return Decision::Fail(NodeError::Forged(vec![Change::NftTableForeign]));
+    }
     if let Err(refusal) = lockout {
         return Decision::Refuse(changes, refusal);
     }
@@ -180,6 +184,16 @@ fn decide(before: &Observed, changes: Vec<Change>, lockout: Result<(), Refusal>)
 fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeError> {
     if !before.missing_tools.is_empty() {
         return Err(NodeError::MissingTools(before.missing_tools.clone()));
+    }
+    // Boot files written by the other backend: that backend's objects are
+    // on the node, which this one neither reads nor takes away.
+    if let Some(applied) = before.applied_backend
+        && (applied == probe::Backend::Nftables) != (policy.backend == FirewallBackend::Nftables)
+    {
+        return Err(NodeError::OtherBackend {
+            applied,
+            wanted: policy.backend,
+        });
     }
     // Loud on every command but remove (which takes over the failed
     // rollback, and takes everything away).
@@ -320,7 +334,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     // The node armed its timer before it answered: it rolls back by this
     // time at the latest.
     let latest = Instant::now() + job.confirm_timeout;
-    let left = protocol::left_in_chains(diff(policy, &made.after));
+    let left = protocol::left_in_chains(diff(policy, &made.after), policy.backend);
     if !left.is_empty() {
         // Never confirm what is not what was asked for: roll it back now.
         let reply = tell(&mut talk, Verdict::Abort).await?;
@@ -545,6 +559,7 @@ async fn observe(session: &Session, policy: &Policy) -> Result<Observed, Failure
 fn same_firewall(a: &Observed, b: &Observed) -> bool {
     a.v4 == b.v4
         && a.v6 == b.v6
+        && a.nft == b.nft
         && a.restore_digest == b.restore_digest
         && a.unit_digest == b.unit_digest
         && a.unit_enabled == b.unit_enabled
@@ -564,6 +579,7 @@ fn nothing_there(policy: &Policy, o: &Observed) -> bool {
     o.restore_digest.is_none()
         && o.unit_digest.is_none()
         && o.pending_rollback.is_none()
+        && o.nft.is_none()
         && clean(&o.v4)
         && clean(&o.v6)
 }

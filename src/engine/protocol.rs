@@ -10,6 +10,7 @@
 
 use crate::diff::Change;
 use crate::observe::firewall::{self, ChangeId, Observed, ParseError, Sections};
+use crate::policy::FirewallBackend;
 
 /// The line that ends every reply.
 pub const END: &str = "==> end";
@@ -199,13 +200,17 @@ pub fn pending(text: &str) -> Result<Pending, ParseError> {
     }
 }
 
-/// The differences a commit must leave none of: those in the chains and
-/// jumps (the sets and boot files are checked by the commands that wrote
-/// them).
-pub fn left_in_chains(changes: Vec<Change>) -> Vec<Change> {
+/// The differences a commit must leave none of: with iptables, those in
+/// the chains and jumps (the sets and boot files are checked by the
+/// commands that wrote them); with nftables, any in the table, which is
+/// read back whole, sets included.
+pub fn left_in_chains(changes: Vec<Change>, backend: FirewallBackend) -> Vec<Change> {
     changes
         .into_iter()
         .filter(|c| {
+            if backend == FirewallBackend::Nftables {
+                return c.in_table();
+            }
             c.family().is_some()
                 && !matches!(
                     c,

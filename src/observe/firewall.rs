@@ -26,18 +26,10 @@ pub(crate) const OBSERVE: &str = r#"observe() {
 section origin
 say "${1-}"
 section missing-tools
-for tool in ipset iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore flock head; do
+for tool in $tools flock head; do
     command -v "$tool" >/dev/null 2>&1 || say "$tool"
 done
-section backend
-backend_of "$table_v4"
-if [ -n "$backend" ]; then say "$backend"; fi
-for v in v4 v6; do
-    if [ "$v" = v4 ]; then table=$table_v4 mangle=$mangle_v4 save=$save_v4; else table=$table_v6 mangle=$mangle_v6 save=$save_v6; fi
-    section "set-$v"
-    if [ -n "$save" ]; then say "$save"; fi
-    say_chains "$v" "$table" "$mangle"
-done
+say_state
 # While a change waits for its confirmation, the boot files are the ones it
 # staged (the confirmation installs them): what the node will have once
 # confirmed. Verify reports the pending change itself as unconfirmed.
@@ -148,7 +140,7 @@ printf '%s' "$reply"
 /// and the read are one exec.
 pub fn script(policy: &Policy) -> Script {
     let mut s = render::names(policy);
-    s.push_str(&render::code(render::LIB));
+    s.push_str(&render::library(policy));
     s.push_str(&render::code(OBSERVE));
     s.push_str("say_observed \"${1-}\"\n");
     Script::rendered(s)
@@ -239,6 +231,10 @@ pub struct Observed {
     /// The rollback of a change failed, and the node tries it again: it
     /// may still have that change's rules.
     pub rollback_failed: bool,
+    /// With the nftables backend, palisade's table (`nft -j list table`),
+    /// or None when there is none. (With iptables, always None: the
+    /// families' facts say what is there.)
+    pub nft: Option<super::nft::NftTable>,
 }
 
 impl Observed {
@@ -265,6 +261,10 @@ impl ParseError {
 pub fn with_chains(before: &Observed, text: &str) -> Result<Observed, ParseError> {
     let sections = Sections::of(text)?;
     let mut after = before.clone();
+    if sections.has("nft") {
+        after.nft = nft_table(&sections)?;
+        return Ok(after);
+    }
     for (v, facts) in [("v4", &mut after.v4), ("v6", &mut after.v6)] {
         if !sections.has(&format!("input-{v}")) {
             return Err(ParseError(format!("no input-{v} section")));
@@ -439,7 +439,22 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
         },
         rollback_failed: first("rollback-failed").as_deref() == Some("yes"),
         routes: routes(get("routes")),
+        nft: nft_table(&sections)?,
     })
+}
+
+/// The `nft` section: the table's name, then its JSON (one line, as `nft
+/// -j` prints it); None when there is no JSON (no table) or no section
+/// (the iptables backend).
+fn nft_table(sections: &Sections) -> Result<Option<super::nft::NftTable>, ParseError> {
+    let Some((name, json)) = sections.get("nft").split_first() else {
+        return Ok(None);
+    };
+    let json = json.join("\n");
+    if json.trim().is_empty() {
+        return Ok(None);
+    }
+    super::nft::parse(&json, name)
 }
 
 /// One route of a node's main table: traffic for `net` leaves by
@@ -538,7 +553,9 @@ fn opens_quote(line: &str, escapes: bool) -> bool {
 }
 
 pub fn backend_of(version: &str) -> Option<Backend> {
-    if version.contains("nf_tables") {
+    if version.trim() == "nftables" {
+        Some(Backend::Nftables)
+    } else if version.contains("nf_tables") {
         Some(Backend::NfTables)
     } else if version.contains("legacy") {
         Some(Backend::Legacy)

@@ -2,4 +2,5 @@
 //! facts by pure parsers (pyinfra's "facts").
 
 pub mod firewall;
+pub mod nft;
 pub mod probe;

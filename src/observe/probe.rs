@@ -12,13 +12,14 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::policy::FirewallBackend;
 use crate::transport::{HostError, Output, Privilege, Script, Session};
 
 const STEP: Script = Script::fixed(
     r#"printf 'ssh_connection=%s\n' "${1-}"
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-for tool in ipset iptables ip6tables iptables-restore; do
-    if command -v "$tool" >/dev/null 2>&1; then printf '%s=yes\n' "$tool"; else printf '%s=no\n' "$tool"; fi
+for tool in ipset iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore nft flock head; do
+    if command -v "$tool" >/dev/null 2>&1; then printf 'tool:%s=yes\n' "$tool"; else printf 'tool:%s=no\n' "$tool"; fi
 done
 printf 'ipset_version=%s\n' "$(ipset --version 2>/dev/null | head -n 1)"
 printf 'iptables_version=%s\n' "$(iptables -V 2>/dev/null | head -n 1)"
@@ -30,8 +31,12 @@ if [ -d /run/systemd/system ]; then echo 'systemd=yes'; else echo 'systemd=no'; 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
+    /// iptables on nf_tables (iptables-nft).
     NfTables,
+    /// iptables-legacy.
     Legacy,
+    /// palisade's own nftables table (`--backend nftables`).
+    Nftables,
 }
 
 /// What the probe found on one node.
@@ -39,10 +44,9 @@ pub enum Backend {
 pub struct Probe {
     /// The controller's address as the node sees it.
     pub controller_address: Option<IpAddr>,
-    pub ipset: bool,
-    pub iptables: bool,
-    pub ip6tables: bool,
-    pub iptables_restore: bool,
+    /// The tools of [`FirewallBackend::tools`] (both backends') the node
+    /// lacks.
+    pub lacks: Vec<String>,
     pub ipset_version: Option<String>,
     pub iptables_version: Option<String>,
     pub backend: Option<Backend>,
@@ -50,20 +54,15 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// What is missing for palisade to do its job on this node.
-    pub fn missing(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        for (have, name) in [
-            (self.ipset, "ipset"),
-            (self.iptables, "iptables"),
-            (self.ip6tables, "ip6tables"),
-            (self.iptables_restore, "iptables-restore"),
-        ] {
-            if !have {
-                out.push(name);
-            }
-        }
-        out
+    /// What is missing for palisade to do its job on this node with
+    /// `backend`: the same tools a plan or an apply checks for.
+    pub fn missing(&self, backend: FirewallBackend) -> Vec<&'static str> {
+        backend
+            .tools()
+            .iter()
+            .copied()
+            .filter(|t| self.lacks.iter().any(|l| l == t))
+            .collect()
     }
 }
 
@@ -120,12 +119,17 @@ fn probe_from(facts: &Facts) -> Probe {
             None
         }
     });
+    let mut lacks: Vec<String> = Vec::new();
+    for backend in [FirewallBackend::Iptables, FirewallBackend::Nftables] {
+        for tool in backend.tools() {
+            if !yes(&format!("tool:{tool}")) && !lacks.iter().any(|l| l == tool) {
+                lacks.push((*tool).to_owned());
+            }
+        }
+    }
     Probe {
         controller_address: facts.get("ssh_connection").and_then(|v| origin_of(v)),
-        ipset: yes("ipset"),
-        iptables: yes("iptables"),
-        ip6tables: yes("ip6tables"),
-        iptables_restore: yes("iptables-restore"),
+        lacks,
         ipset_version: text("ipset_version"),
         iptables_version,
         backend,
@@ -153,25 +157,39 @@ mod tests {
 
     #[test]
     fn parses_a_full_probe() {
-        let out = "ssh_connection=198.18.0.1 51234 198.18.1.10 22\nsudo=ok\n\
-                   ipset=yes\niptables=yes\nip6tables=yes\niptables-restore=yes\n\
-                   ipset_version=ipset v7.17, protocol version: 7\n\
-                   iptables_version=iptables v1.8.9 (nf_tables)\nsystemd=no\n";
-        let p = probe_from(&parse_facts(out));
+        let tools: String = FirewallBackend::Iptables
+            .tools()
+            .iter()
+            .map(|t| format!("tool:{t}=yes\n"))
+            .collect();
+        let out = format!(
+            "ssh_connection=198.18.0.1 51234 198.18.1.10 22\nsudo=ok\n{tools}\
+             ipset_version=ipset v7.17, protocol version: 7\n\
+             iptables_version=iptables v1.8.9 (nf_tables)\nsystemd=no\n"
+        );
+        let p = probe_from(&parse_facts(&out));
         assert_eq!(p.controller_address, Some("198.18.0.1".parse().unwrap()));
         assert_eq!(p.backend, Some(Backend::NfTables));
-        assert!(p.missing().is_empty());
+        assert!(p.missing(FirewallBackend::Iptables).is_empty());
+        // No nft: the other backend could not run here.
+        assert_eq!(p.missing(FirewallBackend::Nftables), vec!["nft"]);
         assert!(!p.systemd);
     }
 
     #[test]
     fn legacy_missing_tools_and_ipv6_controller() {
-        let out = "ssh_connection=2001:2::1 4000 2001:2::a 22\nipset=no\niptables=yes\n\
+        let out = "ssh_connection=2001:2::1 4000 2001:2::a 22\ntool:ipset=no\ntool:iptables=yes\n\
+                   tool:iptables-save=yes\ntool:ip6tables-save=yes\ntool:ip6tables-restore=yes\n\
+                   tool:nft=yes\ntool:flock=yes\ntool:head=yes\n\
                    iptables_version=iptables v1.8.4 (legacy)\n";
         let p = probe_from(&parse_facts(out));
         assert_eq!(p.controller_address, Some("2001:2::1".parse().unwrap()));
         assert_eq!(p.backend, Some(Backend::Legacy));
-        assert_eq!(p.missing(), vec!["ipset", "ip6tables", "iptables-restore"]);
+        assert_eq!(
+            p.missing(FirewallBackend::Iptables),
+            vec!["ipset", "ip6tables", "iptables-restore"]
+        );
+        assert!(p.missing(FirewallBackend::Nftables).is_empty());
     }
 
     fn output(code: u32, stdout: &str, stderr: &str) -> Output {

@@ -117,13 +117,9 @@ undo_once() {
         IFS= read -r line <"$snap/step.$n" || continue
         eval "$line" </dev/null || bad=1
     done
-    if [ -f "$snap/step.1" ]; then
-        { set_back v4 "$set4" && set_back v6 "$set6"; } || bad=1
-    fi
+    if [ -f "$snap/step.1" ]; then sets_back || bad=1; fi
     if [ "$bad" = 0 ]; then
-        # Only palisade's own (see drop_temp).
-        drop_temp "$set4-old"
-        drop_temp "$set6-old"
+        drop_olds
         if [ "$mode" = apply ]; then
             dir=${restore_path%/*}
             rm -f "$dir/restore.sh.new" "$dir/backend.new" "$unit_path.new" || bad=1
@@ -138,6 +134,18 @@ undo_once() {
     fi
     bump
     return "$bad"
+}
+
+# sets_back: whether both sets are back as prepare saved them.
+sets_back() {
+    set_back v4 "$set4" && set_back v6 "$set6"
+}
+
+# drop_olds: drop the rollback's temporary sets (only palisade's own: see
+# drop_temp).
+drop_olds() {
+    drop_temp "$set4-old"
+    drop_temp "$set6-old"
 }
 
 # set_back V SET: whether SET has the members prepare saved (SNAP/set.V),
@@ -230,6 +238,21 @@ put_jumps() {
     fi
 }
 
+# failed_temps: (a step failed) drop palisade's temporary sets; when
+# another tool's set of a temporary set's name stopped the commit's `ipset
+# restore` at its first lines, before it changed anything (see drop_temp),
+# there is nothing to undo, and the step's undo is forgotten.
+failed_temps() {
+    foreign=''
+    for s in "$set4-new" "$set6-new" "$set4-old" "$set6-old"; do
+        drop_temp "$s" || foreign="$foreign $s"
+    done
+    if [ -n "$foreign" ] && [ -e "$snap/step.1" ] && [ ! -e "$snap/step.2" ]; then
+        echo "palisade: another tool's ipset has a name palisade uses for a temporary set of its own:$foreign; palisade will not touch it: remove it, or choose other names (--set4, --set6); nothing was changed" >&2
+        rm -f "$snap/step.1"
+    fi
+}
+
 # A step failed: put the previous state back at once, unless a rollback
 # that could not wait for the lock owns the snapshot now, and drop the
 # temporary sets. A rollback that fails here leaves its snapshot, which the
@@ -240,17 +263,7 @@ finish() {
     trap '' HUP PIPE INT TERM
     trap - EXIT
     if [ "$rc" -ne 0 ]; then
-        # Another tool's set of a temporary set's name stopped the commit's
-        # `ipset restore` at its first lines, before it changed anything
-        # (see drop_temp): there is nothing to undo. Ours are dropped.
-        foreign=''
-        for s in "$set4-new" "$set6-new" "$set4-old" "$set6-old"; do
-            drop_temp "$s" || foreign="$foreign $s"
-        done
-        if [ -n "$foreign" ] && [ -e "$snap/step.1" ] && [ ! -e "$snap/step.2" ]; then
-            echo "palisade: another tool's ipset has a name palisade uses for a temporary set of its own:$foreign; palisade will not touch it: remove it, or choose other names (--set4, --set6); nothing was changed" >&2
-            rm -f "$snap/step.1"
-        fi
+        failed_temps
         if [ -e "$snap/step.1" ]; then
             echo "palisade: a step failed (exit $rc); putting the previous state back" >&2
         fi
@@ -428,6 +441,24 @@ prepare() {
     echo "$jumps:$pos:$make_docker_user:$gjumps" >"$snap/jumps.$v"
 }
 
+# prepare_all: both families' prepare.
+prepare_all() {
+    prepare v4 inet "$set4" "$table_v4" "$save_v4" "$mangle_v4"
+    prepare v6 inet6 "$set6" "$table_v6" "$save_v6" "$mangle_v6"
+}
+
+# commit_all: the commit steps, each with its undo recorded first: one
+# `ipset restore` for both sets, one `iptables-restore` per family.
+commit_all() {
+    printf '%s' "$sets" >"$snap/sets"
+    step 1 "u=0; ${undo_sets}[ \"\$u\" = 0 ]"
+    ipset -exist restore <"$snap/sets"
+    step 2 "undo_family v4 iptables"
+    iptables-restore -w 20 --noflush <"$snap/rules.v4"
+    step 3 "undo_family v6 ip6tables"
+    ip6tables-restore -w 20 --noflush <"$snap/rules.v6"
+}
+
 # stage: write the boot files this change wants beside the live ones, and
 # say in SNAP/boot-plan what the confirmation does with them.
 stage() {
@@ -490,8 +521,7 @@ change() {
     trap finish EXIT
     trap 'exit 130' INT TERM
 
-    prepare v4 inet "$set4" "$table_v4" "$save_v4" "$mangle_v4"
-    prepare v6 inet6 "$set6" "$table_v6" "$save_v6" "$mangle_v6"
+    prepare_all
     if [ "$mode" = apply ]; then stage; fi
 
     if [ "$mode" = apply ] && [ "$confirm" -gt 0 ]; then
@@ -520,14 +550,8 @@ change() {
         fi
     fi
 
-    printf '%s' "$sets" >"$snap/sets"
     bump change
-    step 1 "u=0; ${undo_sets}[ \"\$u\" = 0 ]"
-    ipset -exist restore <"$snap/sets"
-    step 2 "undo_family v4 iptables"
-    iptables-restore -w 20 --noflush <"$snap/rules.v4"
-    step 3 "undo_family v6 ip6tables"
-    ip6tables-restore -w 20 --noflush <"$snap/rules.v6"
+    commit_all
     bump changed
     trap - EXIT
     trap '' INT TERM

@@ -60,9 +60,9 @@ case $verdict in
         fi
         change
         set +e
-        # The chains as the commit left them, for the controller to check
-        # before it confirms: two processes.
-        read_tables
+        # What the commit left, for the controller to check before it
+        # confirms: two processes (one with nftables).
+        read_back
         exec 9>&-
         # In one write, as observe's (see say).
         reply=''
@@ -71,8 +71,7 @@ case $verdict in
         fetch armed "$snap/armed"
         if [ -n "$armed" ]; then say "armed=${armed%% *}"; fi
         if [ -n "$persisted" ]; then say "persist=$persisted"; fi
-        say_chains v4 "$table_v4" "$mangle_v4"
-        say_chains v6 "$table_v6" "$mangle_v6"
+        say_back
         section end
         printf '%s' "$reply"
         verdict

@@ -99,6 +99,19 @@ pub struct Fix {
 }
 
 impl Fix {
+    /// Nothing to put right in iptables chains: the nftables backend's
+    /// (its table is replaced whole, and `change_code` sends no fix).
+    pub const NONE: Fix = {
+        let keep = FamilyFix {
+            jump: Jump::Keep,
+            docker: Docker::None,
+            guard: Jump::Keep,
+        };
+        Fix { v4: keep, v6: keep }
+    };
+}
+
+impl Fix {
     pub fn family(&self, family: Family) -> FamilyFix {
         match family {
             Family::V4 => self.v4,

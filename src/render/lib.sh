@@ -137,6 +137,30 @@ save_all() {
     set +f
 }
 
+# The backend's hooks (nft.sh, loaded after this library for the nftables
+# backend, replaces them): `tools`, what the backend needs on a node;
+# say_state, its objects as observe says them (and `backend`, which stage
+# records); read_back and say_back, what a change left, read again and said.
+tools='ipset iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore'
+say_state() {
+    section backend
+    backend_of "$table_v4"
+    if [ -n "$backend" ]; then say "$backend"; fi
+    for v in v4 v6; do
+        if [ "$v" = v4 ]; then table=$table_v4 mangle=$mangle_v4 save=$save_v4; else table=$table_v6 mangle=$mangle_v6 save=$save_v6; fi
+        section "set-$v"
+        if [ -n "$save" ]; then say "$save"; fi
+        say_chains "$v" "$table" "$mangle"
+    done
+}
+read_back() {
+    read_tables
+}
+say_back() {
+    say_chains v4 "$table_v4" "$mangle_v4"
+    say_chains v6 "$table_v6" "$mangle_v6"
+}
+
 # say TEXT: adds TEXT to `reply`, what the script prints in one write once
 # it is whole: sshd runs a command without a terminal with Nagle's algorithm
 # on, so a short packet it sends while an earlier short one is

@@ -11,9 +11,10 @@
 use sha2::{Digest, Sha256};
 
 mod fix;
+pub mod nft;
 pub use fix::{Docker, FamilyFix, Fix, Found, Jump};
 
-use crate::policy::{Family, MARK, Policy};
+use crate::policy::{Family, FirewallBackend, MARK, Policy};
 use crate::transport::Script;
 
 /// Where the boot-time restore script lives on a node.
@@ -28,6 +29,10 @@ pub(crate) const WRITERS: &str = include_str!("writers.sh");
 const CONFIRM: &str = include_str!("confirm.sh");
 const CONVERGE: &str = include_str!("converge.sh");
 const REMOVE: &str = include_str!("remove.sh");
+/// The nftables backend's read side and writers, loaded after the library
+/// and after apply.sh, whose hooks they replace.
+const NFT: &str = include_str!("nft.sh");
+const NFT_APPLY: &str = include_str!("nft-apply.sh");
 
 const UNIT: &str = include_str!("palisade.service");
 
@@ -48,7 +53,7 @@ pub fn converge(policy: &Policy, confirm: u32) -> Script {
         "mode=apply\nconfirm={confirm}\npersist={}\n",
         u8::from(policy.persist)
     ));
-    s.push_str(&quoted("lib_text", &code(LIB)));
+    s.push_str(&quoted("lib_text", &library(policy)));
     s.push_str("eval \"$lib_text\"\n");
     s.push_str(&code(crate::observe::firewall::OBSERVE));
     s.push_str(&code(CONFIRM));
@@ -64,13 +69,17 @@ pub fn converge(policy: &Policy, confirm: u32) -> Script {
 /// writes.
 pub fn change_code(policy: &Policy, fix: &Fix) -> String {
     let mut s = String::new();
-    for family in Family::BOTH {
-        let v = tag(family);
-        let f = fix.family(family);
-        s.push_str(&quoted(&format!("forward_{v}"), &fix::forward(policy, family, f)));
-        s.push_str(&format!("docker_{v}={}\n", f.docker.word()));
+    // With nftables the change is the whole table, which the header holds:
+    // nothing is left for the controller to decide.
+    if policy.backend == FirewallBackend::Iptables {
+        for family in Family::BOTH {
+            let v = tag(family);
+            let f = fix.family(family);
+            s.push_str(&quoted(&format!("forward_{v}"), &fix::forward(policy, family, f)));
+            s.push_str(&format!("docker_{v}={}\n", f.docker.word()));
+        }
     }
-    s.push_str(&quoted("apply_text", &apply_code()));
+    s.push_str(&quoted("apply_text", &apply_code(policy)));
     s.push_str("eval \"$apply_text\"\n");
     if policy.persist {
         s.push_str(&quoted("restore_head", RESTORE_HEAD));
@@ -93,17 +102,30 @@ const RESTORE_MODE: &str = "mode=boot\nconfirm=0\npersist=0\n";
 const RESTORE_RUN: &str = "lock_node 60\nread_node\nchange\n";
 
 /// The change and what only writers share (`writers.sh`): what
-/// `apply_text` holds.
-fn apply_code() -> String {
+/// `apply_text` holds; with nftables, its writers after them.
+fn apply_code(policy: &Policy) -> String {
     let mut s = code(WRITERS);
     s.push_str(&code(APPLY));
+    if policy.backend == FirewallBackend::Nftables {
+        s.push_str(&code(NFT_APPLY));
+    }
+    s
+}
+
+/// The shell library every script starts with (`lib_text`): with
+/// nftables, its read side after it.
+pub(crate) fn library(policy: &Policy) -> String {
+    let mut s = code(LIB);
+    if policy.backend == FirewallBackend::Nftables {
+        s.push_str(&code(NFT));
+    }
     s
 }
 
 /// The code the boot restore runs: the library and the change.
-fn boot_code() -> String {
-    let mut s = code(LIB);
-    s.push_str(&apply_code());
+fn boot_code(policy: &Policy) -> String {
+    let mut s = library(policy);
+    s.push_str(&apply_code(policy));
     s
 }
 
@@ -114,7 +136,7 @@ pub fn restore(policy: &Policy) -> String {
     let mut s = String::from(RESTORE_HEAD);
     s.push_str(&header(policy));
     s.push_str(RESTORE_MODE);
-    s.push_str(&boot_code());
+    s.push_str(&boot_code(policy));
     s.push_str(RESTORE_RUN);
     s
 }
@@ -147,9 +169,15 @@ pub fn unit_digest() -> String {
 pub fn remove(policy: &Policy) -> Script {
     let mut s = String::from("set -eu\n");
     s.push_str(&names(policy));
-    s.push_str(&code(LIB));
+    s.push_str(&library(policy));
     s.push_str(&code(WRITERS));
-    s.push_str(&code(REMOVE));
+    match policy.backend {
+        FirewallBackend::Iptables => s.push_str(&code(REMOVE)),
+        FirewallBackend::Nftables => {
+            s.push_str(&code(NFT_APPLY));
+            s.push_str("remove_all\n");
+        }
+    }
     Script::rendered(s)
 }
 
@@ -180,12 +208,13 @@ pub fn unit_wants() -> String {
 /// The validated names every script reads, as shell assignments.
 pub(crate) fn names(policy: &Policy) -> String {
     format!(
-        "chain='{}'\ndchain='{}'\ngchain='{}'\nset4='{}'\nset6='{}'\nmark='{MARK}'\nrestore_path='{RESTORE_PATH}'\nunit_path='{UNIT_PATH}'\nunit_wants='{}'\n",
+        "chain='{}'\ndchain='{}'\ngchain='{}'\nset4='{}'\nset6='{}'\nntable='{}'\nmark='{MARK}'\nrestore_path='{RESTORE_PATH}'\nunit_path='{UNIT_PATH}'\nunit_wants='{}'\n",
         policy.chain,
         policy.docker_chain,
         policy.guard_chain,
         policy.set4,
         policy.set6,
+        nft::table_name(policy),
         unit_wants()
     )
 }
@@ -207,6 +236,12 @@ fn quoted(name: &str, text: &str) -> String {
 fn header(policy: &Policy) -> String {
     let mut s = String::from("set -eu\n");
     s.push_str(&names(policy));
+    if policy.backend == FirewallBackend::Nftables {
+        // The whole table, as `nft -f` takes it (render::nft): validated
+        // names and addresses, and fixed words, none of them a quote.
+        s.push_str(&format!("nft_text='{}'\n", nft::ruleset(policy)));
+        return s;
+    }
     s.push_str(&format!("docker_user={}\n", u8::from(policy.docker_user)));
     for family in Family::BOTH {
         let v = tag(family);
@@ -314,7 +349,7 @@ mod tests {
         for part in [
             quoted("restore_head", RESTORE_HEAD),
             quoted("restore_mode", RESTORE_MODE),
-            quoted("apply_text", &apply_code()),
+            quoted("apply_text", &apply_code(&p)),
             quoted("restore_run", RESTORE_RUN),
         ] {
             assert!(more.contains(part.as_str()));
@@ -330,15 +365,31 @@ mod tests {
                 &header(&p),
                 RESTORE_MODE,
                 &code(LIB),
-                &apply_code(),
+                &apply_code(&p),
                 RESTORE_RUN
             ]
             .concat()
         );
         // Only code goes to the node.
-        assert!(!boot_code().lines().any(|l| l.trim_start().starts_with('#')));
+        assert!(!boot_code(&p).lines().any(|l| l.trim_start().starts_with('#')));
         assert!(restore(&p).contains("mode=boot\nconfirm=0\npersist=0\n"));
         assert!(restore(&p).ends_with("lock_node 60\nread_node\nchange\n"));
+    }
+
+    /// One list of tools per backend: what the read script checks on a
+    /// node (its `tools`, and `flock` and `head`) is what `ping` checks.
+    #[test]
+    fn the_read_script_checks_the_tools_ping_checks() {
+        for (backend, text) in [(FirewallBackend::Iptables, LIB), (FirewallBackend::Nftables, NFT)] {
+            let line = text
+                .lines()
+                .find_map(|l| l.strip_prefix("tools='")?.strip_suffix('\''))
+                .unwrap();
+            let mut tools: Vec<&str> = line.split(' ').collect();
+            tools.extend(["flock", "head"]);
+            assert_eq!(tools, backend.tools(), "{backend}");
+        }
+        assert!(crate::observe::firewall::OBSERVE.contains("for tool in $tools flock head; do"));
     }
 
     /// The node's side, in a real shell: the boot restore's guard
@@ -367,7 +418,7 @@ mod tests {
              printf '%s==\\n%s==\\n' \"$tfilter\" \"$tmangle\"\n",
             header(&p),
             code(LIB),
-            apply_code(),
+            apply_code(&p),
             dir.display()
         );
         let out = std::process::Command::new("sh")

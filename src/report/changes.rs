@@ -30,7 +30,8 @@ fn items(change: &Change) -> Vec<String> {
         }
         | Change::GuardRulesDiffer {
             missing, unexpected, ..
-        } => missing
+        }
+        | Change::NftRulesDiffer { missing, unexpected } => missing
             .iter()
             .map(|r| format!("missing: {r}"))
             .chain(unexpected.iter().map(|r| format!("unexpected: {r}")))
@@ -169,6 +170,45 @@ impl fmt::Display for Change {
                 backend_name(*applied),
                 backend_name(*now)
             ),
+            Change::NftTableMissing => write!(f, "nftables table missing"),
+            Change::NftTableForeign => write!(
+                f,
+                "an nftables table has the name of palisade's, but palisade did not make it (no rule of its \
+                 guard chain carries palisade's mark): palisade will not replace it; remove it by hand, or \
+                 choose another --chain"
+            ),
+            Change::NftTableFlags { flags } => write!(
+                f,
+                "nftables table has flags ({}), which palisade never sets (a dormant table filters nothing)",
+                flags.join(", ")
+            ),
+            Change::NftSetWrongType { family, found } => {
+                write!(
+                    f,
+                    "{family} set is {found}, not an interval set of {family} addresses"
+                )
+            }
+            Change::NftChainMissing => write!(f, "nftables guard chain missing"),
+            Change::NftChainWrongHook { found } => write!(
+                f,
+                "nftables guard chain is {found}, not type filter hook prerouting priority -150; policy accept"
+            ),
+            Change::NftRulesDiffer { missing, unexpected } => {
+                write!(f, "nftables guard chain rules differ")?;
+                if !missing.is_empty() {
+                    write!(f, "; missing: {}", list(missing))?;
+                }
+                if !unexpected.is_empty() {
+                    write!(f, "; unexpected: {}", list(unexpected))?;
+                }
+                if missing.is_empty() && unexpected.is_empty() {
+                    write!(f, " in order")?;
+                }
+                Ok(())
+            }
+            Change::NftExtraObject { what } => {
+                write!(f, "nftables table holds {what}, which palisade does not make")
+            }
         }
     }
 }
@@ -177,6 +217,7 @@ fn backend_name(b: Backend) -> &'static str {
     match b {
         Backend::NfTables => "nf_tables",
         Backend::Legacy => "legacy",
+        Backend::Nftables => "nftables",
     }
 }
 
@@ -347,9 +388,45 @@ pub fn lines(change: &Change) -> Vec<Line> {
             "boot files from an earlier run (persistence is off; they would restore an older whitelist)"
                 .into(),
         ),
-        Change::Unconfirmed { .. } | Change::BackendChanged { .. } | Change::Forged { .. } => {
-            one(Alter, change.to_string())
+        Change::Unconfirmed { .. }
+        | Change::BackendChanged { .. }
+        | Change::Forged { .. }
+        | Change::NftTableForeign => one(Alter, change.to_string()),
+        Change::NftTableMissing => one(
+            Add,
+            "nftables table, with the whole whitelist and this role's open ports".into(),
+        ),
+        Change::NftTableFlags { flags } => one(
+            Alter,
+            format!(
+                "nftables table, made afresh without its flags ({})",
+                flags.join(", ")
+            ),
+        ),
+        Change::NftSetWrongType { family, found } => one(
+            Alter,
+            format!("{family} set, made afresh as an interval set of addresses (it is {found})"),
+        ),
+        Change::NftChainMissing => one(
+            Add,
+            "nftables guard chain, with the rules of the whitelist and this role's open ports".into(),
+        ),
+        Change::NftChainWrongHook { found } => one(
+            Alter,
+            format!("nftables guard chain, made afresh at hook prerouting priority -150 (it is {found})"),
+        ),
+        Change::NftRulesDiffer { missing, unexpected } => {
+            if missing.is_empty() && unexpected.is_empty() {
+                return one(Alter, "nftables guard chain rules, put back in order".into());
+            }
+            let mut out = capped(Add, missing.iter().map(|r| format!("nftables {r}")).collect());
+            out.extend(capped(
+                Remove,
+                unexpected.iter().map(|r| format!("nftables {r}")).collect(),
+            ));
+            out
         }
+        Change::NftExtraObject { what } => one(Remove, format!("{what} in palisade's nftables table")),
     }
 }
 
@@ -478,6 +555,34 @@ mod tests {
         assert_eq!(
             json["message"],
             "IPv4 set lacks 20 member(s): 10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4, 10.0.0.5, 10.0.0.6, 10.0.0.7, 10.0.0.8, and 12 more"
+        );
+    }
+
+    #[test]
+    fn nftables_changes_name_the_table_and_its_guard_chain() {
+        let changes = [
+            Change::NftTableMissing,
+            Change::NftRulesDiffer {
+                missing: vec!["drop".into()],
+                unexpected: vec!["tcp dport 22 accept".into()],
+            },
+            Change::NftExtraObject {
+                what: "chain extra".into(),
+            },
+        ];
+        assert_eq!(
+            shown(&changes),
+            "    + nftables table, with the whole whitelist and this role's open ports\n\
+             \x20   + nftables drop\n\
+             \x20   - nftables tcp dport 22 accept\n\
+             \x20   - chain extra in palisade's nftables table\n"
+        );
+        let json = serde_json::to_value(&changes[1]).unwrap();
+        assert_eq!(json["kind"], "nft-rules-differ");
+        assert_eq!(json["family"], serde_json::Value::Null);
+        assert_eq!(
+            json["items"],
+            serde_json::json!(["missing: drop", "unexpected: tcp dport 22 accept"])
         );
     }
 

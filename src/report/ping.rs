@@ -10,6 +10,7 @@ use super::summary::{Command, Summary};
 use crate::inventory::Host;
 use crate::inventory::Role;
 use crate::observe::probe::{Backend, Probe};
+use crate::policy::FirewallBackend;
 use crate::transport::HostOutcome;
 
 #[derive(Debug, Serialize)]
@@ -23,6 +24,10 @@ pub struct Row {
     /// their keys.
     pub notes: Vec<String>,
     pub controller_address: Option<IpAddr>,
+    /// Where palisade keeps its objects on this node (`--backend`), whose
+    /// tools the node was checked for.
+    pub firewall: FirewallBackend,
+    /// The iptables flavour the node runs, when it has iptables.
     pub backend: Option<Backend>,
     pub ipset_version: Option<String>,
     pub iptables_version: Option<String>,
@@ -40,8 +45,10 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(outcomes: Vec<HostOutcome<Host, Probe>>) -> Report {
-        let hosts: Vec<Row> = outcomes.into_iter().map(row).collect();
+    /// The rows for `backend`, the one the nodes are to get: a node that
+    /// lacks one of its tools fails.
+    pub fn new(outcomes: Vec<HostOutcome<Host, Probe>>, backend: FirewallBackend) -> Report {
+        let hosts: Vec<Row> = outcomes.into_iter().map(|o| row(o, backend)).collect();
         Report {
             command: Command::Ping,
             summary: Summary::of(hosts.iter().map(|r| r.status)),
@@ -64,6 +71,7 @@ impl Report {
             let backend = match r.backend {
                 Some(Backend::NfTables) => "nf_tables",
                 Some(Backend::Legacy) => "legacy",
+                Some(Backend::Nftables) => "nftables",
                 None => "-",
             };
             let detail = r
@@ -89,11 +97,11 @@ impl Report {
     }
 }
 
-fn row(outcome: HostOutcome<Host, Probe>) -> Row {
+fn row(outcome: HostOutcome<Host, Probe>, backend: FirewallBackend) -> Row {
     let host = outcome.host;
     let (status, error, probe) = match outcome.result {
         Ok(probe) => {
-            let missing = probe.missing();
+            let missing = probe.missing(backend);
             if missing.is_empty() {
                 (Status::Ok, None, Some(probe))
             } else {
@@ -111,6 +119,7 @@ fn row(outcome: HostOutcome<Host, Probe>) -> Row {
         error,
         notes: Vec::new(),
         controller_address: probe.as_ref().and_then(|p| p.controller_address),
+        firewall: backend,
         backend: probe.as_ref().and_then(|p| p.backend),
         ipset_version: probe.as_ref().and_then(|p| p.ipset_version.clone()),
         iptables_version: probe.as_ref().and_then(|p| p.iptables_version.clone()),
@@ -130,10 +139,7 @@ mod tests {
     fn probe() -> Probe {
         Probe {
             controller_address: Some("198.18.0.1".parse().unwrap()),
-            ipset: true,
-            iptables: true,
-            ip6tables: true,
-            iptables_restore: true,
+            lacks: vec!["nft".into()],
             ipset_version: Some("ipset v7.17".into()),
             iptables_version: Some("iptables v1.8.9 (nf_tables)".into()),
             backend: Some(Backend::NfTables),
@@ -152,7 +158,7 @@ mod tests {
         .unwrap()
         .hosts;
         let mut no_ipset = probe();
-        no_ipset.ipset = false;
+        no_ipset.lacks.push("ipset".into());
         let results = [
             Ok(probe()),
             Ok(no_ipset),
@@ -172,7 +178,7 @@ mod tests {
                 log: Vec::new(),
             })
             .collect();
-        let report = Report::new(outcomes);
+        let report = Report::new(outcomes, FirewallBackend::Iptables);
         let json: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
         report_shape::check(&json).unwrap();
         assert_eq!(json["summary"]["ok"], 1);

@@ -38,7 +38,7 @@ fn v4(lab: &Lab, i: usize) -> IpAddr {
 /// forwarding on, and kube-proxy's NodePorts in `nat PREROUTING`:
 /// tcp/30080 to p0:8080 and tcp/30081 to p1:8081. Returns the pods'
 /// namespaces.
-fn k3s_agent(lab: &Lab, i: usize) -> [String; 2] {
+pub(crate) fn k3s_agent(lab: &Lab, i: usize) -> [String; 2] {
     let node = lab.nodes[i].ns.clone();
     let net = format!("10.42.{}", 5 + i);
     lab.must(&node, &["ip", "link", "add", "cni0", "type", "bridge"]);
@@ -87,7 +87,7 @@ fn k3s_agent(lab: &Lab, i: usize) -> [String; 2] {
 }
 
 /// The pods' namespaces go with the lab's.
-struct Pods(Vec<String>);
+pub(crate) struct Pods(pub Vec<String>);
 
 impl Drop for Pods {
     fn drop(&mut self) {

@@ -19,6 +19,7 @@ mod guard;
 mod harness;
 mod limit;
 mod lockout;
+mod nftables;
 mod output;
 mod ping;
 mod rollback;
@@ -112,6 +113,7 @@ fn main() -> ExitCode {
         firewall::TESTS,
         forged::TESTS,
         guard::TESTS,
+        nftables::TESTS,
         limit::TESTS,
         lockout::TESTS,
         output::TESTS,

@@ -8,7 +8,7 @@
 //! {"command": C, "hosts": [ROW...], "summary": SUMMARY, "whitelist"?: W}
 //! ROW     = name, address, role, status, error, notes, elapsed_ms (every command)
 //!           + changes (plan, apply, verify, remove)
-//!           + controller_address, backend, ipset_version, iptables_version, systemd (ping)
+//!           + controller_address, firewall, backend, ipset_version, iptables_version, systemd (ping)
 //!           + timings (optional, any value)
 //! SUMMARY = total and one count per status word, zeros included
 //! ```
@@ -140,6 +140,7 @@ fn check_row(command: &str, allowed: &[&str], row: &Value, at: &str, errs: &mut 
     let own: &[&str] = if command == "ping" {
         &[
             "controller_address",
+            "firewall",
             "backend",
             "ipset_version",
             "iptables_version",
@@ -195,6 +196,12 @@ fn check_row(command: &str, allowed: &[&str], row: &Value, at: &str, errs: &mut 
             .is_some_and(|v| v.is_null() || v == "nf_tables" || v == "legacy")
         {
             errs.push(format!("{at}.backend is not null, nf_tables or legacy"));
+        }
+        if !row
+            .get("firewall")
+            .is_some_and(|v| v == "iptables" || v == "nftables")
+        {
+            errs.push(format!("{at}.firewall is not iptables or nftables"));
         }
         for k in ["ipset_version", "iptables_version"] {
             if !row.get(k).is_some_and(|v| v.is_null() || v.is_string()) {

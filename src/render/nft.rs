@@ -1,0 +1,360 @@
+//! The nftables backend's table, rendered from the policy. Pure: the same
+//! policy always gives the same bytes.
+//!
+//! palisade owns one table, `inet T` (T: the chain name, lowercased), and
+//! nothing else: two typed sets with `flags interval` (single addresses and
+//! networks together) and one base chain, [`CHAIN`], before DNAT. One
+//! `nft -f` of [`replace`] swaps the whole table, sets included, in one
+//! transaction. What [`guard_rules`] gives is the chain's rules in the text
+//! `observe::nft` reads back from `nft -j`, so that a node's rules compare
+//! equal to them exactly when they do the same.
+
+use std::net::IpAddr;
+
+use crate::net::Net;
+use crate::policy::{Admit, Family, LOG_PREFIX, MARK, Policy};
+
+/// The base chain in palisade's table: the guard in front of everything,
+/// at the priority of iptables' mangle PREROUTING (-150: after conntrack,
+/// before any DNAT rewrites a published port).
+pub const CHAIN: &str = "guard";
+
+/// The hook, priority and policy [`CHAIN`] is made with, as `nft -j`
+/// reports them.
+pub const HOOK: &str = "prerouting";
+pub const PRIORITY: i64 = -150;
+
+/// The one rate the dropped-packet log is limited to, with its burst
+/// spelt out: nft versions print a default burst differently, an explicit
+/// one the same.
+const LOG_LIMIT: &str = "limit rate 5/minute burst 5 packets";
+
+/// Words nft's parser reads as keywords where a table or set name goes
+/// (`table inet drop`, `@ll`): the keywords of the scanner outside any
+/// start condition, in every release from 0.9.3 (RHEL 8) to 1.1.6, taken
+/// together, so a name that loads with one nft loads with all. nft 1.0.6
+/// refuses every one of its own as a table name; it takes no quoted name
+/// there either, so such a name is refused here, before any node is
+/// touched.
+const KEYWORDS: &str = "accept ackseq add addr ah all and arp auto-merge avgpkt bridge burst bypass bytes \
+    cfi cgroup chain chains checksum classid code comment comp constant continue count counter counters \
+    cpi cpu create ct daddr day dccp define delete describe destroy device devices direction dnat doff \
+    dport drop dscp dst dup dynamic echo ecn element elements eol eq esp ether event exists expectation \
+    expiration expires export exthdr fanout fib flags flow flowlabel flowtable flowtables flush frag \
+    frag-off fully-random fwd gateway gc-interval ge geneve get goto gre gretap group gt handle hbh \
+    hdrlength helper helpers hlen hook hoplimit hour htype ibriport ibrname icmp icmpv6 icmpx id igmp \
+    iif iifgroup iifname iiftype import in inc include index inet insert interval ip ip6 ipsec jhash \
+    json jump kind l3proto label last last-entry le left length level limit limits list ll log lshift \
+    lsrr lt map maps mark masquerade max-delay maxseg memory meta meter meters mh microsecond \
+    millisecond minute missing mod mode monitor more-fragments mrt mss mtu name nanosecond ne netdev \
+    nexthdr nexthop nftrace nh noop nop not notrack num numgen obriport obrname offload offset oif \
+    oifgroup oifname oiftype operation option options or original osf out over packets param-problem \
+    pcp performance persistent pkttype plen policy port position prefix priority proto-dst proto-src \
+    protocol ptr ptype queue queue-threshold quota quotas ra random rate redefine redirect reject \
+    rename replace reply reqid reserved reserved2 reset return right rr rshift rt rt0 rt2 rtclassid \
+    rule rules ruleset sack sack-perm sack-permitted sack0 sack1 sack2 sack3 saddr sctp secmark \
+    secmarks second seed seg-left sequence set sets sid size skgid skuid snaplen snat socket spi spnum \
+    sport srh ssrr state status symhash synproxy synproxys table tables tag tcp th time timeout \
+    timestamp to tproxy trace transparent transport tsecr tsval ttl tunnel type typeof udp udplite \
+    undefine until update urgptr used value version vlan vm vmap vni vtag vxlan week wildcard window \
+    with wscale xml xor xt zone";
+
+/// A chain or set name nft cannot take as palisade would write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{name:?} cannot name an nftables {what} ({why}); choose another {option} for nodes on the nftables backend"
+)]
+pub struct NftNameError {
+    /// `table` or `set`.
+    pub what: &'static str,
+    pub name: String,
+    pub why: &'static str,
+    /// The option that gave the name.
+    pub option: &'static str,
+}
+
+/// palisade's table: the chain name, lowercased (`PALISADE` -> `palisade`).
+pub fn table_name(policy: &Policy) -> String {
+    policy.chain.as_str().to_ascii_lowercase()
+}
+
+/// Whether nft takes the table's and the sets' names unquoted (it takes no
+/// quoted ones there): a name must start with a letter, `_` or `.`, and
+/// must be no keyword. [`ruleset`] of a policy this refuses does not load.
+pub fn check_names(policy: &Policy) -> Result<(), NftNameError> {
+    let names = [
+        ("table", table_name(policy), "--chain"),
+        ("set", policy.set4.to_string(), "--set4"),
+        ("set", policy.set6.to_string(), "--set6"),
+    ];
+    for (what, name, option) in names {
+        let refuse = |why| NftNameError {
+            what,
+            name: name.clone(),
+            why,
+            option,
+        };
+        if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '.') {
+            return Err(refuse(
+                "nft reads a name only when it starts with a letter, '_' or '.'",
+            ));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+        {
+            return Err(refuse(
+                "nft reads a name only of letters, digits, '_', '.', '-' and '/'",
+            ));
+        }
+        if KEYWORDS.split_ascii_whitespace().any(|k| k == name) {
+            return Err(refuse("it is an nft keyword"));
+        }
+    }
+    Ok(())
+}
+
+/// The family's whitelist as the set holds it: an interval set refuses
+/// members that overlap ("conflicting intervals specified"), and between
+/// networks that means one inside another, so a member inside another is
+/// left out (the outer one admits it). Sorted.
+pub fn elements(policy: &Policy, family: Family) -> Vec<Net> {
+    let mut members: Vec<(u128, u128, Net)> = policy
+        .members(family)
+        .map(|m| {
+            let (first, last) = bounds(m);
+            (first, last, *m)
+        })
+        .collect();
+    // By first address, the widest first: a member inside another comes
+    // after it, before any member beyond it.
+    members.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut out: Vec<Net> = Vec::new();
+    let mut reach: Option<u128> = None;
+    for (_, last, net) in members {
+        if reach.is_some_and(|r| last <= r) {
+            continue;
+        }
+        reach = Some(reach.map_or(last, |r| r.max(last)));
+        out.push(net);
+    }
+    out
+}
+
+/// The first and last address of a network, as numbers (an IPv4 address
+/// is its 32 bits).
+pub fn bounds(net: &Net) -> (u128, u128) {
+    let n = net.net();
+    (number(n.network()), number(n.broadcast()))
+}
+
+fn number(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// One admission as a rule of [`CHAIN`], accepting; `family` says which
+/// address family a set match is for (the one inet chain matches both).
+/// The loopback rule, the first, carries palisade's mark.
+pub fn admit_rule(admit: &Admit<'_>, family: Family) -> String {
+    match admit {
+        Admit::Loopback => format!("iifname \"lo\" accept comment \"{MARK}\""),
+        Admit::Established => "ct state established,related accept".to_owned(),
+        Admit::Icmpv6 => "meta l4proto ipv6-icmp accept".to_owned(),
+        // iptables' trailing `+` wildcard is nft's `*`.
+        Admit::Interface(i) => {
+            let name = i.as_str();
+            let name = match name.strip_suffix('+') {
+                Some(prefix) => format!("{prefix}*"),
+                None => name.to_owned(),
+            };
+            format!("iifname \"{name}\" accept")
+        }
+        Admit::Port(p) => format!(
+            "{} dport {} accept",
+            p.proto().as_str(),
+            p.range().replace(':', "-")
+        ),
+        Admit::Set(set) => {
+            let ip = match family {
+                Family::V4 => "ip",
+                Family::V6 => "ip6",
+            };
+            format!("{ip} saddr @{set} accept")
+        }
+    }
+}
+
+/// The rules of [`CHAIN`]: the admissions of both families in the
+/// iptables backend's order (ICMPv6 once, the IPv4 set's match before the
+/// IPv6 set's), then the rate-limited log and the drop.
+pub fn guard_rules(policy: &Policy) -> Vec<String> {
+    let mut out = Vec::new();
+    for admit in policy.admissions(Family::V6) {
+        match admit {
+            Admit::Set(_) => {
+                for family in Family::BOTH {
+                    out.push(admit_rule(&Admit::Set(policy.set(family)), family));
+                }
+            }
+            other => out.push(admit_rule(&other, Family::V6)),
+        }
+    }
+    out.push(format!("{LOG_LIMIT} log prefix \"{LOG_PREFIX}\""));
+    out.push("drop".to_owned());
+    out
+}
+
+/// The table, as `nft -f` loads it. An empty set has no `elements` line:
+/// nft refuses `elements = { }`.
+pub fn ruleset(policy: &Policy) -> String {
+    let mut s = format!("table inet {} {{\n", table_name(policy));
+    for family in Family::BOTH {
+        let kind = match family {
+            Family::V4 => "ipv4_addr",
+            Family::V6 => "ipv6_addr",
+        };
+        s.push_str(&format!(
+            "\tset {} {{ type {kind}; flags interval;",
+            policy.set(family)
+        ));
+        let members = elements(policy, family);
+        if !members.is_empty() {
+            let list: Vec<String> = members.iter().map(Net::to_string).collect();
+            s.push_str(&format!(" elements = {{ {} }}", list.join(", ")));
+        }
+        s.push_str(" }\n");
+    }
+    s.push_str(&format!(
+        "\tchain {CHAIN} {{\n\t\ttype filter hook {HOOK} priority {PRIORITY}; policy accept;\n"
+    ));
+    for rule in guard_rules(policy) {
+        s.push_str(&format!("\t\t{rule}\n"));
+    }
+    s.push_str("\t}\n}\n");
+    s
+}
+
+/// The whole table replaced in one transaction: made if it is not there
+/// (so that the delete cannot fail), deleted with its sets, and written
+/// afresh.
+pub fn replace(policy: &Policy) -> String {
+    let t = table_name(policy);
+    format!("add table inet {t}\ndelete table inet {t}\n{}", ruleset(policy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyOptions, testing};
+
+    fn policy() -> Policy {
+        let mut p = testing::for_no_hosts(&PolicyOptions {
+            extra: vec!["10.0.0.0/8".parse().unwrap(), "10.1.2.3".parse().unwrap()],
+            interfaces: vec!["cni0".parse().unwrap(), "cali+".parse().unwrap()],
+            ..testing::options("198.18.0.1")
+        });
+        p.open.insert("tcp/30080".parse().unwrap());
+        p.open.insert("udp/30000-32767".parse().unwrap());
+        p
+    }
+
+    #[test]
+    fn the_table_is_the_policy_in_nft_words() {
+        let text = ruleset(&policy());
+        assert_eq!(
+            text,
+            "table inet palisade {\n\
+             \tset palisade4 { type ipv4_addr; flags interval; elements = { 10.0.0.0/8, 127.0.0.1, \
+             198.18.0.1, 198.51.100.1, 198.51.100.2, 198.51.100.3 } }\n\
+             \tset palisade6 { type ipv6_addr; flags interval; elements = { ::1 } }\n\
+             \tchain guard {\n\
+             \t\ttype filter hook prerouting priority -150; policy accept;\n\
+             \t\tiifname \"lo\" accept comment \"palisade\"\n\
+             \t\tct state established,related accept\n\
+             \t\tmeta l4proto ipv6-icmp accept\n\
+             \t\tiifname \"cni0\" accept\n\
+             \t\tiifname \"cali*\" accept\n\
+             \t\ttcp dport 30080 accept\n\
+             \t\tudp dport 30000-32767 accept\n\
+             \t\tip saddr @palisade4 accept\n\
+             \t\tip6 saddr @palisade6 accept\n\
+             \t\tlimit rate 5/minute burst 5 packets log prefix \"palisade-drop: \"\n\
+             \t\tdrop\n\
+             \t}\n\
+             }\n"
+        );
+        assert!(
+            replace(&policy())
+                .starts_with("add table inet palisade\ndelete table inet palisade\ntable inet palisade {\n")
+        );
+    }
+
+    #[test]
+    fn members_inside_others_are_left_out() {
+        let mut p = policy();
+        p.members = [
+            "10.0.0.0/8",
+            "10.1.2.3",
+            "10.0.0.0/8",
+            "10.2.0.0/16",
+            "11.0.0.0/8",
+            "9.255.255.255",
+            "0.0.0.0/1",
+            "128.0.0.1",
+            "2001:2::/48",
+            "2001:2::1",
+            "::1",
+        ]
+        .iter()
+        .map(|m| {
+            m.parse()
+                .unwrap_or_else(|_| Net::from(m.parse::<ipnet::IpNet>().unwrap()))
+        })
+        .collect();
+        let shown = |f| elements(&p, f).iter().map(Net::to_string).collect::<Vec<_>>();
+        assert_eq!(shown(Family::V4), ["0.0.0.0/1", "128.0.0.1"]);
+        assert_eq!(shown(Family::V6), ["::1", "2001:2::/48"]);
+        p.members.retain(|m| !m.is_ipv4());
+        assert!(elements(&p, Family::V4).is_empty());
+        assert!(
+            ruleset(&p).contains("\tset palisade4 { type ipv4_addr; flags interval; }\n"),
+            "an empty set has no elements line"
+        );
+    }
+
+    #[test]
+    fn names_nft_cannot_read_are_refused() {
+        let mut p = policy();
+        assert_eq!(check_names(&p), Ok(()));
+        for (chain, ok) in [
+            ("PALISADE", true),
+            ("pal-isade_2", true),
+            ("_x", true),
+            ("9lives", false),
+            ("META", false),
+            ("tcp", false),
+            ("filter", true),
+            ("ll", false),
+        ] {
+            p.chain = chain.parse().unwrap();
+            assert_eq!(check_names(&p).is_ok(), ok, "{chain}");
+        }
+        p.chain = "PALISADE".parse().unwrap();
+        p.set6 = "6pal".parse().unwrap();
+        let err = check_names(&p).unwrap_err();
+        assert_eq!((err.what, err.option), ("set", "--set6"));
+        assert!(
+            err.to_string()
+                .starts_with("\"6pal\" cannot name an nftables set"),
+            "{err}"
+        );
+        // nft keywords are lowercase: a set (not lowercased) may be `DROP`.
+        p.set6 = "DROP".parse().unwrap();
+        assert_eq!(check_names(&p), Ok(()));
+        p.set6 = "nh".parse().unwrap();
+        assert!(check_names(&p).is_err(), "`@nh` is a keyword after the @");
+    }
+}

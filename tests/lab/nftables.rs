@@ -1,0 +1,306 @@
+//! The nftables backend (issue 22): palisade's whole state on a node is one
+//! `table inet palisade`, replaced in one transaction, with the guard
+//! before DNAT as its chain. Real nftables and real packets, on nodes with
+//! systemd and without; the same lockout protocol as the iptables backend.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::guard::{Pods, k3s_agent};
+use crate::harness::{Lab, Needs, Spec};
+use crate::{
+    bin, drop_second_connections, eventually, host, json, kinds, lab, lab_args, lab_tests, stderr, untouched,
+};
+
+lab_tests![Needs::Systemd =>
+    the_whitelist_holds_on_nftables,
+    the_lockout_protocol_holds_on_nftables,
+    a_crash_boots_the_old_table_and_a_reboot_restores_it,
+];
+
+const NFT: &str = "--backend=nftables";
+
+fn run(lab: &Lab, cmd: &str, extra: &[&str], code: i32) -> Value {
+    let mut args = vec![NFT];
+    args.extend_from_slice(extra);
+    let out = lab.palisade(bin(), &lab_args(cmd, true, true, &args));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(code), "{report:#}\n{}", stderr(&out));
+    report
+}
+
+fn v4(lab: &Lab, i: usize) -> IpAddr {
+    IpAddr::V4(lab.nodes[i].ip4)
+}
+
+/// palisade's table on node `i` as `nft -s list table` prints it, or empty.
+fn table(lab: &Lab, i: usize) -> String {
+    let out = lab.exec(
+        &lab.nodes[i].ns,
+        &["nft", "-s", "list", "table", "inet", "palisade"],
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Nothing of palisade's on node `i`, on either backend.
+fn bare(lab: &Lab, i: usize) -> bool {
+    table(lab, i).is_empty() && untouched(lab, i)
+}
+
+fn the_whitelist_holds_on_nftables() {
+    let lab = lab!(Spec {
+        nodes: 2,
+        systemd: vec![1],
+        ..Spec::default()
+    });
+    lab.inventory_roles(&[(0, "agent"), (1, "agent")]);
+    let mut pods = Pods(Vec::new());
+    let mut listeners = Vec::new();
+    for i in 0..2 {
+        let [p0, p1] = k3s_agent(&lab, i);
+        listeners.push(lab.listen(&p0, 8080));
+        listeners.push(lab.listen(&p1, 8081));
+        listeners.push(lab.listen(&lab.nodes[i].ns, 81));
+        pods.0.extend([p0, p1]);
+    }
+    let out = &lab.outsider;
+    let accept = ["--interface", "cni0"];
+    let report = run(&lab, "plan", &accept, 0);
+    assert!(
+        kinds(&report, "node-00").contains(&"nft-table-missing".to_owned()),
+        "{report:#}"
+    );
+    run(&lab, "apply", &accept, 0);
+    for i in 0..2 {
+        let node = v4(&lab, i);
+        // One table, and nothing in iptables or ipset.
+        assert!(
+            table(&lab, i).contains("hook prerouting priority mangle"),
+            "node {i}"
+        );
+        assert!(untouched(&lab, i), "node {i}: iptables or ipset touched");
+        assert!(
+            !lab.ssh_reachable(out, node),
+            "node {i}: the outsider reaches SSH"
+        );
+        assert!(!lab.tcp_connects(out, node, 81), "node {i}");
+        assert!(
+            !lab.tcp_connects(out, node, 30080),
+            "node {i}: the outsider reaches the NodePort"
+        );
+        assert!(lab.ssh_reachable(&lab.controller, node), "node {i}");
+        assert!(lab.tcp_connects(&lab.controller, node, 30080), "node {i}");
+        assert!(lab.tcp_connects(&lab.nodes[1 - i].ns, node, 81), "node {i}");
+        let net = format!("10.42.{}", 5 + i);
+        let (p0, p1) = (&pods.0[2 * i], &pods.0[2 * i + 1]);
+        assert!(
+            lab.tcp_connects(p1, format!("{net}.5").parse().unwrap(), 8080),
+            "node {i}: pods lost each other"
+        );
+        assert!(lab.tcp_connects(p0, node, 30081), "node {i}");
+    }
+    run(&lab, "verify", &accept, 0);
+    // Nothing to do: nothing changes.
+    let report = run(&lab, "apply", &accept, 0);
+    assert_eq!(host(&report, "node-00")["status"], "unchanged", "{report:#}");
+
+    // --open agent=tcp/30080: that NodePort to everyone, nothing else.
+    let open = ["--interface", "cni0", "--open", "agent=tcp/30080"];
+    run(&lab, "apply", &open, 0);
+    for i in 0..2 {
+        let node = v4(&lab, i);
+        assert!(lab.tcp_connects(out, node, 30080), "node {i}");
+        assert!(!lab.tcp_connects(out, node, 30081), "node {i}");
+        assert!(!lab.tcp_connects(out, node, 81), "node {i}");
+    }
+    run(&lab, "verify", &open, 0);
+
+    // A member deleted by hand, a rule added by hand: verify names each,
+    // apply puts the table right.
+    let ns0 = lab.nodes[0].ns.clone();
+    let other = lab.nodes[1].ip4.to_string();
+    lab.must(
+        &ns0,
+        &[
+            "nft",
+            "delete",
+            "element",
+            "inet",
+            "palisade",
+            "palisade4",
+            &format!("{{ {other} }}"),
+        ],
+    );
+    let report = run(&lab, "verify", &open, 3);
+    assert_eq!(kinds(&report, "node-00"), ["members-missing"], "{report:#}");
+    assert_eq!(
+        host(&report, "node-00")["changes"][0]["items"],
+        serde_json::json!([other]),
+        "{report:#}"
+    );
+    lab.must(
+        &ns0,
+        &[
+            "nft", "insert", "rule", "inet", "palisade", "guard", "tcp", "dport", "81", "accept",
+        ],
+    );
+    assert!(
+        lab.tcp_connects(out, v4(&lab, 0), 81),
+        "the added rule did not open"
+    );
+    let report = run(&lab, "verify", &open, 3);
+    assert_eq!(
+        kinds(&report, "node-00"),
+        ["members-missing", "nft-rules-differ"],
+        "{report:#}"
+    );
+    run(&lab, "apply", &open, 0);
+    run(&lab, "verify", &open, 0);
+    assert!(!lab.tcp_connects(out, v4(&lab, 0), 81));
+    assert!(lab.tcp_connects(&lab.nodes[1].ns, v4(&lab, 0), 81));
+
+    // The table was deleted by hand: verify says so, apply puts it back.
+    lab.must(&lab.nodes[0].ns, &["nft", "delete", "table", "inet", "palisade"]);
+    assert!(lab.tcp_connects(out, v4(&lab, 0), 81));
+    let report = run(&lab, "verify", &open, 3);
+    assert_eq!(kinds(&report, "node-00"), ["nft-table-missing"], "{report:#}");
+    run(&lab, "apply", &open, 0);
+    assert!(!lab.tcp_connects(out, v4(&lab, 0), 81));
+
+    // remove takes the table away, and the boot files.
+    run(&lab, "remove", &[], 0);
+    for i in 0..2 {
+        assert!(bare(&lab, i), "node {i}");
+        assert!(!lab.node_has(i, "/var/lib/palisade/restore.sh"), "node {i}");
+        assert!(lab.tcp_connects(out, v4(&lab, i), 81), "node {i}");
+    }
+    run(&lab, "remove", &[], 0);
+
+    // Another tool's table of palisade's name is never replaced.
+    let foreign = lab.dir.join("foreign.nft");
+    std::fs::write(&foreign, "table inet palisade {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t}\n}\n").unwrap();
+    lab.must(&ns0, &["nft", "-f", foreign.to_str().unwrap()]);
+    let theirs = table(&lab, 0);
+    let report = run(&lab, "apply", &open, 2);
+    assert_eq!(host(&report, "node-00")["status"], "failed", "{report:#}");
+    assert_eq!(host(&report, "node-01")["status"], "changed", "{report:#}");
+    assert_eq!(table(&lab, 0), theirs);
+    let report = run(&lab, "remove", &[], 2);
+    assert_eq!(host(&report, "node-00")["status"], "failed", "{report:#}");
+    assert_eq!(table(&lab, 0), theirs);
+}
+
+fn the_lockout_protocol_holds_on_nftables() {
+    let lab = lab!(Spec {
+        nodes: 2,
+        systemd: vec![1],
+        ..Spec::default()
+    });
+    // Refused without the operator: no table written.
+    let out = lab.palisade(bin(), &lab_args("apply", true, false, &[NFT]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}\n{}", stderr(&out));
+    for i in 0..2 {
+        assert_eq!(
+            host(&report, &lab.nodes[i].name)["status"],
+            "refused",
+            "{report:#}"
+        );
+        assert!(bare(&lab, i), "node {i}");
+    }
+
+    // From a bare node, a failed first confirmation leaves no table.
+    for i in 0..2 {
+        drop_second_connections(&lab, i);
+    }
+    let report = run(&lab, "apply", &["--confirm-timeout", "5"], 2);
+    for i in 0..2 {
+        assert_eq!(
+            host(&report, &lab.nodes[i].name)["status"],
+            "rolled-back",
+            "{report:#}"
+        );
+        assert!(bare(&lab, i), "node {i}: {}", table(&lab, i));
+        lab.must(
+            &lab.nodes[i].ns,
+            &["iptables", "-w", "-t", "raw", "-F", "PREROUTING"],
+        );
+    }
+
+    // Over an earlier table: a failed confirmation puts it back exactly,
+    // counters aside.
+    run(&lab, "apply", &[], 0);
+    let before: Vec<String> = (0..2).map(|i| table(&lab, i)).collect();
+    for i in 0..2 {
+        drop_second_connections(&lab, i);
+    }
+    let report = run(
+        &lab,
+        "apply",
+        &["--confirm-timeout", "5", "--open", "all=tcp/30080"],
+        2,
+    );
+    for (i, before) in before.iter().enumerate() {
+        assert_eq!(
+            host(&report, &lab.nodes[i].name)["status"],
+            "rolled-back",
+            "{report:#}"
+        );
+        assert_eq!(&table(&lab, i), before, "node {i}: the table is not as it was");
+        lab.must(
+            &lab.nodes[i].ns,
+            &["iptables", "-w", "-t", "raw", "-F", "PREROUTING"],
+        );
+    }
+    run(&lab, "verify", &[], 0);
+
+    // The other backend's objects are never left beside these: a node
+    // whose boot restore the iptables backend wrote is refused, untouched.
+    run(&lab, "remove", &[], 0);
+    let out = lab.palisade(bin(), &lab_args("apply", true, true, &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = lab.palisade(bin(), &lab_args("apply", true, true, &[NFT]));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let error = host(&report, "node-00")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("remove --backend iptables"), "{report:#}");
+    assert!(table(&lab, 0).is_empty());
+}
+
+fn a_crash_boots_the_old_table_and_a_reboot_restores_it() {
+    let mut lab = lab!(Spec {
+        nodes: 1,
+        systemd: vec![0],
+        ..Spec::default()
+    });
+    let _listener = lab.listen(&lab.nodes[0].ns, 81);
+    // A first apply, unconfirmed when the node loses power: it boots with
+    // no table.
+    let mut child = lab.spawn_palisade(
+        bin(),
+        &lab_args("apply", true, true, &[NFT, "--confirm-timeout", "40"]),
+        &[("PALISADE_TEST_HOLD_CONFIRM", "60")],
+    );
+    assert!(
+        eventually(30, || !table(&lab, 0).is_empty()),
+        "the change never reached the node"
+    );
+    lab.crash(0);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(bare(&lab, 0), "the node booted into the unconfirmed change");
+
+    // Confirmed, then a clean reboot: the boot restore loads the table.
+    run(&lab, "apply", &[], 0);
+    let before = table(&lab, 0);
+    lab.reboot(0);
+    let _listener = lab.listen(&lab.nodes[0].ns, 81);
+    assert_eq!(table(&lab, 0), before);
+    assert!(!lab.tcp_connects(&lab.outsider, v4(&lab, 0), 81));
+    assert!(lab.tcp_connects(&lab.controller, v4(&lab, 0), 81));
+    run(&lab, "verify", &[], 0);
+}
