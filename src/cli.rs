@@ -38,7 +38,7 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Audit every node against the whitelist; read-only.
     #[command(after_help = VERIFY_HELP)]
-    Verify(CheckArgs),
+    Verify(VerifyArgs),
     /// Take palisade's firewall off every node.
     #[command(after_help = REMOVE_HELP)]
     Remove(RemoveArgs),
@@ -63,6 +63,8 @@ pub struct Flags<'a> {
     pub public_only: bool,
     /// apply only.
     pub confirm_timeout: Option<u64>,
+    /// verify only: the files a monitored run writes.
+    pub monitor: Option<&'a MonitorArgs>,
 }
 
 impl Cli {
@@ -78,6 +80,7 @@ impl Cli {
             whitelist: None,
             public_only: false,
             confirm_timeout: None,
+            monitor: None,
         };
         Some(match &self.command {
             Command::Inventory(a) => flags(&a.target, None),
@@ -91,9 +94,10 @@ impl Cli {
                 public_only: public_only.on,
                 ..flags(&a.target, Some(&a.ssh))
             },
-            Command::Verify(a) => Flags {
+            Command::Verify(VerifyArgs { check: a, monitor }) => Flags {
                 firewall: Some(&a.firewall),
                 whitelist: Some(&a.whitelist),
+                monitor: Some(monitor),
                 ..flags(&a.target, Some(&a.ssh))
             },
             Command::Apply(a) => Flags {
@@ -159,6 +163,42 @@ pub struct PlanArgs {
     pub check: CheckArgs,
     #[command(flatten)]
     pub public_only: PublicOnly,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
+    #[command(flatten)]
+    pub monitor: MonitorArgs,
+}
+
+/// What verify leaves behind for a monitoring system or a CI server,
+/// besides its report on stdout: a job run by a timer has no one reading
+/// that.
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Monitoring")]
+pub struct MonitorArgs {
+    /// Also write the result as Prometheus metrics to FILE (for
+    /// node_exporter's textfile collector: name it *.prom in its
+    /// directory), whole or not at all: a temporary file beside it is
+    /// renamed over it.
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+    /// A label on every metric of --prometheus, as NAME=VALUE (cluster=eu-1,
+    /// to tell the clusters one node_exporter reports apart); repeatable.
+    #[arg(
+        long = "prometheus-label",
+        value_name = "NAME=VALUE",
+        value_parser = parse_metric_label,
+        requires = "prometheus"
+    )]
+    pub prometheus_labels: Vec<(String, String)>,
+    /// Also write a JUnit XML report to FILE, one test case per host (a
+    /// drifted host fails, an unreachable one errs), for a CI server;
+    /// written like --prometheus.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// plan and apply check that the inventory knows a private address for
@@ -373,6 +413,32 @@ fn parse_forks(s: &str) -> Result<NonZeroUsize, String> {
     }
 }
 
+/// A label name as Prometheus takes it, none of the ones palisade's own
+/// metrics carry (a second `host` would make every series invalid), and a
+/// value, which is escaped when written.
+fn parse_metric_label(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid || name.starts_with("__") {
+        return Err(format!(
+            "{name:?} is not a label name (a letter or '_', then letters, digits and '_'; not '__' first)"
+        ));
+    }
+    if crate::report::monitor::OWN_LABELS.contains(&name) {
+        return Err(format!("{name:?} is a label palisade's metrics already have"));
+    }
+    if value.is_empty() {
+        return Err(format!(
+            "{s:?} has an empty value (Prometheus drops such a label)"
+        ));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
 fn parse_role_rule(s: &str) -> Result<RoleRule, String> {
     let (glob, role) = s
         .split_once('=')
@@ -466,6 +532,7 @@ const VERIFY_HELP: &str = concat!(
     "  palisade verify\n",
     "  palisade verify --limit master --json\n",
     "  palisade verify --limit '!bootstrap'\n",
+    "  palisade verify --prometheus /var/lib/prometheus/node-exporter/palisade.prom --junit verify.xml\n",
     "\n",
     node_exit_status!("  3  a node differs from the whitelist (drift)\n"),
 );

@@ -226,6 +226,8 @@ pub struct Settings {
     pub limit: Option<crate::limit::Limit>,
     /// What the whitelist is made of, besides the inventory.
     pub policy: PolicyOptions,
+    /// verify: the files for monitoring and CI (flags only).
+    pub monitor: crate::cli::MonitorArgs,
 }
 
 impl Settings {
@@ -487,6 +489,7 @@ impl Settings {
             source,
             roles,
             policy,
+            monitor: flags.monitor.cloned().unwrap_or_default(),
         })
     }
 }

@@ -24,9 +24,11 @@ use crate::report::terminal::{escape, escape_lines};
 use crate::transport;
 
 pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
+    let started = Instant::now();
     // First, so that a bad knob stops the run before anything else.
     let confirm_source = test_hook("PALISADE_TEST_CONFIRM_SOURCE")?;
     let hold_confirm = Duration::from_secs(test_hook("PALISADE_TEST_HOLD_CONFIRM")?.unwrap_or(0));
+    super::monitor::check(&settings.monitor)?;
     let inv = inventory::load(&settings.source, &settings.roles)?;
     let policy = Policy::desired(&inv, &settings.policy)?;
     if policy.backend == FirewallBackend::Nftables {
@@ -133,9 +135,16 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         })
         .collect();
     super::retry::record(settings, verb, &ran);
-    // The retry file says what the run did even when its report could not be
-    // written.
+    let run = crate::report::monitor::Run {
+        ended: std::time::SystemTime::now(),
+        duration: started.elapsed(),
+        exit_code: report.verdict().code(),
+    };
+    let monitored = super::monitor::write(&settings.monitor, &report, &run);
+    // The retry file and the monitoring files say what the run did even
+    // when its report could not be written.
     printed?;
+    monitored?;
     Ok(report.verdict())
 }
 

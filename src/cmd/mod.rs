@@ -4,6 +4,7 @@
 mod docs;
 mod firewall;
 mod inventory;
+mod monitor;
 mod ping;
 mod retry;
 

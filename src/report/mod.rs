@@ -5,6 +5,7 @@ pub mod colour;
 pub mod hosts;
 pub mod inventory;
 pub mod limit;
+pub mod monitor;
 pub mod output;
 pub mod ping;
 pub mod progress;
@@ -34,11 +35,16 @@ pub const EXIT_USAGE: u8 = 1;
 
 impl Verdict {
     pub fn exit_code(self) -> ExitCode {
-        ExitCode::from(match self {
+        ExitCode::from(self.code())
+    }
+
+    /// The exit code as a number, for the reports that record it.
+    pub fn code(self) -> u8 {
+        match self {
             Verdict::Ok => 0,
             Verdict::HostsFailed => 2,
             Verdict::Drift => 3,
-        })
+        }
     }
 }
 

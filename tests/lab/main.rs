@@ -20,6 +20,7 @@ mod harness;
 mod limit;
 mod lockout;
 mod nftables;
+mod monitor;
 mod output;
 mod ping;
 mod rollback;
@@ -116,6 +117,7 @@ fn main() -> ExitCode {
         nftables::TESTS,
         limit::TESTS,
         lockout::TESTS,
+        monitor::TESTS,
         output::TESTS,
         ping::TESTS,
         rollback::TESTS,
