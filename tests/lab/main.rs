@@ -19,6 +19,7 @@ mod guard;
 mod harness;
 mod limit;
 mod lockout;
+mod multihop;
 mod output;
 mod ping;
 mod rollback;
@@ -114,6 +115,7 @@ fn main() -> ExitCode {
         guard::TESTS,
         limit::TESTS,
         lockout::TESTS,
+        multihop::TESTS,
         output::TESTS,
         ping::TESTS,
         rollback::TESTS,
