@@ -339,8 +339,9 @@ pub struct SshArgs {
     /// a host is never retried [default: 2].
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
-    /// Reach the nodes through this bastion: user@host[:port].
-    #[arg(long, value_name = "USER@HOST[:PORT]")]
+    /// Reach the nodes through this bastion: user@host[:port]; several,
+    /// comma-separated, are hops in order (each through the one before).
+    #[arg(long, value_name = "USER@HOST[:PORT][,...]")]
     pub jump: Option<Jump>,
     /// OpenSSH client config to read user, key, port, ProxyJump and more
     /// from, below flags and palisade.toml; `none` reads none

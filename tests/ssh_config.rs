@@ -44,6 +44,9 @@ fn what_openssh_ignores_is_ignored() {
         Some("# nothing\n"),
         Some("FrobnicateHarder yes\nCiphers aes128-ctr\nInclude does-not-exist ~/.ssh/none.d/*\n"),
         Some("Host other\n  ProxyCommand nc %h %p\n"),
+        // Several hops, each with its own Host block.
+        Some("Host b2\n  HostName 192.0.2.2\n  User core\n  Port 2222\nHost *\n  ProxyJump a@b1,b2\n"),
+        Some("Host *\n  ProxyJump none\n"),
     ] {
         let (code, err, _home) = ping(config, &[]);
         assert_eq!(code, Some(1), "{config:?}: {err}");
@@ -58,8 +61,8 @@ fn hostile_files_are_refused_with_file_and_line() {
         ("Include ~/.ssh/config\n", "Include loop"),
         (big.as_str(), "config"),
         (
-            "Host *\n  ProxyJump a@b,c@d\n",
-            "config:2: ProxyJump a@b,c@d: palisade goes through one bastion",
+            "Host *\n  ProxyJump a@b,c@d:0\n",
+            "config:2: ProxyJump: hop 2 of 2: \"c@d:0\"",
         ),
         (
             "Host *\n  ProxyCommand nc %h %p\n",

@@ -69,12 +69,10 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         confirm_source,
         hold_confirm,
         port: settings.port,
-        // Matched against the whole inventory: the bastion may be a node
-        // --limit leaves out, or a deposed one.
-        jump: settings
-            .jump
-            .as_ref()
-            .map(|j| engine::bastion::Jump::new(j, &inv)),
+        // Matched against the whole inventory: a bastion may be a node
+        // --limit leaves out, or a deposed one. The path the run takes,
+        // from the flags or ssh_config.
+        jump: opts.jump.as_ref().map(|j| engine::bastion::Jump::new(j, &inv)),
     });
     // The bar counts as failed what the exit code does: refused and rolled
     // back hosts too, not only the ones whose job failed.

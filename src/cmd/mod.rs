@@ -145,6 +145,7 @@ fn ssh_options(settings: &Settings, hosts: &[Host]) -> Result<SshOptions> {
             ),
         },
     };
+    let hop_credentials = hop_credentials(jump.as_ref(), key.as_deref(), &credentials)?;
     let known_hosts = KnownHosts::load(&known_hosts_path)
         .with_context(|| format!("{}: cannot read known_hosts", known_hosts_path.display()))?;
     Ok(SshOptions {
@@ -158,8 +159,41 @@ fn ssh_options(settings: &Settings, hosts: &[Host]) -> Result<SshOptions> {
         retries: settings.retries,
         forks: settings.forks,
         jump,
+        hop_credentials,
         keepalive,
     })
+}
+
+/// How to log in to each hop of the path: with the hop's own key from
+/// ssh_config when it has one (loaded here, before any connection, like
+/// the run's), else as to the nodes. `-v` says the path and each hop's key.
+fn hop_credentials(
+    jump: Option<&crate::transport::Jump>,
+    run_key: Option<&std::path::Path>,
+    run: &Credentials,
+) -> Result<Vec<Credentials>> {
+    let Some(jump) = jump else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(jump.hops.len());
+    for (i, hop) in jump.hops.iter().enumerate() {
+        let (credentials, shown) = match &hop.key {
+            Some(path) if Some(path.as_path()) != run_key => (
+                Credentials::Key(Arc::new(
+                    crate::transport::load_key(path).map_err(|e| anyhow!("{}: {e}", jump.label(i)))?,
+                )),
+                format!("key {}", path.display()),
+            ),
+            _ => (run.clone(), "the run's key or agent".to_owned()),
+        };
+        tracing::info!(
+            "ssh jump path: {}, as {}",
+            report::terminal::escape(&jump.label(i)),
+            report::terminal::escape(&shown)
+        );
+        out.push(credentials);
+    }
+    Ok(out)
 }
 
 /// What the operator's ssh_config says for this run's hosts; nothing when

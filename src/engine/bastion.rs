@@ -1,9 +1,10 @@
-//! The operator's real path when palisade goes through a bastion
-//! (`--jump`): the nodes see the bastion connect, but the operator's own
-//! sessions arrive at the bastion. When the bastion is a node of the
-//! inventory, its new rules must still admit the address it sees the
-//! controller connect from, or the operator loses the bastion, and every
-//! node behind it with it.
+//! The operator's real path when palisade goes through bastions
+//! (`--jump a,b`): the nodes see the last bastion connect, each bastion
+//! sees the one before it (the first sees the operator), and the
+//! operator's own sessions take the same path. When a bastion is a node of
+//! the inventory, its new rules must still admit the address it sees its
+//! client connect from, or the operator loses that bastion, and every node
+//! behind it with it.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -14,23 +15,30 @@ use crate::transport;
 
 use super::Refusal;
 
-/// The bastion of a run, as the lockout check needs it.
+/// The bastions of a run, as the lockout check needs them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Jump {
-    /// The bastion's SSH port: where the operator's sessions to it go.
+    /// Each hop, first to last.
+    pub hops: Vec<Hop>,
+    /// Every node, by each of its addresses: a bastion is also the node
+    /// whose address its connection actually went to, whatever a name in
+    /// `--jump` resolved to. palisade resolves nothing itself: the system
+    /// resolver (or the hop before) gave the connection its address, and
+    /// that address decides.
+    pub by_address: BTreeMap<IpAddr, Node>,
+}
+
+/// One bastion of the path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hop {
+    /// Its SSH port: where the sessions to it go.
     pub port: u16,
     /// The node `--jump` names, by its inventory name or by an address of
     /// it written as one.
     pub named: Option<Node>,
-    /// Every node, by each of its addresses: the bastion is also the node
-    /// whose address the controller actually connected to, whatever a name
-    /// in `--jump` resolved to. palisade resolves nothing itself: the
-    /// system resolver gave the connection its address, and that address
-    /// decides.
-    pub by_address: BTreeMap<IpAddr, Node>,
 }
 
-/// A node of the inventory that is the bastion.
+/// A node of the inventory that is a bastion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     pub name: String,
@@ -38,8 +46,8 @@ pub struct Node {
 }
 
 impl Jump {
-    /// The bastion `jump` against the whole inventory (not only the nodes
-    /// `--limit` selects: a bastion outside the selection keeps the
+    /// The bastions of `jump` against the whole inventory (not only the
+    /// nodes `--limit` selects: a bastion outside the selection keeps the
     /// whitelist it has now, and gets this one on its next run).
     pub fn new(jump: &transport::Jump, inv: &Inventory) -> Jump {
         let mut by_address = BTreeMap::new();
@@ -52,49 +60,96 @@ impl Jump {
                 by_address.entry(addr).or_insert_with(|| node.clone());
             }
         }
-        // A name in --jump may end in the root's dot; DNS names ignore case.
-        let wanted = jump.host.strip_suffix('.').unwrap_or(&jump.host);
-        let named = match jump.host.parse::<IpAddr>() {
-            Ok(addr) => by_address.get(&addr).cloned(),
-            Err(_) => inv
-                .hosts
-                .iter()
-                .find(|h| h.name.as_str().eq_ignore_ascii_case(wanted))
-                .map(|h| Node {
-                    name: h.name.to_string(),
-                    role: h.role,
-                }),
-        };
-        Jump {
-            port: jump.port,
-            named,
-            by_address,
-        }
+        let hops = jump
+            .hops
+            .iter()
+            .map(|hop| {
+                // A name in --jump may end in the root's dot; DNS names
+                // ignore case.
+                let wanted = hop.host.strip_suffix('.').unwrap_or(&hop.host);
+                let named = match hop.host.parse::<IpAddr>() {
+                    Ok(addr) => by_address.get(&addr).cloned(),
+                    Err(_) => inv
+                        .hosts
+                        .iter()
+                        .find(|h| h.name.as_str().eq_ignore_ascii_case(wanted))
+                        .map(|h| Node {
+                            name: h.name.to_string(),
+                            role: h.role,
+                        }),
+                };
+                Hop {
+                    port: hop.port,
+                    named,
+                }
+            })
+            .collect();
+        Jump { hops, by_address }
     }
 
-    /// The node the bastion is, if it is one: named in `--jump`, or at the
-    /// address the controller connected to (`peer`).
-    pub fn node(&self, peer: Option<IpAddr>) -> Option<&Node> {
-        self.named
+    /// The node hop `i` is, if it is one: named in `--jump`, or at the
+    /// address its connection went to (`address`).
+    pub fn node(&self, i: usize, address: Option<IpAddr>) -> Option<&Node> {
+        self.hops
+            .get(i)?
+            .named
             .as_ref()
-            .or_else(|| peer.and_then(|p| self.by_address.get(&p)))
+            .or_else(|| address.and_then(|a| self.by_address.get(&a)))
+    }
+
+    /// The node the connected hop `i` is, if it is one: the hop's address
+    /// is asked only when `--jump` does not name a node (past the first
+    /// hop it costs one exec on the hop, once per run).
+    pub async fn node_of(&self, i: usize, hop: &transport::HopSession) -> Option<&Node> {
+        let named = self.hops.get(i)?.named.is_some();
+        let address = if named { None } else { hop.address().await };
+        self.node(i, address)
     }
 }
 
-/// Whether the bastion node `node` still admits the operator under its
-/// role's `policy`: a new SSH connection from `sees_us` (the controller's
-/// address as the bastion sees it) to the bastion's port. Every host
+/// Every hop that is a node of the inventory must admit, by its own role's
+/// policy in `policies`, the address it sees its client connect from
+/// ([`admits_operator`]); the first hop that would not is the refusal.
+pub async fn admit_every_hop(
+    jump: &Jump,
+    via: &transport::Bastion,
+    policies: &BTreeMap<Role, Policy>,
+) -> Result<(), Refusal> {
+    for (i, (hop, conn)) in jump.hops.iter().zip(via.hops()).enumerate() {
+        let Some(node) = jump.node_of(i, conn).await else {
+            continue;
+        };
+        admits_operator(hop.port, node, policies.get(&node.role), conn.sees_us().await)?;
+    }
+    Ok(())
+}
+
+/// Whether some hop of the path is not a node of the inventory (its own
+/// firewall is not palisade's to check).
+pub async fn some_hop_outside(jump: &Jump, via: &transport::Bastion) -> bool {
+    for (i, conn) in via.hops().iter().enumerate() {
+        if jump.node_of(i, conn).await.is_none() {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether the bastion node `node` still admits its client under its
+/// role's `policy`: a new SSH connection from `sees_us` (the address the
+/// bastion sees its client connect from: the controller's for the first
+/// hop, the hop before's for the next) to the bastion's `port`. Every host
 /// refuses alike, before any write: a bastion that locks the operator out
 /// takes the whole fleet behind it out of reach.
 pub fn admits_operator(
-    jump: &Jump,
+    port: u16,
     node: &Node,
     policy: Option<&Policy>,
     sees_us: Option<IpAddr>,
 ) -> Result<(), Refusal> {
     let bastion = node.name.clone();
     match (policy, sees_us) {
-        (Some(policy), Some(seen)) if !policy.admits(&Packet::ssh(seen, jump.port)) => {
+        (Some(policy), Some(seen)) if !policy.admits(&Packet::ssh(seen, port)) => {
             Err(Refusal::BastionWouldLockOut { bastion, seen })
         }
         (Some(_), Some(_)) => Ok(()),
@@ -126,41 +181,50 @@ mod tests {
         let jump = |spec: &str| Jump::new(&spec.parse().unwrap(), &inv);
 
         let by_name = jump(&format!("core@{}.", name.to_uppercase()));
-        assert_eq!(by_name.node(None).map(|n| n.name.as_str()), Some(name.as_str()));
-        assert_eq!(by_name.node(None).map(|n| n.role), Some(master.role));
-        let by_address = jump(&format!("core@{addr}:2222"));
-        assert_eq!(by_address.port, 2222);
         assert_eq!(
-            by_address.node(None).map(|n| n.name.as_str()),
+            by_name.node(0, None).map(|n| n.name.as_str()),
+            Some(name.as_str())
+        );
+        assert_eq!(by_name.node(0, None).map(|n| n.role), Some(master.role));
+        let by_address = jump(&format!("core@{addr}:2222"));
+        assert_eq!(by_address.hops[0].port, 2222);
+        assert_eq!(
+            by_address.node(0, None).map(|n| n.name.as_str()),
             Some(name.as_str())
         );
         // Any address of the node, not only its SSH one.
         let other = master.addresses().find(|a| *a != addr).unwrap();
         let by_other = jump(&format!("core@{other}"));
-        assert_eq!(by_other.node(None).map(|n| n.name.as_str()), Some(name.as_str()));
+        assert_eq!(
+            by_other.node(0, None).map(|n| n.name.as_str()),
+            Some(name.as_str())
+        );
 
         // A name the inventory does not know is the node whose address the
         // connection went to, or no node.
         let dns = jump("core@bastion.example");
-        assert_eq!(dns.node(Some(addr)).map(|n| n.name.as_str()), Some(name.as_str()));
-        assert_eq!(dns.node(Some("192.0.2.1".parse().unwrap())), None);
-        assert_eq!(dns.node(None), None);
-        assert_eq!(jump("core@192.0.2.1").node(None), None);
+        assert_eq!(
+            dns.node(0, Some(addr)).map(|n| n.name.as_str()),
+            Some(name.as_str())
+        );
+        assert_eq!(dns.node(0, Some("192.0.2.1".parse().unwrap())), None);
+        assert_eq!(dns.node(0, None), None);
+        assert_eq!(jump("core@192.0.2.1").node(0, None), None);
     }
 
     #[test]
     fn a_bastion_node_must_admit_the_address_it_sees_us_from() {
         let inv = inventory();
         let jump = Jump::new(&format!("core@{}", inv.hosts[0].address).parse().unwrap(), &inv);
-        let node = jump.node(None).unwrap().clone();
+        let node = jump.node(0, None).unwrap().clone();
         let operator: IpAddr = "198.18.0.1".parse().unwrap();
 
         // Allowed: admitted. Not allowed: refused, naming the bastion and
         // the address to allow.
         let allowed = testing::for_sample_hosts(&testing::options("198.18.0.1"));
-        assert!(admits_operator(&jump, &node, Some(&allowed), Some(operator)).is_ok());
+        assert!(admits_operator(jump.hops[0].port, &node, Some(&allowed), Some(operator)).is_ok());
         let other = testing::for_sample_hosts(&testing::options("203.0.113.7"));
-        let refusal = admits_operator(&jump, &node, Some(&other), Some(operator)).unwrap_err();
+        let refusal = admits_operator(jump.hops[0].port, &node, Some(&other), Some(operator)).unwrap_err();
         let text = refusal.to_string();
         assert!(
             text.contains(&format!(
@@ -182,15 +246,38 @@ mod tests {
             })
             .for_role(node.role);
             assert_eq!(
-                admits_operator(&jump, &node, Some(&p), Some(operator)).is_ok(),
+                admits_operator(jump.hops[0].port, &node, Some(&p), Some(operator)).is_ok(),
                 admitted,
                 "{open}"
             );
         }
         // The bastion does not say where we come from: refused, not guessed.
         assert!(matches!(
-            admits_operator(&jump, &node, Some(&allowed), None),
+            admits_operator(jump.hops[0].port, &node, Some(&allowed), None),
             Err(Refusal::BastionUnknown { .. })
         ));
+    }
+
+    #[test]
+    fn each_hop_of_a_path_is_found_on_its_own() {
+        let inv = inventory();
+        let master = &inv.hosts[0];
+        let path: transport::Jump = format!("core@bastion.example,core@{}:2222", master.address)
+            .parse()
+            .unwrap();
+        let jump = Jump::new(&path, &inv);
+        assert_eq!(jump.hops.len(), 2);
+        assert_eq!(jump.node(0, None), None);
+        assert_eq!(
+            jump.node(1, None).map(|n| n.name.as_str()),
+            Some(master.name.as_str())
+        );
+        assert_eq!(jump.hops[1].port, 2222);
+        // The first hop is a node by the address its connection went to.
+        assert_eq!(
+            jump.node(0, Some(master.address)).map(|n| n.name.as_str()),
+            Some(master.name.as_str())
+        );
+        assert_eq!(jump.node(2, Some(master.address)), None);
     }
 }

@@ -57,7 +57,7 @@ pub struct Job {
     /// The nodes' SSH port (`--port`): the lockout check asks whether a
     /// new connection to it gets in.
     pub port: u16,
-    /// The bastion (`--jump`), when there is one.
+    /// The bastions (`--jump`, or ssh_config's ProxyJump), when there are.
     pub jump: Option<bastion::Jump>,
 }
 
@@ -291,7 +291,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
             if boot_failed {
                 notes.push(Note::BootRestoreFailed);
             }
-            notes.extend(bastion_outside(session, job));
+            notes.extend(bastion_outside(session, job).await);
             return Ok(Outcome::Changed { changes, notes });
         }
         Decision::Change(changes) => changes,
@@ -394,7 +394,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     if boot_failed {
         notes.push(Note::BootRestoreFailed);
     }
-    notes.extend(bastion_outside(session, job));
+    notes.extend(bastion_outside(session, job).await);
     Ok(Outcome::Changed { changes, notes })
 }
 
@@ -448,13 +448,14 @@ pub fn admits_controller(
 
 /// The lockout check plan and apply share, for a host whose `changes` are
 /// not empty (nothing to change locks nobody out, and costs no question to
-/// the bastion): the node must admit where it sees palisade connect from
-/// ([`admits_controller`]); with a bastion that is a node of the inventory,
-/// that node's own role policy must also admit the controller as the
-/// bastion sees it, on the bastion's port ([`bastion::admits_operator`]).
-/// Every host checks the bastion, so a bastion that would lock the operator
-/// out stops the whole fleet before any write. A bastion outside the
-/// inventory is only checked as the nodes see it (the first check).
+/// the bastions): the node must admit where it sees palisade connect from
+/// ([`admits_controller`]); with bastions, each one that is a node of the
+/// inventory must also admit, by its own role policy, its client as it
+/// sees it (the controller for the first, the hop before for the next), on
+/// its port ([`bastion::admit_every_hop`]). Every host checks the
+/// bastions, so a bastion that would lock the operator out stops the whole
+/// fleet before any write. A bastion outside the inventory is only checked
+/// as the next one (or the nodes) see it.
 async fn lockout_check(
     session: &Session,
     job: &Job,
@@ -471,20 +472,15 @@ async fn lockout_check(
     let (Some(jump), Some(via)) = (&job.jump, session.bastion()) else {
         return Ok(());
     };
-    let Some(node) = jump.node(Some(via.peer().ip())) else {
-        return Ok(());
-    };
-    let sees_us = via.sees_us().await;
-    bastion::admits_operator(jump, node, job.policies.get(&node.role), sees_us)
+    bastion::admit_every_hop(jump, via, &job.policies).await
 }
 
 /// The note for a host reached through a bastion outside the inventory.
-fn bastion_outside(session: &Session, job: &Job) -> Option<Note> {
+async fn bastion_outside(session: &Session, job: &Job) -> Option<Note> {
     let (jump, via) = (job.jump.as_ref()?, session.bastion()?);
-    match jump.node(Some(via.peer().ip())) {
-        Some(_) => None,
-        None => Some(Note::BastionOutside),
-    }
+    bastion::some_hop_outside(jump, via)
+        .await
+        .then_some(Note::BastionOutside)
 }
 
 impl Job {

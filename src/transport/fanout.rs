@@ -31,9 +31,10 @@ pub struct HostOutcome<H, T, E = HostError> {
     pub log: Vec<StepLog>,
 }
 
-/// The bastion connection, opened once on first use and shared by every
-/// host's tunnel: one connection means one MaxStartups slot on the bastion.
-type Bastion = OnceCell<Result<Arc<session::Bastion>, String>>;
+/// The bastion connections (one per hop), opened once on first use and
+/// shared by every host's tunnel: one connection means one MaxStartups
+/// slot on each bastion. A failure keeps the failed hop's label and why.
+type Bastion = OnceCell<Result<Arc<session::Bastion>, (String, String)>>;
 
 /// Opens a session to every host and runs `job` on it. A host's failure is
 /// data in its outcome, never an early return; `done` hears of each host as
@@ -76,17 +77,12 @@ where
                                 session::Bastion::connect(jump, &opts)
                                     .await
                                     .map(Arc::new)
-                                    .map_err(|e| e.to_string())
+                                    .map_err(|(hop, e)| (hop, e.to_string()))
                             })
                             .await
                             .clone();
                         timings.add(Phase::Jump, waited.elapsed());
-                        Some(bastion.map_err(|reason| {
-                            E::from(HostError::Jump {
-                                jump: jump.to_string(),
-                                reason,
-                            })
-                        })?)
+                        Some(bastion.map_err(|(jump, reason)| E::from(HostError::Jump { jump, reason }))?)
                     }
                 };
                 let session = Session::open(host.address(), &opts, via, &mut timings).await?;

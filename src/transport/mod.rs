@@ -29,7 +29,7 @@ use serde::Deserialize;
 pub use error::HostError;
 pub use fanout::{HostOutcome, Target, fan_out};
 pub use known_hosts::KnownHosts;
-pub use session::{Bastion, Conversation, Heard, Output, Session, StepLog};
+pub use session::{Bastion, Conversation, Heard, HopSession, Output, Session, StepLog};
 
 /// How unknown and changed host keys are treated, with OpenSSH's meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -61,15 +61,89 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// A bastion: `user@host[:port]`.
+/// One bastion of the path: `user@host[:port]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Jump {
+pub struct Hop {
     pub user: String,
     pub host: String,
     pub port: u16,
+    /// The hop's own key, when its ssh_config Host block names one that is
+    /// there (as ssh(1) logs in to each hop with that hop's settings);
+    /// `None`: the run's key or agent.
+    pub key: Option<PathBuf>,
+}
+
+/// The bastions palisade goes through, in order (`--jump a,b`, ssh_config's
+/// `ProxyJump a,b`): the first is reached directly, each next one through a
+/// tunnel of the one before, and the nodes through the last. Never empty.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Jump {
+    pub hops: Vec<Hop>,
+}
+
+/// More hops than any real path has; a longer list is a mistake.
+const MAX_HOPS: usize = 8;
+
+impl Jump {
+    /// How errors and `-v` name hop `i` (from 0): its `user@host:port`, and
+    /// its place when there are several.
+    pub fn label(&self, i: usize) -> String {
+        match (self.hops.get(i), self.hops.len()) {
+            (Some(hop), 1) => hop.to_string(),
+            (Some(hop), n) => format!("{hop} (hop {} of {n})", i + 1),
+            (None, _) => format!("hop {}", i + 1),
+        }
+    }
 }
 
 impl FromStr for Jump {
+    type Err = String;
+
+    /// Hops separated by commas, each `user@host[:port]` ([`Hop`]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split(',').collect();
+        if parts.len() > MAX_HOPS {
+            return Err(format!(
+                "{:?}: {} hops; palisade goes through at most {MAX_HOPS}",
+                crate::text::shorten(s, 80),
+                parts.len()
+            ));
+        }
+        let several = parts.len() > 1;
+        let hops = parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                part.parse::<Hop>().map_err(|e| match several {
+                    true => format!("hop {} of {}: {e}", i + 1, parts.len()),
+                    false => e,
+                })
+            })
+            .collect::<Result<Vec<Hop>, String>>()?;
+        Ok(Jump { hops })
+    }
+}
+
+impl fmt::Display for Jump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, hop) in self.hops.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{hop}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The path as it is spelled (what `-v` shows of it).
+impl fmt::Debug for Jump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Hop {
     type Err = String;
 
     /// `user@host`, `user@host:port`, `user@[IPv6]:port`, `user@IPv6`; the
@@ -136,15 +210,16 @@ impl FromStr for Jump {
         if !is_ip && !is_dns {
             return Err(bad("the host is neither an IP address nor a DNS name"));
         }
-        Ok(Jump {
+        Ok(Hop {
             user: user.into(),
             host,
             port,
+            key: None,
         })
     }
 }
 
-impl fmt::Display for Jump {
+impl fmt::Display for Hop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
             write!(f, "{}@[{}]:{}", self.user, self.host, self.port)
@@ -170,6 +245,9 @@ pub struct SshOptions {
     pub retries: u32,
     pub forks: NonZeroUsize,
     pub jump: Option<Jump>,
+    /// How to log in to each hop of `jump`, in its order: a hop's own key
+    /// ([`Hop::key`], loaded), else `credentials`.
+    pub hop_credentials: Vec<Credentials>,
     /// How often an idle connection is probed (ssh_config's
     /// `ServerAliveInterval`); `None` for palisade's 15 s, zero for never.
     pub keepalive: Option<Duration>,
@@ -303,21 +381,22 @@ mod tests {
     #[test]
     fn jump_specs() {
         assert_eq!(
-            "core@198.18.1.10".parse::<Jump>().unwrap(),
-            Jump {
+            "core@198.18.1.10".parse::<Hop>().unwrap(),
+            Hop {
                 user: "core".into(),
                 host: "198.18.1.10".into(),
-                port: 22
+                port: 22,
+                key: None,
             }
         );
-        assert_eq!("core@bastion.example:2222".parse::<Jump>().unwrap().port, 2222);
-        assert_eq!("core@[2001:2::1]:2222".parse::<Jump>().unwrap().host, "2001:2::1");
-        assert_eq!("core@2001:2::1".parse::<Jump>().unwrap().port, 22);
-        let v6 = "core@[2001:db8::1]".parse::<Jump>().unwrap();
+        assert_eq!("core@bastion.example:2222".parse::<Hop>().unwrap().port, 2222);
+        assert_eq!("core@[2001:2::1]:2222".parse::<Hop>().unwrap().host, "2001:2::1");
+        assert_eq!("core@2001:2::1".parse::<Hop>().unwrap().port, 22);
+        let v6 = "core@[2001:db8::1]".parse::<Hop>().unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("2001:db8::1", 22));
         assert_eq!(v6.to_string(), "core@[2001:db8::1]:22");
         assert_eq!(
-            "core@bastion.example.".parse::<Jump>().unwrap().host,
+            "core@bastion.example.".parse::<Hop>().unwrap().host,
             "bastion.example."
         );
         for (bad, why) in [
@@ -332,7 +411,7 @@ mod tests {
             ("core@1.2.3", "neither an IP address nor a DNS name"),
             ("-oProxyCommand=x@h", "the user is empty or holds characters"),
         ] {
-            let e = bad.parse::<Jump>().unwrap_err();
+            let e = bad.parse::<Hop>().unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
         for bad in [
@@ -343,7 +422,42 @@ mod tests {
             "co re@host",
             "core@h;reboot",
         ] {
+            assert!(bad.parse::<Hop>().is_err(), "{bad}");
             assert!(bad.parse::<Jump>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_path_of_several_hops() {
+        let one: Jump = "core@198.18.1.10".parse().unwrap();
+        assert_eq!(one.hops.len(), 1);
+        assert_eq!(one.label(0), "core@198.18.1.10:22");
+        // A single hop's errors are the hop's own, as they always were.
+        assert!(
+            "core@bastion:0"
+                .parse::<Jump>()
+                .unwrap_err()
+                .starts_with("\"core@bastion:0\"")
+        );
+        let two: Jump = "core@198.18.1.10,ops@[2001:2::5]:2222".parse().unwrap();
+        assert_eq!(two.hops[1].port, 2222);
+        assert_eq!(two.to_string(), "core@198.18.1.10:22,ops@[2001:2::5]:2222");
+        assert_eq!(
+            format!("{:?}", Some(&two)),
+            "Some(core@198.18.1.10:22,ops@[2001:2::5]:2222)"
+        );
+        assert_eq!(two.label(1), "ops@[2001:2::5]:2222 (hop 2 of 2)");
+        assert_eq!(two.to_string().parse::<Jump>().unwrap(), two);
+        for (bad, why) in [
+            ("core@a,core@b:0", "hop 2 of 2: \"core@b:0\""),
+            ("core@a,", "hop 2 of 2"),
+            (",core@a", "hop 1 of 2"),
+            ("core@a, core@b", "hop 2 of 2"),
+        ] {
+            let e = bad.parse::<Jump>().unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let long = ["core@h"; 9].join(",");
+        assert!(long.parse::<Jump>().unwrap_err().contains("at most 8"));
     }
 }

@@ -87,7 +87,7 @@ struct Record {
 #[derive(Clone)]
 pub struct Session {
     handle: Arc<Handle<Client>>,
-    /// The bastion connection this one tunnels through, kept alive with it.
+    /// The bastion connections this one tunnels through, kept alive with it.
     via: Option<Arc<Bastion>>,
     addr: IpAddr,
     port: u16,
@@ -112,8 +112,9 @@ impl Session {
                 addr.to_string(),
                 opts.port,
                 &opts.user,
+                &opts.credentials,
                 opts,
-                via.as_deref().map(|b| &b.handle),
+                via.as_deref().and_then(|b| b.hops.last()).map(|h| &h.handle),
                 timings,
             )
             .await
@@ -161,7 +162,7 @@ impl Session {
         self.with_record(|r| (r.timings.clone(), r.log.clone()))
     }
 
-    /// The bastion this session tunnels through (`--jump`), if any.
+    /// The bastions this session tunnels through (`--jump`), if any.
     pub fn bastion(&self) -> Option<&Bastion> {
         self.via.as_deref()
     }
@@ -229,15 +230,21 @@ impl Session {
     /// balancer in front of the node completes the handshake whether or not
     /// the node admits it, and only the node's sshd speaks first.
     ///
-    /// Through a bastion it re-creates the path the operator's next session
-    /// takes: first a new TCP connection from here to the bastion (its
-    /// banner), since a tunnel alone reaches the node from inside the
-    /// bastion (on the bastion itself, over `lo`) and says nothing of the
-    /// operator's own link to it; then a new tunnel through the bastion to
-    /// the node (the node's banner). When the bastion is a node being
-    /// changed, the first part is what proves its new rules still admit the
-    /// operator. `source` picks the local address of the connections made
-    /// from here (tests use it to leave from outside the whitelist).
+    /// Through bastions it re-creates the path the operator's next session
+    /// takes, one new connection into each hop and then the node, each from
+    /// where the next session's would come: first a new TCP connection from
+    /// here to the first bastion (its banner), since a tunnel alone reaches
+    /// the node from inside the bastion (on the bastion itself, over `lo`)
+    /// and says nothing of the operator's own link to it; then a new tunnel
+    /// from each hop to the next (that hop's banner: a new connection from
+    /// the hop before, as a new session's would be); then a new tunnel
+    /// through the last hop to the node (the node's banner). Each leg is
+    /// the same new connection, from the same address, that a session
+    /// logged in afresh along the whole path would open, without a login
+    /// on every hop for every host. When a hop is a node being changed, its
+    /// leg is what proves its new rules still admit the hop before it (or
+    /// the operator). `source` picks the local address of the connections
+    /// made from here (tests use it to leave from outside the whitelist).
     pub async fn fresh_connection(&self, source: Option<IpAddr>, within: Duration) -> Result<(), String> {
         let target = std::net::SocketAddr::new(self.addr, self.port);
         let deadline = tokio::time::Instant::now() + within;
@@ -247,22 +254,41 @@ impl Session {
                 within.as_secs()
             )
         };
-        if let Some(bastion) = &self.via {
-            let to = bastion.peer;
+        let hops = self.via.as_deref().map_or(&[][..], |b| b.hops.as_slice());
+        for (i, hop) in hops.iter().enumerate() {
+            // The first hop by the address its connection went to; the next
+            // by their names, which the hop before resolves.
+            let to = match (i, hop.peer) {
+                (0, Some(peer)) => format!("the bastion {peer}"),
+                _ => format!("the bastion {}", hop.label),
+            };
             let leg = async {
-                let _permit = bastion.proofs.acquire().await.map_err(|e| e.to_string())?;
-                banner_over_tcp(to, source).await
+                let _permit = hop.proofs.acquire().await.map_err(|e| e.to_string())?;
+                match (i.checked_sub(1).and_then(|before| hops.get(before)), hop.peer) {
+                    (None, Some(peer)) => banner_over_tcp(peer, source).await,
+                    (Some(before), _) => {
+                        let ch = before
+                            .handle
+                            .channel_open_direct_tcpip(hop.host.clone(), u32::from(hop.port), "127.0.0.1", 0)
+                            .await
+                            .map_err(|e| {
+                                format!("{} could not open a new tunnel to it: {e}", before.label)
+                            })?;
+                        banner(ch.into_stream()).await
+                    }
+                    (None, None) => Err("its address is not known".to_owned()),
+                }
             };
             match tokio::time::timeout_at(deadline, leg).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(format!("a new connection to the bastion {to} failed: {e}")),
-                Err(_) => return Err(late(format!("the bastion {to}"))),
+                Ok(Err(e)) => return Err(format!("a new connection to {to} failed: {e}")),
+                Err(_) => return Err(late(to)),
             }
         }
         let attempt = async {
-            match &self.via {
-                Some(bastion) => {
-                    let ch = bastion
+            match hops.last() {
+                Some(last) => {
+                    let ch = last
                         .handle
                         .channel_open_direct_tcpip(
                             self.addr.to_string(),
@@ -271,7 +297,9 @@ impl Session {
                             0,
                         )
                         .await
-                        .map_err(|e| format!("the bastion could not open a new tunnel: {e}"))?;
+                        .map_err(|e| {
+                            format!("the bastion {} could not open a new tunnel: {e}", last.label)
+                        })?;
                     banner(ch.into_stream()).await
                 }
                 None => banner_over_tcp(target, source).await,
@@ -318,61 +346,118 @@ async fn banner(mut stream: impl tokio::io::AsyncRead + Unpin) -> Result<(), Str
     }
 }
 
-/// The one command run on a bastion, as its user, no sudo: the address it
-/// sees the controller connect from, which the operator's own sessions to
-/// the bastion come from too. Constant, like every remote command line.
+/// The one command run on a bastion, as its user, no sudo: the connection
+/// as it sees it (`$SSH_CONNECTION`: its client's address, which the
+/// operator's own sessions to it come from too, and its own). Constant,
+/// like every remote command line.
 const BASTION_ORIGIN: &str = r#"printf '%s\n' "$SSH_CONNECTION""#;
 
-/// The bastion connection (`--jump`), opened once per run and shared by
-/// every host's tunnel.
+/// The bastions (`--jump`), connected once per run, each through the one
+/// before, and shared by every host's tunnel.
 pub struct Bastion {
+    hops: Vec<HopSession>,
+}
+
+/// One connected hop of the path.
+pub struct HopSession {
     handle: Handle<Client>,
-    /// The address and port this connection went to (whatever a name
-    /// resolved to): where the operator's next session to the bastion goes.
-    peer: std::net::SocketAddr,
+    /// Its `user@host:port` (and place in the path), for errors.
+    label: String,
+    /// Where the hop before reaches it (the next leg of a proof goes there).
+    host: String,
+    port: u16,
+    /// The first hop: the address and port its connection went to
+    /// (whatever a name resolved to), where the operator's next session to
+    /// it goes. The next hops are reached by name from the hop before.
+    peer: Option<std::net::SocketAddr>,
     step_timeout: Duration,
-    /// The controller's address as the bastion sees it, asked once, when
-    /// first needed (the lockout check of a bastion that is a node).
-    sees_us: tokio::sync::OnceCell<Option<IpAddr>>,
-    /// Bounds the proofs' new connections to the bastion open at once:
-    /// they never log in, and sshd's MaxStartups (10 by default) starts
-    /// dropping new connections beyond 10 unauthenticated ones, which would
-    /// fail a confirmation and roll a good change back.
+    /// Its client's address and its own, as it sees the connection, asked
+    /// once, when first needed (the lockout check of a hop that is a node).
+    origin: tokio::sync::OnceCell<Option<(IpAddr, Option<IpAddr>)>>,
+    /// Bounds the proofs' new connections to the hop open at once: they
+    /// never log in, and sshd's MaxStartups (10 by default) starts dropping
+    /// new connections beyond 10 unauthenticated ones, which would fail a
+    /// confirmation and roll a good change back.
     proofs: tokio::sync::Semaphore,
 }
 
-/// How many proofs may hold a new connection to the bastion at once (below
+/// How many proofs may hold a new connection to a bastion at once (below
 /// sshd's default MaxStartups of 10, leaving room for the operator).
 const BASTION_PROOFS: usize = 6;
 
 impl Bastion {
-    /// Connects and authenticates to the bastion. Its time is its own, not
-    /// any host's.
-    pub(super) async fn connect(jump: &super::Jump, opts: &SshOptions) -> Result<Bastion, HostError> {
-        let mut untimed = Timings::default();
-        let (handle, peer) =
-            connect(jump.host.clone(), jump.port, &jump.user, opts, None, &mut untimed).await?;
-        let peer = peer.ok_or_else(|| HostError::Ssh(russh::Error::Disconnect))?;
-        Ok(Bastion {
-            handle,
-            peer,
-            step_timeout: opts.step_timeout,
-            sees_us: tokio::sync::OnceCell::new(),
-            proofs: tokio::sync::Semaphore::new(BASTION_PROOFS),
-        })
+    /// Connects and authenticates to each hop in turn, each through a
+    /// tunnel of the one before. Its time is its own, not any host's. A
+    /// failure names the hop: its label, and why.
+    pub(super) async fn connect(
+        jump: &super::Jump,
+        opts: &SshOptions,
+    ) -> Result<Bastion, (String, HostError)> {
+        let mut hops: Vec<HopSession> = Vec::with_capacity(jump.hops.len());
+        for (i, hop) in jump.hops.iter().enumerate() {
+            let label = jump.label(i);
+            let credentials = opts.hop_credentials.get(i).unwrap_or(&opts.credentials);
+            let mut untimed = Timings::default();
+            let via = hops.last().map(|h| &h.handle);
+            let (handle, peer) = connect(
+                hop.host.clone(),
+                hop.port,
+                &hop.user,
+                credentials,
+                opts,
+                via,
+                &mut untimed,
+            )
+            .await
+            .map_err(|e| (label.clone(), e))?;
+            if i == 0 && peer.is_none() {
+                return Err((label, HostError::Ssh(russh::Error::Disconnect)));
+            }
+            tracing::debug!("connected to the bastion {label}");
+            hops.push(HopSession {
+                handle,
+                label,
+                host: hop.host.clone(),
+                port: hop.port,
+                peer,
+                step_timeout: opts.step_timeout,
+                origin: tokio::sync::OnceCell::new(),
+                proofs: tokio::sync::Semaphore::new(BASTION_PROOFS),
+            });
+        }
+        Ok(Bastion { hops })
     }
 
-    pub fn peer(&self) -> std::net::SocketAddr {
-        self.peer
+    /// The hops, first to last.
+    pub fn hops(&self) -> &[HopSession] {
+        &self.hops
+    }
+}
+
+impl HopSession {
+    /// The hop's own address as its client reached it: where the first
+    /// hop's connection went, and for the next hops what they say (see
+    /// [`HopSession::sees_us`]).
+    pub async fn address(&self) -> Option<IpAddr> {
+        match self.peer {
+            Some(peer) => Some(peer.ip()),
+            None => self.origin().await.and_then(|(_, own)| own),
+        }
     }
 
-    /// The controller's address as the bastion sees it (after any NAT on
-    /// the way), from one exec of [`BASTION_ORIGIN`] as the bastion's user,
-    /// made once per run whoever asks; None when the bastion does not say
-    /// (a user whose shell runs nothing, a step that times out).
+    /// Its client's address as the hop sees it (after any NAT on the way):
+    /// the controller's for the first hop, the hop before's for the next;
+    /// None when the hop does not say (a user whose shell runs nothing, a
+    /// step that times out).
     pub async fn sees_us(&self) -> Option<IpAddr> {
+        self.origin().await.map(|(client, _)| client)
+    }
+
+    /// One exec of [`BASTION_ORIGIN`] as the hop's user, made once per run
+    /// whoever asks.
+    async fn origin(&self) -> Option<(IpAddr, Option<IpAddr>)> {
         *self
-            .sees_us
+            .origin
             .get_or_init(|| async {
                 let ask = async {
                     let mut ch = self.handle.channel_open_session().await.ok()?;
@@ -387,7 +472,10 @@ impl Bastion {
                             }
                         }
                     }
-                    crate::observe::probe::origin_of(String::from_utf8_lossy(&out).trim())
+                    let text = String::from_utf8_lossy(&out);
+                    let client = crate::observe::probe::origin_of(text.trim())?;
+                    let own = text.split_whitespace().nth(2).and_then(|a| a.parse().ok());
+                    Some((client, own))
                 };
                 tokio::time::timeout(self.step_timeout, ask).await.ok().flatten()
             })
@@ -549,6 +637,7 @@ pub(super) async fn connect(
     host: String,
     port: u16,
     user: &str,
+    credentials: &Credentials,
     opts: &SshOptions,
     via: Option<&Handle<Client>>,
     timings: &mut Timings,
@@ -620,7 +709,7 @@ pub(super) async fn connect(
                 (None, russh::Error::ChannelOpenFailure(reason)) => HostError::Connect {
                     addr: socket.clone(),
                     source: std::io::Error::other(format!(
-                        "the jump host could not open a tunnel ({reason:?})"
+                        "the jump host before it could not open a tunnel to it ({reason:?})"
                     )),
                 },
                 (None, e) => HostError::Ssh(e),
@@ -629,7 +718,7 @@ pub(super) async fn connect(
         Ok(Ok(handle)) => handle,
     };
     let start = Instant::now();
-    let auth = tokio::time::timeout(after, authenticate(&mut handle, user, &opts.credentials)).await;
+    let auth = tokio::time::timeout(after, authenticate(&mut handle, user, credentials)).await;
     timings.add(Phase::Auth, start.elapsed());
     auth.map_err(|_| HostError::ConnectTimeout { addr: socket, after })??;
     Ok((handle, peer))

@@ -619,20 +619,36 @@ impl SshConfigFile {
         Ok(run)
     }
 
-    /// A `ProxyJump` value: `none`, or one `[user@]host[:port]` (or
-    /// `ssh://` URI) whose own Host block may give its HostName, User and
-    /// Port, as ssh(1) reads it. Several hops are refused: palisade goes
-    /// through one bastion.
+    /// A `ProxyJump` value: `none`, or hops separated by commas, each
+    /// `[user@]host[:port]` (or an `ssh://` URI) whose own Host block may
+    /// give its HostName, User, Port and IdentityFile, as ssh(1) reads it
+    /// for each hop. A hop's own ProxyJump is not followed: the list is the
+    /// whole path.
     fn jump(&self, value: &str, at: &Origin) -> Result<Option<Jump>, String> {
         if value.eq_ignore_ascii_case("none") {
             return Ok(None);
         }
-        if value.contains(',') {
-            return Err(format!(
-                "{at}: ProxyJump {}: palisade goes through one bastion, not several",
-                crate::text::shorten(value, 80)
-            ));
+        let parts: Vec<&str> = value.split(',').collect();
+        let mut spelled = Vec::with_capacity(parts.len());
+        let mut keys = Vec::with_capacity(parts.len());
+        for part in &parts {
+            let (hop, key) = self.hop(part)?;
+            spelled.push(hop);
+            keys.push(key);
         }
+        let mut jump = spelled
+            .join(",")
+            .parse::<Jump>()
+            .map_err(|e| format!("{at}: ProxyJump: {e}"))?;
+        for (hop, key) in jump.hops.iter_mut().zip(keys) {
+            hop.key = key;
+        }
+        Ok(Some(jump))
+    }
+
+    /// One hop of a `ProxyJump`, as `user@host:port`, with the hop's own
+    /// key (the first of its IdentityFiles that is there).
+    fn hop(&self, value: &str) -> Result<(String, Option<PathBuf>), String> {
         let spec = value.strip_prefix("ssh://").unwrap_or(value);
         let (user, rest) = match spec.rsplit_once('@') {
             Some((u, r)) => (Some(u), r),
@@ -660,15 +676,20 @@ impl SshConfigFile {
             Some(p) => p.to_owned(),
             None => own.word("port").map_or("22".to_owned(), |(p, _)| p.to_owned()),
         };
+        let mut key = None;
+        for (arg, at) in &own.identity_files {
+            let path = expand_path(arg, &host, &user).map_err(|e| format!("{at}: {e}"))?;
+            if path.exists() {
+                key = Some(path);
+                break;
+            }
+        }
         let host = if host.contains(':') {
             format!("[{host}]")
         } else {
             host
         };
-        format!("{user}@{host}:{port}")
-            .parse::<Jump>()
-            .map(Some)
-            .map_err(|e| format!("{at}: ProxyJump: {e}"))
+        Ok((format!("{user}@{host}:{port}"), key))
     }
 }
 
@@ -832,5 +853,35 @@ mod tests {
             tokens("Port=22").unwrap(),
             Some(("port".into(), vec!["22".into()]))
         );
+    }
+
+    #[test]
+    fn proxyjump_of_several_hops_takes_each_hops_own_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("b2_key");
+        std::fs::write(&key, "not read here").unwrap();
+        let cfg = load(
+            dir.path(),
+            &format!(
+                "Host b1\n  HostName 198.18.1.1\n  User ops\n\
+                 Host b2\n  HostName 2001:2::2\n  Port 2222\n  User core\n  IdentityFile {}/missing\n  \
+                 IdentityFile {}\n\
+                 Host 10.*\n  ProxyJump b1,root@b2:22\n",
+                dir.path().display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        let at = Origin {
+            file: Arc::from(dir.path().join("config").as_path()),
+            line: 5,
+        };
+        let jump = cfg.jump("b1,root@b2:22", &at).unwrap().unwrap();
+        assert_eq!(jump.to_string(), "ops@198.18.1.1:22,root@[2001:2::2]:22");
+        assert_eq!(jump.hops[0].key, None);
+        assert_eq!(jump.hops[1].key.as_deref(), Some(key.as_path()));
+        assert_eq!(cfg.jump("NONE", &at).unwrap(), None);
+        let e = cfg.jump("b1,", &at).unwrap_err();
+        assert!(e.contains("config:5: ProxyJump: hop 2 of 2"), "{e}");
     }
 }

@@ -19,8 +19,9 @@ mod guard;
 mod harness;
 mod limit;
 mod lockout;
-mod nftables;
 mod monitor;
+mod multihop;
+mod nftables;
 mod output;
 mod ping;
 mod rollback;
@@ -114,10 +115,11 @@ fn main() -> ExitCode {
         firewall::TESTS,
         forged::TESTS,
         guard::TESTS,
-        nftables::TESTS,
         limit::TESTS,
         lockout::TESTS,
         monitor::TESTS,
+        multihop::TESTS,
+        nftables::TESTS,
         output::TESTS,
         ping::TESTS,
         rollback::TESTS,

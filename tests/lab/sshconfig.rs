@@ -89,7 +89,7 @@ fn ssh_config_gives_user_key_port_and_proxyjump() {
             config.display()
         ),
         format!(
-            "ssh jump: Some(Jump {{ user: \"core\", host: \"{bastion}\", port: 22 }}) (from ssh_config {}:11)",
+            "ssh jump: Some(core@{bastion}:22) (from ssh_config {}:11)",
             config.display()
         ),
         "ssh user: \"core\" (from ssh_config".to_owned(),
