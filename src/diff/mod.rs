@@ -113,6 +113,13 @@ pub enum Change {
     },
     /// The nftables backend's table is not there.
     NftTableMissing,
+    /// With the nftables backend: palisade's set, chains or jumps of the
+    /// iptables backend, in this family, which a change takes away once
+    /// the table is in (`objects` names each).
+    IptablesLeft {
+        family: Family,
+        objects: Vec<String>,
+    },
     /// A table of palisade's name that palisade did not make (no rule of
     /// its guard chain carries the mark): palisade refuses to replace it.
     NftTableForeign,
@@ -176,6 +183,7 @@ impl Change {
             Change::Unconfirmed { .. } => "unconfirmed",
             Change::Forged { .. } => "forged",
             Change::NftTableMissing => "nft-table-missing",
+            Change::IptablesLeft { .. } => "iptables-left",
             Change::NftTableForeign => "nft-table-foreign",
             Change::NftTableFlags { .. } => "nft-table-flags",
             Change::NftSetWrongType { .. } => "nft-set-wrong-type",
@@ -223,6 +231,7 @@ impl Change {
             | Change::GuardJumpNotFirst { family, .. }
             | Change::GuardJumpDuplicated { family, .. }
             | Change::Forged { family, .. }
+            | Change::IptablesLeft { family, .. }
             | Change::NftSetWrongType { family, .. } => Some(*family),
             _ => None,
         }
@@ -247,6 +256,9 @@ pub fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
         // The table is replaced whole: nothing to decide but whether.
         FirewallBackend::Nftables => {
             out.extend(nft::table_diff(policy, observed.nft.as_ref()));
+            for family in Family::BOTH {
+                iptables_left(policy, family, observed.family(family), &mut out);
+            }
             Fix::NONE
         }
     };
@@ -270,12 +282,58 @@ pub fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
     if let Some(within) = observed.pending_rollback {
         out.push(Change::Unconfirmed { within });
     }
+    // The iptables flavour the node runs changed (the other backend's
+    // objects are IptablesLeft's business).
     if let (Some(applied), Some(now)) = (observed.applied_backend, observed.backend)
         && applied != now
+        && applied != Backend::Nftables
+        && now != Backend::Nftables
     {
         out.push(Change::BackendChanged { applied, now });
     }
     (out, fix)
+}
+
+/// With the nftables backend: what the iptables backend left in `family`,
+/// pushed to `out` as one [`Change::IptablesLeft`] (and as
+/// [`Change::Forged`] when those tables cannot be read for sure).
+fn iptables_left(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut Vec<Change>) {
+    let mut objects = Vec::new();
+    if facts.set.is_some() {
+        objects.push(format!("set {}", policy.set(family)));
+    }
+    if facts.input.contains(&policy.jump()) {
+        objects.push(format!("jump INPUT -> {}", policy.chain));
+    }
+    if facts.prerouting.contains(&policy.guard_jump()) {
+        objects.push(format!("jump mangle PREROUTING -> {}", policy.guard_chain));
+    }
+    if facts
+        .docker_user
+        .as_ref()
+        .is_some_and(|rules| rules.contains(&policy.docker_jump()))
+    {
+        objects.push(format!("jump DOCKER-USER -> {}", policy.docker_chain));
+    }
+    for (chain, name) in [
+        (&facts.chain, &policy.chain),
+        (&facts.docker_chain, &policy.docker_chain),
+        (&facts.guard, &policy.guard_chain),
+    ] {
+        if chain.is_some() {
+            objects.push(format!("chain {name}"));
+        }
+    }
+    if objects.is_empty() {
+        return;
+    }
+    if facts.forged_rules {
+        out.push(Change::Forged { family, set: false });
+    }
+    if facts.forged_set {
+        out.push(Change::Forged { family, set: true });
+    }
+    out.push(Change::IptablesLeft { family, objects });
 }
 
 /// The family's differences, pushed to `out`, and the fix for its jumps,

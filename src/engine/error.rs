@@ -50,10 +50,9 @@ pub enum NodeError {
     )]
     RollbackFailed,
     #[error(
-        "palisade's boot restore on this node was written by its {} backend, not {wanted}: that backend's objects \
-         are there; take them off with `palisade remove --backend {}` first",
-        if *.applied == crate::observe::probe::Backend::Nftables { "nftables" } else { "iptables" },
-        if *.applied == crate::observe::probe::Backend::Nftables { "nftables" } else { "iptables" }
+        "palisade's boot restore on this node was written by its nftables backend, not {wanted}: its table is \
+         there; take it off with `palisade remove --backend nftables` first (the move from iptables to \
+         nftables is made by `apply --backend nftables` itself)"
     )]
     OtherBackend {
         applied: crate::observe::probe::Backend,

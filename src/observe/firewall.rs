@@ -262,7 +262,18 @@ pub fn with_chains(before: &Observed, text: &str) -> Result<Observed, ParseError
     let sections = Sections::of(text)?;
     let mut after = before.clone();
     if sections.has("nft") {
+        // The nftables backend reads the node again whole: the table, and
+        // whatever the iptables backend left (gone, when not said).
         after.nft = nft_table(&sections)?;
+        for (v, facts) in [("v4", &mut after.v4), ("v6", &mut after.v6)] {
+            let (set, forged_set) = parse_set(sections.get(&format!("set-{v}")))?;
+            *facts = FamilyFacts {
+                set,
+                forged_set,
+                ..FamilyFacts::default()
+            };
+            sections.chains(v, facts);
+        }
         return Ok(after);
     }
     for (v, facts) in [("v4", &mut after.v4), ("v6", &mut after.v6)] {

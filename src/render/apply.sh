@@ -112,7 +112,7 @@ undo_once() {
     # The rules first (the sets cannot go while a rule uses them): every
     # recorded step, the last first.
     bad=0
-    for n in 3 2 1; do
+    for n in 4 3 2 1; do
         [ -f "$snap/step.$n" ] || continue
         IFS= read -r line <"$snap/step.$n" || continue
         eval "$line" </dev/null || bad=1
@@ -361,6 +361,21 @@ boot_rules() {
     } >"$snap/rules.$v"
 }
 
+# not_forged: (apply mode; prepare's variables set) fail when a quoted
+# string spans lines in the family's tables: it can pose as rules (see
+# quoted), and the controller changes no node whose tables hold one, nor
+# does this. (At boot, with no controller, the restore goes ahead: it reads
+# past them.)
+not_forged() {
+    [ "$mode" = apply ] || return 0
+    rules_of "$table" INPUT
+    if [ "$split" = 0 ]; then rules_of "$mangle" PREROUTING; fi
+    if [ "$split" = 1 ]; then
+        echo "palisade: a rule comment in the $v filter or mangle table holds a newline, whose lines could pose as palisade's rules; it changes nothing here until that rule is gone (iptables-save shows it)" >&2
+        exit 3
+    fi
+}
+
 # prepare V FAM SET TABLE SAVE MANGLE: check what is there, and write the
 # family's rules to SNAP/rules.V and what its rollback puts back
 # (SNAP/chain.V, SNAP/dchain.V, SNAP/gchain.V, SNAP/jumps.V: see
@@ -368,17 +383,7 @@ boot_rules() {
 prepare() {
     v=$1 fam=$2 set=$3 table=$4 save=$5 mangle=$6
     check_owned "$set" "$table" "$save" "$mangle"
-    # A quoted string that spans lines can pose as rules (see quoted): the
-    # controller changes no node whose tables hold one, nor does this. (At
-    # boot, with no controller, the restore goes ahead: it reads past them.)
-    if [ "$mode" = apply ]; then
-        rules_of "$table" INPUT
-        if [ "$split" = 0 ]; then rules_of "$mangle" PREROUTING; fi
-        if [ "$split" = 1 ]; then
-            echo "palisade: a rule comment in the $v filter or mangle table holds a newline, whose lines could pose as palisade's rules; it changes nothing here until that rule is gone (iptables-save shows it)" >&2
-            exit 3
-        fi
-    fi
+    not_forged
     if [ -n "$save" ]; then
         case ${save%%"$nl"*} in
             "create $set hash:net family $fam "*) ;;
@@ -420,8 +425,13 @@ prepare() {
     else
         boot_rules
     fi
-    # What the rollback puts back (undo_family): the chains as they are
-    # now, and where the jumps to them are.
+    save_chains
+}
+
+# save_chains: (prepare's variables set) what the rollback puts back
+# (undo_family): the family's chains as they are now, and where the jumps
+# to them are.
+save_chains() {
     for c in "chain:$chain" "dchain:$dchain"; do
         if has_chain "$table" "${c#*:}"; then
             rules_of "$table" "${c#*:}"

@@ -89,6 +89,12 @@ fetch() {
 # version and the backend; see read_tables), save_v4/save_v6 as `ipset
 # save` does (empty when there is no such set).
 read_node() {
+    read_ipt
+}
+
+# read_ipt: what read_node reads with the iptables backend; the nftables
+# backend reads it too when palisade's sets are there (see nft.sh).
+read_ipt() {
     read_tables
     # One ipset for each set. (Its restore mode can save both in one
     # process, but the shell would then have to cut the two apart, and
@@ -146,6 +152,10 @@ say_state() {
     section backend
     backend_of "$table_v4"
     if [ -n "$backend" ]; then say "$backend"; fi
+    say_ipt
+}
+# say_ipt: both families' sets and chains, as read_ipt read them.
+say_ipt() {
     for v in v4 v6; do
         if [ "$v" = v4 ]; then table=$table_v4 mangle=$mangle_v4 save=$save_v4; else table=$table_v6 mangle=$mangle_v6 save=$save_v6; fi
         section "set-$v"

@@ -19,6 +19,8 @@ owned_table() {
 # prepare_all: check the table is palisade's or absent; save it as `nft -s
 # list table` prints it (without counters, which move) for the rollback
 # (SNAP/table.nft); write the change, which replaces it (SNAP/rules.nft).
+# With what the iptables backend left (ipt_left), also what takes it away
+# and what puts it back (prepare_gone).
 prepare_all() {
     owned_table
     if [ -n "$ntable_json" ]; then
@@ -28,11 +30,52 @@ prepare_all() {
         printf 'add table inet %s\ndelete table inet %s\n' "$ntable" "$ntable"
         printf '%s' "$nft_text"
     } >"$snap/rules.nft"
+    if [ "$ipt_left" = 1 ]; then
+        prepare_gone v4 "$set4" "$table_v4" "$save_v4" "$mangle_v4"
+        prepare_gone v6 "$set6" "$table_v6" "$save_v6" "$mangle_v6"
+    fi
 }
 
+# prepare_gone V SET TABLE SAVE MANGLE: for a move from the iptables
+# backend: check the family's set and chains are palisade's, save them for
+# the rollback (SNAP/set.V, and save_chains' files, which undo_family
+# reads), and write the restore lines that take the jumps and chains away
+# (SNAP/rules.V).
+prepare_gone() {
+    v=$1 set=$2 table=$3 save=$4 mangle=$5
+    check_owned "$set" "$table" "$save" "$mangle"
+    not_forged
+    if [ -n "$save" ]; then printf '%s\n' "$save" >"$snap/set.$v"; fi
+    make_docker_user=0
+    save_chains
+    gone_lines "$table" "$mangle" >"$snap/rules.$v"
+}
+
+# commit_all: the table first, whole, so that the guard is in before
+# anything of the iptables backend goes; then that backend's chains (one
+# `iptables-restore` per family) and its sets, each step's undo recorded
+# before it runs: a failure or a missed confirmation puts all of it back.
 commit_all() {
     step 1 "undo_nft"
     nft -f "$snap/rules.nft"
+    [ "$ipt_left" = 1 ] || return 0
+    step 2 "undo_family v4 iptables"
+    iptables-restore -w 20 --noflush <"$snap/rules.v4"
+    step 3 "undo_family v6 ip6tables"
+    ip6tables-restore -w 20 --noflush <"$snap/rules.v6"
+    step 4 "sets_restore"
+    if [ -n "$save_v4" ]; then ipset destroy "$set4"; fi
+    if [ -n "$save_v6" ]; then ipset destroy "$set6"; fi
+}
+
+# sets_restore: (the undo of commit_all's step 4) make the sets it took
+# away again, as saved, where they are not there.
+sets_restore() {
+    for v in v4 v6; do
+        if [ "$v" = v4 ]; then s=$set4; else s=$set6; fi
+        [ -f "$snap/set.$v" ] || continue
+        ipset list -n "$s" >/dev/null 2>&1 || ipset restore <"$snap/set.$v" || return 1
+    done
 }
 
 # undo_nft: put the table back as prepare found it (SNAP/table.nft), or
@@ -58,9 +101,12 @@ undo_nft() {
     fi
 }
 
-# No temporary sets with nftables: the table is replaced in one transaction.
+# sets_back: whether the iptables backend's sets a move took away are back
+# (nothing to check when none was). No temporary sets with nftables: the
+# table is replaced in one transaction.
 sets_back() {
-    :
+    [ -f "$snap/step.4" ] || return 0
+    set_back v4 "$set4" && set_back v6 "$set6"
 }
 
 drop_olds() {
@@ -80,10 +126,21 @@ remove_all() {
     settle
     read_node
     owned_table
+    if [ "$ipt_left" = 1 ]; then
+        check_owned "$set4" "$table_v4" "$save_v4" "$mangle_v4"
+        check_owned "$set6" "$table_v6" "$save_v6" "$mangle_v6"
+    fi
     cancel_rollback
     remove_boot
     if [ -n "$ntable_json" ]; then
         nft delete table inet "$ntable"
+    fi
+    # What the iptables backend left goes too.
+    if [ "$ipt_left" = 1 ]; then
+        gone_lines "$table_v4" "$mangle_v4" | iptables-restore -w 20 --noflush
+        gone_lines "$table_v6" "$mangle_v6" | ip6tables-restore -w 20 --noflush
+        if [ -n "$save_v4" ]; then ipset destroy "$set4"; fi
+        if [ -n "$save_v6" ]; then ipset destroy "$set6"; fi
     fi
     bump
     echo 'palisade: removed'

@@ -6,9 +6,24 @@
 tools='nft'
 
 # read_node: sets ntable_json to the table as `nft -j list table` prints
-# it, empty when there is none. One process.
+# it, empty when there is none: one process. Also what the iptables backend
+# left, when palisade's sets are there (it makes them with its chains and
+# takes them away last): ipt_left is then 1, and read_ipt has read its
+# tables and sets, which a change takes away once the table is in. One
+# process more where ipset is installed.
 read_node() {
     ntable_json=$(nft -j list table inet "$ntable" 2>/dev/null) || ntable_json=''
+    ipt_left=0
+    table_v4='' table_v6='' mangle_v4='' mangle_v6='' save_v4='' save_v6=''
+    if command -v ipset >/dev/null 2>&1; then
+        ipt_sets=$(ipset list -n 2>/dev/null) || ipt_sets=''
+        case "$nl$ipt_sets$nl" in
+            *"$nl$set4$nl"* | *"$nl$set6$nl"*)
+                ipt_left=1
+                read_ipt
+                ;;
+        esac
+    fi
 }
 
 # say_state: the section `nft` with the table's JSON, and `backend`, which
@@ -24,9 +39,11 @@ read_back() {
     read_node
 }
 
-# say_back: the section `nft`: the table's name, then its JSON.
+# say_back: the section `nft`: the table's name, then its JSON; and what
+# the iptables backend left, if anything (say_ipt).
 say_back() {
     section nft
     say "$ntable"
     if [ -n "$ntable_json" ]; then say "$ntable_json"; fi
+    if [ "$ipt_left" = 1 ]; then say_ipt; fi
 }

@@ -18,34 +18,7 @@ cancel_rollback
 remove_boot
 for ipt in iptables ip6tables; do
     if [ "$ipt" = iptables ]; then table=$table4 mangle=$mangle_v4; else table=$table6 mangle=$mangle_v6; fi
-    {
-        echo '*filter'
-        positions "$table" INPUT "$chain"
-        for p in $pos; do echo "-D INPUT -j $chain"; done
-        if has_chain "$table" DOCKER-USER; then
-            positions "$table" DOCKER-USER "$dchain"
-            for p in $pos; do echo "-D DOCKER-USER -j $dchain"; done
-        fi
-        for c in "$chain" "$dchain"; do
-            if has_chain "$table" "$c"; then
-                echo "-F $c"
-                echo "-X $c"
-            fi
-        done
-        echo COMMIT
-        # The guard before DNAT, where there is one (a mangle table is
-        # never made here).
-        positions "$mangle" PREROUTING "$gchain"
-        if [ -n "$pos" ] || has_chain "$mangle" "$gchain"; then
-            echo '*mangle'
-            for p in $pos; do echo "-D PREROUTING -j $gchain"; done
-            if has_chain "$mangle" "$gchain"; then
-                echo "-F $gchain"
-                echo "-X $gchain"
-            fi
-            echo COMMIT
-        fi
-    } | "$ipt-restore" -w 20 --noflush
+    gone_lines "$table" "$mangle" | "$ipt-restore" -w 20 --noflush
 done
 # Every set's name in one process; another tool's set of a temporary set's
 # name stays (see drop_temp).

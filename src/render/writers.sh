@@ -63,6 +63,37 @@ check_owned() {
     fi
 }
 
+# gone_lines TABLE MANGLE: the restore lines (for `iptables-restore
+# --noflush`) that take palisade's jumps and chains out of the filter TABLE
+# and the MANGLE table, as read: what remove does, and a move to the
+# nftables backend once its table is in. A mangle table is never made.
+gone_lines() {
+    echo '*filter'
+    positions "$1" INPUT "$chain"
+    for p in $pos; do echo "-D INPUT -j $chain"; done
+    if has_chain "$1" DOCKER-USER; then
+        positions "$1" DOCKER-USER "$dchain"
+        for p in $pos; do echo "-D DOCKER-USER -j $dchain"; done
+    fi
+    for c in "$chain" "$dchain"; do
+        if has_chain "$1" "$c"; then
+            echo "-F $c"
+            echo "-X $c"
+        fi
+    done
+    echo COMMIT
+    positions "$2" PREROUTING "$gchain"
+    if [ -n "$pos" ] || has_chain "$2" "$gchain"; then
+        echo '*mangle'
+        for p in $pos; do echo "-D PREROUTING -j $gchain"; done
+        if has_chain "$2" "$gchain"; then
+            echo "-F $gchain"
+            echo "-X $gchain"
+        fi
+        echo COMMIT
+    fi
+}
+
 # palisade's temporary sets, SET-new (filled, then swapped in) and SET-old
 # (a rollback's copy of a set it puts back), are its own like the others: it
 # flushes, swaps or destroys one only when it carries palisade's mark. The

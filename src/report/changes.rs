@@ -22,6 +22,7 @@ fn items(change: &Change) -> Vec<String> {
         Change::MembersMissing { nets, .. } | Change::MembersExtra { nets, .. } => {
             nets.iter().map(|n| n.to_string()).collect()
         }
+        Change::IptablesLeft { objects, .. } => objects.clone(),
         Change::RulesDiffer {
             missing, unexpected, ..
         }
@@ -171,6 +172,12 @@ impl fmt::Display for Change {
                 backend_name(*now)
             ),
             Change::NftTableMissing => write!(f, "nftables table missing"),
+            Change::IptablesLeft { family, objects } => write!(
+                f,
+                "{family} objects of palisade's iptables backend are still there ({}): taken away once the \
+                 nftables table is in",
+                list(objects)
+            ),
             Change::NftTableForeign => write!(
                 f,
                 "an nftables table has the name of palisade's, but palisade did not make it (no rule of its \
@@ -392,6 +399,10 @@ pub fn lines(change: &Change) -> Vec<Line> {
         | Change::BackendChanged { .. }
         | Change::Forged { .. }
         | Change::NftTableForeign => one(Alter, change.to_string()),
+        Change::IptablesLeft { family, objects } => capped(
+            Remove,
+            objects.iter().map(|o| format!("{family} iptables {o}")).collect(),
+        ),
         Change::NftTableMissing => one(
             Add,
             "nftables table, with the whole whitelist and this role's open ports".into(),

@@ -17,6 +17,7 @@ lab_tests![Needs::Systemd =>
     the_whitelist_holds_on_nftables,
     the_lockout_protocol_holds_on_nftables,
     a_crash_boots_the_old_table_and_a_reboot_restores_it,
+    a_node_moves_from_iptables_to_nftables_in_one_protected_change,
 ];
 
 const NFT: &str = "--backend=nftables";
@@ -255,20 +256,106 @@ fn the_lockout_protocol_holds_on_nftables() {
     }
     run(&lab, "verify", &[], 0);
 
-    // The other backend's objects are never left beside these: a node
-    // whose boot restore the iptables backend wrote is refused, untouched.
-    run(&lab, "remove", &[], 0);
+    // The iptables backend asked for where the nftables backend's boot
+    // restore is: refused, untouched, saying how to go on.
     let out = lab.palisade(bin(), &lab_args("apply", true, true, &[]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = lab.palisade(bin(), &lab_args("apply", true, true, &[NFT]));
     let report = json(&out);
     assert_eq!(out.status.code(), Some(2), "{report:#}");
     let error = host(&report, "node-00")["error"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert!(error.contains("remove --backend iptables"), "{report:#}");
-    assert!(table(&lab, 0).is_empty());
+    assert!(error.contains("remove --backend nftables"), "{report:#}");
+    assert!(untouched(&lab, 0));
+}
+
+/// What the iptables backend made on node `i`, and every other rule and
+/// set there, as the node lists them: the filter and mangle tables in
+/// order (counters aside), the sets' lines sorted (`ipset save` lists sets
+/// in the order they were made, and a seed that differs every time).
+fn iptables_state(lab: &Lab, i: usize) -> String {
+    let ns = &lab.nodes[i].ns;
+    let mut lines = Vec::new();
+    for save in ["iptables-save", "ip6tables-save"] {
+        for table in ["filter", "mangle"] {
+            let text = lab.must(ns, &[save, "-t", table]);
+            lines.extend(
+                text.lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .map(|l| l.split(" [").next().unwrap_or(l).to_owned()),
+            );
+        }
+    }
+    let sets = lab.must(ns, &["ipset", "save"]);
+    let mut sets: Vec<String> = sets
+        .lines()
+        .map(|l| l.split(" initval").next().unwrap_or(l).to_owned())
+        .collect();
+    sets.sort();
+    lines.extend(sets);
+    lines.join("\n")
+}
+
+fn a_node_moves_from_iptables_to_nftables_in_one_protected_change() {
+    let mut lab = lab!(Spec {
+        nodes: 2,
+        systemd: vec![1],
+        ..Spec::default()
+    });
+    let _listeners = [lab.listen(&lab.nodes[0].ns, 81), lab.listen(&lab.nodes[1].ns, 81)];
+    let out = lab.palisade(bin(), &lab_args("apply", true, true, &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let before: Vec<String> = (0..2).map(|i| iptables_state(&lab, i)).collect();
+    assert!(before[0].contains("PALISADE-GUARD"), "{}", before[0]);
+
+    // plan names what goes.
+    let report = run(&lab, "plan", &[], 0);
+    let kinds0 = kinds(&report, "node-00");
+    assert!(
+        kinds0.contains(&"nft-table-missing".to_owned()) && kinds0.contains(&"iptables-left".to_owned()),
+        "{report:#}"
+    );
+
+    // A failed confirmation in the middle: each node is entirely old.
+    for i in 0..2 {
+        drop_second_connections(&lab, i);
+    }
+    let report = run(&lab, "apply", &["--confirm-timeout", "5"], 2);
+    for (i, before) in before.iter().enumerate() {
+        assert_eq!(
+            host(&report, &lab.nodes[i].name)["status"],
+            "rolled-back",
+            "{report:#}"
+        );
+        assert!(table(&lab, i).is_empty(), "node {i}: the table stayed");
+        lab.must(
+            &lab.nodes[i].ns,
+            &["iptables", "-w", "-t", "raw", "-F", "PREROUTING"],
+        );
+        assert_eq!(
+            &iptables_state(&lab, i),
+            before,
+            "node {i}: iptables is not as it was"
+        );
+    }
+    let out = lab.palisade(bin(), &lab_args("verify", true, true, &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Confirmed: the table alone, the whitelist unbroken.
+    run(&lab, "apply", &[], 0);
+    for i in 0..2 {
+        assert!(untouched(&lab, i), "node {i}: {}", iptables_state(&lab, i));
+        assert!(!table(&lab, i).is_empty(), "node {i}");
+        assert!(!lab.tcp_connects(&lab.outsider, v4(&lab, i), 81), "node {i}");
+        assert!(lab.tcp_connects(&lab.controller, v4(&lab, i), 81), "node {i}");
+    }
+    run(&lab, "verify", &[], 0);
+    // The systemd node boots into the table, and nothing of iptables.
+    lab.reboot(1);
+    let _listener = lab.listen(&lab.nodes[1].ns, 81);
+    assert!(untouched(&lab, 1));
+    assert!(!lab.tcp_connects(&lab.outsider, v4(&lab, 1), 81));
+    run(&lab, "verify", &[], 0);
 }
 
 fn a_crash_boots_the_old_table_and_a_reboot_restores_it() {
