@@ -65,6 +65,9 @@ pub struct Flags<'a> {
     pub confirm_timeout: Option<u64>,
     /// verify only: the files a monitored run writes.
     pub monitor: Option<&'a MonitorArgs>,
+    /// ping only: the backend whose tools to check (the other commands
+    /// have it in `firewall`).
+    pub backend: Option<crate::policy::FirewallBackend>,
 }
 
 impl Cli {
@@ -81,10 +84,14 @@ impl Cli {
             public_only: false,
             confirm_timeout: None,
             monitor: None,
+            backend: None,
         };
         Some(match &self.command {
             Command::Inventory(a) => flags(&a.target, None),
-            Command::Ping(a) => flags(&a.target, Some(&a.ssh)),
+            Command::Ping(a) => Flags {
+                backend: a.backend,
+                ..flags(&a.target, Some(&a.ssh))
+            },
             Command::Plan(PlanArgs {
                 check: a,
                 public_only,
@@ -142,6 +149,11 @@ pub struct PingArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
+    /// The backend whose tools each node is checked for: iptables,
+    /// nftables, or auto (each node's as apply would pick it) [default:
+    /// iptables].
+    #[arg(long, value_name = "iptables|nftables|auto", help_heading = "Firewall")]
+    pub backend: Option<crate::policy::FirewallBackend>,
 }
 
 /// plan and verify: they read each node and compare it with the whitelist.
@@ -400,9 +412,10 @@ pub struct FirewallArgs {
     #[arg(long, value_name = "NAME")]
     pub chain: Option<ChainName>,
     /// Where palisade keeps its objects on the nodes: ipset sets and
-    /// iptables chains, or one nftables table (`inet palisade`), for nodes
-    /// without ipset or xtables [default: iptables].
-    #[arg(long, value_name = "iptables|nftables")]
+    /// iptables chains, one nftables table (`inet palisade`) for nodes
+    /// without ipset or xtables, or `auto`: nftables on each node where nft
+    /// takes the table, else iptables [default: iptables].
+    #[arg(long, value_name = "iptables|nftables|auto")]
     pub backend: Option<crate::policy::FirewallBackend>,
 }
 

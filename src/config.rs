@@ -391,7 +391,7 @@ impl Settings {
                 .unwrap_or_else(|| name("PALISADE")),
             docker_user: !w.no_docker_user && fw.docker_user.unwrap_or(true),
             persist: !w.no_persist && fw.persist.unwrap_or(true),
-            backend: names.backend.or(fw.backend).unwrap_or_default(),
+            backend: names.backend.or(flags.backend).or(fw.backend).unwrap_or_default(),
         };
         let seconds =
             |flag: Option<u64>, file: Option<u64>, default: u64, name: &str, key: &str| -> Result<Duration> {

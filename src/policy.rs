@@ -200,6 +200,11 @@ pub enum FirewallBackend {
     /// One `table inet` of palisade's own, replaced whole in one
     /// transaction: for nodes without ipset or xtables.
     Nftables,
+    /// Each node picks: nftables where palisade's table is there or where
+    /// `nft` takes such a table, else iptables. The engine resolves it per
+    /// node, from what the node said, before anything is decided or
+    /// rendered for that node but the first read.
+    Auto,
 }
 
 impl FirewallBackend {
@@ -221,6 +226,8 @@ impl FirewallBackend {
                 "head",
             ],
             FirewallBackend::Nftables => &["nft", "flock", "head"],
+            // Either list: `Probe::missing` picks as the node would.
+            FirewallBackend::Auto => &[],
         }
     }
 
@@ -228,6 +235,7 @@ impl FirewallBackend {
         match self {
             FirewallBackend::Iptables => "iptables",
             FirewallBackend::Nftables => "nftables",
+            FirewallBackend::Auto => "auto",
         }
     }
 }
@@ -239,7 +247,8 @@ impl FromStr for FirewallBackend {
         match s {
             "iptables" => Ok(FirewallBackend::Iptables),
             "nftables" => Ok(FirewallBackend::Nftables),
-            _ => Err(format!("{s:?} is not a backend: iptables or nftables")),
+            "auto" => Ok(FirewallBackend::Auto),
+            _ => Err(format!("{s:?} is not a backend: iptables, nftables or auto")),
         }
     }
 }
@@ -403,6 +412,15 @@ impl Policy {
             persist: opts.persist,
             backend: opts.backend,
         })
+    }
+
+    /// The same policy with `backend`: what `--backend auto` resolves to on
+    /// one node.
+    pub fn with_backend(&self, backend: FirewallBackend) -> Policy {
+        Policy {
+            backend,
+            ..self.clone()
+        }
     }
 
     /// The policy of a node of `role`: the same whitelist, and the ports

@@ -59,6 +59,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     };
     let progress = Progress::new(hosts.len(), verb, settings.json);
     let phases: Phases = Arc::new(Mutex::new(Default::default()));
+    let choices: engine::Choices = Arc::new(Mutex::new(Default::default()));
     let job = Arc::new(Job {
         policies,
         user: settings.user.clone(),
@@ -66,6 +67,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         confirm_timeout: settings.confirm_timeout,
         connect_timeout: settings.connect_timeout,
         phases: phases.clone(),
+        choices: choices.clone(),
         confirm_source,
         hold_confirm,
         port: settings.port,
@@ -103,6 +105,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         Mode::Remove => Command::Remove,
     };
     let mut report = Report::new(command, outcomes, deposed);
+    report.note_choices(&choices.lock().unwrap_or_else(|e| e.into_inner()));
     let first_run = report.hosts.iter().flat_map(|r| &r.changes).any(|c| {
         matches!(
             c,

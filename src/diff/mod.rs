@@ -247,9 +247,17 @@ pub fn diff(policy: &Policy, observed: &Observed) -> Vec<Change> {
 /// which `plan` reports (the changes) and `apply` makes (the fix, rendered
 /// by `render::change_code`), so the two cannot disagree.
 pub fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
+    if policy.backend == FirewallBackend::Auto {
+        // As the node chose (iptables, where it said nothing).
+        let chosen = observed
+            .chosen
+            .as_ref()
+            .map_or(FirewallBackend::Iptables, |c| c.backend);
+        return plan(&policy.with_backend(chosen), observed);
+    }
     let mut out = Vec::new();
     let fix = match policy.backend {
-        FirewallBackend::Iptables => Fix {
+        FirewallBackend::Iptables | FirewallBackend::Auto => Fix {
             v4: family_diff(policy, Family::V4, observed.family(Family::V4), &mut out),
             v6: family_diff(policy, Family::V6, observed.family(Family::V6), &mut out),
         },

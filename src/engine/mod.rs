@@ -57,6 +57,9 @@ pub struct Job {
     /// The nodes' SSH port (`--port`): the lockout check asks whether a
     /// new connection to it gets in.
     pub port: u16,
+    /// What each node took under `--backend auto`, by host name, for the
+    /// report.
+    pub choices: Choices,
     /// The bastions (`--jump`, or ssh_config's ProxyJump), when there are.
     pub jump: Option<bastion::Jump>,
 }
@@ -76,6 +79,31 @@ pub enum Phase {
 
 pub type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
 
+pub type Choices = Arc<Mutex<BTreeMap<String, firewall::Chosen>>>;
+
+/// The policy for this node: with `--backend auto`, the backend the node
+/// took (recorded for the report); else `policy` itself.
+fn resolve<'a>(
+    job: &Job,
+    host: &Host,
+    policy: &'a Policy,
+    before: &Observed,
+    resolved: &'a mut Option<Policy>,
+) -> Result<&'a Policy, NodeError> {
+    if policy.backend != FirewallBackend::Auto {
+        return Ok(policy);
+    }
+    let chosen = before.chosen.clone().ok_or(NodeError::Silent {
+        expected: "which backend it takes",
+    })?;
+    let backend = chosen.backend;
+    job.choices
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(host.name.to_string(), chosen);
+    Ok(resolved.insert(policy.with_backend(backend)))
+}
+
 pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<Outcome, Failure> {
     let policy = job
         .policies
@@ -90,6 +118,8 @@ pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<Outcome,
     let first = probe::as_root(session.timed(timing::Phase::Observe, first).await?, &job.user)?;
     let seen = firewall::controller_address(&first.stdout);
     let before = firewall::parse(&first.stdout).map_err(NodeError::from)?;
+    let mut resolved = None;
+    let policy = resolve(&job, &host, policy, &before, &mut resolved)?;
     check_node(&job, policy, &before)?;
     match job.mode {
         Mode::Verify => {
@@ -236,6 +266,8 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     let (mut talk, first) = session.timed(timing::Phase::Observe, reading).await?;
     let seen = firewall::controller_address(&first);
     let before = firewall::parse(&first).map_err(NodeError::from)?;
+    let mut resolved = None;
+    let policy = resolve(job, host, policy, &before, &mut resolved)?;
     check_node(job, policy, &before)?;
     let (changes, fix) = plan(policy, &before);
     let settled = protocol::settled(&first);

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 
 use super::probe::Backend;
 use crate::net::Net;
-use crate::policy::{Family, Policy};
+use crate::policy::{Family, FirewallBackend, Policy};
 use crate::render;
 use crate::transport::Script;
 
@@ -25,6 +25,8 @@ pub(crate) const OBSERVE: &str = r#"observe() {
 # $1 is SSH_CONNECTION when the step runs as Privilege::RootSeeingOrigin.
 section origin
 say "${1-}"
+# With --backend auto, the section `choose` made.
+reply=$reply${choice-}
 section missing-tools
 for tool in $tools flock head; do
     command -v "$tool" >/dev/null 2>&1 || say "$tool"
@@ -141,6 +143,7 @@ printf '%s' "$reply"
 pub fn script(policy: &Policy) -> Script {
     let mut s = render::names(policy);
     s.push_str(&render::library(policy));
+    s.push_str(&render::auto_read(policy));
     s.push_str(&render::code(OBSERVE));
     s.push_str("say_observed \"${1-}\"\n");
     Script::rendered(s)
@@ -231,6 +234,8 @@ pub struct Observed {
     /// The rollback of a change failed, and the node tries it again: it
     /// may still have that change's rules.
     pub rollback_failed: bool,
+    /// With `--backend auto`, the backend the node took, and why.
+    pub chosen: Option<Chosen>,
     /// With the nftables backend, palisade's table (`nft -j list table`),
     /// or None when there is none. (With iptables, always None: the
     /// families' facts say what is there.)
@@ -451,6 +456,7 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
         rollback_failed: first("rollback-failed").as_deref() == Some("yes"),
         routes: routes(get("routes")),
         nft: nft_table(&sections)?,
+        chosen: chosen(get("backend-choice")),
     })
 }
 
@@ -466,6 +472,29 @@ fn nft_table(sections: &Sections) -> Result<Option<super::nft::NftTable>, ParseE
         return Ok(None);
     }
     super::nft::parse(&json, name)
+}
+
+/// The backend a node took under `--backend auto` (lib.sh `choose`), and
+/// why, in the node's words (`palisade's table is there`, `nft takes the
+/// table`, `nft is not installed`, ...): shown escaped, never matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chosen {
+    pub backend: FirewallBackend,
+    pub why: String,
+}
+
+/// The `backend-choice` section: `nft WHY` or `ipt WHY`.
+fn chosen(lines: &[&str]) -> Option<Chosen> {
+    let (word, why) = lines.first()?.split_once(' ')?;
+    let backend = match word {
+        "nft" => FirewallBackend::Nftables,
+        "ipt" => FirewallBackend::Iptables,
+        _ => return None,
+    };
+    Some(Chosen {
+        backend,
+        why: crate::text::shorten(why, 80),
+    })
 }
 
 /// One route of a node's main table: traffic for `net` leaves by

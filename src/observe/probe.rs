@@ -54,10 +54,20 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// The backend this node gets: `auto` takes nftables where `nft` is
+    /// installed (apply checks also that nft takes the table).
+    pub fn resolve(&self, backend: FirewallBackend) -> FirewallBackend {
+        match backend {
+            FirewallBackend::Auto if self.lacks.iter().any(|l| l == "nft") => FirewallBackend::Iptables,
+            FirewallBackend::Auto => FirewallBackend::Nftables,
+            chosen => chosen,
+        }
+    }
+
     /// What is missing for palisade to do its job on this node with
     /// `backend`: the same tools a plan or an apply checks for.
     pub fn missing(&self, backend: FirewallBackend) -> Vec<&'static str> {
-        backend
+        self.resolve(backend)
             .tools()
             .iter()
             .copied()

@@ -34,6 +34,8 @@ if [ -d /run/palisade/rollback ]; then
     if [ -n "$settled" ]; then printf '==> settled\n|%s\n' "$settled"; fi
 fi
 set +e
+# --backend auto: this node's backend, once settle is done.
+if [ "${auto-0}" = 1 ]; then choose; fi
 fetch seen /run/palisade/generation
 say_observed "${1-}"
 verdict

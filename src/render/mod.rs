@@ -33,6 +33,8 @@ const REMOVE: &str = include_str!("remove.sh");
 /// and after apply.sh, whose hooks they replace.
 const NFT: &str = include_str!("nft.sh");
 const NFT_APPLY: &str = include_str!("nft-apply.sh");
+/// `choose`, which picks a node's backend under `--backend auto`.
+const AUTO: &str = include_str!("auto.sh");
 
 const UNIT: &str = include_str!("palisade.service");
 
@@ -47,8 +49,24 @@ const UNIT: &str = include_str!("palisade.service");
 /// in the templates ([`code`]). Both keep the script small, which at a
 /// distance is round trips: a first flight of TCP carries about 14 kB.
 pub fn converge(policy: &Policy, confirm: u32) -> Script {
-    let mut s = quoted("header_text", &header(policy));
-    s.push_str("eval \"$header_text\"\n");
+    let mut s = String::new();
+    if policy.backend == FirewallBackend::Auto {
+        // Both backends' headers; the node picks one (`choose`, in lib.sh)
+        // and makes its rollback and boot restore of that one alone, the
+        // same bytes as with that --backend.
+        let (ipt, nft) = (
+            policy.with_backend(FirewallBackend::Iptables),
+            policy.with_backend(FirewallBackend::Nftables),
+        );
+        s.push_str(&quoted("header_ipt", &header(&ipt)));
+        s.push_str(&quoted("header_nft", &header(&nft)));
+        s.push_str("eval \"$header_ipt\"\neval \"$header_nft\"\nheader_text=$header_ipt\nauto=1\n");
+        s.push_str(&quoted("nft_lib", &code(NFT)));
+        s.push_str(&code(AUTO));
+    } else {
+        s.push_str(&quoted("header_text", &header(policy)));
+        s.push_str("eval \"$header_text\"\n");
+    }
     s.push_str(&format!(
         "mode=apply\nconfirm={confirm}\npersist={}\n",
         u8::from(policy.persist)
@@ -172,13 +190,41 @@ pub fn remove(policy: &Policy) -> Script {
     s.push_str(&library(policy));
     s.push_str(&code(WRITERS));
     match policy.backend {
-        FirewallBackend::Iptables => s.push_str(&code(REMOVE)),
+        FirewallBackend::Iptables => {
+            s.push_str(&code(REMOVE));
+            s.push_str("remove_ipt\n");
+        }
         FirewallBackend::Nftables => {
             s.push_str(&code(NFT_APPLY));
             s.push_str("remove_all\n");
         }
+        // The node picks as apply would; the nftables backend's remove also
+        // takes what the iptables backend left. (Its table, read by
+        // choose, is read again once the lock is held.)
+        FirewallBackend::Auto => {
+            s.push_str(&code(REMOVE));
+            s.push_str(&code(AUTO));
+            s.push_str(&quoted("nft_lib", &code(NFT)));
+            s.push_str(&quoted("nft_apply", &code(NFT_APPLY)));
+            s.push_str(
+                "choose\nif [ \"$fw\" = nft ]; then\neval \"$nft_apply\"\nread_once=0\nremove_all\nelse\nremove_ipt\nfi\n",
+            );
+        }
     }
     Script::rendered(s)
+}
+
+/// The read script's start for `--backend auto`: the nftables backend's
+/// read side, which `choose` loads when the node takes nftables, and the
+/// choice.
+pub(crate) fn auto_read(policy: &Policy) -> String {
+    if policy.backend != FirewallBackend::Auto {
+        return String::new();
+    }
+    let mut s = code(AUTO);
+    s.push_str(&quoted("nft_lib", &code(NFT)));
+    s.push_str("choose\n");
+    s
 }
 
 /// Says whether the last change was confirmed, is armed or rolled back.

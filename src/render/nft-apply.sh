@@ -26,8 +26,15 @@ prepare_all() {
     if [ -n "$ntable_json" ]; then
         nft -s list table inet "$ntable" >"$snap/table.nft"
     fi
+    # Over a table, add and delete it first (the whole replaced in the one
+    # transaction); with none, `create` (which fails if one appeared since
+    # the read) spares the kernel's wait a delete costs.
     {
-        printf 'add table inet %s\ndelete table inet %s\n' "$ntable" "$ntable"
+        if [ -n "$ntable_json" ]; then
+            printf 'add table inet %s\ndelete table inet %s\n' "$ntable" "$ntable"
+        else
+            printf 'create table inet %s\n' "$ntable"
+        fi
         printf '%s' "$nft_text"
     } >"$snap/rules.nft"
     if [ "$ipt_left" = 1 ]; then

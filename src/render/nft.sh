@@ -12,7 +12,12 @@ tools='nft'
 # tables and sets, which a change takes away once the table is in. One
 # process more where ipset is installed.
 read_node() {
-    ntable_json=$(nft -j list table inet "$ntable" 2>/dev/null) || ntable_json=''
+    # choose (--backend auto) has just read the table: once.
+    if [ "${read_once-0}" = 1 ]; then
+        read_once=0
+    else
+        ntable_json=$(nft -j list table inet "$ntable" 2>/dev/null) || ntable_json=''
+    fi
     ipt_left=0
     table_v4='' table_v6='' mangle_v4='' mangle_v6='' save_v4='' save_v6=''
     if command -v ipset >/dev/null 2>&1; then

@@ -235,6 +235,20 @@ pub struct Report {
 }
 
 impl Report {
+    /// With `--backend auto`: a first note on each host that said, naming
+    /// the backend it took and why (the node's words, escaped where shown).
+    pub fn note_choices(
+        &mut self,
+        choices: &std::collections::BTreeMap<String, crate::observe::firewall::Chosen>,
+    ) {
+        for row in &mut self.hosts {
+            if let Some(chosen) = choices.get(&row.name) {
+                row.notes
+                    .insert(0, format!("backend {}: {}", chosen.backend, chosen.why));
+            }
+        }
+    }
+
     /// The report of the hosts worked on, then of the `deposed` ones (not
     /// contacted: Terraform is replacing them).
     pub fn new(

@@ -119,7 +119,7 @@ fn row(outcome: HostOutcome<Host, Probe>, backend: FirewallBackend) -> Row {
         error,
         notes: Vec::new(),
         controller_address: probe.as_ref().and_then(|p| p.controller_address),
-        firewall: backend,
+        firewall: probe.as_ref().map_or(backend, |p| p.resolve(backend)),
         backend: probe.as_ref().and_then(|p| p.backend),
         ipset_version: probe.as_ref().and_then(|p| p.ipset_version.clone()),
         iptables_version: probe.as_ref().and_then(|p| p.iptables_version.clone()),

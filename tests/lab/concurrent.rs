@@ -33,9 +33,16 @@ fn apply_holding(lab: &Lab, hold: &str, extra: &[&str]) -> Child {
     )
 }
 
-/// Whether node `i` has a change armed, waiting for its confirmation.
+/// Whether node `i` has a change armed, waiting for its confirmation: its
+/// snapshot armed, and the node lock free (the run that made it is past
+/// its commit; `armed` is written before the commit starts, and a machine
+/// under load takes a while over it).
 fn armed(lab: &Lab, i: usize) -> bool {
     lab.node_has(i, "/run/palisade/rollback/armed")
+        && lab
+            .on_node(i, &["flock", "-n", "/run/palisade/lock", "true"])
+            .status
+            .success()
 }
 
 /// The report of a finished run, which must have exited 0 with every host

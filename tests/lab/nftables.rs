@@ -18,6 +18,7 @@ lab_tests![Needs::Systemd =>
     the_lockout_protocol_holds_on_nftables,
     a_crash_boots_the_old_table_and_a_reboot_restores_it,
     a_node_moves_from_iptables_to_nftables_in_one_protected_change,
+    auto_takes_nftables_where_nft_runs_and_says_why,
 ];
 
 const NFT: &str = "--backend=nftables";
@@ -390,4 +391,97 @@ fn a_crash_boots_the_old_table_and_a_reboot_restores_it() {
     assert!(!lab.tcp_connects(&lab.outsider, v4(&lab, 0), 81));
     assert!(lab.tcp_connects(&lab.controller, v4(&lab, 0), 81));
     run(&lab, "verify", &[], 0);
+}
+
+fn auto_takes_nftables_where_nft_runs_and_says_why() {
+    let lab = lab!(Spec {
+        nodes: 3,
+        systemd: vec![0, 1],
+        ..Spec::default()
+    });
+    // node-00 has no nft, node-01 no ipset, node-02 both.
+    assert!(lab.on_node(0, &["rm", "-f", "/usr/sbin/nft"]).status.success());
+    assert!(lab.on_node(1, &["rm", "-f", "/usr/sbin/ipset"]).status.success());
+    let _listeners: Vec<_> = (0..3).map(|i| lab.listen(&lab.nodes[i].ns, 81)).collect();
+    let auto = ["--backend", "auto"];
+    let plain = |cmd, extra: &[&str], code| {
+        let out = lab.palisade(bin(), &lab_args(cmd, true, true, extra));
+        let report = json(&out);
+        assert_eq!(out.status.code(), Some(code), "{report:#}\n{}", stderr(&out));
+        report
+    };
+
+    // The iptables backend on the node without ipset: refused with the
+    // reason, before any write.
+    let report = plain("plan", &["--backend", "iptables"], 2);
+    assert_eq!(
+        host(&report, "node-01")["error"],
+        "missing on the node: ipset",
+        "{report:#}"
+    );
+    // ping says what each would get.
+    let report = plain("ping", &auto, 0);
+    let firewalls: Vec<&str> = (0..3)
+        .map(|i| {
+            host(&report, &lab.nodes[i].name)["firewall"]
+                .as_str()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(firewalls, ["iptables", "nftables", "nftables"], "{report:#}");
+
+    let report = plain("apply", &auto, 0);
+    let first_note = |report: &Value, i: usize| {
+        host(report, &lab.nodes[i].name)["notes"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        first_note(&report, 0),
+        "backend iptables: nft is not installed",
+        "{report:#}"
+    );
+    assert_eq!(
+        first_note(&report, 1),
+        "backend nftables: nft takes the table",
+        "{report:#}"
+    );
+    assert_eq!(
+        first_note(&report, 2),
+        "backend nftables: nft takes the table",
+        "{report:#}"
+    );
+    assert!(!untouched(&lab, 0), "node 0 has no iptables whitelist");
+    assert!(table(&lab, 1).contains("palisade4") && untouched(&lab, 1));
+    assert!(table(&lab, 2).contains("palisade4") && untouched(&lab, 2));
+    for i in 0..3 {
+        assert!(!lab.tcp_connects(&lab.outsider, v4(&lab, i), 81), "node {i}");
+        assert!(lab.tcp_connects(&lab.controller, v4(&lab, i), 81), "node {i}");
+    }
+    let report = plain("verify", &auto, 0);
+    assert_eq!(
+        first_note(&report, 2),
+        "backend nftables: palisade's table is there",
+        "{report:#}"
+    );
+    let report = plain("apply", &auto, 0);
+    assert_eq!(host(&report, "node-02")["status"], "unchanged", "{report:#}");
+
+    // An iptables node where nft runs moves to nftables under auto.
+    let out = lab.palisade(bin(), &lab_args("remove", true, true, &auto));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    plain("apply", &["--backend", "iptables", "--limit", "node-02"], 0);
+    assert!(!untouched(&lab, 2));
+    let report = plain("apply", &auto, 0);
+    assert!(
+        kinds(&report, "node-02").contains(&"iptables-left".to_owned()),
+        "{report:#}"
+    );
+    assert!(untouched(&lab, 2) && !table(&lab, 2).is_empty());
+    let out = lab.palisade(bin(), &lab_args("remove", true, true, &auto));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for i in 0..3 {
+        assert!(bare(&lab, i), "node {i}");
+    }
 }

@@ -199,9 +199,9 @@ fn check_row(command: &str, allowed: &[&str], row: &Value, at: &str, errs: &mut 
         }
         if !row
             .get("firewall")
-            .is_some_and(|v| v == "iptables" || v == "nftables")
+            .is_some_and(|v| v == "iptables" || v == "nftables" || v == "auto")
         {
-            errs.push(format!("{at}.firewall is not iptables or nftables"));
+            errs.push(format!("{at}.firewall is not iptables, nftables or auto"));
         }
         for k in ["ipset_version", "iptables_version"] {
             if !row.get(k).is_some_and(|v| v.is_null() || v.is_string()) {
