@@ -493,6 +493,53 @@ mod tests {
         assert!(parts[3].ends_with("\"x\n*filter\n-A INPUT -j DROP\n\" -j RETURN\nCOMMIT\n"));
     }
 
+    /// The node replaces or removes only a table the controller calls
+    /// palisade's (observe::nft's `marked`: a rule of the guard chain
+    /// carries the mark), as nft prints it with blanks or without: never
+    /// another tool's table whose set, or rule of another chain, carries
+    /// the word (real `nft -j` 1.0.6 output).
+    #[test]
+    fn the_node_replaces_only_a_table_the_controller_calls_palisades() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nft/");
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}{f}.json")).unwrap();
+        // As nft prints it without blanks (its keys in the same order).
+        let compact = |j: &str| {
+            j.replace("\": ", "\":")
+                .replace(", \"", ",\"")
+                .replace(", {", ",{")
+        };
+        let theirs = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "palisade", "handle": 1}}, {"set": {"family": "inet", "name": "s", "table": "palisade", "type": "ipv4_addr", "handle": 2, "comment": "palisade"}}, {"chain": {"family": "inet", "table": "palisade", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}, {"rule": {"family": "inet", "table": "palisade", "chain": "input", "handle": 3, "comment": "palisade", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"accept": null}]}}]}"#;
+        // A guard rule without the mark, and another chain's rule with it.
+        let spliced = r#"{"nftables": [{"table": {"family": "inet", "name": "palisade", "handle": 1}}, {"chain": {"family": "inet", "table": "palisade", "name": "guard", "handle": 1, "type": "filter", "hook": "prerouting", "prio": -150, "policy": "accept"}}, {"rule": {"family": "inet", "table": "palisade", "chain": "guard", "handle": 2, "expr": [{"accept": null}]}}, {"chain": {"family": "inet", "table": "palisade", "name": "x", "handle": 3}}, {"rule": {"family": "inet", "table": "palisade", "chain": "x", "handle": 4, "comment": "palisade", "expr": [{"accept": null}]}}]}"#;
+        let cases = [
+            (read("fresh"), true),
+            (compact(&read("fresh")), true),
+            (read("rule-added"), true),
+            (String::new(), true),
+            (read("foreign"), false),
+            (theirs.to_owned(), false),
+            (compact(theirs), false),
+            (spliced.to_owned(), false),
+        ];
+        for (json, ours) in cases {
+            // No table (nothing printed) is none to refuse.
+            let marked = json.is_empty()
+                || crate::observe::nft::parse(&json, "palisade")
+                    .unwrap()
+                    .is_none_or(|t| t.marked);
+            assert_eq!(marked, ours, "the controller: {json}");
+            let script = format!(
+                "ntable=palisade mark={MARK}\n{}ntable_json=\"$1\"\nowned_table\n",
+                code(NFT_APPLY)
+            );
+            let out = std::process::Command::new("sh")
+                .args(["-c", &script, "sh", &json])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.success(), ours, "the node: {json}");
+        }
+    }
+
     /// A quoted value comes back byte for byte from a real shell.
     #[test]
     fn quoted_text_survives_the_shell() {

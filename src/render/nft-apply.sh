@@ -7,11 +7,23 @@
 # first rule).
 
 # owned_table: fail, before anything changes, when the table exists but
-# palisade did not make it.
+# palisade did not make it: as the controller decides (observe::nft's
+# `marked`), a rule of the guard chain carries the mark as its comment. nft
+# -j prints a rule's keys in one order (family, table, chain, handle,
+# comment, expr), with or without blanks; the handle is digits alone, so
+# these patterns match one rule, never a guard rule's start and another's
+# comment. A mark elsewhere (another chain's rule, a set's comment) is not
+# palisade's. Builtins only.
 owned_table() {
-    case $ntable_json in
-        '' | *"\"comment\": \"$mark\""* | *"\"comment\":\"$mark\""*) return 0 ;;
-    esac
+    [ -n "$ntable_json" ] || return 0
+    for b in ' ' ''; do
+        h="\"chain\":$b\"guard\",$b\"handle\":$b" c=",$b\"comment\":$b\"$mark\",$b\"expr\""
+        case $ntable_json in
+            *"$h"[0-9]"$c"* | *"$h"[0-9][0-9]"$c"* | *"$h"[0-9][0-9][0-9]"$c"* | \
+                *"$h"[0-9][0-9][0-9][0-9]"$c"* | *"$h"[0-9][0-9][0-9][0-9][0-9]"$c"* | \
+                *"$h"[0-9][0-9][0-9][0-9][0-9][0-9]"$c"*) return 0 ;;
+        esac
+    done
     echo "palisade: nftables table inet $ntable exists but palisade did not make it; it will not replace another tool's table: remove it, or choose another name (--chain)" >&2
     exit 3
 }

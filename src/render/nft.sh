@@ -10,7 +10,9 @@ tools='nft'
 # left, when palisade's sets are there (it makes them with its chains and
 # takes them away last): ipt_left is then 1, and read_ipt has read its
 # tables and sets, which a change takes away once the table is in. One
-# process more where ipset is installed.
+# process more where ipset is installed and its kernel module loaded
+# (/sys/module/ip_set, there when it is built in too, as it has a
+# parameter): without it, no set can exist.
 read_node() {
     # choose (--backend auto) has just read the table: once.
     if [ "${read_once-0}" = 1 ]; then
@@ -20,7 +22,7 @@ read_node() {
     fi
     ipt_left=0
     table_v4='' table_v6='' mangle_v4='' mangle_v6='' save_v4='' save_v6=''
-    if command -v ipset >/dev/null 2>&1; then
+    if { [ ! -d /sys/module ] || [ -d /sys/module/ip_set ]; } && command -v ipset >/dev/null 2>&1; then
         ipt_sets=$(ipset list -n 2>/dev/null) || ipt_sets=''
         case "$nl$ipt_sets$nl" in
             *"$nl$set4$nl"* | *"$nl$set6$nl"*)

@@ -21,6 +21,7 @@ mod limit;
 mod lockout;
 mod monitor;
 mod multihop;
+mod nft_review;
 mod nftables;
 mod output;
 mod ping;
@@ -119,6 +120,7 @@ fn main() -> ExitCode {
         lockout::TESTS,
         monitor::TESTS,
         multihop::TESTS,
+        nft_review::TESTS,
         nftables::TESTS,
         output::TESTS,
         ping::TESTS,
