@@ -35,6 +35,18 @@
 //! the header gives the added round trip and the one measured by TCP
 //! handshakes with node 0 before the first round.
 //!
+//! Both backends are measured in the same run, against the same floor:
+//! each round runs the floor, the old baseline and `ping` (which reads no
+//! firewall object, so it is measured once), then a fresh apply, a no-op
+//! apply and a verify with `--backend iptables` and with `--backend
+//! nftables`, the two backends' turns alternating from round to round so
+//! that neither always runs on the machine the other just warmed. After
+//! each backend's turn `palisade remove --backend` that backend clears the
+//! nodes, so the other never meets its objects (palisade refuses a node
+//! whose boot restore the other backend wrote) and every fresh apply
+//! starts from nothing. BENCH_BACKENDS (`iptables`, `nftables` or both,
+//! comma-separated; both by default) measures one backend only.
+//!
 //! Usage: bench PATH-TO-PALISADE [NODES] [RUNS] [RTT_MS]
 
 #[path = "../tests/lab/harness.rs"]
@@ -394,10 +406,17 @@ fn phase_medians(json: &[u8]) -> String {
     parts.join(", ")
 }
 
+/// The rows measured for each backend, in the order a round runs them.
+const PER_BACKEND: [&str; 3] = [
+    "palisade apply, fresh (every host changes)",
+    "palisade apply, nothing to do",
+    "palisade verify",
+];
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = || -> ! {
-        eprintln!("usage: bench PATH-TO-PALISADE [NODES] [RUNS] [RTT_MS]");
+        eprintln!("usage: [BENCH_BACKENDS=iptables,nftables] bench PATH-TO-PALISADE [NODES] [RUNS] [RTT_MS]");
         std::process::exit(1);
     };
     let Some(bin) = args.get(1).and_then(|b| std::fs::canonicalize(b).ok()) else {
@@ -414,6 +433,31 @@ fn main() {
         None => None,
         Some(Ok(ms)) if ms <= 10_000 => Some(Duration::from_millis(ms)),
         Some(_) => usage(),
+    };
+    // The backends to measure: a misspelt name is refused, not skipped, or
+    // the run would leave out what it was asked for.
+    let backends: Vec<&str> = match std::env::var("BENCH_BACKENDS") {
+        Err(_) => vec!["iptables", "nftables"],
+        Ok(list) => {
+            let mut chosen: Vec<&str> = Vec::new();
+            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let name = match name {
+                    "iptables" => "iptables",
+                    "nftables" => "nftables",
+                    _ => {
+                        eprintln!("BENCH_BACKENDS: {name:?} is not iptables or nftables");
+                        std::process::exit(1);
+                    }
+                };
+                if !chosen.contains(&name) {
+                    chosen.push(name);
+                }
+            }
+            if chosen.is_empty() {
+                usage();
+            }
+            chosen
+        }
     };
     // One connection per node at once, for palisade and OpenSSH alike.
     let forks = nodes.min(200).to_string();
@@ -433,7 +477,7 @@ fn main() {
             })
     });
     let c = CONTROLLER4.to_string();
-    let palisade_cmd = |cmd: &str| {
+    let palisade_cmd = |cmd: &str, backend: Option<&str>| {
         let mut argv = vec![
             cmd,
             "--json",
@@ -448,6 +492,10 @@ fn main() {
         if matches!(cmd, "apply" | "plan" | "verify") {
             argv.extend(["--allow", &c]);
         }
+        // ping has no --backend (it reads no firewall object): measured once.
+        if let Some(backend) = backend {
+            argv.extend(["--backend", backend]);
+        }
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", &lab.controller])
@@ -460,9 +508,15 @@ fn main() {
             .env_remove("CLICOLOR_FORCE");
         command
     };
-    let palisade = |cmd: &str| measure(&mut palisade_cmd(cmd), None, &format!("palisade {cmd}"));
+    let palisade = |cmd: &str, backend: Option<&str>| {
+        let what = match backend {
+            Some(b) => format!("palisade {cmd} --backend {b}"),
+            None => format!("palisade {cmd}"),
+        };
+        measure(&mut palisade_cmd(cmd, backend), None, &what)
+    };
     // Learn host keys once, so every measured run does the same work.
-    palisade("ping");
+    palisade("ping", None);
 
     let hosts: String = lab.nodes.iter().map(|n| format!("{}\n", n.ip4)).collect();
     // The floor's whitelist: the controller and every node, as palisade's.
@@ -502,14 +556,23 @@ fn main() {
     };
     let fan_out = |script: &str, what: &str| measure(&mut fan_out_cmd(script), Some(hosts.as_bytes()), what);
 
-    let names = [
+    // The rows: three that do not depend on the backend, then three per
+    // backend measured, named as before with the backend after the name,
+    // so that the iptables rows read as the older figures did.
+    let mut names: Vec<String> = [
         "floor: OpenSSH + xargs, curve25519, the recipe",
         "old baseline: OpenSSH + xargs, default kex, reads",
         "palisade ping",
-        "palisade apply, fresh (every host changes)",
-        "palisade apply, nothing to do",
-        "palisade verify",
-    ];
+    ]
+    .map(String::from)
+    .to_vec();
+    for b in &backends {
+        for row in PER_BACKEND {
+            names.push(format!("{row} [{b}]"));
+        }
+    }
+    // Where backend `i`'s three rows start.
+    let row_of = |i: usize| 3 + PER_BACKEND.len() * i;
     let mut got: Vec<Vec<Run>> = vec![Vec::new(); names.len()];
     for round in 0..runs {
         eprintln!("round {} of {runs}", round + 1);
@@ -523,29 +586,41 @@ fn main() {
         };
         got[0].push(with_nodes(&|| fan_out(&floor_script, "the floor")));
         got[1].push(with_nodes(&|| fan_out(&baseline_script, "the old baseline")));
-        got[2].push(with_nodes(&|| palisade("ping")));
-        palisade("remove");
-        got[3].push(with_nodes(&|| palisade("apply")));
-        got[4].push(with_nodes(&|| palisade("apply")));
-        got[5].push(with_nodes(&|| palisade("verify")));
+        got[2].push(with_nodes(&|| palisade("ping", None)));
+        // The backends take turns: the first one this round goes last the next.
+        for k in 0..backends.len() {
+            let i = (k + round) % backends.len();
+            let b = Some(backends[i]);
+            let row = row_of(i);
+            got[row].push(with_nodes(&|| palisade("apply", b)));
+            got[row + 1].push(with_nodes(&|| palisade("apply", b)));
+            got[row + 2].push(with_nodes(&|| palisade("verify", b)));
+            // Clean for the other backend, and for this one's next fresh apply.
+            palisade("remove", b);
+        }
     }
     let med: Vec<Run> = got.into_iter().map(median).collect();
     let floor = med[0].wall.as_secs_f64();
 
     // Where a fresh apply's time goes, per host: its `--json` timings, in
-    // an untimed pass.
-    palisade("remove");
-    let out = palisade_cmd("apply")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .expect("palisade apply");
-    let phases = phase_medians(&out.stdout);
+    // an untimed pass per backend (the nodes are clean: see the rounds).
+    let phases: Vec<String> = backends
+        .iter()
+        .map(|&b| {
+            let out = palisade_cmd("apply", Some(b))
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .expect("palisade apply");
+            palisade("remove", Some(b));
+            phase_medians(&out.stdout)
+        })
+        .collect();
 
     // Processes on node 0, in an untimed pass with strace attached.
     eprintln!("counting processes on {}", lab.nodes[0].name);
     let one_host = format!("{}\n", lab.nodes[0].ip4);
-    let counts = [
+    let mut counts = vec![
         census(&lab, 0, &lab.dir, || {
             measure(
                 &mut fan_out_cmd(&floor_script),
@@ -561,43 +636,38 @@ fn main() {
             );
         }),
         census(&lab, 0, &lab.dir, || {
-            palisade("ping");
-        }),
-        {
-            palisade("remove");
-            census(&lab, 0, &lab.dir, || {
-                palisade("apply");
-            })
-        },
-        census(&lab, 0, &lab.dir, || {
-            palisade("apply");
-        }),
-        census(&lab, 0, &lab.dir, || {
-            palisade("verify");
+            palisade("ping", None);
         }),
     ];
+    for &b in &backends {
+        for cmd in ["apply", "apply", "verify"] {
+            counts.push(census(&lab, 0, &lab.dir, || {
+                palisade(cmd, Some(b));
+            }));
+        }
+        palisade("remove", Some(b));
+    }
 
     // Where the CPU goes, by program, in one more untimed pass of the
-    // floor and of palisade's two applies.
+    // floor and of each backend's two applies.
     eprintln!("profiling the floor and the applies");
-    let profiles = [
-        cpu_by_program(&lab.dir, || {
-            measure(
-                &mut fan_out_cmd(&floor_script),
-                Some(hosts.as_bytes()),
-                "the floor",
-            );
-        }),
-        {
-            palisade("remove");
-            cpu_by_program(&lab.dir, || {
-                palisade("apply");
-            })
-        },
-        cpu_by_program(&lab.dir, || {
-            palisade("apply");
-        }),
-    ];
+    let mut profiled = vec![names[0].clone()];
+    let mut profiles = vec![cpu_by_program(&lab.dir, || {
+        measure(
+            &mut fan_out_cmd(&floor_script),
+            Some(hosts.as_bytes()),
+            "the floor",
+        );
+    })];
+    for (i, &b) in backends.iter().enumerate() {
+        for k in 0..2 {
+            profiled.push(names[row_of(i) + k].clone());
+            profiles.push(cpu_by_program(&lab.dir, || {
+                palisade("apply", Some(b));
+            }));
+        }
+        palisade("remove", Some(b));
+    }
 
     let latency = match (rtt, measured_rtt) {
         (Some(rtt), Some(measured)) => format!(
@@ -611,15 +681,15 @@ fn main() {
         "{nodes} hosts, {forks} at once{latency}, median of {runs} rounds; ratio = time / the floor (lower is better);\n\
          controller CPU and peak RSS from wait4; node CPU: all nodes' sshd descendants (cutime + cstime);\n\
          all CPU: the whole machine's busy time while the command ran (/proc/stat);\n\
-         processes on one node, counted by strace on its sshd\n"
+         processes on one node, counted by strace on its sshd; [iptables], [nftables]: palisade's --backend\n"
     );
     println!(
-        "{:<52} {:>8} {:>6} {:>9} {:>8} {:>10} {:>9} {:>6}",
+        "{:<56} {:>8} {:>6} {:>9} {:>8} {:>10} {:>9} {:>6}",
         "", "seconds", "ratio", "ctl CPU s", "RSS MiB", "node CPU s", "all CPU s", "procs"
     );
     for ((name, run), census) in names.iter().zip(&med).zip(&counts) {
         println!(
-            "{name:<52} {:>8.3} {:>6.2} {:>9.3} {:>8.1} {:>10.3} {:>9.2} {:>6}",
+            "{name:<56} {:>8.3} {:>6.2} {:>9.3} {:>8.1} {:>10.3} {:>9.2} {:>6}",
             run.wall.as_secs_f64(),
             run.wall.as_secs_f64() / floor,
             run.cpu.as_secs_f64(),
@@ -629,7 +699,18 @@ fn main() {
             census.total,
         );
     }
-    println!("\nfresh apply, median per host (ms): {phases}");
+    for (b, phases) in backends.iter().zip(&phases) {
+        println!("\nfresh apply [{b}], median per host (ms): {phases}");
+    }
+    // Issue 22's targets for an nftables node, against this run's floor.
+    if let Some(i) = backends.iter().position(|&b| b == "nftables") {
+        println!("\nissue 22's targets, nftables (median / floor, this run):");
+        for (k, limit) in [1.0, 0.7, 0.7].into_iter().enumerate() {
+            let ratio = med[row_of(i) + k].wall.as_secs_f64() / floor;
+            let met = if ratio <= limit { "met" } else { "not met" };
+            println!("  {}: {ratio:.2} (target <= {limit:.1}x): {met}", PER_BACKEND[k]);
+        }
+    }
     println!("\nprocesses on one node, by program (fork: a subshell that never execs):");
     for (name, census) in names.iter().zip(&counts) {
         let mut by: Vec<(&String, &usize)> = census.execs.iter().collect();
@@ -637,7 +718,6 @@ fn main() {
         let list: Vec<String> = by.iter().map(|(n, k)| format!("{k} {n}")).collect();
         println!("  {name}: {}", list.join(", "));
     }
-    let profiled = [names[0], names[3], names[4]];
     if profiles.iter().any(Option::is_none) {
         println!("\nno CPU by program: perf is missing or failed (apt-get install linux-perf)");
         return;
