@@ -11,6 +11,7 @@
 
 mod agree;
 mod bastion;
+mod certs;
 mod concurrent;
 mod dcos;
 mod firewall;
@@ -110,6 +111,7 @@ fn main() -> ExitCode {
     let lab_tests = [
         agree::TESTS,
         bastion::TESTS,
+        certs::TESTS,
         concurrent::TESTS,
         dcos::TESTS,
         firewall::TESTS,
