@@ -328,6 +328,10 @@ pub struct SshArgs {
     /// Private key file [default: the ssh-agent at SSH_AUTH_SOCK].
     #[arg(long, value_name = "PATH")]
     pub key: Option<PathBuf>,
+    /// OpenSSH user certificate for the key, offered before the bare key
+    /// [default: KEY-cert.pub when it is there].
+    #[arg(long, value_name = "PATH")]
+    pub certificate: Option<PathBuf>,
     /// SSH port [default: 22].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,

@@ -63,6 +63,8 @@ pub struct Config {
 pub struct SshConfig {
     pub user: Option<String>,
     pub key: Option<PathBuf>,
+    /// The user certificate for `key` (`--certificate`).
+    pub certificate: Option<PathBuf>,
     pub port: Option<u16>,
     pub known_hosts: Option<PathBuf>,
     pub host_key_checking: Option<HostKeyChecking>,
@@ -152,6 +154,7 @@ impl Config {
             ("state", &mut config.state),
             ("inventory", &mut config.inventory),
             ("ssh.key", &mut config.ssh.key),
+            ("ssh.certificate", &mut config.ssh.certificate),
             ("ssh.known_hosts", &mut config.ssh.known_hosts),
             ("ssh.ssh_config", &mut config.ssh.ssh_config),
         ] {
@@ -189,6 +192,7 @@ impl Config {
 pub struct SshGiven {
     pub user: Option<String>,
     pub key: Option<String>,
+    pub certificate: Option<String>,
     pub port: Option<String>,
     pub jump: Option<String>,
     pub known_hosts: Option<String>,
@@ -206,6 +210,8 @@ pub struct Settings {
     pub verbose: bool,
     pub user: String,
     pub key: Option<PathBuf>,
+    /// The user certificate for `key`, when one is named.
+    pub certificate: Option<PathBuf>,
     pub port: u16,
     pub known_hosts: PathBuf,
     pub host_key_checking: HostKeyChecking,
@@ -417,6 +423,12 @@ impl Settings {
         let ssh_given = SshGiven {
             user: given(ssh.user.is_some(), user_in_file, "user", "ssh.user"),
             key: given(ssh.key.is_some(), config.ssh.key.is_some(), "key", "ssh.key"),
+            certificate: given(
+                ssh.certificate.is_some(),
+                config.ssh.certificate.is_some(),
+                "certificate",
+                "ssh.certificate",
+            ),
             port: given(ssh.port.is_some(), config.ssh.port.is_some(), "port", "ssh.port"),
             jump: given(ssh.jump.is_some(), config.ssh.jump.is_some(), "jump", "ssh.jump"),
             known_hosts: given(
@@ -457,6 +469,7 @@ impl Settings {
             verbose: flags.global.verbose > 0,
             user,
             key: ssh.key.clone().or(config.ssh.key),
+            certificate: ssh.certificate.clone().or(config.ssh.certificate),
             port,
             known_hosts,
             host_key_checking: ssh

@@ -106,6 +106,12 @@ fn ssh_options(settings: &Settings, hosts: &[Host]) -> Result<SshOptions> {
         settings.key.clone(),
         file.key.map(|(k, at)| (Some(k), at)),
     );
+    let certificate = pick(
+        "certificate",
+        &g.certificate,
+        settings.certificate.clone(),
+        file.certificate.map(|(c, at)| (Some(c), at)),
+    );
     let port = pick("port", &g.port, settings.port, file.port);
     let jump = pick("jump", &g.jump, settings.jump.clone(), file.jump);
     let known_hosts_path = pick(
@@ -134,9 +140,15 @@ fn ssh_options(settings: &Settings, hosts: &[Host]) -> Result<SshOptions> {
         every
     });
     let credentials = match &key {
-        Some(path) => Credentials::Key(Arc::new(
-            crate::transport::load_key(path).map_err(anyhow::Error::msg)?,
-        )),
+        Some(path) => {
+            crate::transport::load_credentials(path, certificate.as_deref()).map_err(anyhow::Error::msg)?
+        }
+        None if let Some(cert) = &certificate => bail!(
+            "{}: a certificate needs the key it certifies: give --key (or ssh.key, or IdentityFile in \
+             ssh_config); a certificate the ssh-agent holds (ssh-add KEY adds KEY-cert.pub with it) is used \
+             without one",
+            cert.display()
+        ),
         None => match std::env::var_os("SSH_AUTH_SOCK") {
             Some(sock) if !sock.is_empty() => Credentials::Agent(PathBuf::from(sock)),
             _ => bail!(
@@ -179,9 +191,8 @@ fn hop_credentials(
     for (i, hop) in jump.hops.iter().enumerate() {
         let (credentials, shown) = match &hop.key {
             Some(path) if Some(path.as_path()) != run_key => (
-                Credentials::Key(Arc::new(
-                    crate::transport::load_key(path).map_err(|e| anyhow!("{}: {e}", jump.label(i)))?,
-                )),
+                crate::transport::load_credentials(path, None)
+                    .map_err(|e| anyhow!("{}: {e}", jump.label(i)))?,
                 format!("key {}", path.display()),
             ),
             _ => (run.clone(), "the run's key or agent".to_owned()),
@@ -216,6 +227,7 @@ fn ssh_config(settings: &Settings, hosts: &[Host]) -> Result<crate::transport::s
     let given = Given {
         user: g.user.is_some(),
         key: g.key.is_some(),
+        certificate: g.certificate.is_some(),
         port: g.port.is_some(),
         jump: g.jump.is_some(),
         known_hosts: g.known_hosts.is_some(),

@@ -274,7 +274,7 @@ fn xml_char(c: char) -> bool {
 
 /// `t` as JUnit's timestamp: ISO 8601 in UTC, to the second, without a
 /// zone (the form the Ant JUnit schema takes).
-fn utc(t: SystemTime) -> String {
+pub(crate) fn utc(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).

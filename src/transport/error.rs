@@ -42,8 +42,23 @@ pub enum HostError {
         file: String,
         reason: String,
     },
-    #[error("the server presents a host certificate; palisade checks plain host keys only")]
-    HostCertificate,
+    #[error("host certificate of {host} refused: {reason} (known_hosts {file})")]
+    HostCertificate {
+        host: String,
+        reason: String,
+        file: String,
+    },
+    #[error(
+        "host {host} presents a plain host key {presented}, not a certificate, though {file} line {line} \
+         trusts a certificate authority for it; palisade does not learn a plain key for such a host \
+         (give the node a host certificate, or add the key to {file} if it is the node's)"
+    )]
+    HostKeyNotCertified {
+        host: String,
+        presented: String,
+        file: String,
+        line: usize,
+    },
     #[error("authentication as {user} failed ({method})")]
     Auth { user: String, method: String },
     #[error("ssh-agent: {0}")]

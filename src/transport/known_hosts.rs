@@ -6,8 +6,9 @@
 //! later line matches, which is exactly what a reprovisioned bare-metal fleet
 //! (same IPs, new keys, old lines left behind) produces. Here any matching
 //! line accepts; plain, wildcard (`*`, `?`), negated (`!`) and hashed
-//! (`|1|salt|hash`) host patterns all work; `@revoked` keys are refused and
-//! `@cert-authority` lines are skipped (palisade does not do host certs).
+//! (`|1|salt|hash`) host patterns all work; `@revoked` keys are refused, and
+//! `@cert-authority` lines name the CAs whose host certificates are
+//! trusted for the hosts they match (see `certs`).
 //!
 //! A host that already has keys on record but presents another one is
 //! refused as changed, whatever its type: palisade asks for the recorded
@@ -106,6 +107,31 @@ impl KnownHosts {
         } else {
             Verdict::Changed { known }
         }
+    }
+
+    /// The `@cert-authority` lines that match the host: their line
+    /// numbers and CA keys.
+    pub fn authorities(&self, host: &str, port: u16) -> Vec<(usize, PublicKey)> {
+        let name = host_name(host, port);
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .filter(|e| e.marker == Marker::CertAuthority && host_matches(&e.patterns, &name))
+            .map(|e| (e.line, e.key.clone()))
+            .collect()
+    }
+
+    /// The line of a `@revoked` entry for the host that holds `key`, if
+    /// any: a host certificate is refused when its key or its CA's is.
+    pub fn revoked(&self, host: &str, port: u16, key: &PublicKey) -> Option<usize> {
+        let name = host_name(host, port);
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .find(|e| {
+                e.marker == Marker::Revoked && same_key(&e.key, key) && host_matches(&e.patterns, &name)
+            })
+            .map(|e| e.line)
     }
 
     /// Host key algorithms on record for the host, to ask the server for
@@ -373,6 +399,35 @@ mod tests {
             Verdict::Revoked { line: 1 }
         );
         assert_eq!(kh.check("198.18.1.10", 22, &key(ED_A)), Verdict::Unknown);
+    }
+
+    #[test]
+    fn cert_authority_lines_name_the_cas_of_the_hosts_they_match() {
+        let salt = [9u8; 20];
+        let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(&salt).unwrap();
+        mac.update(b"[198.18.1.12]:2222");
+        let hashed = format!(
+            "|1|{}|{}",
+            BASE64.encode(&salt),
+            BASE64.encode(&mac.finalize().into_bytes())
+        );
+        let kh = hosts(&format!(
+            "@cert-authority 198.18.1.*,!198.18.1.99 {ED_A}\n\
+             @cert-authority {hashed} {ED_B}\n\
+             198.18.1.10 {ED_B}\n\
+             @revoked 198.18.1.11 {ED_A}\n"
+        ));
+        assert_eq!(kh.authorities("198.18.1.10", 22), vec![(1, key(ED_A))]);
+        assert_eq!(kh.authorities("198.18.1.99", 22), vec![]);
+        assert_eq!(kh.authorities("198.18.2.1", 22), vec![]);
+        // `[host]:port` for another port, hashed names too, as OpenSSH.
+        assert_eq!(kh.authorities("198.18.1.12", 2222), vec![(2, key(ED_B))]);
+        assert_eq!(kh.authorities("198.18.1.12", 22), vec![(1, key(ED_A))]);
+        // A plain line is no CA, and a CA line vouches for no plain key.
+        assert_eq!(kh.check("198.18.1.12", 22, &key(ED_A)), Verdict::Unknown);
+        assert_eq!(kh.revoked("198.18.1.11", 22, &key(ED_A)), Some(4));
+        assert_eq!(kh.revoked("198.18.1.10", 22, &key(ED_A)), None);
+        assert_eq!(kh.revoked("198.18.1.11", 22, &key(ED_B)), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! a failing script) is data in that host's outcome and never stops the
 //! others.
 
+pub mod certs;
 mod ecdsa_pem;
 mod error;
 mod fanout;
@@ -23,7 +24,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::keys::PrivateKey;
+use russh::keys::{Certificate, PrivateKey};
 use serde::Deserialize;
 
 pub use error::HostError;
@@ -48,7 +49,16 @@ pub enum HostKeyChecking {
 pub enum Credentials {
     /// A private key, loaded (and decrypted) once for the whole run.
     Key(Arc<PrivateKey>),
-    /// The ssh-agent listening on this socket.
+    /// A private key and an OpenSSH user certificate for it, checked
+    /// locally when loaded: the certificate is offered first, then the bare
+    /// key when the server refuses it, as ssh(1) does.
+    Certified {
+        key: Arc<PrivateKey>,
+        cert: Arc<Certificate>,
+        /// Where the certificate was read, for `-v` and errors.
+        file: PathBuf,
+    },
+    /// The ssh-agent listening on this socket (its certificates first).
     Agent(PathBuf),
 }
 
@@ -56,6 +66,9 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Credentials::Key(k) => write!(f, "Key({})", k.algorithm()),
+            Credentials::Certified { key, file, .. } => {
+                write!(f, "Certified({}, {})", key.algorithm(), file.display())
+            }
             Credentials::Agent(p) => write!(f, "Agent({})", p.display()),
         }
     }
@@ -351,6 +364,38 @@ pub fn load_key(path: &Path) -> Result<PrivateKey, String> {
             Err(message)
         }
     }
+}
+
+/// The key at `key_path` with its user certificate, if it has one:
+/// `certificate` when given (`--certificate`, `ssh.certificate`,
+/// ssh_config's `CertificateFile`), else `KEY-cert.pub` beside the key
+/// when it is there, as ssh(1) looks for it. A certificate that is not
+/// this key's, or not valid now, is an error naming its file: it is
+/// found here, before any node is contacted.
+pub fn load_credentials(key_path: &Path, certificate: Option<&Path>) -> Result<Credentials, String> {
+    let key = load_key(key_path)?;
+    let beside = {
+        let mut p = key_path.as_os_str().to_owned();
+        p.push("-cert.pub");
+        PathBuf::from(p)
+    };
+    let file = match certificate {
+        Some(path) => path.to_path_buf(),
+        None if beside.is_file() => beside,
+        None => return Ok(Credentials::Key(Arc::new(key))),
+    };
+    let cert = certs::load_user_certificate(&file, key.public_key(), certs::now())?;
+    tracing::info!(
+        "ssh certificate: {} ({}, principals {})",
+        crate::report::terminal::escape(&file.display().to_string()),
+        crate::report::terminal::escape(&certs::label(&cert)),
+        crate::report::terminal::escape(&cert.valid_principals().join(","))
+    );
+    Ok(Credentials::Certified {
+        key: Arc::new(key),
+        cert: Arc::new(cert),
+        file,
+    })
 }
 
 /// Lets the process hold a socket per concurrent host (and a bastion

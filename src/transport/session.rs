@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 use russh::client::{self, Handle};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::{
+    Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate,
+};
 use russh::{ChannelMsg, Disconnect, Preferred, kex};
 
+use super::certs;
 use super::known_hosts::{self, KnownHosts, Verdict};
 use super::{Credentials, HostError, HostKeyChecking, Privilege, Script, SshOptions};
 use crate::timing::{Phase, Timings};
@@ -718,7 +721,7 @@ pub(super) async fn connect(
         Ok(Ok(handle)) => handle,
     };
     let start = Instant::now();
-    let auth = tokio::time::timeout(after, authenticate(&mut handle, user, credentials)).await;
+    let auth = tokio::time::timeout(after, authenticate(&mut handle, &socket, user, credentials)).await;
     timings.add(Phase::Auth, start.elapsed());
     auth.map_err(|_| HostError::ConnectTimeout { addr: socket, after })??;
     Ok((handle, peer))
@@ -742,6 +745,12 @@ fn config_for(known_hosts: &KnownHosts, host: &str, port: u16) -> client::Config
             key.push(alg.clone());
         }
     }
+    // A server presents its host certificate only when asked for one; ask
+    // when a `@cert-authority` line could vouch for it, as ssh(1) does.
+    let host_key_certificates = match known_hosts.authorities(host, port).is_empty() {
+        true => Cow::Borrowed(&[][..]),
+        false => Cow::Owned(certs::host_certificate_algorithms()),
+    };
     client::Config {
         nodelay: true,
         keepalive_interval: Some(Duration::from_secs(15)),
@@ -750,25 +759,67 @@ fn config_for(known_hosts: &KnownHosts, host: &str, port: u16) -> client::Config
         preferred: Preferred {
             kex: Cow::Borrowed(KEX_ORDER),
             key: Cow::Owned(key),
+            host_key_certificates,
             ..Preferred::DEFAULT
         },
         ..Default::default()
     }
 }
 
-async fn authenticate(handle: &mut Handle<Client>, user: &str, creds: &Credentials) -> Result<(), HostError> {
+/// Logs in to `host` (`host:port`, for `-v`) as `user`.
+async fn authenticate(
+    handle: &mut Handle<Client>,
+    host: &str,
+    user: &str,
+    creds: &Credentials,
+) -> Result<(), HostError> {
     match creds {
         Credentials::Key(key) => {
-            let hash = rsa_hash(handle, key.public_key()).await?;
-            let res = handle
-                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash))
-                .await?;
-            if res.success() {
+            if offer_key(handle, user, key).await? {
                 return Ok(());
             }
             Err(HostError::Auth {
                 user: user.into(),
                 method: format!("key {}", known_hosts::describe(key.public_key())),
+            })
+        }
+        Credentials::Certified { key, cert, file } => {
+            let res = if key.algorithm().is_rsa() {
+                let hash = rsa_hash(handle, key.public_key()).await?;
+                let mut signer = certs::KeySigner(key.clone());
+                handle
+                    .authenticate_certificate_with(user, (**cert).clone(), hash, &mut signer)
+                    .await
+                    .map_err(|e| HostError::Auth {
+                        user: user.into(),
+                        method: format!("certificate {}: cannot sign: {e}", file.display()),
+                    })?
+            } else {
+                handle
+                    .authenticate_openssh_cert(user, key.clone(), (**cert).clone())
+                    .await?
+            };
+            if res.success() {
+                return Ok(());
+            }
+            // As ssh(1): a certificate the server does not take (its CA not
+            // trusted there, no principal for the user) leaves the bare key.
+            tracing::info!(
+                "{}: the server refused the {} from {}; trying the bare key",
+                crate::report::terminal::escape(host),
+                crate::report::terminal::escape(&certs::label(cert)),
+                crate::report::terminal::escape(&file.display().to_string())
+            );
+            if offer_key(handle, user, key).await? {
+                return Ok(());
+            }
+            Err(HostError::Auth {
+                user: user.into(),
+                method: format!(
+                    "certificate {} and then the bare key {}",
+                    file.display(),
+                    known_hosts::describe(key.public_key())
+                ),
             })
         }
         Credentials::Agent(socket) => {
@@ -779,15 +830,49 @@ async fn authenticate(handle: &mut Handle<Client>, user: &str, creds: &Credentia
                 .request_identities()
                 .await
                 .map_err(|e| HostError::Agent(format!("cannot list keys: {e}")))?;
+            // Certificates first, as ssh(1) offers them; one outside its
+            // validity window would only spend one of sshd's MaxAuthTries.
+            let now = certs::now();
+            let mut offered = 0;
+            for id in &identities {
+                let AgentIdentity::Certificate { certificate, .. } = id else {
+                    continue;
+                };
+                if let Some(why) = certs::outside_window(certificate, now) {
+                    tracing::info!(
+                        "ssh-agent: skipping the {}: it is {why}",
+                        crate::report::terminal::escape(&certs::label(certificate))
+                    );
+                    continue;
+                }
+                if offered == MAX_AGENT_KEYS {
+                    break;
+                }
+                offered += 1;
+                let key = PublicKey::new(certificate.public_key().clone(), "");
+                let hash = rsa_hash(handle, &key).await?;
+                let res = handle
+                    .authenticate_certificate_with(user, certificate.clone(), hash, &mut agent)
+                    .await
+                    .map_err(|e| HostError::Agent(format!("signing failed: {e}")))?;
+                if res.success() {
+                    return Ok(());
+                }
+                tracing::info!(
+                    "{}: the server refused the agent's {}",
+                    crate::report::terminal::escape(host),
+                    crate::report::terminal::escape(&certs::label(certificate))
+                );
+            }
             let keys: Vec<PublicKey> = identities
                 .into_iter()
                 .filter_map(|id| match id {
                     AgentIdentity::PublicKey { key, .. } => Some(key),
                     AgentIdentity::Certificate { .. } => None,
                 })
-                .take(MAX_AGENT_KEYS)
+                .take(MAX_AGENT_KEYS - offered)
                 .collect();
-            if keys.is_empty() {
+            if keys.is_empty() && offered == 0 {
                 return Err(HostError::Agent("the agent holds no keys".into()));
             }
             for key in &keys {
@@ -802,10 +887,26 @@ async fn authenticate(handle: &mut Handle<Client>, user: &str, creds: &Credentia
             }
             Err(HostError::Auth {
                 user: user.into(),
-                method: format!("{} ssh-agent key(s)", keys.len()),
+                method: match offered {
+                    0 => format!("{} ssh-agent key(s)", keys.len()),
+                    n => format!("{n} ssh-agent certificate(s) and {} key(s)", keys.len()),
+                },
             })
         }
     }
+}
+
+/// Offers a key in memory, signed at once; whether the server took it.
+async fn offer_key(
+    handle: &mut Handle<Client>,
+    user: &str,
+    key: &Arc<PrivateKey>,
+) -> Result<bool, HostError> {
+    let hash = rsa_hash(handle, key.public_key()).await?;
+    let res = handle
+        .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash))
+        .await?;
+    Ok(res.success())
 }
 
 /// RSA keys sign with SHA-2: the best hash the server announces, and
@@ -834,21 +935,95 @@ impl Client {
         *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(problem);
         Ok(false)
     }
+
+    /// A host certificate is accepted when a `@cert-authority` line for the
+    /// host names its CA, neither its key nor its CA's is `@revoked` for
+    /// the host, and it vouches for the host now ([`certs::check_host_certificate`]).
+    /// Nothing is learned from it. (The key exchange was signed with the
+    /// certificate's key before this is asked.)
+    fn check_certificate(&self, cert: &Certificate) -> Result<bool, russh::Error> {
+        let file = self.known_hosts.path().display().to_string();
+        let host = known_hosts::host_name(&self.host, self.port);
+        let refuse = |reason: String| {
+            self.refuse(HostError::HostCertificate {
+                host: host.clone(),
+                reason,
+                file: file.clone(),
+            })
+        };
+        let host_key = PublicKey::new(cert.public_key().clone(), "");
+        let ca = PublicKey::new(cert.signature_key().clone(), "");
+        if let Some(line) = self.known_hosts.revoked(&self.host, self.port, &host_key) {
+            return refuse(format!(
+                "its host key {} is revoked (line {line})",
+                known_hosts::describe(&host_key)
+            ));
+        }
+        if let Some(line) = self.known_hosts.revoked(&self.host, self.port, &ca) {
+            return refuse(format!(
+                "its CA {} is revoked (line {line})",
+                known_hosts::describe(&ca)
+            ));
+        }
+        let authorities = self.known_hosts.authorities(&self.host, self.port);
+        let Some((line, trusted)) = authorities.iter().find(|(_, k)| k.key_data() == ca.key_data()) else {
+            return refuse(match authorities.len() {
+                0 => format!(
+                    "it is signed by CA {}, and no @cert-authority line matches {host}",
+                    known_hosts::describe(&ca)
+                ),
+                _ => format!(
+                    "it is signed by an unknown CA {}: the @cert-authority lines for {host} ({}) name others",
+                    known_hosts::describe(&ca),
+                    authorities
+                        .iter()
+                        .map(|(l, _)| l.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        };
+        match certs::check_host_certificate(cert, trusted, &self.host, certs::now()) {
+            Ok(()) => {
+                tracing::debug!(
+                    "{}: host {} trusted through @cert-authority line {line}",
+                    crate::report::terminal::escape(&host),
+                    crate::report::terminal::escape(&certs::label(cert))
+                );
+                Ok(true)
+            }
+            Err(why) => refuse(format!("{}: {why}", certs::label(cert))),
+        }
+    }
 }
 
 impl client::Handler for Client {
     type Error = russh::Error;
 
     async fn check_server_key(&mut self, server: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        let PublicKeyOrCertificate::PublicKey { key, .. } = server else {
-            return self.refuse(HostError::HostCertificate);
-        };
         if self.checking == HostKeyChecking::Off {
             return Ok(true);
         }
+        let key = match server {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            PublicKeyOrCertificate::Certificate(cert) => return self.check_certificate(cert),
+        };
         let file = self.known_hosts.path().display().to_string();
         let host = known_hosts::host_name(&self.host, self.port);
-        match self.known_hosts.check(&self.host, self.port, key) {
+        let verdict = self.known_hosts.check(&self.host, self.port, key);
+        // A host a CA vouches for proves itself with a certificate: its
+        // plain key is never learned, whatever the checking mode.
+        if verdict == Verdict::Unknown
+            && let Some((line, _)) = self.known_hosts.authorities(&self.host, self.port).first()
+        {
+            return self.refuse(HostError::HostKeyNotCertified {
+                host,
+                presented: known_hosts::describe(key),
+                file,
+                line: *line,
+            });
+        }
+        match verdict {
             Verdict::Known => Ok(true),
             Verdict::Unknown if self.checking == HostKeyChecking::AcceptNew => {
                 match self.known_hosts.learn(&self.host, self.port, key) {

@@ -82,6 +82,8 @@ pub struct HostSettings {
     values: BTreeMap<String, (Vec<String>, Origin)>,
     /// Every `IdentityFile` that applies, in order (they accumulate).
     pub identity_files: Vec<(String, Origin)>,
+    /// Every `CertificateFile` that applies, in order (they accumulate too).
+    pub certificate_files: Vec<(String, Origin)>,
 }
 
 impl HostSettings {
@@ -163,6 +165,10 @@ fn walk(
                 if key == "identityfile" {
                     if let Some(a) = args.first() {
                         out.identity_files.push((a.clone(), at.clone()));
+                    }
+                } else if key == "certificatefile" {
+                    if let Some(a) = args.first() {
+                        out.certificate_files.push((a.clone(), at.clone()));
                     }
                 } else {
                     out.values
@@ -428,6 +434,7 @@ fn criteria(args: &[String]) -> Result<Vec<Criterion>, String> {
 pub struct Given {
     pub user: bool,
     pub key: bool,
+    pub certificate: bool,
     pub port: bool,
     pub jump: bool,
     pub known_hosts: bool,
@@ -444,6 +451,8 @@ pub type FromFile<T> = Option<(T, Origin)>;
 pub struct ForRun {
     pub user: FromFile<String>,
     pub key: FromFile<PathBuf>,
+    /// `CertificateFile`: the first that is there.
+    pub certificate: FromFile<PathBuf>,
     pub port: FromFile<u16>,
     /// `Some((None, _))`: `ProxyJump none`, no bastion even if palisade's
     /// default would have one.
@@ -504,6 +513,7 @@ impl SshConfigFile {
             }
             same!(user, "users", "user", "user");
             same!(key, "keys", "key", "key");
+            same!(certificate, "certificates", "certificate", "certificate");
             same!(port, "ports", "port", "port");
             same!(jump, "bastions (ProxyJump)", "bastion", "jump");
             same!(
@@ -572,6 +582,17 @@ impl SshConfigFile {
                 let path = expand(arg, at)?;
                 if path.exists() {
                     run.key = Some((path, at.clone()));
+                    break;
+                }
+            }
+        }
+        if !given.certificate {
+            // Like IdentityFile: each one that applies, the first that is
+            // there (ssh(1) tries them all; palisade logs in with one).
+            for (arg, at) in &s.certificate_files {
+                let path = expand(arg, at)?;
+                if path.exists() {
+                    run.certificate = Some((path, at.clone()));
                     break;
                 }
             }
@@ -883,5 +904,40 @@ mod tests {
         assert_eq!(cfg.jump("NONE", &at).unwrap(), None);
         let e = cfg.jump("b1,", &at).unwrap_err();
         assert!(e.contains("config:5: ProxyJump: hop 2 of 2"), "{e}");
+    }
+
+    #[test]
+    fn certificate_file_is_the_first_that_is_there_unless_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("id-cert.pub");
+        std::fs::write(&cert, "not read here").unwrap();
+        let d = dir.path().display();
+        let cfg = load(
+            dir.path(),
+            &format!(
+                "Host 10.*
+  CertificateFile {d}/missing-cert.pub
+Host *
+  CertificateFile {d}/id-cert.pub
+"
+            ),
+        )
+        .unwrap();
+        let host = Named {
+            address: "10.0.0.1".into(),
+            name: "node-1",
+        };
+        let run = cfg.for_run(&[host], "core", Given::default()).unwrap();
+        let (path, at) = run.certificate.unwrap();
+        assert_eq!((path.as_path(), at.line), (cert.as_path(), 4));
+        let host = Named {
+            address: "10.0.0.1".into(),
+            name: "node-1",
+        };
+        let given = Given {
+            certificate: true,
+            ..Given::default()
+        };
+        assert!(cfg.for_run(&[host], "core", given).unwrap().certificate.is_none());
     }
 }

@@ -899,6 +899,18 @@ impl Lab {
         self.start_sshd(i);
     }
 
+    /// Gives plain node `i` the lab's sshd_config with `extra` after it, and
+    /// restarts its sshd. sshd keeps a keyword's first value, so `extra`
+    /// overrides a keyword the lab's config sets only in a `Match all`
+    /// block at its end.
+    pub fn sshd_extra(&mut self, i: usize, extra: &str) {
+        self.write_sshd_config(i).unwrap_or_else(|e| panic!("{e}"));
+        let path = self.nodes[i].dir.join("sshd_config");
+        let conf = read(&path).unwrap_or_else(|e| panic!("{e}")) + extra;
+        write(&path, &conf, 0o644).unwrap_or_else(|e| panic!("{e}"));
+        self.start_sshd(i);
+    }
+
     /// Gives a node a new host key, as reprovisioning does.
     pub fn new_host_key(&mut self, i: usize) {
         let key = self.nodes[i].dir.join("host_ed25519");

@@ -11,6 +11,7 @@
 
 mod agree;
 mod bastion;
+mod certs;
 mod concurrent;
 mod dcos;
 mod firewall;
@@ -111,6 +112,7 @@ fn main() -> ExitCode {
     let lab_tests = [
         agree::TESTS,
         bastion::TESTS,
+        certs::TESTS,
         concurrent::TESTS,
         dcos::TESTS,
         firewall::TESTS,
