@@ -17,13 +17,14 @@ use crate::transport::{HostKeyChecking, Jump};
 #[command(name = "palisade", version, about, propagate_version = true, after_help = MAIN_HELP)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
     #[command(flatten)]
+    /// The flags every command takes; `main` reads `-v` before a command runs.
     pub global: GlobalArgs,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Show the fleet: every node, its role and all its addresses.
     #[command(after_help = INVENTORY_HELP)]
     Inventory(InventoryArgs),
@@ -53,27 +54,27 @@ pub enum Command {
 /// The flags a command takes, by group. A group the command does not take
 /// is `None`: the config file and palisade's defaults fill it in.
 #[derive(Debug)]
-pub struct Flags<'a> {
-    pub global: &'a GlobalArgs,
-    pub target: &'a TargetArgs,
-    pub ssh: Option<&'a SshArgs>,
-    pub firewall: Option<&'a FirewallArgs>,
-    pub whitelist: Option<&'a WhitelistArgs>,
+pub(crate) struct Flags<'a> {
+    pub(crate) global: &'a GlobalArgs,
+    pub(crate) target: &'a TargetArgs,
+    pub(crate) ssh: Option<&'a SshArgs>,
+    pub(crate) firewall: Option<&'a FirewallArgs>,
+    pub(crate) whitelist: Option<&'a WhitelistArgs>,
     /// plan and apply: `--public-only`.
-    pub public_only: bool,
+    pub(crate) public_only: bool,
     /// apply only.
-    pub confirm_timeout: Option<u64>,
+    pub(crate) confirm_timeout: Option<u64>,
     /// verify only: the files a monitored run writes.
-    pub monitor: Option<&'a MonitorArgs>,
+    pub(crate) monitor: Option<&'a MonitorArgs>,
     /// ping only: the backend whose tools to check (the other commands
     /// have it in `firewall`).
-    pub backend: Option<crate::policy::FirewallBackend>,
+    pub(crate) backend: Option<crate::policy::FirewallBackend>,
 }
 
 impl Cli {
     /// The flags of a command that reads the fleet; `None` for the commands
     /// that only describe palisade itself (completions, man).
-    pub fn flags(&self) -> Option<Flags<'_>> {
+    pub(crate) fn flags(&self) -> Option<Flags<'_>> {
         let global = &self.global;
         let flags = |target, ssh| Flags {
             global,
@@ -128,61 +129,61 @@ impl Cli {
 pub struct GlobalArgs {
     /// Config file [default: ./palisade.toml when it exists].
     #[arg(long, global = true, value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Print a machine-readable JSON report on stdout, and nothing else.
     #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
 
 #[derive(Debug, Args)]
-pub struct InventoryArgs {
+pub(crate) struct InventoryArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct PingArgs {
+pub(crate) struct PingArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
     #[command(flatten)]
-    pub ssh: SshArgs,
+    pub(crate) ssh: SshArgs,
     /// The backend whose tools each node is checked for: iptables,
     /// nftables, or auto (each node's as apply would pick it) [default:
     /// iptables].
     #[arg(long, value_name = "iptables|nftables|auto", help_heading = "Firewall")]
-    pub backend: Option<crate::policy::FirewallBackend>,
+    pub(crate) backend: Option<crate::policy::FirewallBackend>,
 }
 
 /// plan and verify: they read each node and compare it with the whitelist.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
     #[command(flatten)]
-    pub ssh: SshArgs,
+    pub(crate) ssh: SshArgs,
     #[command(flatten)]
-    pub whitelist: WhitelistArgs,
+    pub(crate) whitelist: WhitelistArgs,
     #[command(flatten)]
-    pub firewall: FirewallArgs,
+    pub(crate) firewall: FirewallArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     #[command(flatten)]
-    pub check: CheckArgs,
+    pub(crate) check: CheckArgs,
     #[command(flatten)]
-    pub public_only: PublicOnly,
+    pub(crate) public_only: PublicOnly,
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     #[command(flatten)]
-    pub check: CheckArgs,
+    pub(crate) check: CheckArgs,
     #[command(flatten)]
-    pub monitor: MonitorArgs,
+    pub(crate) monitor: MonitorArgs,
 }
 
 /// What verify leaves behind for a monitoring system or a CI server,
@@ -190,13 +191,13 @@ pub struct VerifyArgs {
 /// that.
 #[derive(Clone, Debug, Default, Args)]
 #[command(next_help_heading = "Monitoring")]
-pub struct MonitorArgs {
+pub(crate) struct MonitorArgs {
     /// Also write the result as Prometheus metrics to FILE (for
     /// node_exporter's textfile collector: name it *.prom in its
     /// directory), whole or not at all: a temporary file beside it is
     /// renamed over it.
     #[arg(long, value_name = "FILE")]
-    pub prometheus: Option<PathBuf>,
+    pub(crate) prometheus: Option<PathBuf>,
     /// A label on every metric of --prometheus, as NAME=VALUE (cluster=eu-1,
     /// to tell the clusters one node_exporter reports apart); repeatable.
     #[arg(
@@ -205,114 +206,114 @@ pub struct MonitorArgs {
         value_parser = parse_metric_label,
         requires = "prometheus"
     )]
-    pub prometheus_labels: Vec<(String, String)>,
+    pub(crate) prometheus_labels: Vec<(String, String)>,
     /// Also write a JUnit XML report to FILE, one test case per host (a
     /// drifted host fails, an unreachable one errs), for a CI server;
     /// written like --prometheus.
     #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
+    pub(crate) junit: Option<PathBuf>,
 }
 
 /// plan and apply check that the inventory knows a private address for
 /// every node; this flag says the fleet needs none.
 #[derive(Debug, Args)]
-pub struct PublicOnly {
+pub(crate) struct PublicOnly {
     /// The nodes talk to each other only over the addresses the inventory
     /// has: apply even when it knows no private address for some nodes
     /// (`terraform output -json`, a static host with one address).
     #[arg(long = "public-only", help_heading = "Whitelist")]
-    pub on: bool,
+    pub(crate) on: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
     #[command(flatten)]
-    pub ssh: SshArgs,
+    pub(crate) ssh: SshArgs,
     #[command(flatten)]
-    pub whitelist: WhitelistArgs,
+    pub(crate) whitelist: WhitelistArgs,
     #[command(flatten)]
-    pub firewall: FirewallArgs,
+    pub(crate) firewall: FirewallArgs,
     #[command(flatten)]
-    pub public_only: PublicOnly,
+    pub(crate) public_only: PublicOnly,
     /// Seconds a changed node waits for palisade to prove that new
     /// connections still get through, before it undoes the change by itself
     /// [default: 60].
     #[arg(long, value_name = "SECONDS", help_heading = "Firewall")]
-    pub confirm_timeout: Option<u64>,
+    pub(crate) confirm_timeout: Option<u64>,
 }
 
 /// remove needs only the names of what it takes off.
 #[derive(Debug, Args)]
-pub struct RemoveArgs {
+pub(crate) struct RemoveArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
     #[command(flatten)]
-    pub ssh: SshArgs,
+    pub(crate) ssh: SshArgs,
     #[command(flatten)]
-    pub firewall: FirewallArgs,
+    pub(crate) firewall: FirewallArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete palisade's commands and flags in.
     #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// Write palisade.1 and one page per command (palisade-apply.1, ...)
     /// into this directory instead of printing palisade(1).
     #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// Where the fleet comes from, and which of its hosts a run works on.
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Hosts")]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Terraform state, `terraform show -json` or `terraform output -json`
     /// document; `-` reads standard input [default: ./terraform.tfstate].
     #[arg(long, value_name = "PATH", conflicts_with = "inventory")]
-    pub state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
     /// A static TOML inventory instead of Terraform state.
     #[arg(long, value_name = "PATH")]
-    pub inventory: Option<PathBuf>,
+    pub(crate) inventory: Option<PathBuf>,
     /// Work on these hosts only: a role, name or address, a glob
     /// (`agent-*`, `10.0.0.*`), a network (10.0.0.0/8), `!PATTERN` to leave
     /// hosts out, `@FILE` for patterns one a line (the retry file);
     /// comma-separated, repeatable. The whitelist still admits every host.
     #[arg(long, value_name = "PATTERN[,PATTERN...]")]
-    pub limit: Vec<String>,
+    pub(crate) limit: Vec<String>,
     /// Another Terraform resource type laid out like packet_device (the old
     /// form of `[terraform.types.NAME]`); repeatable, added to the config's
     /// `terraform.device_types`.
     #[arg(long = "device-type", value_name = "TYPE")]
-    pub device_types: Vec<String>,
+    pub(crate) device_types: Vec<String>,
     /// A role for resources whose name (or --role-tag value) matches a glob,
     /// as GLOB=ROLE (role: master, agent, public-agent, bootstrap or node);
     /// repeatable, tried before the config's `terraform.roles`.
     #[arg(long = "role", value_name = "GLOB=ROLE", value_parser = parse_role_rule)]
-    pub roles: Vec<RoleRule>,
+    pub(crate) roles: Vec<RoleRule>,
     /// Read each machine's role from this tag or label: its value is a role
     /// (master, agent, public-agent, bootstrap, node) or matches a --role
     /// pattern; machines without it get the resource-name rule.
     #[arg(long = "role-tag", value_name = "KEY")]
-    pub role_tag: Option<String>,
+    pub(crate) role_tag: Option<String>,
     /// Which address of each machine palisade connects to: public (IPv4),
     /// private (IPv4) or ipv6, or several joined by commas, of which each
     /// machine takes the first it has (private,public) [default: public];
     /// every address is whitelisted whichever is chosen.
     #[arg(long = "connect-via", value_name = "KIND[,KIND...]", value_parser = parse_connect_via)]
-    pub connect_via: Option<crate::inventory::ConnectOrder>,
+    pub(crate) connect_via: Option<crate::inventory::ConnectOrder>,
     /// Leave out the machines the state holds no address for (a VM whose
     /// guest never reported one), naming them on stderr, instead of
     /// refusing the state. They have no address to whitelist, so the
     /// whitelist loses nothing; they are not reached.
     #[arg(long = "skip-addressless")]
-    pub skip_addressless: bool,
+    pub(crate) skip_addressless: bool,
 }
 
 fn parse_connect_via(s: &str) -> Result<crate::inventory::ConnectOrder, String> {
@@ -321,106 +322,106 @@ fn parse_connect_via(s: &str) -> Result<crate::inventory::ConnectOrder, String> 
 
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "SSH")]
-pub struct SshArgs {
+pub(crate) struct SshArgs {
     /// Remote user [default: core].
     #[arg(long)]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Private key file [default: the ssh-agent at SSH_AUTH_SOCK].
     #[arg(long, value_name = "PATH")]
-    pub key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
     /// OpenSSH user certificate for the key, offered before the bare key
     /// [default: KEY-cert.pub when it is there].
     #[arg(long, value_name = "PATH")]
-    pub certificate: Option<PathBuf>,
+    pub(crate) certificate: Option<PathBuf>,
     /// SSH port [default: 22].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// The cluster's known_hosts file [default: .palisade/known_hosts next to
     /// the state or inventory].
     #[arg(long, value_name = "PATH")]
-    pub known_hosts: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
     /// What to do with unknown and changed host keys [default: accept-new].
     #[arg(long, value_enum)]
-    pub host_key_checking: Option<HostKeyChecking>,
+    pub(crate) host_key_checking: Option<HostKeyChecking>,
     /// How many hosts to work on at once [default: 64].
     #[arg(long, value_name = "N", value_parser = parse_forks)]
-    pub forks: Option<NonZeroUsize>,
+    pub(crate) forks: Option<NonZeroUsize>,
     /// Seconds to wait for a connection and login [default: 10].
     #[arg(long, value_name = "SECONDS")]
-    pub connect_timeout: Option<u64>,
+    pub(crate) connect_timeout: Option<u64>,
     /// Seconds one remote step may take [default: 120].
     #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
+    pub(crate) timeout: Option<u64>,
     /// Extra connection attempts, with backoff; a step that may have changed
     /// a host is never retried [default: 2].
     #[arg(long, value_name = "N")]
-    pub retries: Option<u32>,
+    pub(crate) retries: Option<u32>,
     /// Reach the nodes through this bastion: user@host[:port]; several,
     /// comma-separated, are hops in order (each through the one before).
     #[arg(long, value_name = "USER@HOST[:PORT][,...]")]
-    pub jump: Option<Jump>,
+    pub(crate) jump: Option<Jump>,
     /// OpenSSH client config to read user, key, port, ProxyJump and more
     /// from, below flags and palisade.toml; `none` reads none
     /// [default: ~/.ssh/config when it exists].
     #[arg(long, value_name = "PATH|none")]
-    pub ssh_config: Option<PathBuf>,
+    pub(crate) ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Whitelist")]
-pub struct WhitelistArgs {
+pub(crate) struct WhitelistArgs {
     /// An operator address or network to admit; repeatable, added to the
     /// config's `whitelist.allow`.
     #[arg(long, value_name = "IP|CIDR")]
-    pub allow: Vec<Net>,
+    pub(crate) allow: Vec<Net>,
     /// Any other address or network to admit; repeatable, added to the
     /// config's `whitelist.extra`.
     #[arg(long, value_name = "IP|CIDR")]
-    pub extra: Vec<Net>,
+    pub(crate) extra: Vec<Net>,
     /// Ports open to everyone on the nodes of a role (`all` for every
     /// role), whatever the whitelist: e.g. public-agent=tcp/80,tcp/443 for
     /// DC/OS public agents; repeatable, added to the config's
     /// `whitelist.open`.
     #[arg(long, value_name = "ROLE=PROTO/PORT[-PORT][,...]")]
-    pub open: Vec<Opening>,
+    pub(crate) open: Vec<Opening>,
     /// A DNS resolver the nodes use; repeatable, replaces the config's list
     /// [default: 8.8.8.8 8.8.4.4].
     #[arg(long = "resolver", value_name = "IP")]
-    pub resolvers: Vec<Net>,
+    pub(crate) resolvers: Vec<Net>,
     /// An interface whose traffic is accepted (containers, overlay);
     /// repeatable, replaces the config's list [default: docker0 d-dcos m-dcos
     /// ucr-br0 vtep1024].
     #[arg(long = "interface", value_name = "NAME")]
-    pub interfaces: Vec<IfName>,
+    pub(crate) interfaces: Vec<IfName>,
     /// Leave Docker's published ports alone (no guard in DOCKER-USER).
     #[arg(long)]
-    pub no_docker_user: bool,
+    pub(crate) no_docker_user: bool,
     /// Do not write the boot restore script and unit.
     #[arg(long)]
-    pub no_persist: bool,
+    pub(crate) no_persist: bool,
 }
 
 /// The names of palisade's objects on the nodes: every command that reads
 /// or changes them needs the same ones.
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Firewall")]
-pub struct FirewallArgs {
+pub(crate) struct FirewallArgs {
     /// The IPv4 ipset [default: palisade4].
     #[arg(long, value_name = "NAME")]
-    pub set4: Option<SetName>,
+    pub(crate) set4: Option<SetName>,
     /// The IPv6 ipset [default: palisade6].
     #[arg(long, value_name = "NAME")]
-    pub set6: Option<SetName>,
+    pub(crate) set6: Option<SetName>,
     /// The iptables chain [default: PALISADE]; with nftables, the table is
     /// its name in lower case.
     #[arg(long, value_name = "NAME")]
-    pub chain: Option<ChainName>,
+    pub(crate) chain: Option<ChainName>,
     /// Where palisade keeps its objects on the nodes: ipset sets and
     /// iptables chains, one nftables table (`inet palisade`) for nodes
     /// without ipset or xtables, or `auto`: nftables on each node where nft
     /// takes the table, else iptables [default: iptables].
     #[arg(long, value_name = "iptables|nftables|auto")]
-    pub backend: Option<crate::policy::FirewallBackend>,
+    pub(crate) backend: Option<crate::policy::FirewallBackend>,
 }
 
 fn parse_forks(s: &str) -> Result<NonZeroUsize, String> {

@@ -20,13 +20,13 @@ use crate::net::{ChainName, IfName, Net, Port, SetName};
 use crate::policy::{self, Opening, PolicyOptions};
 use crate::transport::{HostKeyChecking, Jump};
 
-pub const DEFAULT_CONFIG: &str = "palisade.toml";
+pub(crate) const DEFAULT_CONFIG: &str = "palisade.toml";
 
 /// A config is a page of settings: anything much bigger is the wrong file.
 const CONFIG_MAX_BYTES: u64 = 1 << 20;
-pub const DEFAULT_STATE: &str = "terraform.tfstate";
-pub const DEFAULT_USER: &str = "core";
-pub const DEFAULT_FORKS: NonZeroUsize = NonZeroUsize::new(64).expect("64 is not zero");
+pub(crate) const DEFAULT_STATE: &str = "terraform.tfstate";
+pub(crate) const DEFAULT_USER: &str = "core";
+pub(crate) const DEFAULT_FORKS: NonZeroUsize = NonZeroUsize::new(64).expect("64 is not zero");
 
 /// Host keys are kept per cluster, next to what describes the cluster:
 /// reprovisioned bare-metal hosts reuse IPs, so the user's own known_hosts
@@ -46,36 +46,36 @@ fn default_known_hosts(source: &Source) -> PathBuf {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub state: Option<PathBuf>,
-    pub inventory: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
+    pub(crate) inventory: Option<PathBuf>,
     #[serde(default)]
-    pub ssh: SshConfig,
+    pub(crate) ssh: SshConfig,
     #[serde(default)]
-    pub whitelist: WhitelistConfig,
+    pub(crate) whitelist: WhitelistConfig,
     #[serde(default)]
-    pub firewall: FirewallConfig,
+    pub(crate) firewall: FirewallConfig,
     #[serde(default)]
-    pub terraform: TerraformConfig,
+    pub(crate) terraform: TerraformConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SshConfig {
-    pub user: Option<String>,
-    pub key: Option<PathBuf>,
+pub(crate) struct SshConfig {
+    pub(crate) user: Option<String>,
+    pub(crate) key: Option<PathBuf>,
     /// The user certificate for `key` (`--certificate`).
-    pub certificate: Option<PathBuf>,
-    pub port: Option<u16>,
-    pub known_hosts: Option<PathBuf>,
-    pub host_key_checking: Option<HostKeyChecking>,
-    pub forks: Option<NonZeroUsize>,
-    pub connect_timeout: Option<u64>,
-    pub timeout: Option<u64>,
-    pub retries: Option<u32>,
+    pub(crate) certificate: Option<PathBuf>,
+    pub(crate) port: Option<u16>,
+    pub(crate) known_hosts: Option<PathBuf>,
+    pub(crate) host_key_checking: Option<HostKeyChecking>,
+    pub(crate) forks: Option<NonZeroUsize>,
+    pub(crate) connect_timeout: Option<u64>,
+    pub(crate) timeout: Option<u64>,
+    pub(crate) retries: Option<u32>,
     #[serde(default, deserialize_with = "jump_from_str")]
-    pub jump: Option<Jump>,
+    pub(crate) jump: Option<Jump>,
     /// The OpenSSH client config to read (`none`: none).
-    pub ssh_config: Option<PathBuf>,
+    pub(crate) ssh_config: Option<PathBuf>,
 }
 
 fn jump_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Jump>, D::Error> {
@@ -85,59 +85,59 @@ fn jump_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Jump>,
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WhitelistConfig {
+pub(crate) struct WhitelistConfig {
     #[serde(default)]
-    pub allow: Vec<Net>,
+    pub(crate) allow: Vec<Net>,
     #[serde(default)]
-    pub extra: Vec<Net>,
-    pub resolvers: Option<Vec<Net>>,
-    pub interfaces: Option<Vec<IfName>>,
+    pub(crate) extra: Vec<Net>,
+    pub(crate) resolvers: Option<Vec<Net>>,
+    pub(crate) interfaces: Option<Vec<IfName>>,
     /// Ports open to everyone, per role (`all` for every role):
     /// `public-agent = ["tcp/80", "tcp/443"]`.
     #[serde(default)]
-    pub open: std::collections::BTreeMap<String, Vec<Port>>,
+    pub(crate) open: std::collections::BTreeMap<String, Vec<Port>>,
     /// Apply even when the inventory knows no private address for some
     /// nodes (`--public-only`).
-    pub public_only: Option<bool>,
+    pub(crate) public_only: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FirewallConfig {
-    pub set4: Option<SetName>,
-    pub set6: Option<SetName>,
-    pub chain: Option<ChainName>,
-    pub docker_user: Option<bool>,
-    pub persist: Option<bool>,
-    pub confirm_timeout: Option<u64>,
+pub(crate) struct FirewallConfig {
+    pub(crate) set4: Option<SetName>,
+    pub(crate) set6: Option<SetName>,
+    pub(crate) chain: Option<ChainName>,
+    pub(crate) docker_user: Option<bool>,
+    pub(crate) persist: Option<bool>,
+    pub(crate) confirm_timeout: Option<u64>,
     /// `iptables` or `nftables` (`--backend`).
-    pub backend: Option<crate::policy::FirewallBackend>,
+    pub(crate) backend: Option<crate::policy::FirewallBackend>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TerraformConfig {
+pub(crate) struct TerraformConfig {
     /// The old form of `types`: resource types laid out like packet_device.
     #[serde(default)]
-    pub device_types: Vec<String>,
+    pub(crate) device_types: Vec<String>,
     /// Machine types besides the built-in ones, or built-in ones read
     /// differently: `[terraform.types.NAME]` with attribute paths.
     #[serde(default)]
-    pub types: std::collections::BTreeMap<String, crate::inventory::TypeSpec>,
+    pub(crate) types: std::collections::BTreeMap<String, crate::inventory::TypeSpec>,
     /// Which address palisade connects to (`public`, `private`, `ipv6`, or
     /// several, `"private,public"` or a list, tried in order per machine).
-    pub connect_via: Option<crate::inventory::ConnectOrder>,
+    pub(crate) connect_via: Option<crate::inventory::ConnectOrder>,
     /// The tag or label whose value is a machine's role.
-    pub role_tag: Option<String>,
+    pub(crate) role_tag: Option<String>,
     /// Resource name patterns and their roles, tried before the built-in names.
     #[serde(default)]
-    pub roles: Vec<RoleRule>,
+    pub(crate) roles: Vec<RoleRule>,
 }
 
 impl Config {
     /// Reads the file; `explicit` says whether the operator named it (then it
     /// must exist) or we are looking for the default one.
-    pub fn load(path: &Path, explicit: bool) -> Result<Config> {
+    pub(crate) fn load(path: &Path, explicit: bool) -> Result<Config> {
         use crate::input::{self, ReadError};
         let shown = path.display();
         let bytes = match input::read(path, CONFIG_MAX_BYTES) {
@@ -189,57 +189,57 @@ impl Config {
 /// Where each SSH setting palisade has one of came from, when a flag or
 /// `palisade.toml` set it.
 #[derive(Debug, Default)]
-pub struct SshGiven {
-    pub user: Option<String>,
-    pub key: Option<String>,
-    pub certificate: Option<String>,
-    pub port: Option<String>,
-    pub jump: Option<String>,
-    pub known_hosts: Option<String>,
-    pub checking: Option<String>,
-    pub connect_timeout: Option<String>,
+pub(crate) struct SshGiven {
+    pub(crate) user: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) certificate: Option<String>,
+    pub(crate) port: Option<String>,
+    pub(crate) jump: Option<String>,
+    pub(crate) known_hosts: Option<String>,
+    pub(crate) checking: Option<String>,
+    pub(crate) connect_timeout: Option<String>,
 }
 
 /// What one run uses: the config with the flags laid over it.
 #[derive(Debug)]
-pub struct Settings {
-    pub source: Source,
-    pub roles: RoleRules,
-    pub json: bool,
+pub(crate) struct Settings {
+    pub(crate) source: Source,
+    pub(crate) roles: RoleRules,
+    pub(crate) json: bool,
     /// `-v`: reports name every host of a shared change list.
-    pub verbose: bool,
-    pub user: String,
-    pub key: Option<PathBuf>,
+    pub(crate) verbose: bool,
+    pub(crate) user: String,
+    pub(crate) key: Option<PathBuf>,
     /// The user certificate for `key`, when one is named.
-    pub certificate: Option<PathBuf>,
-    pub port: u16,
-    pub known_hosts: PathBuf,
-    pub host_key_checking: HostKeyChecking,
-    pub forks: NonZeroUsize,
-    pub connect_timeout: Duration,
-    pub step_timeout: Duration,
-    pub retries: u32,
-    pub jump: Option<Jump>,
+    pub(crate) certificate: Option<PathBuf>,
+    pub(crate) port: u16,
+    pub(crate) known_hosts: PathBuf,
+    pub(crate) host_key_checking: HostKeyChecking,
+    pub(crate) forks: NonZeroUsize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) step_timeout: Duration,
+    pub(crate) retries: u32,
+    pub(crate) jump: Option<Jump>,
     /// The ssh_config to read, and whether the operator named it (then it
     /// must exist); `None` for `none`.
-    pub ssh_config: Option<(PathBuf, bool)>,
+    pub(crate) ssh_config: Option<(PathBuf, bool)>,
     /// The SSH settings flags or the file decided, each with where it came
     /// from (`--user`, `palisade.toml: ssh.user`): ssh_config is not asked
     /// for those.
-    pub ssh_given: SshGiven,
-    pub confirm_timeout: Duration,
+    pub(crate) ssh_given: SshGiven,
+    pub(crate) confirm_timeout: Duration,
     /// Which hosts the run works on (`--limit`); all of them when `None`.
-    pub limit: Option<crate::limit::Limit>,
+    pub(crate) limit: Option<crate::limit::Limit>,
     /// What the whitelist is made of, besides the inventory.
-    pub policy: PolicyOptions,
+    pub(crate) policy: PolicyOptions,
     /// verify: the files for monitoring and CI (flags only).
-    pub monitor: crate::cli::MonitorArgs,
+    pub(crate) monitor: crate::cli::MonitorArgs,
 }
 
 impl Settings {
     /// A flag group the command does not take counts as all its flags
     /// absent: the file and the defaults decide those settings.
-    pub fn resolve(flags: &Flags<'_>) -> Result<Settings> {
+    pub(crate) fn resolve(flags: &Flags<'_>) -> Result<Settings> {
         let (no_ssh, no_firewall, no_whitelist) = Default::default();
         let ssh: &SshArgs = flags.ssh.unwrap_or(&no_ssh);
         let names: &FirewallArgs = flags.firewall.unwrap_or(&no_firewall);
@@ -510,7 +510,7 @@ impl Settings {
 /// A login name as useradd(8) takes it, or a directory one
 /// (`user@domain`, SSSD): the name is only ever sent to sshd and printed,
 /// but a name no node can have is a typo.
-pub fn is_login(u: &str) -> bool {
+pub(crate) fn is_login(u: &str) -> bool {
     (1..=64).contains(&u.len())
         && !u.starts_with(['-', '@'])
         && u.bytes()

@@ -19,23 +19,23 @@ use crate::text::shorten;
 /// The most palisade reads of a Terraform document: far above any real
 /// state (a 1,000-node state is a few MB), far below what hurts a laptop
 /// once parsed (see [`MAX_JSON_VALUES`]).
-pub const MAX_BYTES: u64 = 128 << 20;
+pub(crate) const MAX_BYTES: u64 = 128 << 20;
 
 /// The most palisade reads of a static inventory: a TOML list of hosts.
-pub const MAX_INVENTORY_BYTES: u64 = 4 << 20;
+pub(crate) const MAX_INVENTORY_BYTES: u64 = 4 << 20;
 
 /// The most values one JSON document may hold. Parsed, a value costs tens
 /// of bytes however short its text (`[[[]]]`), so the file's size alone does
 /// not bound the memory a hostile document takes; this does (about 1 GB at
 /// the worst). A 10,000-machine state holds a few million.
-pub const MAX_JSON_VALUES: usize = 16_000_000;
+pub(crate) const MAX_JSON_VALUES: usize = 16_000_000;
 
 /// How deeply JSON values may nest: Terraform's deepest attributes are a
 /// handful of levels down.
-pub const MAX_JSON_DEPTH: usize = 64;
+pub(crate) const MAX_JSON_DEPTH: usize = 64;
 
 /// How long a pipe (standard input, a FIFO, `<(...)`) may stay silent.
-pub const PIPE_SILENCE: Duration = Duration::from_secs(120);
+pub(crate) const PIPE_SILENCE: Duration = Duration::from_secs(120);
 
 /// Why an input could not be read. The path is the caller's to name.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ pub enum ReadError {
 }
 
 /// Reads `path` (`-` is standard input) whole, up to `cap` bytes.
-pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     if path.as_os_str().is_empty() {
         return Err(ReadError::EmptyPath);
     }
@@ -237,7 +237,7 @@ pub enum TextError {
 /// The bytes as UTF-8 text, without a UTF-8 byte order mark (which some
 /// Windows editors write, and which JSON and TOML parsers refuse). UTF-16
 /// and UTF-32, with or without a byte order mark, are named.
-pub fn text(bytes: &[u8]) -> Result<&str, TextError> {
+pub(crate) fn text(bytes: &[u8]) -> Result<&str, TextError> {
     if let Some(enc) = wide_encoding(bytes) {
         return Err(TextError::WideEncoding(enc));
     }
@@ -269,14 +269,14 @@ fn wide_encoding(bytes: &[u8]) -> Option<&'static str> {
 /// inventory, a config given as the state) instead of a parse error at
 /// line 1, column 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Looks {
+pub(crate) enum Looks {
     Json,
     Toml,
     Other,
 }
 
 impl Looks {
-    pub fn of(text: &str) -> Looks {
+    pub(crate) fn of(text: &str) -> Looks {
         let start = text.trim_start();
         if start.starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
             Looks::Json
@@ -292,7 +292,7 @@ impl Looks {
 /// header) of the line it is on. Never the line's value: toml's own message
 /// quotes the whole line, however long, and a misspelt `root_pasword` is
 /// as secret as the real thing.
-pub fn toml_error(e: &toml::de::Error, text: &str) -> String {
+pub(crate) fn toml_error(e: &toml::de::Error, text: &str) -> String {
     let message = shorten(e.message().trim(), 200);
     let Some(span) = e.span() else {
         return message;
@@ -347,7 +347,7 @@ fn is_toml_key(text: &str) -> bool {
 /// Parses JSON like `serde_json::from_str::<Value>`, but refuses an object
 /// that holds a key twice: serde_json keeps the last one, so a second
 /// `"access_public_ipv4"` could hide the first from every check.
-pub fn json(text: &str) -> Result<serde_json::Value, serde_json::Error> {
+pub(crate) fn json(text: &str) -> Result<serde_json::Value, serde_json::Error> {
     use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_str(text);
     let left = std::cell::Cell::new(MAX_JSON_VALUES);

@@ -22,7 +22,7 @@ use crate::inventory::Host;
 
 /// What a `--limit` cannot be.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// `@FILE` names a file that cannot be read.
     #[error("--limit @{}: cannot read: {source}", path.display())]
     Read {
@@ -44,7 +44,7 @@ pub enum Error {
 
 /// A parsed `--limit`.
 #[derive(Clone, Debug)]
-pub struct Limit {
+pub(crate) struct Limit {
     /// The flags as given, for messages.
     text: String,
     include: Vec<Pattern>,
@@ -70,18 +70,18 @@ enum Matcher {
 
 /// The hosts a limit selected.
 #[derive(Debug)]
-pub struct Selection {
-    pub hosts: Vec<Host>,
+pub(crate) struct Selection {
+    pub(crate) hosts: Vec<Host>,
     /// Positive patterns that matched no host: Ansible warns and goes on, so
     /// does palisade (a retry file may name a host since taken out).
-    pub unmatched: Vec<String>,
+    pub(crate) unmatched: Vec<String>,
 }
 
 impl Limit {
     /// Parses the values of every `--limit` flag: comma-separated patterns,
     /// `@FILE` read here (the only I/O), one pattern a line, blank lines and
     /// lines starting with `#` skipped.
-    pub fn parse(values: &[String]) -> Result<Limit, Error> {
+    pub(crate) fn parse(values: &[String]) -> Result<Limit, Error> {
         let text = values.join(",");
         let mut words = Vec::new();
         for word in values.iter().flat_map(|v| v.split(',')) {
@@ -124,7 +124,7 @@ impl Limit {
 
     /// The hosts of `hosts` the limit selects, in their order. An empty
     /// selection is an error that names the limit.
-    pub fn select(&self, hosts: &[Host]) -> Result<Selection, Error> {
+    pub(crate) fn select(&self, hosts: &[Host]) -> Result<Selection, Error> {
         let unmatched = self
             .include
             .iter()
@@ -191,7 +191,7 @@ impl Pattern {
 /// A host name as a pattern that matches that name literally: glob
 /// characters are escaped, and so is a leading `!` or `#`, so that a retry
 /// file names exactly the hosts that failed.
-pub fn literal(name: &str) -> String {
+pub(crate) fn literal(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 2);
     for (i, c) in name.chars().enumerate() {
         let special =

@@ -1,9 +1,11 @@
+//! The `palisade` command: parses the command line, sets up logging, runs
+//! the command through the library and maps how it ended to an exit code.
+
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use palisade::cli::Cli;
-use palisade::report::EXIT_USAGE;
+use palisade::{Cli, EXIT_USAGE};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,16 +23,12 @@ async fn main() -> ExitCode {
         }
     };
     init_logging(cli.global.verbose);
-    match palisade::cmd::run(cli).await {
+    match palisade::run(cli).await {
         Ok(verdict) => verdict.exit_code(),
         Err(err) => {
             // One line, whatever a file put in the names it quotes.
             let message = format!("{err:#}");
-            let _ = writeln!(
-                std::io::stderr(),
-                "palisade: {}",
-                palisade::report::terminal::escape(&message)
-            );
+            let _ = writeln!(std::io::stderr(), "palisade: {}", palisade::escape(&message));
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -42,7 +40,7 @@ async fn main() -> ExitCode {
 /// (and plain); one with nothing to escape keeps clap's colours.
 fn usage_error(e: &clap::Error) {
     let plain = e.render().to_string();
-    let safe = palisade::report::terminal::escape_lines(&plain);
+    let safe = palisade::escape_lines(&plain);
     if safe == plain {
         let _ = e.print();
     } else {
@@ -64,10 +62,8 @@ fn init_logging(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(palisade::report::progress::LogWriter::stderr())
-        .with_ansi(palisade::report::colour::enabled(
-            palisade::report::colour::Stream::Stderr,
-        ))
+        .with_writer(palisade::LogWriter::stderr())
+        .with_ansi(palisade::colour_enabled(palisade::Stream::Stderr))
         .without_time()
         .with_target(false)
         .init();

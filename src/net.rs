@@ -38,7 +38,8 @@ pub enum NetParseError {
 
 impl NetParseError {
     /// The text that was refused.
-    pub fn value(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn value(&self) -> &str {
         match self {
             NetParseError::Syntax { value }
             | NetParseError::HostBits { value, .. }
@@ -48,11 +49,12 @@ impl NetParseError {
 }
 
 impl Net {
+    /// The network itself, host bits cleared and never `/0`.
     pub fn net(&self) -> IpNet {
         self.0
     }
 
-    pub fn is_ipv4(&self) -> bool {
+    pub(crate) fn is_ipv4(&self) -> bool {
         matches!(self.0, IpNet::V4(_))
     }
 }
@@ -111,27 +113,27 @@ fn private_ranges() -> impl Iterator<Item = IpNet> {
 }
 
 /// Whether `addr` is a private (not globally reachable) address.
-pub fn is_private(addr: IpAddr) -> bool {
+pub(crate) fn is_private(addr: IpAddr) -> bool {
     private_ranges().any(|r| r.contains(&addr))
 }
 
 impl Net {
     /// Whether this entry covers private addresses (lies in, or holds, a
     /// private range).
-    pub fn touches_private(&self) -> bool {
+    pub(crate) fn touches_private(&self) -> bool {
         private_ranges().any(|r| r.contains(&self.0) || self.0.contains(&r))
     }
 }
 
 /// A transport protocol a port can be opened for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Proto {
+pub(crate) enum Proto {
     Tcp,
     Udp,
 }
 
 impl Proto {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
@@ -151,22 +153,22 @@ pub struct Port {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{value:?} is not a port: {why} (write tcp/443, udp/53 or tcp/10000-10100)")]
 pub struct PortParseError {
-    pub value: String,
-    pub why: &'static str,
+    pub(crate) value: String,
+    pub(crate) why: &'static str,
 }
 
 impl Port {
-    pub fn proto(&self) -> Proto {
+    pub(crate) fn proto(&self) -> Proto {
         self.proto
     }
 
     /// Whether this opening takes in `port` of `proto`.
-    pub fn admits(&self, proto: Proto, port: u16) -> bool {
+    pub(crate) fn admits(&self, proto: Proto, port: u16) -> bool {
         self.proto == proto && (self.first..=self.last).contains(&port)
     }
 
     /// The ports as iptables writes a range: `80` or `10000:10100`.
-    pub fn range(&self) -> String {
+    pub(crate) fn range(&self) -> String {
         if self.first == self.last {
             self.first.to_string()
         } else {
@@ -258,9 +260,9 @@ impl<'de> Deserialize<'de> for Net {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{value:?} is not a valid {what}: {rule}")]
 pub struct NameError {
-    pub what: &'static str,
-    pub value: String,
-    pub rule: &'static str,
+    pub(crate) what: &'static str,
+    pub(crate) value: String,
+    pub(crate) rule: &'static str,
 }
 
 /// Defines a validated name type: private field, `FromStr` the only way in,
@@ -303,7 +305,7 @@ macro_rules! name_type {
         }
 
         impl $name {
-            pub fn as_str(&self) -> &str {
+            pub(crate) fn as_str(&self) -> &str {
                 &self.0
             }
         }
@@ -430,7 +432,7 @@ const FOREIGN_CHAIN_PREFIXES: &[&str] = &[
 
 impl IfName {
     /// Whether iptables `-i` with this name matches interface `name`.
-    pub fn matches(&self, name: &str) -> bool {
+    pub(crate) fn matches(&self, name: &str) -> bool {
         match self.0.strip_suffix('+') {
             Some(prefix) => name.starts_with(prefix),
             None => self.0 == name,
@@ -441,13 +443,13 @@ impl IfName {
 impl ChainName {
     /// The chain palisade puts beside this one to guard Docker's published
     /// ports: `NAME-DOCKER`, within iptables' 28 bytes by the length rule above.
-    pub fn docker_companion(&self) -> ChainName {
+    pub(crate) fn docker_companion(&self) -> ChainName {
         ChainName(format!("{}-DOCKER", self.0))
     }
 
     /// The guard before DNAT, in the mangle table: `NAME-GUARD`, within
     /// iptables' 28 bytes as `-DOCKER` is.
-    pub fn guard_companion(&self) -> ChainName {
+    pub(crate) fn guard_companion(&self) -> ChainName {
         ChainName(format!("{}-GUARD", self.0))
     }
 }

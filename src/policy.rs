@@ -25,26 +25,26 @@ use crate::inventory::{Inventory, Role};
 use crate::net::{ChainName, IfName, Net, Port, Proto, SetName};
 
 /// ipset's default `maxelem`, which palisade creates its sets with.
-pub const MAX_MEMBERS: usize = 65536;
+pub(crate) const MAX_MEMBERS: usize = 65536;
 
 /// The comment on the first rule of palisade's chains: what tells a chain
 /// palisade made from a same-named one of another tool's.
-pub const MARK: &str = "palisade";
+pub(crate) const MARK: &str = "palisade";
 
 /// The prefix of dropped-packet log lines (iptables allows 29 characters).
-pub const LOG_PREFIX: &str = "palisade-drop: ";
+pub(crate) const LOG_PREFIX: &str = "palisade-drop: ";
 
 /// DC/OS's Spartan DNS addresses, on every node's `spartan` interface.
-pub const SPARTAN: [&str; 3] = ["198.51.100.1", "198.51.100.2", "198.51.100.3"];
+pub(crate) const SPARTAN: [&str; 3] = ["198.51.100.1", "198.51.100.2", "198.51.100.3"];
 
-pub const DEFAULT_RESOLVERS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
+pub(crate) const DEFAULT_RESOLVERS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
 
 /// Docker, DC/OS overlay (Docker and UCR bridges), UCR's default bridge and
 /// the VXLAN endpoint.
-pub const DEFAULT_INTERFACES: [&str; 5] = ["docker0", "d-dcos", "m-dcos", "ucr-br0", "vtep1024"];
+pub(crate) const DEFAULT_INTERFACES: [&str; 5] = ["docker0", "d-dcos", "m-dcos", "ucr-br0", "vtep1024"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub enum Family {
+pub(crate) enum Family {
     #[serde(rename = "ipv4")]
     V4,
     #[serde(rename = "ipv6")]
@@ -52,17 +52,17 @@ pub enum Family {
 }
 
 impl Family {
-    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+    pub(crate) const BOTH: [Family; 2] = [Family::V4, Family::V6];
 
     /// ipset's `family` parameter.
-    pub fn ipset_family(self) -> &'static str {
+    pub(crate) fn ipset_family(self) -> &'static str {
         match self {
             Family::V4 => "inet",
             Family::V6 => "inet6",
         }
     }
 
-    pub fn of(net: &Net) -> Family {
+    pub(crate) fn of(net: &Net) -> Family {
         if net.is_ipv4() { Family::V4 } else { Family::V6 }
     }
 }
@@ -79,7 +79,9 @@ impl std::fmt::Display for Family {
 /// Which nodes an [`Opening`] is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Nodes {
+    /// Every node, whatever its role (`all=`).
     All,
+    /// The nodes of one role (`public-agent=`).
     Role(Role),
 }
 
@@ -100,7 +102,9 @@ impl FromStr for Nodes {
 /// `public-agent=tcp/80,tcp/443,tcp/10000-10100`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Opening {
+    /// The nodes the ports are open on.
     pub nodes: Nodes,
+    /// The ports open to everyone there.
     pub ports: Vec<Port>,
 }
 
@@ -123,21 +127,21 @@ impl FromStr for Opening {
 /// The first packet of a new connection, as the node's INPUT chain sees it,
 /// for [`Policy::admits`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Packet {
+pub(crate) struct Packet {
     /// Where it comes from, after any NAT.
-    pub source: IpAddr,
-    pub proto: Proto,
+    pub(crate) source: IpAddr,
+    pub(crate) proto: Proto,
     /// The port it goes to.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The interface it arrives on, when the caller knows it (None matches
     /// no interface rule, so an unknown interface never admits).
-    pub interface: Option<String>,
+    pub(crate) interface: Option<String>,
 }
 
 impl Packet {
     /// A new SSH (TCP) connection from `source` to `port`, on an interface
     /// that is not known.
-    pub fn ssh(source: IpAddr, port: u16) -> Packet {
+    pub(crate) fn ssh(source: IpAddr, port: u16) -> Packet {
         Packet {
             source,
             proto: Proto::Tcp,
@@ -150,7 +154,7 @@ impl Packet {
 /// One thing a new connection is admitted by: the policy, backend-neutral
 /// ([`Policy::admissions`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admit<'a> {
+pub(crate) enum Admit<'a> {
     /// Arrives on the loopback interface.
     Loopback,
     /// Belongs to a connection already admitted (or is related to one).
@@ -168,7 +172,7 @@ pub enum Admit<'a> {
 impl Admit<'_> {
     /// The rule in `chain`, as `iptables -S` prints it, with `verdict`; the
     /// loopback rule (the first) carries palisade's mark.
-    pub fn iptables(&self, chain: &ChainName, verdict: &str) -> String {
+    pub(crate) fn iptables(&self, chain: &ChainName, verdict: &str) -> String {
         match self {
             Admit::Loopback => format!("-A {chain} -i lo -m comment --comment {MARK} -j {verdict}"),
             Admit::Established => {
@@ -192,7 +196,7 @@ impl Admit<'_> {
 /// chains, or one nftables table (`--backend`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum FirewallBackend {
+pub(crate) enum FirewallBackend {
     /// ipset sets matched by iptables rules (`iptables -m set`), in the
     /// filter and mangle tables of both families.
     #[default]
@@ -212,7 +216,7 @@ impl FirewallBackend {
     /// what plan, verify and apply refuse a node without (the read script's
     /// `tools`, in lib.sh and nft.sh, and `flock` and `head`, which every
     /// writer needs: a unit test holds the two lists together).
-    pub fn tools(self) -> &'static [&'static str] {
+    pub(crate) fn tools(self) -> &'static [&'static str] {
         match self {
             FirewallBackend::Iptables => &[
                 "ipset",
@@ -231,7 +235,7 @@ impl FirewallBackend {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FirewallBackend::Iptables => "iptables",
             FirewallBackend::Nftables => "nftables",
@@ -261,47 +265,47 @@ impl std::fmt::Display for FirewallBackend {
 
 /// The settings the policy is made from.
 #[derive(Clone, Debug)]
-pub struct PolicyOptions {
+pub(crate) struct PolicyOptions {
     /// Apply even when the inventory knows no private address for some
     /// nodes.
-    pub public_only: bool,
+    pub(crate) public_only: bool,
     /// Ports open to everyone, per role.
-    pub open: Vec<Opening>,
-    pub allow: Vec<Net>,
-    pub extra: Vec<Net>,
-    pub resolvers: Vec<Net>,
-    pub interfaces: Vec<IfName>,
-    pub set4: SetName,
-    pub set6: SetName,
-    pub chain: ChainName,
-    pub docker_user: bool,
-    pub persist: bool,
-    pub backend: FirewallBackend,
+    pub(crate) open: Vec<Opening>,
+    pub(crate) allow: Vec<Net>,
+    pub(crate) extra: Vec<Net>,
+    pub(crate) resolvers: Vec<Net>,
+    pub(crate) interfaces: Vec<IfName>,
+    pub(crate) set4: SetName,
+    pub(crate) set6: SetName,
+    pub(crate) chain: ChainName,
+    pub(crate) docker_user: bool,
+    pub(crate) persist: bool,
+    pub(crate) backend: FirewallBackend,
 }
 
 /// What every node must have.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
-    pub set4: SetName,
-    pub set6: SetName,
-    pub chain: ChainName,
+pub(crate) struct Policy {
+    pub(crate) set4: SetName,
+    pub(crate) set6: SetName,
+    pub(crate) chain: ChainName,
     /// The chain beside `chain` that guards Docker's published ports.
-    pub docker_chain: ChainName,
+    pub(crate) docker_chain: ChainName,
     /// The guard before DNAT, in the mangle table ([`Policy::guard_rules`]).
-    pub guard_chain: ChainName,
-    pub members: BTreeSet<Net>,
-    pub interfaces: Vec<IfName>,
+    pub(crate) guard_chain: ChainName,
+    pub(crate) members: BTreeSet<Net>,
+    pub(crate) interfaces: Vec<IfName>,
     /// Ports open to everyone on the node (its role's, by [`Policy::for_role`]).
-    pub open: BTreeSet<Port>,
+    pub(crate) open: BTreeSet<Port>,
     /// Every opening, for [`Policy::for_role`].
-    pub openings: Vec<Opening>,
-    pub docker_user: bool,
-    pub persist: bool,
-    pub backend: FirewallBackend,
+    pub(crate) openings: Vec<Opening>,
+    pub(crate) docker_user: bool,
+    pub(crate) persist: bool,
+    pub(crate) backend: FirewallBackend,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
+pub(crate) enum PolicyError {
     #[error("the {family} whitelist has {count} entries; ipset sets hold at most {MAX_MEMBERS}")]
     TooMany { family: Family, count: usize },
     #[error("set names must differ (set4 and set6 are both {0:?})")]
@@ -316,11 +320,11 @@ pub enum PolicyError {
 /// as palisade's own (it flushes, swaps and destroys it), so no name may be
 /// another's temporary one. [`crate::net::SetName`] leaves room for them
 /// within ipset's 31 bytes.
-pub const TEMP_SET_SUFFIXES: [&str; 2] = ["-new", "-old"];
+pub(crate) const TEMP_SET_SUFFIXES: [&str; 2] = ["-new", "-old"];
 
 /// How the names of the two sets, and of their temporary sets, collide.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SetClash {
+pub(crate) enum SetClash {
     /// set4 and set6 are the same name.
     Same(String),
     /// The set of family `set` is named as the temporary set (`suffix`) of
@@ -353,7 +357,7 @@ impl std::fmt::Display for SetClash {
 /// Whether any two of set4, set6 and their temporary sets
 /// ([`TEMP_SET_SUFFIXES`]) would have the same name. (Two temporary sets
 /// collide only when the sets do.)
-pub fn set_clash(set4: &SetName, set6: &SetName) -> Option<SetClash> {
+pub(crate) fn set_clash(set4: &SetName, set6: &SetName) -> Option<SetClash> {
     if set4 == set6 {
         return Some(SetClash::Same(set4.to_string()));
     }
@@ -373,7 +377,7 @@ pub fn set_clash(set4: &SetName, set6: &SetName) -> Option<SetClash> {
 }
 
 impl Policy {
-    pub fn desired(inv: &Inventory, opts: &PolicyOptions) -> Result<Policy, PolicyError> {
+    pub(crate) fn desired(inv: &Inventory, opts: &PolicyOptions) -> Result<Policy, PolicyError> {
         let mut members: BTreeSet<Net> = BTreeSet::new();
         members.extend(opts.allow.iter().copied());
         for host in &inv.hosts {
@@ -416,7 +420,7 @@ impl Policy {
 
     /// The same policy with `backend`: what `--backend auto` resolves to on
     /// one node.
-    pub fn with_backend(&self, backend: FirewallBackend) -> Policy {
+    pub(crate) fn with_backend(&self, backend: FirewallBackend) -> Policy {
         Policy {
             backend,
             ..self.clone()
@@ -425,7 +429,7 @@ impl Policy {
 
     /// The policy of a node of `role`: the same whitelist, and the ports
     /// open to everyone on that role.
-    pub fn for_role(&self, role: Role) -> Policy {
+    pub(crate) fn for_role(&self, role: Role) -> Policy {
         let mut p = self.clone();
         p.open = self
             .openings
@@ -437,7 +441,7 @@ impl Policy {
     }
 
     /// One policy per role the fleet has.
-    pub fn by_role(&self, inv: &Inventory) -> BTreeMap<Role, Policy> {
+    pub(crate) fn by_role(&self, inv: &Inventory) -> BTreeMap<Role, Policy> {
         inv.hosts
             .iter()
             .map(|h| h.role)
@@ -447,19 +451,19 @@ impl Policy {
             .collect()
     }
 
-    pub fn set(&self, family: Family) -> &SetName {
+    pub(crate) fn set(&self, family: Family) -> &SetName {
         match family {
             Family::V4 => &self.set4,
             Family::V6 => &self.set6,
         }
     }
 
-    pub fn members(&self, family: Family) -> impl Iterator<Item = &Net> {
+    pub(crate) fn members(&self, family: Family) -> impl Iterator<Item = &Net> {
         self.members.iter().filter(move |m| Family::of(m) == family)
     }
 
     /// Whether a packet from `addr` would be admitted by the set.
-    pub fn covers(&self, addr: IpAddr) -> bool {
+    pub(crate) fn covers(&self, addr: IpAddr) -> bool {
         self.members.iter().any(|m| m.net().contains(&addr))
     }
 
@@ -471,7 +475,7 @@ impl Policy {
     /// chain's order; each one that matches accepts, and only the last
     /// drops. The established rule never matches a new connection, and
     /// ICMPv6 is no SSH.
-    pub fn admits(&self, packet: &Packet) -> bool {
+    pub(crate) fn admits(&self, packet: &Packet) -> bool {
         let interface = packet.interface.as_deref();
         interface == Some("lo")
             || interface.is_some_and(|name| self.interfaces.iter().any(|i| i.matches(name)))
@@ -481,7 +485,7 @@ impl Policy {
 
     /// The accepted interfaces that would take in a node's uplink (one of
     /// `uplinks`), with the uplink: accepting it admits everyone.
-    pub fn wide_interfaces<'a>(&'a self, uplinks: &'a [String]) -> Vec<(&'a IfName, &'a str)> {
+    pub(crate) fn wide_interfaces<'a>(&'a self, uplinks: &'a [String]) -> Vec<(&'a IfName, &'a str)> {
         self.interfaces
             .iter()
             .flat_map(|i| {
@@ -494,12 +498,12 @@ impl Policy {
     }
 
     /// The jump that must be rule 1 of INPUT.
-    pub fn jump(&self) -> String {
+    pub(crate) fn jump(&self) -> String {
         format!("-A INPUT -j {}", self.chain)
     }
 
     /// The jump at the top of DOCKER-USER.
-    pub fn docker_jump(&self) -> String {
+    pub(crate) fn docker_jump(&self) -> String {
         format!("-A DOCKER-USER -j {}", self.docker_chain)
     }
 
@@ -508,7 +512,7 @@ impl Policy {
     /// guard before DNAT), each rendered by [`Admit::iptables`] (a later
     /// nftables backend renders the same list its own way). What is not
     /// admitted is logged and dropped.
-    pub fn admissions(&self, family: Family) -> Vec<Admit<'_>> {
+    pub(crate) fn admissions(&self, family: Family) -> Vec<Admit<'_>> {
         let mut out = vec![Admit::Loopback, Admit::Established];
         if family == Family::V6 {
             // Neighbour discovery is ICMPv6: without it IPv6 stops working.
@@ -540,12 +544,12 @@ impl Policy {
     }
 
     /// Our chain's rules, as `iptables -S CHAIN` prints them (without `-N`).
-    pub fn rules(&self, family: Family) -> Vec<String> {
+    pub(crate) fn rules(&self, family: Family) -> Vec<String> {
         self.admission_rules(family, &self.chain, "ACCEPT")
     }
 
     /// The jump that must be the first rule of mangle PREROUTING.
-    pub fn guard_jump(&self) -> String {
+    pub(crate) fn guard_jump(&self) -> String {
         format!("-A PREROUTING -j {}", self.guard_chain)
     }
 
@@ -556,7 +560,7 @@ impl Policy {
     /// and a port open to everyone is matched as the client connected to
     /// it (the published port, not the pod's or container's). The same
     /// admissions as our INPUT chain, with RETURN for ACCEPT.
-    pub fn guard_rules(&self, family: Family) -> Vec<String> {
+    pub(crate) fn guard_rules(&self, family: Family) -> Vec<String> {
         self.admission_rules(family, &self.guard_chain, "RETURN")
     }
 
@@ -564,7 +568,7 @@ impl Policy {
     /// from DOCKER-USER, in FORWARD): replies, container traffic and
     /// connections that were not DNATed to a container pass; new
     /// connections to published ports pass only from the whitelist.
-    pub fn docker_rules(&self, family: Family) -> Vec<String> {
+    pub(crate) fn docker_rules(&self, family: Family) -> Vec<String> {
         let c = &self.docker_chain;
         let mut out = vec![format!(
             "-A {c} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment {MARK} -j RETURN"
@@ -599,7 +603,7 @@ impl Policy {
 /// node has one, the operator admitted private networks with `--allow` or
 /// `--extra`, or said `--public-only`; else what is missing, and how to say
 /// otherwise.
-pub fn private_gap(inv: &Inventory, opts: &PolicyOptions) -> Option<String> {
+pub(crate) fn private_gap(inv: &Inventory, opts: &PolicyOptions) -> Option<String> {
     let blind: Vec<&str> = inv
         .hosts
         .iter()
@@ -631,20 +635,20 @@ pub fn private_gap(inv: &Inventory, opts: &PolicyOptions) -> Option<String> {
 /// everyone. Shown once for the fleet, so that each node's diff can say "the
 /// whole whitelist" rather than repeat it.
 #[derive(Debug, serde::Serialize)]
-pub struct Summary {
-    pub ipv4: Vec<Net>,
-    pub ipv6: Vec<Net>,
-    pub interfaces: Vec<IfName>,
-    pub open: BTreeMap<Role, Vec<Port>>,
-    pub chain: ChainName,
+pub(crate) struct Summary {
+    pub(crate) ipv4: Vec<Net>,
+    pub(crate) ipv6: Vec<Net>,
+    pub(crate) interfaces: Vec<IfName>,
+    pub(crate) open: BTreeMap<Role, Vec<Port>>,
+    pub(crate) chain: ChainName,
     /// The chain's rules per family, as `iptables -S` prints them, for a
     /// node with no open port; a role's open ports add one ACCEPT rule each,
     /// right before the set match.
-    pub rules: BTreeMap<Family, Vec<String>>,
+    pub(crate) rules: BTreeMap<Family, Vec<String>>,
 }
 
 impl Policy {
-    pub fn summary(&self, by_role: &BTreeMap<Role, Policy>) -> Summary {
+    pub(crate) fn summary(&self, by_role: &BTreeMap<Role, Policy>) -> Summary {
         let base = Policy {
             open: BTreeSet::new(),
             ..self.clone()

@@ -63,7 +63,7 @@ fn invisible(c: char) -> bool {
 
 /// `text` cut to its first `max` characters, marked with `…` when cut:
 /// a value from outside quoted in a message, never whole.
-pub fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_owned(),
@@ -72,7 +72,7 @@ pub fn shorten(text: &str, max: usize) -> String {
 
 /// `text` cut to its last `keep` characters, marked with `…` when cut: the
 /// end of what a node printed, which says why a step failed.
-pub fn tail(text: &str, keep: usize) -> String {
+pub(crate) fn tail(text: &str, keep: usize) -> String {
     match text.char_indices().rev().nth(keep) {
         Some((at, _)) => format!("…{}", &text[at..]),
         None => text.to_owned(),

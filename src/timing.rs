@@ -14,7 +14,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 /// One part of a host's run. The order here is the order a run goes
 /// through them, and the order they are shown in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Waiting for the bastion connection (`--jump`), shared by every host.
     Jump,
     /// The TCP connection to the node's SSH port (or the bastion's tunnel).
@@ -45,7 +45,7 @@ pub enum Phase {
 
 impl Phase {
     /// The name in `--json` and in the `-v` log.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Jump => "jump",
             Phase::Connect => "connect",
@@ -73,31 +73,28 @@ impl fmt::Display for Phase {
 /// (a retried connection, `remove`'s second observe) adds up; a phase that
 /// never ran is absent, not zero.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Timings(BTreeMap<Phase, Duration>);
+pub(crate) struct Timings(BTreeMap<Phase, Duration>);
 
 impl Timings {
-    pub fn add(&mut self, phase: Phase, took: Duration) {
+    pub(crate) fn add(&mut self, phase: Phase, took: Duration) {
         *self.0.entry(phase).or_default() += took;
     }
 
     /// Adds every phase of `other` to this one.
-    pub fn merge(&mut self, other: &Timings) {
+    pub(crate) fn merge(&mut self, other: &Timings) {
         for (&phase, &took) in &other.0 {
             self.add(phase, took);
         }
     }
 
-    pub fn get(&self, phase: Phase) -> Option<Duration> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, phase: Phase) -> Option<Duration> {
         self.0.get(&phase).copied()
     }
 
     /// The phases that ran, in the order a run goes through them.
-    pub fn iter(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
         self.0.iter().map(|(&p, &d)| (p, d))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use palisade::inventory::{RoleRules, parse_terraform};
+use palisade::{RoleRules, parse_terraform};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -1081,8 +1081,7 @@ fn a_deposed_object_sharing_an_address_with_its_replacement_is_refused() {
 
 #[test]
 fn the_census_counts_hosts_per_type_and_skipped_resources_in_every_format() {
-    use palisade::inventory::survey_terraform;
-    use palisade::report::inventory::{census, survey_json};
+    use palisade::{census, survey_json, survey_terraform};
     let expected = fixture_json("providers-expected.json");
     let rules = RoleRules::default().with_role_tag(Some("role".into()));
     for encoding in ENCODINGS {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use palisade::config::Config;
+use palisade::Config;
 use palisade_fuzz::check_refusal;
 
 fuzz_target!(|bytes: &[u8]| {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use palisade::transport::Jump;
+use palisade::Jump;
 use palisade_fuzz::check_message;
 
 fuzz_target!(|bytes: &[u8]| {

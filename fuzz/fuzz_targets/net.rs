@@ -7,8 +7,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 
 use libfuzzer_sys::fuzz_target;
-use palisade::net::{ChainName, IfName, Net, Port, SetName};
-use palisade::policy::{Nodes, Opening};
+use palisade::{ChainName, IfName, Net, Nodes, Opening, Port, SetName};
 
 fn round_trip<T>(text: &str)
 where

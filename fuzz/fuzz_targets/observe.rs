@@ -5,22 +5,21 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use palisade::engine::protocol;
-use palisade::observe::firewall::{self, parse};
+use palisade::node::{self, parse};
 
 fuzz_target!(|bytes: &[u8]| {
     let text = String::from_utf8_lossy(bytes);
     let before = parse(&text);
-    let _ = firewall::controller_address(&text);
-    let _ = protocol::settled(&text);
-    let _ = protocol::fate(&text);
-    let _ = protocol::aborted(&text);
+    let _ = node::controller_address(&text);
+    let _ = node::settled(&text);
+    let _ = node::fate(&text);
+    let _ = node::aborted(&text);
     let base = before.unwrap_or_default();
-    if let Ok(made) = protocol::made(&text, &base) {
+    if let Ok(made) = node::made(&text, &base) {
         let id = made.id.to_string();
         assert!(!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit() || b == b'-'), "{id:?}");
         assert_eq!(
-            protocol::Verdict::Confirm(made.id).text(),
+            node::Verdict::Confirm(made.id).text(),
             format!("confirm {id}\n")
         );
     }

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use palisade::inventory::{RoleRules, parse_terraform};
+use palisade::{RoleRules, parse_terraform};
 use palisade_fuzz::{check_inventory, check_refusal};
 
 fuzz_target!(|bytes: &[u8]| {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use palisade::inventory::parse_static;
+use palisade::parse_static;
 use palisade_fuzz::{check_inventory, check_refusal};
 
 fuzz_target!(|bytes: &[u8]| {

@@ -14,8 +14,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use palisade::inventory::Inventory;
-use palisade::report::terminal::escape;
+use palisade::{Inventory, escape};
 
 /// The planted secret.
 pub const MARKER: &str = "HUNTER2";

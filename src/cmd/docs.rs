@@ -12,7 +12,7 @@ use crate::cli::Cli;
 use crate::report::{Verdict, output};
 
 /// The completion script for `shell`, on stdout.
-pub fn completions(shell: Shell) -> Result<Verdict> {
+pub(crate) fn completions(shell: Shell) -> Result<Verdict> {
     let mut cmd = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "palisade", &mut script);
@@ -22,7 +22,7 @@ pub fn completions(shell: Shell) -> Result<Verdict> {
 
 /// palisade(1) on stdout, or with `dir` one page per command written there
 /// (palisade.1, palisade-apply.1, ...).
-pub fn man(dir: Option<&Path>) -> Result<Verdict> {
+pub(crate) fn man(dir: Option<&Path>) -> Result<Verdict> {
     let cmd = Cli::command();
     match dir {
         None => {

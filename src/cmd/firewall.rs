@@ -23,7 +23,7 @@ use crate::report::summary::Command;
 use crate::report::terminal::{escape, escape_lines};
 use crate::transport;
 
-pub async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
+pub(crate) async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let started = Instant::now();
     // First, so that a bad knob stops the run before anything else.
     let confirm_source = test_hook("PALISADE_TEST_CONFIRM_SOURCE")?;

@@ -10,7 +10,7 @@ use crate::report::{self, Verdict};
 /// The table (or `--json`) on stdout; on stderr, how many machines of each
 /// type were read and which resources of other types were skipped, so a
 /// fleet palisade did not understand shows at once.
-pub fn run(settings: &Settings) -> Result<Verdict> {
+pub(crate) fn run(settings: &Settings) -> Result<Verdict> {
     let mut survey = inventory::survey(&settings.source, &settings.roles)?;
     // The census below counts the whole state; the list shows the selection.
     let census = report::inventory::census(&survey);

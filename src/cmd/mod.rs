@@ -20,6 +20,9 @@ use crate::inventory::{Host, Inventory};
 use crate::report::{self, Verdict};
 use crate::transport::{Credentials, KnownHosts, SshOptions};
 
+/// Runs the command `cli` names to its end: the verdict says which exit
+/// code the run earned; an error is bad input, found before any node was
+/// touched.
 pub async fn run(cli: Cli) -> Result<Verdict> {
     match &cli.command {
         Command::Completions(args) => docs::completions(args.shell),

@@ -35,7 +35,7 @@ fn files(args: &MonitorArgs) -> Vec<(&'static str, &Path)> {
 /// Fails unless each file can be written where it is to go: a temporary
 /// file is made beside it and removed, so a missing directory or one the
 /// job may not write in stops the run before any node is contacted.
-pub fn check(args: &MonitorArgs) -> Result<()> {
+pub(crate) fn check(args: &MonitorArgs) -> Result<()> {
     if let (Some(p), Some(j)) = (&args.prometheus, &args.junit)
         && p == j
     {
@@ -53,7 +53,7 @@ pub fn check(args: &MonitorArgs) -> Result<()> {
 
 /// Writes the files `args` asks for, each atomically. Both are tried; the
 /// first failure is returned.
-pub fn write(args: &MonitorArgs, report: &Report, run: &Run) -> Result<()> {
+pub(crate) fn write(args: &MonitorArgs, report: &Report, run: &Run) -> Result<()> {
     let mut first = Ok(());
     for (flag, path) in files(args) {
         let text = match flag {

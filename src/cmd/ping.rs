@@ -16,7 +16,7 @@ use crate::report::progress::Progress;
 use crate::timing::Phase;
 use crate::transport;
 
-pub async fn run(settings: &Settings) -> Result<Verdict> {
+pub(crate) async fn run(settings: &Settings) -> Result<Verdict> {
     let inv = inventory::load(&settings.source, &settings.roles)?;
     let hosts = super::select(settings, &inv)?;
     let opts = Arc::new(super::ssh_options(settings, &hosts)?);

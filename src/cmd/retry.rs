@@ -18,20 +18,20 @@ use crate::limit::literal;
 use crate::report::limit as say;
 
 /// One host a run worked on, and whether it failed there.
-pub struct Attempt {
-    pub name: String,
-    pub failed: bool,
+pub(crate) struct Attempt {
+    pub(crate) name: String,
+    pub(crate) failed: bool,
 }
 
 /// Where the retry file of this cluster is.
-pub fn path(settings: &Settings) -> PathBuf {
+pub(crate) fn path(settings: &Settings) -> PathBuf {
     settings.known_hosts.with_file_name("failed")
 }
 
 /// Updates the retry file after a run of `command` over `ran`, and says how
 /// to retry (on stderr, not under `--json`). A file that cannot be written
 /// is a warning: the run's own result stands.
-pub fn record(settings: &Settings, command: &str, ran: &[Attempt]) {
+pub(crate) fn record(settings: &Settings, command: &str, ran: &[Attempt]) {
     let path = path(settings);
     let failed = ran.iter().filter(|a| a.failed).count();
     let result = update(&path, command, ran);

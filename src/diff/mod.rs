@@ -10,10 +10,10 @@ use crate::observe::probe::Backend;
 use crate::policy::{Family, FirewallBackend, Policy};
 use crate::render::{self, Docker, FamilyFix, Fix, Found, Jump};
 
-pub mod nft;
+pub(crate) mod nft;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     SetMissing {
         family: Family,
     },
@@ -153,7 +153,7 @@ pub enum Change {
 }
 
 impl Change {
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Change::SetMissing { .. } => "set-missing",
             Change::SetWrongType { .. } => "set-wrong-type",
@@ -196,7 +196,7 @@ impl Change {
 
     /// Whether the change is in palisade's sets, chains or table (not its
     /// boot files, nor a pending change).
-    pub fn in_table(&self) -> bool {
+    pub(crate) fn in_table(&self) -> bool {
         !matches!(
             self,
             Change::PersistMissing
@@ -210,7 +210,7 @@ impl Change {
         )
     }
 
-    pub fn family(&self) -> Option<Family> {
+    pub(crate) fn family(&self) -> Option<Family> {
         match self {
             Change::SetMissing { family }
             | Change::SetWrongType { family, .. }
@@ -239,14 +239,14 @@ impl Change {
 }
 
 /// Every difference between what the policy wants and what a node has.
-pub fn diff(policy: &Policy, observed: &Observed) -> Vec<Change> {
+pub(crate) fn diff(policy: &Policy, observed: &Observed) -> Vec<Change> {
     plan(policy, observed).0
 }
 
 /// Every difference, and how a change puts the chains right: one decision,
 /// which `plan` reports (the changes) and `apply` makes (the fix, rendered
 /// by `render::change_code`), so the two cannot disagree.
-pub fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
+pub(crate) fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
     if policy.backend == FirewallBackend::Auto {
         // As the node chose (iptables, where it said nothing).
         let chosen = observed

@@ -20,7 +20,7 @@ use crate::render::nft::{self, CHAIN, HOOK, PRIORITY};
 /// Every difference between the table the policy wants and `observed`
 /// (None: the node has no such table). A table palisade did not make is
 /// that, and nothing more: palisade neither compares nor replaces it.
-pub fn table_diff(policy: &Policy, observed: Option<&NftTable>) -> Vec<Change> {
+pub(crate) fn table_diff(policy: &Policy, observed: Option<&NftTable>) -> Vec<Change> {
     let Some(table) = observed else {
         return vec![Change::NftTableMissing];
     };

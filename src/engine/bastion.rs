@@ -17,39 +17,39 @@ use super::Refusal;
 
 /// The bastions of a run, as the lockout check needs them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Jump {
+pub(crate) struct Jump {
     /// Each hop, first to last.
-    pub hops: Vec<Hop>,
+    pub(crate) hops: Vec<Hop>,
     /// Every node, by each of its addresses: a bastion is also the node
     /// whose address its connection actually went to, whatever a name in
     /// `--jump` resolved to. palisade resolves nothing itself: the system
     /// resolver (or the hop before) gave the connection its address, and
     /// that address decides.
-    pub by_address: BTreeMap<IpAddr, Node>,
+    pub(crate) by_address: BTreeMap<IpAddr, Node>,
 }
 
 /// One bastion of the path.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hop {
+pub(crate) struct Hop {
     /// Its SSH port: where the sessions to it go.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The node `--jump` names, by its inventory name or by an address of
     /// it written as one.
-    pub named: Option<Node>,
+    pub(crate) named: Option<Node>,
 }
 
 /// A node of the inventory that is a bastion.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Node {
-    pub name: String,
-    pub role: Role,
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) role: Role,
 }
 
 impl Jump {
     /// The bastions of `jump` against the whole inventory (not only the
     /// nodes `--limit` selects: a bastion outside the selection keeps the
     /// whitelist it has now, and gets this one on its next run).
-    pub fn new(jump: &transport::Jump, inv: &Inventory) -> Jump {
+    pub(crate) fn new(jump: &transport::Jump, inv: &Inventory) -> Jump {
         let mut by_address = BTreeMap::new();
         for host in &inv.hosts {
             let node = Node {
@@ -89,7 +89,7 @@ impl Jump {
 
     /// The node hop `i` is, if it is one: named in `--jump`, or at the
     /// address its connection went to (`address`).
-    pub fn node(&self, i: usize, address: Option<IpAddr>) -> Option<&Node> {
+    pub(crate) fn node(&self, i: usize, address: Option<IpAddr>) -> Option<&Node> {
         self.hops
             .get(i)?
             .named
@@ -100,7 +100,7 @@ impl Jump {
     /// The node the connected hop `i` is, if it is one: the hop's address
     /// is asked only when `--jump` does not name a node (past the first
     /// hop it costs one exec on the hop, once per run).
-    pub async fn node_of(&self, i: usize, hop: &transport::HopSession) -> Option<&Node> {
+    pub(crate) async fn node_of(&self, i: usize, hop: &transport::HopSession) -> Option<&Node> {
         let named = self.hops.get(i)?.named.is_some();
         let address = if named { None } else { hop.address().await };
         self.node(i, address)
@@ -110,7 +110,7 @@ impl Jump {
 /// Every hop that is a node of the inventory must admit, by its own role's
 /// policy in `policies`, the address it sees its client connect from
 /// ([`admits_operator`]); the first hop that would not is the refusal.
-pub async fn admit_every_hop(
+pub(crate) async fn admit_every_hop(
     jump: &Jump,
     via: &transport::Bastion,
     policies: &BTreeMap<Role, Policy>,
@@ -126,7 +126,7 @@ pub async fn admit_every_hop(
 
 /// Whether some hop of the path is not a node of the inventory (its own
 /// firewall is not palisade's to check).
-pub async fn some_hop_outside(jump: &Jump, via: &transport::Bastion) -> bool {
+pub(crate) async fn some_hop_outside(jump: &Jump, via: &transport::Bastion) -> bool {
     for (i, conn) in via.hops().iter().enumerate() {
         if jump.node_of(i, conn).await.is_none() {
             return true;
@@ -141,7 +141,7 @@ pub async fn some_hop_outside(jump: &Jump, via: &transport::Bastion) -> bool {
 /// hop, the hop before's for the next) to the bastion's `port`. Every host
 /// refuses alike, before any write: a bastion that locks the operator out
 /// takes the whole fleet behind it out of reach.
-pub fn admits_operator(
+pub(crate) fn admits_operator(
     port: u16,
     node: &Node,
     policy: Option<&Policy>,

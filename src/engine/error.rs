@@ -8,7 +8,7 @@ use crate::transport::HostError;
 use super::Unconfirmed;
 
 #[derive(Debug, thiserror::Error)]
-pub enum NodeError {
+pub(crate) enum NodeError {
     #[error("no policy for role {0}")]
     NoPolicy(Role),
     #[error("missing on the node: {}", .0.join(", "))]
@@ -40,8 +40,6 @@ pub enum NodeError {
     LinkLost { link: HostError, secs: u32 },
     #[error("the node still differed after the change ({}); palisade rolled it back", describe(.0))]
     StillDiffers(Vec<Change>),
-    #[error("the node still differs after the confirmed change: {}", describe(.0))]
-    DiffersAfterConfirm(Vec<Change>),
     #[error("{why}; the node rolled back, but does not match its state before the change")]
     RollbackMismatch { why: Unconfirmed },
     #[error(
@@ -74,7 +72,7 @@ pub(super) fn describe(changes: &[Change]) -> String {
 
 /// palisade's own refusal to change a host: never lock the operator out.
 #[derive(Debug, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error(
         "refused to change this host: it sees palisade connecting from {seen}, which the whitelist does not \
          admit, so the change would lock you out; add it with --allow {seen}"
@@ -96,14 +94,12 @@ pub enum Refusal {
 }
 
 /// Why the engine's job on one host did not end as it should: the
-/// connection or a step failed, palisade refused, or the node did not
-/// converge.
+/// connection or a step failed, or the node did not converge (a refusal is
+/// an outcome, `Outcome::Refused`, not a failure).
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     #[error(transparent)]
     Transport(#[from] HostError),
-    #[error(transparent)]
-    Refused(#[from] Refusal),
     #[error(transparent)]
     Node(#[from] NodeError),
 }

@@ -5,13 +5,13 @@
 //! script reads the node, then waits on its stdin for palisade's verdicts
 //! (see [`protocol`]), so sudo runs once and no step waits for a new one.
 
-pub mod bastion;
+pub(crate) mod bastion;
 mod error;
 mod outcome;
-pub mod protocol;
+pub(crate) mod protocol;
 
-pub use error::{Failure, NodeError, Refusal};
-pub use outcome::{Note, Outcome, Unconfirmed};
+pub(crate) use error::{Failure, NodeError, Refusal};
+pub(crate) use outcome::{Note, Outcome, Unconfirmed};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -31,44 +31,44 @@ use crate::transport::{Conversation, HostError, Privilege, Session};
 use self::protocol::{END, Fate, Verdict};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Plan,
     Apply,
     Verify,
     Remove,
 }
 
-pub struct Job {
+pub(crate) struct Job {
     /// The policy of each role the fleet has (the ports open differ).
-    pub policies: BTreeMap<Role, Policy>,
-    pub user: String,
-    pub mode: Mode,
+    pub(crate) policies: BTreeMap<Role, Policy>,
+    pub(crate) user: String,
+    pub(crate) mode: Mode,
     /// How long a node waits for confirmation before rolling back.
-    pub confirm_timeout: Duration,
+    pub(crate) confirm_timeout: Duration,
     /// How long the fresh confirmation connection may take.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Where each host stands, for the report on Ctrl-C.
-    pub phases: Phases,
+    pub(crate) phases: Phases,
     /// Test-only: the local address the confirmation connection leaves from.
-    pub confirm_source: Option<IpAddr>,
+    pub(crate) confirm_source: Option<IpAddr>,
     /// Test-only: a pause before each confirmation (of a change this run
     /// made, or of one it found pending).
-    pub hold_confirm: Duration,
+    pub(crate) hold_confirm: Duration,
     /// The nodes' SSH port (`--port`): the lockout check asks whether a
     /// new connection to it gets in.
-    pub port: u16,
+    pub(crate) port: u16,
     /// What each node took under `--backend auto`, by host name, for the
     /// report.
-    pub choices: Choices,
+    pub(crate) choices: Choices,
     /// The bastions (`--jump`, or ssh_config's ProxyJump), when there are.
-    pub jump: Option<bastion::Jump>,
+    pub(crate) jump: Option<bastion::Jump>,
 }
 
 /// Where a changed host stands in the confirm protocol. Times are on the
 /// monotonic clock: a wall-clock step (NTP, an operator) moves neither the
 /// node's deadline (on its /proc/uptime) nor palisade's count of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Changed, not yet confirmed: it rolls back by itself at this time.
     Armed(Instant),
     /// The confirmation is on its way, its answer not yet read: the change
@@ -77,9 +77,9 @@ pub enum Phase {
     Confirmed,
 }
 
-pub type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
+pub(crate) type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
 
-pub type Choices = Arc<Mutex<BTreeMap<String, firewall::Chosen>>>;
+pub(crate) type Choices = Arc<Mutex<BTreeMap<String, firewall::Chosen>>>;
 
 /// The policy for this node: with `--backend auto`, the backend the node
 /// took (recorded for the report); else `policy` itself.
@@ -104,7 +104,7 @@ fn resolve<'a>(
     Ok(resolved.insert(policy.with_backend(backend)))
 }
 
-pub async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<Outcome, Failure> {
+pub(crate) async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<Outcome, Failure> {
     let policy = job
         .policies
         .get(&host.role)
@@ -464,7 +464,7 @@ async fn tell(talk: &mut Conversation, verdict: Verdict) -> Result<String, Failu
 /// this check whatever it says: a change whose next connection fails rolls
 /// back. apply refuses a change that fails this, and plan reports the same
 /// refusal.
-pub fn admits_controller(
+pub(crate) fn admits_controller(
     policy: &Policy,
     seen: Option<IpAddr>,
     port: u16,

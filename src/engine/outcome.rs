@@ -11,7 +11,7 @@ use super::error::describe;
 /// How one host's job ended, when it ended as palisade meant it to (a
 /// failure is a [`super::Failure`]).
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// verify: the node is as the policy wants.
     Matches,
     /// verify: the node differs by these changes.
@@ -37,7 +37,7 @@ pub enum Outcome {
 
 /// Something worth saying about a change that was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Note {
+pub(crate) enum Note {
     /// The change confirmed was one another run had left pending: an
     /// interrupted one, or one at work on the node at the same time.
     ConfirmedLeftover,
@@ -57,7 +57,7 @@ pub enum Note {
 
 /// Why a change was not confirmed.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Unconfirmed {
+pub(crate) enum Unconfirmed {
     /// A new connection did not get through after the change (why, as the
     /// connection attempt said).
     NoNewConnection(String),

@@ -13,7 +13,7 @@ use crate::observe::firewall::{self, ChangeId, Observed, ParseError, Sections};
 use crate::policy::FirewallBackend;
 
 /// The line that ends every reply.
-pub const END: &str = "==> end";
+pub(crate) const END: &str = "==> end";
 
 /// What palisade tells the waiting script.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl Verdict {
 
 /// How the node will roll the change back unless confirmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// A transient systemd timer.
     Systemd,
     /// A detached sleeper (no systemd).
@@ -52,7 +52,7 @@ pub enum Trigger {
 
 /// Where the change's boot restore goes once confirmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Persisted {
+pub(crate) enum Persisted {
     /// A systemd unit runs the restore script at boot.
     Systemd,
     /// No systemd: the script is written to /var/lib/palisade only.
@@ -64,13 +64,13 @@ pub enum Persisted {
 pub struct Made {
     /// The node's name for the change, which the confirmation gives back.
     pub id: ChangeId,
-    pub trigger: Option<Trigger>,
-    pub persisted: Option<Persisted>,
+    pub(crate) trigger: Option<Trigger>,
+    pub(crate) persisted: Option<Persisted>,
     /// The node as the commit left it: `before` with the chains read again.
     /// The sets and boot files are what the commit wrote (one `ipset
     /// restore` and files that exited 0), so only the chains, which another
     /// tool may touch at the same time, are read back.
-    pub after: Observed,
+    pub(crate) after: Observed,
 }
 
 /// What became of a change palisade confirmed.
@@ -95,6 +95,8 @@ pub enum Settled {
     RolledBack,
 }
 
+/// What the node's first reply says it finished of an earlier run that died
+/// half way (its `settled` section); `None` when it finished nothing.
 pub fn settled(first: &str) -> Option<Settled> {
     let sections = Sections::of(first).ok()?;
     match *sections.get("settled").first()? {
@@ -169,7 +171,7 @@ pub fn aborted(text: &str) -> Result<bool, ParseError> {
 
 /// Where a node's last change stands, as `render::status` says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pending {
+pub(crate) enum Pending {
     /// No change is pending, or none was ever made.
     None,
     /// Armed: it rolls back by itself unless confirmed.
@@ -186,7 +188,7 @@ pub enum Pending {
 }
 
 /// Parses what `render::status` prints.
-pub fn pending(text: &str) -> Result<Pending, ParseError> {
+pub(crate) fn pending(text: &str) -> Result<Pending, ParseError> {
     match state_word(text)? {
         Some("none") => Ok(Pending::None),
         Some("armed") => Ok(Pending::Armed),
@@ -204,7 +206,7 @@ pub fn pending(text: &str) -> Result<Pending, ParseError> {
 /// the chains and jumps (the sets and boot files are checked by the
 /// commands that wrote them); with nftables, any in the table, which is
 /// read back whole, sets included.
-pub fn left_in_chains(changes: Vec<Change>, backend: FirewallBackend) -> Vec<Change> {
+pub(crate) fn left_in_chains(changes: Vec<Change>, backend: FirewallBackend) -> Vec<Change> {
     changes
         .into_iter()
         .filter(|c| {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 /// A kind of address palisade connects to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ConnectVia {
+pub(crate) enum ConnectVia {
     /// The public IPv4 address.
     #[default]
     Public,
@@ -25,7 +25,7 @@ pub enum ConnectVia {
 
 impl ConnectVia {
     /// As the flag and the config spell it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ConnectVia::Public => "public",
             ConnectVia::Private => "private",
@@ -34,7 +34,7 @@ impl ConnectVia {
     }
 
     /// What the machine lacks when it has no such address, for messages.
-    pub fn wanted(self) -> &'static str {
+    pub(crate) fn wanted(self) -> &'static str {
         match self {
             ConnectVia::Public => "public IPv4",
             ConnectVia::Private => "private IPv4",
@@ -49,7 +49,7 @@ impl ConnectVia {
 /// mixed fleet (most machines on the private network, a few with only a
 /// public address) is then one run, not a refusal of the whole state.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectOrder(Vec<ConnectVia>);
+pub(crate) struct ConnectOrder(Vec<ConnectVia>);
 
 impl Default for ConnectOrder {
     fn default() -> Self {
@@ -59,18 +59,18 @@ impl Default for ConnectOrder {
 
 impl ConnectOrder {
     /// The kinds, most wanted first; never empty, never one twice.
-    pub fn kinds(&self) -> &[ConnectVia] {
+    pub(crate) fn kinds(&self) -> &[ConnectVia] {
         &self.0
     }
 
     /// What a machine lacks when it has none of the kinds, for messages:
     /// `private IPv4 or public IPv4`.
-    pub fn wanted(&self) -> String {
+    pub(crate) fn wanted(&self) -> String {
         self.0.iter().map(|v| v.wanted()).collect::<Vec<_>>().join(" or ")
     }
 
     /// Whether only the default, the public IPv4, is wanted.
-    pub fn is_public_only(&self) -> bool {
+    pub(crate) fn is_public_only(&self) -> bool {
         self.0 == [ConnectVia::Public]
     }
 }
@@ -142,11 +142,11 @@ pub(super) enum Class {
 /// One address of a machine and where it was found.
 #[derive(Clone, Debug)]
 pub(super) struct Found {
-    pub addr: IpAddr,
-    pub class: Class,
+    pub(crate) addr: IpAddr,
+    pub(crate) class: Class,
     /// The position of its path among the type's paths: earlier paths win
     /// the SSH address.
-    pub rank: usize,
+    pub(crate) rank: usize,
 }
 
 /// Why state text is not a machine's address.

@@ -14,9 +14,9 @@ use super::Inventory;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Census {
     /// Hosts read, per machine type (tainted and deposed instances included).
-    pub found: BTreeMap<String, usize>,
+    pub(crate) found: BTreeMap<String, usize>,
     /// Managed resource instances of every other type.
-    pub skipped: BTreeMap<String, usize>,
+    pub(crate) skipped: BTreeMap<String, usize>,
 }
 
 /// Counts a skipped resource type. Type names come from the file, so one
@@ -29,7 +29,7 @@ pub(super) fn skip(skipped: &mut BTreeMap<String, usize>, rtype: &str, instances
 
 impl Census {
     /// `aws_security_group 2, aws_vpc 1`, for messages.
-    pub fn describe(counts: &BTreeMap<String, usize>) -> String {
+    pub(crate) fn describe(counts: &BTreeMap<String, usize>) -> String {
         counts
             .iter()
             .map(|(t, n)| format!("{t} {n}"))
@@ -46,5 +46,5 @@ pub struct Survey {
     pub census: Option<Census>,
     /// Machines `--skip-addressless` left out (resource addresses): the
     /// state holds no address for them.
-    pub left_out: Vec<String>,
+    pub(crate) left_out: Vec<String>,
 }

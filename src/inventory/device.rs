@@ -22,19 +22,19 @@ use super::{Error, Host, HostName, Lifecycle, Origin, RoleRules, flatmap};
 pub(super) struct Device<'a> {
     /// The resource address, as Terraform prints it:
     /// `module.dcos.packet_device.dcos_agent[3]`.
-    pub address: String,
+    pub(crate) address: String,
     /// The resource type (`packet_device`), which says where the addresses are.
-    pub rtype: String,
+    pub(crate) rtype: String,
     /// The resource name (`dcos_agent`), which decides the role by default.
-    pub name: String,
-    pub lifecycle: Lifecycle,
+    pub(crate) name: String,
+    pub(crate) lifecycle: Lifecycle,
     /// A deposed object's key (`1a2b3c4d`; a v3 state's list position).
-    pub deposed: Option<String>,
-    pub attrs: Attrs<'a>,
+    pub(crate) deposed: Option<String>,
+    pub(crate) attrs: Attrs<'a>,
     /// The top-level attributes Terraform marks sensitive (state v4
     /// `sensitive_attributes`, show -json `sensitive_values`): never read,
     /// so never printed, logged or quoted, whatever a config names.
-    pub sensitive: BTreeSet<String>,
+    pub(crate) sensitive: BTreeSet<String>,
 }
 
 /// A machine's attributes in either of the two encodings Terraform uses.
@@ -49,7 +49,11 @@ pub(super) enum Attrs<'a> {
 impl Attrs<'_> {
     /// A flatmap, unflattened; `address` names the resource in the error a
     /// key nested deeper than any schema gets.
-    pub fn flat(map: &Map<String, Value>, origin: &Origin, address: &str) -> Result<Attrs<'static>, Error> {
+    pub(crate) fn flat(
+        map: &Map<String, Value>,
+        origin: &Origin,
+        address: &str,
+    ) -> Result<Attrs<'static>, Error> {
         flatmap::unflatten(map).map(Attrs::Flat).map_err(|key| {
             Error::malformed(
                 origin,
@@ -89,9 +93,9 @@ impl Device<'_> {
 
 /// The hosts of a state, and the machines `--skip-addressless` left out.
 pub(super) struct Built {
-    pub hosts: Vec<Host>,
+    pub(crate) hosts: Vec<Host>,
     /// Resource addresses of the machines left out, in state order.
-    pub left_out: Vec<String>,
+    pub(crate) left_out: Vec<String>,
 }
 
 /// Why a machine has no address to connect to.

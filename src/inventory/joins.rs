@@ -149,12 +149,12 @@ pub(super) fn is_source(rtype: &str) -> bool {
 /// An address found on another resource.
 #[derive(Clone, Debug)]
 pub(super) struct Joined {
-    pub addr: IpAddr,
-    pub class: Class,
+    pub(crate) addr: IpAddr,
+    pub(crate) class: Class,
     /// The resource it was found on, for messages.
-    pub source: String,
+    pub(crate) source: String,
     /// The machine attribute it replaces (see the module's doc).
-    pub replaces: Option<&'static str>,
+    pub(crate) replaces: Option<&'static str>,
 }
 
 /// The rank of a joined address that stands beside the machine's own: after

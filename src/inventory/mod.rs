@@ -35,11 +35,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use address::{ConnectOrder, ConnectVia};
-pub use census::{Census, Survey};
-pub use error::Error;
-pub use roles::{RoleRule, RoleRules};
-pub use types::TypeSpec;
+pub(crate) use address::{ConnectOrder, ConnectVia};
+pub(crate) use census::{Census, Survey};
+pub(crate) use error::Error;
+pub(crate) use roles::RoleRule;
+pub use roles::RoleRules;
+pub(crate) use types::TypeSpec;
 
 /// What a node does in the cluster. The order of the variants is the order of
 /// reports: masters first, as operators list a DC/OS cluster.
@@ -55,7 +56,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub(crate) const ALL: [Role; 5] = [
         Role::Master,
         Role::Agent,
         Role::PublicAgent,
@@ -63,7 +64,7 @@ impl Role {
         Role::Node,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Master => "master",
             Role::Agent => "agent",
@@ -98,12 +99,12 @@ impl FromStr for Role {
 pub struct HostName(String);
 
 impl HostName {
-    pub fn parse(s: &str) -> Option<HostName> {
+    pub(crate) fn parse(s: &str) -> Option<HostName> {
         HostName::check(s).ok()
     }
 
     /// [`HostName::parse`], saying what is wrong with a name it refuses.
-    pub fn check(s: &str) -> Result<HostName, &'static str> {
+    pub(crate) fn check(s: &str) -> Result<HostName, &'static str> {
         if s.is_empty() {
             Err("it is empty")
         } else if s.len() > 253 {
@@ -143,7 +144,7 @@ impl fmt::Display for HostName {
 /// running machine, so every one is admitted by the whitelist.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Lifecycle {
+pub(crate) enum Lifecycle {
     /// The instance Terraform keeps (and every host of a static inventory).
     #[default]
     Current,
@@ -159,19 +160,19 @@ pub enum Lifecycle {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Host {
     pub name: HostName,
-    pub role: Role,
+    pub(crate) role: Role,
     /// Where palisade connects: the node's public IPv4 for Terraform fleets.
     pub address: IpAddr,
     /// Every IPv4 address of the node, the SSH address included.
-    pub ipv4: BTreeSet<Ipv4Addr>,
+    pub(crate) ipv4: BTreeSet<Ipv4Addr>,
     /// Every IPv6 address of the node.
     pub ipv6: BTreeSet<Ipv6Addr>,
     #[serde(skip_serializing_if = "Lifecycle::is_current")]
-    pub lifecycle: Lifecycle,
+    pub(crate) lifecycle: Lifecycle,
     /// Where the host came from (a Terraform resource address or a file
     /// entry), for error messages; not part of any report.
     #[serde(skip)]
-    pub origin: String,
+    pub(crate) origin: String,
 }
 
 impl Host {
@@ -210,7 +211,7 @@ impl Host {
 }
 
 impl Lifecycle {
-    pub fn is_current(&self) -> bool {
+    pub(crate) fn is_current(&self) -> bool {
         *self == Lifecycle::Current
     }
 }
@@ -218,12 +219,13 @@ impl Lifecycle {
 /// The whole fleet, sorted by role and then by name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Inventory {
+    /// Every host, each built by `Host::new`, names unique.
     pub hosts: Vec<Host>,
 }
 
 /// Where to read the fleet from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// A Terraform document in any format; `-` is standard input.
     Terraform(PathBuf),
     /// A static TOML inventory.
@@ -231,13 +233,13 @@ pub enum Source {
 }
 
 /// Reads the fleet. Nothing is contacted: this only reads local files.
-pub fn load(source: &Source, rules: &RoleRules) -> Result<Inventory, Error> {
+pub(crate) fn load(source: &Source, rules: &RoleRules) -> Result<Inventory, Error> {
     survey(source, rules).map(|s| s.inventory)
 }
 
 /// Reads the fleet and, for a Terraform state, what else the state held
 /// (`palisade inventory` shows it).
-pub fn survey(source: &Source, rules: &RoleRules) -> Result<Survey, Error> {
+pub(crate) fn survey(source: &Source, rules: &RoleRules) -> Result<Survey, Error> {
     match source {
         Source::Terraform(path) => {
             let origin = Origin::of(path);

@@ -25,7 +25,7 @@ use super::types::is_secret;
 
 /// A parsed attribute path. Its text is kept for messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttrPath {
+pub(crate) struct AttrPath {
     text: String,
     steps: Vec<Step>,
 }
@@ -52,14 +52,14 @@ pub(super) enum Style {
 /// A value found at a path, and where it was.
 #[derive(Debug)]
 pub(super) struct Hit<'a> {
-    pub value: &'a Value,
-    pub field: String,
+    pub(crate) value: &'a Value,
+    pub(crate) field: String,
 }
 
 impl AttrPath {
     /// Parses a path; the error says what is wrong, without the path
     /// (callers say which setting it came from).
-    pub fn parse(text: &str) -> Result<AttrPath, String> {
+    pub(crate) fn parse(text: &str) -> Result<AttrPath, String> {
         let mut steps = Vec::new();
         for (i, segment) in text.split('.').enumerate() {
             if segment == "*" {
@@ -105,7 +105,7 @@ impl AttrPath {
         })
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.text
     }
 
@@ -136,7 +136,7 @@ impl AttrPath {
 
     /// Every attribute name the path reads (fields and filter keys), for
     /// the secret check.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.steps.iter().filter_map(|step| match step {
             Step::Key(name) | Step::Where { key: name, .. } => Some(name.as_str()),
             Step::Each => None,

@@ -31,11 +31,11 @@ const BUILTIN: [(&str, Role); 4] = [
 /// `[[terraform.roles]] resource = "mesos_master*"  role = "master"`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct RoleRule {
+pub(crate) struct RoleRule {
     /// A glob over the resource *name* (`dcos_master`, not the type), or
     /// over the `--role-tag` value.
-    pub resource: String,
-    pub role: Role,
+    pub(crate) resource: String,
+    pub(crate) role: Role,
 }
 
 /// The compiled mapping, with the type table and the address choice.
@@ -54,7 +54,7 @@ impl RoleRules {
     /// The built-in mapping plus `device_types` (the old form: extra types
     /// read as Packet-shaped) and rules from the config. A bad glob is
     /// reported with the pattern.
-    pub fn new(extra_types: &[String], rules: &[RoleRule]) -> Result<RoleRules, String> {
+    pub(crate) fn new(extra_types: &[String], rules: &[RoleRule]) -> Result<RoleRules, String> {
         let mut out = RoleRules::default();
         out.types.add_legacy(extra_types);
         for rule in rules {
@@ -67,7 +67,7 @@ impl RoleRules {
 
     /// Adds `[terraform.types.NAME]` tables; they win over built-in types
     /// and over `device_types` of the same name.
-    pub fn with_types(mut self, specs: &BTreeMap<String, TypeSpec>) -> Result<RoleRules, String> {
+    pub(crate) fn with_types(mut self, specs: &BTreeMap<String, TypeSpec>) -> Result<RoleRules, String> {
         self.types.add_specs(specs)?;
         Ok(self)
     }
@@ -78,18 +78,18 @@ impl RoleRules {
         self
     }
 
-    pub fn with_connect_via(mut self, via: ConnectOrder) -> RoleRules {
+    pub(crate) fn with_connect_via(mut self, via: ConnectOrder) -> RoleRules {
         self.connect_via = via;
         self
     }
 
     /// Leaves out machines the state holds no address for (`--skip-addressless`).
-    pub fn with_skip_addressless(mut self, skip: bool) -> RoleRules {
+    pub(crate) fn with_skip_addressless(mut self, skip: bool) -> RoleRules {
         self.skip_addressless = skip;
         self
     }
 
-    pub fn skip_addressless(&self) -> bool {
+    pub(crate) fn skip_addressless(&self) -> bool {
         self.skip_addressless
     }
 
@@ -97,7 +97,7 @@ impl RoleRules {
         self.types.get(resource_type)
     }
 
-    pub fn is_device(&self, resource_type: &str) -> bool {
+    pub(crate) fn is_device(&self, resource_type: &str) -> bool {
         self.types.get(resource_type).is_some()
     }
 
@@ -108,17 +108,17 @@ impl RoleRules {
         self.is_device(resource_type) || super::joins::is_source(resource_type)
     }
 
-    pub fn role_tag(&self) -> Option<&str> {
+    pub(crate) fn role_tag(&self) -> Option<&str> {
         self.role_tag.as_deref()
     }
 
-    pub fn connect_via(&self) -> &ConnectOrder {
+    pub(crate) fn connect_via(&self) -> &ConnectOrder {
         &self.connect_via
     }
 
     /// The role a resource name gives: configured globs, then the DC/OS
     /// Terraform's names.
-    pub fn role(&self, resource_name: &str) -> Role {
+    pub(crate) fn role(&self, resource_name: &str) -> Role {
         if let Some((_, role)) = self.rules.iter().find(|(g, _)| g.is_match(resource_name)) {
             return *role;
         }
@@ -133,7 +133,7 @@ impl RoleRules {
     /// Terraform's names. A value that names no role gives none: the
     /// caller falls back to the resource name (and says so), rather than
     /// making a tagged master a plain node.
-    pub fn role_from_tag(&self, value: &str) -> Option<Role> {
+    pub(crate) fn role_from_tag(&self, value: &str) -> Option<Role> {
         if let Some((_, role)) = self.rules.iter().find(|(g, _)| g.is_match(value)) {
             return Some(*role);
         }
@@ -156,7 +156,7 @@ impl RoleRules {
     /// of `tried` (the resource names and `--role-tag` values of a fleet),
     /// as `"GLOB" = ROLE`: a typo in a pattern otherwise leaves every
     /// machine it meant a plain node without a word.
-    pub fn unmatched<'t>(&self, tried: impl Iterator<Item = &'t str> + Clone) -> Vec<String> {
+    pub(crate) fn unmatched<'t>(&self, tried: impl Iterator<Item = &'t str> + Clone) -> Vec<String> {
         self.rules
             .iter()
             .filter(|(glob, _)| !tried.clone().any(|t| glob.is_match(t)))
@@ -165,7 +165,7 @@ impl RoleRules {
     }
 
     /// Every machine type, for "looked for" messages.
-    pub fn describe_types(&self) -> String {
+    pub(crate) fn describe_types(&self) -> String {
         self.types.names().collect::<Vec<_>>().join(", ")
     }
 }

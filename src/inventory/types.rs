@@ -288,15 +288,15 @@ pub(crate) fn is_secret(name: &str) -> bool {
 
 /// Where one machine type keeps what palisade reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeviceType {
-    pub public: Vec<AttrPath>,
-    pub private: Vec<AttrPath>,
-    pub addresses: Vec<AttrPath>,
-    pub name: Vec<AttrPath>,
-    pub tags: Vec<AttrPath>,
+pub(crate) struct DeviceType {
+    pub(crate) public: Vec<AttrPath>,
+    pub(crate) private: Vec<AttrPath>,
+    pub(crate) addresses: Vec<AttrPath>,
+    pub(crate) name: Vec<AttrPath>,
+    pub(crate) tags: Vec<AttrPath>,
     /// Came from `device_types`, the old form that assumes the Packet
     /// layout: errors then say how to describe the type properly.
-    pub legacy: bool,
+    pub(crate) legacy: bool,
 }
 
 /// `[terraform.types.NAME]` in palisade.toml. `like` starts from a built-in
@@ -304,18 +304,18 @@ pub struct DeviceType {
 /// list given replaces that field's paths.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct TypeSpec {
-    pub like: Option<String>,
-    pub public: Option<Vec<String>>,
-    pub private: Option<Vec<String>>,
-    pub addresses: Option<Vec<String>>,
-    pub name: Option<Vec<String>>,
-    pub tags: Option<Vec<String>>,
+pub(crate) struct TypeSpec {
+    pub(crate) like: Option<String>,
+    pub(crate) public: Option<Vec<String>>,
+    pub(crate) private: Option<Vec<String>>,
+    pub(crate) addresses: Option<Vec<String>>,
+    pub(crate) name: Option<Vec<String>>,
+    pub(crate) tags: Option<Vec<String>>,
 }
 
 /// Every machine type a run knows, by resource type name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Types {
+pub(crate) struct Types {
     by_name: BTreeMap<String, DeviceType>,
 }
 
@@ -350,17 +350,17 @@ fn builtin(row: &Builtin) -> DeviceType {
 }
 
 impl Types {
-    pub fn get(&self, resource_type: &str) -> Option<&DeviceType> {
+    pub(crate) fn get(&self, resource_type: &str) -> Option<&DeviceType> {
         self.by_name.get(resource_type)
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)
     }
 
     /// Adds `device_types` (the old form): each unknown name read as
     /// Packet-shaped. Built-in types keep their own layout.
-    pub fn add_legacy(&mut self, names: &[String]) {
+    pub(crate) fn add_legacy(&mut self, names: &[String]) {
         for name in names {
             if !self.by_name.contains_key(name) {
                 let mut kind = builtin(&PACKET);
@@ -372,7 +372,7 @@ impl Types {
 
     /// Adds or replaces types from `[terraform.types.NAME]` tables. Errors
     /// name the table and field: `terraform.types.my_vm.public[1]: ...`.
-    pub fn add_specs(&mut self, specs: &BTreeMap<String, TypeSpec>) -> Result<(), String> {
+    pub(crate) fn add_specs(&mut self, specs: &BTreeMap<String, TypeSpec>) -> Result<(), String> {
         let builtins = Types::default();
         for (name, spec) in specs {
             let at = format!("terraform.types.{name}");

@@ -140,7 +140,7 @@ printf '%s' "$reply"
 /// [`crate::transport::Privilege::RootSeeingOrigin`], its output also says
 /// where the controller connects from ([`controller_address`]): the probe
 /// and the read are one exec.
-pub fn script(policy: &Policy) -> Script {
+pub(crate) fn script(policy: &Policy) -> Script {
     let mut s = render::names(policy);
     s.push_str(&render::library(policy));
     s.push_str(&render::auto_read(policy));
@@ -175,75 +175,75 @@ impl std::fmt::Display for ChangeId {
 
 /// One ipset set as `ipset save` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SetFacts {
+pub(crate) struct SetFacts {
     /// `hash:net family inet`, from the create line.
-    pub kind: String,
-    pub members: BTreeSet<Net>,
+    pub(crate) kind: String,
+    pub(crate) members: BTreeSet<Net>,
 }
 
 /// palisade's objects in one address family.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FamilyFacts {
-    pub set: Option<SetFacts>,
+pub(crate) struct FamilyFacts {
+    pub(crate) set: Option<SetFacts>,
     /// The rules of our chain (`-A` lines), or None when there is no chain.
-    pub chain: Option<Vec<String>>,
+    pub(crate) chain: Option<Vec<String>>,
     /// The rules of INPUT.
-    pub input: Vec<String>,
-    pub docker_user: Option<Vec<String>>,
-    pub docker_chain: Option<Vec<String>>,
+    pub(crate) input: Vec<String>,
+    pub(crate) docker_user: Option<Vec<String>>,
+    pub(crate) docker_chain: Option<Vec<String>>,
     /// The rules of mangle PREROUTING.
-    pub prerouting: Vec<String>,
+    pub(crate) prerouting: Vec<String>,
     /// The rules of the guard before DNAT, in the mangle table, or None
     /// when there is no such chain.
-    pub guard: Option<Vec<String>>,
+    pub(crate) guard: Option<Vec<String>>,
     /// The filter table holds a quoted string (a rule comment) that spans
     /// lines: its lines could pose as rules of these chains, so what they
     /// hold cannot be told for sure. Only something forging lines (with
     /// NET_ADMIN on the node) puts one there.
-    pub forged_rules: bool,
+    pub(crate) forged_rules: bool,
     /// The same in the set: a member's comment spans lines, which could
     /// pose as members.
-    pub forged_set: bool,
+    pub(crate) forged_set: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observed {
     /// Tools palisade needs that the node lacks.
-    pub missing_tools: Vec<String>,
-    pub backend: Option<Backend>,
-    pub v4: FamilyFacts,
-    pub v6: FamilyFacts,
+    pub(crate) missing_tools: Vec<String>,
+    pub(crate) backend: Option<Backend>,
+    pub(crate) v4: FamilyFacts,
+    pub(crate) v6: FamilyFacts,
     /// sha256 of the boot restore script, when there is one.
-    pub restore_digest: Option<String>,
+    pub(crate) restore_digest: Option<String>,
     /// The backend recorded when palisade last applied.
-    pub applied_backend: Option<Backend>,
-    pub systemd: bool,
-    pub unit_digest: Option<String>,
-    pub unit_enabled: bool,
+    pub(crate) applied_backend: Option<Backend>,
+    pub(crate) systemd: bool,
+    pub(crate) unit_digest: Option<String>,
+    pub(crate) unit_enabled: bool,
     /// An earlier change that was never confirmed, and when it rolls back.
     /// How many seconds it has left, by the node's clock.
-    pub pending_rollback: Option<u64>,
+    pub(crate) pending_rollback: Option<u64>,
     /// Which change it is: a confirmation names it, so that it never keeps
     /// another run's change instead.
-    pub pending_id: Option<ChangeId>,
+    pub(crate) pending_id: Option<ChangeId>,
     /// The interfaces the node's default routes use (never `lo`).
-    pub uplinks: Vec<String>,
+    pub(crate) uplinks: Vec<String>,
     /// The node's main routing table (both families; empty for a family
     /// whose table was too long to send whole).
-    pub routes: Vec<Route>,
+    pub(crate) routes: Vec<Route>,
     /// The rollback of a change failed, and the node tries it again: it
     /// may still have that change's rules.
-    pub rollback_failed: bool,
+    pub(crate) rollback_failed: bool,
     /// With `--backend auto`, the backend the node took, and why.
-    pub chosen: Option<Chosen>,
+    pub(crate) chosen: Option<Chosen>,
     /// With the nftables backend, palisade's table (`nft -j list table`),
     /// or None when there is none. (With iptables, always None: the
     /// families' facts say what is there.)
-    pub nft: Option<super::nft::NftTable>,
+    pub(crate) nft: Option<super::nft::NftTable>,
 }
 
 impl Observed {
-    pub fn family(&self, family: Family) -> &FamilyFacts {
+    pub(crate) fn family(&self, family: Family) -> &FamilyFacts {
         match family {
             Family::V4 => &self.v4,
             Family::V6 => &self.v6,
@@ -263,7 +263,7 @@ impl ParseError {
 
 /// `before` with its chains as `text` (sections `chain-v4`, `input-v4`, …,
 /// ending with `==> end`) shows them.
-pub fn with_chains(before: &Observed, text: &str) -> Result<Observed, ParseError> {
+pub(crate) fn with_chains(before: &Observed, text: &str) -> Result<Observed, ParseError> {
     let sections = Sections::of(text)?;
     let mut after = before.clone();
     if sections.has("nft") {
@@ -478,7 +478,7 @@ fn nft_table(sections: &Sections) -> Result<Option<super::nft::NftTable>, ParseE
 /// why, in the node's words (`palisade's table is there`, `nft takes the
 /// table`, `nft is not installed`, ...): shown escaped, never matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Chosen {
+pub(crate) struct Chosen {
     pub backend: FirewallBackend,
     pub why: String,
 }
@@ -500,9 +500,9 @@ fn chosen(lines: &[&str]) -> Option<Chosen> {
 /// One route of a node's main table: traffic for `net` leaves by
 /// `interface`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Route {
-    pub interface: String,
-    pub net: IpNet,
+pub(crate) struct Route {
+    pub(crate) interface: String,
+    pub(crate) net: IpNet,
 }
 
 /// The `routes` section: `4 IFACE DST MASK` as /proc/net/route prints them
@@ -555,7 +555,7 @@ impl Observed {
     /// The interface the node's main table sends traffic for `addr` by:
     /// the interface a connection from `addr` comes in on where routing is
     /// symmetric. None when no route (or only a default route) covers it.
-    pub fn interface_to(&self, addr: IpAddr) -> Option<&str> {
+    pub(crate) fn interface_to(&self, addr: IpAddr) -> Option<&str> {
         self.routes
             .iter()
             .filter(|r| r.net.prefix_len() > 0 && r.net.contains(&addr))
@@ -592,7 +592,7 @@ fn opens_quote(line: &str, escapes: bool) -> bool {
     odd
 }
 
-pub fn backend_of(version: &str) -> Option<Backend> {
+pub(crate) fn backend_of(version: &str) -> Option<Backend> {
     if version.trim() == "nftables" {
         Some(Backend::Nftables)
     } else if version.contains("nf_tables") {

@@ -25,37 +25,37 @@ use crate::render::nft::CHAIN;
 
 /// The table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NftTable {
+pub(crate) struct NftTable {
     /// A rule of [`CHAIN`] carries palisade's mark as its comment (the
     /// first, as palisade writes it; anywhere, as for the iptables
     /// backend's chains, so that a rule inserted above it by hand is drift
     /// to repair, not a table to refuse): palisade made this table, and
     /// may replace it. It never replaces one it did not make.
-    pub marked: bool,
+    pub(crate) marked: bool,
     /// The table's flags (`dormant` turns the whole table off); palisade
     /// sets none. nft 1.0.6 prints a dormant table's flags wrongly
     /// (`"inet"`), but prints some.
-    pub flags: Vec<String>,
-    pub sets: BTreeMap<String, NftSet>,
-    pub chains: BTreeMap<String, NftChain>,
+    pub(crate) flags: Vec<String>,
+    pub(crate) sets: BTreeMap<String, NftSet>,
+    pub(crate) chains: BTreeMap<String, NftChain>,
     /// Objects palisade never makes (maps, named counters, quotas,
     /// flowtables, ...), as `KIND NAME`.
-    pub others: Vec<String>,
+    pub(crate) others: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NftSet {
+pub(crate) struct NftSet {
     /// `ipv4_addr`; a concatenation as `ipv4_addr . inet_service`.
-    pub kind: String,
-    pub flags: Vec<String>,
+    pub(crate) kind: String,
+    pub(crate) flags: Vec<String>,
     /// The members, for a set of `ipv4_addr` or `ipv6_addr` (of other
     /// kinds, none are read).
-    pub elements: Vec<Element>,
+    pub(crate) elements: Vec<Element>,
 }
 
 /// One member of an address set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Element {
+pub(crate) enum Element {
     Addr(IpAddr),
     Prefix(Net),
     /// First and last address, both in the range.
@@ -64,7 +64,7 @@ pub enum Element {
 
 impl Element {
     /// The first and last address, as numbers (see `render::nft::bounds`).
-    pub fn bounds(&self) -> (u128, u128) {
+    pub(crate) fn bounds(&self) -> (u128, u128) {
         match self {
             Element::Addr(a) => crate::render::nft::bounds(&Net::from(*a)),
             Element::Prefix(n) => crate::render::nft::bounds(n),
@@ -78,20 +78,20 @@ impl Element {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NftChain {
+pub(crate) struct NftChain {
     /// None for a regular chain (one reached only by a jump).
-    pub base: Option<BaseChain>,
+    pub(crate) base: Option<BaseChain>,
     /// In order, as `render::nft::guard_rules` writes them.
-    pub rules: Vec<String>,
+    pub(crate) rules: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BaseChain {
+pub(crate) struct BaseChain {
     /// `filter`, `nat`, `route`.
-    pub kind: String,
-    pub hook: String,
-    pub prio: i64,
-    pub policy: String,
+    pub(crate) kind: String,
+    pub(crate) hook: String,
+    pub(crate) prio: i64,
+    pub(crate) policy: String,
 }
 
 #[derive(Deserialize)]
@@ -148,7 +148,7 @@ struct RawRule {
 
 /// Table `inet T` in the JSON of `nft -j list table inet T`: None when the
 /// listing does not hold it.
-pub fn parse(json: &str, table: &str) -> Result<Option<NftTable>, ParseError> {
+pub(crate) fn parse(json: &str, table: &str) -> Result<Option<NftTable>, ParseError> {
     let listing: Listing =
         serde_json::from_str(json).map_err(|e| ParseError::new(&format!("nft -j list: {e}")))?;
     let ours = |family: &str, name: &str| family == "inet" && name == table;
@@ -312,7 +312,7 @@ fn element(value: &Value) -> Option<Element> {
 }
 
 /// A rule's statements, as `render::nft` writes them, and its comment.
-pub fn rule_text(expr: &[Value], comment: Option<&str>) -> String {
+pub(crate) fn rule_text(expr: &[Value], comment: Option<&str>) -> String {
     let mut parts: Vec<String> = expr.iter().map(statement).collect();
     if let Some(c) = comment {
         parts.push(format!("comment {}", quoted(c)));

@@ -30,7 +30,7 @@ if [ -d /run/systemd/system ]; then echo 'systemd=yes'; else echo 'systemd=no'; 
 /// The iptables flavour. Rules made by one are invisible to the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Backend {
+pub(crate) enum Backend {
     /// iptables on nf_tables (iptables-nft).
     NfTables,
     /// iptables-legacy.
@@ -41,22 +41,22 @@ pub enum Backend {
 
 /// What the probe found on one node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// The controller's address as the node sees it.
-    pub controller_address: Option<IpAddr>,
+    pub(crate) controller_address: Option<IpAddr>,
     /// The tools of [`FirewallBackend::tools`] (both backends') the node
     /// lacks.
-    pub lacks: Vec<String>,
-    pub ipset_version: Option<String>,
-    pub iptables_version: Option<String>,
-    pub backend: Option<Backend>,
-    pub systemd: bool,
+    pub(crate) lacks: Vec<String>,
+    pub(crate) ipset_version: Option<String>,
+    pub(crate) iptables_version: Option<String>,
+    pub(crate) backend: Option<Backend>,
+    pub(crate) systemd: bool,
 }
 
 impl Probe {
     /// The backend this node gets: `auto` takes nftables where `nft` is
     /// installed (apply checks also that nft takes the table).
-    pub fn resolve(&self, backend: FirewallBackend) -> FirewallBackend {
+    pub(crate) fn resolve(&self, backend: FirewallBackend) -> FirewallBackend {
         match backend {
             FirewallBackend::Auto if self.lacks.iter().any(|l| l == "nft") => FirewallBackend::Iptables,
             FirewallBackend::Auto => FirewallBackend::Nftables,
@@ -66,7 +66,7 @@ impl Probe {
 
     /// What is missing for palisade to do its job on this node with
     /// `backend`: the same tools a plan or an apply checks for.
-    pub fn missing(&self, backend: FirewallBackend) -> Vec<&'static str> {
+    pub(crate) fn missing(&self, backend: FirewallBackend) -> Vec<&'static str> {
         self.resolve(backend)
             .tools()
             .iter()
@@ -77,7 +77,7 @@ impl Probe {
 }
 
 /// Runs the probe. A sudo that wants a password is an error of its own.
-pub async fn run(session: &Session, user: &str) -> Result<Probe, HostError> {
+pub(crate) async fn run(session: &Session, user: &str) -> Result<Probe, HostError> {
     let out = as_root(session.run(Privilege::RootSeeingOrigin, &STEP).await?, user)?;
     Ok(probe_from(&parse_facts(&out.stdout)))
 }
@@ -87,7 +87,7 @@ pub async fn run(session: &Session, user: &str) -> Result<Probe, HostError> {
 /// sudo's (or the login shell's, without sudo) refusal to run it: a sudo
 /// that wants a password is [`HostError::SudoPassword`], any other refusal
 /// says what sudo said.
-pub fn as_root(out: Output, user: &str) -> Result<Output, HostError> {
+pub(crate) fn as_root(out: Output, user: &str) -> Result<Output, HostError> {
     if out.code != 0 && out.stdout.is_empty() {
         let said = out.stderr.trim();
         if said.contains("password") {
@@ -102,7 +102,7 @@ pub fn as_root(out: Output, user: &str) -> Result<Output, HostError> {
 }
 
 /// The controller's address in `SSH_CONNECTION` (`client port server port`).
-pub fn origin_of(ssh_connection: &str) -> Option<IpAddr> {
+pub(crate) fn origin_of(ssh_connection: &str) -> Option<IpAddr> {
     ssh_connection.split_whitespace().next()?.parse().ok()
 }
 

@@ -12,7 +12,7 @@ use crate::policy::{Family, Policy};
 
 /// The jump from a parent chain (INPUT, DOCKER-USER) to one of ours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Jump {
+pub(crate) enum Jump {
     /// One jump, the parent's first rule: left as it is.
     Keep,
     /// Delete the jumps there are (each `-D` takes the first left), then
@@ -22,7 +22,7 @@ pub enum Jump {
 
 impl Jump {
     /// The fix for `found`.
-    pub fn of(found: Found) -> Jump {
+    pub(crate) fn of(found: Found) -> Jump {
         if found.count == 1 && found.first == Some(1) {
             Jump::Keep
         } else {
@@ -38,14 +38,14 @@ impl Jump {
 /// without the jump); with counts there is no element to read. CI runs the
 /// unit and lab tests on a release build for this reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Found {
-    pub count: usize,
-    pub first: Option<usize>,
+pub(crate) struct Found {
+    pub(crate) count: usize,
+    pub(crate) first: Option<usize>,
 }
 
 impl Found {
     /// The rules of `rules` that are exactly `rule`.
-    pub fn in_rules(rules: &[String], rule: &str) -> Found {
+    pub(crate) fn in_rules(rules: &[String], rule: &str) -> Found {
         let mut found = Found::default();
         for (i, r) in rules.iter().enumerate() {
             if r == rule {
@@ -60,7 +60,7 @@ impl Found {
 /// The Docker guard: our Docker chain, jumped to from the top of Docker's
 /// DOCKER-USER.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Docker {
+pub(crate) enum Docker {
     /// Not wanted, and not there.
     None,
     /// Wanted, and DOCKER-USER is there: the chain written afresh and its
@@ -84,24 +84,24 @@ impl Docker {
 
 /// One family's decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FamilyFix {
-    pub jump: Jump,
-    pub docker: Docker,
+pub(crate) struct FamilyFix {
+    pub(crate) jump: Jump,
+    pub(crate) docker: Docker,
     /// The jump to the guard before DNAT, from mangle PREROUTING.
-    pub guard: Jump,
+    pub(crate) guard: Jump,
 }
 
 /// Both families' decisions, as `diff::plan` makes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fix {
-    pub v4: FamilyFix,
-    pub v6: FamilyFix,
+pub(crate) struct Fix {
+    pub(crate) v4: FamilyFix,
+    pub(crate) v6: FamilyFix,
 }
 
 impl Fix {
     /// Nothing to put right in iptables chains: the nftables backend's
     /// (its table is replaced whole, and `change_code` sends no fix).
-    pub const NONE: Fix = {
+    pub(crate) const NONE: Fix = {
         let keep = FamilyFix {
             jump: Jump::Keep,
             docker: Docker::None,
@@ -112,7 +112,7 @@ impl Fix {
 }
 
 impl Fix {
-    pub fn family(&self, family: Family) -> FamilyFix {
+    pub(crate) fn family(&self, family: Family) -> FamilyFix {
         match family {
             Family::V4 => self.v4,
             Family::V6 => self.v6,

@@ -11,16 +11,16 @@
 use sha2::{Digest, Sha256};
 
 mod fix;
-pub mod nft;
-pub use fix::{Docker, FamilyFix, Fix, Found, Jump};
+pub(crate) mod nft;
+pub(crate) use fix::{Docker, FamilyFix, Fix, Found, Jump};
 
 use crate::policy::{Family, FirewallBackend, MARK, Policy};
 use crate::transport::Script;
 
 /// Where the boot-time restore script lives on a node.
-pub const RESTORE_PATH: &str = "/var/lib/palisade/restore.sh";
+pub(crate) const RESTORE_PATH: &str = "/var/lib/palisade/restore.sh";
 /// The systemd unit that runs it before the network comes up.
-pub const UNIT_PATH: &str = "/etc/systemd/system/palisade.service";
+pub(crate) const UNIT_PATH: &str = "/etc/systemd/system/palisade.service";
 
 /// Shell functions shared by every script that reads or changes netfilter.
 pub(crate) const LIB: &str = include_str!("lib.sh");
@@ -48,7 +48,7 @@ const UNIT: &str = include_str!("palisade.service");
 /// (with persistence) also writes out as the restore script. Comments stay
 /// in the templates ([`code`]). Both keep the script small, which at a
 /// distance is round trips: a first flight of TCP carries about 14 kB.
-pub fn converge(policy: &Policy, confirm: u32) -> Script {
+pub(crate) fn converge(policy: &Policy, confirm: u32) -> Script {
     let mut s = String::new();
     if policy.backend == FirewallBackend::Auto {
         // Both backends' headers; the node picks one (`choose`, in lib.sh)
@@ -85,7 +85,7 @@ pub fn converge(policy: &Policy, confirm: u32) -> Script {
 /// Docker guard's fate, which the node's undo is written for), and with
 /// persistence the parts of the restore script and the unit that `stage`
 /// writes.
-pub fn change_code(policy: &Policy, fix: &Fix) -> String {
+pub(crate) fn change_code(policy: &Policy, fix: &Fix) -> String {
     let mut s = String::new();
     // With nftables the change is the whole table, which the header holds:
     // nothing is left for the controller to decide.
@@ -150,7 +150,7 @@ fn boot_code(policy: &Policy) -> String {
 /// What boot runs: the same change, read and made afresh, without the
 /// rollback and without writing persistence again. `stage` in apply.sh
 /// writes exactly these bytes from the parts [`converge`] sends.
-pub fn restore(policy: &Policy) -> String {
+pub(crate) fn restore(policy: &Policy) -> String {
     let mut s = String::from(RESTORE_HEAD);
     s.push_str(&header(policy));
     s.push_str(RESTORE_MODE);
@@ -175,16 +175,16 @@ pub(crate) fn code(template: &str) -> String {
 }
 
 /// sha256 of the restore script, as `sha256sum` on the node prints it.
-pub fn restore_digest(policy: &Policy) -> String {
+pub(crate) fn restore_digest(policy: &Policy) -> String {
     hex(&Sha256::digest(restore(policy).as_bytes()))
 }
 
-pub fn unit_digest() -> String {
+pub(crate) fn unit_digest() -> String {
     hex(&Sha256::digest(UNIT.as_bytes()))
 }
 
 /// Takes palisade off a node: jumps, chains, sets, persistence.
-pub fn remove(policy: &Policy) -> Script {
+pub(crate) fn remove(policy: &Policy) -> Script {
     let mut s = String::from("set -eu\n");
     s.push_str(&names(policy));
     s.push_str(&library(policy));
@@ -228,7 +228,7 @@ pub(crate) fn auto_read(policy: &Policy) -> String {
 }
 
 /// Says whether the last change was confirmed, is armed or rolled back.
-pub fn status() -> Script {
+pub(crate) fn status() -> Script {
     Script::fixed(concat!(
         "PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH\n",
         include_str!("status.sh")
@@ -239,7 +239,7 @@ pub fn status() -> Script {
 /// directory of the target its `[Install]` section names. palisade makes and
 /// reads this link itself, so that confirming a change costs no
 /// `daemon-reload` and verify no `systemctl`.
-pub fn unit_wants() -> String {
+pub(crate) fn unit_wants() -> String {
     let target = UNIT
         .lines()
         .find_map(|l| l.strip_prefix("WantedBy="))

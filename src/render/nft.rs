@@ -17,12 +17,12 @@ use crate::policy::{Admit, Family, LOG_PREFIX, MARK, Policy};
 /// The base chain in palisade's table: the guard in front of everything,
 /// at the priority of iptables' mangle PREROUTING (-150: after conntrack,
 /// before any DNAT rewrites a published port).
-pub const CHAIN: &str = "guard";
+pub(crate) const CHAIN: &str = "guard";
 
 /// The hook, priority and policy [`CHAIN`] is made with, as `nft -j`
 /// reports them.
-pub const HOOK: &str = "prerouting";
-pub const PRIORITY: i64 = -150;
+pub(crate) const HOOK: &str = "prerouting";
+pub(crate) const PRIORITY: i64 = -150;
 
 /// The one rate the dropped-packet log is limited to, with its burst
 /// spelt out: nft versions print a default burst differently, an explicit
@@ -64,24 +64,24 @@ const KEYWORDS: &str = "accept ackseq add addr ah all and arp auto-merge avgpkt 
 #[error(
     "{name:?} cannot name an nftables {what} ({why}); choose another {option} for nodes on the nftables backend"
 )]
-pub struct NftNameError {
+pub(crate) struct NftNameError {
     /// `table` or `set`.
-    pub what: &'static str,
-    pub name: String,
-    pub why: &'static str,
+    pub(crate) what: &'static str,
+    pub(crate) name: String,
+    pub(crate) why: &'static str,
     /// The option that gave the name.
-    pub option: &'static str,
+    pub(crate) option: &'static str,
 }
 
 /// palisade's table: the chain name, lowercased (`PALISADE` -> `palisade`).
-pub fn table_name(policy: &Policy) -> String {
+pub(crate) fn table_name(policy: &Policy) -> String {
     policy.chain.as_str().to_ascii_lowercase()
 }
 
 /// Whether nft takes the table's and the sets' names unquoted (it takes no
 /// quoted ones there): a name must start with a letter, `_` or `.`, and
 /// must be no keyword. [`ruleset`] of a policy this refuses does not load.
-pub fn check_names(policy: &Policy) -> Result<(), NftNameError> {
+pub(crate) fn check_names(policy: &Policy) -> Result<(), NftNameError> {
     let names = [
         ("table", table_name(policy), "--chain"),
         ("set", policy.set4.to_string(), "--set4"),
@@ -118,7 +118,7 @@ pub fn check_names(policy: &Policy) -> Result<(), NftNameError> {
 /// members that overlap ("conflicting intervals specified"), and between
 /// networks that means one inside another, so a member inside another is
 /// left out (the outer one admits it). Sorted.
-pub fn elements(policy: &Policy, family: Family) -> Vec<Net> {
+pub(crate) fn elements(policy: &Policy, family: Family) -> Vec<Net> {
     let mut members: Vec<(u128, u128, Net)> = policy
         .members(family)
         .map(|m| {
@@ -143,7 +143,7 @@ pub fn elements(policy: &Policy, family: Family) -> Vec<Net> {
 
 /// The first and last address of a network, as numbers (an IPv4 address
 /// is its 32 bits).
-pub fn bounds(net: &Net) -> (u128, u128) {
+pub(crate) fn bounds(net: &Net) -> (u128, u128) {
     let n = net.net();
     (number(n.network()), number(n.broadcast()))
 }
@@ -158,7 +158,7 @@ fn number(addr: IpAddr) -> u128 {
 /// One admission as a rule of [`CHAIN`], accepting; `family` says which
 /// address family a set match is for (the one inet chain matches both).
 /// The loopback rule, the first, carries palisade's mark.
-pub fn admit_rule(admit: &Admit<'_>, family: Family) -> String {
+pub(crate) fn admit_rule(admit: &Admit<'_>, family: Family) -> String {
     match admit {
         Admit::Loopback => format!("iifname \"lo\" accept comment \"{MARK}\""),
         Admit::Established => "ct state established,related accept".to_owned(),
@@ -190,7 +190,7 @@ pub fn admit_rule(admit: &Admit<'_>, family: Family) -> String {
 /// The rules of [`CHAIN`]: the admissions of both families in the
 /// iptables backend's order (ICMPv6 once, the IPv4 set's match before the
 /// IPv6 set's), then the rate-limited log and the drop.
-pub fn guard_rules(policy: &Policy) -> Vec<String> {
+pub(crate) fn guard_rules(policy: &Policy) -> Vec<String> {
     let mut out = Vec::new();
     for admit in policy.admissions(Family::V6) {
         match admit {
@@ -209,7 +209,7 @@ pub fn guard_rules(policy: &Policy) -> Vec<String> {
 
 /// The table, as `nft -f` loads it. An empty set has no `elements` line:
 /// nft refuses `elements = { }`.
-pub fn ruleset(policy: &Policy) -> String {
+pub(crate) fn ruleset(policy: &Policy) -> String {
     let mut s = format!("table inet {} {{\n", table_name(policy));
     for family in Family::BOTH {
         let kind = match family {
@@ -240,7 +240,8 @@ pub fn ruleset(policy: &Policy) -> String {
 /// The whole table replaced in one transaction: made if it is not there
 /// (so that the delete cannot fail), deleted with its sets, and written
 /// afresh.
-pub fn replace(policy: &Policy) -> String {
+#[cfg(test)]
+pub(crate) fn replace(policy: &Policy) -> String {
     let t = table_name(policy);
     format!("add table inet {t}\ndelete table inet {t}\n{}", ruleset(policy))
 }

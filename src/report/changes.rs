@@ -243,13 +243,13 @@ impl Serialize for Change {
 
 /// One line of a diff.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Line {
-    pub sign: Sign,
-    pub text: String,
+pub(crate) struct Line {
+    pub(crate) sign: Sign,
+    pub(crate) text: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sign {
+pub(crate) enum Sign {
     /// apply adds this.
     Add,
     /// apply takes this away.
@@ -285,7 +285,7 @@ impl Line {
     }
 
     /// `    + text`, escaped, coloured by its sign when `paint` is on.
-    pub fn show(&self, paint: Paint) -> String {
+    pub(crate) fn show(&self, paint: Paint) -> String {
         let text = format!("{} {}", self.sign.mark(), escape(&self.text));
         format!("    {}\n", paint.tone(self.sign.tone(), &text))
     }
@@ -293,7 +293,7 @@ impl Line {
 
 /// The change as diff lines. Long lists are cut at [`SHOWN`] lines, with
 /// a last line saying how many more `--json` lists.
-pub fn lines(change: &Change) -> Vec<Line> {
+pub(crate) fn lines(change: &Change) -> Vec<Line> {
     use Sign::{Add, Alter, Remove};
     let one = |sign, text: String| vec![Line::new(sign, text)];
     match change {

@@ -14,7 +14,9 @@ use std::io::IsTerminal;
 /// An output stream palisade writes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
+    /// Reports and tables.
     Stdout,
+    /// Logs, progress and errors.
     Stderr,
 }
 
@@ -51,7 +53,7 @@ fn decide(no_color: Option<&OsStr>, force: Option<&OsStr>, term: Option<&OsStr>,
 
 /// What a piece of text means, which picks its colour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tone {
+pub(crate) enum Tone {
     /// As wanted: ok, changed, unchanged, removed; a `+` line.
     Good,
     /// Needs attention, nothing broke: drift, would-change, absent; a `~` line.
@@ -64,15 +66,15 @@ pub enum Tone {
 
 /// A painter: colours text when `on`, else returns it as it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Paint {
-    pub on: bool,
+pub(crate) struct Paint {
+    pub(crate) on: bool,
 }
 
 impl Paint {
-    pub const PLAIN: Paint = Paint { on: false };
+    pub(crate) const PLAIN: Paint = Paint { on: false };
 
     /// `text`, already escaped for the terminal, in the colour of `tone`.
-    pub fn tone(self, tone: Tone, text: &str) -> String {
+    pub(crate) fn tone(self, tone: Tone, text: &str) -> String {
         if !self.on {
             return text.to_owned();
         }

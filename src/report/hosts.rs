@@ -20,7 +20,7 @@ use crate::transport::{HostError, HostOutcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Status {
+pub(crate) enum Status {
     /// verify, ping: the node matches, or can be managed.
     Ok,
     /// verify: the node differs.
@@ -48,7 +48,7 @@ pub enum Status {
 
 impl Status {
     /// Every status, in the order a summary lists them.
-    pub const ALL: [Status; 12] = [
+    pub(crate) const ALL: [Status; 12] = [
         Status::Ok,
         Status::Drift,
         Status::Absent,
@@ -65,7 +65,7 @@ impl Status {
 
     /// How a host the transport failed is reported: never reached, or
     /// reached and failed.
-    pub fn of_error(e: &HostError) -> Status {
+    pub(crate) fn of_error(e: &HostError) -> Status {
         if e.is_unreachable() {
             Status::Unreachable
         } else {
@@ -74,7 +74,7 @@ impl Status {
     }
 
     /// How a host whose job ended as palisade meant it to is reported.
-    pub fn of_outcome(outcome: &Outcome) -> Status {
+    pub(crate) fn of_outcome(outcome: &Outcome) -> Status {
         match outcome {
             Outcome::Matches => Status::Ok,
             Outcome::Drift(_) => Status::Drift,
@@ -89,25 +89,24 @@ impl Status {
     }
 
     /// How a host whose job failed is reported: as the transport's error
-    /// says, refused by palisade itself, or failed.
-    pub fn of_failure(f: &Failure) -> Status {
+    /// says, or failed.
+    pub(crate) fn of_failure(f: &Failure) -> Status {
         match f {
             Failure::Transport(e) => Status::of_error(e),
-            Failure::Refused(_) => Status::Refused,
             Failure::Node(_) => Status::Failed,
         }
     }
 
     /// The host did not end as it should: the run exits 2, and the host
     /// goes into the retry file.
-    pub fn failed(self) -> bool {
+    pub(crate) fn failed(self) -> bool {
         matches!(
             self,
             Status::Failed | Status::Unreachable | Status::RolledBack | Status::Refused
         )
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
             Status::Drift => "drift",
@@ -125,7 +124,7 @@ impl Status {
     }
 
     /// The colour the word gets on a terminal.
-    pub fn tone(self) -> Tone {
+    pub(crate) fn tone(self) -> Tone {
         match self {
             Status::Ok | Status::Unchanged | Status::Changed | Status::Removed => Tone::Good,
             Status::Drift | Status::Absent | Status::WouldChange => Tone::Notice,
@@ -137,16 +136,16 @@ impl Status {
 
 /// What the job found on a host that was reached.
 #[derive(Debug)]
-pub struct HostResult {
-    pub status: Status,
-    pub changes: Vec<Change>,
-    pub notes: Vec<String>,
+pub(crate) struct HostResult {
+    pub(crate) status: Status,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) notes: Vec<String>,
     /// Why a host that was reached did not converge.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl HostResult {
-    pub fn new(status: Status, changes: Vec<Change>) -> HostResult {
+    pub(crate) fn new(status: Status, changes: Vec<Change>) -> HostResult {
         HostResult {
             status,
             changes,
@@ -208,36 +207,36 @@ fn note_text(note: Note) -> &'static str {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Row {
-    pub name: String,
-    pub address: IpAddr,
-    pub role: Role,
-    pub status: Status,
-    pub error: Option<String>,
-    pub notes: Vec<String>,
-    pub changes: Vec<Change>,
-    pub elapsed_ms: u128,
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) address: IpAddr,
+    pub(crate) role: Role,
+    pub(crate) status: Status,
+    pub(crate) error: Option<String>,
+    pub(crate) notes: Vec<String>,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) elapsed_ms: u128,
     /// Where the host's time went, in milliseconds per phase.
-    pub timings: Timings,
+    pub(crate) timings: Timings,
 }
 
 /// The report of apply, plan, verify and remove. `--json` prints it as it
 /// is: `command`, `hosts`, `summary` (the shape every command shares, see
 /// the README), and for a plan on a first run `whitelist`.
 #[derive(Debug, Serialize)]
-pub struct Report {
-    pub command: Command,
-    pub hosts: Vec<Row>,
-    pub summary: Summary,
+pub(crate) struct Report {
+    pub(crate) command: Command,
+    pub(crate) hosts: Vec<Row>,
+    pub(crate) summary: Summary,
     /// plan, on a first run: the whole whitelist it would push.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub whitelist: Option<WhitelistSummary>,
+    pub(crate) whitelist: Option<WhitelistSummary>,
 }
 
 impl Report {
     /// With `--backend auto`: a first note on each host that said, naming
     /// the backend it took and why (the node's words, escaped where shown).
-    pub fn note_choices(
+    pub(crate) fn note_choices(
         &mut self,
         choices: &std::collections::BTreeMap<String, crate::observe::firewall::Chosen>,
     ) {
@@ -251,7 +250,7 @@ impl Report {
 
     /// The report of the hosts worked on, then of the `deposed` ones (not
     /// contacted: Terraform is replacing them).
-    pub fn new(
+    pub(crate) fn new(
         command: Command,
         outcomes: Vec<HostOutcome<Host, Outcome, Failure>>,
         deposed: Vec<Host>,
@@ -310,7 +309,7 @@ impl Report {
     /// Unreached, refused or failed hosts outrank drift: the audit is
     /// incomplete. A node without palisade is drift to verify, and what
     /// remove wants.
-    pub fn verdict(&self) -> Verdict {
+    pub(crate) fn verdict(&self) -> Verdict {
         let any = |s: Status| self.hosts.iter().any(|h| h.status == s);
         if self.hosts.iter().any(|h| h.status.failed()) {
             Verdict::HostsFailed
@@ -321,7 +320,7 @@ impl Report {
         }
     }
 
-    pub fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 
@@ -329,13 +328,14 @@ impl Report {
     /// what several hosts share, each once with the hosts: their changes,
     /// their reasons, their notes; then the counts. A host whose changes
     /// are its own has them under its row, as a diff.
-    pub fn table(&self, paint: Paint) -> String {
+    #[cfg(test)]
+    pub(crate) fn table(&self, paint: Paint) -> String {
         self.table_with(paint, false)
     }
 
     /// [`Report::table`]; `verbose` (`-v`) names every host of a shared
     /// list, where the table otherwise counts them by role.
-    pub fn table_with(&self, paint: Paint, verbose: bool) -> String {
+    pub(crate) fn table_with(&self, paint: Paint, verbose: bool) -> String {
         let errors = Grouped::new(
             self.hosts
                 .iter()
@@ -591,10 +591,10 @@ mod tests {
         ]
     }
 
-    fn lockout() -> Failure {
-        Failure::Refused(crate::engine::Refusal::WouldLockOut {
+    fn lockout() -> crate::engine::Refusal {
+        crate::engine::Refusal::WouldLockOut {
             seen: "198.18.0.1".parse().unwrap(),
-        })
+        }
     }
 
     fn refused_plan() -> HostResult {
@@ -845,7 +845,7 @@ mod tests {
                 Command::Apply,
                 vec![
                     Ok(HostResult::new(Status::Changed, first_run())),
-                    Err(lockout()),
+                    Ok(refused_plan()),
                     Ok(HostResult::new(Status::Unchanged, vec![])),
                 ],
             ),
@@ -918,9 +918,6 @@ mod tests {
         let refusal = || crate::engine::Refusal::WouldLockOut {
             seen: "198.18.0.1".parse().unwrap(),
         };
-        assert_eq!(Status::of_failure(&refusal().into()), Status::Refused);
-        let unknown = crate::engine::Refusal::ControllerUnknown;
-        assert_eq!(Status::of_failure(&unknown.into()), Status::Refused);
         let row = HostResult::from(Outcome::Refused {
             changes: vec![Change::PersistMissing],
             refusal: refusal(),

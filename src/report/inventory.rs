@@ -8,12 +8,13 @@ use crate::inventory::{Census, Host, Inventory, Lifecycle, Survey};
 
 /// `{"hosts":[{"name","role","address","ipv4":[…],"ipv6":[…]}]}` on one line;
 /// `lifecycle` appears on tainted and deposed hosts only.
-pub fn json(inv: &Inventory) -> String {
+#[cfg(test)]
+pub(crate) fn json(inv: &Inventory) -> String {
     // Serialising plain strings, lists and maps cannot fail.
     serde_json::to_string(inv).unwrap_or_default()
 }
 
-/// [`json`] plus, for a Terraform state, `"found":{TYPE:N}` (hosts per
+/// `json` plus, for a Terraform state, `"found":{TYPE:N}` (hosts per
 /// machine type), `"skipped":{TYPE:N}` (managed resources of other
 /// types) and, when `--skip-addressless` left machines out,
 /// `"left_out":[RESOURCE…]`: the documented shape with keys added, never
@@ -38,7 +39,7 @@ pub fn survey_json(survey: &Survey) -> String {
 
 /// The table. A LIFECYCLE column appears when some host is tainted or
 /// deposed, so the everyday table stays as it always was.
-pub fn table(inv: &Inventory) -> String {
+pub(crate) fn table(inv: &Inventory) -> String {
     let addresses = |h: &Host| h.addresses().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
     if inv.hosts.iter().all(|h| h.lifecycle.is_current()) {
         let mut rows = vec![["ROLE", "NAME", "ADDRESS", "ADDRESSES"].map(String::from)];

@@ -6,12 +6,12 @@ use super::terminal::escape;
 
 /// Under a limited run: how much of the fleet it works on, and that the
 /// others are still admitted.
-pub fn selected(selected: usize, total: usize) -> String {
+pub(crate) fn selected(selected: usize, total: usize) -> String {
     format!("palisade: --limit selects {selected} of {total} hosts; the whitelist still admits all {total}\n")
 }
 
 /// A positive pattern that matched nothing: Ansible warns and goes on.
-pub fn unmatched(pattern: &str) -> String {
+pub(crate) fn unmatched(pattern: &str) -> String {
     format!(
         "palisade: warning: --limit pattern {} matches no host\n",
         escape(&format!("{pattern:?}"))
@@ -20,7 +20,7 @@ pub fn unmatched(pattern: &str) -> String {
 
 /// After a run with failures: where their names are, and how to retry only
 /// them.
-pub fn retry_hint(failed: usize, path: &Path) -> String {
+pub(crate) fn retry_hint(failed: usize, path: &Path) -> String {
     let path = escape(&path.display().to_string()).into_owned();
     let hosts = if failed == 1 { "host" } else { "hosts" };
     format!(
@@ -29,14 +29,14 @@ pub fn retry_hint(failed: usize, path: &Path) -> String {
 }
 
 /// The retry file could not be written or removed; the run's result stands.
-pub fn retry_not_saved(path: &Path, error: &std::io::Error) -> String {
+pub(crate) fn retry_not_saved(path: &Path, error: &std::io::Error) -> String {
     let text = format!("{}: {error}", path.display());
     format!("palisade: warning: retry file not updated: {}\n", escape(&text))
 }
 
 /// The first line of a retry file: the command whose failures it lists,
 /// as a comment (`--limit @FILE` skips lines starting with `#`).
-pub fn retry_header(command: &str) -> String {
+pub(crate) fn retry_header(command: &str) -> String {
     format!("# palisade {command}: hosts that failed; retry with --limit @FILE\n")
 }
 

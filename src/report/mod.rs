@@ -1,16 +1,16 @@
 //! What palisade prints, and the exit code a run ends with.
 
-pub mod changes;
-pub mod colour;
-pub mod hosts;
-pub mod inventory;
-pub mod limit;
-pub mod monitor;
-pub mod output;
-pub mod ping;
-pub mod progress;
-pub mod summary;
-pub mod terminal;
+pub(crate) mod changes;
+pub(crate) mod colour;
+pub(crate) mod hosts;
+pub(crate) mod inventory;
+pub(crate) mod limit;
+pub(crate) mod monitor;
+pub(crate) mod output;
+pub(crate) mod ping;
+pub(crate) mod progress;
+pub(crate) mod summary;
+pub(crate) mod terminal;
 
 /// The one JSON shape, as the lab tests check it too.
 #[cfg(test)]
@@ -39,7 +39,7 @@ impl Verdict {
     }
 
     /// The exit code as a number, for the reports that record it.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Verdict::Ok => 0,
             Verdict::HostsFailed => 2,

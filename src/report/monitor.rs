@@ -18,7 +18,7 @@ use super::terminal::escape;
 
 /// The labels palisade's own series carry: `--prometheus-label` may not
 /// name them again.
-pub const OWN_LABELS: [&str; 3] = ["host", "role", "status"];
+pub(crate) const OWN_LABELS: [&str; 3] = ["host", "role", "status"];
 
 /// The statuses verify gives, one series each per host: a host's status
 /// is the one at 1. A stable set of series, so that a graph or an alert
@@ -34,18 +34,18 @@ const VERIFY_STATUSES: [Status; 6] = [
 
 /// When and how a run ended, beside its report.
 #[derive(Clone, Copy, Debug)]
-pub struct Run {
+pub(crate) struct Run {
     /// When the run ended.
-    pub ended: SystemTime,
-    pub duration: Duration,
+    pub(crate) ended: SystemTime,
+    pub(crate) duration: Duration,
     /// The exit code the run ends with.
-    pub exit_code: u8,
+    pub(crate) exit_code: u8,
 }
 
 /// The report in the Prometheus text exposition format (version 0.0.4),
 /// with `labels` (NAME, VALUE) on every series. Families are written
 /// whole, each with its HELP and TYPE, as the format requires.
-pub fn prometheus(report: &Report, run: &Run, labels: &[(String, String)]) -> String {
+pub(crate) fn prometheus(report: &Report, run: &Run, labels: &[(String, String)]) -> String {
     let common: String = labels
         .iter()
         .map(|(name, value)| format!("{name}=\"{}\",", label_value(value)))
@@ -125,7 +125,7 @@ pub fn prometheus(report: &Report, run: &Run, labels: &[(String, String)]) -> St
 
 /// A label value as the text format needs it: backslash, double quote and
 /// newline escaped; every other character stands for itself.
-pub fn label_value(value: &str) -> String {
+pub(crate) fn label_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
@@ -148,7 +148,7 @@ fn seconds(d: Duration) -> String {
 /// from the whitelist is a `<failure>` listing its differences as the
 /// table words them; a host palisade could not read (unreachable, failed)
 /// is an `<error>` with the reason; a deposed one is `<skipped>`.
-pub fn junit(report: &Report, run: &Run) -> String {
+pub(crate) fn junit(report: &Report, run: &Run) -> String {
     let failures = report
         .hosts
         .iter()
@@ -246,7 +246,7 @@ fn drift_body(h: &Row) -> String {
 /// attribute keeps them then), and what XML 1.0 cannot hold at all as
 /// `\u{…}`. The callers pass text through [`escape`] first, so control and
 /// invisible characters are already spelled out.
-pub fn xml(text: &str) -> String {
+pub(crate) fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

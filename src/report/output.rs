@@ -8,12 +8,12 @@ use std::io::{ErrorKind, Write};
 
 /// Writes `text` to stdout and flushes it. A closed pipe is not an error
 /// (the reader has what it wanted); any other failure is.
-pub fn print(text: &str) -> anyhow::Result<()> {
+pub(crate) fn print(text: &str) -> anyhow::Result<()> {
     print_bytes(text.as_bytes())
 }
 
 /// [`print`] for bytes (a man page, a completion script).
-pub fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     written(out.write_all(bytes).and_then(|()| out.flush()))
 }

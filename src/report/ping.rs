@@ -14,40 +14,40 @@ use crate::policy::FirewallBackend;
 use crate::transport::HostOutcome;
 
 #[derive(Debug, Serialize)]
-pub struct Row {
-    pub name: String,
-    pub address: IpAddr,
-    pub role: Role,
-    pub status: Status,
-    pub error: Option<String>,
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) address: IpAddr,
+    pub(crate) role: Role,
+    pub(crate) status: Status,
+    pub(crate) error: Option<String>,
     /// Always empty for ping; there so that every command's rows share
     /// their keys.
-    pub notes: Vec<String>,
-    pub controller_address: Option<IpAddr>,
+    pub(crate) notes: Vec<String>,
+    pub(crate) controller_address: Option<IpAddr>,
     /// Where palisade keeps its objects on this node (`--backend`), whose
     /// tools the node was checked for.
-    pub firewall: FirewallBackend,
+    pub(crate) firewall: FirewallBackend,
     /// The iptables flavour the node runs, when it has iptables.
-    pub backend: Option<Backend>,
-    pub ipset_version: Option<String>,
-    pub iptables_version: Option<String>,
-    pub systemd: Option<bool>,
-    pub elapsed_ms: u128,
+    pub(crate) backend: Option<Backend>,
+    pub(crate) ipset_version: Option<String>,
+    pub(crate) iptables_version: Option<String>,
+    pub(crate) systemd: Option<bool>,
+    pub(crate) elapsed_ms: u128,
 }
 
 /// `--json` prints it as it is: the shape every command shares (see the
 /// README), with ping's own keys in each row.
 #[derive(Debug, Serialize)]
-pub struct Report {
-    pub command: Command,
-    pub hosts: Vec<Row>,
-    pub summary: Summary,
+pub(crate) struct Report {
+    pub(crate) command: Command,
+    pub(crate) hosts: Vec<Row>,
+    pub(crate) summary: Summary,
 }
 
 impl Report {
     /// The rows for `backend`, the one the nodes are to get: a node that
     /// lacks one of its tools fails.
-    pub fn new(outcomes: Vec<HostOutcome<Host, Probe>>, backend: FirewallBackend) -> Report {
+    pub(crate) fn new(outcomes: Vec<HostOutcome<Host, Probe>>, backend: FirewallBackend) -> Report {
         let hosts: Vec<Row> = outcomes.into_iter().map(|o| row(o, backend)).collect();
         Report {
             command: Command::Ping,
@@ -56,15 +56,15 @@ impl Report {
         }
     }
 
-    pub fn all_ok(&self) -> bool {
+    pub(crate) fn all_ok(&self) -> bool {
         self.summary.ok == self.summary.total
     }
 
-    pub fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    pub fn table(&self, paint: Paint) -> String {
+    pub(crate) fn table(&self, paint: Paint) -> String {
         let mut rows =
             vec![["NAME", "ADDRESS", "STATUS", "BACKEND", "SEES US AS", "DETAIL"].map(String::from)];
         for r in &self.hosts {

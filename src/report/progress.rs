@@ -23,7 +23,7 @@ fn showing() -> Option<ProgressBar> {
     SHOWING.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     failed: AtomicUsize,
 }
@@ -31,7 +31,7 @@ pub struct Progress {
 impl Progress {
     /// A bar for `total` hosts when stderr is a terminal and the run is not
     /// `--json`; a silent one otherwise.
-    pub fn new(total: usize, verb: &str, json: bool) -> Progress {
+    pub(crate) fn new(total: usize, verb: &str, json: bool) -> Progress {
         let bar = (!json && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             let style =
@@ -60,7 +60,7 @@ impl Progress {
     /// failed, refused or rolled back, what the run's exit code counts), and
     /// log where its time went (`-v`) and what its remote steps printed on
     /// stderr (`-vv`).
-    pub fn host_done<T, E>(&self, outcome: &HostOutcome<Host, T, E>, failed: bool) {
+    pub(crate) fn host_done<T, E>(&self, outcome: &HostOutcome<Host, T, E>, failed: bool) {
         let name = escape(outcome.host.name.as_str());
         tracing::info!("{name} {}: {}", outcome.host.address, timings_line(outcome));
         for step in &outcome.log {
@@ -82,7 +82,7 @@ impl Progress {
         }
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
             SHOWING.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -119,7 +119,7 @@ impl LogWriter {
     }
 
     /// Logs to what `out` gives (tests write to memory).
-    pub fn to(out: impl Fn() -> Box<dyn Write> + Send + Sync + 'static) -> LogWriter {
+    pub(crate) fn to(out: impl Fn() -> Box<dyn Write> + Send + Sync + 'static) -> LogWriter {
         LogWriter { out: Arc::new(out) }
     }
 }

@@ -9,7 +9,7 @@ use super::hosts::Status;
 /// The command a report is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Command {
+pub(crate) enum Command {
     Ping,
     Plan,
     Apply,
@@ -21,24 +21,24 @@ pub enum Command {
 /// command; a status a command never gives counts 0.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct Summary {
-    pub total: usize,
-    pub ok: usize,
-    pub drift: usize,
-    pub absent: usize,
-    pub unchanged: usize,
-    pub would_change: usize,
-    pub changed: usize,
-    pub removed: usize,
-    pub refused: usize,
-    pub rolled_back: usize,
-    pub unreachable: usize,
-    pub failed: usize,
-    pub deposed: usize,
+pub(crate) struct Summary {
+    pub(crate) total: usize,
+    pub(crate) ok: usize,
+    pub(crate) drift: usize,
+    pub(crate) absent: usize,
+    pub(crate) unchanged: usize,
+    pub(crate) would_change: usize,
+    pub(crate) changed: usize,
+    pub(crate) removed: usize,
+    pub(crate) refused: usize,
+    pub(crate) rolled_back: usize,
+    pub(crate) unreachable: usize,
+    pub(crate) failed: usize,
+    pub(crate) deposed: usize,
 }
 
 impl Summary {
-    pub fn of(statuses: impl IntoIterator<Item = Status>) -> Summary {
+    pub(crate) fn of(statuses: impl IntoIterator<Item = Status>) -> Summary {
         let mut s = Summary::default();
         for status in statuses {
             s.total += 1;
@@ -63,7 +63,7 @@ impl Summary {
     }
 
     /// Each status with its count, in the order of [`Status::ALL`].
-    pub fn counts(&self) -> [(Status, usize); 12] {
+    pub(crate) fn counts(&self) -> [(Status, usize); 12] {
         Status::ALL.map(|st| {
             let n = match st {
                 Status::Ok => self.ok,
@@ -85,7 +85,7 @@ impl Summary {
 
     /// The closing line of a table: `3 hosts: 2 changed, 1 failed`, the
     /// statuses that occurred only, coloured by what they mean.
-    pub fn line(&self, paint: super::colour::Paint) -> String {
+    pub(crate) fn line(&self, paint: super::colour::Paint) -> String {
         let parts: Vec<String> = self
             .counts()
             .iter()

@@ -18,7 +18,7 @@ use russh::keys::{Algorithm, Certificate, HashAlg, PrivateKey, PublicKey};
 use super::known_hosts::describe;
 
 /// Seconds since the epoch, as certificates count time.
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -35,7 +35,7 @@ fn when(secs: u64) -> String {
 
 /// Why `now` is outside the certificate's validity window (`valid after <=
 /// now < valid before`), if it is.
-pub fn outside_window(cert: &Certificate, now: u64) -> Option<String> {
+pub(crate) fn outside_window(cert: &Certificate, now: u64) -> Option<String> {
     if now < cert.valid_after() {
         Some(format!("not valid before {}", when(cert.valid_after())))
     } else if now >= cert.valid_before() {
@@ -46,7 +46,7 @@ pub fn outside_window(cert: &Certificate, now: u64) -> Option<String> {
 }
 
 /// How `-v` and errors name a certificate: its key id, serial and CA.
-pub fn label(cert: &Certificate) -> String {
+pub(crate) fn label(cert: &Certificate) -> String {
     format!(
         "certificate {:?} (serial {}, signed by CA {})",
         crate::text::shorten(cert.key_id(), 60),
@@ -60,7 +60,7 @@ pub fn label(cert: &Certificate) -> String {
 /// certificate, for this very key, and valid now. Whether a node's
 /// `TrustedUserCAKeys` trusts its CA and its principals name the user, only
 /// the node knows.
-pub fn load_user_certificate(path: &Path, key: &PublicKey, now: u64) -> Result<Certificate, String> {
+pub(crate) fn load_user_certificate(path: &Path, key: &PublicKey, now: u64) -> Result<Certificate, String> {
     let shown = path.display();
     let bytes = crate::input::read(path, 64 << 10).map_err(|e| match e {
         crate::input::ReadError::Io(e) => format!("{shown}: cannot read the certificate: {e}"),
@@ -74,7 +74,7 @@ pub fn load_user_certificate(path: &Path, key: &PublicKey, now: u64) -> Result<C
 }
 
 /// The checks of [`load_user_certificate`] on a certificate in hand.
-pub fn check_user_certificate(cert: &Certificate, key: &PublicKey, now: u64) -> Result<(), String> {
+pub(crate) fn check_user_certificate(cert: &Certificate, key: &PublicKey, now: u64) -> Result<(), String> {
     if cert.cert_type() != CertType::User {
         return Err("a host certificate, not a user certificate".to_owned());
     }
@@ -97,7 +97,7 @@ pub fn check_user_certificate(cert: &Certificate, key: &PublicKey, now: u64) -> 
 /// no critical option (OpenSSH knows none for hosts), signed by `ca`. The
 /// caller has found `ca` among the `@cert-authority` lines for the host and
 /// checked the `@revoked` ones.
-pub fn check_host_certificate(
+pub(crate) fn check_host_certificate(
     cert: &Certificate,
     ca: &PublicKey,
     host: &str,
@@ -140,7 +140,7 @@ pub fn check_host_certificate(
 
 /// The host certificate algorithms to ask a server for, when a CA may
 /// vouch for it: every kind of key palisade accepts, RSA with SHA-2 only.
-pub fn host_certificate_algorithms() -> Vec<Algorithm> {
+pub(crate) fn host_certificate_algorithms() -> Vec<Algorithm> {
     use russh::keys::EcdsaCurve;
     vec![
         Algorithm::Ed25519,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
-pub enum HostError {
+pub(crate) enum HostError {
     #[error("connection to {addr} timed out after {}s", after.as_secs_f32())]
     ConnectTimeout { addr: String, after: Duration },
     #[error("cannot connect to {addr}: {source}")]
@@ -83,7 +83,7 @@ pub enum HostError {
 
 impl HostError {
     /// Whether the host was never reached (as opposed to reached and failed).
-    pub fn is_unreachable(&self) -> bool {
+    pub(crate) fn is_unreachable(&self) -> bool {
         matches!(
             self,
             HostError::ConnectTimeout { .. } | HostError::Connect { .. } | HostError::Jump { .. }

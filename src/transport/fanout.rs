@@ -13,22 +13,22 @@ use crate::timing::{Phase, Timings};
 
 /// What the transport needs of a host: where to connect. It knows nothing
 /// else of the inventory.
-pub trait Target: Clone + Send + Sync + 'static {
+pub(crate) trait Target: Clone + Send + Sync + 'static {
     fn address(&self) -> std::net::IpAddr;
 }
 
 /// What happened on one host: the job's result, or the transport's error
 /// (which `E` takes in).
 #[derive(Debug)]
-pub struct HostOutcome<H, T, E = HostError> {
-    pub host: H,
-    pub result: Result<T, E>,
-    pub elapsed: Duration,
+pub(crate) struct HostOutcome<H, T, E = HostError> {
+    pub(crate) host: H,
+    pub(crate) result: Result<T, E>,
+    pub(crate) elapsed: Duration,
     /// Where the time went: the connection's phases, the job's, and the
     /// total (as far as the host got).
-    pub timings: Timings,
+    pub(crate) timings: Timings,
     /// What the job's remote steps printed on stderr.
-    pub log: Vec<StepLog>,
+    pub(crate) log: Vec<StepLog>,
 }
 
 /// The bastion connections (one per hop), opened once on first use and
@@ -40,7 +40,7 @@ type Bastion = OnceCell<Result<Arc<session::Bastion>, (String, String)>>;
 /// data in its outcome, never an early return; `done` hears of each host as
 /// it ends (a progress bar), and outcomes come back in the order of
 /// `hosts`.
-pub async fn fan_out<H, T, E, F, Fut>(
+pub(crate) async fn fan_out<H, T, E, F, Fut>(
     hosts: &[H],
     opts: Arc<SshOptions>,
     done: impl Fn(&HostOutcome<H, T, E>),

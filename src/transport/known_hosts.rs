@@ -27,7 +27,7 @@ use sha1::Sha1;
 
 /// What the file says about a host's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// A line for this host holds this key.
     Known,
     /// No line names this host.
@@ -60,7 +60,7 @@ enum Marker {
 /// are learned. Appends are serialised within the process by a mutex and
 /// across processes by `flock`.
 #[derive(Debug)]
-pub struct KnownHosts {
+pub(crate) struct KnownHosts {
     path: PathBuf,
     entries: Mutex<Vec<Entry>>,
 }
@@ -68,7 +68,7 @@ pub struct KnownHosts {
 impl KnownHosts {
     /// Reads the file; a missing file is an empty one. Lines that do not
     /// parse are skipped, as OpenSSH skips them.
-    pub fn load(path: &Path) -> std::io::Result<KnownHosts> {
+    pub(crate) fn load(path: &Path) -> std::io::Result<KnownHosts> {
         use crate::input::{self, ReadError};
         // Bounded, and never a device or a silent pipe: `--known-hosts`
         // names any file.
@@ -85,11 +85,11 @@ impl KnownHosts {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> Verdict {
+    pub(crate) fn check(&self, host: &str, port: u16, key: &PublicKey) -> Verdict {
         let name = host_name(host, port);
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let mut known = Vec::new();
@@ -111,7 +111,7 @@ impl KnownHosts {
 
     /// The `@cert-authority` lines that match the host: their line
     /// numbers and CA keys.
-    pub fn authorities(&self, host: &str, port: u16) -> Vec<(usize, PublicKey)> {
+    pub(crate) fn authorities(&self, host: &str, port: u16) -> Vec<(usize, PublicKey)> {
         let name = host_name(host, port);
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
@@ -123,7 +123,7 @@ impl KnownHosts {
 
     /// The line of a `@revoked` entry for the host that holds `key`, if
     /// any: a host certificate is refused when its key or its CA's is.
-    pub fn revoked(&self, host: &str, port: u16, key: &PublicKey) -> Option<usize> {
+    pub(crate) fn revoked(&self, host: &str, port: u16, key: &PublicKey) -> Option<usize> {
         let name = host_name(host, port);
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
@@ -136,7 +136,7 @@ impl KnownHosts {
 
     /// Host key algorithms on record for the host, to ask the server for
     /// first (OpenSSH's "known host reordering").
-    pub fn algorithms(&self, host: &str, port: u16) -> Vec<Algorithm> {
+    pub(crate) fn algorithms(&self, host: &str, port: u16) -> Vec<Algorithm> {
         let name = host_name(host, port);
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<Algorithm> = Vec::new();
@@ -164,7 +164,7 @@ impl KnownHosts {
     }
 
     /// Records a newly seen host key (accept-new).
-    pub fn learn(&self, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
+    pub(crate) fn learn(&self, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
         let name = host_name(host, port);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let mut plain = key.clone();
@@ -193,7 +193,7 @@ impl KnownHosts {
 }
 
 /// `SHA256:… (ssh-ed25519)`, as people compare keys.
-pub fn describe(key: &PublicKey) -> String {
+pub(crate) fn describe(key: &PublicKey) -> String {
     format!("{} ({})", key.fingerprint(HashAlg::Sha256), key.algorithm())
 }
 

@@ -7,14 +7,14 @@
 //! a failing script) is data in that host's outcome and never stops the
 //! others.
 
-pub mod certs;
+pub(crate) mod certs;
 mod ecdsa_pem;
 mod error;
 mod fanout;
-pub mod known_hosts;
+pub(crate) mod known_hosts;
 mod quickack;
 mod session;
-pub mod ssh_config;
+pub(crate) mod ssh_config;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -27,15 +27,17 @@ use std::time::Duration;
 use russh::keys::{Certificate, PrivateKey};
 use serde::Deserialize;
 
-pub use error::HostError;
-pub use fanout::{HostOutcome, Target, fan_out};
-pub use known_hosts::KnownHosts;
-pub use session::{Bastion, Conversation, Heard, HopSession, Output, Session, StepLog};
+pub(crate) use error::HostError;
+pub(crate) use fanout::{HostOutcome, Target, fan_out};
+pub(crate) use known_hosts::KnownHosts;
+#[cfg(test)]
+pub(crate) use session::StepLog;
+pub(crate) use session::{Bastion, Conversation, Heard, HopSession, Output, Session};
 
 /// How unknown and changed host keys are treated, with OpenSSH's meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
-pub enum HostKeyChecking {
+pub(crate) enum HostKeyChecking {
     /// Only hosts already in known_hosts.
     Strict,
     /// Learn unknown hosts, refuse changed keys.
@@ -46,7 +48,7 @@ pub enum HostKeyChecking {
 
 /// How palisade proves who it is.
 #[derive(Clone)]
-pub enum Credentials {
+pub(crate) enum Credentials {
     /// A private key, loaded (and decrypted) once for the whole run.
     Key(Arc<PrivateKey>),
     /// A private key and an OpenSSH user certificate for it, checked
@@ -77,13 +79,13 @@ impl fmt::Debug for Credentials {
 /// One bastion of the path: `user@host[:port]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hop {
-    pub user: String,
-    pub host: String,
+    pub(crate) user: String,
+    pub(crate) host: String,
     pub port: u16,
     /// The hop's own key, when its ssh_config Host block names one that is
     /// there (as ssh(1) logs in to each hop with that hop's settings);
     /// `None`: the run's key or agent.
-    pub key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
 }
 
 /// The bastions palisade goes through, in order (`--jump a,b`, ssh_config's
@@ -91,6 +93,7 @@ pub struct Hop {
 /// tunnel of the one before, and the nodes through the last. Never empty.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Jump {
+    /// The bastions, the first one reached first.
     pub hops: Vec<Hop>,
 }
 
@@ -100,7 +103,7 @@ const MAX_HOPS: usize = 8;
 impl Jump {
     /// How errors and `-v` name hop `i` (from 0): its `user@host:port`, and
     /// its place when there are several.
-    pub fn label(&self, i: usize) -> String {
+    pub(crate) fn label(&self, i: usize) -> String {
         match (self.hops.get(i), self.hops.len()) {
             (Some(hop), 1) => hop.to_string(),
             (Some(hop), n) => format!("{hop} (hop {} of {n})", i + 1),
@@ -112,7 +115,7 @@ impl Jump {
 impl FromStr for Jump {
     type Err = String;
 
-    /// Hops separated by commas, each `user@host[:port]` ([`Hop`]).
+    /// Hops separated by commas, each `user@host[:port]` (a `Hop`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split(',').collect();
         if parts.len() > MAX_HOPS {
@@ -244,31 +247,31 @@ impl fmt::Display for Hop {
 
 /// Everything the transport needs for one run.
 #[derive(Debug)]
-pub struct SshOptions {
-    pub user: String,
-    pub port: u16,
-    pub credentials: Credentials,
-    pub known_hosts: Arc<KnownHosts>,
-    pub checking: HostKeyChecking,
-    pub connect_timeout: Duration,
+pub(crate) struct SshOptions {
+    pub(crate) user: String,
+    pub(crate) port: u16,
+    pub(crate) credentials: Credentials,
+    pub(crate) known_hosts: Arc<KnownHosts>,
+    pub(crate) checking: HostKeyChecking,
+    pub(crate) connect_timeout: Duration,
     /// The limit for one remote step.
-    pub step_timeout: Duration,
+    pub(crate) step_timeout: Duration,
     /// Extra connection attempts after the first. Only connecting is
     /// retried, never a step that may have changed the host.
-    pub retries: u32,
-    pub forks: NonZeroUsize,
-    pub jump: Option<Jump>,
+    pub(crate) retries: u32,
+    pub(crate) forks: NonZeroUsize,
+    pub(crate) jump: Option<Jump>,
     /// How to log in to each hop of `jump`, in its order: a hop's own key
     /// ([`Hop::key`], loaded), else `credentials`.
-    pub hop_credentials: Vec<Credentials>,
+    pub(crate) hop_credentials: Vec<Credentials>,
     /// How often an idle connection is probed (ssh_config's
     /// `ServerAliveInterval`); `None` for palisade's 15 s, zero for never.
-    pub keepalive: Option<Duration>,
+    pub(crate) keepalive: Option<Duration>,
 }
 
 /// Who a remote step runs as. The command line is one of two constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Privilege {
+pub(crate) enum Privilege {
     /// Root through sudo, never prompting: `sudo -n sh -s`.
     Root,
     /// Root as above, with the connection as the node sees it (the
@@ -292,10 +295,10 @@ impl Privilege {
 /// text, or by the renderer from validated types (`pub(crate)`), never
 /// from a string read from input.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Script(Cow<'static, str>);
+pub(crate) struct Script(Cow<'static, str>);
 
 impl Script {
-    pub const fn fixed(text: &'static str) -> Script {
+    pub(crate) const fn fixed(text: &'static str) -> Script {
         Script(Cow::Borrowed(text))
     }
 
@@ -307,7 +310,7 @@ impl Script {
         Script(Cow::Owned(format!("{{\n{text}\n}}\n")))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -315,7 +318,7 @@ impl Script {
 /// Loads a private key, asking for its passphrase when it is encrypted:
 /// from `PALISADE_KEY_PASSPHRASE`, else at a prompt when stdin is a
 /// terminal.
-pub fn load_key(path: &Path) -> Result<PrivateKey, String> {
+pub(crate) fn load_key(path: &Path) -> Result<PrivateKey, String> {
     use russh::keys::Error as KeyError;
     let shown = path.display();
     // Read here, bounded, rather than by the SSH library: `--key /dev/zero`
@@ -372,7 +375,7 @@ pub fn load_key(path: &Path) -> Result<PrivateKey, String> {
 /// when it is there, as ssh(1) looks for it. A certificate that is not
 /// this key's, or not valid now, is an error naming its file: it is
 /// found here, before any node is contacted.
-pub fn load_credentials(key_path: &Path, certificate: Option<&Path>) -> Result<Credentials, String> {
+pub(crate) fn load_credentials(key_path: &Path, certificate: Option<&Path>) -> Result<Credentials, String> {
     let key = load_key(key_path)?;
     let beside = {
         let mut p = key_path.as_os_str().to_owned();
@@ -401,7 +404,7 @@ pub fn load_credentials(key_path: &Path, certificate: Option<&Path>) -> Result<C
 /// Lets the process hold a socket per concurrent host (and a bastion
 /// channel each): raises the soft RLIMIT_NOFILE as far as the hard limit
 /// allows when the default would not do.
-pub fn raise_nofile(forks: usize) {
+pub(crate) fn raise_nofile(forks: usize) {
     let want = (forks as u64).saturating_mul(4).saturating_add(256);
     let mut lim = libc::rlimit {
         rlim_cur: 0,

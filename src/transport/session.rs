@@ -37,15 +37,15 @@ const KEX_ORDER: &[kex::Name] = &[
 
 /// What a remote step printed and how it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Output {
-    pub stdout: String,
-    pub stderr: String,
-    pub code: u32,
+pub(crate) struct Output {
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) code: u32,
 }
 
 impl Output {
     /// The output of a step that must succeed, or why it did not.
-    pub fn success(self) -> Result<Output, HostError> {
+    pub(crate) fn success(self) -> Result<Output, HostError> {
         if self.code == 0 {
             Ok(self)
         } else {
@@ -71,10 +71,10 @@ const MAX_OUTPUT: usize = 32 << 20;
 /// What a remote step printed on stderr, for `-vv`: the node scripts say
 /// there what they did and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StepLog {
+pub(crate) struct StepLog {
     /// The phase the step ran in, when the job named one.
-    pub phase: Option<Phase>,
-    pub stderr: String,
+    pub(crate) phase: Option<Phase>,
+    pub(crate) stderr: String,
 }
 
 /// What a session records as the job runs on it.
@@ -88,7 +88,7 @@ struct Record {
 
 /// An open connection. Cloning shares it.
 #[derive(Clone)]
-pub struct Session {
+pub(crate) struct Session {
     handle: Arc<Handle<Client>>,
     /// The bastion connections this one tunnels through, kept alive with it.
     via: Option<Arc<Bastion>>,
@@ -103,7 +103,7 @@ impl Session {
     /// Every attempt's connect, key exchange and authentication time goes
     /// into `timings` (a retry's wait counts as connecting), whether or not
     /// it succeeds.
-    pub async fn open(
+    pub(crate) async fn open(
         addr: IpAddr,
         opts: &SshOptions,
         via: Option<Arc<Bastion>>,
@@ -147,7 +147,7 @@ impl Session {
     /// Runs `work` (one or more steps on this session) as `phase`: its time
     /// adds to that phase, and what its steps print on stderr is kept under
     /// that name. Not nested: the job names its phases one after another.
-    pub async fn timed<T>(&self, phase: Phase, work: impl Future<Output = T>) -> T {
+    pub(crate) async fn timed<T>(&self, phase: Phase, work: impl Future<Output = T>) -> T {
         self.with_record(|r| r.current = Some(phase));
         let start = Instant::now();
         let out = work.await;
@@ -161,12 +161,12 @@ impl Session {
 
     /// The phases the job named so far, and what its steps printed on
     /// stderr, in order.
-    pub fn recorded(&self) -> (Timings, Vec<StepLog>) {
+    pub(crate) fn recorded(&self) -> (Timings, Vec<StepLog>) {
         self.with_record(|r| (r.timings.clone(), r.log.clone()))
     }
 
     /// The bastions this session tunnels through (`--jump`), if any.
-    pub fn bastion(&self) -> Option<&Bastion> {
+    pub(crate) fn bastion(&self) -> Option<&Bastion> {
         self.via.as_deref()
     }
 
@@ -177,7 +177,7 @@ impl Session {
     /// Runs one script, with its constant command line, and waits for it.
     /// Any exit code is returned as data; a signal or a missing status is an
     /// error of its own.
-    pub async fn run(&self, privilege: Privilege, script: &Script) -> Result<Output, HostError> {
+    pub(crate) async fn run(&self, privilege: Privilege, script: &Script) -> Result<Output, HostError> {
         let after = self.step_timeout;
         tokio::time::timeout(after, self.run_inner(privilege, script))
             .await
@@ -195,7 +195,11 @@ impl Session {
     /// stdin ([`Conversation::say`]), all in one exec. The script's stdin
     /// stays open until [`Conversation::finish`] or the end of the
     /// connection.
-    pub async fn converse(&self, privilege: Privilege, script: &Script) -> Result<Conversation, HostError> {
+    pub(crate) async fn converse(
+        &self,
+        privilege: Privilege,
+        script: &Script,
+    ) -> Result<Conversation, HostError> {
         let after = self.step_timeout;
         tokio::time::timeout(after, self.open_talk(privilege, script))
             .await
@@ -248,7 +252,11 @@ impl Session {
     /// leg is what proves its new rules still admit the hop before it (or
     /// the operator). `source` picks the local address of the connections
     /// made from here (tests use it to leave from outside the whitelist).
-    pub async fn fresh_connection(&self, source: Option<IpAddr>, within: Duration) -> Result<(), String> {
+    pub(crate) async fn fresh_connection(
+        &self,
+        source: Option<IpAddr>,
+        within: Duration,
+    ) -> Result<(), String> {
         let target = std::net::SocketAddr::new(self.addr, self.port);
         let deadline = tokio::time::Instant::now() + within;
         let late = |to: String| {
@@ -316,7 +324,7 @@ impl Session {
     }
 
     /// Says goodbye politely; the connection closes either way.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
     }
 }
@@ -357,12 +365,12 @@ const BASTION_ORIGIN: &str = r#"printf '%s\n' "$SSH_CONNECTION""#;
 
 /// The bastions (`--jump`), connected once per run, each through the one
 /// before, and shared by every host's tunnel.
-pub struct Bastion {
+pub(crate) struct Bastion {
     hops: Vec<HopSession>,
 }
 
 /// One connected hop of the path.
-pub struct HopSession {
+pub(crate) struct HopSession {
     handle: Handle<Client>,
     /// Its `user@host:port` (and place in the path), for errors.
     label: String,
@@ -432,7 +440,7 @@ impl Bastion {
     }
 
     /// The hops, first to last.
-    pub fn hops(&self) -> &[HopSession] {
+    pub(crate) fn hops(&self) -> &[HopSession] {
         &self.hops
     }
 }
@@ -441,7 +449,7 @@ impl HopSession {
     /// The hop's own address as its client reached it: where the first
     /// hop's connection went, and for the next hops what they say (see
     /// [`HopSession::sees_us`]).
-    pub async fn address(&self) -> Option<IpAddr> {
+    pub(crate) async fn address(&self) -> Option<IpAddr> {
         match self.peer {
             Some(peer) => Some(peer.ip()),
             None => self.origin().await.and_then(|(_, own)| own),
@@ -452,7 +460,7 @@ impl HopSession {
     /// the controller's for the first hop, the hop before's for the next;
     /// None when the hop does not say (a user whose shell runs nothing, a
     /// step that times out).
-    pub async fn sees_us(&self) -> Option<IpAddr> {
+    pub(crate) async fn sees_us(&self) -> Option<IpAddr> {
         self.origin().await.map(|(client, _)| client)
     }
 
@@ -488,7 +496,7 @@ impl HopSession {
 
 /// A step in progress whose script waits on its stdin for palisade's
 /// answers (see [`Session::converse`]).
-pub struct Conversation {
+pub(crate) struct Conversation {
     ch: russh::Channel<client::Msg>,
     out: Vec<u8>,
     err: Vec<u8>,
@@ -509,7 +517,7 @@ pub struct Conversation {
 
 /// What a talking step said next.
 #[derive(Debug)]
-pub enum Heard {
+pub(crate) enum Heard {
     /// Its stdout since the last answer, up to and including the line
     /// asked for.
     Said(String),
@@ -521,7 +529,7 @@ pub enum Heard {
 impl Conversation {
     /// Waits (at most the step timeout) until the script prints the line
     /// `line`, or ends.
-    pub async fn until_line(&mut self, line: &str) -> Result<Heard, HostError> {
+    pub(crate) async fn until_line(&mut self, line: &str) -> Result<Heard, HostError> {
         let after = self.step_timeout;
         tokio::time::timeout(after, self.until_line_inner(line))
             .await
@@ -569,14 +577,14 @@ impl Conversation {
     }
 
     /// Writes `text` to the script's stdin, as it is.
-    pub async fn say(&mut self, text: &str) -> Result<(), HostError> {
+    pub(crate) async fn say(&mut self, text: &str) -> Result<(), HostError> {
         self.ch.data(text.as_bytes()).await?;
         Ok(())
     }
 
     /// Ends the script's stdin and waits (at most the step timeout) for it
     /// to end: everything it printed after what was heard, and how it ended.
-    pub async fn finish(mut self) -> Result<Output, HostError> {
+    pub(crate) async fn finish(mut self) -> Result<Output, HostError> {
         let after = self.step_timeout;
         // The script may be gone already: its stdin then is too.
         let _ = self.ch.eof().await;
@@ -921,7 +929,7 @@ async fn rsa_hash(handle: &Handle<Client>, key: &PublicKey) -> Result<Option<Has
 }
 
 /// The russh handler: decides about the server's host key.
-pub struct Client {
+pub(crate) struct Client {
     host: String,
     port: u16,
     known_hosts: Arc<KnownHosts>,

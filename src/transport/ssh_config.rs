@@ -32,9 +32,9 @@ const MAX_FILES: usize = 256;
 
 /// Where a value was written: file and line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Origin {
-    pub file: Arc<Path>,
-    pub line: usize,
+pub(crate) struct Origin {
+    pub(crate) file: Arc<Path>,
+    pub(crate) line: usize,
 }
 
 impl fmt::Display for Origin {
@@ -70,7 +70,7 @@ enum Criterion {
 
 /// A parsed ssh_config with its includes.
 #[derive(Debug)]
-pub struct SshConfigFile {
+pub(crate) struct SshConfigFile {
     path: PathBuf,
     lines: Vec<Line>,
 }
@@ -78,22 +78,22 @@ pub struct SshConfigFile {
 /// What the file says for one host: each keyword's first value and where
 /// it was written.
 #[derive(Debug, Default)]
-pub struct HostSettings {
+pub(crate) struct HostSettings {
     values: BTreeMap<String, (Vec<String>, Origin)>,
     /// Every `IdentityFile` that applies, in order (they accumulate).
-    pub identity_files: Vec<(String, Origin)>,
+    pub(crate) identity_files: Vec<(String, Origin)>,
     /// Every `CertificateFile` that applies, in order (they accumulate too).
-    pub certificate_files: Vec<(String, Origin)>,
+    pub(crate) certificate_files: Vec<(String, Origin)>,
 }
 
 impl HostSettings {
     /// The first value of `key` (lower case) and where it was written.
-    pub fn get(&self, key: &str) -> Option<(&[String], &Origin)> {
+    pub(crate) fn get(&self, key: &str) -> Option<(&[String], &Origin)> {
         self.values.get(key).map(|(a, o)| (a.as_slice(), o))
     }
 
     /// The first value of `key` as one word.
-    pub fn word(&self, key: &str) -> Option<(&str, &Origin)> {
+    pub(crate) fn word(&self, key: &str) -> Option<(&str, &Origin)> {
         self.get(key)
             .and_then(|(a, o)| a.first().map(|w| (w.as_str(), o)))
     }
@@ -103,7 +103,7 @@ impl SshConfigFile {
     /// Reads `path` and everything it includes. `home` expands `~` and is
     /// where relative `Include`s are looked for (`~/.ssh`), as ssh(1) does
     /// for the user's own config.
-    pub fn load(path: &Path, home: Option<&Path>) -> Result<SshConfigFile, String> {
+    pub(crate) fn load(path: &Path, home: Option<&Path>) -> Result<SshConfigFile, String> {
         let mut reader = Reader {
             home: home.map(Path::to_path_buf),
             open: Vec::new(),
@@ -116,14 +116,10 @@ impl SshConfigFile {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The settings for a host known by `names` (its address, its name):
     /// a pattern matching any of them matches the host. `user` is the user
     /// `Match user` sees when the file has set none before it.
-    pub fn resolve(&self, names: &[&str], user: &str) -> Result<HostSettings, String> {
+    pub(crate) fn resolve(&self, names: &[&str], user: &str) -> Result<HostSettings, String> {
         let mut out = HostSettings::default();
         let mut active = true;
         walk(&self.lines, names, user, &mut active, &mut out)?;
@@ -183,7 +179,7 @@ fn walk(
 
 /// The local login name, for `Match localuser` and as OpenSSH's default
 /// user for a bastion.
-pub fn local_user() -> String {
+pub(crate) fn local_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_default()
@@ -431,44 +427,44 @@ fn criteria(args: &[String]) -> Result<Vec<Criterion>, String> {
 /// Which settings palisade's flags or `palisade.toml` already decided:
 /// the file is not asked for those.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Given {
-    pub user: bool,
-    pub key: bool,
-    pub certificate: bool,
-    pub port: bool,
-    pub jump: bool,
-    pub known_hosts: bool,
-    pub checking: bool,
-    pub connect_timeout: bool,
+pub(crate) struct Given {
+    pub(crate) user: bool,
+    pub(crate) key: bool,
+    pub(crate) certificate: bool,
+    pub(crate) port: bool,
+    pub(crate) jump: bool,
+    pub(crate) known_hosts: bool,
+    pub(crate) checking: bool,
+    pub(crate) connect_timeout: bool,
 }
 
 /// A value from the file and where it was written.
-pub type FromFile<T> = Option<(T, Origin)>;
+pub(crate) type FromFile<T> = Option<(T, Origin)>;
 
 /// What the file gives a run: palisade has one user, key, port and bastion
 /// for all its hosts, so every host must resolve to the same values.
 #[derive(Debug, Default)]
-pub struct ForRun {
-    pub user: FromFile<String>,
-    pub key: FromFile<PathBuf>,
+pub(crate) struct ForRun {
+    pub(crate) user: FromFile<String>,
+    pub(crate) key: FromFile<PathBuf>,
     /// `CertificateFile`: the first that is there.
-    pub certificate: FromFile<PathBuf>,
-    pub port: FromFile<u16>,
+    pub(crate) certificate: FromFile<PathBuf>,
+    pub(crate) port: FromFile<u16>,
     /// `Some((None, _))`: `ProxyJump none`, no bastion even if palisade's
     /// default would have one.
-    pub jump: FromFile<Option<Jump>>,
-    pub known_hosts: FromFile<PathBuf>,
-    pub checking: FromFile<HostKeyChecking>,
-    pub connect_timeout: FromFile<Duration>,
+    pub(crate) jump: FromFile<Option<Jump>>,
+    pub(crate) known_hosts: FromFile<PathBuf>,
+    pub(crate) checking: FromFile<HostKeyChecking>,
+    pub(crate) connect_timeout: FromFile<Duration>,
     /// `ServerAliveInterval`; zero turns keepalives off.
-    pub keepalive: FromFile<Duration>,
+    pub(crate) keepalive: FromFile<Duration>,
 }
 
 /// One host as the file sees it: its address (what palisade connects to)
 /// and its name.
-pub struct Named<'a> {
-    pub address: String,
-    pub name: &'a str,
+pub(crate) struct Named<'a> {
+    pub(crate) address: String,
+    pub(crate) name: &'a str,
 }
 
 impl SshConfigFile {
@@ -476,7 +472,7 @@ impl SshConfigFile {
     /// log in as without the file (for `Match user` and `%r`). Hosts that
     /// resolve to different values of a setting palisade has one of are
     /// refused, naming two of them.
-    pub fn for_run(&self, hosts: &[Named<'_>], user: &str, given: Given) -> Result<ForRun, String> {
+    pub(crate) fn for_run(&self, hosts: &[Named<'_>], user: &str, given: Given) -> Result<ForRun, String> {
         let mut first: Option<(ForRun, &str)> = None;
         for host in hosts {
             let run = self.for_host(host, user, given)?;

@@ -37,44 +37,44 @@ use std::time::{Duration, Instant};
 
 /// What a lab needs besides its nodes.
 #[derive(Clone, Debug, Default)]
-pub struct Spec {
-    pub nodes: usize,
+pub(crate) struct Spec {
+    pub(crate) nodes: usize,
     /// Nodes whose sudo asks `core` for a password.
-    pub sudo_password: Vec<usize>,
+    pub(crate) sudo_password: Vec<usize>,
     /// Every remote step on a node is logged with its start and end time,
     /// and held for this long, so tests can see which steps overlapped.
-    pub record_steps: Option<Duration>,
+    pub(crate) record_steps: Option<Duration>,
     /// Every remote step on these nodes is killed by SIGKILL, so sshd reports
     /// an exit signal instead of an exit status.
-    pub kill_steps: Vec<usize>,
+    pub(crate) kill_steps: Vec<usize>,
     /// Nodes whose iptables is the legacy backend (older CoreOS and Flatcar).
-    pub legacy: Vec<usize>,
+    pub(crate) legacy: Vec<usize>,
     /// Nodes that boot systemd (systemd-nspawn) instead of running a bare sshd.
-    pub systemd: Vec<usize>,
+    pub(crate) systemd: Vec<usize>,
     /// Every node's processes in a process group of their own, out of the
     /// terminal's reach: a lab the demo keeps must outlive the terminal
     /// session (Ctrl-C or a hangup there) that started it.
-    pub detach: bool,
+    pub(crate) detach: bool,
     /// A round trip time added between the controller and everything else
     /// (None: the controller is cabled straight to the switch). This kernel
     /// has no netem, so the lab builds a delay line in user space (see
     /// [`DelayLine`]); it lives in the process that built the lab, so a lab
     /// that is kept ([`Lab::keep`]) loses it when that process exits.
-    pub rtt: Option<Duration>,
+    pub(crate) rtt: Option<Duration>,
 }
 
-pub struct Node {
-    pub index: usize,
-    pub name: String,
-    pub ns: String,
-    pub ip4: Ipv4Addr,
-    pub ip6: Ipv6Addr,
-    pub dir: PathBuf,
+pub(crate) struct Node {
+    pub(crate) index: usize,
+    pub(crate) name: String,
+    pub(crate) ns: String,
+    pub(crate) ip4: Ipv4Addr,
+    pub(crate) ip6: Ipv6Addr,
+    pub(crate) dir: PathBuf,
     /// Whether `iptables` on this node is the legacy backend.
-    pub legacy: bool,
+    pub(crate) legacy: bool,
     /// Whether this node boots systemd (in systemd-nspawn) rather than
     /// running a bare sshd.
-    pub systemd: bool,
+    pub(crate) systemd: bool,
     /// A plain node's sshd, or a systemd node's systemd-nspawn.
     proc: Option<Child>,
     /// A systemd node's PID 1, as the host sees it.
@@ -108,24 +108,24 @@ impl Node {
     }
 }
 
-pub struct Lab {
-    pub id: String,
-    pub dir: PathBuf,
+pub(crate) struct Lab {
+    pub(crate) id: String,
+    pub(crate) dir: PathBuf,
     /// The lab directory, deleted with the lab unless it is kept.
     _tmp: Option<tempfile::TempDir>,
-    pub controller: String,
-    pub outsider: String,
+    pub(crate) controller: String,
+    pub(crate) outsider: String,
     switch: String,
-    pub nodes: Vec<Node>,
+    pub(crate) nodes: Vec<Node>,
     /// ed25519 key that every node's `core` accepts.
-    pub key: PathBuf,
+    pub(crate) key: PathBuf,
     /// RSA key that every node's `core` accepts too.
-    pub rsa_key: PathBuf,
+    pub(crate) rsa_key: PathBuf,
     /// A key no node accepts.
-    pub stranger_key: PathBuf,
+    pub(crate) stranger_key: PathBuf,
     /// A static inventory of the nodes: node-00 is a master, the rest agents.
-    pub inventory: PathBuf,
-    pub known_hosts: PathBuf,
+    pub(crate) inventory: PathBuf,
+    pub(crate) known_hosts: PathBuf,
     spec: Spec,
     /// Namespaces made after the lab was built (containers), for teardown.
     extra_ns: Vec<String>,
@@ -139,7 +139,7 @@ pub struct Lab {
 
 /// The phases a fresh apply goes through on every host, in order, as its
 /// `--json` timings name them: what the lab checks and the bench reports.
-pub const FRESH_APPLY_PHASES: &[&str] = &[
+pub(crate) const FRESH_APPLY_PHASES: &[&str] = &[
     "connect",
     "kex",
     "auth",
@@ -150,20 +150,20 @@ pub const FRESH_APPLY_PHASES: &[&str] = &[
     "total",
 ];
 
-pub const CONTROLLER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-pub const OUTSIDER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-pub const CONTROLLER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
-pub const OUTSIDER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
+pub(crate) const CONTROLLER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub(crate) const OUTSIDER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+pub(crate) const CONTROLLER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+pub(crate) const OUTSIDER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// Why a lab cannot be built here.
 #[derive(Debug)]
-pub struct Unavailable(pub String);
+pub(crate) struct Unavailable(pub String);
 
 /// What a lab test needs of this machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Needs {
+pub(crate) enum Needs {
     /// Network namespaces, sshd, netfilter tools, sudo: root.
     Plain,
     /// All of that, and systemd-nspawn to boot systemd nodes.
@@ -171,7 +171,7 @@ pub enum Needs {
 }
 
 /// Why lab tests that need `needs` cannot run on this machine, or None.
-pub fn unavailable(needs: Needs) -> Option<String> {
+pub(crate) fn unavailable(needs: Needs) -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Some("the lab needs root (network namespaces, sshd)".into());
@@ -210,7 +210,7 @@ pub fn unavailable(needs: Needs) -> Option<String> {
 
 impl Lab {
     /// Builds the lab, or says why it cannot be built on this machine.
-    pub fn start(spec: Spec) -> Result<Lab, Unavailable> {
+    pub(crate) fn start(spec: Spec) -> Result<Lab, Unavailable> {
         let needs = if spec.systemd.is_empty() {
             Needs::Plain
         } else {
@@ -259,7 +259,7 @@ impl Lab {
 
     /// For the demo and the benchmark: the lab `spec` asks for, or a message
     /// saying why not and exit code 1.
-    pub fn start_or_exit(spec: Spec) -> Lab {
+    pub(crate) fn start_or_exit(spec: Spec) -> Lab {
         Lab::start(spec).unwrap_or_else(|Unavailable(why)| {
             eprintln!("cannot build the lab: {why}");
             std::process::exit(1)
@@ -493,7 +493,7 @@ impl Lab {
             .map_err(|e| e.to_string())
     }
     /// Grows the lab by `count` nodes (the inventory is left as it is).
-    pub fn add_nodes(&mut self, count: usize) {
+    pub(crate) fn add_nodes(&mut self, count: usize) {
         let first = self.nodes.len();
         for i in first..first + count {
             let node = Node::new(&self.id, &self.dir, i, &Spec::default());
@@ -507,7 +507,7 @@ impl Lab {
 
     /// Writes the static inventory with just these nodes: node-00 a master,
     /// the others agents.
-    pub fn inventory_of(&self, nodes: &[usize]) {
+    pub(crate) fn inventory_of(&self, nodes: &[usize]) {
         let roles: Vec<(usize, &str)> = nodes
             .iter()
             .map(|&i| (i, if i == 0 { "master" } else { "agent" }))
@@ -516,7 +516,7 @@ impl Lab {
     }
 
     /// Writes the static inventory with these nodes in these roles.
-    pub fn inventory_roles(&self, nodes: &[(usize, &str)]) {
+    pub(crate) fn inventory_roles(&self, nodes: &[(usize, &str)]) {
         let mut inv = String::new();
         for (n, role) in nodes.iter().map(|&(i, role)| (&self.nodes[i], role)) {
             let _ = writeln!(
@@ -530,7 +530,7 @@ impl Lab {
 
     /// Whether a new TCP connection from namespace `from` to `to` gets an
     /// SSH banner within a second: real packets through the node's netfilter.
-    pub fn ssh_reachable(&self, from: &str, to: std::net::IpAddr) -> bool {
+    pub(crate) fn ssh_reachable(&self, from: &str, to: std::net::IpAddr) -> bool {
         in_netns(from, move || {
             use std::io::Read;
             let addr = std::net::SocketAddr::new(to, 22);
@@ -702,7 +702,7 @@ impl Lab {
     }
 
     /// Stops a node's sshd (connections are then refused).
-    pub fn stop_sshd(&mut self, i: usize) {
+    pub(crate) fn stop_sshd(&mut self, i: usize) {
         if self.nodes[i].systemd {
             let out = self.on_node(i, &["systemctl", "stop", "ssh.service"]);
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -715,7 +715,7 @@ impl Lab {
     }
 
     /// Starts a node's sshd again, after `stop_sshd`.
-    pub fn start_sshd(&mut self, i: usize) {
+    pub(crate) fn start_sshd(&mut self, i: usize) {
         self.stop_sshd(i);
         if self.nodes[i].systemd {
             let out = self.on_node(i, &["systemctl", "start", "ssh.service"]);
@@ -732,14 +732,14 @@ impl Lab {
     /// `systemctl poweroff` does) and boots it again on the same disk: /etc
     /// and /var stay, /run and the kernel's state (netfilter, sets) start
     /// empty, as on a real reboot.
-    pub fn reboot(&mut self, i: usize) {
+    pub(crate) fn reboot(&mut self, i: usize) {
         self.power_off(i, libc::SIGRTMIN() + 4);
         self.power_on(i);
     }
 
     /// Pulls the plug on a systemd node (SIGKILL to its PID 1: nothing runs
     /// on the way down) and boots it again on the same disk.
-    pub fn crash(&mut self, i: usize) {
+    pub(crate) fn crash(&mut self, i: usize) {
         self.power_off(i, libc::SIGKILL);
         self.power_on(i);
     }
@@ -787,7 +787,7 @@ impl Lab {
     /// as it is (a RETURN added when missing), and FORWARD jumps to it
     /// first. Called again after a reboot, it is Docker starting again.
     /// Returns the container's namespace.
-    pub fn add_container(&mut self, i: usize, port: u16) -> String {
+    pub(crate) fn add_container(&mut self, i: usize, port: u16) -> String {
         let node = self.nodes[i].ns.clone();
         let c = format!("{}-n{i}c", self.id);
         if self.extra_ns.contains(&c) {
@@ -823,7 +823,7 @@ impl Lab {
     /// A TCP socket listening on `port` inside namespace `ns`. The kernel
     /// completes handshakes for it, so connecting proves reachability; it
     /// closes when dropped.
-    pub fn listen(&self, ns: &str, port: u16) -> std::net::TcpListener {
+    pub(crate) fn listen(&self, ns: &str, port: u16) -> std::net::TcpListener {
         // `::` takes IPv4 too (v4-mapped), as most servers do.
         in_netns(ns, move || {
             std::net::TcpListener::bind(("::", port)).expect("bind")
@@ -832,7 +832,7 @@ impl Lab {
     }
 
     /// A UDP socket bound to `port` (IPv4 and IPv6) inside namespace `ns`.
-    pub fn udp_listen(&self, ns: &str, port: u16) -> std::net::UdpSocket {
+    pub(crate) fn udp_listen(&self, ns: &str, port: u16) -> std::net::UdpSocket {
         in_netns(ns, move || {
             let socket = std::net::UdpSocket::bind(("::", port)).expect("bind");
             socket
@@ -845,7 +845,13 @@ impl Lab {
 
     /// Whether a datagram from namespace `from` to `to:port` reaches
     /// `socket` (bound there by `udp_listen`) within a second.
-    pub fn udp_delivered(&self, from: &str, to: IpAddr, port: u16, socket: &std::net::UdpSocket) -> bool {
+    pub(crate) fn udp_delivered(
+        &self,
+        from: &str,
+        to: IpAddr,
+        port: u16,
+        socket: &std::net::UdpSocket,
+    ) -> bool {
         let sent = in_netns(from, move || {
             let local: IpAddr = if to.is_ipv4() {
                 Ipv4Addr::UNSPECIFIED.into()
@@ -866,7 +872,7 @@ impl Lab {
     /// one round trip), or None when one does not complete within a second.
     /// It needs no tool of its own, so the benchmark can check its delay
     /// line on any machine the lab runs on.
-    pub fn round_trip(&self, from: &str, to: IpAddr) -> Option<Duration> {
+    pub(crate) fn round_trip(&self, from: &str, to: IpAddr) -> Option<Duration> {
         in_netns(from, move || {
             let addr = std::net::SocketAddr::new(to, 22);
             let mut times = Vec::new();
@@ -884,7 +890,7 @@ impl Lab {
 
     /// Whether a new TCP connection from namespace `from` to `to:port` is
     /// accepted within a second.
-    pub fn tcp_connects(&self, from: &str, to: std::net::IpAddr, port: u16) -> bool {
+    pub(crate) fn tcp_connects(&self, from: &str, to: std::net::IpAddr, port: u16) -> bool {
         in_netns(from, move || {
             let addr = std::net::SocketAddr::new(to, port);
             std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
@@ -894,7 +900,7 @@ impl Lab {
 
     /// Switches a node's iptables backend (restarting its sshd), as an OS
     /// update can.
-    pub fn set_legacy(&mut self, i: usize, legacy: bool) {
+    pub(crate) fn set_legacy(&mut self, i: usize, legacy: bool) {
         self.nodes[i].legacy = legacy;
         self.start_sshd(i);
     }
@@ -903,7 +909,7 @@ impl Lab {
     /// restarts its sshd. sshd keeps a keyword's first value, so `extra`
     /// overrides a keyword the lab's config sets only in a `Match all`
     /// block at its end.
-    pub fn sshd_extra(&mut self, i: usize, extra: &str) {
+    pub(crate) fn sshd_extra(&mut self, i: usize, extra: &str) {
         self.write_sshd_config(i).unwrap_or_else(|e| panic!("{e}"));
         let path = self.nodes[i].dir.join("sshd_config");
         let conf = read(&path).unwrap_or_else(|e| panic!("{e}")) + extra;
@@ -912,7 +918,7 @@ impl Lab {
     }
 
     /// Gives a node a new host key, as reprovisioning does.
-    pub fn new_host_key(&mut self, i: usize) {
+    pub(crate) fn new_host_key(&mut self, i: usize) {
         let key = self.nodes[i].dir.join("host_ed25519");
         let _ = std::fs::remove_file(&key);
         let _ = std::fs::remove_file(key.with_extension("pub"));
@@ -921,7 +927,7 @@ impl Lab {
     }
 
     /// Runs a command inside a namespace of the lab.
-    pub fn exec(&self, ns: &str, argv: &[&str]) -> Output {
+    pub(crate) fn exec(&self, ns: &str, argv: &[&str]) -> Output {
         Command::new("ip")
             .args(["netns", "exec", ns])
             .args(argv)
@@ -931,7 +937,7 @@ impl Lab {
     }
 
     /// Runs a command in a namespace and insists that it succeeds.
-    pub fn must(&self, ns: &str, argv: &[&str]) -> String {
+    pub(crate) fn must(&self, ns: &str, argv: &[&str]) -> String {
         let out = self.exec(ns, argv);
         assert!(
             out.status.success(),
@@ -943,17 +949,23 @@ impl Lab {
 
     /// Runs palisade (the binary at `bin`) inside the controller namespace,
     /// from the lab directory.
-    pub fn palisade(&self, bin: &Path, args: &[&str]) -> Output {
+    pub(crate) fn palisade(&self, bin: &Path, args: &[&str]) -> Output {
         self.palisade_with_env(bin, args, &[])
     }
 
-    pub fn palisade_with_env(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    pub(crate) fn palisade_with_env(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         self.palisade_to(bin, args, env, Stdio::piped())
     }
 
     /// [`Lab::palisade_with_env`], its stdout going to `stdout` (a closed
     /// pipe, /dev/full) rather than captured.
-    pub fn palisade_to(&self, bin: &Path, args: &[&str], env: &[(&str, &str)], stdout: Stdio) -> Output {
+    pub(crate) fn palisade_to(
+        &self,
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdout: Stdio,
+    ) -> Output {
         self.palisade_command(bin, args, env)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -994,7 +1006,7 @@ impl Lab {
 
     /// Makes a new key pair in the lab directory (`ssh-keygen` arguments
     /// after the defaults) and lets every node's `core` log in with it.
-    pub fn authorize_new_key(&self, name: &str, keygen_args: &[&str]) -> PathBuf {
+    pub(crate) fn authorize_new_key(&self, name: &str, keygen_args: &[&str]) -> PathBuf {
         let path = self.dir.join(name);
         let out = Command::new("ssh-keygen")
             .args(["-q", "-N", "", "-C", "palisade-lab"])
@@ -1016,7 +1028,7 @@ impl Lab {
     }
 
     /// Starts palisade in the controller namespace without waiting for it.
-    pub fn spawn_palisade(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+    pub(crate) fn spawn_palisade(&self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
         self.palisade_command(bin, args, env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -1026,7 +1038,7 @@ impl Lab {
     }
 
     /// The pid of node `i`'s sshd, whose namespaces are the node's.
-    pub fn sshd_pid(&self, i: usize) -> String {
+    pub(crate) fn sshd_pid(&self, i: usize) -> String {
         let node = &self.nodes[i];
         match (node.systemd, node.init, &node.proc) {
             (true, Some(init), _) => init.to_string(),
@@ -1037,7 +1049,7 @@ impl Lab {
 
     /// Whether a path exists in the node's own view of the file system (its
     /// private /run/palisade and /var/lib/palisade).
-    pub fn node_has(&self, i: usize, path: &str) -> bool {
+    pub(crate) fn node_has(&self, i: usize, path: &str) -> bool {
         Command::new("nsenter")
             .args(["-t", &self.sshd_pid(i), "-m", "--", "test", "-e", path])
             .status()
@@ -1046,7 +1058,7 @@ impl Lab {
 
     /// Runs a command as root on the node, in its own network and mount
     /// namespaces (its private /run/palisade and /var/lib/palisade).
-    pub fn on_node(&self, i: usize, argv: &[&str]) -> Output {
+    pub(crate) fn on_node(&self, i: usize, argv: &[&str]) -> Output {
         // A systemd node's own systemctl talks to its PID 1 only from
         // inside its pid namespace.
         let spaces: &[&str] = if self.nodes[i].systemd {
@@ -1067,7 +1079,7 @@ impl Lab {
     /// What a finished palisade run must not leave running on node `i`: on
     /// a plain node, any process in its namespace but its sshd; on a systemd
     /// node, a loaded palisade-rollback timer or service.
-    pub fn other_processes(&self, i: usize) -> Vec<String> {
+    pub(crate) fn other_processes(&self, i: usize) -> Vec<String> {
         if self.nodes[i].systemd {
             let out = self.on_node(
                 i,
@@ -1107,7 +1119,7 @@ impl Lab {
 
     /// The start and end times of the remote steps on a node (with
     /// `Spec::record_steps`), in seconds since the epoch.
-    pub fn steps(&self, i: usize) -> Vec<(f64, f64)> {
+    pub(crate) fn steps(&self, i: usize) -> Vec<(f64, f64)> {
         let text = std::fs::read_to_string(self.nodes[i].dir.join("steps.log")).unwrap_or_default();
         let times = |tag: &str| -> Vec<f64> {
             text.lines()
@@ -1121,7 +1133,7 @@ impl Lab {
 
 impl Lab {
     /// Every namespace this lab made, by name.
-    pub fn namespaces(&self) -> Vec<String> {
+    pub(crate) fn namespaces(&self) -> Vec<String> {
         let mut names: Vec<String> = self.nodes.iter().map(|n| n.ns.clone()).collect();
         names.extend(self.extra_ns.iter().cloned());
         names.extend([
@@ -1135,21 +1147,21 @@ impl Lab {
 
 /// A lab left running by [`Lab::keep`]: what is needed to use it, and to
 /// take it down.
-pub struct Kept {
-    pub dir: PathBuf,
-    pub controller: String,
-    pub outsider: String,
-    pub namespaces: Vec<String>,
+pub(crate) struct Kept {
+    pub(crate) dir: PathBuf,
+    pub(crate) controller: String,
+    pub(crate) outsider: String,
+    pub(crate) namespaces: Vec<String>,
     /// The processes the lab started (sshd, systemd-nspawn), as the host
     /// sees them.
-    pub pids: Vec<u32>,
+    pub(crate) pids: Vec<u32>,
 }
 
 impl Lab {
     /// Leaves the lab running: its processes, namespaces and directory stay
     /// when this handle goes away. Whoever keeps it takes it down (the demo:
     /// `scripts/demo --down`).
-    pub fn keep(mut self) -> Kept {
+    pub(crate) fn keep(mut self) -> Kept {
         let pids = self
             .nodes
             .iter()
@@ -1256,7 +1268,7 @@ fn open_tap(ns: &str, name: &str) -> Result<std::fs::File, String> {
 /// of full frames per direction, far above what an 80 ms wire carries in
 /// the lab): when it is full the reader waits, the TAP's own queue fills,
 /// and the kernel drops there, as a congested link would.
-pub struct DelayLine {
+pub(crate) struct DelayLine {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }

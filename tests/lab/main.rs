@@ -45,12 +45,12 @@ use harness::{Needs, unavailable};
 
 /// A lab test, as `lab_tests!` lists it.
 #[derive(Clone, Copy)]
-pub struct LabTest {
+pub(crate) struct LabTest {
     /// `module_path!()` of the module the test is in.
-    pub module: &'static str,
-    pub name: &'static str,
-    pub needs: Needs,
-    pub run: fn(),
+    pub(crate) module: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) needs: Needs,
+    pub(crate) run: fn(),
 }
 
 impl LabTest {
@@ -74,13 +74,13 @@ impl LabTest {
     }
 }
 
-/// A module's lab tests, as `pub const TESTS`: what each group needs, then
+/// A module's lab tests, as `pub(crate) const TESTS`: what each group needs, then
 /// the test functions in it, e.g. `lab_tests![Needs::Plain => a, b];`.
 #[macro_export]
 macro_rules! lab_tests {
     ($($needs:expr => $($test:ident),+ $(,)?);+ $(;)?) => {
         /// This module's lab tests, for `main` to run.
-        pub const TESTS: &[$crate::LabTest] = &[$($(
+        pub(crate) const TESTS: &[$crate::LabTest] = &[$($(
             $crate::LabTest {
                 module: module_path!(),
                 name: stringify!($test),
@@ -165,7 +165,7 @@ fn main() -> ExitCode {
 /// inventory, key and known_hosts, `--json` when asked, and the controller's
 /// addresses in the allow list unless `allow` is false or the command takes
 /// no whitelist flags (ping, remove); then `extra`.
-pub fn lab_args<'a>(cmd: &'a str, json: bool, allow: bool, extra: &[&'a str]) -> Vec<&'a str> {
+pub(crate) fn lab_args<'a>(cmd: &'a str, json: bool, allow: bool, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![cmd];
     if json {
         a.push("--json");
@@ -193,21 +193,21 @@ fn controller_texts_match_the_lab() {
     assert_eq!(CONTROLLER6_TEXT, harness::CONTROLLER6.to_string());
 }
 
-pub fn bin() -> &'static Path {
+pub(crate) fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_palisade"))
 }
 
-pub fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Parses a `--json` report, with both streams in the message if it is not
 /// one, and checks it has the one shape every command's report shares.
-pub fn json(out: &Output) -> Value {
+pub(crate) fn json(out: &Output) -> Value {
     let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): stdout {} stderr {}", stdout(out), stderr(out)));
     if let Err(e) = report_shape::check(&report) {
@@ -217,7 +217,7 @@ pub fn json(out: &Output) -> Value {
 }
 
 /// The report row of the host called `name`.
-pub fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["hosts"]
         .as_array()
         .and_then(|hosts| hosts.iter().find(|h| h["name"] == name))
@@ -225,14 +225,14 @@ pub fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 /// Checks a run's exit code, and returns its JSON report.
-pub fn expect(out: Output, code: i32) -> Value {
+pub(crate) fn expect(out: Output, code: i32) -> Value {
     let report = json(&out);
     assert_eq!(out.status.code(), Some(code), "{report:#}\n{}", stderr(&out));
     report
 }
 
 /// The kinds of a host's changes, in the report's order.
-pub fn kinds(report: &Value, name: &str) -> Vec<String> {
+pub(crate) fn kinds(report: &Value, name: &str) -> Vec<String> {
     host(report, name)["changes"]
         .as_array()
         .unwrap_or_else(|| panic!("{name} has no changes list in {report}"))
@@ -245,7 +245,7 @@ pub fn kinds(report: &Value, name: &str) -> Vec<String> {
 /// dropped in node `i`'s raw table (priority -300), before palisade's rules
 /// and its guard see them: the session palisade opens gets in, its
 /// confirmation connection does not.
-pub fn drop_second_connections(lab: &harness::Lab, i: usize) {
+pub(crate) fn drop_second_connections(lab: &harness::Lab, i: usize) {
     let ns = &lab.nodes[i].ns;
     for action in ["--rcheck", "--set"] {
         let mut rule = vec!["iptables", "-w", "-t", "raw", "-A", "PREROUTING", "-p", "tcp"];
@@ -258,7 +258,7 @@ pub fn drop_second_connections(lab: &harness::Lab, i: usize) {
 }
 
 /// Each host's status, in the report's order.
-pub fn statuses(report: &Value) -> Vec<&str> {
+pub(crate) fn statuses(report: &Value) -> Vec<&str> {
     report["hosts"]
         .as_array()
         .unwrap_or_else(|| panic!("no hosts in {report}"))
@@ -268,7 +268,7 @@ pub fn statuses(report: &Value) -> Vec<&str> {
 }
 
 /// No palisade set, chain or jump on node `i`.
-pub fn untouched(lab: &harness::Lab, i: usize) -> bool {
+pub(crate) fn untouched(lab: &harness::Lab, i: usize) -> bool {
     let ns = &lab.nodes[i].ns;
     !lab.must(ns, &["iptables-save"]).contains("PALISADE")
         && !lab.must(ns, &["ip6tables-save"]).contains("PALISADE")
@@ -277,7 +277,7 @@ pub fn untouched(lab: &harness::Lab, i: usize) -> bool {
 
 /// Starts `palisade apply --json` in the background, holding every host's
 /// confirmation back for a minute: the window in which it gets interrupted.
-pub fn held_apply(lab: &harness::Lab, extra: &[&str]) -> std::process::Child {
+pub(crate) fn held_apply(lab: &harness::Lab, extra: &[&str]) -> std::process::Child {
     lab.spawn_palisade(
         bin(),
         &lab_args("apply", true, true, extra),
@@ -286,7 +286,7 @@ pub fn held_apply(lab: &harness::Lab, extra: &[&str]) -> std::process::Child {
 }
 
 /// Waits for a condition, up to `secs`.
-pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while std::time::Instant::now() < end {
         if f() {

@@ -16,7 +16,7 @@
 use serde_json::{Map, Value};
 
 /// Every status word; `summary` has exactly these keys and `total`.
-pub const STATUSES: [&str; 12] = [
+pub(crate) const STATUSES: [&str; 12] = [
     "ok",
     "drift",
     "absent",
@@ -61,7 +61,7 @@ fn statuses_of(command: &str) -> Option<&'static [&'static str]> {
 }
 
 /// `Ok` when `report` has the shape; else every way it does not.
-pub fn check(report: &Value) -> Result<(), String> {
+pub(crate) fn check(report: &Value) -> Result<(), String> {
     let mut errs = Vec::new();
     check_report(report, &mut errs);
     if errs.is_empty() {
