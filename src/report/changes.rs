@@ -49,6 +49,27 @@ fn list<T: fmt::Display>(items: &[T]) -> String {
     out.join(", ")
 }
 
+/// `WHAT rules differ; missing: ...; unexpected: ...`, or `... in order`
+/// when only their order does.
+fn rules_differ(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    missing: &[String],
+    unexpected: &[String],
+) -> fmt::Result {
+    write!(f, "{what} rules differ")?;
+    if !missing.is_empty() {
+        write!(f, "; missing: {}", list(missing))?;
+    }
+    if !unexpected.is_empty() {
+        write!(f, "; unexpected: {}", list(unexpected))?;
+    }
+    if missing.is_empty() && unexpected.is_empty() {
+        write!(f, " in order")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -75,19 +96,7 @@ impl fmt::Display for Change {
                 family,
                 missing,
                 unexpected,
-            } => {
-                write!(f, "{family} chain rules differ")?;
-                if !missing.is_empty() {
-                    write!(f, "; missing: {}", list(missing))?;
-                }
-                if !unexpected.is_empty() {
-                    write!(f, "; unexpected: {}", list(unexpected))?;
-                }
-                if missing.is_empty() && unexpected.is_empty() {
-                    write!(f, " in order")?;
-                }
-                Ok(())
-            }
+            } => rules_differ(f, &format!("{family} chain"), missing, unexpected),
             Change::JumpMissing { family } => write!(f, "{family} INPUT has no jump to the chain"),
             Change::JumpNotFirst { family, position } => {
                 write!(f, "{family} INPUT jump is rule {position}, not rule 1")
@@ -201,17 +210,7 @@ impl fmt::Display for Change {
                 "nftables guard chain is {found}, not type filter hook prerouting priority -150; policy accept"
             ),
             Change::NftRulesDiffer { missing, unexpected } => {
-                write!(f, "nftables guard chain rules differ")?;
-                if !missing.is_empty() {
-                    write!(f, "; missing: {}", list(missing))?;
-                }
-                if !unexpected.is_empty() {
-                    write!(f, "; unexpected: {}", list(unexpected))?;
-                }
-                if missing.is_empty() && unexpected.is_empty() {
-                    write!(f, " in order")?;
-                }
-                Ok(())
+                rules_differ(f, "nftables guard chain", missing, unexpected)
             }
             Change::NftExtraObject { what } => {
                 write!(f, "nftables table holds {what}, which palisade does not make")

@@ -257,6 +257,23 @@ pub(crate) fn drop_second_connections(lab: &harness::Lab, i: usize) {
     }
 }
 
+/// After a run whose confirmations `drop_second_connections` stopped: the
+/// first `n` nodes are reported rolled back, and take new connections
+/// again.
+pub(crate) fn rolled_back_and_reopened(lab: &harness::Lab, report: &Value, n: usize) {
+    for i in 0..n {
+        assert_eq!(
+            host(report, &lab.nodes[i].name)["status"],
+            "rolled-back",
+            "{report:#}"
+        );
+        lab.must(
+            &lab.nodes[i].ns,
+            &["iptables", "-w", "-t", "raw", "-F", "PREROUTING"],
+        );
+    }
+}
+
 /// Each host's status, in the report's order.
 pub(crate) fn statuses(report: &Value) -> Vec<&str> {
     report["hosts"]
