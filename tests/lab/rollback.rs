@@ -181,7 +181,9 @@ fn a_rollback_that_cannot_take_the_lock_is_tried_again_until_the_node_is_back() 
         "the rollback was not tried again"
     );
     for i in 0..2 {
-        assert!(lab.node_has(i, "/run/palisade/rollback/rolled-back"));
+        // The tables are back a moment before the rollback has checked
+        // them and says so.
+        assert!(eventually(10, || lab.node_has(i, "/run/palisade/rollback/rolled-back")));
         assert!(!lab.node_has(i, "/run/palisade/rollback/rollback-failed"));
         assert!(
             eventually(10, || lab.other_processes(i).is_empty()),
