@@ -302,6 +302,20 @@ pub(crate) fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
     (out, fix)
 }
 
+/// The members the set lacks and those it has more, pushed to `out` as the
+/// changes that say so (none for an empty list).
+fn members_differ(family: Family, missing: Vec<Net>, extra: Vec<Net>, out: &mut Vec<Change>) {
+    if !missing.is_empty() {
+        out.push(Change::MembersMissing {
+            family,
+            nets: missing,
+        });
+    }
+    if !extra.is_empty() {
+        out.push(Change::MembersExtra { family, nets: extra });
+    }
+}
+
 /// With the nftables backend: what the iptables backend left in `family`,
 /// pushed to `out` as one [`Change::IptablesLeft`] (and as
 /// [`Change::Forged`] when those tables cannot be read for sure).
@@ -373,15 +387,7 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
                 .filter(|m| !want.contains(m))
                 .copied()
                 .collect();
-            if !missing.is_empty() {
-                out.push(Change::MembersMissing {
-                    family,
-                    nets: missing,
-                });
-            }
-            if !extra.is_empty() {
-                out.push(Change::MembersExtra { family, nets: extra });
-            }
+            members_differ(family, missing, extra, out);
         }
     }
 

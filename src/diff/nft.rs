@@ -81,15 +81,7 @@ fn set_diff(policy: &Policy, family: Family, set: &NftSet, out: &mut Vec<Change>
     have.dedup();
     let missing = uncovered(family, &want, &merged(have.clone()));
     let extra = uncovered(family, &have, &merged(want.clone()));
-    if !missing.is_empty() {
-        out.push(Change::MembersMissing {
-            family,
-            nets: missing,
-        });
-    }
-    if !extra.is_empty() {
-        out.push(Change::MembersExtra { family, nets: extra });
-    }
+    super::members_differ(family, missing, extra, out);
 }
 
 /// The chain's hook, then its rules, in order: a rule moved is drift, as

@@ -38,7 +38,7 @@ fn v4(lab: &Lab, i: usize) -> IpAddr {
 /// forwarding on, and kube-proxy's NodePorts in `nat PREROUTING`:
 /// tcp/30080 to p0:8080 and tcp/30081 to p1:8081. Returns the pods'
 /// namespaces.
-pub(crate) fn k3s_agent(lab: &Lab, i: usize) -> [String; 2] {
+fn k3s_agent(lab: &Lab, i: usize) -> [String; 2] {
     let node = lab.nodes[i].ns.clone();
     let net = format!("10.42.{}", 5 + i);
     lab.must(&node, &["ip", "link", "add", "cni0", "type", "bridge"]);
@@ -86,6 +86,24 @@ pub(crate) fn k3s_agent(lab: &Lab, i: usize) -> [String; 2] {
     pods
 }
 
+/// Both nodes of `lab` as k3s agents ([`k3s_agent`]), both agents in the
+/// inventory, with listeners in their pods (p0 on 8080, p1 on 8081) and on
+/// the nodes themselves (81): the pods' namespaces, p0 then p1 of each
+/// node, and the listeners, which the caller keeps.
+pub(crate) fn k3s_agents(lab: &Lab) -> (Pods, Vec<std::net::TcpListener>) {
+    lab.inventory_roles(&[(0, "agent"), (1, "agent")]);
+    let mut pods = Pods(Vec::new());
+    let mut listeners = Vec::new();
+    for i in 0..2 {
+        let [p0, p1] = k3s_agent(lab, i);
+        listeners.push(lab.listen(&p0, 8080));
+        listeners.push(lab.listen(&p1, 8081));
+        listeners.push(lab.listen(&lab.nodes[i].ns, 81));
+        pods.0.extend([p0, p1]);
+    }
+    (pods, listeners)
+}
+
 /// The pods' namespaces go with the lab's.
 pub(crate) struct Pods(pub Vec<String>);
 
@@ -105,16 +123,7 @@ fn a_nodeport_meets_the_whitelist_and_opens_alone() {
         systemd: vec![1],
         ..Spec::default()
     });
-    lab.inventory_roles(&[(0, "agent"), (1, "agent")]);
-    let mut pods = Pods(Vec::new());
-    let mut listeners = Vec::new();
-    for i in 0..2 {
-        let [p0, p1] = k3s_agent(&lab, i);
-        listeners.push(lab.listen(&p0, 8080));
-        listeners.push(lab.listen(&p1, 8081));
-        listeners.push(lab.listen(&lab.nodes[i].ns, 81));
-        pods.0.extend([p0, p1]);
-    }
+    let (pods, _listeners) = k3s_agents(&lab);
     let out = &lab.outsider;
     // Before: the NodePort is open to the world, as kube-proxy makes it.
     for i in 0..2 {

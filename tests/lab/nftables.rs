@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::guard::{Pods, k3s_agent};
+use crate::guard::k3s_agents;
 use crate::harness::{Lab, Needs, Spec};
 use crate::{
     bin, drop_second_connections, eventually, host, json, kinds, lab, lab_args, lab_tests,
@@ -57,16 +57,7 @@ fn the_whitelist_holds_on_nftables() {
         systemd: vec![1],
         ..Spec::default()
     });
-    lab.inventory_roles(&[(0, "agent"), (1, "agent")]);
-    let mut pods = Pods(Vec::new());
-    let mut listeners = Vec::new();
-    for i in 0..2 {
-        let [p0, p1] = k3s_agent(&lab, i);
-        listeners.push(lab.listen(&p0, 8080));
-        listeners.push(lab.listen(&p1, 8081));
-        listeners.push(lab.listen(&lab.nodes[i].ns, 81));
-        pods.0.extend([p0, p1]);
-    }
+    let (pods, _listeners) = k3s_agents(&lab);
     let out = &lab.outsider;
     let accept = ["--interface", "cni0"];
     let report = run(&lab, "plan", &accept, 0);
