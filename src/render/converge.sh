@@ -63,7 +63,8 @@ case $verdict in
         change
         set +e
         # What the commit left, for the controller to check before it
-        # confirms: two processes (one with nftables).
+        # confirms: two processes (with nftables one, and one more where
+        # the ip_set module is loaded: see nft.sh read_node).
         read_back
         exec 9>&-
         # In one write, as observe's (see say).
