@@ -10,8 +10,7 @@ use serde_json::Value;
 
 use crate::harness::{Lab, Needs, Spec};
 use crate::{
-    bin, drop_second_connections, eventually, held_apply, host, json, lab, lab_args, lab_tests,
-    rolled_back_and_reopened, stderr, untouched,
+    bin, eventually, held_apply, host, json, lab, lab_args, lab_tests, stderr, unconfirmed_apply, untouched,
 };
 
 lab_tests![Needs::Systemd =>
@@ -386,16 +385,7 @@ fn the_lockout_protocol_covers_the_guard() {
         );
     }
     let before: Vec<String> = (0..2).map(|i| mangle(&lab, i)).collect();
-    for i in 0..2 {
-        drop_second_connections(&lab, i);
-    }
-    let report = run(
-        &lab,
-        "apply",
-        &["--confirm-timeout", "5", "--open", "all=tcp/30080"],
-        2,
-    );
-    rolled_back_and_reopened(&lab, &report, 2);
+    unconfirmed_apply(&lab, 2, &["--open", "all=tcp/30080"]);
     for (i, before) in before.iter().enumerate() {
         assert_eq!(&mangle(&lab, i), before, "node {i}: the guard is not as it was");
     }
@@ -403,11 +393,7 @@ fn the_lockout_protocol_covers_the_guard() {
     // From a node with no whitelist: a failed first confirmation leaves
     // no guard behind.
     run(&lab, "remove", &[], 0);
-    for i in 0..2 {
-        drop_second_connections(&lab, i);
-    }
-    let report = run(&lab, "apply", &["--confirm-timeout", "5"], 2);
-    rolled_back_and_reopened(&lab, &report, 2);
+    unconfirmed_apply(&lab, 2, &[]);
     for i in 0..2 {
         assert!(untouched(&lab, i), "node {i}: {}", mangle(&lab, i));
     }

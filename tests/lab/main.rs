@@ -257,13 +257,22 @@ pub(crate) fn drop_second_connections(lab: &harness::Lab, i: usize) {
     }
 }
 
-/// After a run whose confirmations `drop_second_connections` stopped: the
-/// first `n` nodes are reported rolled back, and take new connections
-/// again.
-pub(crate) fn rolled_back_and_reopened(lab: &harness::Lab, report: &Value, n: usize) {
+/// An apply (with `args`, and `--confirm-timeout 5`) whose confirmations
+/// never arrive (`drop_second_connections` on the first `n` nodes): it
+/// exits 2, those nodes are reported rolled back, and they take new
+/// connections again once it is over.
+pub(crate) fn unconfirmed_apply(lab: &harness::Lab, n: usize, args: &[&str]) {
+    for i in 0..n {
+        drop_second_connections(lab, i);
+    }
+    let mut all = vec!["--confirm-timeout", "5"];
+    all.extend_from_slice(args);
+    let out = lab.palisade(bin(), &lab_args("apply", true, true, &all));
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{report:#}\n{}", stderr(&out));
     for i in 0..n {
         assert_eq!(
-            host(report, &lab.nodes[i].name)["status"],
+            host(&report, &lab.nodes[i].name)["status"],
             "rolled-back",
             "{report:#}"
         );

@@ -10,8 +10,7 @@ use serde_json::Value;
 use crate::guard::k3s_agents;
 use crate::harness::{Lab, Needs, Spec};
 use crate::{
-    bin, drop_second_connections, eventually, host, json, kinds, lab, lab_args, lab_tests,
-    rolled_back_and_reopened, stderr, untouched,
+    bin, eventually, host, json, kinds, lab, lab_args, lab_tests, stderr, unconfirmed_apply, untouched,
 };
 
 lab_tests![Needs::Systemd =>
@@ -205,11 +204,7 @@ fn the_lockout_protocol_holds_on_nftables() {
     }
 
     // From a bare node, a failed first confirmation leaves no table.
-    for i in 0..2 {
-        drop_second_connections(&lab, i);
-    }
-    let report = run(&lab, "apply", &["--confirm-timeout", "5"], 2);
-    rolled_back_and_reopened(&lab, &report, 2);
+    unconfirmed_apply(&lab, 2, &[NFT]);
     for i in 0..2 {
         assert!(bare(&lab, i), "node {i}: {}", table(&lab, i));
     }
@@ -218,16 +213,7 @@ fn the_lockout_protocol_holds_on_nftables() {
     // counters aside.
     run(&lab, "apply", &[], 0);
     let before: Vec<String> = (0..2).map(|i| table(&lab, i)).collect();
-    for i in 0..2 {
-        drop_second_connections(&lab, i);
-    }
-    let report = run(
-        &lab,
-        "apply",
-        &["--confirm-timeout", "5", "--open", "all=tcp/30080"],
-        2,
-    );
-    rolled_back_and_reopened(&lab, &report, 2);
+    unconfirmed_apply(&lab, 2, &[NFT, "--open", "all=tcp/30080"]);
     for (i, before) in before.iter().enumerate() {
         assert_eq!(&table(&lab, i), before, "node {i}: the table is not as it was");
     }
@@ -294,11 +280,7 @@ fn a_node_moves_from_iptables_to_nftables_in_one_protected_change() {
     );
 
     // A failed confirmation in the middle: each node is entirely old.
-    for i in 0..2 {
-        drop_second_connections(&lab, i);
-    }
-    let report = run(&lab, "apply", &["--confirm-timeout", "5"], 2);
-    rolled_back_and_reopened(&lab, &report, 2);
+    unconfirmed_apply(&lab, 2, &[NFT]);
     for (i, before) in before.iter().enumerate() {
         assert!(table(&lab, i).is_empty(), "node {i}: the table stayed");
         assert_eq!(
