@@ -393,9 +393,10 @@ pub(crate) struct WhitelistArgs {
     /// ucr-br0 vtep1024].
     #[arg(long = "interface", value_name = "NAME")]
     pub(crate) interfaces: Vec<IfName>,
-    /// Leave Docker's published ports alone (no guard in DOCKER-USER).
-    #[arg(long)]
-    pub(crate) no_docker_user: bool,
+    /// No effect, kept for scripts written for versions with a Docker guard
+    /// in DOCKER-USER: the guard before DNAT covers every published port.
+    #[arg(long = "no-docker-user", hide = true)]
+    _no_docker_user: bool,
     /// Do not write the boot restore script and unit.
     #[arg(long)]
     pub(crate) no_persist: bool,

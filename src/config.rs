@@ -107,7 +107,11 @@ pub(crate) struct FirewallConfig {
     pub(crate) set4: Option<SetName>,
     pub(crate) set6: Option<SetName>,
     pub(crate) chain: Option<ChainName>,
-    pub(crate) docker_user: Option<bool>,
+    /// Accepted, and without effect, for configs written for versions with
+    /// a Docker guard in DOCKER-USER: the guard before DNAT covers every
+    /// published port.
+    #[serde(rename = "docker_user")]
+    _docker_user: Option<bool>,
     pub(crate) persist: Option<bool>,
     pub(crate) confirm_timeout: Option<u64>,
     /// `iptables` or `nftables` (`--backend`).
@@ -395,7 +399,6 @@ impl Settings {
                 .clone()
                 .or(fw.chain)
                 .unwrap_or_else(|| name("PALISADE")),
-            docker_user: !w.no_docker_user && fw.docker_user.unwrap_or(true),
             persist: !w.no_persist && fw.persist.unwrap_or(true),
             backend: names.backend.or(flags.backend).or(fw.backend).unwrap_or_default(),
         };

@@ -278,7 +278,6 @@ pub(crate) struct PolicyOptions {
     pub(crate) set4: SetName,
     pub(crate) set6: SetName,
     pub(crate) chain: ChainName,
-    pub(crate) docker_user: bool,
     pub(crate) persist: bool,
     pub(crate) backend: FirewallBackend,
 }
@@ -288,8 +287,13 @@ pub(crate) struct PolicyOptions {
 pub(crate) struct Policy {
     pub(crate) set4: SetName,
     pub(crate) set6: SetName,
+    /// The name palisade's objects are named after (`--chain`): the INPUT
+    /// chain of versions before the guard alone, found to be taken away;
+    /// the guard's name (`CHAIN-GUARD`) and, lower-cased, the nftables
+    /// table's.
     pub(crate) chain: ChainName,
-    /// The chain beside `chain` that guards Docker's published ports.
+    /// The Docker guard of versions before the guard alone (`CHAIN-DOCKER`,
+    /// jumped to from DOCKER-USER): found, to be taken away.
     pub(crate) docker_chain: ChainName,
     /// The guard before DNAT, in the mangle table ([`Policy::guard_rules`]).
     pub(crate) guard_chain: ChainName,
@@ -299,7 +303,6 @@ pub(crate) struct Policy {
     pub(crate) open: BTreeSet<Port>,
     /// Every opening, for [`Policy::for_role`].
     pub(crate) openings: Vec<Opening>,
-    pub(crate) docker_user: bool,
     pub(crate) persist: bool,
     pub(crate) backend: FirewallBackend,
 }
@@ -412,7 +415,6 @@ impl Policy {
             interfaces: opts.interfaces.clone(),
             open: BTreeSet::new(),
             openings: opts.open.clone(),
-            docker_user: opts.docker_user,
             persist: opts.persist,
             backend: opts.backend,
         })
@@ -467,7 +469,7 @@ impl Policy {
         self.members.iter().any(|m| m.net().contains(&addr))
     }
 
-    /// Whether palisade's chain ([`Policy::rules`]) would accept `packet`,
+    /// Whether the guard ([`Policy::guard_rules`]) would pass `packet`,
     /// the first packet of a new connection: the lockout check asks this of
     /// the operator's next SSH connection, so an operator admitted by an
     /// open port (`--open all=tcp/22`) or an accepted interface (a VPN) is
@@ -497,21 +499,22 @@ impl Policy {
             .collect()
     }
 
-    /// The jump that must be rule 1 of INPUT.
+    /// The jump to palisade's INPUT chain, which versions before the guard
+    /// alone made rule 1 of INPUT: found, to be taken away.
     pub(crate) fn jump(&self) -> String {
         format!("-A INPUT -j {}", self.chain)
     }
 
-    /// The jump at the top of DOCKER-USER.
+    /// The jump to the Docker guard of versions before the guard alone, at
+    /// the top of DOCKER-USER: found, to be taken away.
     pub(crate) fn docker_jump(&self) -> String {
         format!("-A DOCKER-USER -j {}", self.docker_chain)
     }
 
     /// What a new connection is admitted by, in order, whatever the backend:
-    /// the one policy both of palisade's chains carry (INPUT's, and the
-    /// guard before DNAT), each rendered by [`Admit::iptables`] (a later
-    /// nftables backend renders the same list its own way). What is not
-    /// admitted is logged and dropped.
+    /// the one policy the guard before DNAT carries, rendered by
+    /// [`Admit::iptables`] for the iptables backend and by `render::nft`
+    /// for the nftables one. What is not admitted is logged and dropped.
     pub(crate) fn admissions(&self, family: Family) -> Vec<Admit<'_>> {
         let mut out = vec![Admit::Loopback, Admit::Established];
         if family == Family::V6 {
@@ -524,30 +527,6 @@ impl Policy {
         out
     }
 
-    /// `chain`'s rules for [`Policy::admissions`], each ending in `verdict`
-    /// (ACCEPT, or RETURN in the guard, which passes a packet on to the
-    /// rest of the table), then the log and the drop, as `iptables -S
-    /// CHAIN` prints them (without `-N`). The first carries the mark:
-    /// palisade replaces only a chain that carries it (or that it made
-    /// before there was one).
-    fn admission_rules(&self, family: Family, chain: &ChainName, verdict: &str) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .admissions(family)
-            .iter()
-            .map(|a| a.iptables(chain, verdict))
-            .collect();
-        out.push(format!(
-            "-A {chain} -m limit --limit 5/min -j LOG --log-prefix \"{LOG_PREFIX}\""
-        ));
-        out.push(format!("-A {chain} -j DROP"));
-        out
-    }
-
-    /// Our chain's rules, as `iptables -S CHAIN` prints them (without `-N`).
-    pub(crate) fn rules(&self, family: Family) -> Vec<String> {
-        self.admission_rules(family, &self.chain, "ACCEPT")
-    }
-
     /// The jump that must be the first rule of mangle PREROUTING.
     pub(crate) fn guard_jump(&self) -> String {
         format!("-A PREROUTING -j {}", self.guard_chain)
@@ -558,40 +537,23 @@ impl Policy {
     /// Docker, Podman and LXD rewrite published ports): every packet the
     /// node receives, for itself or to forward, meets the whitelist there,
     /// and a port open to everyone is matched as the client connected to
-    /// it (the published port, not the pod's or container's). The same
-    /// admissions as our INPUT chain, with RETURN for ACCEPT.
+    /// it (the published port, not the pod's or container's). The rules
+    /// for [`Policy::admissions`], each passing what it admits on (RETURN,
+    /// so the rest of the table, and INPUT or FORWARD after it, still
+    /// decide), then the log and the drop, as `iptables -S CHAIN` prints
+    /// them (without `-N`). The first carries the mark: palisade replaces
+    /// only a chain that carries it (or that it made before there was one).
     pub(crate) fn guard_rules(&self, family: Family) -> Vec<String> {
-        self.admission_rules(family, &self.guard_chain, "RETURN")
-    }
-
-    /// The rules of the chain guarding Docker's published ports (reached
-    /// from DOCKER-USER, in FORWARD): replies, container traffic and
-    /// connections that were not DNATed to a container pass; new
-    /// connections to published ports pass only from the whitelist.
-    pub(crate) fn docker_rules(&self, family: Family) -> Vec<String> {
-        let c = &self.docker_chain;
-        let mut out = vec![format!(
-            "-A {c} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment {MARK} -j RETURN"
-        )];
-        out.extend(self.interfaces.iter().map(|i| format!("-A {c} -i {i} -j RETURN")));
-        out.push(format!("-A {c} -m conntrack ! --ctstate DNAT -j RETURN"));
-        // A published port is matched by the port it was published on,
-        // before Docker's DNAT rewrote it to the container's.
-        out.extend(self.open.iter().map(|p| {
-            let proto = p.proto().as_str();
-            format!(
-                "-A {c} -p {proto} -m conntrack --ctorigdstport {} -j RETURN",
-                p.range()
-            )
-        }));
+        let chain = &self.guard_chain;
+        let mut out: Vec<String> = self
+            .admissions(family)
+            .iter()
+            .map(|a| a.iptables(chain, "RETURN"))
+            .collect();
         out.push(format!(
-            "-A {c} -m set --match-set {} src -j RETURN",
-            self.set(family)
+            "-A {chain} -m limit --limit 5/min -j LOG --log-prefix \"{LOG_PREFIX}\""
         ));
-        out.push(format!(
-            "-A {c} -m limit --limit 5/min -j LOG --log-prefix \"{LOG_PREFIX}\""
-        ));
-        out.push(format!("-A {c} -j DROP"));
+        out.push(format!("-A {chain} -j DROP"));
         out
     }
 }
@@ -631,7 +593,7 @@ pub(crate) fn private_gap(inv: &Inventory, opts: &PolicyOptions) -> Option<Strin
 }
 
 /// The whole whitelist, as `plan` shows it on a first run: what every node
-/// admits, the rules of palisade's chain, and what each role opens to
+/// admits, the rules of palisade's guard, and what each role opens to
 /// everyone. Shown once for the fleet, so that each node's diff can say "the
 /// whole whitelist" rather than repeat it.
 #[derive(Debug, serde::Serialize)]
@@ -642,7 +604,7 @@ pub(crate) struct Summary {
     pub(crate) open: BTreeMap<Role, Vec<Port>>,
     pub(crate) chain: ChainName,
     /// The chain's rules per family, as `iptables -S` prints them, for a
-    /// node with no open port; a role's open ports add one ACCEPT rule each,
+    /// node with no open port; a role's open ports add one RETURN rule each,
     /// right before the set match.
     pub(crate) rules: BTreeMap<Family, Vec<String>>,
 }
@@ -661,8 +623,11 @@ impl Policy {
                 .iter()
                 .map(|(role, p)| (*role, p.open.iter().copied().collect()))
                 .collect(),
-            chain: self.chain.clone(),
-            rules: Family::BOTH.into_iter().map(|f| (f, base.rules(f))).collect(),
+            chain: self.guard_chain.clone(),
+            rules: Family::BOTH
+                .into_iter()
+                .map(|f| (f, base.guard_rules(f)))
+                .collect(),
         }
     }
 }
@@ -687,7 +652,7 @@ impl std::fmt::Display for Summary {
             writeln!(f, "The {family} rules of chain {}:", self.chain)?;
             for rule in rules {
                 if any_open && rule.contains(" -m set --match-set ") {
-                    writeln!(f, "  (one ACCEPT per port the node's role opens, below)")?;
+                    writeln!(f, "  (one RETURN per port the node's role opens, below)")?;
                 }
                 writeln!(f, "  {rule}")?;
             }
@@ -728,7 +693,6 @@ pub(crate) mod testing {
             set4: "palisade4".parse().unwrap(),
             set6: "palisade6".parse().unwrap(),
             chain: "PALISADE".parse().unwrap(),
-            docker_user: true,
             persist: true,
             backend: FirewallBackend::Iptables,
         }
@@ -771,7 +735,6 @@ mod tests {
             set4: "palisade4".parse().unwrap(),
             set6: "palisade6".parse().unwrap(),
             chain: "PALISADE".parse().unwrap(),
-            docker_user: true,
             persist: true,
             backend: FirewallBackend::Iptables,
         }
@@ -811,21 +774,19 @@ mod tests {
     #[test]
     fn rules_in_canonical_order() {
         let p = Policy::desired(&inventory(), &options()).unwrap();
-        let v6 = p.rules(Family::V6);
-        assert_eq!(v6[0], "-A PALISADE -i lo -m comment --comment palisade -j ACCEPT");
-        assert_eq!(v6[2], "-A PALISADE -p ipv6-icmp -j ACCEPT");
-        assert!(v6.contains(&"-A PALISADE -m set --match-set palisade6 src -j ACCEPT".to_string()));
-        assert_eq!(v6.last().unwrap(), "-A PALISADE -j DROP");
-        assert_eq!(p.rules(Family::V4).len(), v6.len() - 1);
+        let v6 = p.guard_rules(Family::V6);
+        assert_eq!(
+            v6[0],
+            "-A PALISADE-GUARD -i lo -m comment --comment palisade -j RETURN"
+        );
+        assert_eq!(v6[2], "-A PALISADE-GUARD -p ipv6-icmp -j RETURN");
+        assert!(v6.contains(&"-A PALISADE-GUARD -m set --match-set palisade6 src -j RETURN".to_string()));
+        assert_eq!(v6.last().unwrap(), "-A PALISADE-GUARD -j DROP");
+        assert_eq!(p.guard_rules(Family::V4).len(), v6.len() - 1);
+        // What earlier versions made, found by these names to be taken away.
         assert_eq!(p.docker_chain.to_string(), "PALISADE-DOCKER");
         assert_eq!(p.docker_jump(), "-A DOCKER-USER -j PALISADE-DOCKER");
-        // The guard carries the same admissions, passing on what they admit.
-        let guard = p.guard_rules(Family::V6);
-        assert_eq!(guard.len(), v6.len());
-        for (g, r) in guard.iter().zip(&v6) {
-            let r = r.replacen("-A PALISADE ", "-A PALISADE-GUARD ", 1);
-            assert_eq!(*g, r.replace("-j ACCEPT", "-j RETURN"));
-        }
+        assert_eq!(p.jump(), "-A INPUT -j PALISADE");
         assert_eq!(p.guard_jump(), "-A PREROUTING -j PALISADE-GUARD");
     }
 
@@ -833,25 +794,24 @@ mod tests {
     fn ports_open_per_role() {
         let p = Policy::desired(&inventory(), &options()).unwrap();
         let public = p.for_role(Role::PublicAgent);
-        let rules = public.rules(Family::V4);
+        let rules = public.guard_rules(Family::V4);
         let set = rules.iter().position(|r| r.contains("--match-set")).unwrap();
         let open: Vec<&String> = rules.iter().filter(|r| r.contains("--dport")).collect();
         assert_eq!(
             open,
             [
-                "-A PALISADE -p tcp -m tcp --dport 22 -j ACCEPT",
-                "-A PALISADE -p tcp -m tcp --dport 80 -j ACCEPT",
-                "-A PALISADE -p tcp -m tcp --dport 443 -j ACCEPT",
-                "-A PALISADE -p udp -m udp --dport 10000:10100 -j ACCEPT",
+                "-A PALISADE-GUARD -p tcp -m tcp --dport 22 -j RETURN",
+                "-A PALISADE-GUARD -p tcp -m tcp --dport 80 -j RETURN",
+                "-A PALISADE-GUARD -p tcp -m tcp --dport 443 -j RETURN",
+                "-A PALISADE-GUARD -p udp -m udp --dport 10000:10100 -j RETURN",
             ]
         );
         assert!(rules.iter().position(|r| r.contains("--dport")).unwrap() < set);
-        assert!(public.rules(Family::V6).iter().any(|r| r.contains("--dport 443")));
-        let guard = public.docker_rules(Family::V4);
         assert!(
-            guard.contains(
-                &"-A PALISADE-DOCKER -p tcp -m conntrack --ctorigdstport 443 -j RETURN".to_string()
-            )
+            public
+                .guard_rules(Family::V6)
+                .iter()
+                .any(|r| r.contains("--dport 443"))
         );
         let agent = p.for_role(Role::Agent);
         assert_eq!(agent.open.len(), 1, "only `all` applies to agents");
@@ -896,12 +856,12 @@ mod tests {
         let text = summary.to_string();
         assert!(text.contains("  IPv4 (26): "), "{text}");
         assert!(
-            text.contains("The IPv6 rules of chain PALISADE:\n  -A PALISADE -i lo"),
+            text.contains("The IPv6 rules of chain PALISADE-GUARD:\n  -A PALISADE-GUARD -i lo"),
             "{text}"
         );
         assert!(
             text.contains(
-                "  (one ACCEPT per port the node's role opens, below)\n  -A PALISADE -m set --match-set palisade4 src -j ACCEPT"
+                "  (one RETURN per port the node's role opens, below)\n  -A PALISADE-GUARD -m set --match-set palisade4 src -j RETURN"
             ),
             "{text}"
         );
@@ -914,8 +874,11 @@ mod tests {
             "open ports are listed per role, not as rules: {text}"
         );
         let json = serde_json::to_value(&summary).unwrap();
-        assert_eq!(json["chain"], "PALISADE");
-        assert_eq!(json["rules"]["ipv6"][2], "-A PALISADE -p ipv6-icmp -j ACCEPT");
+        assert_eq!(json["chain"], "PALISADE-GUARD");
+        assert_eq!(
+            json["rules"]["ipv6"][2],
+            "-A PALISADE-GUARD -p ipv6-icmp -j RETURN"
+        );
         assert_eq!(json["open"]["agent"], serde_json::json!(["tcp/22"]));
     }
 

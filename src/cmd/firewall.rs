@@ -109,7 +109,7 @@ pub(crate) async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let first_run = report.hosts.iter().flat_map(|r| &r.changes).any(|c| {
         matches!(
             c,
-            Change::SetMissing { .. } | Change::ChainMissing { .. } | Change::NftTableMissing
+            Change::SetMissing { .. } | Change::GuardMissing { .. } | Change::NftTableMissing
         )
     });
     if mode == Mode::Plan && first_run {

@@ -8,7 +8,7 @@ use crate::net::Net;
 use crate::observe::firewall::{FamilyFacts, Observed};
 use crate::observe::probe::Backend;
 use crate::policy::{Family, FirewallBackend, Policy};
-use crate::render::{self, Docker, FamilyFix, Fix, Found, Jump};
+use crate::render::{self, FamilyFix, Fix, Found, JumpFix, OldChains};
 
 pub(crate) mod nft;
 
@@ -28,39 +28,6 @@ pub(crate) enum Change {
     MembersExtra {
         family: Family,
         nets: Vec<Net>,
-    },
-    ChainMissing {
-        family: Family,
-    },
-    RulesDiffer {
-        family: Family,
-        missing: Vec<String>,
-        unexpected: Vec<String>,
-    },
-    JumpMissing {
-        family: Family,
-    },
-    JumpNotFirst {
-        family: Family,
-        position: usize,
-    },
-    JumpDuplicated {
-        family: Family,
-        count: usize,
-    },
-    DockerGuardMissing {
-        family: Family,
-    },
-    DockerRulesDiffer {
-        family: Family,
-        missing: Vec<String>,
-        unexpected: Vec<String>,
-    },
-    DockerJumpNotFirst {
-        family: Family,
-    },
-    DockerGuardStale {
-        family: Family,
     },
     /// The guard before DNAT (mangle PREROUTING) is not there.
     GuardMissing {
@@ -84,6 +51,13 @@ pub(crate) enum Change {
     GuardJumpDuplicated {
         family: Family,
         count: usize,
+    },
+    /// What a version before the guard alone left in the family's filter
+    /// table (its INPUT chain, its Docker guard, their jumps), which a
+    /// change takes away once the guard is in (`objects` names each).
+    OldChainsLeft {
+        family: Family,
+        objects: Vec<String>,
     },
     PersistMissing,
     PersistStale,
@@ -159,20 +133,12 @@ impl Change {
             Change::SetWrongType { .. } => "set-wrong-type",
             Change::MembersMissing { .. } => "members-missing",
             Change::MembersExtra { .. } => "members-extra",
-            Change::ChainMissing { .. } => "chain-missing",
-            Change::RulesDiffer { .. } => "rules-differ",
-            Change::JumpMissing { .. } => "jump-missing",
-            Change::JumpNotFirst { .. } => "jump-not-first",
-            Change::JumpDuplicated { .. } => "jump-duplicated",
-            Change::DockerGuardMissing { .. } => "docker-guard-missing",
-            Change::DockerRulesDiffer { .. } => "docker-rules-differ",
-            Change::DockerJumpNotFirst { .. } => "docker-jump-not-first",
-            Change::DockerGuardStale { .. } => "docker-guard-stale",
             Change::GuardMissing { .. } => "guard-missing",
             Change::GuardRulesDiffer { .. } => "guard-rules-differ",
             Change::GuardJumpMissing { .. } => "guard-jump-missing",
             Change::GuardJumpNotFirst { .. } => "guard-jump-not-first",
             Change::GuardJumpDuplicated { .. } => "guard-jump-duplicated",
+            Change::OldChainsLeft { .. } => "old-chains-left",
             Change::PersistMissing => "persist-missing",
             Change::PersistStale => "persist-stale",
             Change::UnitMissing => "unit-missing",
@@ -216,20 +182,12 @@ impl Change {
             | Change::SetWrongType { family, .. }
             | Change::MembersMissing { family, .. }
             | Change::MembersExtra { family, .. }
-            | Change::ChainMissing { family }
-            | Change::RulesDiffer { family, .. }
-            | Change::JumpMissing { family }
-            | Change::JumpNotFirst { family, .. }
-            | Change::JumpDuplicated { family, .. }
-            | Change::DockerGuardMissing { family }
-            | Change::DockerRulesDiffer { family, .. }
-            | Change::DockerJumpNotFirst { family }
-            | Change::DockerGuardStale { family }
             | Change::GuardMissing { family }
             | Change::GuardRulesDiffer { family, .. }
             | Change::GuardJumpMissing { family }
             | Change::GuardJumpNotFirst { family, .. }
             | Change::GuardJumpDuplicated { family, .. }
+            | Change::OldChainsLeft { family, .. }
             | Change::Forged { family, .. }
             | Change::IptablesLeft { family, .. }
             | Change::NftSetWrongType { family, .. } => Some(*family),
@@ -324,49 +282,67 @@ fn iptables_left(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut
     if facts.set.is_some() {
         objects.push(format!("set {}", policy.set(family)));
     }
-    if facts.input.contains(&policy.jump()) {
-        objects.push(format!("jump INPUT -> {}", policy.chain));
-    }
     if facts.prerouting.contains(&policy.guard_jump()) {
         objects.push(format!("jump mangle PREROUTING -> {}", policy.guard_chain));
     }
-    if facts
-        .docker_user
-        .as_ref()
-        .is_some_and(|rules| rules.contains(&policy.docker_jump()))
-    {
-        objects.push(format!("jump DOCKER-USER -> {}", policy.docker_chain));
+    if facts.guard.is_some() {
+        objects.push(format!("chain {}", policy.guard_chain));
     }
-    for (chain, name) in [
-        (&facts.chain, &policy.chain),
-        (&facts.docker_chain, &policy.docker_chain),
-        (&facts.guard, &policy.guard_chain),
-    ] {
-        if chain.is_some() {
-            objects.push(format!("chain {name}"));
-        }
-    }
+    objects.extend(old_objects(policy, &old_chains(policy, facts)));
     if objects.is_empty() {
         return;
     }
-    if facts.forged_rules {
-        out.push(Change::Forged { family, set: false });
-    }
-    if facts.forged_set {
-        out.push(Change::Forged { family, set: true });
-    }
+    forged(family, facts, out);
     out.push(Change::IptablesLeft { family, objects });
 }
 
-/// The family's differences, pushed to `out`, and the fix for its jumps,
-/// its Docker guard and its guard before DNAT.
-fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut Vec<Change>) -> FamilyFix {
+/// What a version before the guard alone left in the family's filter
+/// table.
+fn old_chains(policy: &Policy, facts: &FamilyFacts) -> OldChains {
+    let docker_user = facts.docker_user.as_deref().unwrap_or_default();
+    OldChains {
+        input_jumps: Found::in_rules(&facts.input, &policy.jump()).count,
+        chain: facts.chain.is_some(),
+        docker_jumps: Found::in_rules(docker_user, &policy.docker_jump()).count,
+        docker_chain: facts.docker_chain.is_some(),
+    }
+}
+
+/// `old`, named object by object, as plan and verify list them.
+fn old_objects(policy: &Policy, old: &OldChains) -> Vec<String> {
+    let mut objects = Vec::new();
+    if old.input_jumps > 0 {
+        objects.push(format!("jump INPUT -> {}", policy.chain));
+    }
+    if old.docker_jumps > 0 {
+        objects.push(format!("jump DOCKER-USER -> {}", policy.docker_chain));
+    }
+    for (there, name) in [
+        (old.chain, &policy.chain),
+        (old.docker_chain, &policy.docker_chain),
+    ] {
+        if there {
+            objects.push(format!("chain {name}"));
+        }
+    }
+    objects
+}
+
+/// A comment in the family's tables (or set) that holds a newline, pushed
+/// to `out` as [`Change::Forged`].
+fn forged(family: Family, facts: &FamilyFacts, out: &mut Vec<Change>) {
     if facts.forged_rules {
         out.push(Change::Forged { family, set: false });
     }
     if facts.forged_set {
         out.push(Change::Forged { family, set: true });
     }
+}
+
+/// The family's differences, pushed to `out`, and the fix for the guard's
+/// jump and for what an earlier version left in the filter table.
+fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut Vec<Change>) -> FamilyFix {
+    forged(family, facts, out);
     let want_kind = format!("hash:net family {}", family.ipset_family());
     match &facts.set {
         None => out.push(Change::SetMissing { family }),
@@ -391,30 +367,9 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
         }
     }
 
-    match &facts.chain {
-        None => out.push(Change::ChainMissing { family }),
-        Some(rules) => {
-            if let Some((missing, unexpected)) = rules_diff(&policy.rules(family), rules) {
-                out.push(Change::RulesDiffer {
-                    family,
-                    missing,
-                    unexpected,
-                });
-            }
-        }
-    }
-    let found = Found::in_rules(&facts.input, &policy.jump());
-    match (found.count, found.first) {
-        (0, _) => out.push(Change::JumpMissing { family }),
-        (1, Some(1)) => {}
-        (1, Some(position)) => out.push(Change::JumpNotFirst { family, position }),
-        (count, _) => out.push(Change::JumpDuplicated { family, count }),
-    }
-    let jump = Jump::of(found);
-
-    // The guard before DNAT: written afresh by every change, as our chain
-    // is; its jump kept first in mangle PREROUTING, above what kube-proxy,
-    // Calico, Cilium, Docker or firewalld put there.
+    // The guard before DNAT: written afresh by every change; its jump kept
+    // first in mangle PREROUTING, above what kube-proxy, Calico, Cilium,
+    // Docker or firewalld put there.
     match &facts.guard {
         None => out.push(Change::GuardMissing { family }),
         Some(rules) => {
@@ -434,40 +389,20 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
         (1, Some(position)) => out.push(Change::GuardJumpNotFirst { family, position }),
         (count, _) => out.push(Change::GuardJumpDuplicated { family, count }),
     }
-    let guard = Jump::of(found);
 
-    // Docker's chain, where it is there; the guard goes in only then (at
-    // boot, the restore makes the chain where Docker is installed).
-    let docker_user = facts.docker_user.as_deref();
-    let docker_found = Found::in_rules(docker_user.unwrap_or_default(), &policy.docker_jump());
-    let docker = match (&facts.docker_chain, docker_user) {
-        (None, Some(_)) if policy.docker_user => {
-            out.push(Change::DockerGuardMissing { family });
-            Docker::Guard(Jump::of(docker_found))
-        }
-        (Some(rules), Some(_)) if policy.docker_user => {
-            if let Some((missing, unexpected)) = rules_diff(&policy.docker_rules(family), rules) {
-                out.push(Change::DockerRulesDiffer {
-                    family,
-                    missing,
-                    unexpected,
-                });
-            }
-            let jump = Jump::of(docker_found);
-            if jump != Jump::Keep {
-                out.push(Change::DockerJumpNotFirst { family });
-            }
-            Docker::Guard(jump)
-        }
-        (Some(_), _) => {
-            out.push(Change::DockerGuardStale { family });
-            Docker::Drop {
-                jumps: docker_found.count,
-            }
-        }
-        (None, _) => Docker::None,
-    };
-    FamilyFix { jump, docker, guard }
+    // An earlier version's INPUT chain and Docker guard: the guard drops
+    // all they did, so they go, in the same protected change.
+    let old = old_chains(policy, facts);
+    if !old.is_empty() {
+        out.push(Change::OldChainsLeft {
+            family,
+            objects: old_objects(policy, &old),
+        });
+    }
+    FamilyFix {
+        guard: JumpFix::of(found),
+        old,
+    }
 }
 
 /// None when equal (same rules, same order); else what is missing and what
@@ -487,7 +422,10 @@ mod tests {
     use crate::observe::firewall::parse;
     use crate::policy::{PolicyOptions, testing};
 
-    const APPLIED: &str = include_str!("../../tests/fixtures/observe/applied-nft.txt");
+    const APPLIED: &str = include_str!("../../tests/fixtures/observe/applied-guard.txt");
+    /// A node as the versions before the guard alone left it: their INPUT
+    /// chain and Docker guard beside the guard.
+    const OLD_LAYOUT: &str = include_str!("../../tests/fixtures/observe/applied-old-layout.txt");
 
     /// The policy the fixture was captured with.
     fn policy() -> Policy {
@@ -517,23 +455,51 @@ mod tests {
     #[test]
     fn a_node_just_applied_has_no_changes() {
         assert_eq!(diff(&policy(), &applied()), vec![]);
-        let o = applied();
-        let (_, fix) = plan(&policy(), &o);
-        assert_eq!(fix.v4, kept(true));
-        assert_eq!(fix.v6, kept(o.v6.docker_user.is_some()));
+        let (_, fix) = plan(&policy(), &applied());
+        assert_eq!(fix, Fix::NONE);
     }
 
-    /// Every jump left alone; the Docker guard kept where Docker is there.
-    fn kept(docker: bool) -> FamilyFix {
-        FamilyFix {
-            jump: Jump::Keep,
-            docker: if docker {
-                Docker::Guard(Jump::Keep)
-            } else {
-                Docker::None
-            },
-            guard: Jump::Keep,
-        }
+    /// A node of an earlier version: the INPUT chain, the Docker guard
+    /// and the jumps to them are named and taken away, and nothing else
+    /// changes.
+    #[test]
+    fn what_an_earlier_version_left_goes() {
+        let mut o = parse(OLD_LAYOUT).unwrap();
+        o.restore_digest = Some(render::restore_digest(&policy()));
+        let (changes, fix) = plan(&policy(), &o);
+        assert_eq!(kinds(&changes), ["old-chains-left", "old-chains-left"]);
+        assert_eq!(
+            changes[0].to_string(),
+            "IPv4 chains of an earlier version, which the guard before DNAT replaces: \
+             jump INPUT -> PALISADE, jump DOCKER-USER -> PALISADE-DOCKER, chain PALISADE, chain PALISADE-DOCKER"
+        );
+        let old = OldChains {
+            input_jumps: 1,
+            chain: true,
+            docker_jumps: 1,
+            docker_chain: true,
+        };
+        assert_eq!(
+            fix.v4,
+            FamilyFix {
+                guard: JumpFix::Keep,
+                old
+            }
+        );
+        assert_eq!(
+            fix.v6,
+            FamilyFix {
+                guard: JumpFix::Keep,
+                old: OldChains {
+                    docker_jumps: 0,
+                    docker_chain: false,
+                    ..old
+                }
+            }
+        );
+        // A jump another tool duplicated goes as often as it is there.
+        o.v4.input.push("-A INPUT -j PALISADE".into());
+        assert_eq!(plan(&policy(), &o).1.v4.old.input_jumps, 2);
     }
 
     /// The guard before DNAT: a jump pushed down, duplicated or removed by
@@ -547,19 +513,19 @@ mod tests {
             (
                 vec![other.clone()],
                 "guard-jump-missing",
-                Jump::Reinsert { delete: 0 },
+                JumpFix::Reinsert { delete: 0 },
             ),
             (
                 vec![other.clone(), jump.clone()],
                 "guard-jump-not-first",
-                Jump::Reinsert { delete: 1 },
+                JumpFix::Reinsert { delete: 1 },
             ),
             (
                 vec![jump.clone(), other.clone(), jump.clone()],
                 "guard-jump-duplicated",
-                Jump::Reinsert { delete: 2 },
+                JumpFix::Reinsert { delete: 2 },
             ),
-            (vec![jump.clone(), other.clone()], "", Jump::Keep),
+            (vec![jump.clone(), other.clone()], "", JumpFix::Keep),
         ];
         for (prerouting, kind, want) in cases {
             let mut o = applied();
@@ -567,7 +533,7 @@ mod tests {
             let (changes, fix) = plan(&policy(), &o);
             assert_eq!(kinds(&changes), if kind.is_empty() { vec![] } else { vec![kind] });
             assert_eq!(fix.v6.guard, want, "{kind}");
-            assert_eq!(fix.v4, kept(true));
+            assert_eq!(fix.v4, Fix::NONE.v4);
         }
         let mut o = applied();
         o.v4.guard.as_mut().unwrap().pop();
@@ -575,7 +541,7 @@ mod tests {
         assert_eq!(kinds(&changes), ["guard-rules-differ"]);
         assert_eq!(
             changes[0].to_string(),
-            "IPv4 guard before DNAT rules differ (missing: -A PALISADE-GUARD -j DROP; unexpected: )"
+            "IPv4 guard before DNAT rules differ; missing: -A PALISADE-GUARD -j DROP"
         );
         o.v4.guard = None;
         assert_eq!(kinds(&diff(&policy(), &o)), ["guard-missing"]);
@@ -589,66 +555,6 @@ mod tests {
         );
     }
 
-    /// Each change plan reports comes with the fix apply makes for it: the
-    /// jumps deleted (as many as there are) and one put at the top, the
-    /// guard written where DOCKER-USER is, and dropped where it is unwanted.
-    #[test]
-    fn the_fix_follows_the_changes() {
-        let jump = "-A INPUT -j PALISADE".to_owned();
-        let other = "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT".to_owned();
-        let cases = [
-            (vec![other.clone()], "jump-missing", Jump::Reinsert { delete: 0 }),
-            (
-                vec![other.clone(), jump.clone()],
-                "jump-not-first",
-                Jump::Reinsert { delete: 1 },
-            ),
-            (
-                vec![jump.clone(), other.clone(), jump.clone()],
-                "jump-duplicated",
-                Jump::Reinsert { delete: 2 },
-            ),
-            (vec![jump.clone(), other.clone()], "", Jump::Keep),
-        ];
-        for (input, kind, want) in cases {
-            let mut o = applied();
-            o.v4.input = input;
-            let (changes, fix) = plan(&policy(), &o);
-            assert_eq!(kinds(&changes), if kind.is_empty() { vec![] } else { vec![kind] });
-            assert_eq!(fix.v4.jump, want, "{kind}");
-            assert_eq!(fix.v6, kept(o.v6.docker_user.is_some()));
-        }
-
-        // DOCKER-USER with our jump second, then with none and no chain.
-        let dj = "-A DOCKER-USER -j PALISADE-DOCKER".to_owned();
-        let ret = "-A DOCKER-USER -j RETURN".to_owned();
-        let mut o = applied();
-        o.v4.docker_user = Some(vec![ret.clone(), dj.clone()]);
-        let (changes, fix) = plan(&policy(), &o);
-        assert_eq!(kinds(&changes), ["docker-jump-not-first"]);
-        assert_eq!(fix.v4.docker, Docker::Guard(Jump::Reinsert { delete: 1 }));
-        o.v4.docker_user = Some(vec![ret.clone()]);
-        o.v4.docker_chain = None;
-        let (changes, fix) = plan(&policy(), &o);
-        assert_eq!(kinds(&changes), ["docker-guard-missing"]);
-        assert_eq!(fix.v4.docker, Docker::Guard(Jump::Reinsert { delete: 0 }));
-
-        // The guard unwanted, or Docker's chain gone: dropped, with every
-        // jump to it.
-        let mut p = policy();
-        p.docker_user = false;
-        let mut o = applied();
-        o.v4.docker_user = Some(vec![dj.clone(), ret, dj]);
-        let (changes, fix) = plan(&p, &o);
-        assert_eq!(kinds(&changes), ["docker-guard-stale", "persist-stale"]);
-        assert_eq!(fix.v4.docker, Docker::Drop { jumps: 2 });
-        let mut o = applied();
-        o.v4.docker_user = None;
-        let (changes, fix) = plan(&policy(), &o);
-        assert_eq!(kinds(&changes), ["docker-guard-stale"]);
-        assert_eq!(fix.v4.docker, Docker::Drop { jumps: 0 });
-    }
-
     #[test]
     fn an_untouched_node_needs_everything() {
         let mut o = Observed::default();
@@ -658,13 +564,9 @@ mod tests {
             kinds(&changes),
             [
                 "set-missing",
-                "chain-missing",
-                "jump-missing",
                 "guard-missing",
                 "guard-jump-missing",
                 "set-missing",
-                "chain-missing",
-                "jump-missing",
                 "guard-missing",
                 "guard-jump-missing",
                 "persist-missing"
@@ -682,9 +584,12 @@ mod tests {
             .unwrap()
             .members
             .insert("6.6.6.6".parse().unwrap());
-        o.v4.chain.as_mut().unwrap().push("-A PALISADE -j ACCEPT".into());
-        o.v6.input
-            .insert(0, "-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT".into());
+        o.v4.guard
+            .as_mut()
+            .unwrap()
+            .push("-A PALISADE-GUARD -j RETURN".into());
+        o.v6.prerouting
+            .insert(0, "-A PREROUTING -p tcp -m tcp --dport 80 -j ACCEPT".into());
         o.restore_digest = Some("0".repeat(64));
         let changes = diff(&policy(), &o);
         let text: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
@@ -693,25 +598,23 @@ mod tests {
             [
                 "IPv4 set lacks 1 member(s): 10.100.5.21",
                 "IPv4 set has 1 extra member(s): 6.6.6.6",
-                "IPv4 chain rules differ; unexpected: -A PALISADE -j ACCEPT",
-                "IPv6 INPUT jump is rule 2, not rule 1",
+                "IPv4 guard before DNAT rules differ; unexpected: -A PALISADE-GUARD -j RETURN",
+                "IPv6 mangle PREROUTING jump to the guard is rule 2, not rule 1",
                 "boot restore script is out of date",
             ]
         );
     }
 
     #[test]
-    fn reordered_rules_and_stale_docker_guard() {
+    fn reordered_rules() {
         let mut o = applied();
-        o.v4.chain.as_mut().unwrap().swap(0, 1);
-        let mut p = policy();
-        p.docker_user = false;
-        let changes = diff(&p, &o);
+        o.v4.guard.as_mut().unwrap().swap(0, 1);
+        let changes = diff(&policy(), &o);
+        assert_eq!(kinds(&changes), ["guard-rules-differ"]);
         assert_eq!(
-            kinds(&changes),
-            ["rules-differ", "docker-guard-stale", "persist-stale"]
+            changes[0].to_string(),
+            "IPv4 guard before DNAT rules differ in order"
         );
-        assert_eq!(changes[0].to_string(), "IPv4 chain rules differ in order");
     }
 
     #[test]

@@ -622,7 +622,6 @@ mod tests {
 
     fn policy(allow: &str) -> Policy {
         testing::for_sample_hosts(&PolicyOptions {
-            docker_user: false,
             persist: false,
             ..testing::options(allow)
         })

@@ -667,7 +667,7 @@ fn parse_set(lines: &[&str]) -> Result<(Option<SetFacts>, bool), ParseError> {
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../tests/fixtures/observe/applied-nft.txt");
+    const FIXTURE: &str = include_str!("../../tests/fixtures/observe/applied-old-layout.txt");
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]

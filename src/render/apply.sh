@@ -3,15 +3,17 @@
 # table_v4, table_v6, save_v4 and save_v6, with the node lock held.
 #
 # Prepare (no effect on traffic): check that the sets and chains it would
-# replace are palisade's, and write the rules (our chain, the jump at INPUT 1,
-# the DOCKER-USER guard: in apply mode as the controller rendered them, at
-# boot as boot_rules decides) and their undo, with builtins.
+# replace are palisade's, and write the rules (the guard before DNAT, its
+# jump at mangle PREROUTING 1, and what an earlier version left in the
+# filter table taken away: in apply mode as the controller rendered them,
+# at boot as boot_rules decides) and their undo, with builtins.
 # Arm (apply mode): a rollback that puts today's state back after $confirm
 # seconds, by systemd-run or a detached sleeper; the controller confirms
 # once a new connection from it still gets through.
 # Commit: one `ipset restore` makes, fills and swaps both sets; one
-# `iptables-restore --noflush` per family replaces our chains (every other
-# rule stays; each is all-or-nothing for its table). Each commit step first
+# `iptables-restore --noflush` per family replaces the guard and takes the
+# old chains away (every other rule stays; each is all-or-nothing for its
+# table, the mangle table first). Each commit step first
 # records its undo for the rollback; if a later step fails, the rollback
 # runs at once, so a node ends either in its old state or in the new one.
 # Stage: the boot files this change wants are written beside the live ones
@@ -183,7 +185,7 @@ undo_lines() {
     lines=''
     save_all "$2" || return 1
     cur=$tfilter mcur=$tmangle
-    IFS=: read -r ipos dpos mkdu gpos <"$snap/jumps.$1" || return 1
+    IFS=: read -r ipos dpos gpos <"$snap/jumps.$1" || return 1
     # The guard before DNAT, in the mangle table.
     chain_back "$mcur" "$gchain" "$snap/gchain.$1"
     put_jumps "$mcur" PREROUTING "$gchain" "$gpos"
@@ -200,9 +202,6 @@ undo_lines() {
             lines="$lines-F ${c#*:}$nl-X ${c#*:}$nl"
         fi
     done
-    if [ "$mkdu" = 1 ] && has_chain "$cur" DOCKER-USER; then
-        lines="$lines-F DOCKER-USER$nl-X DOCKER-USER$nl"
-    fi
 }
 
 # chain_back TABLE NAME SAVED: adds to lines what writes chain NAME back
@@ -289,75 +288,19 @@ jump_fix() {
     fi
 }
 
-# At boot Docker has not made its DOCKER-USER chain yet; where Docker is
-# installed the restore makes it (Docker keeps an existing one) and puts the
-# guard in, so published ports are guarded from the moment they exist.
-docker_installed() {
-    command -v dockerd >/dev/null 2>&1
-}
-
-# guard_rules RULES: sets grules to the guard's rules (Policy::guard_rules)
-# from our chain's RULES: the same admissions, each passing the packet on
-# (RETURN) where our chain accepts it. Kept out of the script's data, which
-# every read carries; the unit tests check it against Policy::guard_rules.
-guard_rules() {
-    grules=''
-    set -f
-    ifs=$IFS IFS=$nl
-    for line in $1; do
-        line=${line#"-A $chain "}
-        case $line in *" -j ACCEPT") line="${line% -j ACCEPT} -j RETURN" ;; esac
-        grules="$grules-A $gchain $line$nl"
-    done
-    IFS=$ifs
-    set +f
-}
-
 # boot_rules: at boot, with no controller, decide here what apply has the
-# controller decide (render::fix, from the same facts): where the jumps go,
-# and the Docker guard's fate; and write the family's rules to SNAP/rules.V.
-# Reads and sets prepare's variables.
+# controller decide (render::fix, from the same facts): where the guard's
+# jump goes, and what an earlier version left in the filter table; and
+# write the family's rules to SNAP/rules.V. Reads prepare's variables.
 boot_rules() {
-    docker=none
-    if [ "$docker_user" = 1 ] && has_chain "$table" DOCKER-USER; then
-        docker=guard
-    elif [ "$docker_user" = 1 ] && docker_installed; then
-        docker=guard
-        make_docker_user=1
-    elif has_chain "$table" "$dchain"; then
-        docker=drop
-    fi
     {
-        echo '*filter'
-        echo ":$chain - [0:0]"
-        if [ "$v" = v4 ]; then rules=$rules_v4; else rules=$rules_v6; fi
-        printf '%s' "$rules"
-        jump_fix "$table" INPUT "$chain"
-        case $docker in
-            guard)
-                if [ "$make_docker_user" = 1 ]; then echo ':DOCKER-USER - [0:0]'; fi
-                echo ":$dchain - [0:0]"
-                if [ "$v" = v4 ]; then rules=$docker_rules_v4; else rules=$docker_rules_v6; fi
-                printf '%s' "$rules"
-                jump_fix "$table" DOCKER-USER "$dchain"
-                ;;
-            drop)
-                if has_chain "$table" DOCKER-USER; then
-                    positions "$table" DOCKER-USER "$dchain"
-                    for p in $pos; do echo "-D DOCKER-USER -j $dchain"; done
-                fi
-                echo "-F $dchain"
-                echo "-X $dchain"
-                ;;
-        esac
-        echo COMMIT
-        # The guard before DNAT, in the mangle table (render::fix).
         echo '*mangle'
         echo ":$gchain - [0:0]"
-        if [ "$v" = v4 ]; then guard_rules "$rules_v4"; else guard_rules "$rules_v6"; fi
-        printf '%s' "$grules"
+        if [ "$v" = v4 ]; then rules=$rules_v4; else rules=$rules_v6; fi
+        printf '%s' "$rules"
         jump_fix "$mangle" PREROUTING "$gchain"
         echo COMMIT
+        old_lines "$table"
     } >"$snap/rules.$v"
 }
 
@@ -414,12 +357,10 @@ prepare() {
     sets="${sets}flush $set-new$nl$members"
     sets="${sets}swap $set-new $set${nl}destroy $set-new$nl"
 
-    make_docker_user=0
     if [ "$mode" = apply ]; then
         # Decided by the controller from these very tables (render::fix):
-        # the rules, the jumps and the Docker guard's fate, as plan reported
-        # them.
-        if [ "$v" = v4 ]; then docker=$docker_v4; else docker=$docker_v6; fi
+        # the guard, its jump and what an earlier version left, as plan
+        # reported them.
         if [ "$v" = v4 ]; then rules=$forward_v4; else rules=$forward_v6; fi
         printf '%s' "$rules" >"$snap/rules.$v"
     else
@@ -448,7 +389,7 @@ save_chains() {
     jumps=$pos
     pos=''
     if has_chain "$table" DOCKER-USER; then positions "$table" DOCKER-USER "$dchain"; fi
-    echo "$jumps:$pos:$make_docker_user:$gjumps" >"$snap/jumps.$v"
+    echo "$jumps:$pos:$gjumps" >"$snap/jumps.$v"
 }
 
 # prepare_all: both families' prepare.

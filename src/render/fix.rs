@@ -1,18 +1,18 @@
 //! What an apply's change does to a family's chains, as `iptables-restore`
 //! lines.
 //!
-//! Where the jumps go and what becomes of the Docker guard are decided once,
-//! by `diff::plan`, from the tables observe read: the decision plan reports
-//! as changes is the one these lines carry out, and the node (which makes
-//! the change from the very tables it sent) writes them as they come. Only
-//! the boot restore decides on the node (`boot_rules` in apply.sh), since at
-//! boot there is no controller, and Docker has not made its chain yet.
+//! Where the guard's jump goes and what an earlier version left in the
+//! filter table are decided once, by `diff::plan`, from the tables observe
+//! read: the decision plan reports as changes is the one these lines carry
+//! out, and the node (which makes the change from the very tables it sent)
+//! writes them as they come. Only the boot restore decides on the node
+//! (`boot_rules` in apply.sh), since at boot there is no controller.
 
 use crate::policy::{Family, Policy};
 
-/// The jump from a parent chain (INPUT, DOCKER-USER) to one of ours.
+/// The jump from a parent chain (mangle PREROUTING) to one of ours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Jump {
+pub(crate) enum JumpFix {
     /// One jump, the parent's first rule: left as it is.
     Keep,
     /// Delete the jumps there are (each `-D` takes the first left), then
@@ -20,13 +20,13 @@ pub(crate) enum Jump {
     Reinsert { delete: usize },
 }
 
-impl Jump {
+impl JumpFix {
     /// The fix for `found`.
-    pub(crate) fn of(found: Found) -> Jump {
+    pub(crate) fn of(found: Found) -> JumpFix {
         if found.count == 1 && found.first == Some(1) {
-            Jump::Keep
+            JumpFix::Keep
         } else {
-            Jump::Reinsert { delete: found.count }
+            JumpFix::Reinsert { delete: found.count }
         }
     }
 }
@@ -57,38 +57,36 @@ impl Found {
     }
 }
 
-/// The Docker guard: our Docker chain, jumped to from the top of Docker's
-/// DOCKER-USER.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Docker {
-    /// Not wanted, and not there.
-    None,
-    /// Wanted, and DOCKER-USER is there: the chain written afresh and its
-    /// jump put right.
-    Guard(Jump),
-    /// There, and not wanted (or DOCKER-USER is gone): the jumps to it
-    /// deleted, and the chain.
-    Drop { jumps: usize },
+/// What versions before the guard alone left in a family's filter table:
+/// palisade's INPUT chain and its Docker guard (reached from DOCKER-USER),
+/// and the jumps to them. The guard before DNAT drops everything they
+/// did, so a change takes them away, after the guard is in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OldChains {
+    /// Jumps from INPUT to our INPUT chain.
+    pub(crate) input_jumps: usize,
+    /// Whether our INPUT chain is there.
+    pub(crate) chain: bool,
+    /// Jumps from DOCKER-USER to the Docker guard.
+    pub(crate) docker_jumps: usize,
+    /// Whether the Docker guard is there.
+    pub(crate) docker_chain: bool,
 }
 
-impl Docker {
-    /// The word the node's undo is written for (apply.sh `prepare`).
-    pub(crate) fn word(self) -> &'static str {
-        match self {
-            Docker::None => "none",
-            Docker::Guard(_) => "guard",
-            Docker::Drop { .. } => "drop",
-        }
+impl OldChains {
+    /// Whether there is nothing to take away.
+    pub(crate) fn is_empty(self) -> bool {
+        self == OldChains::default()
     }
 }
 
 /// One family's decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FamilyFix {
-    pub(crate) jump: Jump,
-    pub(crate) docker: Docker,
     /// The jump to the guard before DNAT, from mangle PREROUTING.
-    pub(crate) guard: Jump,
+    pub(crate) guard: JumpFix,
+    /// What goes from the filter table.
+    pub(crate) old: OldChains,
 }
 
 /// Both families' decisions, as `diff::plan` makes them.
@@ -103,15 +101,17 @@ impl Fix {
     /// (its table is replaced whole, and `change_code` sends no fix).
     pub(crate) const NONE: Fix = {
         let keep = FamilyFix {
-            jump: Jump::Keep,
-            docker: Docker::None,
-            guard: Jump::Keep,
+            guard: JumpFix::Keep,
+            old: OldChains {
+                input_jumps: 0,
+                chain: false,
+                docker_jumps: 0,
+                docker_chain: false,
+            },
         };
         Fix { v4: keep, v6: keep }
     };
-}
 
-impl Fix {
     pub(crate) fn family(&self, family: Family) -> FamilyFix {
         match family {
             Family::V4 => self.v4,
@@ -120,40 +120,43 @@ impl Fix {
     }
 }
 
-/// The family's `iptables-restore --noflush` input: our chain written
-/// afresh (`:CHAIN` empties one that is there), its jump, and the Docker
-/// guard, as `fix` says; then, in the mangle table, the guard before DNAT
-/// written afresh and its jump. Everything else in both tables stays.
+/// The family's `iptables-restore --noflush` input: in the mangle table,
+/// the guard before DNAT written afresh (`:CHAIN` empties one that is
+/// there) and its jump, as `fix` says; then, only where an earlier version
+/// left them, the filter table's old chains and their jumps taken away.
+/// The mangle table commits first, so the guard is up before anything old
+/// goes. Everything else in both tables stays.
 pub(crate) fn forward(policy: &Policy, family: Family, fix: FamilyFix) -> String {
-    let mut out = vec!["*filter".to_owned(), format!(":{} - [0:0]", policy.chain)];
-    out.extend(policy.rules(family));
-    jump_lines(&mut out, fix.jump, "INPUT", policy.chain.as_str());
-    let dchain = policy.docker_chain.as_str();
-    match fix.docker {
-        Docker::None => {}
-        Docker::Guard(jump) => {
-            out.push(format!(":{dchain} - [0:0]"));
-            out.extend(policy.docker_rules(family));
-            jump_lines(&mut out, jump, "DOCKER-USER", dchain);
-        }
-        Docker::Drop { jumps } => {
-            out.extend((0..jumps).map(|_| format!("-D DOCKER-USER -j {dchain}")));
-            out.push(format!("-F {dchain}"));
-            out.push(format!("-X {dchain}"));
-        }
-    }
-    out.push("COMMIT".to_owned());
     let gchain = policy.guard_chain.as_str();
-    out.push("*mangle".to_owned());
-    out.push(format!(":{gchain} - [0:0]"));
+    let mut out = vec!["*mangle".to_owned(), format!(":{gchain} - [0:0]")];
     out.extend(policy.guard_rules(family));
     jump_lines(&mut out, fix.guard, "PREROUTING", gchain);
     out.push("COMMIT".to_owned());
+    let old = fix.old;
+    if !old.is_empty() {
+        out.push("*filter".to_owned());
+        for (jumps, parent, chain, there) in [
+            (old.input_jumps, "INPUT", &policy.chain, old.chain),
+            (
+                old.docker_jumps,
+                "DOCKER-USER",
+                &policy.docker_chain,
+                old.docker_chain,
+            ),
+        ] {
+            out.extend((0..jumps).map(|_| format!("-D {parent} -j {chain}")));
+            if there {
+                out.push(format!("-F {chain}"));
+                out.push(format!("-X {chain}"));
+            }
+        }
+        out.push("COMMIT".to_owned());
+    }
     out.iter().map(|l| format!("{l}\n")).collect()
 }
 
-fn jump_lines(out: &mut Vec<String>, jump: Jump, parent: &str, target: &str) {
-    if let Jump::Reinsert { delete } = jump {
+fn jump_lines(out: &mut Vec<String>, jump: JumpFix, parent: &str, target: &str) {
+    if let JumpFix::Reinsert { delete } = jump {
         out.extend((0..delete).map(|_| format!("-D {parent} -j {target}")));
         out.push(format!("-I {parent} 1 -j {target}"));
     }
@@ -168,54 +171,41 @@ mod tests {
         testing::for_no_hosts(&testing::options("203.0.113.7"))
     }
 
-    /// The lines after our chain's own rules.
-    fn tail(fix: FamilyFix) -> Vec<String> {
-        let p = policy();
-        let text = forward(&p, Family::V4, fix);
-        let head: Vec<String> = ["*filter".to_owned(), ":PALISADE - [0:0]".to_owned()]
-            .into_iter()
-            .chain(p.rules(Family::V4))
-            .collect();
-        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        assert_eq!(lines[..head.len()], head[..], "{text}");
-        assert!(text.ends_with("COMMIT\n"), "{text}");
-        let end = lines.iter().position(|l| l == "COMMIT").unwrap();
-        lines[head.len()..end].to_vec()
+    fn lines(fix: FamilyFix) -> Vec<String> {
+        forward(&policy(), Family::V4, fix)
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
-    /// The mangle table's part: the guard before DNAT written afresh, and
-    /// its jump put first in PREROUTING as `fix.guard` says.
+    /// The guard before DNAT written afresh, and its jump put first in
+    /// PREROUTING as `fix.guard` says; no filter table where nothing old is
+    /// left.
     #[test]
     fn the_guard_before_dnat_is_written_in_the_mangle_table() {
         let p = policy();
-        let mangle = |guard| {
-            let fix = FamilyFix {
-                jump: Jump::Keep,
-                docker: Docker::None,
-                guard,
-            };
-            let text = forward(&p, Family::V4, fix);
-            let (_, m) = text.split_once("COMMIT\n").unwrap();
-            m.lines().map(str::to_owned).collect::<Vec<_>>()
+        let fix = |guard| FamilyFix {
+            guard,
+            old: OldChains::default(),
         };
         let mut want = vec!["*mangle".to_owned(), ":PALISADE-GUARD - [0:0]".to_owned()];
         want.extend(p.guard_rules(Family::V4));
         want.push("COMMIT".to_owned());
-        assert_eq!(mangle(Jump::Keep), want);
+        assert_eq!(lines(fix(JumpFix::Keep)), want);
         want.pop();
         want.push("-D PREROUTING -j PALISADE-GUARD".to_owned());
         want.push("-I PREROUTING 1 -j PALISADE-GUARD".to_owned());
         want.push("COMMIT".to_owned());
-        assert_eq!(mangle(Jump::Reinsert { delete: 1 }), want);
+        assert_eq!(lines(fix(JumpFix::Reinsert { delete: 1 })), want);
     }
 
     #[test]
     fn jumps_are_deleted_then_put_at_the_top() {
         let found = |rules: &[&str]| {
             let rules: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
-            Found::in_rules(&rules, "-A INPUT -j PALISADE")
+            Found::in_rules(&rules, "-A PREROUTING -j PALISADE-GUARD")
         };
-        let (j, x) = ("-A INPUT -j PALISADE", "-A INPUT -j ACCEPT");
+        let (j, x) = ("-A PREROUTING -j PALISADE-GUARD", "-A PREROUTING -j ACCEPT");
         assert_eq!(
             found(&[]),
             Found {
@@ -230,61 +220,56 @@ mod tests {
                 first: Some(2)
             }
         );
-        assert_eq!(Jump::of(found(&[j, x])), Jump::Keep);
-        assert_eq!(Jump::of(found(&[])), Jump::Reinsert { delete: 0 });
-        assert_eq!(Jump::of(found(&[x, x, j])), Jump::Reinsert { delete: 1 });
-        assert_eq!(Jump::of(found(&[j, x, x, j])), Jump::Reinsert { delete: 2 });
-        let keep = FamilyFix {
-            jump: Jump::Keep,
-            docker: Docker::None,
-            guard: Jump::Keep,
-        };
-        assert!(tail(keep).is_empty());
-        let two = FamilyFix {
-            jump: Jump::Reinsert { delete: 2 },
-            docker: Docker::None,
-            guard: Jump::Keep,
-        };
-        assert_eq!(
-            tail(two),
-            [
-                "-D INPUT -j PALISADE",
-                "-D INPUT -j PALISADE",
-                "-I INPUT 1 -j PALISADE"
-            ]
-        );
+        assert_eq!(JumpFix::of(found(&[j, x])), JumpFix::Keep);
+        assert_eq!(JumpFix::of(found(&[])), JumpFix::Reinsert { delete: 0 });
+        assert_eq!(JumpFix::of(found(&[x, x, j])), JumpFix::Reinsert { delete: 1 });
+        assert_eq!(JumpFix::of(found(&[j, x, x, j])), JumpFix::Reinsert { delete: 2 });
     }
 
+    /// An earlier version's INPUT chain and Docker guard go after the
+    /// guard is in, in the filter table, jumps first.
     #[test]
-    fn the_docker_guard_is_written_or_dropped() {
-        let p = policy();
-        let guard = FamilyFix {
-            jump: Jump::Keep,
-            docker: Docker::Guard(Jump::Reinsert { delete: 1 }),
-            guard: Jump::Keep,
+    fn the_old_chains_go_after_the_guard() {
+        let fix = FamilyFix {
+            guard: JumpFix::Reinsert { delete: 0 },
+            old: OldChains {
+                input_jumps: 2,
+                chain: true,
+                docker_jumps: 1,
+                docker_chain: true,
+            },
         };
-        let mut want = vec![":PALISADE-DOCKER - [0:0]".to_owned()];
-        want.extend(p.docker_rules(Family::V4));
-        want.push("-D DOCKER-USER -j PALISADE-DOCKER".to_owned());
-        want.push("-I DOCKER-USER 1 -j PALISADE-DOCKER".to_owned());
-        assert_eq!(tail(guard), want);
-        assert_eq!(guard.docker.word(), "guard");
-
-        let drop = FamilyFix {
-            jump: Jump::Reinsert { delete: 0 },
-            docker: Docker::Drop { jumps: 1 },
-            guard: Jump::Keep,
-        };
+        let all = lines(fix);
+        let filter = all.iter().position(|l| l == "*filter").unwrap();
+        assert_eq!(all[filter - 1], "COMMIT");
+        assert!(all[..filter].contains(&"-I PREROUTING 1 -j PALISADE-GUARD".to_owned()));
         assert_eq!(
-            tail(drop),
+            all[filter..],
             [
-                "-I INPUT 1 -j PALISADE",
+                "*filter",
+                "-D INPUT -j PALISADE",
+                "-D INPUT -j PALISADE",
+                "-F PALISADE",
+                "-X PALISADE",
                 "-D DOCKER-USER -j PALISADE-DOCKER",
                 "-F PALISADE-DOCKER",
-                "-X PALISADE-DOCKER"
+                "-X PALISADE-DOCKER",
+                "COMMIT"
             ]
         );
-        assert_eq!(drop.docker.word(), "drop");
-        assert_eq!(Docker::None.word(), "none");
+        // A jump left without its chain (another tool deleted the chain
+        // cannot happen: iptables refuses), or a chain without its jump.
+        let chain_only = FamilyFix {
+            guard: JumpFix::Keep,
+            old: OldChains {
+                chain: true,
+                ..OldChains::default()
+            },
+        };
+        let all = lines(chain_only);
+        assert_eq!(
+            all[all.len() - 4..],
+            ["*filter", "-F PALISADE", "-X PALISADE", "COMMIT"]
+        );
     }
 }

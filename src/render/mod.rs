@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 mod fix;
 pub(crate) mod nft;
-pub(crate) use fix::{Docker, FamilyFix, Fix, Found, Jump};
+pub(crate) use fix::{FamilyFix, Fix, Found, JumpFix, OldChains};
 
 use crate::policy::{Family, FirewallBackend, MARK, Policy};
 use crate::transport::Script;
@@ -81,8 +81,7 @@ pub(crate) fn converge(policy: &Policy, confirm: u32) -> Script {
 
 /// The rest of [`converge`], sent with the verdict `apply` only when the
 /// node needs a change: the change itself, as `fix` decided it from what
-/// the node showed (per family, the rules `iptables-restore` gets and the
-/// Docker guard's fate, which the node's undo is written for), and with
+/// the node showed (per family, the rules `iptables-restore` gets), and with
 /// persistence the parts of the restore script and the unit that `stage`
 /// writes.
 pub(crate) fn change_code(policy: &Policy, fix: &Fix) -> String {
@@ -94,7 +93,6 @@ pub(crate) fn change_code(policy: &Policy, fix: &Fix) -> String {
             let v = tag(family);
             let f = fix.family(family);
             s.push_str(&quoted(&format!("forward_{v}"), &fix::forward(policy, family, f)));
-            s.push_str(&format!("docker_{v}={}\n", f.docker.word()));
         }
     }
     s.push_str(&quoted("apply_text", &apply_code(policy)));
@@ -273,11 +271,9 @@ fn quoted(name: &str, text: &str) -> String {
 }
 
 /// The data: names, then per family the set's members (as `ipset restore`
-/// lines adding them to SET-new) and the rules of our chain and of the
-/// Docker guard (as `iptables-restore` lines; the guard before DNAT's are
-/// our chain's, which the boot restore turns into them: `guard_rules` in
-/// apply.sh), each a single-quoted value
-/// with one line per entry. Validated values hold no quote (see the test
+/// lines adding them to SET-new) and the guard's rules (as
+/// `iptables-restore` lines), each a single-quoted value with one line per
+/// entry. Validated values hold no quote (see the test
 /// below), so nothing in them can end the quoting.
 fn header(policy: &Policy) -> String {
     let mut s = String::from("set -eu\n");
@@ -288,7 +284,6 @@ fn header(policy: &Policy) -> String {
         s.push_str(&format!("nft_text='{}'\n", nft::ruleset(policy)));
         return s;
     }
-    s.push_str(&format!("docker_user={}\n", u8::from(policy.docker_user)));
     for family in Family::BOTH {
         let v = tag(family);
         let set = match family {
@@ -300,14 +295,12 @@ fn header(policy: &Policy) -> String {
             .map(|m| format!("add {set}-new {m}\n"))
             .collect();
         s.push_str(&format!("members_{v}='{members}'\n"));
-        let rules: String = policy.rules(family).iter().map(|r| format!("{r}\n")).collect();
-        s.push_str(&format!("rules_{v}='{rules}'\n"));
-        let docker: String = policy
-            .docker_rules(family)
+        let rules: String = policy
+            .guard_rules(family)
             .iter()
             .map(|r| format!("{r}\n"))
             .collect();
-        s.push_str(&format!("docker_rules_{v}='{docker}'\n"));
+        s.push_str(&format!("rules_{v}='{rules}'\n"));
     }
     s
 }
@@ -366,29 +359,25 @@ mod tests {
             header(&p).contains("members_v6='add palisade6-new ::1\nadd palisade6-new 2001:2::/48\n'\n"),
             "{text}"
         );
-        assert!(header(&p).contains("-A PALISADE -i docker0 -j ACCEPT\n"));
+        assert!(header(&p).contains("-A PALISADE-GUARD -i docker0 -j RETURN\n"));
         assert!(text.contains("persist=1\n"));
         assert!(text.contains("mode=apply\nconfirm=60\npersist=1\n"));
         // The restore script rides along in parts, as quoted values, which
         // put together are exactly what restore() gives, so its digest is
         // what a node reports.
         let fresh = FamilyFix {
-            jump: Jump::Reinsert { delete: 0 },
-            docker: Docker::None,
-            guard: Jump::Keep,
+            guard: JumpFix::Reinsert { delete: 0 },
+            old: OldChains::default(),
         };
         let more = change_code(&p, &Fix { v4: fresh, v6: fresh });
         // The controller's decision rides along, before the code that
         // reads it.
         let forward = quoted("forward_v6", &fix::forward(&p, Family::V6, fresh));
         assert!(
-            more.starts_with("forward_v4='*filter\n:PALISADE - [0:0]\n"),
+            more.starts_with("forward_v4='*mangle\n:PALISADE-GUARD - [0:0]\n"),
             "{more}"
         );
-        assert!(
-            more.contains(&format!("{forward}docker_v6=none\napply_text=")),
-            "{more}"
-        );
+        assert!(more.contains(&format!("{forward}apply_text=")), "{more}");
         for part in [quoted("header_text", &header(&p)), quoted("lib_text", &code(LIB))] {
             assert!(text.contains(part.as_str()));
         }
@@ -438,13 +427,11 @@ mod tests {
         assert!(crate::observe::firewall::OBSERVE.contains("for tool in $tools flock head; do"));
     }
 
-    /// The node's side, in a real shell: the boot restore's guard
-    /// (apply.sh `guard_rules`, made from our chain's rules) is
-    /// `Policy::guard_rules`; and `save_all` cuts the filter and mangle
-    /// tables out of one save of every table, reading past a table header
-    /// forged in a rule comment.
+    /// The node's side, in a real shell: `save_all` cuts the filter and
+    /// mangle tables out of one save of every table, reading past a table
+    /// header forged in a rule comment.
     #[test]
-    fn the_node_makes_the_guard_and_cuts_the_tables_as_meant() {
+    fn the_node_cuts_the_tables_as_meant() {
         let mut p = policy(vec![], vec!["cni0".parse().unwrap()]);
         p.open.insert("tcp/30080".parse().unwrap());
         let dir = std::env::temp_dir().join(format!("palisade-save-all-{}", std::process::id()));
@@ -459,8 +446,7 @@ mod tests {
                     *nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n\
                     *filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j PALISADE\nCOMMIT\n";
         let script = format!(
-            "{}{}{}for v in v4 v6; do if [ $v = v4 ]; then guard_rules \"$rules_v4\"; else guard_rules \"$rules_v6\"; fi; \
-             printf '%s' \"$grules\"; echo ==; done\nPATH={}:$PATH\nsave_all fake\n\
+            "{}{}{}PATH={}:$PATH\nsave_all fake\n\
              printf '%s==\\n%s==\\n' \"$tfilter\" \"$tmangle\"\n",
             header(&p),
             code(LIB),
@@ -475,22 +461,18 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
         let parts: Vec<&str> = text.split("==\n").collect();
-        assert_eq!(parts.len(), 5, "{text}{}", String::from_utf8_lossy(&out.stderr));
-        for (part, family) in parts.iter().zip(Family::BOTH) {
-            let want: String = p.guard_rules(family).iter().map(|r| format!("{r}\n")).collect();
-            assert_eq!(*part, want);
-        }
+        assert_eq!(parts.len(), 3, "{text}{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(
-            parts[2],
+            parts[0],
             "# Generated by iptables-save v1.8.9 (nf_tables) on Sat\n*filter\n:INPUT ACCEPT [0:0]\n\
              -A INPUT -j PALISADE\nCOMMIT\n"
         );
         assert!(
-            parts[3].starts_with("*mangle\n:PREROUTING ACCEPT [0:0]\n"),
+            parts[1].starts_with("*mangle\n:PREROUTING ACCEPT [0:0]\n"),
             "{}",
-            parts[3]
+            parts[1]
         );
-        assert!(parts[3].ends_with("\"x\n*filter\n-A INPUT -j DROP\n\" -j RETURN\nCOMMIT\n"));
+        assert!(parts[1].ends_with("\"x\n*filter\n-A INPUT -j DROP\n\" -j RETURN\nCOMMIT\n"));
     }
 
     /// The node replaces or removes only a table the controller calls

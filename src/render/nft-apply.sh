@@ -65,7 +65,6 @@ prepare_gone() {
     check_owned "$set" "$table" "$save" "$mangle"
     not_forged
     if [ -n "$save" ]; then printf '%s\n' "$save" >"$snap/set.$v"; fi
-    make_docker_user=0
     save_chains
     gone_lines "$table" "$mangle" >"$snap/rules.$v"
 }

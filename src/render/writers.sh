@@ -63,25 +63,29 @@ check_owned() {
     fi
 }
 
+# old_lines TABLE: the restore lines that take what versions before the
+# guard alone made in the filter TABLE (palisade's INPUT chain and Docker
+# guard, and the jumps to them), as read, away; none when nothing is left.
+old_lines() {
+    ol=''
+    positions "$1" INPUT "$chain"
+    for p in $pos; do ol="$ol-D INPUT -j $chain$nl"; done
+    if has_chain "$1" DOCKER-USER; then
+        positions "$1" DOCKER-USER "$dchain"
+        for p in $pos; do ol="$ol-D DOCKER-USER -j $dchain$nl"; done
+    fi
+    for c in "$chain" "$dchain"; do
+        if has_chain "$1" "$c"; then ol="$ol-F $c$nl-X $c$nl"; fi
+    done
+    if [ -n "$ol" ]; then printf '*filter\n%sCOMMIT\n' "$ol"; fi
+}
+
 # gone_lines TABLE MANGLE: the restore lines (for `iptables-restore
 # --noflush`) that take palisade's jumps and chains out of the filter TABLE
 # and the MANGLE table, as read: what remove does, and a move to the
-# nftables backend once its table is in. A mangle table is never made.
+# nftables backend once its table is in. A table is never made.
 gone_lines() {
-    echo '*filter'
-    positions "$1" INPUT "$chain"
-    for p in $pos; do echo "-D INPUT -j $chain"; done
-    if has_chain "$1" DOCKER-USER; then
-        positions "$1" DOCKER-USER "$dchain"
-        for p in $pos; do echo "-D DOCKER-USER -j $dchain"; done
-    fi
-    for c in "$chain" "$dchain"; do
-        if has_chain "$1" "$c"; then
-            echo "-F $c"
-            echo "-X $c"
-        fi
-    done
-    echo COMMIT
+    old_lines "$1"
     positions "$2" PREROUTING "$gchain"
     if [ -n "$pos" ] || has_chain "$2" "$gchain"; then
         echo '*mangle'

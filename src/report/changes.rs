@@ -22,14 +22,8 @@ fn items(change: &Change) -> Vec<String> {
         Change::MembersMissing { nets, .. } | Change::MembersExtra { nets, .. } => {
             nets.iter().map(|n| n.to_string()).collect()
         }
-        Change::IptablesLeft { objects, .. } => objects.clone(),
-        Change::RulesDiffer {
-            missing, unexpected, ..
-        }
-        | Change::DockerRulesDiffer {
-            missing, unexpected, ..
-        }
-        | Change::GuardRulesDiffer {
+        Change::IptablesLeft { objects, .. } | Change::OldChainsLeft { objects, .. } => objects.clone(),
+        Change::GuardRulesDiffer {
             missing, unexpected, ..
         }
         | Change::NftRulesDiffer { missing, unexpected } => missing
@@ -91,41 +85,6 @@ impl fmt::Display for Change {
                     list(nets)
                 )
             }
-            Change::ChainMissing { family } => write!(f, "{family} chain missing"),
-            Change::RulesDiffer {
-                family,
-                missing,
-                unexpected,
-            } => rules_differ(f, &format!("{family} chain"), missing, unexpected),
-            Change::JumpMissing { family } => write!(f, "{family} INPUT has no jump to the chain"),
-            Change::JumpNotFirst { family, position } => {
-                write!(f, "{family} INPUT jump is rule {position}, not rule 1")
-            }
-            Change::JumpDuplicated { family, count } => {
-                write!(f, "{family} INPUT jumps to the chain {count} times")
-            }
-            Change::DockerGuardMissing { family } => {
-                write!(
-                    f,
-                    "{family} DOCKER-USER exists but published ports are not guarded"
-                )
-            }
-            Change::DockerRulesDiffer {
-                family,
-                missing,
-                unexpected,
-            } => write!(
-                f,
-                "{family} Docker guard rules differ (missing: {}; unexpected: {})",
-                list(missing),
-                list(unexpected)
-            ),
-            Change::DockerJumpNotFirst { family } => {
-                write!(f, "{family} DOCKER-USER does not jump to the guard first")
-            }
-            Change::DockerGuardStale { family } => {
-                write!(f, "{family} Docker guard chain is no longer wanted")
-            }
             Change::GuardMissing { family } => {
                 write!(f, "{family} guard before DNAT (mangle PREROUTING) missing")
             }
@@ -133,12 +92,7 @@ impl fmt::Display for Change {
                 family,
                 missing,
                 unexpected,
-            } => write!(
-                f,
-                "{family} guard before DNAT rules differ (missing: {}; unexpected: {})",
-                list(missing),
-                list(unexpected)
-            ),
+            } => rules_differ(f, &format!("{family} guard before DNAT"), missing, unexpected),
             Change::GuardJumpMissing { family } => {
                 write!(f, "{family} mangle PREROUTING has no jump to the guard")
             }
@@ -149,6 +103,11 @@ impl fmt::Display for Change {
             Change::GuardJumpDuplicated { family, count } => {
                 write!(f, "{family} mangle PREROUTING jumps to the guard {count} times")
             }
+            Change::OldChainsLeft { family, objects } => write!(
+                f,
+                "{family} chains of an earlier version, which the guard before DNAT replaces: {}",
+                list(objects)
+            ),
             Change::PersistMissing => write!(f, "boot restore script missing"),
             Change::PersistStale => write!(f, "boot restore script is out of date"),
             Change::UnitMissing => write!(f, "systemd unit missing"),
@@ -308,32 +267,16 @@ pub(crate) fn lines(change: &Change) -> Vec<Line> {
             Remove,
             nets.iter().map(|n| format!("{family} member {n}")).collect(),
         ),
-        Change::ChainMissing { family } => one(
-            Add,
-            format!("{family} chain, with the rules of the whitelist and this role's open ports"),
-        ),
-        Change::RulesDiffer {
-            family,
-            missing,
-            unexpected,
-        }
-        | Change::DockerRulesDiffer {
-            family,
-            missing,
-            unexpected,
-        }
-        | Change::GuardRulesDiffer {
+        Change::GuardRulesDiffer {
             family,
             missing,
             unexpected,
         } => {
             if missing.is_empty() && unexpected.is_empty() {
-                let which = match change {
-                    Change::DockerRulesDiffer { .. } => "Docker guard",
-                    Change::GuardRulesDiffer { .. } => "guard before DNAT",
-                    _ => "chain",
-                };
-                return one(Alter, format!("{family} {which} rules, put back in order"));
+                return one(
+                    Alter,
+                    format!("{family} guard before DNAT rules, put back in order"),
+                );
             }
             let mut out = capped(Add, missing.iter().map(|r| format!("{family} {r}")).collect());
             out.extend(capped(
@@ -341,29 +284,6 @@ pub(crate) fn lines(change: &Change) -> Vec<Line> {
                 unexpected.iter().map(|r| format!("{family} {r}")).collect(),
             ));
             out
-        }
-        Change::JumpMissing { family } => one(Add, format!("{family} INPUT rule 1: the jump to the chain")),
-        Change::JumpNotFirst { family, position } => one(
-            Alter,
-            format!("{family} INPUT jump to the chain, from rule {position} to rule 1"),
-        ),
-        Change::JumpDuplicated { family, count } => one(
-            Remove,
-            format!(
-                "{family} INPUT: {} extra jump(s) to the chain",
-                count.saturating_sub(1)
-            ),
-        ),
-        Change::DockerGuardMissing { family } => one(
-            Add,
-            format!("{family} Docker guard chain, and its jump at the top of DOCKER-USER"),
-        ),
-        Change::DockerJumpNotFirst { family } => one(
-            Alter,
-            format!("{family} DOCKER-USER: the jump to the guard, as its one first rule"),
-        ),
-        Change::DockerGuardStale { family } => {
-            one(Remove, format!("{family} Docker guard chain (no longer wanted)"))
         }
         Change::GuardMissing { family } => one(
             Add,
@@ -401,6 +321,13 @@ pub(crate) fn lines(change: &Change) -> Vec<Line> {
         Change::IptablesLeft { family, objects } => capped(
             Remove,
             objects.iter().map(|o| format!("{family} iptables {o}")).collect(),
+        ),
+        Change::OldChainsLeft { family, objects } => capped(
+            Remove,
+            objects
+                .iter()
+                .map(|o| format!("{family} {o} (an earlier version's; the guard replaces it)"))
+                .collect(),
         ),
         Change::NftTableMissing => one(
             Add,
@@ -475,15 +402,15 @@ mod tests {
     fn a_first_run_reads_as_additions() {
         let changes = [
             Change::SetMissing { family: Family::V4 },
-            Change::ChainMissing { family: Family::V4 },
-            Change::JumpMissing { family: Family::V4 },
+            Change::GuardMissing { family: Family::V4 },
+            Change::GuardJumpMissing { family: Family::V4 },
             Change::PersistMissing,
         ];
         assert_eq!(
             shown(&changes),
             "    + IPv4 set, holding the whole whitelist\n\
-             \x20   + IPv4 chain, with the rules of the whitelist and this role's open ports\n\
-             \x20   + IPv4 INPUT rule 1: the jump to the chain\n\
+             \x20   + IPv4 guard before DNAT (mangle), with the whitelist and this role's open ports\n\
+             \x20   + IPv4 mangle PREROUTING rule 1: the jump to the guard\n\
              \x20   + boot restore script\n"
         );
     }
@@ -503,14 +430,18 @@ mod tests {
                 family: Family::V4,
                 nets: vec!["6.6.6.6".parse().unwrap()],
             },
-            Change::RulesDiffer {
+            Change::GuardRulesDiffer {
                 family: Family::V6,
-                missing: vec!["-A PALISADE -j DROP".into()],
-                unexpected: vec!["-A PALISADE -j ACCEPT".into()],
+                missing: vec!["-A PALISADE-GUARD -j DROP".into()],
+                unexpected: vec!["-A PALISADE-GUARD -j RETURN".into()],
             },
-            Change::JumpNotFirst {
+            Change::GuardJumpNotFirst {
                 family: Family::V4,
                 position: 2,
+            },
+            Change::OldChainsLeft {
+                family: Family::V4,
+                objects: vec!["jump INPUT -> PALISADE".into(), "chain PALISADE".into()],
             },
         ];
         assert_eq!(
@@ -518,33 +449,25 @@ mod tests {
             "    + IPv4 member 192.0.2.0/24\n\
              \x20   + IPv4 member 198.18.1.13\n\
              \x20   - IPv4 member 6.6.6.6\n\
-             \x20   + IPv6 -A PALISADE -j DROP\n\
-             \x20   - IPv6 -A PALISADE -j ACCEPT\n\
-             \x20   ~ IPv4 INPUT jump to the chain, from rule 2 to rule 1\n"
+             \x20   + IPv6 -A PALISADE-GUARD -j DROP\n\
+             \x20   - IPv6 -A PALISADE-GUARD -j RETURN\n\
+             \x20   ~ IPv4 mangle PREROUTING jump to the guard, from rule 2 to rule 1\n\
+             \x20   - IPv4 jump INPUT -> PALISADE (an earlier version's; the guard replaces it)\n\
+             \x20   - IPv4 chain PALISADE (an earlier version's; the guard replaces it)\n"
         );
     }
 
     #[test]
     fn a_reorder_says_which_chain() {
-        let order = |docker: bool| {
-            let (family, missing, unexpected) = (Family::V4, vec![], vec![]);
-            let c = if docker {
-                Change::DockerRulesDiffer {
-                    family,
-                    missing,
-                    unexpected,
-                }
-            } else {
-                Change::RulesDiffer {
-                    family,
-                    missing,
-                    unexpected,
-                }
-            };
-            shown(&[c])
+        let c = Change::GuardRulesDiffer {
+            family: Family::V4,
+            missing: vec![],
+            unexpected: vec![],
         };
-        assert_eq!(order(false), "    ~ IPv4 chain rules, put back in order\n");
-        assert_eq!(order(true), "    ~ IPv4 Docker guard rules, put back in order\n");
+        assert_eq!(
+            shown(&[c]),
+            "    ~ IPv4 guard before DNAT rules, put back in order\n"
+        );
     }
 
     #[test]
@@ -598,15 +521,15 @@ mod tests {
 
     #[test]
     fn signs_are_coloured_on_request_and_text_is_escaped() {
-        let c = Change::RulesDiffer {
+        let c = Change::GuardRulesDiffer {
             family: Family::V4,
             missing: vec![],
-            unexpected: vec!["-A PALISADE -m comment --comment \u{1b}[2J -j ACCEPT".into()],
+            unexpected: vec!["-A PALISADE-GUARD -m comment --comment \u{1b}[2J -j ACCEPT".into()],
         };
         let l = &lines(&c)[0];
         assert_eq!(
             l.show(Paint { on: true }),
-            "    \x1b[31m- IPv4 -A PALISADE -m comment --comment \\u{001b}[2J -j ACCEPT\x1b[0m\n"
+            "    \x1b[31m- IPv4 -A PALISADE-GUARD -m comment --comment \\u{001b}[2J -j ACCEPT\x1b[0m\n"
         );
         let plus = Line::new(Sign::Add, "x").show(Paint { on: true });
         assert_eq!(plus, "    \x1b[32m+ x\x1b[0m\n");

@@ -586,8 +586,8 @@ mod tests {
     fn first_run() -> Vec<Change> {
         vec![
             Change::SetMissing { family: Family::V4 },
-            Change::ChainMissing { family: Family::V4 },
-            Change::JumpMissing { family: Family::V4 },
+            Change::GuardMissing { family: Family::V4 },
+            Change::GuardJumpMissing { family: Family::V4 },
         ]
     }
 
@@ -650,8 +650,8 @@ mod tests {
             table,
             "packet-dcos-master-00  147.75.100.11  would-change\n\
              \x20   + IPv4 set, holding the whole whitelist\n\
-             \x20   + IPv4 chain, with the rules of the whitelist and this role's open ports\n\
-             \x20   + IPv4 INPUT rule 1: the jump to the chain\n\
+             \x20   + IPv4 guard before DNAT (mangle), with the whitelist and this role's open ports\n\
+             \x20   + IPv4 mangle PREROUTING rule 1: the jump to the guard\n\
              packet-dcos-agent-00   147.75.100.21  unchanged\n\
              \n\
              2 hosts: 1 unchanged, 1 would-change\n"

@@ -327,7 +327,7 @@ mod tests {
                 family: Family::V4,
                 nets: vec!["6.6.6.6/32".parse().unwrap()],
             },
-            Change::JumpMissing { family: Family::V4 },
+            Change::GuardJumpMissing { family: Family::V4 },
         ];
         let mut gone = row("node-03", Role::Agent, Status::Unreachable);
         gone.error = Some("cannot connect to 198.18.1.13:22: Connection refused (os error 111)".into());
@@ -521,8 +521,8 @@ mod tests {
         );
         assert!(
             xml.contains(
-                "<failure message=\"IPv4 set has 1 extra member(s): 6.6.6.6; IPv4 INPUT has no jump to the chain\" \
-                 type=\"drift\">- IPv4 member 6.6.6.6\n+ IPv4 INPUT rule 1: the jump to the chain</failure>"
+                "<failure message=\"IPv4 set has 1 extra member(s): 6.6.6.6; IPv4 mangle PREROUTING has no jump to the guard\" \
+                 type=\"drift\">- IPv4 member 6.6.6.6\n+ IPv4 mangle PREROUTING rule 1: the jump to the guard</failure>"
             ),
             "{xml}"
         );

@@ -46,28 +46,32 @@ fn members(lab: &Lab, i: usize, set: &str) -> String {
     lab.must(&lab.nodes[i].ns, &["ipset", "list", set])
 }
 
-/// The drops counted by palisade's chain and by the guard before DNAT
-/// (which now meets a new connection first).
+/// The drops counted by the guard before DNAT.
 fn dropped(lab: &Lab, i: usize, ipt: &str) -> u64 {
-    let mut sum = 0;
-    for (table, chain) in [("filter", "PALISADE"), ("mangle", "PALISADE-GUARD")] {
-        let out = lab.must(
-            &lab.nodes[i].ns,
-            &[ipt, "-w", "-t", table, "-L", chain, "-v", "-x", "-n"],
-        );
-        let last = out
-            .lines()
-            .rfind(|l| !l.trim().is_empty())
-            .unwrap_or_default()
-            .to_owned();
-        assert!(last.contains("DROP"), "{out}");
-        sum += last
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    sum
+    let out = lab.must(
+        &lab.nodes[i].ns,
+        &[
+            ipt,
+            "-w",
+            "-t",
+            "mangle",
+            "-L",
+            "PALISADE-GUARD",
+            "-v",
+            "-x",
+            "-n",
+        ],
+    );
+    let last = out
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(last.contains("DROP"), "{out}");
+    last.split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 fn apply_admits_the_fleet_and_drops_outsiders() {
@@ -159,7 +163,17 @@ fn a_second_apply_changes_nothing_and_writes_nothing() {
     let counters = |i: usize| {
         lab.must(
             &lab.nodes[i].ns,
-            &["iptables", "-w", "-L", "PALISADE", "-v", "-x", "-n"],
+            &[
+                "iptables",
+                "-w",
+                "-t",
+                "mangle",
+                "-L",
+                "PALISADE-GUARD",
+                "-v",
+                "-x",
+                "-n",
+            ],
         )
     };
     let before: Vec<(String, String)> = (0..3).map(|i| (header(i), counters(i))).collect();
@@ -259,11 +273,29 @@ fn verify_reports_each_kind_of_drift_and_changes_nothing() {
     lab.must(&lab.nodes[1].ns, &["ipset", "del", "palisade4", &n2]);
     lab.must(
         &lab.nodes[2].ns,
-        &["iptables", "-w", "-D", "INPUT", "-j", "PALISADE"],
+        &[
+            "iptables",
+            "-w",
+            "-t",
+            "mangle",
+            "-D",
+            "PREROUTING",
+            "-j",
+            "PALISADE-GUARD",
+        ],
     );
     lab.must(
         &lab.nodes[3].ns,
-        &["iptables", "-w", "-A", "PALISADE", "-j", "ACCEPT"],
+        &[
+            "iptables",
+            "-w",
+            "-t",
+            "mangle",
+            "-A",
+            "PALISADE-GUARD",
+            "-j",
+            "RETURN",
+        ],
     );
     let snapshot = |i: usize| lab.must(&lab.nodes[i].ns, &["iptables-save"]) + &members(&lab, i, "palisade4");
     let before: Vec<String> = (0..4).map(snapshot).collect();
@@ -273,12 +305,12 @@ fn verify_reports_each_kind_of_drift_and_changes_nothing() {
     let n1 = &host(&report, "node-01")["changes"][0];
     assert_eq!(n1["kind"], "members-missing");
     assert_eq!(n1["items"], serde_json::json!([n2]));
-    assert_eq!(kinds(&report, "node-02"), ["jump-missing"]);
+    assert_eq!(kinds(&report, "node-02"), ["guard-jump-missing"]);
     let n3 = &host(&report, "node-03")["changes"][0];
-    assert_eq!(n3["kind"], "rules-differ");
+    assert_eq!(n3["kind"], "guard-rules-differ");
     assert_eq!(
         n3["items"],
-        serde_json::json!(["unexpected: -A PALISADE -j ACCEPT"])
+        serde_json::json!(["unexpected: -A PALISADE-GUARD -j RETURN"])
     );
     // The audit touched nothing (iptables-save's counters aside).
     let strip = |s: &str| -> String {
@@ -295,7 +327,7 @@ fn verify_reports_each_kind_of_drift_and_changes_nothing() {
     let table = lab.palisade(bin(), &lab_args("verify", false, true, &[]));
     assert_eq!(table.status.code(), Some(3));
     assert!(
-        stdout(&table).contains("\n    + IPv4 INPUT rule 1: the jump to the chain\n"),
+        stdout(&table).contains("\n    + IPv4 mangle PREROUTING rule 1: the jump to the guard\n"),
         "{}",
         stdout(&table)
     );
@@ -313,13 +345,9 @@ fn plan_shows_what_apply_would_do_and_changes_nothing() {
         kinds(&report, "node-00"),
         [
             "set-missing",
-            "chain-missing",
-            "jump-missing",
             "guard-missing",
             "guard-jump-missing",
             "set-missing",
-            "chain-missing",
-            "jump-missing",
             "guard-missing",
             "guard-jump-missing",
             "persist-missing"
@@ -327,9 +355,12 @@ fn plan_shows_what_apply_would_do_and_changes_nothing() {
     );
     for node in &lab.nodes {
         assert!(
-            !lab.exec(&node.ns, &["iptables", "-w", "-S", "PALISADE"])
-                .status
-                .success()
+            !lab.exec(
+                &node.ns,
+                &["iptables", "-w", "-t", "mangle", "-S", "PALISADE-GUARD"]
+            )
+            .status
+            .success()
         );
         assert!(
             !lab.exec(&node.ns, &["ipset", "list", "-n", "palisade4"])
@@ -390,56 +421,61 @@ fn foreign_rules_and_docker_user_stay_intact() {
     ] {
         lab.must(&ns, rule);
     }
+    let filter = lab.must(&ns, &["iptables-save", "-t", "filter"]);
     expect(palisade(&lab, "apply", &[]), 0);
-    let rules = lab.must(&ns, &["iptables", "-w", "-S"]);
-    let lines: Vec<&str> = rules.lines().collect();
-    let input: Vec<&&str> = lines.iter().filter(|l| l.starts_with("-A INPUT")).collect();
+    // The filter table is not palisade's: INPUT, DOCKER-USER and the rest
+    // stay rule for rule (the counters aside).
+    let strip = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(" [").next().unwrap_or(l).to_owned())
+            .collect()
+    };
     assert_eq!(
-        input,
-        [
-            &"-A INPUT -j PALISADE",
-            &"-A INPUT -p tcp -m tcp --dport 9999 -j ACCEPT",
-            &"-A INPUT -p udp -m udp --dport 53 -j ACCEPT"
-        ]
+        strip(&lab.must(&ns, &["iptables-save", "-t", "filter"])),
+        strip(&filter)
     );
-    let docker: Vec<&&str> = lines.iter().filter(|l| l.starts_with("-A DOCKER-USER")).collect();
-    assert_eq!(
-        docker,
-        [&"-A DOCKER-USER -j PALISADE-DOCKER", &"-A DOCKER-USER -j RETURN"]
-    );
-    assert!(rules.contains("-A PALISADE-DOCKER -m set --match-set palisade4 src -j RETURN"));
     assert!(
         lab.must(&ns, &["iptables", "-w", "-t", "nat", "-S"])
             .contains("-N DOCKER")
     );
-    // A node without Docker gets no guard chain.
-    assert!(
-        !lab.must(&lab.nodes[1].ns, &["iptables", "-w", "-S"])
-            .contains("PALISADE-DOCKER")
-    );
 
-    // Someone put a rule above our jump: apply moves the jump back to rule 1.
+    // Someone put a rule above our jump: apply moves the jump back to rule
+    // 1, and keeps their rule.
     lab.must(
         &ns,
         &[
-            "iptables", "-w", "-I", "INPUT", "1", "-p", "tcp", "--dport", "8080", "-j", "ACCEPT",
+            "iptables",
+            "-w",
+            "-t",
+            "mangle",
+            "-I",
+            "PREROUTING",
+            "1",
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-j",
+            "MARK",
+            "--set-mark",
+            "1",
         ],
     );
     let report = expect(palisade(&lab, "apply", &[]), 0);
-    assert_eq!(kinds(&report, "node-00"), ["jump-not-first"]);
-    let rules = lab.must(&ns, &["iptables", "-w", "-S", "INPUT"]);
-    assert_eq!(rules.lines().nth(1), Some("-A INPUT -j PALISADE"), "{rules}");
+    assert_eq!(kinds(&report, "node-00"), ["guard-jump-not-first"]);
+    let rules = lab.must(&ns, &["iptables", "-w", "-t", "mangle", "-S", "PREROUTING"]);
+    assert_eq!(
+        rules.lines().nth(1),
+        Some("-A PREROUTING -j PALISADE-GUARD"),
+        "{rules}"
+    );
     assert!(rules.contains("--dport 8080"));
 
-    // Turning the guard off takes it away again, leaving Docker's chain.
+    // --no-docker-user, from scripts written for versions with a Docker
+    // guard, is accepted and changes nothing.
     let report = expect(palisade(&lab, "apply", &["--no-docker-user"]), 0);
-    assert!(
-        kinds(&report, "node-00").contains(&"docker-guard-stale".to_string()),
-        "{report:#}"
-    );
-    let rules = lab.must(&ns, &["iptables", "-w", "-S"]);
-    assert!(!rules.contains("PALISADE-DOCKER"), "{rules}");
-    assert!(rules.contains("-A DOCKER-USER -j RETURN"));
+    assert_eq!(statuses(&report), vec!["unchanged"; 2], "{report:#}");
 }
 
 fn a_whitelist_without_the_operator_is_refused_before_any_write() {
@@ -511,7 +547,7 @@ fn the_boot_restore_script_brings_the_whitelist_back_after_a_reboot() {
     }
     assert!(lab.ssh_reachable(&lab.outsider, IpAddr::V4(lab.nodes[0].ip4)));
     let report = expect(palisade(&lab, "verify", &[]), 3);
-    assert!(kinds(&report, "node-00").contains(&"chain-missing".to_string()));
+    assert!(kinds(&report, "node-00").contains(&"guard-missing".to_string()));
 
     // What the unit would run at boot.
     for i in 0..2 {
@@ -539,14 +575,14 @@ fn legacy_and_nf_tables_nodes_side_by_side() {
     expect(palisade(&lab, "apply", &[]), 0);
     let ns = lab.nodes[1].ns.clone();
     assert!(
-        lab.must(&ns, &["iptables-legacy", "-w", "-S"])
-            .contains("-A INPUT -j PALISADE")
+        lab.must(&ns, &["iptables-legacy", "-w", "-t", "mangle", "-S"])
+            .contains("-A PREROUTING -j PALISADE-GUARD")
     );
     assert!(
-        lab.must(&ns, &["ip6tables-legacy", "-w", "-S"])
-            .contains("-A INPUT -j PALISADE")
+        lab.must(&ns, &["ip6tables-legacy", "-w", "-t", "mangle", "-S"])
+            .contains("-A PREROUTING -j PALISADE-GUARD")
     );
-    assert!(!lab.must(&ns, &["iptables-nft", "-w", "-S"]).contains("PALISADE"));
+    assert!(!lab.must(&ns, &["iptables-nft-save"]).contains("PALISADE"));
     for node in &lab.nodes {
         assert!(
             !lab.ssh_reachable(&lab.outsider, IpAddr::V4(node.ip4)),
@@ -567,7 +603,7 @@ fn legacy_and_nf_tables_nodes_side_by_side() {
     let report = expect(palisade(&lab, "verify", &[]), 3);
     let changes = kinds(&report, "node-01");
     assert!(changes.contains(&"backend-changed".to_string()), "{report:#}");
-    assert!(changes.contains(&"chain-missing".to_string()), "{report:#}");
+    assert!(changes.contains(&"guard-missing".to_string()), "{report:#}");
     let message = host(&report, "node-01")["changes"]
         .as_array()
         .unwrap()
@@ -610,8 +646,8 @@ fn published_container_ports_admit_only_the_whitelist() {
         lab.tcp_connects(&container, outsider, 9000),
         "the container lost its way out"
     );
-    // Dropped before Docker's DNAT, by the guard in mangle PREROUTING
-    // (the DOCKER-USER guard behind it sees nothing left to drop).
+    // Dropped before Docker's DNAT, by the guard in mangle PREROUTING;
+    // palisade put nothing in Docker's DOCKER-USER.
     let guard = lab.must(
         &lab.nodes[0].ns,
         &[
@@ -633,11 +669,10 @@ fn published_container_ports_admit_only_the_whitelist() {
         .sum();
     assert!(drops > 0, "{guard}");
 
-    // --no-docker-user takes the DOCKER-USER guard away; the guard before
-    // DNAT still keeps the published port to the whitelist.
-    expect(palisade(&lab, "apply", &["--no-docker-user"]), 0);
-    assert!(!lab.tcp_connects(&lab.outsider, node0, 8080));
-    assert!(lab.tcp_connects(&lab.controller, node0, 8080));
+    assert!(
+        !lab.must(&lab.nodes[0].ns, &["iptables-save", "-t", "filter"])
+            .contains("PALISADE")
+    );
 
     // Teardown takes the container's namespace too.
     let names = lab.namespaces();

@@ -28,7 +28,7 @@ fn ipt(lab: &Lab, i: usize) -> &'static str {
     }
 }
 
-/// The chain loses its DROP (the node now admits everyone), and a rule in a
+/// The guard loses its DROP (the node now admits everyone), and a rule in a
 /// chain iptables-save prints after palisade's (chains print in name order)
 /// carries a comment whose second line is that DROP, and a forged section
 /// with it: on the code before framing, `rules_of` took the comment's line
@@ -41,16 +41,21 @@ fn a_rule_comment_cannot_pose_as_a_rule_of_the_chain() {
     });
     expect(palisade(&lab, "apply"), 0);
     expect(palisade(&lab, "verify"), 0);
-    let forged = "x\n==> end\n==> chain-v4\n-N PALISADE\n-A PALISADE -j DROP\n";
+    let forged = "x\n==> end\n==> guard-v4\n-N PALISADE-GUARD\n-A PALISADE-GUARD -j DROP\n";
     for i in 0..2 {
         let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
-        lab.must(ns, &[ipt, "-w", "-D", "PALISADE", "-j", "DROP"]);
-        lab.must(ns, &[ipt, "-w", "-N", "ZZ-FORGE"]);
+        lab.must(
+            ns,
+            &[ipt, "-w", "-t", "mangle", "-D", "PALISADE-GUARD", "-j", "DROP"],
+        );
+        lab.must(ns, &[ipt, "-w", "-t", "mangle", "-N", "ZZ-FORGE"]);
         lab.must(
             ns,
             &[
                 ipt,
                 "-w",
+                "-t",
+                "mangle",
                 "-A",
                 "ZZ-FORGE",
                 "-m",
@@ -61,8 +66,8 @@ fn a_rule_comment_cannot_pose_as_a_rule_of_the_chain() {
                 "RETURN",
             ],
         );
-        let save = lab.must(ns, &[&format!("{ipt}-save"), "-t", "filter"]);
-        assert!(save.contains("\n-A PALISADE -j DROP\n"), "{save}");
+        let save = lab.must(ns, &[&format!("{ipt}-save"), "-t", "mangle"]);
+        assert!(save.contains("\n-A PALISADE-GUARD -j DROP\n"), "{save}");
     }
     let report = expect(palisade(&lab, "verify"), 3);
     for name in ["node-00", "node-01"] {
@@ -70,24 +75,24 @@ fn a_rule_comment_cannot_pose_as_a_rule_of_the_chain() {
         let kinds = kinds(&report, name);
         assert!(kinds.contains(&"forged".to_owned()), "{report:#}");
         // The real rules, read past the forgery: the DROP is missing.
-        assert!(kinds.contains(&"rules-differ".to_owned()), "{report:#}");
+        assert!(kinds.contains(&"guard-rules-differ".to_owned()), "{report:#}");
     }
     // apply will not write from tables it cannot read for sure, and says why.
-    let before = lab.must(&lab.nodes[0].ns, &["iptables-save", "-t", "filter"]);
+    let before = lab.must(&lab.nodes[0].ns, &["iptables-save", "-t", "mangle"]);
     let report = expect(palisade(&lab, "apply"), 2);
     let error = host(&report, "node-00")["error"]
         .as_str()
         .unwrap_or("")
         .to_owned();
     assert!(error.contains("newline"), "{report:#}");
-    let after = lab.must(&lab.nodes[0].ns, &["iptables-save", "-t", "filter"]);
+    let after = lab.must(&lab.nodes[0].ns, &["iptables-save", "-t", "mangle"]);
     let rules = |s: &str| -> String { s.lines().filter(|l| l.starts_with('-')).collect() };
     assert_eq!(rules(&after), rules(&before));
     // With the forgery gone, apply puts the DROP back.
     for i in 0..2 {
         let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
-        lab.must(ns, &[ipt, "-w", "-F", "ZZ-FORGE"]);
-        lab.must(ns, &[ipt, "-w", "-X", "ZZ-FORGE"]);
+        lab.must(ns, &[ipt, "-w", "-t", "mangle", "-F", "ZZ-FORGE"]);
+        lab.must(ns, &[ipt, "-w", "-t", "mangle", "-X", "ZZ-FORGE"]);
     }
     expect(palisade(&lab, "apply"), 0);
     expect(palisade(&lab, "verify"), 0);
@@ -95,13 +100,15 @@ fn a_rule_comment_cannot_pose_as_a_rule_of_the_chain() {
     // forged jump more would fail its all-or-nothing restore.
     for i in 0..2 {
         let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
-        lab.must(ns, &[ipt, "-w", "-N", "ZZ-FORGE"]);
-        let jump = "x\n-A INPUT -j PALISADE\n";
+        lab.must(ns, &[ipt, "-w", "-t", "mangle", "-N", "ZZ-FORGE"]);
+        let jump = "x\n-A PREROUTING -j PALISADE-GUARD\n";
         lab.must(
             ns,
             &[
                 ipt,
                 "-w",
+                "-t",
+                "mangle",
                 "-A",
                 "ZZ-FORGE",
                 "-m",
@@ -116,8 +123,15 @@ fn a_rule_comment_cannot_pose_as_a_rule_of_the_chain() {
     expect(palisade(&lab, "remove"), 0);
     for i in 0..2 {
         let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
-        assert!(!lab.must(ns, &[ipt, "-w", "-S", "INPUT"]).contains("PALISADE"));
-        assert!(!lab.exec(ns, &[ipt, "-w", "-S", "PALISADE"]).status.success());
+        assert!(
+            !lab.must(ns, &[ipt, "-w", "-t", "mangle", "-S", "PREROUTING"])
+                .contains("PALISADE")
+        );
+        assert!(
+            !lab.exec(ns, &[ipt, "-w", "-t", "mangle", "-S", "PALISADE-GUARD"])
+                .status
+                .success()
+        );
     }
 }
 

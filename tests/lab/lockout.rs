@@ -34,10 +34,10 @@ fn args<'a>(cmd: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     lab_args(cmd, true, true, extra)
 }
 
-/// Whether node `i` has the jump to palisade's chain, i.e. got the change.
+/// Whether node `i` has the jump to palisade's guard, i.e. got the change.
 fn written(lab: &Lab, i: usize) -> bool {
-    lab.must(&lab.nodes[i].ns, &["iptables-save"])
-        .contains("-A INPUT -j PALISADE")
+    lab.must(&lab.nodes[i].ns, &["iptables-save", "-t", "mangle"])
+        .contains("-A PREROUTING -j PALISADE-GUARD")
 }
 
 fn a_confirmed_apply_leaves_no_timer_process_or_snapshot() {

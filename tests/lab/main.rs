@@ -18,6 +18,7 @@ mod firewall;
 mod forged;
 mod guard;
 mod harness;
+mod layout;
 mod limit;
 mod lockout;
 mod monitor;
@@ -118,6 +119,7 @@ fn main() -> ExitCode {
         firewall::TESTS,
         forged::TESTS,
         guard::TESTS,
+        layout::TESTS,
         limit::TESTS,
         lockout::TESTS,
         monitor::TESTS,

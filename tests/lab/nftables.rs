@@ -236,7 +236,7 @@ fn the_lockout_protocol_holds_on_nftables() {
 /// set there, as the node lists them: the filter and mangle tables in
 /// order (counters aside), the sets' lines sorted (`ipset save` lists sets
 /// in the order they were made, and a seed that differs every time).
-fn iptables_state(lab: &Lab, i: usize) -> String {
+pub(crate) fn iptables_state(lab: &Lab, i: usize) -> String {
     let ns = &lab.nodes[i].ns;
     let mut lines = Vec::new();
     for save in ["iptables-save", "ip6tables-save"] {

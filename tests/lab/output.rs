@@ -71,13 +71,13 @@ fn plan_shows_the_whitelist_once_and_each_nodes_diff() {
         assert!(row(&text, &node.name).ends_with("  would-change"), "{text}");
     }
     assert!(
-        text.contains("The IPv4 rules of chain PALISADE:\n  -A PALISADE -i lo"),
+        text.contains("The IPv4 rules of chain PALISADE-GUARD:\n  -A PALISADE-GUARD -i lo"),
         "{text}"
     );
     for line in [
         "    + IPv4 set, holding the whole whitelist\n",
-        "    + IPv6 chain, with the rules of the whitelist and this role's open ports\n",
-        "    + IPv4 INPUT rule 1: the jump to the chain\n",
+        "    + IPv6 guard before DNAT (mangle), with the whitelist and this role's open ports\n",
+        "    + IPv4 mangle PREROUTING rule 1: the jump to the guard\n",
         "    + boot restore script\n",
     ] {
         // The list every node shares is printed once, for all of them.
@@ -93,7 +93,7 @@ fn plan_shows_the_whitelist_once_and_each_nodes_diff() {
         assert!(untouched(&lab, i), "plan changed node {i}");
     }
     let plan = json(&report(&lab, "plan", true));
-    assert_eq!(plan["whitelist"]["chain"], "PALISADE", "{plan:#}");
+    assert_eq!(plan["whitelist"]["chain"], "PALISADE-GUARD", "{plan:#}");
     // --json keeps every host's changes.
     let every = plan["hosts"].as_array().unwrap();
     assert!(!every[0]["changes"].as_array().unwrap().is_empty(), "{plan:#}");

@@ -10,7 +10,7 @@ use crate::{bin, eventually, host, json, lab, lab_args, lab_tests, stderr, stdou
 
 lab_tests![Needs::Plain =>
     an_unprivileged_lock_holder_does_not_stop_the_rollback,
-    a_rollback_puts_palisades_rules_back_after_input_was_edited;
+    a_rollback_puts_palisades_rules_back_after_prerouting_was_edited;
     Needs::Systemd =>
     a_first_apply_whose_ip6tables_restore_fails_leaves_the_node_untouched,
     a_rollback_that_cannot_take_the_lock_is_tried_again_until_the_node_is_back,
@@ -61,10 +61,10 @@ fn stop(mut child: Child, signal: i32) {
     let _ = child.wait();
 }
 
-/// Whether node `i` has the jump to palisade's chain, i.e. got the change.
+/// Whether node `i` has the jump to palisade's guard, i.e. got the change.
 fn written(lab: &Lab, i: usize) -> bool {
-    lab.must(&lab.nodes[i].ns, &["iptables-save"])
-        .contains("-A INPUT -j PALISADE")
+    lab.must(&lab.nodes[i].ns, &["iptables-save", "-t", "mangle"])
+        .contains("-A PREROUTING -j PALISADE-GUARD")
 }
 
 fn a_first_apply_whose_ip6tables_restore_fails_leaves_the_node_untouched() {
@@ -347,7 +347,7 @@ fn a_confirmation_puts_each_boot_file_on_disk_before_the_next() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
-fn a_rollback_puts_palisades_rules_back_after_input_was_edited() {
+fn a_rollback_puts_palisades_rules_back_after_prerouting_was_edited() {
     let lab = lab!(Spec {
         nodes: 1,
         ..Spec::default()
@@ -355,7 +355,7 @@ fn a_rollback_puts_palisades_rules_back_after_input_was_edited() {
     let ns = &lab.nodes[0].ns;
     let out = lab.palisade(bin(), &args("apply", &[]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let chain = || lab.must(ns, &["iptables", "-w", "-S", "PALISADE"]);
+    let chain = || lab.must(ns, &["iptables", "-w", "-t", "mangle", "-S", "PALISADE-GUARD"]);
     let set = || {
         let mut adds: Vec<String> = lab
             .must(ns, &["ipset", "save", "palisade4"])
@@ -370,7 +370,7 @@ fn a_rollback_puts_palisades_rules_back_after_input_was_edited() {
     // Another tool's two rules go in above palisade's jump (now third).
     let foreign = ["-p", "tcp", "--dport", "9999", "-j", "ACCEPT"];
     for _ in 0..2 {
-        let mut rule = vec!["iptables", "-w", "-I", "INPUT", "1"];
+        let mut rule = vec!["iptables", "-w", "-t", "mangle", "-I", "PREROUTING", "1"];
         rule.extend(foreign);
         lab.must(ns, &rule);
     }
@@ -382,12 +382,14 @@ fn a_rollback_puts_palisades_rules_back_after_input_was_edited() {
     );
     // The change puts the jump first again; inside its window the other
     // tool takes its rules away, so the jump's old place (third) is past
-    // the end of INPUT.
+    // the end of PREROUTING.
     assert!(eventually(20, || lab
-        .must(ns, &["iptables", "-w", "-S", "INPUT"])
-        .starts_with("-P INPUT ACCEPT\n-A INPUT -j PALISADE\n")));
+        .must(ns, &["iptables", "-w", "-t", "mangle", "-S", "PREROUTING"])
+        .starts_with(
+            "-P PREROUTING ACCEPT\n-A PREROUTING -j PALISADE-GUARD\n"
+        )));
     for _ in 0..2 {
-        let mut rule = vec!["iptables", "-w", "-D", "INPUT"];
+        let mut rule = vec!["iptables", "-w", "-t", "mangle", "-D", "PREROUTING"];
         rule.extend(foreign);
         lab.must(ns, &rule);
     }

@@ -18,7 +18,7 @@ lab_tests![Needs::Systemd =>
     a_crash_inside_the_confirmation_window_boots_the_old_state,
     a_rollback_that_fires_during_a_slow_commit_leaves_the_node_as_it_was,
     a_remove_that_fails_half_way_leaves_no_boot_restore,
-    the_docker_user_guard_is_back_after_a_reboot,
+    published_ports_are_guarded_from_boot,
     a_node_without_flock_is_told_so,
     verify_and_systemctl_agree_on_whether_the_unit_is_enabled,
 ];
@@ -256,10 +256,10 @@ fn a_remove_that_fails_half_way_leaves_no_boot_restore() {
     assert!(outsider_reaches(&lab, 0));
 }
 
-fn the_docker_user_guard_is_back_after_a_reboot() {
+fn published_ports_are_guarded_from_boot() {
     let mut lab = lab!(spec(2));
     let node0 = IpAddr::V4(lab.nodes[0].ip4);
-    // Docker is installed on node 0 (the boot restore looks for dockerd).
+    // Docker is installed on node 0.
     let out = lab.on_node(
         0,
         &[
@@ -275,14 +275,21 @@ fn the_docker_user_guard_is_back_after_a_reboot() {
     assert!(!lab.tcp_connects(&lab.outsider, node0, 8080));
 
     lab.reboot(0);
-    // Before Docker starts, the boot restore has made DOCKER-USER with the
-    // guard first in it.
-    let user = lab.must(&lab.nodes[0].ns, &["iptables", "-w", "-S", "DOCKER-USER"]);
-    assert!(
-        user.lines().nth(1) == Some("-A DOCKER-USER -j PALISADE-DOCKER"),
-        "{user}"
+    // Before Docker starts, the boot restore has put the guard first in
+    // mangle PREROUTING, ahead of any DNAT Docker will add; it makes
+    // nothing of Docker's.
+    let ns = lab.nodes[0].ns.clone();
+    let prerouting = lab.must(&ns, &["iptables", "-w", "-t", "mangle", "-S", "PREROUTING"]);
+    assert_eq!(
+        prerouting.lines().nth(1),
+        Some("-A PREROUTING -j PALISADE-GUARD"),
+        "{prerouting}"
     );
-    // Docker starts, keeps the chain and publishes the port again.
+    assert!(
+        !lab.must(&ns, &["iptables-save", "-t", "filter"])
+            .contains("DOCKER-USER")
+    );
+    // Docker starts and publishes the port again.
     let container = lab.add_container(0, 8080);
     let _service = lab.listen(&container, 80);
     assert!(
