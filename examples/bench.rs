@@ -385,23 +385,23 @@ fn node_cpu(lab: &Lab) -> Duration {
     Duration::from_millis(ticks * 1000 / tick)
 }
 
-/// The median over hosts of each phase in a report's `timings`, in the
+/// The median over hosts of each stage in a report's `timings`, in the
 /// order a run goes through them.
-fn phase_medians(json: &[u8]) -> String {
+fn stage_medians(json: &[u8]) -> String {
     let report: serde_json::Value = serde_json::from_slice(json).expect("apply --json");
     let mut parts = Vec::new();
-    for &phase in harness::FRESH_APPLY_PHASES {
+    for &stage in harness::FRESH_APPLY_STAGES {
         let mut v: Vec<u64> = report["hosts"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|h| h["timings"][phase].as_u64())
+            .filter_map(|h| h["timings"][stage].as_u64())
             .collect();
         if v.is_empty() {
             continue;
         }
         v.sort_unstable();
-        parts.push(format!("{phase} {}", v[v.len() / 2]));
+        parts.push(format!("{stage} {}", v[v.len() / 2]));
     }
     parts.join(", ")
 }
@@ -604,7 +604,7 @@ fn main() {
 
     // Where a fresh apply's time goes, per host: its `--json` timings, in
     // an untimed pass per backend (the nodes are clean: see the rounds).
-    let phases: Vec<String> = backends
+    let stages: Vec<String> = backends
         .iter()
         .map(|&b| {
             let out = palisade_cmd("apply", Some(b))
@@ -613,7 +613,7 @@ fn main() {
                 .output()
                 .expect("palisade apply");
             palisade("remove", Some(b));
-            phase_medians(&out.stdout)
+            stage_medians(&out.stdout)
         })
         .collect();
 
@@ -699,8 +699,8 @@ fn main() {
             census.total,
         );
     }
-    for (b, phases) in backends.iter().zip(&phases) {
-        println!("\nfresh apply [{b}], median per host (ms): {phases}");
+    for (b, stages) in backends.iter().zip(&stages) {
+        println!("\nfresh apply [{b}], median per host (ms): {stages}");
     }
     // Issue 22's targets for an nftables node, against this run's floor.
     if let Some(i) = backends.iter().position(|&b| b == "nftables") {

@@ -7,10 +7,15 @@ use clap::{Args, Parser, Subcommand};
 
 use std::num::NonZeroUsize;
 
+use crate::config::{
+    DEFAULT_CHAIN, DEFAULT_CONFIG, DEFAULT_CONFIRM_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FORKS,
+    DEFAULT_HOST_KEY_CHECKING, DEFAULT_PORT, DEFAULT_RETRIES, DEFAULT_SET4, DEFAULT_SET6, DEFAULT_STATE,
+    DEFAULT_STEP_TIMEOUT, DEFAULT_USER,
+};
 use crate::inventory::RoleRule;
 use crate::net::{ChainName, IfName, Net, SetName};
-use crate::policy::Opening;
-use crate::transport::{HostKeyChecking, Jump};
+use crate::policy::{DEFAULT_INTERFACES, DEFAULT_RESOLVERS, FirewallBackend, Opening};
+use crate::transport::{BastionPath, HostKeyChecking};
 
 /// Lock a bare-metal cluster down to an IP whitelist, over SSH, with no agent.
 #[derive(Debug, Parser)]
@@ -127,8 +132,8 @@ impl Cli {
 /// Flags every command takes, before or after its name.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Config file [default: ./palisade.toml when it exists].
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH",
+          help = format!("Config file [default: ./{DEFAULT_CONFIG} when it exists]"))]
     pub(crate) config: Option<PathBuf>,
     /// Print a machine-readable JSON report on stdout, and nothing else.
     #[arg(long, global = true)]
@@ -150,10 +155,9 @@ pub(crate) struct PingArgs {
     pub(crate) target: TargetArgs,
     #[command(flatten)]
     pub(crate) ssh: SshArgs,
-    /// The backend whose tools each node is checked for: iptables,
-    /// nftables, or auto (each node's as apply would pick it) [default:
-    /// iptables].
-    #[arg(long, value_name = "iptables|nftables|auto", help_heading = "Firewall")]
+    #[arg(long, value_name = "iptables|nftables|auto", help_heading = "Firewall",
+          help = format!("The backend whose tools each node is checked for: iptables, nftables, or auto \
+                          (each node's as apply would pick it) [default: {}]", FirewallBackend::default().as_str()))]
     pub(crate) backend: Option<crate::policy::FirewallBackend>,
 }
 
@@ -237,10 +241,9 @@ pub(crate) struct ApplyArgs {
     pub(crate) firewall: FirewallArgs,
     #[command(flatten)]
     pub(crate) public_only: PublicOnly,
-    /// Seconds a changed node waits for palisade to prove that new
-    /// connections still get through, before it undoes the change by itself
-    /// [default: 60].
-    #[arg(long, value_name = "SECONDS", help_heading = "Firewall")]
+    #[arg(long, value_name = "SECONDS", help_heading = "Firewall",
+          help = format!("Seconds a changed node waits for palisade to prove that new connections still get through, \
+                          before it undoes the change by itself [default: {DEFAULT_CONFIRM_TIMEOUT}]"))]
     pub(crate) confirm_timeout: Option<u64>,
 }
 
@@ -274,9 +277,9 @@ pub(crate) struct ManArgs {
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Hosts")]
 pub(crate) struct TargetArgs {
-    /// Terraform state, `terraform show -json` or `terraform output -json`
-    /// document; `-` reads standard input [default: ./terraform.tfstate].
-    #[arg(long, value_name = "PATH", conflicts_with = "inventory")]
+    #[arg(long, value_name = "PATH", conflicts_with = "inventory",
+          help = format!("Terraform state, `terraform show -json` or `terraform output -json` document; \
+                          `-` reads standard input [default: ./{DEFAULT_STATE}]"))]
     pub(crate) state: Option<PathBuf>,
     /// A static TOML inventory instead of Terraform state.
     #[arg(long, value_name = "PATH")]
@@ -323,8 +326,7 @@ fn parse_connect_via(s: &str) -> Result<crate::inventory::ConnectOrder, String> 
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "SSH")]
 pub(crate) struct SshArgs {
-    /// Remote user [default: core].
-    #[arg(long)]
+    #[arg(long, help = format!("Remote user [default: {DEFAULT_USER}]"))]
     pub(crate) user: Option<String>,
     /// Private key file [default: the ssh-agent at SSH_AUTH_SOCK].
     #[arg(long, value_name = "PATH")]
@@ -333,33 +335,38 @@ pub(crate) struct SshArgs {
     /// [default: KEY-cert.pub when it is there].
     #[arg(long, value_name = "PATH")]
     pub(crate) certificate: Option<PathBuf>,
-    /// SSH port [default: 22].
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..),
+          help = format!("SSH port [default: {DEFAULT_PORT}]"))]
     pub(crate) port: Option<u16>,
     /// The cluster's known_hosts file [default: .palisade/known_hosts next to
     /// the state or inventory].
     #[arg(long, value_name = "PATH")]
     pub(crate) known_hosts: Option<PathBuf>,
-    /// What to do with unknown and changed host keys [default: accept-new].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help = format!(
+        "What to do with unknown and changed host keys [default: {}]",
+        clap::ValueEnum::to_possible_value(&DEFAULT_HOST_KEY_CHECKING)
+            .expect("a visible value")
+            .get_name()
+    ))]
     pub(crate) host_key_checking: Option<HostKeyChecking>,
-    /// How many hosts to work on at once [default: 64].
-    #[arg(long, value_name = "N", value_parser = parse_forks)]
+    #[arg(long, value_name = "N", value_parser = parse_forks,
+          help = format!("How many hosts to work on at once [default: {DEFAULT_FORKS}]"))]
     pub(crate) forks: Option<NonZeroUsize>,
-    /// Seconds to wait for a connection and login [default: 10].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS",
+          help = format!("Seconds to wait for a connection and login [default: {DEFAULT_CONNECT_TIMEOUT}]"))]
     pub(crate) connect_timeout: Option<u64>,
-    /// Seconds one remote step may take [default: 120].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS",
+          help = format!("Seconds one remote step may take [default: {DEFAULT_STEP_TIMEOUT}]"))]
     pub(crate) timeout: Option<u64>,
-    /// Extra connection attempts, with backoff; a step that may have changed
-    /// a host is never retried [default: 2].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = format!(
+        "Extra connection attempts, with backoff; a step that may have changed a host is never retried \
+         [default: {DEFAULT_RETRIES}]"
+    ))]
     pub(crate) retries: Option<u32>,
     /// Reach the nodes through this bastion: user@host[:port]; several,
     /// comma-separated, are hops in order (each through the one before).
     #[arg(long, value_name = "USER@HOST[:PORT][,...]")]
-    pub(crate) jump: Option<Jump>,
+    pub(crate) jump: Option<BastionPath>,
     /// OpenSSH client config to read user, key, port, ProxyJump and more
     /// from, below flags and palisade.toml; `none` reads none
     /// [default: ~/.ssh/config when it exists].
@@ -384,14 +391,16 @@ pub(crate) struct WhitelistArgs {
     /// `whitelist.open`.
     #[arg(long, value_name = "ROLE=PROTO/PORT[-PORT][,...]")]
     pub(crate) open: Vec<Opening>,
-    /// A DNS resolver the nodes use; repeatable, replaces the config's list
-    /// [default: 8.8.8.8 8.8.4.4].
-    #[arg(long = "resolver", value_name = "IP")]
+    #[arg(long = "resolver", value_name = "IP", help = format!(
+        "A DNS resolver the nodes use; repeatable, replaces the config's list [default: {}]",
+        DEFAULT_RESOLVERS.join(" ")
+    ))]
     pub(crate) resolvers: Vec<Net>,
-    /// An interface whose traffic is accepted (containers, overlay);
-    /// repeatable, replaces the config's list [default: docker0 d-dcos m-dcos
-    /// ucr-br0 vtep1024].
-    #[arg(long = "interface", value_name = "NAME")]
+    #[arg(long = "interface", value_name = "NAME", help = format!(
+        "An interface whose traffic is accepted (containers, overlay); repeatable, replaces the config's list \
+         [default: {}]",
+        DEFAULT_INTERFACES.join(" ")
+    ))]
     pub(crate) interfaces: Vec<IfName>,
     /// No effect, kept for scripts written for versions with a Docker guard
     /// in DOCKER-USER: the guard before DNAT covers every published port.
@@ -407,21 +416,20 @@ pub(crate) struct WhitelistArgs {
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Firewall")]
 pub(crate) struct FirewallArgs {
-    /// The IPv4 ipset [default: palisade4].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help = format!("The IPv4 ipset [default: {DEFAULT_SET4}]"))]
     pub(crate) set4: Option<SetName>,
-    /// The IPv6 ipset [default: palisade6].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help = format!("The IPv6 ipset [default: {DEFAULT_SET6}]"))]
     pub(crate) set6: Option<SetName>,
-    /// The iptables chain [default: PALISADE]; with nftables, the table is
-    /// its name in lower case.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help = format!(
+        "The iptables chain [default: {DEFAULT_CHAIN}]; with nftables, the table is its name in lower case"
+    ))]
     pub(crate) chain: Option<ChainName>,
-    /// Where palisade keeps its objects on the nodes: ipset sets and
-    /// iptables chains, one nftables table (`inet palisade`) for nodes
-    /// without ipset or xtables, or `auto`: nftables on each node where nft
-    /// takes the table, else iptables [default: iptables].
-    #[arg(long, value_name = "iptables|nftables|auto")]
+    #[arg(long, value_name = "iptables|nftables|auto", help = format!(
+        "Where palisade keeps its objects on the nodes: ipset sets and iptables chains, one nftables table \
+         (`inet palisade`) for nodes without ipset or xtables, or `auto`: nftables on each node where nft \
+         takes the table, else iptables [default: {}]",
+        FirewallBackend::default().as_str()
+    ))]
     pub(crate) backend: Option<crate::policy::FirewallBackend>,
 }
 
@@ -473,7 +481,7 @@ fn parse_role_rule(s: &str) -> Result<RoleRule, String> {
 }
 
 // What each command's help ends with: examples, then the exit codes it can
-// return (report::Verdict and report::EXIT_USAGE decide them).
+// return (report::ExitStatus and report::EXIT_USAGE decide them).
 
 macro_rules! exit_status {
     ($($extra:literal),* $(,)?) => {

@@ -18,8 +18,10 @@ use std::time::Duration;
 
 use crate::net::{ChainName, IfName, Net, Port, SetName};
 use crate::policy::{self, Opening, PolicyOptions};
-use crate::transport::{HostKeyChecking, Jump};
+use crate::transport::{BastionPath, HostKeyChecking};
 
+// palisade's defaults, in one place: `Settings::resolve` falls back to them
+// and the flags' help text (cli.rs) shows them.
 pub(crate) const DEFAULT_CONFIG: &str = "palisade.toml";
 
 /// A config is a page of settings: anything much bigger is the wrong file.
@@ -27,6 +29,18 @@ const CONFIG_MAX_BYTES: u64 = 1 << 20;
 pub(crate) const DEFAULT_STATE: &str = "terraform.tfstate";
 pub(crate) const DEFAULT_USER: &str = "core";
 pub(crate) const DEFAULT_FORKS: NonZeroUsize = NonZeroUsize::new(64).expect("64 is not zero");
+pub(crate) const DEFAULT_PORT: u16 = 22;
+pub(crate) const DEFAULT_HOST_KEY_CHECKING: HostKeyChecking = HostKeyChecking::AcceptNew;
+/// Seconds.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+/// Seconds.
+pub(crate) const DEFAULT_STEP_TIMEOUT: u64 = 120;
+pub(crate) const DEFAULT_RETRIES: u32 = 2;
+/// Seconds.
+pub(crate) const DEFAULT_CONFIRM_TIMEOUT: u64 = 60;
+pub(crate) const DEFAULT_SET4: &str = "palisade4";
+pub(crate) const DEFAULT_SET6: &str = "palisade6";
+pub(crate) const DEFAULT_CHAIN: &str = "PALISADE";
 
 /// Host keys are kept per cluster, next to what describes the cluster:
 /// reprovisioned bare-metal hosts reuse IPs, so the user's own known_hosts
@@ -73,12 +87,12 @@ pub(crate) struct SshConfig {
     pub(crate) timeout: Option<u64>,
     pub(crate) retries: Option<u32>,
     #[serde(default, deserialize_with = "jump_from_str")]
-    pub(crate) jump: Option<Jump>,
+    pub(crate) jump: Option<BastionPath>,
     /// The OpenSSH client config to read (`none`: none).
     pub(crate) ssh_config: Option<PathBuf>,
 }
 
-fn jump_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Jump>, D::Error> {
+fn jump_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<BastionPath>, D::Error> {
     let s = String::deserialize(d)?;
     s.parse().map(Some).map_err(serde::de::Error::custom)
 }
@@ -223,7 +237,7 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Duration,
     pub(crate) step_timeout: Duration,
     pub(crate) retries: u32,
-    pub(crate) jump: Option<Jump>,
+    pub(crate) jump: Option<BastionPath>,
     /// The ssh_config to read, and whether the operator named it (then it
     /// must exist); `None` for `none`.
     pub(crate) ssh_config: Option<(PathBuf, bool)>,
@@ -242,110 +256,259 @@ pub(crate) struct Settings {
 
 impl Settings {
     /// A flag group the command does not take counts as all its flags
-    /// absent: the file and the defaults decide those settings.
+    /// absent: the file and the defaults decide those settings. Each
+    /// concern is resolved on its own, in the order its errors are reported.
     pub(crate) fn resolve(flags: &Flags<'_>) -> Result<Settings> {
         let (no_ssh, no_firewall, no_whitelist) = Default::default();
-        let ssh: &SshArgs = flags.ssh.unwrap_or(&no_ssh);
-        let names: &FirewallArgs = flags.firewall.unwrap_or(&no_firewall);
-        let w: &WhitelistArgs = flags.whitelist.unwrap_or(&no_whitelist);
-        let args = flags.target;
-        let config = match &flags.global.config {
-            Some(path) => Config::load(path, true)?,
-            None => Config::load(Path::new(DEFAULT_CONFIG), false)?,
+        let config_path = flags.global.config.as_deref();
+        let raw = Raw {
+            flags,
+            ssh: flags.ssh.unwrap_or(&no_ssh),
+            names: flags.firewall.unwrap_or(&no_firewall),
+            whitelist: flags.whitelist.unwrap_or(&no_whitelist),
+            config: match config_path {
+                Some(path) => Config::load(path, true)?,
+                None => Config::load(Path::new(DEFAULT_CONFIG), false)?,
+            },
+            config_name: config_path
+                .unwrap_or(Path::new(DEFAULT_CONFIG))
+                .display()
+                .to_string(),
         };
-        let config_name = flags
-            .global
-            .config
-            .as_deref()
-            .unwrap_or(Path::new(DEFAULT_CONFIG))
-            .display();
-        let source = match (&args.state, &args.inventory) {
+        let source = raw.source()?;
+        let roles = raw.roles()?;
+        let user = raw.user()?;
+        let open = raw.open()?;
+        let confirm_timeout = raw.confirm_timeout()?;
+        let policy = raw.policy(open)?;
+        let port = raw.port()?;
+        let (ssh, file) = (raw.ssh, &raw.config.ssh);
+        Ok(Settings {
+            ssh_config: raw.ssh_config(),
+            ssh_given: raw.ssh_given(),
+            json: flags.global.json,
+            verbose: flags.global.verbose > 0,
+            user,
+            key: ssh.key.clone().or(file.key.clone()),
+            certificate: ssh.certificate.clone().or(file.certificate.clone()),
+            port,
+            known_hosts: ssh
+                .known_hosts
+                .clone()
+                .or(file.known_hosts.clone())
+                .unwrap_or_else(|| default_known_hosts(&source)),
+            host_key_checking: ssh
+                .host_key_checking
+                .or(file.host_key_checking)
+                .unwrap_or(DEFAULT_HOST_KEY_CHECKING),
+            forks: ssh.forks.or(file.forks).unwrap_or(DEFAULT_FORKS),
+            connect_timeout: raw.seconds(
+                ssh.connect_timeout,
+                file.connect_timeout,
+                DEFAULT_CONNECT_TIMEOUT,
+                "connect-timeout",
+                "ssh.connect_timeout",
+            )?,
+            step_timeout: raw.seconds(
+                ssh.timeout,
+                file.timeout,
+                DEFAULT_STEP_TIMEOUT,
+                "timeout",
+                "ssh.timeout",
+            )?,
+            retries: raw.retries()?,
+            jump: ssh.jump.clone().or(file.jump.clone()),
+            confirm_timeout,
+            limit: match flags.target.limit.is_empty() {
+                true => None,
+                false => Some(crate::limit::Limit::parse(&flags.target.limit)?),
+            },
+            source,
+            roles,
+            policy,
+            monitor: flags.monitor.cloned().unwrap_or_default(),
+        })
+    }
+}
+
+/// What one run's settings are made from, as given: the command's flags (a
+/// group it does not take is all absent) and the config file.
+struct Raw<'f, 'a> {
+    flags: &'f Flags<'a>,
+    ssh: &'f SshArgs,
+    names: &'f FirewallArgs,
+    whitelist: &'f WhitelistArgs,
+    config: Config,
+    /// How messages name the config file.
+    config_name: String,
+}
+
+impl Raw<'_, '_> {
+    /// Where a setting came from, for messages: the flag, or the file and key.
+    fn from(&self, flag_given: bool, flag: &str, key: &str) -> String {
+        if flag_given {
+            format!("--{flag}")
+        } else {
+            format!("{}: {key}", self.config_name)
+        }
+    }
+
+    /// Where a setting given by a flag or the file came from; `None` when
+    /// neither gave it.
+    fn given(&self, flag: bool, file: bool, name: &str, key: &str) -> Option<String> {
+        (flag || file).then(|| self.from(flag, name, key))
+    }
+
+    /// The inventory: a flag, else the file's `state` or `inventory`, else
+    /// `terraform.tfstate`.
+    fn source(&self) -> Result<Source> {
+        let args = self.flags.target;
+        Ok(match (&args.state, &args.inventory) {
             (Some(state), _) => Source::Terraform(state.clone()),
             (None, Some(inv)) => Source::Static(inv.clone()),
-            (None, None) => match (config.state, config.inventory) {
-                (Some(_), Some(_)) => bail!("{config_name}: set either `state` or `inventory`, not both"),
-                (Some(state), None) => Source::Terraform(state),
-                (None, Some(inv)) => Source::Static(inv),
+            (None, None) => match (&self.config.state, &self.config.inventory) {
+                (Some(_), Some(_)) => bail!(
+                    "{}: set either `state` or `inventory`, not both",
+                    self.config_name
+                ),
+                (Some(state), None) => Source::Terraform(state.clone()),
+                (None, Some(inv)) => Source::Static(inv.clone()),
                 (None, None) => Source::Terraform(PathBuf::from(DEFAULT_STATE)),
             },
-        };
-        let tf = config.terraform;
-        let mut types = tf.device_types;
+        })
+    }
+
+    /// How the Terraform state's machines become nodes with roles: the
+    /// file's types and rules with the flags' added (the flags' rules first).
+    fn roles(&self) -> Result<RoleRules> {
+        let (args, tf) = (self.flags.target, &self.config.terraform);
+        let config_name = &self.config_name;
+        let mut types = tf.device_types.clone();
         types.extend(args.device_types.iter().cloned());
         let mut rules = args.roles.clone();
-        rules.extend(tf.roles);
-        let roles = RoleRules::new(&types, &rules)
+        rules.extend(tf.roles.iter().cloned());
+        Ok(RoleRules::new(&types, &rules)
             .map_err(|e| anyhow::anyhow!("{config_name} / --role: terraform.roles: {e}"))?
             .with_types(&tf.types)
             .map_err(|e| anyhow::anyhow!("{config_name}: {e}"))?
-            .with_role_tag(args.role_tag.clone().or(tf.role_tag))
-            .with_connect_via(args.connect_via.clone().or(tf.connect_via).unwrap_or_default())
-            .with_skip_addressless(args.skip_addressless);
-        let user_in_file = config.ssh.user.is_some();
-        let user = ssh
+            .with_role_tag(args.role_tag.clone().or(tf.role_tag.clone()))
+            .with_connect_via(
+                args.connect_via
+                    .clone()
+                    .or(tf.connect_via.clone())
+                    .unwrap_or_default(),
+            )
+            .with_skip_addressless(args.skip_addressless))
+    }
+
+    fn user(&self) -> Result<String> {
+        let user = self
+            .ssh
             .user
             .clone()
-            .or(config.ssh.user)
+            .or(self.config.ssh.user.clone())
             .unwrap_or_else(|| DEFAULT_USER.into());
         if !is_login(&user) {
-            let from = if ssh.user.is_some() {
-                "--user".to_owned()
-            } else {
-                format!("{config_name}: ssh.user")
-            };
             bail!(
-                "{from}: {:?} is not a user name (1 to 64 letters, digits, '.', '_', '-' or '@')",
+                "{}: {:?} is not a user name (1 to 64 letters, digits, '.', '_', '-' or '@')",
+                self.from(self.ssh.user.is_some(), "user", "ssh.user"),
                 crate::text::shorten(&user, 40)
             );
         }
-        let mut allow = config.whitelist.allow;
-        allow.extend(w.allow.iter().copied());
-        let mut extra = config.whitelist.extra;
-        extra.extend(w.extra.iter().copied());
+        Ok(user)
+    }
+
+    /// The ports open to everyone: the file's, then the flags'.
+    fn open(&self) -> Result<Vec<Opening>> {
         let mut open = Vec::new();
-        for (role, ports) in config.whitelist.open {
+        for (role, ports) in &self.config.whitelist.open {
             let nodes = role
                 .parse()
-                .map_err(|e| anyhow::anyhow!("{config_name}: whitelist.open: {e}"))?;
-            open.push(Opening { nodes, ports });
+                .map_err(|e| anyhow::anyhow!("{}: whitelist.open: {e}", self.config_name))?;
+            open.push(Opening {
+                nodes,
+                ports: ports.clone(),
+            });
         }
-        open.extend(w.open.iter().cloned());
-        let fw = config.firewall;
-        // Where a setting came from, for messages: the flag, or the file and key.
-        let from = |flag_given: bool, flag: &str, key: &str| {
-            if flag_given {
-                format!("--{flag}")
-            } else {
-                format!("{config_name}: {key}")
-            }
-        };
-        let confirm_from = from(
-            flags.confirm_timeout.is_some(),
-            "confirm-timeout",
-            "firewall.confirm_timeout",
-        );
-        let confirm_timeout = match flags.confirm_timeout.or(fw.confirm_timeout).unwrap_or(60) {
-            n if n < 5 => bail!("{confirm_from} must be at least 5 seconds (got {n})"),
-            n if n > 3600 => bail!("{confirm_from} must be at most 3600 seconds (got {n})"),
-            n => Duration::from_secs(n),
-        };
-        let resolvers_from = from(!w.resolvers.is_empty(), "resolver", "whitelist.resolvers");
+        open.extend(self.whitelist.open.iter().cloned());
+        Ok(open)
+    }
+
+    fn confirm_timeout(&self) -> Result<Duration> {
+        let flag = self.flags.confirm_timeout;
+        let from = || self.from(flag.is_some(), "confirm-timeout", "firewall.confirm_timeout");
+        match flag
+            .or(self.config.firewall.confirm_timeout)
+            .unwrap_or(DEFAULT_CONFIRM_TIMEOUT)
+        {
+            n if n < 5 => bail!("{} must be at least 5 seconds (got {n})", from()),
+            n if n > 3600 => bail!("{} must be at most 3600 seconds (got {n})", from()),
+            n => Ok(Duration::from_secs(n)),
+        }
+    }
+
+    /// What the whitelist is made of besides the inventory, `open` included.
+    fn policy(&self, open: Vec<Opening>) -> Result<PolicyOptions> {
+        let (w, file) = (self.whitelist, &self.config.whitelist);
+        let (names, fw) = (self.names, &self.config.firewall);
+        let mut allow = file.allow.clone();
+        allow.extend(w.allow.iter().copied());
+        let mut extra = file.extra.clone();
+        extra.extend(w.extra.iter().copied());
+        let (set4, set6) = self.sets()?;
+        Ok(PolicyOptions {
+            public_only: self.flags.public_only || file.public_only.unwrap_or(false),
+            open,
+            allow,
+            extra,
+            resolvers: self.resolvers()?,
+            interfaces: list_setting(
+                &w.interfaces,
+                file.interfaces.clone(),
+                &policy::DEFAULT_INTERFACES,
+            ),
+            set4,
+            set6,
+            chain: names
+                .chain
+                .clone()
+                .or(fw.chain.clone())
+                .unwrap_or_else(|| name(DEFAULT_CHAIN)),
+            persist: !w.no_persist && fw.persist.unwrap_or(true),
+            backend: names
+                .backend
+                .or(self.flags.backend)
+                .or(fw.backend)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The DNS resolvers the nodes use: single addresses only.
+    fn resolvers(&self) -> Result<Vec<Net>> {
+        let w = self.whitelist;
         let resolvers = list_setting(
             &w.resolvers,
-            config.whitelist.resolvers,
+            self.config.whitelist.resolvers.clone(),
             &policy::DEFAULT_RESOLVERS,
         );
         if let Some(net) = resolvers
             .iter()
             .find(|r| r.net().prefix_len() != r.net().max_prefix_len())
         {
-            bail!("{resolvers_from}: {net} is a network; a DNS resolver is one address");
+            let from = self.from(!w.resolvers.is_empty(), "resolver", "whitelist.resolvers");
+            bail!("{from}: {net} is a network; a DNS resolver is one address");
         }
-        let public_only = flags.public_only || config.whitelist.public_only.unwrap_or(false);
+        Ok(resolvers)
+    }
+
+    /// The IPv4 and IPv6 set names, which must not clash with each other or
+    /// with the temporary set palisade makes beside the other.
+    fn sets(&self) -> Result<(SetName, SetName)> {
+        let (names, fw) = (self.names, &self.config.firewall);
         // Where a set's name came from: the flag, the file's key, or the default.
         let set_from = |flag: bool, file: bool, v: char| match (flag, file) {
             (true, _) => format!("--set{v}"),
-            (false, true) => format!("{config_name}: firewall.set{v}"),
+            (false, true) => format!("{}: firewall.set{v}", self.config_name),
             (false, false) => format!("--set{v} (default)"),
         };
         let set4_from = set_from(names.set4.is_some(), fw.set4.is_some(), '4');
@@ -353,15 +516,15 @@ impl Settings {
         let set4: SetName = names
             .set4
             .clone()
-            .or(fw.set4)
-            .unwrap_or_else(|| name("palisade4"));
+            .or(fw.set4.clone())
+            .unwrap_or_else(|| name(DEFAULT_SET4));
         let set6: SetName = names
             .set6
             .clone()
-            .or(fw.set6)
-            .unwrap_or_else(|| name("palisade6"));
+            .or(fw.set6.clone())
+            .unwrap_or_else(|| name(DEFAULT_SET6));
         match policy::set_clash(&set4, &set6) {
-            None => {}
+            None => Ok((set4, set6)),
             Some(policy::SetClash::Same(n)) => {
                 bail!("{set4_from} and {set6_from} are both {n:?}: the IPv4 and IPv6 sets need a name each")
             }
@@ -381,132 +544,103 @@ impl Settings {
                 )
             }
         }
-        let policy = PolicyOptions {
-            public_only,
-            open,
-            allow,
-            extra,
-            resolvers,
-            interfaces: list_setting(
-                &w.interfaces,
-                config.whitelist.interfaces,
-                &policy::DEFAULT_INTERFACES,
-            ),
-            set4,
-            set6,
-            chain: names
-                .chain
-                .clone()
-                .or(fw.chain)
-                .unwrap_or_else(|| name("PALISADE")),
-            persist: !w.no_persist && fw.persist.unwrap_or(true),
-            backend: names.backend.or(flags.backend).or(fw.backend).unwrap_or_default(),
-        };
-        let seconds =
-            |flag: Option<u64>, file: Option<u64>, default: u64, name: &str, key: &str| -> Result<Duration> {
-                match flag.or(file).unwrap_or(default) {
-                    0 => bail!("{} must be at least 1 second", from(flag.is_some(), name, key)),
-                    // An hour: a step or a login that takes longer has hung.
-                    n if n > 3600 => bail!(
-                        "{} must be at most 3600 seconds (got {n})",
-                        from(flag.is_some(), name, key)
-                    ),
-                    n => Ok(Duration::from_secs(n)),
-                }
-            };
-        let port = match ssh.port.or(config.ssh.port).unwrap_or(22) {
+    }
+
+    fn port(&self) -> Result<u16> {
+        match self.ssh.port.or(self.config.ssh.port).unwrap_or(DEFAULT_PORT) {
             0 => bail!(
                 "{}: port 0 is no port (1 to 65535)",
-                from(ssh.port.is_some(), "port", "ssh.port")
+                self.from(self.ssh.port.is_some(), "port", "ssh.port")
             ),
-            p => p,
-        };
-        let given =
-            |flag: bool, file: bool, name: &str, key: &str| (flag || file).then(|| from(flag, name, key));
-        let ssh_given = SshGiven {
-            user: given(ssh.user.is_some(), user_in_file, "user", "ssh.user"),
-            key: given(ssh.key.is_some(), config.ssh.key.is_some(), "key", "ssh.key"),
-            certificate: given(
+            p => Ok(p),
+        }
+    }
+
+    /// A timeout in whole seconds, from 1 to an hour: a step or a login that
+    /// takes longer has hung.
+    fn seconds(
+        &self,
+        flag: Option<u64>,
+        file: Option<u64>,
+        default: u64,
+        name: &str,
+        key: &str,
+    ) -> Result<Duration> {
+        match flag.or(file).unwrap_or(default) {
+            0 => bail!(
+                "{} must be at least 1 second",
+                self.from(flag.is_some(), name, key)
+            ),
+            n if n > 3600 => bail!(
+                "{} must be at most 3600 seconds (got {n})",
+                self.from(flag.is_some(), name, key)
+            ),
+            n => Ok(Duration::from_secs(n)),
+        }
+    }
+
+    fn retries(&self) -> Result<u32> {
+        match self
+            .ssh
+            .retries
+            .or(self.config.ssh.retries)
+            .unwrap_or(DEFAULT_RETRIES)
+        {
+            // Each attempt backs off longer: ten is already minutes.
+            n if n > 10 => bail!(
+                "{} must be at most 10 (got {n})",
+                self.from(self.ssh.retries.is_some(), "retries", "ssh.retries")
+            ),
+            n => Ok(n),
+        }
+    }
+
+    /// The SSH settings flags or the file decided, each with where it came
+    /// from: ssh_config is not asked for those.
+    fn ssh_given(&self) -> SshGiven {
+        let (ssh, file) = (self.ssh, &self.config.ssh);
+        SshGiven {
+            user: self.given(ssh.user.is_some(), file.user.is_some(), "user", "ssh.user"),
+            key: self.given(ssh.key.is_some(), file.key.is_some(), "key", "ssh.key"),
+            certificate: self.given(
                 ssh.certificate.is_some(),
-                config.ssh.certificate.is_some(),
+                file.certificate.is_some(),
                 "certificate",
                 "ssh.certificate",
             ),
-            port: given(ssh.port.is_some(), config.ssh.port.is_some(), "port", "ssh.port"),
-            jump: given(ssh.jump.is_some(), config.ssh.jump.is_some(), "jump", "ssh.jump"),
-            known_hosts: given(
+            port: self.given(ssh.port.is_some(), file.port.is_some(), "port", "ssh.port"),
+            jump: self.given(ssh.jump.is_some(), file.jump.is_some(), "jump", "ssh.jump"),
+            known_hosts: self.given(
                 ssh.known_hosts.is_some(),
-                config.ssh.known_hosts.is_some(),
+                file.known_hosts.is_some(),
                 "known-hosts",
                 "ssh.known_hosts",
             ),
-            checking: given(
+            checking: self.given(
                 ssh.host_key_checking.is_some(),
-                config.ssh.host_key_checking.is_some(),
+                file.host_key_checking.is_some(),
                 "host-key-checking",
                 "ssh.host_key_checking",
             ),
-            connect_timeout: given(
+            connect_timeout: self.given(
                 ssh.connect_timeout.is_some(),
-                config.ssh.connect_timeout.is_some(),
+                file.connect_timeout.is_some(),
                 "connect-timeout",
                 "ssh.connect_timeout",
             ),
-        };
-        let ssh_config = match ssh.ssh_config.clone().or(config.ssh.ssh_config) {
+        }
+    }
+
+    /// The ssh_config to read: the one named (`none` for none), else
+    /// `~/.ssh/config` if there is a home.
+    fn ssh_config(&self) -> Option<(PathBuf, bool)> {
+        match self.ssh.ssh_config.clone().or(self.config.ssh.ssh_config.clone()) {
             Some(p) if p.as_path() == Path::new("none") => None,
             Some(p) => Some((p, true)),
             None => std::env::var_os("HOME")
                 .filter(|h| !h.is_empty())
                 .map(|h| (Path::new(&h).join(".ssh").join("config"), false)),
-        };
-        let known_hosts = ssh
-            .known_hosts
-            .clone()
-            .or(config.ssh.known_hosts)
-            .unwrap_or_else(|| default_known_hosts(&source));
-        Ok(Settings {
-            ssh_config,
-            ssh_given,
-            json: flags.global.json,
-            verbose: flags.global.verbose > 0,
-            user,
-            key: ssh.key.clone().or(config.ssh.key),
-            certificate: ssh.certificate.clone().or(config.ssh.certificate),
-            port,
-            known_hosts,
-            host_key_checking: ssh
-                .host_key_checking
-                .or(config.ssh.host_key_checking)
-                .unwrap_or(HostKeyChecking::AcceptNew),
-            forks: ssh.forks.or(config.ssh.forks).unwrap_or(DEFAULT_FORKS),
-            connect_timeout: seconds(
-                ssh.connect_timeout,
-                config.ssh.connect_timeout,
-                10,
-                "connect-timeout",
-                "ssh.connect_timeout",
-            )?,
-            step_timeout: seconds(ssh.timeout, config.ssh.timeout, 120, "timeout", "ssh.timeout")?,
-            retries: match ssh.retries.or(config.ssh.retries).unwrap_or(2) {
-                // Each attempt backs off longer: ten is already minutes.
-                n if n > 10 => bail!(
-                    "{} must be at most 10 (got {n})",
-                    from(ssh.retries.is_some(), "retries", "ssh.retries")
-                ),
-                n => n,
-            },
-            jump: ssh.jump.clone().or(config.ssh.jump),
-            confirm_timeout,
-            limit: match args.limit.is_empty() {
-                true => None,
-                false => Some(crate::limit::Limit::parse(&args.limit)?),
-            },
-            source,
-            roles,
-            policy,
-            monitor: flags.monitor.cloned().unwrap_or_default(),
-        })
+        }
     }
 }
 

@@ -50,11 +50,11 @@ pub use report::inventory::{census, survey_json};
 pub use config::Config;
 pub use net::{ChainName, IfName, Net, Port, SetName};
 pub use policy::{Nodes, Opening};
-pub use transport::Jump;
+pub use transport::BastionPath;
 
 /// What a node prints back, as the controller reads it: the fuzz target
 /// `observe` feeds these parsers hostile text.
 pub mod node {
-    pub use crate::engine::protocol::{Made, Verdict, aborted, fate, made, settled};
+    pub use crate::engine::protocol::{Made, Order, aborted, fate, made, settled};
     pub use crate::observe::firewall::{controller_address, parse};
 }

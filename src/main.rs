@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
     };
     init_logging(cli.global.verbose);
     match palisade::run(cli).await {
-        Ok(verdict) => verdict.exit_code(),
+        Ok(status) => status.exit_code(),
         Err(err) => {
             // One line, whatever a file put in the names it quotes.
             let message = format!("{err:#}");
@@ -50,7 +50,7 @@ fn usage_error(e: &clap::Error) {
 
 /// Logs go to stderr, so `--json` keeps stdout clean, and around the
 /// progress bar, so that neither tears the other. Warnings show by default;
-/// `-v` adds each host's phase timings, `-vv` its remote steps' own lines,
+/// `-v` adds each host's stage timings, `-vv` its remote steps' own lines,
 /// and `RUST_LOG` wins over both.
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;

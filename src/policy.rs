@@ -597,7 +597,7 @@ pub(crate) fn private_gap(inv: &Inventory, opts: &PolicyOptions) -> Option<Strin
 /// everyone. Shown once for the fleet, so that each node's diff can say "the
 /// whole whitelist" rather than repeat it.
 #[derive(Debug, serde::Serialize)]
-pub(crate) struct Summary {
+pub(crate) struct WhitelistSummary {
     pub(crate) ipv4: Vec<Net>,
     pub(crate) ipv6: Vec<Net>,
     pub(crate) interfaces: Vec<IfName>,
@@ -610,12 +610,12 @@ pub(crate) struct Summary {
 }
 
 impl Policy {
-    pub(crate) fn summary(&self, by_role: &BTreeMap<Role, Policy>) -> Summary {
+    pub(crate) fn whitelist_summary(&self, by_role: &BTreeMap<Role, Policy>) -> WhitelistSummary {
         let base = Policy {
             open: BTreeSet::new(),
             ..self.clone()
         };
-        Summary {
+        WhitelistSummary {
             ipv4: self.members(Family::V4).copied().collect(),
             ipv6: self.members(Family::V6).copied().collect(),
             interfaces: self.interfaces.clone(),
@@ -632,7 +632,7 @@ impl Policy {
     }
 }
 
-impl std::fmt::Display for Summary {
+impl std::fmt::Display for WhitelistSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let join = |items: Vec<String>| {
             if items.is_empty() {
@@ -852,7 +852,7 @@ mod tests {
     fn the_summary_holds_members_rules_and_ports_once() {
         let inv = inventory();
         let p = Policy::desired(&inv, &options()).unwrap();
-        let summary = p.summary(&p.by_role(&inv));
+        let summary = p.whitelist_summary(&p.by_role(&inv));
         let text = summary.to_string();
         assert!(text.contains("  IPv4 (26): "), "{text}");
         assert!(

@@ -1,4 +1,4 @@
-//! Where one host's time went, phase by phase: the transport measures the
+//! Where one host's time went, stage by stage: the transport measures the
 //! connection (TCP connect, key exchange, authentication), the per-host job
 //! measures its remote steps, and the report shows them (`-v`, and a
 //! `timings` object per host in `--json`). It sits apart from both so that
@@ -14,7 +14,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 /// One part of a host's run. The order here is the order a run goes
 /// through them, and the order they are shown in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Phase {
+pub(crate) enum Stage {
     /// Waiting for the bastion connection (`--jump`), shared by every host.
     Jump,
     /// The TCP connection to the node's SSH port (or the bastion's tunnel).
@@ -43,69 +43,69 @@ pub(crate) enum Phase {
     Total,
 }
 
-impl Phase {
+impl Stage {
     /// The name in `--json` and in the `-v` log.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Phase::Jump => "jump",
-            Phase::Connect => "connect",
-            Phase::Kex => "kex",
-            Phase::Auth => "auth",
-            Phase::Probe => "probe",
-            Phase::Observe => "observe",
-            Phase::Apply => "apply",
-            Phase::FreshConnection => "fresh_connection",
-            Phase::Confirm => "confirm",
-            Phase::Rollback => "rollback",
-            Phase::Remove => "remove",
-            Phase::Total => "total",
+            Stage::Jump => "jump",
+            Stage::Connect => "connect",
+            Stage::Kex => "kex",
+            Stage::Auth => "auth",
+            Stage::Probe => "probe",
+            Stage::Observe => "observe",
+            Stage::Apply => "apply",
+            Stage::FreshConnection => "fresh_connection",
+            Stage::Confirm => "confirm",
+            Stage::Rollback => "rollback",
+            Stage::Remove => "remove",
+            Stage::Total => "total",
         }
     }
 }
 
-impl fmt::Display for Phase {
+impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// The time each phase took on one host. A phase that runs more than once
-/// (a retried connection, `remove`'s second observe) adds up; a phase that
+/// The time each stage took on one host. A stage that runs more than once
+/// (a retried connection, `remove`'s second observe) adds up; a stage that
 /// never ran is absent, not zero.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Timings(BTreeMap<Phase, Duration>);
+pub(crate) struct Timings(BTreeMap<Stage, Duration>);
 
 impl Timings {
-    pub(crate) fn add(&mut self, phase: Phase, took: Duration) {
-        *self.0.entry(phase).or_default() += took;
+    pub(crate) fn add(&mut self, stage: Stage, took: Duration) {
+        *self.0.entry(stage).or_default() += took;
     }
 
-    /// Adds every phase of `other` to this one.
+    /// Adds every stage of `other` to this one.
     pub(crate) fn merge(&mut self, other: &Timings) {
-        for (&phase, &took) in &other.0 {
-            self.add(phase, took);
+        for (&stage, &took) in &other.0 {
+            self.add(stage, took);
         }
     }
 
     #[cfg(test)]
-    pub(crate) fn get(&self, phase: Phase) -> Option<Duration> {
-        self.0.get(&phase).copied()
+    pub(crate) fn get(&self, stage: Stage) -> Option<Duration> {
+        self.0.get(&stage).copied()
     }
 
-    /// The phases that ran, in the order a run goes through them.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
+    /// The stages that ran, in the order a run goes through them.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Stage, Duration)> + '_ {
         self.0.iter().map(|(&p, &d)| (p, d))
     }
 }
 
 /// `{"connect": 1, "kex": 12, ...}`: whole milliseconds, rounded down, so
-/// that the phases never add up to more than the `total` they are part of.
+/// that the stages never add up to more than the `total` they are part of.
 impl Serialize for Timings {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (phase, took) in self.iter() {
+        for (stage, took) in self.iter() {
             let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-            map.serialize_entry(phase.as_str(), &ms)?;
+            map.serialize_entry(stage.as_str(), &ms)?;
         }
         map.end()
     }
@@ -120,52 +120,52 @@ mod tests {
     }
 
     #[test]
-    fn a_phase_that_runs_twice_adds_up_and_one_that_never_ran_is_absent() {
+    fn a_stage_that_runs_twice_adds_up_and_one_that_never_ran_is_absent() {
         let mut t = Timings::default();
-        t.add(Phase::Observe, ms(5));
-        t.add(Phase::Observe, ms(7));
-        assert_eq!(t.get(Phase::Observe), Some(ms(12)));
-        assert_eq!(t.get(Phase::Apply), None);
+        t.add(Stage::Observe, ms(5));
+        t.add(Stage::Observe, ms(7));
+        assert_eq!(t.get(Stage::Observe), Some(ms(12)));
+        assert_eq!(t.get(Stage::Apply), None);
         let mut other = Timings::default();
-        other.add(Phase::Observe, ms(1));
-        other.add(Phase::Connect, ms(2));
+        other.add(Stage::Observe, ms(1));
+        other.add(Stage::Connect, ms(2));
         t.merge(&other);
-        assert_eq!(t.get(Phase::Observe), Some(ms(13)));
-        assert_eq!(t.get(Phase::Connect), Some(ms(2)));
+        assert_eq!(t.get(Stage::Observe), Some(ms(13)));
+        assert_eq!(t.get(Stage::Connect), Some(ms(2)));
     }
 
     #[test]
-    fn phases_come_out_in_the_order_a_run_goes_through_them() {
+    fn stages_come_out_in_the_order_a_run_goes_through_them() {
         let mut t = Timings::default();
         for p in [
-            Phase::Total,
-            Phase::Confirm,
-            Phase::Auth,
-            Phase::Connect,
-            Phase::Kex,
+            Stage::Total,
+            Stage::Confirm,
+            Stage::Auth,
+            Stage::Connect,
+            Stage::Kex,
         ] {
             t.add(p, ms(1));
         }
-        let order: Vec<Phase> = t.iter().map(|(p, _)| p).collect();
+        let order: Vec<Stage> = t.iter().map(|(p, _)| p).collect();
         assert_eq!(
             order,
             [
-                Phase::Connect,
-                Phase::Kex,
-                Phase::Auth,
-                Phase::Confirm,
-                Phase::Total
+                Stage::Connect,
+                Stage::Kex,
+                Stage::Auth,
+                Stage::Confirm,
+                Stage::Total
             ]
         );
     }
 
     #[test]
-    fn json_is_an_object_of_whole_milliseconds_named_after_the_phases() {
+    fn json_is_an_object_of_whole_milliseconds_named_after_the_stages() {
         let mut t = Timings::default();
-        t.add(Phase::Connect, Duration::from_micros(1_900));
-        t.add(Phase::Kex, Duration::from_micros(10_900));
-        t.add(Phase::FreshConnection, Duration::from_micros(400));
-        t.add(Phase::Total, Duration::from_micros(13_200));
+        t.add(Stage::Connect, Duration::from_micros(1_900));
+        t.add(Stage::Kex, Duration::from_micros(10_900));
+        t.add(Stage::FreshConnection, Duration::from_micros(400));
+        t.add(Stage::Total, Duration::from_micros(13_200));
         let json = serde_json::to_value(&t).unwrap();
         assert_eq!(
             json,

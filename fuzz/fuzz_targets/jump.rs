@@ -4,18 +4,18 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use palisade::Jump;
+use palisade::BastionPath;
 use palisade_fuzz::check_message;
 
 fuzz_target!(|bytes: &[u8]| {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return;
     };
-    match text.parse::<Jump>() {
+    match text.parse::<BastionPath>() {
         Ok(jump) => {
             let shown = jump.to_string();
             assert_eq!(
-                shown.parse::<Jump>().as_ref(),
+                shown.parse::<BastionPath>().as_ref(),
                 Ok(&jump),
                 "{shown:?} from {text:?}"
             );

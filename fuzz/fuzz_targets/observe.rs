@@ -1,4 +1,4 @@
-//! What a node prints back, to the read script and to every verdict of the
+//! What a node prints back, to the read script and to every order of the
 //! one-exec apply: any text parses or is refused, never a panic, whatever
 //! a hostile node sends; and a change id that parses is only digits and
 //! dashes, since palisade sends it back to the node's shell.
@@ -19,7 +19,7 @@ fuzz_target!(|bytes: &[u8]| {
         let id = made.id.to_string();
         assert!(!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit() || b == b'-'), "{id:?}");
         assert_eq!(
-            node::Verdict::Confirm(made.id).text(),
+            node::Order::Confirm(made.id).text(),
             format!("confirm {id}\n")
         );
     }

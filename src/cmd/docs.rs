@@ -9,20 +9,20 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
-use crate::report::{Verdict, output};
+use crate::report::{ExitStatus, output};
 
 /// The completion script for `shell`, on stdout.
-pub(crate) fn completions(shell: Shell) -> Result<Verdict> {
+pub(crate) fn completions(shell: Shell) -> Result<ExitStatus> {
     let mut cmd = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "palisade", &mut script);
     output::print_bytes(&script)?;
-    Ok(Verdict::Ok)
+    Ok(ExitStatus::Ok)
 }
 
 /// palisade(1) on stdout, or with `dir` one page per command written there
 /// (palisade.1, palisade-apply.1, ...).
-pub(crate) fn man(dir: Option<&Path>) -> Result<Verdict> {
+pub(crate) fn man(dir: Option<&Path>) -> Result<ExitStatus> {
     let cmd = Cli::command();
     match dir {
         None => {
@@ -38,5 +38,5 @@ pub(crate) fn man(dir: Option<&Path>) -> Result<Verdict> {
                 .with_context(|| format!("{}: cannot write the manual pages", dir.display()))?;
         }
     }
-    Ok(Verdict::Ok)
+    Ok(ExitStatus::Ok)
 }

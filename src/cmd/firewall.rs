@@ -12,18 +12,17 @@ use anyhow::{Result, bail};
 use super::retry::Attempt;
 use crate::config::Settings;
 use crate::diff::Change;
-use crate::engine::{self, Job, Mode, Phase, Phases};
+use crate::engine::{self, Job, Operation, Phase, Phases};
 use crate::inventory::{self, Host, Inventory, Lifecycle, Role};
 use crate::policy::{self, FirewallBackend, Policy};
-use crate::report::Verdict;
+use crate::report::ExitStatus;
 use crate::report::colour::{self, Paint, Stream};
 use crate::report::hosts::{Report, Status};
 use crate::report::progress::Progress;
-use crate::report::summary::Command;
 use crate::report::terminal::{escape, escape_lines};
 use crate::transport;
 
-pub(crate) async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
+pub(crate) async fn run(settings: &Settings, operation: Operation) -> Result<ExitStatus> {
     let started = Instant::now();
     // First, so that a bad knob stops the run before anything else.
     let confirm_source = test_hook("PALISADE_TEST_CONFIRM_SOURCE")?;
@@ -35,10 +34,10 @@ pub(crate) async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         crate::render::nft::check_names(&policy)?;
     }
     let policies = policy.by_role(&inv);
-    if matches!(mode, Mode::Plan | Mode::Apply) {
+    if matches!(operation, Operation::Plan | Operation::Apply) {
         // plan says what apply would do, and apply refuses this whitelist.
         if let Some(gap) = policy::private_gap(&inv, &settings.policy) {
-            if mode == Mode::Apply {
+            if operation == Operation::Apply {
                 bail!("{gap}; no node was changed");
             }
             bail!("{gap}; apply would refuse it, so plan read no node");
@@ -51,19 +50,14 @@ pub(crate) async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         .into_iter()
         .partition(|h| h.lifecycle == Lifecycle::Deposed);
     let opts = Arc::new(super::ssh_options(settings, &hosts)?);
-    let verb = match mode {
-        Mode::Plan => "plan",
-        Mode::Apply => "apply",
-        Mode::Verify => "verify",
-        Mode::Remove => "remove",
-    };
+    let verb = operation.as_str();
     let progress = Progress::new(hosts.len(), verb, settings.json);
     let phases: Phases = Arc::new(Mutex::new(Default::default()));
     let choices: engine::Choices = Arc::new(Mutex::new(Default::default()));
     let job = Arc::new(Job {
         policies,
         user: settings.user.clone(),
-        mode,
+        operation,
         confirm_timeout: settings.confirm_timeout,
         connect_timeout: settings.connect_timeout,
         phases: phases.clone(),
@@ -74,7 +68,10 @@ pub(crate) async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         // Matched against the whole inventory: a bastion may be a node
         // --limit leaves out, or a deposed one. The path the run takes,
         // from the flags or ssh_config.
-        jump: opts.jump.as_ref().map(|j| engine::bastion::Jump::new(j, &inv)),
+        bastions: opts
+            .jump
+            .as_ref()
+            .map(|j| engine::bastion::Bastions::new(j, &inv)),
     });
     // The bar counts as failed what the exit code does: refused and rolled
     // back hosts too, not only the ones whose job failed.
@@ -95,16 +92,10 @@ pub(crate) async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
         signal = interrupted() => {
             progress.finish();
             eprintln!("{}", escape_lines(&interrupt_report(signal, &phases, worked_on)));
-            return Ok(Verdict::HostsFailed);
+            return Ok(ExitStatus::HostsFailed);
         }
     };
-    let command = match mode {
-        Mode::Plan => Command::Plan,
-        Mode::Apply => Command::Apply,
-        Mode::Verify => Command::Verify,
-        Mode::Remove => Command::Remove,
-    };
-    let mut report = Report::new(command, outcomes, deposed);
+    let mut report = Report::new(operation.into(), outcomes, deposed);
     report.note_choices(&choices.lock().unwrap_or_else(|e| e.into_inner()));
     let first_run = report.hosts.iter().flat_map(|r| &r.changes).any(|c| {
         matches!(
@@ -112,8 +103,8 @@ pub(crate) async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
             Change::SetMissing { .. } | Change::GuardMissing { .. } | Change::NftTableMissing
         )
     });
-    if mode == Mode::Plan && first_run {
-        report.whitelist = Some(policy.summary(&job.policies));
+    if operation == Operation::Plan && first_run {
+        report.whitelist = Some(policy.whitelist_summary(&job.policies));
     }
     let text = if settings.json {
         format!("{}\n", report.json())
@@ -139,14 +130,14 @@ pub(crate) async fn run(settings: &Settings, mode: Mode) -> Result<Verdict> {
     let run = crate::report::monitor::Run {
         ended: std::time::SystemTime::now(),
         duration: started.elapsed(),
-        exit_code: report.verdict().code(),
+        exit_code: report.exit_status().code(),
     };
     let monitored = super::monitor::write(&settings.monitor, &report, &run);
     // The retry file and the monitoring files say what the run did even
     // when its report could not be written.
     printed?;
     monitored?;
-    Ok(report.verdict())
+    Ok(report.exit_status())
 }
 
 /// Public agents exist to serve the world (Marathon-LB, Edge-LB on 80 and

@@ -5,12 +5,12 @@ use anyhow::Result;
 
 use crate::config::Settings;
 use crate::inventory;
-use crate::report::{self, Verdict};
+use crate::report::{self, ExitStatus};
 
 /// The table (or `--json`) on stdout; on stderr, how many machines of each
 /// type were read and which resources of other types were skipped, so a
 /// fleet palisade did not understand shows at once.
-pub(crate) fn run(settings: &Settings) -> Result<Verdict> {
+pub(crate) fn run(settings: &Settings) -> Result<ExitStatus> {
     let mut survey = inventory::survey(&settings.source, &settings.roles)?;
     // The census below counts the whole state; the list shows the selection.
     let census = report::inventory::census(&survey);
@@ -21,5 +21,5 @@ pub(crate) fn run(settings: &Settings) -> Result<Verdict> {
         report::output::print(&report::inventory::table(&survey.inventory))?;
         eprint!("{census}");
     }
-    Ok(Verdict::Ok)
+    Ok(ExitStatus::Ok)
 }

@@ -1,5 +1,5 @@
-//! One file per command: each turns settings into a run of the stages and a
-//! [`Verdict`]. Nothing here parses flags; nothing below here prints.
+//! One file per command: each turns settings into a run of the stages and an
+//! [`ExitStatus`]. Nothing here parses flags; nothing below here prints.
 
 mod docs;
 mod firewall;
@@ -15,24 +15,24 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
-use crate::engine::Mode;
+use crate::engine::Operation;
 use crate::inventory::{Host, Inventory};
-use crate::report::{self, Verdict};
+use crate::report::{self, ExitStatus};
 use crate::transport::{Credentials, KnownHosts, SshOptions};
 
-/// Runs the command `cli` names to its end: the verdict says which exit
+/// Runs the command `cli` names to its end: the status says which exit
 /// code the run earned; an error is bad input, found before any node was
 /// touched.
-pub async fn run(cli: Cli) -> Result<Verdict> {
+pub async fn run(cli: Cli) -> Result<ExitStatus> {
     match &cli.command {
         Command::Completions(args) => docs::completions(args.shell),
         Command::Man(args) => docs::man(args.dir.as_deref()),
         Command::Inventory(_) => inventory::run(&settings(&cli)?),
         Command::Ping(_) => ping::run(&settings(&cli)?).await,
-        Command::Plan(_) => firewall::run(&settings(&cli)?, Mode::Plan).await,
-        Command::Apply(_) => firewall::run(&settings(&cli)?, Mode::Apply).await,
-        Command::Verify(_) => firewall::run(&settings(&cli)?, Mode::Verify).await,
-        Command::Remove(_) => firewall::run(&settings(&cli)?, Mode::Remove).await,
+        Command::Plan(_) => firewall::run(&settings(&cli)?, Operation::Plan).await,
+        Command::Apply(_) => firewall::run(&settings(&cli)?, Operation::Apply).await,
+        Command::Verify(_) => firewall::run(&settings(&cli)?, Operation::Verify).await,
+        Command::Remove(_) => firewall::run(&settings(&cli)?, Operation::Remove).await,
     }
 }
 
@@ -183,7 +183,7 @@ fn ssh_options(settings: &Settings, hosts: &[Host]) -> Result<SshOptions> {
 /// ssh_config when it has one (loaded here, before any connection, like
 /// the run's), else as to the nodes. `-v` says the path and each hop's key.
 fn hop_credentials(
-    jump: Option<&crate::transport::Jump>,
+    jump: Option<&crate::transport::BastionPath>,
     run_key: Option<&std::path::Path>,
     run: &Credentials,
 ) -> Result<Vec<Credentials>> {

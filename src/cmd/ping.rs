@@ -8,15 +8,15 @@ use super::retry::Attempt;
 use crate::config::Settings;
 use crate::inventory;
 use crate::observe::probe;
-use crate::report::Verdict;
+use crate::report::ExitStatus;
 use crate::report::colour::{self, Paint, Stream};
 use crate::report::hosts::Status;
 use crate::report::ping::Report;
 use crate::report::progress::Progress;
-use crate::timing::Phase;
+use crate::timing::Stage;
 use crate::transport;
 
-pub(crate) async fn run(settings: &Settings) -> Result<Verdict> {
+pub(crate) async fn run(settings: &Settings) -> Result<ExitStatus> {
     let inv = inventory::load(&settings.source, &settings.roles)?;
     let hosts = super::select(settings, &inv)?;
     let opts = Arc::new(super::ssh_options(settings, &hosts)?);
@@ -28,7 +28,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Verdict> {
         |o| progress.host_done(o, o.result.is_err()),
         move |session, _host| {
             let user = user.clone();
-            async move { session.timed(Phase::Probe, probe::run(&session, &user)).await }
+            async move { session.timed(Stage::Probe, probe::run(&session, &user)).await }
         },
     )
     .await;
@@ -55,8 +55,8 @@ pub(crate) async fn run(settings: &Settings) -> Result<Verdict> {
     // written.
     printed?;
     Ok(if report.all_ok() {
-        Verdict::Ok
+        ExitStatus::Ok
     } else {
-        Verdict::HostsFailed
+        ExitStatus::HostsFailed
     })
 }

@@ -17,9 +17,9 @@ use super::Refusal;
 
 /// The bastions of a run, as the lockout check needs them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Jump {
+pub(crate) struct Bastions {
     /// Each hop, first to last.
-    pub(crate) hops: Vec<Hop>,
+    pub(crate) hops: Vec<BastionHop>,
     /// Every node, by each of its addresses: a bastion is also the node
     /// whose address its connection actually went to, whatever a name in
     /// `--jump` resolved to. palisade resolves nothing itself: the system
@@ -30,7 +30,7 @@ pub(crate) struct Jump {
 
 /// One bastion of the path.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Hop {
+pub(crate) struct BastionHop {
     /// Its SSH port: where the sessions to it go.
     pub(crate) port: u16,
     /// The node `--jump` names, by its inventory name or by an address of
@@ -45,11 +45,11 @@ pub(crate) struct Node {
     pub(crate) role: Role,
 }
 
-impl Jump {
-    /// The bastions of `jump` against the whole inventory (not only the
+impl Bastions {
+    /// The bastions of `path` against the whole inventory (not only the
     /// nodes `--limit` selects: a bastion outside the selection keeps the
     /// whitelist it has now, and gets this one on its next run).
-    pub(crate) fn new(jump: &transport::Jump, inv: &Inventory) -> Jump {
+    pub(crate) fn new(path: &transport::BastionPath, inv: &Inventory) -> Bastions {
         let mut by_address = BTreeMap::new();
         for host in &inv.hosts {
             let node = Node {
@@ -60,7 +60,7 @@ impl Jump {
                 by_address.entry(addr).or_insert_with(|| node.clone());
             }
         }
-        let hops = jump
+        let hops = path
             .hops
             .iter()
             .map(|hop| {
@@ -78,13 +78,13 @@ impl Jump {
                             role: h.role,
                         }),
                 };
-                Hop {
+                BastionHop {
                     port: hop.port,
                     named,
                 }
             })
             .collect();
-        Jump { hops, by_address }
+        Bastions { hops, by_address }
     }
 
     /// The node hop `i` is, if it is one: named in `--jump`, or at the
@@ -111,12 +111,12 @@ impl Jump {
 /// policy in `policies`, the address it sees its client connect from
 /// ([`admits_operator`]); the first hop that would not is the refusal.
 pub(crate) async fn admit_every_hop(
-    jump: &Jump,
+    bastions: &Bastions,
     via: &transport::Bastion,
     policies: &BTreeMap<Role, Policy>,
 ) -> Result<(), Refusal> {
-    for (i, (hop, conn)) in jump.hops.iter().zip(via.hops()).enumerate() {
-        let Some(node) = jump.node_of(i, conn).await else {
+    for (i, (hop, conn)) in bastions.hops.iter().zip(via.hops()).enumerate() {
+        let Some(node) = bastions.node_of(i, conn).await else {
             continue;
         };
         admits_operator(hop.port, node, policies.get(&node.role), conn.sees_us().await)?;
@@ -126,9 +126,9 @@ pub(crate) async fn admit_every_hop(
 
 /// Whether some hop of the path is not a node of the inventory (its own
 /// firewall is not palisade's to check).
-pub(crate) async fn some_hop_outside(jump: &Jump, via: &transport::Bastion) -> bool {
+pub(crate) async fn some_hop_outside(bastions: &Bastions, via: &transport::Bastion) -> bool {
     for (i, conn) in via.hops().iter().enumerate() {
-        if jump.node_of(i, conn).await.is_none() {
+        if bastions.node_of(i, conn).await.is_none() {
             return true;
         }
     }
@@ -178,15 +178,15 @@ mod tests {
         let master = &inv.hosts[0];
         let name = master.name.to_string();
         let addr = master.address;
-        let jump = |spec: &str| Jump::new(&spec.parse().unwrap(), &inv);
+        let bastions = |spec: &str| Bastions::new(&spec.parse().unwrap(), &inv);
 
-        let by_name = jump(&format!("core@{}.", name.to_uppercase()));
+        let by_name = bastions(&format!("core@{}.", name.to_uppercase()));
         assert_eq!(
             by_name.node(0, None).map(|n| n.name.as_str()),
             Some(name.as_str())
         );
         assert_eq!(by_name.node(0, None).map(|n| n.role), Some(master.role));
-        let by_address = jump(&format!("core@{addr}:2222"));
+        let by_address = bastions(&format!("core@{addr}:2222"));
         assert_eq!(by_address.hops[0].port, 2222);
         assert_eq!(
             by_address.node(0, None).map(|n| n.name.as_str()),
@@ -194,7 +194,7 @@ mod tests {
         );
         // Any address of the node, not only its SSH one.
         let other = master.addresses().find(|a| *a != addr).unwrap();
-        let by_other = jump(&format!("core@{other}"));
+        let by_other = bastions(&format!("core@{other}"));
         assert_eq!(
             by_other.node(0, None).map(|n| n.name.as_str()),
             Some(name.as_str())
@@ -202,29 +202,30 @@ mod tests {
 
         // A name the inventory does not know is the node whose address the
         // connection went to, or no node.
-        let dns = jump("core@bastion.example");
+        let dns = bastions("core@bastion.example");
         assert_eq!(
             dns.node(0, Some(addr)).map(|n| n.name.as_str()),
             Some(name.as_str())
         );
         assert_eq!(dns.node(0, Some("192.0.2.1".parse().unwrap())), None);
         assert_eq!(dns.node(0, None), None);
-        assert_eq!(jump("core@192.0.2.1").node(0, None), None);
+        assert_eq!(bastions("core@192.0.2.1").node(0, None), None);
     }
 
     #[test]
     fn a_bastion_node_must_admit_the_address_it_sees_us_from() {
         let inv = inventory();
-        let jump = Jump::new(&format!("core@{}", inv.hosts[0].address).parse().unwrap(), &inv);
-        let node = jump.node(0, None).unwrap().clone();
+        let bastions = Bastions::new(&format!("core@{}", inv.hosts[0].address).parse().unwrap(), &inv);
+        let node = bastions.node(0, None).unwrap().clone();
         let operator: IpAddr = "198.18.0.1".parse().unwrap();
 
         // Allowed: admitted. Not allowed: refused, naming the bastion and
         // the address to allow.
         let allowed = testing::for_sample_hosts(&testing::options("198.18.0.1"));
-        assert!(admits_operator(jump.hops[0].port, &node, Some(&allowed), Some(operator)).is_ok());
+        assert!(admits_operator(bastions.hops[0].port, &node, Some(&allowed), Some(operator)).is_ok());
         let other = testing::for_sample_hosts(&testing::options("203.0.113.7"));
-        let refusal = admits_operator(jump.hops[0].port, &node, Some(&other), Some(operator)).unwrap_err();
+        let refusal =
+            admits_operator(bastions.hops[0].port, &node, Some(&other), Some(operator)).unwrap_err();
         let text = refusal.to_string();
         assert!(
             text.contains(&format!(
@@ -246,14 +247,14 @@ mod tests {
             })
             .for_role(node.role);
             assert_eq!(
-                admits_operator(jump.hops[0].port, &node, Some(&p), Some(operator)).is_ok(),
+                admits_operator(bastions.hops[0].port, &node, Some(&p), Some(operator)).is_ok(),
                 admitted,
                 "{open}"
             );
         }
         // The bastion does not say where we come from: refused, not guessed.
         assert!(matches!(
-            admits_operator(jump.hops[0].port, &node, Some(&allowed), None),
+            admits_operator(bastions.hops[0].port, &node, Some(&allowed), None),
             Err(Refusal::BastionUnknown { .. })
         ));
     }
@@ -262,22 +263,22 @@ mod tests {
     fn each_hop_of_a_path_is_found_on_its_own() {
         let inv = inventory();
         let master = &inv.hosts[0];
-        let path: transport::Jump = format!("core@bastion.example,core@{}:2222", master.address)
+        let path: transport::BastionPath = format!("core@bastion.example,core@{}:2222", master.address)
             .parse()
             .unwrap();
-        let jump = Jump::new(&path, &inv);
-        assert_eq!(jump.hops.len(), 2);
-        assert_eq!(jump.node(0, None), None);
+        let bastions = Bastions::new(&path, &inv);
+        assert_eq!(bastions.hops.len(), 2);
+        assert_eq!(bastions.node(0, None), None);
         assert_eq!(
-            jump.node(1, None).map(|n| n.name.as_str()),
+            bastions.node(1, None).map(|n| n.name.as_str()),
             Some(master.name.as_str())
         );
-        assert_eq!(jump.hops[1].port, 2222);
+        assert_eq!(bastions.hops[1].port, 2222);
         // The first hop is a node by the address its connection went to.
         assert_eq!(
-            jump.node(0, Some(master.address)).map(|n| n.name.as_str()),
+            bastions.node(0, Some(master.address)).map(|n| n.name.as_str()),
             Some(master.name.as_str())
         );
-        assert_eq!(jump.node(2, Some(master.address)), None);
+        assert_eq!(bastions.node(2, Some(master.address)), None);
     }
 }

@@ -2,7 +2,7 @@
 //! lockout protocol: read the node, compare, and (for apply and remove)
 //! change and check. One connection per host; every step on it is a
 //! constant command with its script on stdin. An apply is one exec: the
-//! script reads the node, then waits on its stdin for palisade's verdicts
+//! script reads the node, then waits on its stdin for palisade's orders
 //! (see [`protocol`]), so sudo runs once and no step waits for a new one.
 
 pub(crate) mod bastion;
@@ -28,21 +28,36 @@ use crate::timing;
 use crate::transport::Heard;
 use crate::transport::{Conversation, HostError, Privilege, Session};
 
-use self::protocol::{END, Fate, Verdict};
+use self::protocol::{END, Fate, Order};
 
+/// What the engine does on each node: the four commands that run the job.
+/// Its own enum rather than `cli::Command`, whose variants carry each
+/// command's flags (clap), and which the engine must not depend on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub(crate) enum Operation {
     Plan,
     Apply,
     Verify,
     Remove,
 }
 
+impl Operation {
+    /// The command's name, as the progress bar and the retry file give it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Operation::Plan => "plan",
+            Operation::Apply => "apply",
+            Operation::Verify => "verify",
+            Operation::Remove => "remove",
+        }
+    }
+}
+
 pub(crate) struct Job {
     /// The policy of each role the fleet has (the ports open differ).
     pub(crate) policies: BTreeMap<Role, Policy>,
     pub(crate) user: String,
-    pub(crate) mode: Mode,
+    pub(crate) operation: Operation,
     /// How long a node waits for confirmation before rolling back.
     pub(crate) confirm_timeout: Duration,
     /// How long the fresh confirmation connection may take.
@@ -61,7 +76,7 @@ pub(crate) struct Job {
     /// report.
     pub(crate) choices: Choices,
     /// The bastions (`--jump`, or ssh_config's ProxyJump), when there are.
-    pub(crate) jump: Option<bastion::Jump>,
+    pub(crate) bastions: Option<bastion::Bastions>,
 }
 
 /// Where a changed host stands in the confirm protocol. Times are on the
@@ -109,20 +124,20 @@ pub(crate) async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<O
         .policies
         .get(&host.role)
         .ok_or_else(|| NodeError::NoPolicy(host.role))?;
-    if job.mode == Mode::Apply {
+    if job.operation == Operation::Apply {
         return apply(&session, &host, &job, policy).await;
     }
     // One exec: that sudo works, where we connect from, and the node's state.
     let read = firewall::script(policy);
     let first = session.run(Privilege::RootSeeingOrigin, &read);
-    let first = probe::as_root(session.timed(timing::Phase::Observe, first).await?, &job.user)?;
+    let first = probe::as_root(session.timed(timing::Stage::Observe, first).await?, &job.user)?;
     let seen = firewall::controller_address(&first.stdout);
     let before = firewall::parse(&first.stdout).map_err(NodeError::from)?;
     let mut resolved = None;
     let policy = resolve(&job, &host, policy, &before, &mut resolved)?;
     check_node(&job, policy, &before)?;
-    match job.mode {
-        Mode::Verify => {
+    match job.operation {
+        Operation::Verify => {
             if nothing_there(policy, &before) {
                 return Ok(Outcome::Absent);
             }
@@ -133,7 +148,7 @@ pub(crate) async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<O
                 Outcome::Drift(changes)
             })
         }
-        Mode::Plan => {
+        Operation::Plan => {
             let changes = diff(policy, &before);
             let lockout = lockout_check(&session, &job, policy, &before, seen, &changes).await;
             Ok(match decide(&before, changes, lockout) {
@@ -145,22 +160,22 @@ pub(crate) async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<O
                 }
             })
         }
-        Mode::Remove => {
+        Operation::Remove => {
             if nothing_there(policy, &before) {
                 return Ok(Outcome::Absent);
             }
             let script = render::remove(policy);
             let remove = session.run(Privilege::Root, &script);
-            session.timed(timing::Phase::Remove, remove).await?.success()?;
+            session.timed(timing::Stage::Remove, remove).await?.success()?;
             let after = session
-                .timed(timing::Phase::Observe, observe(&session, policy))
+                .timed(timing::Stage::Observe, observe(&session, policy))
                 .await?;
             if !nothing_there(policy, &after) {
                 return Err(NodeError::RemoveIncomplete.into());
             }
             Ok(Outcome::Removed)
         }
-        Mode::Apply => unreachable!("apply returned above"),
+        Operation::Apply => unreachable!("apply returned above"),
     }
 }
 
@@ -208,7 +223,7 @@ fn decide(before: &Observed, changes: Vec<Change>, lockout: Result<(), Refusal>)
     }
 }
 
-/// What every mode refuses to go on with: missing tools, and (but for
+/// What every operation refuses to go on with: missing tools, and (but for
 /// remove) a rollback that failed on the node, or a whitelist that would
 /// admit the node's uplink.
 fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeError> {
@@ -230,10 +245,10 @@ fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeE
     }
     // Loud on every command but remove (which takes over the failed
     // rollback, and takes everything away).
-    if before.rollback_failed && job.mode != Mode::Remove {
+    if before.rollback_failed && job.operation != Operation::Remove {
         return Err(NodeError::RollbackFailed);
     }
-    if job.mode != Mode::Remove
+    if job.operation != Operation::Remove
         && let Some((accepted, uplink)) = policy.wide_interfaces(&before.uplinks).first()
     {
         return Err(NodeError::WideInterface {
@@ -263,7 +278,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
             }
         }
     };
-    let (mut talk, first) = session.timed(timing::Phase::Observe, reading).await?;
+    let (mut talk, first) = session.timed(timing::Stage::Observe, reading).await?;
     let seen = firewall::controller_address(&first);
     let before = firewall::parse(&first).map_err(NodeError::from)?;
     let mut resolved = None;
@@ -291,7 +306,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
             // wanted but unconfirmed: confirm it now, while it is still there.
             let window = job.connect_timeout.min(Duration::from_secs(2));
             let fresh = session.fresh_connection(job.confirm_source, window);
-            if let Err(reason) = session.timed(timing::Phase::FreshConnection, fresh).await {
+            if let Err(reason) = session.timed(timing::Stage::FreshConnection, fresh).await {
                 return Err(NodeError::PendingUnreached { reason }.into());
             }
             let Some(id) = before.pending_id.clone() else {
@@ -306,7 +321,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
             // Pending: it rolls back by itself unless this confirms it in time.
             job.set_phase(host, Some(Phase::Confirming));
             let fate = session
-                .timed(timing::Phase::Confirm, tell(&mut talk, Verdict::Confirm(id)))
+                .timed(timing::Stage::Confirm, tell(&mut talk, Order::Confirm(id)))
                 .await?;
             let boot_failed = match protocol::fate(&fate).map_err(NodeError::from)? {
                 Fate::Confirmed { boot_failed } => boot_failed,
@@ -336,8 +351,8 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     job.set_phase(host, Some(Phase::Armed(deadline)));
     let made = match session
         .timed(
-            timing::Phase::Apply,
-            talk_for(&mut talk, Verdict::Apply(render::change_code(policy, &fix))),
+            timing::Stage::Apply,
+            talk_for(&mut talk, Order::Apply(render::change_code(policy, &fix))),
         )
         .await
     {
@@ -345,7 +360,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
             Ok(made) => made,
             Err(e) => {
                 // Never confirm what cannot be read: roll it back now.
-                if let Ok(reply) = tell(&mut talk, Verdict::Abort).await
+                if let Ok(reply) = tell(&mut talk, Order::Abort).await
                     && protocol::aborted(&reply).unwrap_or(false)
                 {
                     job.set_phase(host, None);
@@ -372,7 +387,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     let left = protocol::left_in_chains(diff(policy, &made.after), policy.backend);
     if !left.is_empty() {
         // Never confirm what is not what was asked for: roll it back now.
-        let reply = tell(&mut talk, Verdict::Abort).await?;
+        let reply = tell(&mut talk, Order::Abort).await?;
         if !protocol::aborted(&reply).map_err(NodeError::from)? {
             return Err(NodeError::RollbackMismatch {
                 why: Unconfirmed::NotAsAsked(left),
@@ -393,7 +408,7 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
         .connect_timeout
         .min(left.saturating_sub(Duration::from_secs(2)));
     let fresh = session.fresh_connection(job.confirm_source, window);
-    if let Err(reason) = session.timed(timing::Phase::FreshConnection, fresh).await {
+    if let Err(reason) = session.timed(timing::Stage::FreshConnection, fresh).await {
         // The script stops at the end of its stdin; the change rolls back
         // by itself.
         let _ = talk.finish().await;
@@ -403,8 +418,8 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     job.set_phase(host, Some(Phase::Confirming));
     let fate = session
         .timed(
-            timing::Phase::Confirm,
-            tell(&mut talk, Verdict::Confirm(made.id.clone())),
+            timing::Stage::Confirm,
+            tell(&mut talk, Order::Confirm(made.id.clone())),
         )
         .await?;
     let boot_failed = match protocol::fate(&fate).map_err(NodeError::from)? {
@@ -433,15 +448,15 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
     Ok(Outcome::Changed { changes, notes })
 }
 
-/// Gives the waiting script a verdict and reads its reply.
-async fn talk_for(talk: &mut Conversation, verdict: Verdict) -> Result<Heard, HostError> {
-    talk.say(&verdict.text()).await?;
+/// Gives the waiting script an order and reads its reply.
+async fn talk_for(talk: &mut Conversation, order: Order) -> Result<Heard, HostError> {
+    talk.say(&order.text()).await?;
     talk.until_line(END).await
 }
 
 /// As [`talk_for`], for a reply the node must give: its text.
-async fn tell(talk: &mut Conversation, verdict: Verdict) -> Result<String, Failure> {
-    match talk_for(talk, verdict).await? {
+async fn tell(talk: &mut Conversation, order: Order) -> Result<String, Failure> {
+    match talk_for(talk, order).await? {
         Heard::Said(text) => Ok(text),
         Heard::Ended(out) => {
             out.success()?;
@@ -504,16 +519,16 @@ async fn lockout_check(
     }
     let interface = seen.and_then(|seen| before.interface_to(seen));
     admits_controller(policy, seen, job.port, interface)?;
-    let (Some(jump), Some(via)) = (&job.jump, session.bastion()) else {
+    let (Some(bastions), Some(via)) = (&job.bastions, session.bastion()) else {
         return Ok(());
     };
-    bastion::admit_every_hop(jump, via, &job.policies).await
+    bastion::admit_every_hop(bastions, via, &job.policies).await
 }
 
 /// The note for a host reached through a bastion outside the inventory.
 async fn bastion_outside(session: &Session, job: &Job) -> Option<Note> {
-    let (jump, via) = (job.jump.as_ref()?, session.bastion()?);
-    bastion::some_hop_outside(jump, via)
+    let (bastions, via) = (job.bastions.as_ref()?, session.bastion()?);
+    bastion::some_hop_outside(bastions, via)
         .await
         .then_some(Note::BastionOutside)
 }
@@ -531,7 +546,7 @@ impl Job {
 
 /// The confirmation failed: the node rolls back by itself at `deadline`.
 /// Wait for it over the session we still hold (the ESTABLISHED rule keeps
-/// it), as the rollback phase, and check that the node is as it was; once
+/// it), as the rollback stage, and check that the node is as it was; once
 /// it is, the host is no longer listed as rolling back.
 async fn rolled_back(
     session: &Session,
@@ -543,7 +558,7 @@ async fn rolled_back(
     why: Unconfirmed,
 ) -> Result<Outcome, Failure> {
     let wait = waited_out(session, policy, before, deadline, why);
-    let result = session.timed(timing::Phase::Rollback, wait).await;
+    let result = session.timed(timing::Stage::Rollback, wait).await;
     if result.is_ok() {
         job.set_phase(host, None);
     }

@@ -17,7 +17,7 @@ pub(crate) const END: &str = "==> end";
 
 /// What palisade tells the waiting script.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Order {
     /// Make the change, armed to roll back by itself: this code (the rest
     /// of the script, `render::change_code`) follows the line.
     Apply(String),
@@ -28,15 +28,15 @@ pub enum Verdict {
     Abort,
 }
 
-impl Verdict {
+impl Order {
     /// What goes on the script's stdin: one line, and for `apply` the code
     /// after it, whose length in bytes the line gives (the script reads
     /// exactly that much with `head -c`, and its next verdict after it).
     pub fn text(&self) -> String {
         match self {
-            Verdict::Apply(code) => format!("apply {}\n{code}", code.len()),
-            Verdict::Confirm(id) => format!("confirm {id}\n"),
-            Verdict::Abort => "abort\n".into(),
+            Order::Apply(code) => format!("apply {}\n{code}", code.len()),
+            Order::Confirm(id) => format!("confirm {id}\n"),
+            Order::Abort => "abort\n".into(),
         }
     }
 }
@@ -59,7 +59,7 @@ pub(crate) enum Persisted {
     Files,
 }
 
-/// The reply to [`Verdict::Apply`]: the change is made and armed.
+/// The reply to [`Order::Apply`]: the change is made and armed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Made {
     /// The node's name for the change, which the confirmation gives back.
@@ -106,7 +106,7 @@ pub fn settled(first: &str) -> Option<Settled> {
     }
 }
 
-/// Parses the reply to [`Verdict::Apply`].
+/// Parses the reply to [`Order::Apply`].
 pub fn made(text: &str, before: &Observed) -> Result<Made, ParseError> {
     let sections = Sections::of(text)?;
     if !sections.has("change") {
@@ -146,7 +146,7 @@ fn state_word(text: &str) -> Result<Option<&str>, ParseError> {
         .find_map(|l| l.strip_prefix("state=")))
 }
 
-/// Parses the reply to [`Verdict::Confirm`].
+/// Parses the reply to [`Order::Confirm`].
 pub fn fate(text: &str) -> Result<Fate, ParseError> {
     let boot_failed = firewall::data_lines(text)?.contains(&"boot=failed");
     match state_word(text)? {
@@ -159,7 +159,7 @@ pub fn fate(text: &str) -> Result<Fate, ParseError> {
     }
 }
 
-/// Parses the reply to [`Verdict::Abort`]: whether the node is back as it
+/// Parses the reply to [`Order::Abort`]: whether the node is back as it
 /// was.
 pub fn aborted(text: &str) -> Result<bool, ParseError> {
     match state_word(text)? {
@@ -239,8 +239,8 @@ mod tests {
         let made = made(text, &before).unwrap();
         assert_eq!(made.trigger, Some(Trigger::Systemd));
         assert_eq!(made.id.to_string(), "123-45");
-        assert_eq!(Verdict::Confirm(made.id.clone()).text(), "confirm 123-45\n");
-        assert_eq!(Verdict::Apply("x=1\n".into()).text(), "apply 4\nx=1\n");
+        assert_eq!(Order::Confirm(made.id.clone()).text(), "confirm 123-45\n");
+        assert_eq!(Order::Apply("x=1\n".into()).text(), "apply 4\nx=1\n");
         let no_id = text.replace("|id=123-45\n", "");
         assert!(super::made(&no_id, &before).is_err());
         let bad_id = text.replace("id=123-45", "id=1;reboot");
@@ -335,7 +335,7 @@ mod tests {
         /// reads on the node.
         #[test]
         fn apply_says_how_many_bytes_follow(code in "[ -~\n]{0,200}") {
-            let text = Verdict::Apply(code.clone()).text();
+            let text = Order::Apply(code.clone()).text();
             let (head, rest) = text.split_once('\n').unwrap();
             proptest::prop_assert_eq!(head, format!("apply {}", rest.len()));
             proptest::prop_assert_eq!(rest, code);

@@ -61,49 +61,68 @@ pub(super) fn devices<'a>(
         // empty one.
         let instances = shape::opt_list(resource, "instances", origin, &at)?
             .ok_or_else(|| Error::malformed(origin, &at, "has no \"instances\" list"))?;
+        let machine = Machine { module, rtype, name };
         for (i, instance) in instances.iter().enumerate() {
-            let instance = shape::object(instance, origin, &format!("{at}: instances[{i}]"))?;
-            let index = match instance.get("index_key") {
-                None | Some(Value::Null) => None,
-                Some(key @ (Value::Number(_) | Value::String(_))) => Some(key),
-                Some(other) => {
-                    return Err(Error::malformed(
-                        origin,
-                        format!("{at}: instances[{i}]"),
-                        format!(
-                            "\"index_key\" is {}, not a number (count) or a string (for_each)",
-                            shape::kind(other)
-                        ),
-                    ));
-                }
-            };
-            let address = resource_address(module, rtype, name, index);
-            let tainted = shape::opt_str(instance, "status", origin, &address)? == Some("tainted");
-            let (lifecycle, deposed) = lifecycle(instance.get("deposed"), tainted, origin, &address)?;
-            let attrs = if let Some(nested) = shape::opt_object(instance, "attributes", origin, &address)? {
-                Attrs::Nested(nested)
-            } else if let Some(flat) = shape::opt_object(instance, "attributes_flat", origin, &address)? {
-                Attrs::flat(flat, origin, &address)?
-            } else {
-                return Err(Error::malformed(
-                    origin,
-                    &address,
-                    "instance has neither \"attributes\" nor \"attributes_flat\"",
-                ));
-            };
-            let sensitive = sensitive_attributes(instance.get("sensitive_attributes"));
-            out.push(Device {
-                address,
-                rtype: rtype.to_owned(),
-                name: name.to_owned(),
-                lifecycle,
-                deposed,
-                attrs,
-                sensitive,
-            });
+            let at = format!("{at}: instances[{i}]");
+            out.push(machine.device(shape::object(instance, origin, &at)?, &at, origin)?);
         }
     }
     Ok(out)
+}
+
+/// A resource palisade reads machines from.
+struct Machine<'a> {
+    module: &'a str,
+    rtype: &'a str,
+    name: &'a str,
+}
+
+impl<'a> Machine<'a> {
+    /// One instance of the resource (`at` names it), each a machine.
+    fn device(&self, instance: &'a Value, at: &str, origin: &Origin) -> Result<Device<'a>, Error> {
+        let index = match instance.get("index_key") {
+            None | Some(Value::Null) => None,
+            Some(key @ (Value::Number(_) | Value::String(_))) => Some(key),
+            Some(other) => {
+                return Err(Error::malformed(
+                    origin,
+                    at,
+                    format!(
+                        "\"index_key\" is {}, not a number (count) or a string (for_each)",
+                        shape::kind(other)
+                    ),
+                ));
+            }
+        };
+        let address = resource_address(self.module, self.rtype, self.name, index);
+        let tainted = shape::opt_str(instance, "status", origin, &address)? == Some("tainted");
+        let (lifecycle, deposed) = lifecycle(instance.get("deposed"), tainted, origin, &address)?;
+        Ok(Device {
+            attrs: attributes(instance, origin, &address)?,
+            sensitive: sensitive_attributes(instance.get("sensitive_attributes")),
+            address,
+            rtype: self.rtype.to_owned(),
+            name: self.name.to_owned(),
+            lifecycle,
+            deposed,
+        })
+    }
+}
+
+/// An instance's attributes: nested, or the flatmap of a state upgraded
+/// from version 3 and not refreshed since.
+fn attributes<'a>(instance: &'a Value, origin: &Origin, address: &str) -> Result<Attrs<'a>, Error> {
+    if let Some(nested) = shape::opt_object(instance, "attributes", origin, address)? {
+        Ok(Attrs::Nested(nested))
+    } else if let Some(flat) = shape::opt_object(instance, "attributes_flat", origin, address)? {
+        Attrs::flat(flat, origin, address)
+    } else {
+        Err(Error::malformed(
+            origin,
+            address,
+            "instance has neither \"attributes\" nor \"attributes_flat\"",
+        ))
+    }
 }
 
 /// The top-level attributes an instance's `sensitive_attributes` marks:

@@ -5,16 +5,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Verdict;
+use super::ExitStatus;
 use super::changes;
 use super::colour::{Paint, Tone};
-use super::summary::{Command, Summary};
+use super::summary::{CommandName, Summary};
 use super::terminal::{escape, escape_lines};
 use crate::diff::Change;
 use crate::engine::{Failure, Note, Outcome};
 use crate::inventory::Host;
 use crate::inventory::Role;
-use crate::policy::Summary as WhitelistSummary;
+use crate::policy::WhitelistSummary;
 use crate::timing::Timings;
 use crate::transport::{HostError, HostOutcome};
 
@@ -216,7 +216,7 @@ pub(crate) struct Row {
     pub(crate) notes: Vec<String>,
     pub(crate) changes: Vec<Change>,
     pub(crate) elapsed_ms: u128,
-    /// Where the host's time went, in milliseconds per phase.
+    /// Where the host's time went, in milliseconds per stage.
     pub(crate) timings: Timings,
 }
 
@@ -225,7 +225,7 @@ pub(crate) struct Row {
 /// the README), and for a plan on a first run `whitelist`.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
-    pub(crate) command: Command,
+    pub(crate) command: CommandName,
     pub(crate) hosts: Vec<Row>,
     pub(crate) summary: Summary,
     /// plan, on a first run: the whole whitelist it would push.
@@ -251,7 +251,7 @@ impl Report {
     /// The report of the hosts worked on, then of the `deposed` ones (not
     /// contacted: Terraform is replacing them).
     pub(crate) fn new(
-        command: Command,
+        command: CommandName,
         outcomes: Vec<HostOutcome<Host, Outcome, Failure>>,
         deposed: Vec<Host>,
     ) -> Report {
@@ -272,7 +272,7 @@ impl Report {
         Report::of_results(command, worked.chain(deposed).collect())
     }
 
-    fn of_results(command: Command, outcomes: Vec<HostOutcome<Host, HostResult, Failure>>) -> Report {
+    fn of_results(command: CommandName, outcomes: Vec<HostOutcome<Host, HostResult, Failure>>) -> Report {
         let hosts: Vec<Row> = outcomes
             .into_iter()
             .map(|o| {
@@ -309,14 +309,14 @@ impl Report {
     /// Unreached, refused or failed hosts outrank drift: the audit is
     /// incomplete. A node without palisade is drift to verify, and what
     /// remove wants.
-    pub(crate) fn verdict(&self) -> Verdict {
+    pub(crate) fn exit_status(&self) -> ExitStatus {
         let any = |s: Status| self.hosts.iter().any(|h| h.status == s);
         if self.hosts.iter().any(|h| h.status.failed()) {
-            Verdict::HostsFailed
-        } else if any(Status::Drift) || (self.command == Command::Verify && any(Status::Absent)) {
-            Verdict::Drift
+            ExitStatus::HostsFailed
+        } else if any(Status::Drift) || (self.command == CommandName::Verify && any(Status::Absent)) {
+            ExitStatus::Drift
         } else {
-            Verdict::Ok
+            ExitStatus::Ok
         }
     }
 
@@ -568,7 +568,7 @@ mod tests {
     }
 
     /// A report of `command` with one host per result, in fleet order.
-    fn report(command: Command, results: Vec<Result<HostResult, Failure>>) -> Report {
+    fn report(command: CommandName, results: Vec<Result<HostResult, Failure>>) -> Report {
         let outcomes = fleet()
             .into_iter()
             .zip(results)
@@ -617,7 +617,7 @@ mod tests {
             timings: Timings::default(),
         };
         let report = Report {
-            command: Command::Apply,
+            command: CommandName::Apply,
             summary: Summary::of([Status::Failed]),
             hosts: vec![row],
             whitelist: None,
@@ -639,7 +639,7 @@ mod tests {
     #[test]
     fn a_plan_shows_each_nodes_diff() {
         let r = report(
-            Command::Plan,
+            CommandName::Plan,
             vec![
                 Ok(HostResult::new(Status::WouldChange, first_run())),
                 Ok(HostResult::new(Status::Unchanged, Vec::new())),
@@ -656,7 +656,7 @@ mod tests {
              \n\
              2 hosts: 1 unchanged, 1 would-change\n"
         );
-        assert_eq!(r.verdict(), Verdict::Ok);
+        assert_eq!(r.exit_status(), ExitStatus::Ok);
     }
 
     /// A report of `n` agents and one master, all given `changes(i)`.
@@ -675,7 +675,7 @@ mod tests {
             })
             .collect();
         Report {
-            command: Command::Plan,
+            command: CommandName::Plan,
             summary: Summary::of(hosts.iter().map(|h| h.status)),
             hosts,
             whitelist: None,
@@ -758,7 +758,7 @@ mod tests {
     #[test]
     fn a_reason_many_hosts_share_is_printed_once_with_the_hosts() {
         let r = report(
-            Command::Plan,
+            CommandName::Plan,
             vec![
                 Ok(refused_plan()),
                 Ok(refused_plan()),
@@ -784,7 +784,7 @@ mod tests {
             table.contains("packet-dcos-master-00        147.75.100.11  refused\n"),
             "{table}"
         );
-        assert_eq!(r.verdict(), Verdict::HostsFailed);
+        assert_eq!(r.exit_status(), ExitStatus::HostsFailed);
         assert_eq!(r.summary.refused, 3);
     }
 
@@ -796,7 +796,7 @@ mod tests {
             r.notes.push(note.into());
             r
         };
-        let r = report(Command::Apply, vec![Ok(changed()), Ok(changed())]);
+        let r = report(CommandName::Apply, vec![Ok(changed()), Ok(changed())]);
         let table = r.table(Paint::PLAIN);
         assert_eq!(table.matches(note).count(), 1, "{table}");
         assert!(
@@ -810,16 +810,16 @@ mod tests {
     fn absent_is_drift_to_verify_and_fine_to_remove() {
         let absent = || Ok(HostResult::new(Status::Absent, Vec::new()));
         let verify = report(
-            Command::Verify,
+            CommandName::Verify,
             vec![absent(), Ok(HostResult::new(Status::Ok, vec![]))],
         );
-        assert_eq!(verify.verdict(), Verdict::Drift);
+        assert_eq!(verify.exit_status(), ExitStatus::Drift);
         assert!(verify.table(Paint::PLAIN).contains("147.75.100.11  absent\n"));
         let remove = report(
-            Command::Remove,
+            CommandName::Remove,
             vec![absent(), Ok(HostResult::new(Status::Removed, vec![]))],
         );
-        assert_eq!(remove.verdict(), Verdict::Ok);
+        assert_eq!(remove.exit_status(), ExitStatus::Ok);
         assert_eq!(remove.summary.absent, 1);
         assert_eq!(remove.summary.removed, 1);
     }
@@ -828,7 +828,7 @@ mod tests {
     fn every_command_serialises_to_the_one_shape() {
         let reports = [
             report(
-                Command::Plan,
+                CommandName::Plan,
                 vec![
                     Ok(HostResult::new(Status::WouldChange, first_run())),
                     Ok(refused_plan()),
@@ -842,7 +842,7 @@ mod tests {
                 ],
             ),
             report(
-                Command::Apply,
+                CommandName::Apply,
                 vec![
                     Ok(HostResult::new(Status::Changed, first_run())),
                     Ok(refused_plan()),
@@ -850,7 +850,7 @@ mod tests {
                 ],
             ),
             report(
-                Command::Verify,
+                CommandName::Verify,
                 vec![
                     Ok(HostResult::new(Status::Ok, vec![])),
                     Ok(HostResult::new(Status::Drift, first_run())),
@@ -858,7 +858,7 @@ mod tests {
                 ],
             ),
             report(
-                Command::Remove,
+                CommandName::Remove,
                 vec![
                     Ok(HostResult::new(Status::Removed, vec![])),
                     Ok(HostResult::new(Status::Absent, vec![])),
@@ -883,7 +883,7 @@ mod tests {
     #[test]
     fn the_shape_checker_refuses_what_breaks_the_shape() {
         let good = report(
-            Command::Verify,
+            CommandName::Verify,
             vec![Ok(HostResult::new(Status::Drift, first_run()))],
         );
         let good: serde_json::Value = serde_json::from_str(&good.json()).unwrap();

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 /// How a run ended, decided in one place so that every command agrees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum ExitStatus {
     /// Everything is as it should be: exit 0.
     Ok,
     /// Some hosts failed or were unreachable: exit 2.
@@ -33,7 +33,7 @@ pub enum Verdict {
 /// Bad input or usage; no node was touched.
 pub const EXIT_USAGE: u8 = 1;
 
-impl Verdict {
+impl ExitStatus {
     pub fn exit_code(self) -> ExitCode {
         ExitCode::from(self.code())
     }
@@ -41,9 +41,9 @@ impl Verdict {
     /// The exit code as a number, for the reports that record it.
     pub(crate) fn code(self) -> u8 {
         match self {
-            Verdict::Ok => 0,
-            Verdict::HostsFailed => 2,
-            Verdict::Drift => 3,
+            ExitStatus::Ok => 0,
+            ExitStatus::HostsFailed => 2,
+            ExitStatus::Drift => 3,
         }
     }
 }

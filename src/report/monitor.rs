@@ -301,7 +301,7 @@ mod tests {
     use crate::diff::Change;
     use crate::inventory::Role;
     use crate::policy::Family;
-    use crate::report::summary::{Command, Summary};
+    use crate::report::summary::{CommandName, Summary};
     use crate::timing::Timings;
 
     fn row(name: &str, role: Role, status: Status) -> Row {
@@ -344,7 +344,7 @@ mod tests {
             hostile,
         ];
         Report {
-            command: Command::Verify,
+            command: CommandName::Verify,
             summary: Summary::of(hosts.iter().map(|h| h.status)),
             hosts,
             whitelist: None,

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::colour::Paint;
 use super::hosts::Status;
-use super::summary::{Command, Summary};
+use super::summary::{CommandName, Summary};
 use crate::inventory::Host;
 use crate::inventory::Role;
 use crate::observe::probe::{Backend, Probe};
@@ -39,7 +39,7 @@ pub(crate) struct Row {
 /// README), with ping's own keys in each row.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
-    pub(crate) command: Command,
+    pub(crate) command: CommandName,
     pub(crate) hosts: Vec<Row>,
     pub(crate) summary: Summary,
 }
@@ -50,7 +50,7 @@ impl Report {
     pub(crate) fn new(outcomes: Vec<HostOutcome<Host, Probe>>, backend: FirewallBackend) -> Report {
         let hosts: Vec<Row> = outcomes.into_iter().map(|o| row(o, backend)).collect();
         Report {
-            command: Command::Ping,
+            command: CommandName::Ping,
             summary: Summary::of(hosts.iter().map(|r| r.status)),
             hosts,
         }

@@ -64,9 +64,9 @@ impl Progress {
         let name = escape(outcome.host.name.as_str());
         tracing::info!("{name} {}: {}", outcome.host.address, timings_line(outcome));
         for step in &outcome.log {
-            let phase = step.phase.map_or("step", |p| p.as_str());
+            let stage = step.stage.map_or("step", |p| p.as_str());
             for line in step.stderr.lines().filter(|l| !l.trim().is_empty()) {
-                tracing::debug!("{name} {phase}: {}", escape(line));
+                tracing::debug!("{name} {stage}: {}", escape(line));
             }
         }
         if failed {
@@ -91,12 +91,12 @@ impl Progress {
 }
 
 /// `connect 0.4 ms, kex 6.1 ms, ..., total 80.2 ms`, in the order a run goes
-/// through its phases.
+/// through its stages.
 fn timings_line<T, E>(outcome: &HostOutcome<Host, T, E>) -> String {
     let parts: Vec<String> = outcome
         .timings
         .iter()
-        .map(|(phase, took)| format!("{phase} {:.1} ms", took.as_secs_f64() * 1000.0))
+        .map(|(stage, took)| format!("{stage} {:.1} ms", took.as_secs_f64() * 1000.0))
         .collect();
     let ended = if outcome.result.is_ok() { "" } else { " (failed)" };
     format!("{}{ended}", parts.join(", "))
@@ -178,7 +178,7 @@ mod tests {
 
     use super::*;
     use crate::inventory::{Host, HostName, Role};
-    use crate::timing::{Phase, Timings};
+    use crate::timing::{Stage, Timings};
     use crate::transport::{HostError, StepLog};
 
     /// What reached the screen, in order: the bar's terminal operations
@@ -268,16 +268,16 @@ mod tests {
         let name = HostName::parse(name).unwrap();
         let host = Host::new(name, Role::Agent, address, Default::default(), String::new());
         let mut timings = Timings::default();
-        timings.add(Phase::Connect, Duration::from_micros(400));
-        timings.add(Phase::Apply, Duration::from_micros(51_240));
-        timings.add(Phase::Total, Duration::from_micros(80_000));
+        timings.add(Stage::Connect, Duration::from_micros(400));
+        timings.add(Stage::Apply, Duration::from_micros(51_240));
+        timings.add(Stage::Total, Duration::from_micros(80_000));
         HostOutcome {
             host,
             result,
             elapsed: Duration::from_millis(80),
             timings,
             log: vec![StepLog {
-                phase: Some(Phase::Apply),
+                stage: Some(Stage::Apply),
                 stderr: "palisade: set made\n\u{1b}[2Jcleared\n".into(),
             }],
         }

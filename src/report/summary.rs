@@ -5,16 +5,29 @@
 use serde::Serialize;
 
 use super::hosts::Status;
+use crate::engine::Operation;
 
-/// The command a report is about.
+/// The name of the command a report is about, as `--json` gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum Command {
+pub(crate) enum CommandName {
     Ping,
     Plan,
     Apply,
     Verify,
     Remove,
+}
+
+/// A run of the engine is reported as the command that ran it.
+impl From<Operation> for CommandName {
+    fn from(operation: Operation) -> CommandName {
+        match operation {
+            Operation::Plan => CommandName::Plan,
+            Operation::Apply => CommandName::Apply,
+            Operation::Verify => CommandName::Verify,
+            Operation::Remove => CommandName::Remove,
+        }
+    }
 }
 
 /// Hosts per status. The keys are the status words, the same for every

@@ -27,7 +27,7 @@ use sha1::Sha1;
 
 /// What the file says about a host's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub(crate) enum KeyMatch {
     /// A line for this host holds this key.
     Known,
     /// No line names this host.
@@ -89,23 +89,23 @@ impl KnownHosts {
         &self.path
     }
 
-    pub(crate) fn check(&self, host: &str, port: u16, key: &PublicKey) -> Verdict {
+    pub(crate) fn check(&self, host: &str, port: u16, key: &PublicKey) -> KeyMatch {
         let name = host_name(host, port);
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let mut known = Vec::new();
         for e in entries.iter().filter(|e| host_matches(&e.patterns, &name)) {
             match e.marker {
                 Marker::CertAuthority => {}
-                Marker::Revoked if same_key(&e.key, key) => return Verdict::Revoked { line: e.line },
+                Marker::Revoked if same_key(&e.key, key) => return KeyMatch::Revoked { line: e.line },
                 Marker::Revoked => {}
-                Marker::None if same_key(&e.key, key) => return Verdict::Known,
+                Marker::None if same_key(&e.key, key) => return KeyMatch::Known,
                 Marker::None => known.push(format!("line {}: {}", e.line, describe(&e.key))),
             }
         }
         if known.is_empty() {
-            Verdict::Unknown
+            KeyMatch::Unknown
         } else {
-            Verdict::Changed { known }
+            KeyMatch::Changed { known }
         }
     }
 
@@ -346,20 +346,20 @@ mod tests {
         // An old line for the same address, left over from before the node was
         // reprovisioned, must not veto the line that matches.
         let kh = hosts(&format!("198.18.1.10 {ED_B}\n198.18.1.10 {ED_A}\n"));
-        assert_eq!(kh.check("198.18.1.10", 22, &key(ED_A)), Verdict::Known);
+        assert_eq!(kh.check("198.18.1.10", 22, &key(ED_A)), KeyMatch::Known);
     }
 
     #[test]
     fn a_different_key_is_a_change_and_names_the_lines() {
         let kh = hosts(&format!("# comment\n198.18.1.10 {ED_B}\n"));
         match kh.check("198.18.1.10", 22, &key(ED_A)) {
-            Verdict::Changed { known } => {
+            KeyMatch::Changed { known } => {
                 assert_eq!(known.len(), 1);
                 assert!(known[0].starts_with("line 2: SHA256:"), "{known:?}");
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(kh.check("198.18.1.11", 22, &key(ED_A)), Verdict::Unknown);
+        assert_eq!(kh.check("198.18.1.11", 22, &key(ED_A)), KeyMatch::Unknown);
     }
 
     #[test]
@@ -367,11 +367,11 @@ mod tests {
         let kh = hosts(&format!(
             "[198.18.1.10]:2222 {ED_A}\n198.18.2.*,!198.18.2.7 {ED_A}\nNODE-? {ED_A}\n"
         ));
-        assert_eq!(kh.check("198.18.1.10", 2222, &key(ED_A)), Verdict::Known);
-        assert_eq!(kh.check("198.18.1.10", 22, &key(ED_A)), Verdict::Unknown);
-        assert_eq!(kh.check("198.18.2.99", 22, &key(ED_A)), Verdict::Known);
-        assert_eq!(kh.check("198.18.2.7", 22, &key(ED_A)), Verdict::Unknown);
-        assert_eq!(kh.check("node-1", 22, &key(ED_A)), Verdict::Known);
+        assert_eq!(kh.check("198.18.1.10", 2222, &key(ED_A)), KeyMatch::Known);
+        assert_eq!(kh.check("198.18.1.10", 22, &key(ED_A)), KeyMatch::Unknown);
+        assert_eq!(kh.check("198.18.2.99", 22, &key(ED_A)), KeyMatch::Known);
+        assert_eq!(kh.check("198.18.2.7", 22, &key(ED_A)), KeyMatch::Unknown);
+        assert_eq!(kh.check("node-1", 22, &key(ED_A)), KeyMatch::Known);
     }
 
     #[test]
@@ -383,12 +383,12 @@ mod tests {
         let hash = mac.finalize().into_bytes();
         let line = format!("|1|{}|{} {ED_A}\n", BASE64.encode(&salt), BASE64.encode(&hash));
         let kh = hosts(&line);
-        assert_eq!(kh.check("198.18.1.10", 22, &key(ED_A)), Verdict::Known);
+        assert_eq!(kh.check("198.18.1.10", 22, &key(ED_A)), KeyMatch::Known);
         assert!(matches!(
             kh.check("198.18.1.10", 22, &key(ED_B)),
-            Verdict::Changed { .. }
+            KeyMatch::Changed { .. }
         ));
-        assert_eq!(kh.check("198.18.1.11", 22, &key(ED_A)), Verdict::Unknown);
+        assert_eq!(kh.check("198.18.1.11", 22, &key(ED_A)), KeyMatch::Unknown);
     }
 
     #[test]
@@ -396,9 +396,9 @@ mod tests {
         let kh = hosts(&format!("@revoked * {ED_B}\n@cert-authority * {ED_A}\n"));
         assert_eq!(
             kh.check("198.18.1.10", 22, &key(ED_B)),
-            Verdict::Revoked { line: 1 }
+            KeyMatch::Revoked { line: 1 }
         );
-        assert_eq!(kh.check("198.18.1.10", 22, &key(ED_A)), Verdict::Unknown);
+        assert_eq!(kh.check("198.18.1.10", 22, &key(ED_A)), KeyMatch::Unknown);
     }
 
     #[test]
@@ -424,7 +424,7 @@ mod tests {
         assert_eq!(kh.authorities("198.18.1.12", 2222), vec![(2, key(ED_B))]);
         assert_eq!(kh.authorities("198.18.1.12", 22), vec![(1, key(ED_A))]);
         // A plain line is no CA, and a CA line vouches for no plain key.
-        assert_eq!(kh.check("198.18.1.12", 22, &key(ED_A)), Verdict::Unknown);
+        assert_eq!(kh.check("198.18.1.12", 22, &key(ED_A)), KeyMatch::Unknown);
         assert_eq!(kh.revoked("198.18.1.11", 22, &key(ED_A)), Some(4));
         assert_eq!(kh.revoked("198.18.1.10", 22, &key(ED_A)), None);
         assert_eq!(kh.revoked("198.18.1.11", 22, &key(ED_B)), None);
@@ -437,9 +437,9 @@ mod tests {
         let kh = KnownHosts::load(&path).unwrap();
         kh.learn("198.18.1.10", 22, &key(ED_A)).unwrap();
         kh.learn("198.18.1.11", 2222, &key(ED_B)).unwrap();
-        assert_eq!(kh.check("198.18.1.10", 22, &key(ED_A)), Verdict::Known);
+        assert_eq!(kh.check("198.18.1.10", 22, &key(ED_A)), KeyMatch::Known);
         let again = KnownHosts::load(&path).unwrap();
-        assert_eq!(again.check("198.18.1.11", 2222, &key(ED_B)), Verdict::Known);
+        assert_eq!(again.check("198.18.1.11", 2222, &key(ED_B)), KeyMatch::Known);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("198.18.1.10 ssh-ed25519 "), "{text}");
         assert!(text.contains("[198.18.1.11]:2222 ssh-ed25519 "), "{text}");

@@ -92,7 +92,7 @@ pub struct Hop {
 /// `ProxyJump a,b`): the first is reached directly, each next one through a
 /// tunnel of the one before, and the nodes through the last. Never empty.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Jump {
+pub struct BastionPath {
     /// The bastions, the first one reached first.
     pub hops: Vec<Hop>,
 }
@@ -100,7 +100,7 @@ pub struct Jump {
 /// More hops than any real path has; a longer list is a mistake.
 const MAX_HOPS: usize = 8;
 
-impl Jump {
+impl BastionPath {
     /// How errors and `-v` name hop `i` (from 0): its `user@host:port`, and
     /// its place when there are several.
     pub(crate) fn label(&self, i: usize) -> String {
@@ -112,7 +112,7 @@ impl Jump {
     }
 }
 
-impl FromStr for Jump {
+impl FromStr for BastionPath {
     type Err = String;
 
     /// Hops separated by commas, each `user@host[:port]` (a `Hop`).
@@ -136,11 +136,11 @@ impl FromStr for Jump {
                 })
             })
             .collect::<Result<Vec<Hop>, String>>()?;
-        Ok(Jump { hops })
+        Ok(BastionPath { hops })
     }
 }
 
-impl fmt::Display for Jump {
+impl fmt::Display for BastionPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, hop) in self.hops.iter().enumerate() {
             if i > 0 {
@@ -153,7 +153,7 @@ impl fmt::Display for Jump {
 }
 
 /// The path as it is spelled (what `-v` shows of it).
-impl fmt::Debug for Jump {
+impl fmt::Debug for BastionPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
@@ -260,7 +260,7 @@ pub(crate) struct SshOptions {
     /// retried, never a step that may have changed the host.
     pub(crate) retries: u32,
     pub(crate) forks: NonZeroUsize,
-    pub(crate) jump: Option<Jump>,
+    pub(crate) jump: Option<BastionPath>,
     /// How to log in to each hop of `jump`, in its order: a hop's own key
     /// ([`Hop::key`], loaded), else `credentials`.
     pub(crate) hop_credentials: Vec<Credentials>,
@@ -471,23 +471,23 @@ mod tests {
             "core@h;reboot",
         ] {
             assert!(bad.parse::<Hop>().is_err(), "{bad}");
-            assert!(bad.parse::<Jump>().is_err(), "{bad}");
+            assert!(bad.parse::<BastionPath>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn a_path_of_several_hops() {
-        let one: Jump = "core@198.18.1.10".parse().unwrap();
+        let one: BastionPath = "core@198.18.1.10".parse().unwrap();
         assert_eq!(one.hops.len(), 1);
         assert_eq!(one.label(0), "core@198.18.1.10:22");
         // A single hop's errors are the hop's own, as they always were.
         assert!(
             "core@bastion:0"
-                .parse::<Jump>()
+                .parse::<BastionPath>()
                 .unwrap_err()
                 .starts_with("\"core@bastion:0\"")
         );
-        let two: Jump = "core@198.18.1.10,ops@[2001:2::5]:2222".parse().unwrap();
+        let two: BastionPath = "core@198.18.1.10,ops@[2001:2::5]:2222".parse().unwrap();
         assert_eq!(two.hops[1].port, 2222);
         assert_eq!(two.to_string(), "core@198.18.1.10:22,ops@[2001:2::5]:2222");
         assert_eq!(
@@ -495,17 +495,17 @@ mod tests {
             "Some(core@198.18.1.10:22,ops@[2001:2::5]:2222)"
         );
         assert_eq!(two.label(1), "ops@[2001:2::5]:2222 (hop 2 of 2)");
-        assert_eq!(two.to_string().parse::<Jump>().unwrap(), two);
+        assert_eq!(two.to_string().parse::<BastionPath>().unwrap(), two);
         for (bad, why) in [
             ("core@a,core@b:0", "hop 2 of 2: \"core@b:0\""),
             ("core@a,", "hop 2 of 2"),
             (",core@a", "hop 1 of 2"),
             ("core@a, core@b", "hop 2 of 2"),
         ] {
-            let e = bad.parse::<Jump>().unwrap_err();
+            let e = bad.parse::<BastionPath>().unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
         let long = ["core@h"; 9].join(",");
-        assert!(long.parse::<Jump>().unwrap_err().contains("at most 8"));
+        assert!(long.parse::<BastionPath>().unwrap_err().contains("at most 8"));
     }
 }

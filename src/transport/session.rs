@@ -14,9 +14,9 @@ use russh::keys::{
 use russh::{ChannelMsg, Disconnect, Preferred, kex};
 
 use super::certs;
-use super::known_hosts::{self, KnownHosts, Verdict};
+use super::known_hosts::{self, KeyMatch, KnownHosts};
 use super::{Credentials, HostError, HostKeyChecking, Privilege, Script, SshOptions};
-use crate::timing::{Phase, Timings};
+use crate::timing::{Stage, Timings};
 
 /// At most this many agent identities are offered, so that OpenSSH's
 /// MaxAuthTries (6) is not spent before the right one.
@@ -72,8 +72,8 @@ const MAX_OUTPUT: usize = 32 << 20;
 /// there what they did and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct StepLog {
-    /// The phase the step ran in, when the job named one.
-    pub(crate) phase: Option<Phase>,
+    /// The stage the step ran in, when the job named one.
+    pub(crate) stage: Option<Stage>,
     pub(crate) stderr: String,
 }
 
@@ -81,8 +81,8 @@ pub(crate) struct StepLog {
 #[derive(Debug, Default)]
 struct Record {
     timings: Timings,
-    /// The phase `Session::timed` is measuring now.
-    current: Option<Phase>,
+    /// The stage `Session::timed` is measuring now.
+    current: Option<Stage>,
     log: Vec<StepLog>,
 }
 
@@ -136,7 +136,7 @@ impl Session {
                     let backoff = Duration::from_millis(250 << attempt.min(5));
                     tracing::debug!("{addr}: {e}; retrying in {backoff:?}");
                     tokio::time::sleep(backoff).await;
-                    timings.add(Phase::Connect, backoff);
+                    timings.add(Stage::Connect, backoff);
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -144,22 +144,22 @@ impl Session {
         }
     }
 
-    /// Runs `work` (one or more steps on this session) as `phase`: its time
-    /// adds to that phase, and what its steps print on stderr is kept under
-    /// that name. Not nested: the job names its phases one after another.
-    pub(crate) async fn timed<T>(&self, phase: Phase, work: impl Future<Output = T>) -> T {
-        self.with_record(|r| r.current = Some(phase));
+    /// Runs `work` (one or more steps on this session) as `stage`: its time
+    /// adds to that stage, and what its steps print on stderr is kept under
+    /// that name. Not nested: the job names its stages one after another.
+    pub(crate) async fn timed<T>(&self, stage: Stage, work: impl Future<Output = T>) -> T {
+        self.with_record(|r| r.current = Some(stage));
         let start = Instant::now();
         let out = work.await;
         let took = start.elapsed();
         self.with_record(|r| {
-            r.timings.add(phase, took);
+            r.timings.add(stage, took);
             r.current = None;
         });
         out
     }
 
-    /// The phases the job named so far, and what its steps printed on
+    /// The stages the job named so far, and what its steps printed on
     /// stderr, in order.
     pub(crate) fn recorded(&self) -> (Timings, Vec<StepLog>) {
         self.with_record(|r| (r.timings.clone(), r.log.clone()))
@@ -401,7 +401,7 @@ impl Bastion {
     /// tunnel of the one before. Its time is its own, not any host's. A
     /// failure names the hop: its label, and why.
     pub(super) async fn connect(
-        jump: &super::Jump,
+        jump: &super::BastionPath,
         opts: &SshOptions,
     ) -> Result<Bastion, (String, HostError)> {
         let mut hops: Vec<HopSession> = Vec::with_capacity(jump.hops.len());
@@ -630,9 +630,9 @@ impl Conversation {
         // megabytes in every step must not pile them up in memory.
         if !stderr.trim().is_empty() && tracing::enabled!(tracing::Level::DEBUG) {
             let mut r = self.record.lock().unwrap_or_else(|e| e.into_inner());
-            let phase = r.current;
+            let stage = r.current;
             r.log.push(StepLog {
-                phase,
+                stage,
                 stderr: crate::text::tail(&stderr, 16 * 1024),
             });
         }
@@ -697,10 +697,10 @@ pub(super) async fn connect(
     let result = tokio::time::timeout(after, handshake).await;
     match kex_start {
         Some(kex) => {
-            timings.add(Phase::Connect, kex - start);
-            timings.add(Phase::Kex, kex.elapsed());
+            timings.add(Stage::Connect, kex - start);
+            timings.add(Stage::Kex, kex.elapsed());
         }
-        None => timings.add(Phase::Connect, start.elapsed()),
+        None => timings.add(Stage::Connect, start.elapsed()),
     }
     let taken = problem.lock().unwrap_or_else(|e| e.into_inner()).take();
     let mut handle = match result {
@@ -730,7 +730,7 @@ pub(super) async fn connect(
     };
     let start = Instant::now();
     let auth = tokio::time::timeout(after, authenticate(&mut handle, &socket, user, credentials)).await;
-    timings.add(Phase::Auth, start.elapsed());
+    timings.add(Stage::Auth, start.elapsed());
     auth.map_err(|_| HostError::ConnectTimeout { addr: socket, after })??;
     Ok((handle, peer))
 }
@@ -1018,10 +1018,10 @@ impl client::Handler for Client {
         };
         let file = self.known_hosts.path().display().to_string();
         let host = known_hosts::host_name(&self.host, self.port);
-        let verdict = self.known_hosts.check(&self.host, self.port, key);
+        let matched = self.known_hosts.check(&self.host, self.port, key);
         // A host a CA vouches for proves itself with a certificate: its
         // plain key is never learned, whatever the checking mode.
-        if verdict == Verdict::Unknown
+        if matched == KeyMatch::Unknown
             && let Some((line, _)) = self.known_hosts.authorities(&self.host, self.port).first()
         {
             return self.refuse(HostError::HostKeyNotCertified {
@@ -1031,9 +1031,9 @@ impl client::Handler for Client {
                 line: *line,
             });
         }
-        match verdict {
-            Verdict::Known => Ok(true),
-            Verdict::Unknown if self.checking == HostKeyChecking::AcceptNew => {
+        match matched {
+            KeyMatch::Known => Ok(true),
+            KeyMatch::Unknown if self.checking == HostKeyChecking::AcceptNew => {
                 match self.known_hosts.learn(&self.host, self.port, key) {
                     Ok(()) => {
                         tracing::info!("{host}: learned host key {}", known_hosts::describe(key));
@@ -1046,18 +1046,18 @@ impl client::Handler for Client {
                     }),
                 }
             }
-            Verdict::Unknown => self.refuse(HostError::HostKeyUnknown {
+            KeyMatch::Unknown => self.refuse(HostError::HostKeyUnknown {
                 host,
                 presented: known_hosts::describe(key),
                 file,
             }),
-            Verdict::Changed { known } => self.refuse(HostError::HostKeyChanged {
+            KeyMatch::Changed { known } => self.refuse(HostError::HostKeyChanged {
                 host,
                 presented: known_hosts::describe(key),
                 known,
                 file,
             }),
-            Verdict::Revoked { line } => self.refuse(HostError::HostKeyRevoked { host, file, line }),
+            KeyMatch::Revoked { line } => self.refuse(HostError::HostKeyRevoked { host, file, line }),
         }
     }
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{HostKeyChecking, Jump};
+use super::{BastionPath, HostKeyChecking};
 
 /// A file is a page or two of settings; 1 MiB is far past any real one.
 const MAX_BYTES: u64 = 1 << 20;
@@ -452,7 +452,7 @@ pub(crate) struct ForRun {
     pub(crate) port: FromFile<u16>,
     /// `Some((None, _))`: `ProxyJump none`, no bastion even if palisade's
     /// default would have one.
-    pub(crate) jump: FromFile<Option<Jump>>,
+    pub(crate) jump: FromFile<Option<BastionPath>>,
     pub(crate) known_hosts: FromFile<PathBuf>,
     pub(crate) checking: FromFile<HostKeyChecking>,
     pub(crate) connect_timeout: FromFile<Duration>,
@@ -641,7 +641,7 @@ impl SshConfigFile {
     /// give its HostName, User, Port and IdentityFile, as ssh(1) reads it
     /// for each hop. A hop's own ProxyJump is not followed: the list is the
     /// whole path.
-    fn jump(&self, value: &str, at: &Origin) -> Result<Option<Jump>, String> {
+    fn jump(&self, value: &str, at: &Origin) -> Result<Option<BastionPath>, String> {
         if value.eq_ignore_ascii_case("none") {
             return Ok(None);
         }
@@ -655,7 +655,7 @@ impl SshConfigFile {
         }
         let mut jump = spelled
             .join(",")
-            .parse::<Jump>()
+            .parse::<BastionPath>()
             .map_err(|e| format!("{at}: ProxyJump: {e}"))?;
         for (hop, key) in jump.hops.iter_mut().zip(keys) {
             hop.key = key;

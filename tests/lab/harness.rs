@@ -137,9 +137,9 @@ pub(crate) struct Lab {
     tmpfs: Vec<PathBuf>,
 }
 
-/// The phases a fresh apply goes through on every host, in order, as its
+/// The stages a fresh apply goes through on every host, in order, as its
 /// `--json` timings name them: what the lab checks and the bench reports.
-pub(crate) const FRESH_APPLY_PHASES: &[&str] = &[
+pub(crate) const FRESH_APPLY_STAGES: &[&str] = &[
     "connect",
     "kex",
     "auth",

@@ -5,19 +5,19 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{FRESH_APPLY_PHASES, Needs, Spec};
+use crate::harness::{FRESH_APPLY_STAGES, Needs, Spec};
 use crate::{bin, json, lab, lab_args, lab_tests, stderr};
 
 lab_tests![Needs::Plain =>
-    apply_reports_every_hosts_phase_timings_in_the_log_and_in_json,
+    apply_reports_every_hosts_stage_timings_in_the_log_and_in_json,
     vv_shows_what_the_remote_steps_printed,
     a_rolled_back_host_shows_the_wait_for_its_rollback,
     every_command_is_one_exec_per_node,
 ];
 
-/// Every host's `timings`: each phase in `phases` present, whole
+/// Every host's `timings`: each stage in `stages` present, whole
 /// non-negative milliseconds, and `total` at least the sum of the others.
-fn check_timings(report: &Value, phases: &[&str]) {
+fn check_timings(report: &Value, stages: &[&str]) {
     let hosts = report["hosts"].as_array().expect("hosts");
     assert!(!hosts.is_empty(), "{report:#}");
     for h in hosts {
@@ -26,15 +26,15 @@ fn check_timings(report: &Value, phases: &[&str]) {
             .unwrap_or_else(|| panic!("no timings: {h:#}"));
         let mut keys: Vec<&str> = t.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        let mut want = phases.to_vec();
+        let mut want = stages.to_vec();
         want.sort_unstable();
         assert_eq!(keys, want, "{h:#}");
         let ms = |k: &str| {
             t[k].as_u64()
                 .unwrap_or_else(|| panic!("{k} is not whole ms: {h:#}"))
         };
-        let parts: u64 = phases.iter().filter(|k| **k != "total").map(|k| ms(k)).sum();
-        assert!(ms("total") >= parts, "total below the sum of its phases: {h:#}");
+        let parts: u64 = stages.iter().filter(|k| **k != "total").map(|k| ms(k)).sum();
+        assert!(ms("total") >= parts, "total below the sum of its stages: {h:#}");
         assert!(ms("total") > 0, "{h:#}");
     }
 }
@@ -46,7 +46,7 @@ fn timing_lines<'a>(log: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn apply_reports_every_hosts_phase_timings_in_the_log_and_in_json() {
+fn apply_reports_every_hosts_stage_timings_in_the_log_and_in_json() {
     let lab = lab!(Spec {
         nodes: 3,
         ..Spec::default()
@@ -55,14 +55,14 @@ fn apply_reports_every_hosts_phase_timings_in_the_log_and_in_json() {
     let report = json(&out);
     let log = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}\n{log}");
-    check_timings(&report, FRESH_APPLY_PHASES);
+    check_timings(&report, FRESH_APPLY_STAGES);
     for n in &lab.nodes {
         let lines = timing_lines(&log, &n.name);
         assert_eq!(lines.len(), 1, "one timing line for {}:\n{log}", n.name);
-        for phase in FRESH_APPLY_PHASES {
+        for stage in FRESH_APPLY_STAGES {
             assert!(
-                lines[0].contains(&format!("{phase} ")),
-                "{phase} missing: {}",
+                lines[0].contains(&format!("{stage} ")),
+                "{stage} missing: {}",
                 lines[0]
             );
         }
@@ -129,13 +129,13 @@ fn a_rolled_back_host_shows_the_wait_for_its_rollback() {
     let report = json(&out);
     assert_eq!(out.status.code(), Some(2), "{report:#}");
     assert_eq!(report["hosts"][0]["status"], "rolled-back", "{report:#}");
-    // A fresh apply's phases, with the wait for the rollback where the
+    // A fresh apply's stages, with the wait for the rollback where the
     // confirmation would be.
-    let phases: Vec<&str> = FRESH_APPLY_PHASES
+    let stages: Vec<&str> = FRESH_APPLY_STAGES
         .iter()
         .map(|&p| if p == "confirm" { "rollback" } else { p })
         .collect();
-    check_timings(&report, &phases);
+    check_timings(&report, &stages);
     // The wait for the node's own deadline is where the time went.
     assert!(
         report["hosts"][0]["timings"]["rollback"].as_u64() >= Some(2000),
