@@ -4,7 +4,7 @@
 //! The node prints sections (`==> NAME` lines), each reply ending with
 //! `==> end`, and every data line behind a `|` (lib.sh's `say`), so that
 //! nothing the node reads can pose as a section or end a reply early;
-//! palisade answers with one verdict line. The first reply is the
+//! palisade answers with one order line. The first reply is the
 //! observation (`observe::firewall::parse`); the ones after it are parsed
 //! below.
 
@@ -31,7 +31,7 @@ pub enum Order {
 impl Order {
     /// What goes on the script's stdin: one line, and for `apply` the code
     /// after it, whose length in bytes the line gives (the script reads
-    /// exactly that much with `head -c`, and its next verdict after it).
+    /// exactly that much with `head -c`, and its next order after it).
     pub fn text(&self) -> String {
         match self {
             Order::Apply(code) => format!("apply {}\n{code}", code.len()),

@@ -1,13 +1,13 @@
 # palisade converge: a whole apply in one exec, with sudo once.
 #
 # It reads the node (observe, with no lock: a node with nothing to change is
-# only read), then waits on stdin for the controller's verdict, one line:
+# only read), then waits on stdin for the controller's order, one line:
 #   apply N  followed by N bytes of code: the change (apply.sh) and what
 #            it writes, sent only when there is a change to make, so that a
 #            read costs a small script; then make the change (change, under
 #            the node lock), armed to roll back by itself; print `==> change`
 #            with what it did and the chains as they are now, and wait for
-#            the next verdict:
+#            the next order:
 #              confirm ID  keep it (confirm_change), if it is change ID
 #              abort       roll it back now, and say whether that worked
 #   confirm ID  keep an earlier run's pending change ID (confirm_change)
@@ -15,8 +15,8 @@
 # and says so in a section `settled` (confirm, rollback or expired).
 # Anything else, or the end of stdin (the controller went away), stops
 # here: an armed change then rolls back by itself.
-verdict() {
-    IFS= read -r verdict || verdict=''
+order() {
+    IFS= read -r order || order=''
 }
 
 # A snapshot left by an earlier change: settle it first, under the lock
@@ -38,10 +38,10 @@ set +e
 if [ "${auto-0}" = 1 ]; then choose; fi
 fetch seen /run/palisade/generation
 say_observed "${1-}"
-verdict
-case $verdict in
+order
+case $order in
     "apply "*)
-        n=${verdict#apply }
+        n=${order#apply }
         case $n in '' | *[!0-9]*) exit 1 ;; esac
         more=$(head -c "$n") || exit 1
         # All of it, or none: a cut one (the link dropped) ends otherwise
@@ -77,9 +77,9 @@ case $verdict in
         say_back
         section end
         printf '%s' "$reply"
-        verdict
-        case $verdict in
-            "confirm "*) confirm_change "${verdict#confirm }" ;;
+        order
+        case $order in
+            "confirm "*) confirm_change "${order#confirm }" ;;
             abort)
                 if sh "$snap/rollback.sh" "$id" && [ -e "$snap/rolled-back" ] && [ ! -e "$snap/rollback-failed" ]; then
                     printf '==> abort\n|state=rolled-back\n==> end\n'
@@ -89,6 +89,6 @@ case $verdict in
                 ;;
         esac
         ;;
-    "confirm "*) confirm_change "${verdict#confirm }" ;;
+    "confirm "*) confirm_change "${order#confirm }" ;;
 esac
 exit 0

@@ -79,7 +79,7 @@ pub(crate) fn converge(policy: &Policy, confirm: u32) -> Script {
     Script::rendered(s)
 }
 
-/// The rest of [`converge`], sent with the verdict `apply` only when the
+/// The rest of [`converge`], sent with the order `apply` only when the
 /// node needs a change: the change itself, as `fix` decided it from what
 /// the node showed (per family, the rules `iptables-restore` gets), and with
 /// persistence the parts of the restore script and the unit that `stage`
