@@ -112,6 +112,10 @@ pub(crate) struct FirewallConfig {
     pub(crate) confirm_timeout: Option<u64>,
     /// `iptables` or `nftables` (`--backend`).
     pub(crate) backend: Option<crate::policy::FirewallBackend>,
+    /// `enforce` or `audit` (`--audit`).
+    pub(crate) mode: Option<crate::policy::FirewallMode>,
+    /// Audit mode's bound per family (`--audit-size`).
+    pub(crate) audit_size: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,6 +238,8 @@ pub(crate) struct Settings {
     pub(crate) policy: PolicyOptions,
     /// verify: the files for monitoring and CI (flags only).
     pub(crate) monitor: crate::cli::MonitorArgs,
+    /// verify: list the flows nodes in audit mode recorded (`--flows`).
+    pub(crate) flows: bool,
 }
 
 impl Settings {
@@ -398,6 +404,19 @@ impl Settings {
             docker_user: !w.no_docker_user && fw.docker_user.unwrap_or(true),
             persist: !w.no_persist && fw.persist.unwrap_or(true),
             backend: names.backend.or(flags.backend).or(fw.backend).unwrap_or_default(),
+            mode: if w.audit {
+                policy::FirewallMode::Audit
+            } else {
+                fw.mode.unwrap_or_default()
+            },
+            audit_size: match w.audit_size.or(fw.audit_size) {
+                Some(n @ 1..=1_048_576) => n,
+                Some(n) => bail!(
+                    "{}: {n} is no audit set size (1 to 1048576 flows per family)",
+                    from(w.audit_size.is_some(), "audit-size", "firewall.audit_size")
+                ),
+                None => policy::DEFAULT_AUDIT_SIZE,
+            },
         };
         let seconds =
             |flag: Option<u64>, file: Option<u64>, default: u64, name: &str, key: &str| -> Result<Duration> {
@@ -503,6 +522,7 @@ impl Settings {
             roles,
             policy,
             monitor: flags.monitor.cloned().unwrap_or_default(),
+            flows: flags.flows,
         })
     }
 }
