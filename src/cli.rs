@@ -74,6 +74,8 @@ pub(crate) struct Flags<'a> {
     /// ping only: the backend whose tools to check (the other commands
     /// have it in `firewall`).
     pub(crate) backend: Option<crate::policy::FirewallBackend>,
+    /// verify only: `--flows`.
+    pub(crate) flows: bool,
 }
 
 impl Cli {
@@ -91,6 +93,7 @@ impl Cli {
             confirm_timeout: None,
             monitor: None,
             backend: None,
+            flows: false,
         };
         Some(match &self.command {
             Command::Inventory(a) => flags(&a.target, None),
@@ -107,10 +110,15 @@ impl Cli {
                 public_only: public_only.on,
                 ..flags(&a.target, Some(&a.ssh))
             },
-            Command::Verify(VerifyArgs { check: a, monitor }) => Flags {
+            Command::Verify(VerifyArgs {
+                check: a,
+                monitor,
+                flows,
+            }) => Flags {
                 firewall: Some(&a.firewall),
                 whitelist: Some(&a.whitelist),
                 monitor: Some(monitor),
+                flows: *flows,
                 ..flags(&a.target, Some(&a.ssh))
             },
             Command::Apply(a) => Flags {
@@ -188,6 +196,11 @@ pub(crate) struct VerifyArgs {
     pub(crate) check: CheckArgs,
     #[command(flatten)]
     pub(crate) monitor: MonitorArgs,
+    /// Also list what the nodes in audit mode recorded: each source,
+    /// protocol and port the whitelist would drop, over all nodes, the
+    /// most packets first, with the flag that would admit it.
+    #[arg(long)]
+    pub(crate) flows: bool,
 }
 
 /// What verify leaves behind for a monitoring system or a CI server,
@@ -409,6 +422,16 @@ pub(crate) struct WhitelistArgs {
     /// Do not write the boot restore script and unit.
     #[arg(long)]
     pub(crate) no_persist: bool,
+    /// Audit mode: install the whole whitelist but drop nothing; record
+    /// each new connection it would drop (source, protocol, port) on the
+    /// node for `verify --flows` (nftables backend). Without it, a node in
+    /// audit mode is switched to enforce.
+    #[arg(long)]
+    pub(crate) audit: bool,
+    /// How many flows audit mode records per address family on a node; a
+    /// scan fills the set to this and no further [default: 65536].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub(crate) audit_size: Option<u32>,
 }
 
 /// The names of palisade's objects on the nodes: every command that reads
@@ -548,6 +571,7 @@ const APPLY_HELP: &str = concat!(
     "  palisade apply --allow 203.0.113.7\n",
     "  palisade apply --limit agent               change the agents only; every node stays admitted\n",
     "  palisade apply --limit @.palisade/failed   retry the hosts the last run could not change\n",
+    "  palisade apply --audit                     drop nothing yet: record what would be dropped\n",
     "\n",
     "A changed node undoes the change by itself unless palisade gets through\n",
     "again within --confirm-timeout (reported as rolled-back).\n",
@@ -561,6 +585,7 @@ const VERIFY_HELP: &str = concat!(
     "  palisade verify --limit master --json\n",
     "  palisade verify --limit '!bootstrap'\n",
     "  palisade verify --prometheus /var/lib/prometheus/node-exporter/palisade.prom --junit verify.xml\n",
+    "  palisade verify --audit --flows             what the whitelist would drop, from nodes in audit mode\n",
     "\n",
     node_exit_status!("  3  a node differs from the whitelist (drift)\n"),
 );

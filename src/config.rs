@@ -130,6 +130,10 @@ pub(crate) struct FirewallConfig {
     pub(crate) confirm_timeout: Option<u64>,
     /// `iptables` or `nftables` (`--backend`).
     pub(crate) backend: Option<crate::policy::FirewallBackend>,
+    /// `enforce` or `audit` (`--audit`).
+    pub(crate) mode: Option<crate::policy::FirewallMode>,
+    /// Audit mode's bound per family (`--audit-size`).
+    pub(crate) audit_size: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -252,6 +256,8 @@ pub(crate) struct Settings {
     pub(crate) policy: PolicyOptions,
     /// verify: the files for monitoring and CI (flags only).
     pub(crate) monitor: crate::cli::MonitorArgs,
+    /// verify: list the flows nodes in audit mode recorded (`--flows`).
+    pub(crate) flows: bool,
 }
 
 impl Settings {
@@ -327,6 +333,7 @@ impl Settings {
             roles,
             policy,
             monitor: flags.monitor.cloned().unwrap_or_default(),
+            flows: flags.flows,
         })
     }
 }
@@ -480,6 +487,19 @@ impl Raw<'_, '_> {
                 .or(self.flags.backend)
                 .or(fw.backend)
                 .unwrap_or_default(),
+            mode: if w.audit {
+                policy::FirewallMode::Audit
+            } else {
+                fw.mode.unwrap_or_default()
+            },
+            audit_size: match w.audit_size.or(fw.audit_size) {
+                Some(n @ 1..=1_048_576) => n,
+                Some(n) => bail!(
+                    "{}: {n} is no audit set size (1 to 1048576 flows per family)",
+                    self.from(w.audit_size.is_some(), "audit-size", "firewall.audit_size")
+                ),
+                None => policy::DEFAULT_AUDIT_SIZE,
+            },
         })
     }
 

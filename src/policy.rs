@@ -263,6 +263,52 @@ impl std::fmt::Display for FirewallBackend {
     }
 }
 
+/// What the guard does with a new connection the whitelist does not admit
+/// (`--audit`, `firewall.mode`): drop it, or let it through and record it,
+/// so that an operator learns what a whitelist would break before it
+/// breaks it. Part of the desired state: a node in the other mode differs,
+/// and switching is one protected change like any other.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FirewallMode {
+    #[default]
+    Enforce,
+    /// Nothing is dropped: each new connection the whitelist would drop is
+    /// counted in a bounded kernel set on the node, by source address,
+    /// protocol and destination port (`verify --flows` collects them).
+    Audit,
+}
+
+impl FirewallMode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            FirewallMode::Enforce => "enforce",
+            FirewallMode::Audit => "audit",
+        }
+    }
+
+    /// The other mode: what a node in this one is switched from.
+    pub(crate) fn other(self) -> FirewallMode {
+        match self {
+            FirewallMode::Enforce => FirewallMode::Audit,
+            FirewallMode::Audit => FirewallMode::Enforce,
+        }
+    }
+}
+
+impl std::fmt::Display for FirewallMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How many flows audit mode records per address family on a node, unless
+/// `--audit-size` says otherwise: a port scan fills the set to this and no
+/// further (each element costs the kernel about a hundred bytes).
+pub(crate) const DEFAULT_AUDIT_SIZE: u32 = 65536;
+
 /// The settings the policy is made from.
 #[derive(Clone, Debug)]
 pub(crate) struct PolicyOptions {
@@ -280,6 +326,9 @@ pub(crate) struct PolicyOptions {
     pub(crate) chain: ChainName,
     pub(crate) persist: bool,
     pub(crate) backend: FirewallBackend,
+    pub(crate) mode: FirewallMode,
+    /// Audit mode's bound: flows recorded per family.
+    pub(crate) audit_size: u32,
 }
 
 /// What every node must have.
@@ -305,6 +354,9 @@ pub(crate) struct Policy {
     pub(crate) openings: Vec<Opening>,
     pub(crate) persist: bool,
     pub(crate) backend: FirewallBackend,
+    pub(crate) mode: FirewallMode,
+    /// Audit mode's bound: flows recorded per family.
+    pub(crate) audit_size: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -417,6 +469,8 @@ impl Policy {
             openings: opts.open.clone(),
             persist: opts.persist,
             backend: opts.backend,
+            mode: opts.mode,
+            audit_size: opts.audit_size,
         })
     }
 
@@ -427,6 +481,12 @@ impl Policy {
             backend,
             ..self.clone()
         }
+    }
+
+    /// The same policy in `mode`: what a node in the other mode is
+    /// compared with, to tell a switch of mode from other drift.
+    pub(crate) fn with_mode(&self, mode: FirewallMode) -> Policy {
+        Policy { mode, ..self.clone() }
     }
 
     /// The policy of a node of `role`: the same whitelist, and the ports
@@ -695,6 +755,8 @@ pub(crate) mod testing {
             chain: "PALISADE".parse().unwrap(),
             persist: true,
             backend: FirewallBackend::Iptables,
+            mode: FirewallMode::Enforce,
+            audit_size: DEFAULT_AUDIT_SIZE,
         }
     }
 
@@ -737,6 +799,8 @@ mod tests {
             chain: "PALISADE".parse().unwrap(),
             persist: true,
             backend: FirewallBackend::Iptables,
+            mode: FirewallMode::Enforce,
+            audit_size: DEFAULT_AUDIT_SIZE,
         }
     }
 

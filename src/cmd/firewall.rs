@@ -33,6 +33,16 @@ pub(crate) async fn run(settings: &Settings, operation: Operation) -> Result<Exi
     if policy.backend == FirewallBackend::Nftables {
         crate::render::nft::check_names(&policy)?;
     }
+    // remove takes everything away, whatever the mode.
+    if policy.mode == policy::FirewallMode::Audit
+        && policy.backend == FirewallBackend::Iptables
+        && operation != Operation::Remove
+    {
+        bail!(
+            "audit mode (--audit, firewall.mode = \"audit\") needs the nftables backend for now \
+             (--backend nftables or auto); the iptables backend has no audit mode yet; no node was touched"
+        );
+    }
     let policies = policy.by_role(&inv);
     if matches!(operation, Operation::Plan | Operation::Apply) {
         // plan says what apply would do, and apply refuses this whitelist.
@@ -54,6 +64,7 @@ pub(crate) async fn run(settings: &Settings, operation: Operation) -> Result<Exi
     let progress = Progress::new(hosts.len(), verb, settings.json);
     let phases: Phases = Arc::new(Mutex::new(Default::default()));
     let choices: engine::Choices = Arc::new(Mutex::new(Default::default()));
+    let audits: engine::Audits = Arc::new(Mutex::new(Default::default()));
     let job = Arc::new(Job {
         policies,
         user: settings.user.clone(),
@@ -62,6 +73,7 @@ pub(crate) async fn run(settings: &Settings, operation: Operation) -> Result<Exi
         connect_timeout: settings.connect_timeout,
         phases: phases.clone(),
         choices: choices.clone(),
+        audits: audits.clone(),
         confirm_source,
         hold_confirm,
         port: settings.port,
@@ -97,6 +109,9 @@ pub(crate) async fn run(settings: &Settings, operation: Operation) -> Result<Exi
     };
     let mut report = Report::new(operation.into(), outcomes, deposed);
     report.note_choices(&choices.lock().unwrap_or_else(|e| e.into_inner()));
+    if operation == Operation::Verify {
+        report.note_audits(&audits.lock().unwrap_or_else(|e| e.into_inner()), settings.flows);
+    }
     let first_run = report.hosts.iter().flat_map(|r| &r.changes).any(|c| {
         matches!(
             c,

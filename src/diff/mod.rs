@@ -7,7 +7,7 @@
 use crate::net::Net;
 use crate::observe::firewall::{FamilyFacts, Observed};
 use crate::observe::probe::Backend;
-use crate::policy::{Family, FirewallBackend, Policy};
+use crate::policy::{Family, FirewallBackend, FirewallMode, Policy};
 use crate::render::{self, FamilyFix, Fix, Found, JumpFix, OldChains};
 
 pub(crate) mod nft;
@@ -124,6 +124,18 @@ pub(crate) enum Change {
     NftExtraObject {
         what: String,
     },
+    /// The guard is in the other mode (audit: records what it would drop;
+    /// enforce: drops it), and otherwise as wanted.
+    ModeDiffers {
+        want: FirewallMode,
+        found: FirewallMode,
+    },
+    /// Audit mode's set of the family is missing, or not of the type, bound
+    /// and timeout palisade makes it with (`found` says what it is).
+    NftAuditSetDiffers {
+        family: Family,
+        found: String,
+    },
 }
 
 impl Change {
@@ -157,6 +169,8 @@ impl Change {
             Change::NftChainWrongHook { .. } => "nft-chain-wrong-hook",
             Change::NftRulesDiffer { .. } => "nft-rules-differ",
             Change::NftExtraObject { .. } => "nft-extra-object",
+            Change::ModeDiffers { .. } => "mode-differs",
+            Change::NftAuditSetDiffers { .. } => "nft-audit-set-differs",
         }
     }
 
@@ -190,7 +204,8 @@ impl Change {
             | Change::OldChainsLeft { family, .. }
             | Change::Forged { family, .. }
             | Change::IptablesLeft { family, .. }
-            | Change::NftSetWrongType { family, .. } => Some(*family),
+            | Change::NftSetWrongType { family, .. }
+            | Change::NftAuditSetDiffers { family, .. } => Some(*family),
             _ => None,
         }
     }

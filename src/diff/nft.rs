@@ -14,8 +14,8 @@ use ipnet::IpNet;
 use super::{Change, rules_diff};
 use crate::net::Net;
 use crate::observe::nft::{BaseChain, NftChain, NftSet, NftTable};
-use crate::policy::{Family, Policy};
-use crate::render::nft::{self, CHAIN, HOOK, PRIORITY};
+use crate::policy::{Family, FirewallMode, Policy};
+use crate::render::nft::{self, AUDIT_TIMEOUT, CHAIN, HOOK, PRIORITY};
 
 /// Every difference between the table the policy wants and `observed`
 /// (None: the node has no such table). A table palisade did not make is
@@ -43,7 +43,19 @@ pub(crate) fn table_diff(policy: &Policy, observed: Option<&NftTable>) -> Vec<Ch
         None => out.push(Change::NftChainMissing),
         Some(chain) => chain_diff(policy, chain, &mut out),
     }
-    let ours = |name: &str| Family::BOTH.iter().any(|f| policy.set(*f).as_str() == name);
+    if policy.mode == FirewallMode::Audit {
+        for family in Family::BOTH {
+            audit_set_diff(policy, family, table.sets.get(nft::audit_set(family)), &mut out);
+        }
+    }
+    // Audit mode's sets are palisade's in audit mode, and while a node is
+    // in it (the switch takes them away).
+    let audits = policy.mode == FirewallMode::Audit || table.mode() == FirewallMode::Audit;
+    let ours = |name: &str| {
+        Family::BOTH
+            .iter()
+            .any(|f| policy.set(*f).as_str() == name || (audits && nft::audit_set(*f) == name))
+    };
     for name in table.sets.keys().filter(|n| !ours(n)) {
         out.push(Change::NftExtraObject {
             what: format!("set {}", shown(name)),
@@ -105,9 +117,44 @@ fn chain_diff(policy: &Policy, chain: &NftChain, out: &mut Vec<Change>) {
             found: "a regular chain (no hook)".to_owned(),
         }),
     }
-    if let Some((missing, unexpected)) = rules_diff(&nft::guard_rules(policy), &chain.rules) {
+    let want = nft::guard_rules(policy);
+    let other = policy.mode.other();
+    // The guard as the other mode has it, and nothing else differs: a
+    // switch of mode, said as one.
+    if chain.rules != want && chain.rules == nft::guard_rules(&policy.with_mode(other)) {
+        out.push(Change::ModeDiffers {
+            want: policy.mode,
+            found: other,
+        });
+    } else if let Some((missing, unexpected)) = rules_diff(&want, &chain.rules) {
         out.push(Change::NftRulesDiffer { missing, unexpected });
     }
+}
+
+/// Audit mode's set of `family`: its type, bound and timeout (what it
+/// recorded is the node's, never compared).
+fn audit_set_diff(policy: &Policy, family: Family, set: Option<&NftSet>, out: &mut Vec<Change>) {
+    let found = match set {
+        None => "missing".to_owned(),
+        Some(set) => {
+            let kind = nft::audit_kind(family);
+            let size = u64::from(policy.audit_size);
+            if set.kind == kind
+                && set.size == Some(size)
+                && set.timeout == Some(AUDIT_TIMEOUT)
+                && set.flags.iter().any(|f| f == "timeout")
+            {
+                return;
+            }
+            format!(
+                "{} size {} timeout {}",
+                set.kind,
+                set.size.map_or("none".to_owned(), |n| n.to_string()),
+                set.timeout.map_or("none".to_owned(), |n| format!("{n}s"))
+            )
+        }
+    };
+    out.push(Change::NftAuditSetDiffers { family, found });
 }
 
 /// A name read from the node, for a message (the report escapes what it
@@ -321,6 +368,79 @@ mod tests {
         assert_eq!(table_diff(&policy(), None), vec![Change::NftTableMissing]);
     }
 
+    /// The policy of `audit.json`: `policy()` in audit mode, six flows a
+    /// family.
+    fn audit_policy() -> Policy {
+        let mut p = policy().with_mode(FirewallMode::Audit);
+        p.audit_size = 6;
+        p
+    }
+
+    #[test]
+    fn the_capture_script_loads_the_audit_table_too() {
+        // capture.sh makes it from the enforce table with sed: what it
+        // loads is what render writes (the sets' and rules' lines).
+        let script = include_str!("../../tests/fixtures/nft/capture.sh");
+        let text = nft::ruleset(&audit_policy());
+        for line in text.lines().filter(|l| l.contains("audit")) {
+            let escaped = line.replace('\t', "\\t");
+            assert!(script.contains(&escaped), "regenerate the fixtures: {line}");
+        }
+    }
+
+    #[test]
+    fn a_switch_of_mode_is_one_change_and_what_was_recorded_is_not_compared() {
+        let t = fixture("audit").unwrap();
+        assert_eq!(t.mode(), FirewallMode::Audit);
+        assert_eq!(table_diff(&audit_policy(), Some(&t)), vec![]);
+        // The same node, wanted in enforce mode: one change, the audit
+        // sets not extra.
+        assert_eq!(
+            texts(&table_diff(&policy(), Some(&t))),
+            [
+                "mode-differs: the guard is in audit mode (drops nothing, records what it would drop), not \
+              enforce mode (drops what the whitelist does not admit)"
+            ]
+        );
+        // And the other way round.
+        let fresh = fixture("fresh").unwrap();
+        assert_eq!(fresh.mode(), FirewallMode::Enforce);
+        let to_audit = table_diff(&audit_policy(), Some(&fresh));
+        assert_eq!(
+            to_audit[0],
+            Change::ModeDiffers {
+                want: FirewallMode::Audit,
+                found: FirewallMode::Enforce
+            }
+        );
+        assert_eq!(
+            texts(&to_audit[1..]),
+            [
+                "nft-audit-set-differs: IPv4 audit set missing",
+                "nft-audit-set-differs: IPv6 audit set missing",
+            ]
+        );
+        // Another bound is a change of the sets.
+        let mut bigger = audit_policy();
+        bigger.audit_size = 8;
+        assert_eq!(
+            texts(&table_diff(&bigger, Some(&t))),
+            [
+                "nft-audit-set-differs: IPv4 audit set is ipv4_addr . inet_proto . inet_service size 6 timeout \
+                 3600s, not the bounded set of flows audit mode records in",
+                "nft-audit-set-differs: IPv6 audit set is ipv6_addr . inet_proto . inet_service size 6 timeout \
+                 3600s, not the bounded set of flows audit mode records in",
+            ]
+        );
+        // An audit set left in an enforcing table is extra.
+        let mut left = fresh.clone();
+        left.sets.insert("audit4".into(), t.sets["audit4"].clone());
+        assert_eq!(
+            texts(&table_diff(&policy(), Some(&left))),
+            ["nft-extra-object: nftables table holds set audit4, which palisade does not make"]
+        );
+    }
+
     #[test]
     fn the_table_and_chain_themselves() {
         let mut t = fixture("fresh").unwrap();
@@ -450,7 +570,8 @@ mod tests {
         empty.members.clear();
         empty.open.clear();
         empty.interfaces.clear();
-        for p in [policy(), empty] {
+        let audit = policy().with_mode(FirewallMode::Audit);
+        for p in [policy(), empty, audit] {
             in_netns("nft -c -f -", &nft::replace(&p)).unwrap();
             // Twice: the first makes the table, the second replaces it.
             let json = in_netns(

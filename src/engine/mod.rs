@@ -77,7 +77,19 @@ pub(crate) struct Job {
     pub(crate) choices: Choices,
     /// The bastions (`--jump`, or ssh_config's ProxyJump), when there are.
     pub(crate) bastions: Option<bastion::Bastions>,
+    /// verify: the mode each node's guard is in, and what a node in audit
+    /// mode recorded, by host name, for the report.
+    pub(crate) audits: Audits,
 }
+
+/// What verify saw of a node's mode (see [`Job::audits`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Audit {
+    pub(crate) mode: crate::policy::FirewallMode,
+    pub(crate) recorded: crate::observe::nft::Recorded,
+}
+
+pub(crate) type Audits = Arc<Mutex<BTreeMap<String, Audit>>>;
 
 /// Where a changed host stands in the confirm protocol. Times are on the
 /// monotonic clock: a wall-clock step (NTP, an operator) moves neither the
@@ -141,6 +153,7 @@ pub(crate) async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<O
             if nothing_there(policy, &before) {
                 return Ok(Outcome::Absent);
             }
+            job.note_audit(&host, &before);
             let changes = diff(policy, &before);
             Ok(if changes.is_empty() {
                 Outcome::Matches
@@ -242,6 +255,14 @@ fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeE
             applied,
             wanted: policy.backend,
         });
+    }
+    // Audit mode has only the nftables backend's guard yet: a node that
+    // took iptables (`--backend auto`) is left as it is.
+    if policy.mode == crate::policy::FirewallMode::Audit
+        && policy.backend == FirewallBackend::Iptables
+        && job.operation != Operation::Remove
+    {
+        return Err(NodeError::AuditOnIptables);
     }
     // Loud on every command but remove (which takes over the failed
     // rollback, and takes everything away).
@@ -534,6 +555,25 @@ async fn bastion_outside(session: &Session, job: &Job) -> Option<Note> {
 }
 
 impl Job {
+    /// Records the node's mode, and with nftables what its audit sets hold
+    /// (the table verify read: no process more on the node).
+    fn note_audit(&self, host: &Host, before: &Observed) {
+        let audit = match &before.nft {
+            Some(table) => Audit {
+                mode: table.mode(),
+                recorded: table.recorded(),
+            },
+            None => Audit {
+                mode: crate::policy::FirewallMode::Enforce,
+                recorded: Default::default(),
+            },
+        };
+        self.audits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host.name.to_string(), audit);
+    }
+
     fn set_phase(&self, host: &Host, phase: Option<Phase>) {
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
         let name = host.name.to_string();
@@ -601,11 +641,13 @@ async fn observe(session: &Session, policy: &Policy) -> Result<Observed, Failure
 }
 
 /// Whether the node's netfilter and boot files are as they were (a
-/// rollback's check): the same sets, chains and files.
+/// rollback's check): the same sets, chains and files. What audit mode's
+/// sets recorded is the traffic's, not the change's: packets move it.
 fn same_firewall(a: &Observed, b: &Observed) -> bool {
+    let table = |o: &Observed| o.nft.as_ref().map(crate::observe::nft::NftTable::unrecorded);
     a.v4 == b.v4
         && a.v6 == b.v6
-        && a.nft == b.nft
+        && table(a) == table(b)
         && a.restore_digest == b.restore_digest
         && a.unit_digest == b.unit_digest
         && a.unit_enabled == b.unit_enabled

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -20,8 +21,8 @@ use serde_json::Value;
 
 use super::firewall::ParseError;
 use crate::net::Net;
-use crate::policy::MARK;
-use crate::render::nft::CHAIN;
+use crate::policy::{Family, FirewallMode, MARK};
+use crate::render::nft::{AUDIT_TIMEOUT, AUDIT4, AUDIT6, CHAIN, audit_set};
 
 /// The table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,6 +44,57 @@ pub(crate) struct NftTable {
     pub(crate) others: Vec<String>,
 }
 
+impl NftTable {
+    /// The guard's mode: audit when a rule of [`CHAIN`] updates an audit
+    /// set (as only audit mode's rules do), else enforce.
+    pub(crate) fn mode(&self) -> FirewallMode {
+        let audits = |r: &String| {
+            [AUDIT4, AUDIT6]
+                .iter()
+                .any(|s| r.contains(&format!(" update @{s} ")))
+        };
+        match self.chains.get(CHAIN) {
+            Some(c) if c.rules.iter().any(audits) => FirewallMode::Audit,
+            _ => FirewallMode::Enforce,
+        }
+    }
+
+    /// The table without what its audit sets recorded: what a rollback
+    /// puts back, and checks.
+    pub(crate) fn unrecorded(&self) -> NftTable {
+        let mut t = self.clone();
+        for set in t.sets.values_mut() {
+            set.flows.clear();
+        }
+        t
+    }
+
+    /// What the audit sets recorded, both families: the flows, and which
+    /// sets are full (they hold their `size`: a flow more is not recorded).
+    pub(crate) fn recorded(&self) -> Recorded {
+        let mut out = Recorded::default();
+        for family in Family::BOTH {
+            let Some(set) = self.sets.get(audit_set(family)) else {
+                continue;
+            };
+            out.flows.extend(set.flows.iter().cloned());
+            if set.size.is_some_and(|size| set.flows.len() as u64 >= size) {
+                out.full.push(family);
+            }
+        }
+        out
+    }
+}
+
+/// What a node in audit mode recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Recorded {
+    pub(crate) flows: Vec<Flow>,
+    /// The families whose audit set is full: flows beyond it went
+    /// unrecorded.
+    pub(crate) full: Vec<Family>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct NftSet {
     /// `ipv4_addr`; a concatenation as `ipv4_addr . inet_service`.
@@ -51,6 +103,84 @@ pub(crate) struct NftSet {
     /// The members, for a set of `ipv4_addr` or `ipv6_addr` (of other
     /// kinds, none are read).
     pub(crate) elements: Vec<Element>,
+    /// The most elements it takes (`size`), when it has a bound.
+    pub(crate) size: Option<u64>,
+    /// Seconds an element lives unless refreshed (`timeout`), when set.
+    pub(crate) timeout: Option<u64>,
+    /// For an audit set (`ADDR . inet_proto . inet_service`): the flows it
+    /// recorded (of other kinds, none are read).
+    pub(crate) flows: Vec<Flow>,
+}
+
+/// A new connection audit mode let through and recorded: what enforce
+/// mode would drop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Flow {
+    pub(crate) source: IpAddr,
+    pub(crate) proto: Proto,
+    /// The destination port the client asked for (before any DNAT); 0 for
+    /// a protocol without ports.
+    pub(crate) port: u16,
+    /// Packets that reached the end of the guard: a connection's first
+    /// (and any retried) ones, as later ones are established.
+    pub(crate) packets: u64,
+    pub(crate) bytes: u64,
+    /// How long ago its last packet came (its timeout restarts with each).
+    pub(crate) ago: Duration,
+}
+
+/// A flow's protocol, as nft names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+    Dccp,
+    UdpLite,
+    Icmp,
+    /// Any other, by nft's name for it (`esp`, `gre`) or its number: an
+    /// inert word (see `bare`).
+    Other(String),
+}
+
+impl Proto {
+    fn of(name: &str) -> Proto {
+        match name {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            "sctp" => Proto::Sctp,
+            "dccp" => Proto::Dccp,
+            "udplite" => Proto::UdpLite,
+            "icmp" => Proto::Icmp,
+            other => Proto::Other(bare(other)),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+            Proto::Dccp => "dccp",
+            Proto::UdpLite => "udplite",
+            Proto::Icmp => "icmp",
+            Proto::Other(name) => name,
+        }
+    }
+
+    /// Whether its header has ports (the flow's port is one).
+    pub(crate) fn has_ports(&self) -> bool {
+        matches!(
+            self,
+            Proto::Tcp | Proto::Udp | Proto::Sctp | Proto::Dccp | Proto::UdpLite
+        )
+    }
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One member of an address set.
@@ -118,6 +248,10 @@ struct RawSet {
     flags: Option<Value>,
     #[serde(default)]
     elem: Option<Vec<Value>>,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    timeout: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +392,24 @@ fn set(raw: &RawSet) -> Result<NftSet, ParseError> {
         "ipv6_addr" => Some(false),
         _ => None,
     };
+    let audit_v4 = match kind.as_str() {
+        "ipv4_addr . inet_proto . inet_service" => Some(true),
+        "ipv6_addr . inet_proto . inet_service" => Some(false),
+        _ => None,
+    };
+    let mut flows = Vec::new();
+    if let Some(v4) = audit_v4 {
+        let timeout = raw.timeout.unwrap_or(AUDIT_TIMEOUT);
+        for e in raw.elem.iter().flatten() {
+            let f = flow(e, timeout).ok_or_else(|| ParseError::new("nft -j list: an audit set element"))?;
+            if f.source.is_ipv4() != v4 {
+                return Err(ParseError::new(
+                    "nft -j list: a set element of the other address family",
+                ));
+            }
+            flows.push(f);
+        }
+    }
     let mut elements = Vec::new();
     if let Some(v4) = want_v4 {
         for e in raw.elem.iter().flatten() {
@@ -278,6 +430,46 @@ fn set(raw: &RawSet) -> Result<NftSet, ParseError> {
         kind,
         flags: words(raw.flags.as_ref()),
         elements,
+        size: raw.size,
+        timeout: raw.timeout,
+        flows,
+    })
+}
+
+/// One element of an audit set: `{"elem": {"val": {"concat": [ADDR,
+/// PROTO, PORT]}, "expires": S, "counter": {"packets": P, "bytes": B}}}`
+/// (`timeout`, the set's, when an element has none of its own). An
+/// element without a counter or an expiry counts none and is as old as
+/// the timeout allows.
+fn flow(value: &Value, timeout: u64) -> Option<Flow> {
+    let e = value.get("elem")?;
+    let parts = e.get("val")?.get("concat")?.as_array()?;
+    let [addr, proto, port] = parts.as_slice() else {
+        return None;
+    };
+    let source: IpAddr = addr.as_str()?.parse().ok()?;
+    let proto = match proto {
+        Value::String(name) => Proto::of(name),
+        Value::Number(n) => Proto::Other(u8::try_from(n.as_u64()?).ok()?.to_string()),
+        _ => return None,
+    };
+    let port = u16::try_from(port.as_u64()?).ok()?;
+    let timeout = e.get("timeout").and_then(Value::as_u64).unwrap_or(timeout);
+    let expires = e.get("expires").and_then(Value::as_u64).unwrap_or(0);
+    let counter = e.get("counter");
+    let count = |k: &str| {
+        counter
+            .and_then(|c| c.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    Some(Flow {
+        source,
+        proto,
+        port,
+        packets: count("packets"),
+        bytes: count("bytes"),
+        ago: Duration::from_secs(timeout.saturating_sub(expires)),
     })
 }
 
@@ -356,6 +548,21 @@ fn known(value: &Value) -> Option<String> {
             let per = ident(l.get("per")?.as_str()?)?;
             let burst = l.get("burst")?.as_u64()?;
             (l.len() == 3).then(|| format!("limit rate {rate}/{per} burst {burst} packets"))
+        }
+        // Only the update audit mode writes: a key of selectors (and a
+        // constant 0) into a named set.
+        ("set", Value::Object(u)) if u.len() == 3 => {
+            let op = ident(u.get("op")?.as_str()?)?;
+            let set = ident(u.get("set")?.as_str()?.strip_prefix('@')?)?;
+            let parts = u.get("elem")?.get("concat")?.as_array()?;
+            let key: Option<Vec<String>> = parts
+                .iter()
+                .map(|p| match p {
+                    Value::Number(n) => Some(n.to_string()),
+                    other => selector(other).map(|(s, _)| s),
+                })
+                .collect();
+            Some(format!("{op} @{set} {{ {} }}", key?.join(" . ")))
         }
         ("log", Value::Object(l)) => {
             let prefix = l.get("prefix")?.as_str()?;
@@ -495,6 +702,85 @@ mod tests {
         );
         assert!(v4.elements.contains(&Element::Addr("127.0.0.1".parse().unwrap())));
         assert_eq!(parse(FRESH, "other").unwrap(), None);
+    }
+
+    #[test]
+    fn an_audit_table_reads_back_its_flows() {
+        const AUDIT: &str = include_str!("../../tests/fixtures/nft/audit.json");
+        let t = parse(AUDIT, "palisade").unwrap().expect("the table is listed");
+        assert_eq!(t.mode(), FirewallMode::Audit);
+        let rules = &t.chains[CHAIN].rules;
+        assert_eq!(
+            rules[rules.len() - 4..],
+            [
+                "meta l4proto { tcp, udp, dccp, sctp, udplite } update @audit4 { ip saddr . meta l4proto . th dport }",
+                "meta l4proto != { tcp, udp, dccp, sctp, udplite } update @audit4 { ip saddr . meta l4proto . 0 }",
+                "meta l4proto { tcp, udp, dccp, sctp, udplite } update @audit6 { ip6 saddr . meta l4proto . th dport }",
+                "meta l4proto != { tcp, udp, dccp, sctp, udplite } update @audit6 { ip6 saddr . meta l4proto . 0 }",
+            ]
+        );
+        let a4 = &t.sets[AUDIT4];
+        assert_eq!((a4.size, a4.timeout), (Some(6), Some(3600)));
+        let recorded = t.recorded();
+        // Six in audit4 (full: the seventh, to 8080 or ICMP, came later
+        // and went unrecorded), one in audit6.
+        assert_eq!(recorded.full, [Family::V4]);
+        assert_eq!(recorded.flows.len(), 7);
+        let out: IpAddr = "198.18.9.9".parse().unwrap();
+        let f = |proto: Proto, port| recorded.flows.iter().find(|f| f.proto == proto && f.port == port);
+        let scrape = f(Proto::Tcp, 9100).expect("two SYNs to 9100");
+        assert_eq!((scrape.source, scrape.packets, scrape.bytes), (out, 2, 120));
+        assert!(scrape.ago <= Duration::from_secs(1), "{scrape:?}");
+        let ping = f(Proto::Icmp, 0).expect("the echo, with port 0");
+        assert_eq!((ping.source, ping.packets), (out, 1));
+        let v6 = recorded.flows.iter().find(|f| f.source.is_ipv6()).unwrap();
+        assert_eq!(
+            (v6.source, v6.packets),
+            ("2001:db8::9".parse::<IpAddr>().unwrap(), 0)
+        );
+        // An enforcing table records nothing and is in enforce mode.
+        let fresh = parse(FRESH, "palisade").unwrap().unwrap();
+        assert_eq!(
+            (fresh.mode(), fresh.recorded()),
+            (FirewallMode::Enforce, Recorded::default())
+        );
+    }
+
+    #[test]
+    fn audit_elements_palisade_cannot_read_are_errors() {
+        let set = |elem: &str| {
+            format!(
+                r#"{{"nftables":[{{"set":{{"family":"inet","table":"palisade","name":"audit4","type":["ipv4_addr","inet_proto","inet_service"],"size":4,"timeout":3600,"elem":[{elem}]}}}}]}}"#
+            )
+        };
+        let ok = parse(
+            &set(r#"{"elem":{"val":{"concat":["192.0.2.1",47,0]},"expires":3000}}"#),
+            "palisade",
+        )
+        .unwrap()
+        .unwrap();
+        let flow = &ok.sets[AUDIT4].flows[0];
+        assert_eq!(
+            (&flow.proto, flow.packets, flow.ago),
+            (&Proto::Other("47".into()), 0, Duration::from_secs(600))
+        );
+        for bad in [
+            r#"{"elem":{"val":{"concat":["::1","tcp",22]}}}"#,
+            r#"{"elem":{"val":{"concat":["192.0.2.1","tcp",65536]}}}"#,
+            r#"{"elem":{"val":{"concat":["192.0.2.1","tcp"]}}}"#,
+            r#"{"elem":{"val":{"concat":["192.0.2.1",300,1]}}}"#,
+            r#""192.0.2.1""#,
+        ] {
+            assert!(parse(&set(bad), "palisade").is_err(), "{bad}");
+        }
+        // A protocol name that could pose as more is quoted.
+        let odd = parse(
+            &set(r#"{"elem":{"val":{"concat":["192.0.2.1","x y",1]}}}"#),
+            "palisade",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(odd.sets[AUDIT4].flows[0].proto, Proto::Other("\"x y\"".into()));
     }
 
     #[test]

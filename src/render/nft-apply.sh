@@ -99,17 +99,18 @@ sets_restore() {
 # undo_nft: put the table back as prepare found it (SNAP/table.nft), or
 # take it away when there was none, from the table as it is now; then read
 # it again, and succeed only when it is so. Idempotent: nothing to do when
-# it is already so.
+# it is already so. What audit mode's sets recorded (lines with a ` . `
+# in them) is left out of both sides: packets change it at any moment.
 undo_nft() {
     if [ -f "$snap/table.nft" ]; then
-        want=$(cat "$snap/table.nft")
-        now_table=$(nft -s list table inet "$ntable" 2>/dev/null) || now_table=''
+        want=$(unrecorded <"$snap/table.nft")
+        now_table=$(nft -s list table inet "$ntable" 2>/dev/null | unrecorded) || now_table=''
         [ "$now_table" = "$want" ] && return 0
         {
             printf 'add table inet %s\ndelete table inet %s\n' "$ntable" "$ntable"
             cat "$snap/table.nft"
         } | nft -f - || return 1
-        now_table=$(nft -s list table inet "$ntable" 2>/dev/null) || now_table=''
+        now_table=$(nft -s list table inet "$ntable" 2>/dev/null | unrecorded) || now_table=''
         if [ "$now_table" != "$want" ]; then
             echo "palisade rollback: the nftables table is still not as it was" >&2
             return 1
@@ -117,6 +118,12 @@ undo_nft() {
     elif nft list table inet "$ntable" >/dev/null 2>&1; then
         nft delete table inet "$ntable" || return 1
     fi
+}
+
+# unrecorded: the table on stdin (`nft -s list`) without the elements of
+# audit mode's sets, and without their type line (which has a ` . ` too).
+unrecorded() {
+    sed '/^[[:space:]]*set audit[46] {$/,/^[[:space:]]*}$/{/ \. /d;}'
 }
 
 # sets_back: whether the iptables backend's sets a move took away are back

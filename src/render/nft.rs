@@ -12,7 +12,7 @@
 use std::net::IpAddr;
 
 use crate::net::Net;
-use crate::policy::{Admit, Family, LOG_PREFIX, MARK, Policy};
+use crate::policy::{Admit, Family, FirewallMode, LOG_PREFIX, MARK, Policy};
 
 /// The base chain in palisade's table: the guard in front of everything,
 /// at the priority of iptables' mangle PREROUTING (-150: after conntrack,
@@ -28,6 +28,40 @@ pub(crate) const PRIORITY: i64 = -150;
 /// spelt out: nft versions print a default burst differently, an explicit
 /// one the same.
 const LOG_LIMIT: &str = "limit rate 5/minute burst 5 packets";
+
+/// Audit mode's sets: the flows the guard would drop, per family, keyed
+/// by source address, protocol and destination port (the port the client
+/// asked for: the guard runs before any DNAT). Fixed names, refused as
+/// set4/set6 (`check_names`).
+pub(crate) const AUDIT4: &str = "audit4";
+pub(crate) const AUDIT6: &str = "audit6";
+
+/// How long an audit set keeps a flow no packet has refreshed, in seconds:
+/// `update` restarts an element's timeout, so its last packet was
+/// `AUDIT_TIMEOUT - expires` seconds ago. Bounded in age as in size.
+pub(crate) const AUDIT_TIMEOUT: u64 = 3600;
+
+/// The protocols whose transport header starts with ports (`th dport`
+/// reads them). nft prints such a set in protocol number order, so it is
+/// written so. Any other protocol (ICMP, ESP, GRE, ...) has no port: it is
+/// recorded with port 0, which no port rule could admit.
+const PORTED: &str = "{ tcp, udp, dccp, sctp, udplite }";
+
+/// The audit set of `family`.
+pub(crate) fn audit_set(family: Family) -> &'static str {
+    match family {
+        Family::V4 => AUDIT4,
+        Family::V6 => AUDIT6,
+    }
+}
+
+/// The audit set's type, as `observe::nft` reads it back.
+pub(crate) fn audit_kind(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "ipv4_addr . inet_proto . inet_service",
+        Family::V6 => "ipv6_addr . inet_proto . inet_service",
+    }
+}
 
 /// Words nft's parser reads as keywords where a table or set name goes
 /// (`table inet drop`, `@ll`): the keywords of the scanner outside any
@@ -87,6 +121,16 @@ pub(crate) fn check_names(policy: &Policy) -> Result<(), NftNameError> {
         ("set", policy.set4.to_string(), "--set4"),
         ("set", policy.set6.to_string(), "--set6"),
     ];
+    for (name, option) in [(&policy.set4, "--set4"), (&policy.set6, "--set6")] {
+        if [AUDIT4, AUDIT6].contains(&name.as_str()) {
+            return Err(NftNameError {
+                what: "set",
+                name: name.to_string(),
+                why: "audit mode's set has that name",
+                option,
+            });
+        }
+    }
     for (what, name, option) in names {
         let refuse = |why| NftNameError {
             what,
@@ -189,7 +233,9 @@ pub(crate) fn admit_rule(admit: &Admit<'_>, family: Family) -> String {
 
 /// The rules of [`CHAIN`]: the admissions of both families in the
 /// iptables backend's order (ICMPv6 once, the IPv4 set's match before the
-/// IPv6 set's), then the rate-limited log and the drop.
+/// IPv6 set's), then the rate-limited log and the drop; in audit mode,
+/// instead of them, the updates of the audit sets, and no drop. A member's
+/// packet never reaches them: its set's match accepts it first.
 pub(crate) fn guard_rules(policy: &Policy) -> Vec<String> {
     let mut out = Vec::new();
     for admit in policy.admissions(Family::V6) {
@@ -202,8 +248,26 @@ pub(crate) fn guard_rules(policy: &Policy) -> Vec<String> {
             other => out.push(admit_rule(&other, Family::V6)),
         }
     }
-    out.push(format!("{LOG_LIMIT} log prefix \"{LOG_PREFIX}\""));
-    out.push("drop".to_owned());
+    match policy.mode {
+        FirewallMode::Enforce => {
+            out.push(format!("{LOG_LIMIT} log prefix \"{LOG_PREFIX}\""));
+            out.push("drop".to_owned());
+        }
+        FirewallMode::Audit => {
+            for family in Family::BOTH {
+                let (ip, set) = match family {
+                    Family::V4 => ("ip", AUDIT4),
+                    Family::V6 => ("ip6", AUDIT6),
+                };
+                out.push(format!(
+                    "meta l4proto {PORTED} update @{set} {{ {ip} saddr . meta l4proto . th dport }}"
+                ));
+                out.push(format!(
+                    "meta l4proto != {PORTED} update @{set} {{ {ip} saddr . meta l4proto . 0 }}"
+                ));
+            }
+        }
+    }
     out
 }
 
@@ -226,6 +290,18 @@ pub(crate) fn ruleset(policy: &Policy) -> String {
             s.push_str(&format!(" elements = {{ {} }}", list.join(", ")));
         }
         s.push_str(" }\n");
+    }
+    if policy.mode == FirewallMode::Audit {
+        // Bounded in size and age; a counter on each element. A full set
+        // takes no more (the update fails, the packet goes on).
+        for family in Family::BOTH {
+            s.push_str(&format!(
+                "\tset {} {{ type {}; size {}; flags dynamic,timeout; timeout {AUDIT_TIMEOUT}s; counter; }}\n",
+                audit_set(family),
+                audit_kind(family),
+                policy.audit_size
+            ));
+        }
     }
     s.push_str(&format!(
         "\tchain {CHAIN} {{\n\t\ttype filter hook {HOOK} priority {PRIORITY}; policy accept;\n"
@@ -291,6 +367,35 @@ mod tests {
             replace(&policy())
                 .starts_with("add table inet palisade\ndelete table inet palisade\ntable inet palisade {\n")
         );
+    }
+
+    #[test]
+    fn audit_mode_records_instead_of_dropping() {
+        let mut p = policy().with_mode(FirewallMode::Audit);
+        p.audit_size = 100;
+        let text = ruleset(&p);
+        assert!(text.contains(
+            "\tset audit4 { type ipv4_addr . inet_proto . inet_service; size 100; flags dynamic,timeout; \
+             timeout 3600s; counter; }\n\tset audit6 { type ipv6_addr . inet_proto . inet_service; size 100; \
+             flags dynamic,timeout; timeout 3600s; counter; }\n\tchain guard {\n"
+        ));
+        assert!(!text.contains("drop") && !text.contains("log prefix"), "{text}");
+        let rules = guard_rules(&p);
+        // The admissions as in enforce mode, the sets' matches before the
+        // updates: a member is accepted before it could be recorded.
+        let enforce = guard_rules(&policy());
+        assert_eq!(rules[..enforce.len() - 2], enforce[..enforce.len() - 2]);
+        assert_eq!(
+            rules[enforce.len() - 2..],
+            [
+                "meta l4proto { tcp, udp, dccp, sctp, udplite } update @audit4 { ip saddr . meta l4proto . th dport }",
+                "meta l4proto != { tcp, udp, dccp, sctp, udplite } update @audit4 { ip saddr . meta l4proto . 0 }",
+                "meta l4proto { tcp, udp, dccp, sctp, udplite } update @audit6 { ip6 saddr . meta l4proto . th dport }",
+                "meta l4proto != { tcp, udp, dccp, sctp, udplite } update @audit6 { ip6 saddr . meta l4proto . 0 }",
+            ]
+        );
+        p.set6 = "audit6".parse().unwrap();
+        assert!(check_names(&p).is_err(), "a set named as audit mode's");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::colour::{Paint, Tone};
 use super::terminal::escape;
 use crate::diff::Change;
 use crate::observe::probe::Backend;
+use crate::policy::FirewallMode;
 
 /// Lists longer than this are cut short in messages and diffs (JSON keeps
 /// them all).
@@ -174,7 +175,28 @@ impl fmt::Display for Change {
             Change::NftExtraObject { what } => {
                 write!(f, "nftables table holds {what}, which palisade does not make")
             }
+            Change::ModeDiffers { want, found } => write!(
+                f,
+                "the guard is in {found} mode ({}), not {want} mode ({})",
+                mode_does(*found),
+                mode_does(*want)
+            ),
+            Change::NftAuditSetDiffers { family, found } if found == "missing" => {
+                write!(f, "{family} audit set missing")
+            }
+            Change::NftAuditSetDiffers { family, found } => write!(
+                f,
+                "{family} audit set is {found}, not the bounded set of flows audit mode records in"
+            ),
         }
+    }
+}
+
+/// What a mode does with what the whitelist does not admit.
+fn mode_does(mode: FirewallMode) -> &'static str {
+    match mode {
+        FirewallMode::Enforce => "drops what the whitelist does not admit",
+        FirewallMode::Audit => "drops nothing, records what it would drop",
     }
 }
 
@@ -364,6 +386,17 @@ pub(crate) fn lines(change: &Change) -> Vec<Line> {
             out
         }
         Change::NftExtraObject { what } => one(Remove, format!("{what} in palisade's nftables table")),
+        Change::ModeDiffers { want, found } => one(
+            Alter,
+            format!("guard mode, {found} -> {want}: {}", mode_does(*want)),
+        ),
+        Change::NftAuditSetDiffers { family, found } if found == "missing" => one(
+            Add,
+            format!("{family} audit set, for the flows audit mode records"),
+        ),
+        Change::NftAuditSetDiffers { family, found } => {
+            one(Alter, format!("{family} audit set, made afresh (it is {found})"))
+        }
     }
 }
 
@@ -517,6 +550,45 @@ mod tests {
             json["items"],
             serde_json::json!(["missing: drop", "unexpected: tcp dport 22 accept"])
         );
+    }
+
+    #[test]
+    fn a_switch_of_mode_is_worded_as_one_change() {
+        use crate::policy::{Family, FirewallMode};
+        let changes = [
+            Change::ModeDiffers {
+                want: FirewallMode::Enforce,
+                found: FirewallMode::Audit,
+            },
+            Change::NftAuditSetDiffers {
+                family: Family::V6,
+                found: "missing".into(),
+            },
+            Change::NftAuditSetDiffers {
+                family: Family::V4,
+                found: "ipv4_addr . inet_proto . inet_service size 8 timeout 3600s".into(),
+            },
+        ];
+        assert_eq!(
+            shown(&changes),
+            "    ~ guard mode, audit -> enforce: drops what the whitelist does not admit\n\
+             \x20   + IPv6 audit set, for the flows audit mode records\n\
+             \x20   ~ IPv4 audit set, made afresh (it is ipv4_addr . inet_proto . inet_service size 8 timeout \
+             3600s)\n"
+        );
+        let json = serde_json::to_value(&changes[0]).unwrap();
+        assert_eq!(json["kind"], "mode-differs");
+        assert_eq!(
+            json["message"],
+            "the guard is in audit mode (drops nothing, records what it would drop), not enforce mode (drops \
+             what the whitelist does not admit)"
+        );
+        let json = serde_json::to_value(&changes[1]).unwrap();
+        assert_eq!(
+            (json["kind"].as_str(), json["family"].as_str()),
+            (Some("nft-audit-set-differs"), Some("ipv6"))
+        );
+        assert_eq!(json["message"], "IPv6 audit set missing");
     }
 
     #[test]

@@ -8,12 +8,14 @@ use serde::Serialize;
 use super::ExitStatus;
 use super::changes;
 use super::colour::{Paint, Tone};
+use super::flows::{FlowGroup, NodeFlows, group};
 use super::summary::{CommandName, Summary};
 use super::terminal::{escape, escape_lines};
 use crate::diff::Change;
 use crate::engine::{Failure, Note, Outcome};
 use crate::inventory::Host;
 use crate::inventory::Role;
+use crate::policy::FirewallMode;
 use crate::policy::WhitelistSummary;
 use crate::timing::Timings;
 use crate::transport::{HostError, HostOutcome};
@@ -218,11 +220,28 @@ pub(crate) struct Row {
     pub(crate) elapsed_ms: u128,
     /// Where the host's time went, in milliseconds per stage.
     pub(crate) timings: Timings,
+    /// verify: the mode the node's guard is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) mode: Option<FirewallMode>,
+    /// verify, a node in audit mode: what it recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) audit: Option<AuditRow>,
+}
+
+/// What a node in audit mode recorded, in short (`verify --flows` lists
+/// the flows themselves).
+#[derive(Debug, Serialize)]
+pub(crate) struct AuditRow {
+    /// The flows in its audit sets.
+    pub(crate) flows: usize,
+    /// The families whose set is full: flows beyond it went unrecorded.
+    pub(crate) full: Vec<crate::policy::Family>,
 }
 
 /// The report of apply, plan, verify and remove. `--json` prints it as it
 /// is: `command`, `hosts`, `summary` (the shape every command shares, see
-/// the README), and for a plan on a first run `whitelist`.
+/// the README), for a plan on a first run `whitelist`, and for `verify
+/// --flows` `flows`.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
     pub(crate) command: CommandName,
@@ -231,6 +250,9 @@ pub(crate) struct Report {
     /// plan, on a first run: the whole whitelist it would push.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) whitelist: Option<WhitelistSummary>,
+    /// verify --flows: what the nodes in audit mode recorded, grouped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) flows: Option<Vec<FlowGroup>>,
 }
 
 impl Report {
@@ -245,6 +267,54 @@ impl Report {
                 row.notes
                     .insert(0, format!("backend {}: {}", chosen.backend, chosen.why));
             }
+        }
+    }
+
+    /// verify: each node's mode (and for one in audit mode, a note of what
+    /// it recorded); with `--flows`, the flows of every node, grouped.
+    pub(crate) fn note_audits(
+        &mut self,
+        audits: &std::collections::BTreeMap<String, crate::engine::Audit>,
+        flows: bool,
+    ) {
+        for row in &mut self.hosts {
+            let Some(a) = audits.get(&row.name) else {
+                continue;
+            };
+            row.mode = Some(a.mode);
+            if a.mode != FirewallMode::Audit {
+                continue;
+            }
+            let n = a.recorded.flows.len();
+            // The same words on every such node, so that a fleet's is one
+            // note; the count is in --json (`audit.flows`).
+            row.notes.push(
+                "audit mode: drops nothing, records what it would drop (verify --flows lists it)".to_owned(),
+            );
+            for family in &a.recorded.full {
+                row.notes.push(format!(
+                    "audit mode: the {family} audit set is full: flows beyond its size went unrecorded"
+                ));
+            }
+            row.audit = Some(AuditRow {
+                flows: n,
+                full: a.recorded.full.clone(),
+            });
+        }
+        if flows {
+            let nodes: Vec<NodeFlows<'_>> = self
+                .hosts
+                .iter()
+                .filter_map(|row| {
+                    let a = audits.get(&row.name)?;
+                    Some(NodeFlows {
+                        host: &row.name,
+                        role: row.role,
+                        flows: &a.recorded.flows,
+                    })
+                })
+                .collect();
+            self.flows = Some(group(&nodes));
         }
     }
 
@@ -295,6 +365,8 @@ impl Report {
                     changes,
                     elapsed_ms: o.elapsed.as_millis(),
                     timings: o.timings,
+                    mode: None,
+                    audit: None,
                 }
             })
             .collect();
@@ -303,6 +375,7 @@ impl Report {
             summary: Summary::of(hosts.iter().map(|h| h.status)),
             hosts,
             whitelist: None,
+            flows: None,
         }
     }
 
@@ -409,6 +482,16 @@ impl Report {
         }
         for (text, names) in shared_notes {
             out.push_str(&format!("note for {}: {}\n", named.who(&names), escape(text)));
+        }
+        if let Some(groups) = &self.flows {
+            let full: Vec<String> = self
+                .hosts
+                .iter()
+                .filter(|h| h.audit.as_ref().is_some_and(|a| !a.full.is_empty()))
+                .map(|h| h.name.clone())
+                .collect();
+            out.push('\n');
+            out.push_str(&super::flows::section(groups, &full));
         }
         out.push('\n');
         out.push_str(&self.summary.line(paint));
@@ -615,12 +698,15 @@ mod tests {
             notes: vec!["line one\nline two\u{0}".into()],
             elapsed_ms: 1,
             timings: Timings::default(),
+            mode: None,
+            audit: None,
         };
         let report = Report {
             command: CommandName::Apply,
             summary: Summary::of([Status::Failed]),
             hosts: vec![row],
             whitelist: None,
+            flows: None,
         };
         let table = report.table(Paint::PLAIN);
         assert!(!table.chars().any(|c| c.is_control() && c != '\n'), "{table:?}");
@@ -672,6 +758,8 @@ mod tests {
                 changes: changes(i),
                 elapsed_ms: 1,
                 timings: Timings::default(),
+                mode: None,
+                audit: None,
             })
             .collect();
         Report {
@@ -679,6 +767,7 @@ mod tests {
             summary: Summary::of(hosts.iter().map(|h| h.status)),
             hosts,
             whitelist: None,
+            flows: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub(crate) mod changes;
 pub(crate) mod colour;
+pub(crate) mod flows;
 pub(crate) mod hosts;
 pub(crate) mod inventory;
 pub(crate) mod limit;

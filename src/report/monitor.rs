@@ -120,6 +120,20 @@ pub(crate) fn prometheus(report: &Report, run: &Run, labels: &[(String, String)]
         "The differences from the whitelist the last palisade verify run found on the host, as --json lists them in changes.",
         &mut contacted().map(|h| (host(h), h.changes.len().to_string())),
     );
+    // Audit mode's, for the hosts in it only (and only when there are).
+    let audited = || report.hosts.iter().filter_map(|h| Some((h, h.audit.as_ref()?)));
+    if audited().next().is_some() {
+        family(
+            "palisade_host_audit_flows",
+            "Flows the whitelist would drop that the host, in audit mode, recorded (source, protocol, port): what enforce mode would break.",
+            &mut audited().map(|(h, a)| (host(h), a.flows.to_string())),
+        );
+        family(
+            "palisade_host_audit_set_full",
+            "Whether an audit set of the host is full (1): flows beyond its size went unrecorded.",
+            &mut audited().map(|(h, a)| (host(h), u8::from(!a.full.is_empty()).to_string())),
+        );
+    }
     out
 }
 
@@ -315,6 +329,8 @@ mod tests {
             changes: Vec::new(),
             elapsed_ms: 52,
             timings: Timings::default(),
+            mode: None,
+            audit: None,
         }
     }
 
@@ -348,6 +364,7 @@ mod tests {
             summary: Summary::of(hosts.iter().map(|h| h.status)),
             hosts,
             whitelist: None,
+            flows: None,
         }
     }
 
@@ -495,6 +512,39 @@ mod tests {
             bare.contains("\npalisade_host_up{host=\"node-00\",role=\"master\"} 1\n"),
             "{bare}"
         );
+    }
+
+    #[test]
+    fn hosts_in_audit_mode_have_their_flows_as_gauges() {
+        let mut r = report();
+        r.hosts[0].mode = Some(crate::policy::FirewallMode::Audit);
+        r.hosts[0].audit = Some(super::super::hosts::AuditRow {
+            flows: 3412,
+            full: vec![Family::V4],
+        });
+        let text = prometheus(&r, &run(), &[]);
+        // As without audit mode, and the two audit gauges of node-00.
+        assert_eq!(check_exposition(&text), Ok(50 + 2), "{text}");
+        assert!(text.contains("\npalisade_host_audit_flows{host=\"node-00\",role=\"master\"} 3412\n"));
+        assert!(text.contains("\npalisade_host_audit_set_full{host=\"node-00\",role=\"master\"} 1\n"));
+        assert!(!prometheus(&report(), &run(), &[]).contains("audit"));
+        // promtool, where it is installed (CI installs it).
+        if let Ok(mut child) = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            use std::io::Write as _;
+            // Without the hostile host, whose name promtool rightly warns of.
+            let mut clean = r;
+            clean.hosts.retain(|h| !h.name.starts_with("evil"));
+            let text = prometheus(&clean, &run(), &[]);
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "promtool: {out:?}\n{text}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! out of the list is dead code, which clippy's `-D warnings` refuses.
 
 mod agree;
+mod audit;
 mod bastion;
 mod certs;
 mod concurrent;
@@ -112,6 +113,7 @@ fn main() -> ExitCode {
     let ci = std::env::var("CI").as_deref() == Ok("true");
     let lab_tests = [
         agree::TESTS,
+        audit::TESTS,
         bastion::TESTS,
         certs::TESTS,
         concurrent::TESTS,

@@ -5,11 +5,12 @@
 //! against real nodes, so both hold the output to the same rules.
 //!
 //! ```text
-//! {"command": C, "hosts": [ROW...], "summary": SUMMARY, "whitelist"?: W}
+//! {"command": C, "hosts": [ROW...], "summary": SUMMARY, "whitelist"?: W, "flows"?: [FLOW...]}
 //! ROW     = name, address, role, status, error, notes, elapsed_ms (every command)
 //!           + changes (plan, apply, verify, remove)
 //!           + controller_address, firewall, backend, ipset_version, iptables_version, systemd (ping)
 //!           + timings (optional, any value)
+//!           + mode, audit (verify, optional: the guard's mode; in audit mode what it recorded)
 //! SUMMARY = total and one count per status word, zeros included
 //! ```
 
@@ -88,6 +89,9 @@ fn check_report(report: &Value, errs: &mut Vec<String>) {
     if command == "plan" {
         top_keys.push("whitelist");
     }
+    if command == "verify" {
+        top_keys.push("flows");
+    }
     keys(
         top,
         "the report",
@@ -121,6 +125,59 @@ fn check_report(report: &Value, errs: &mut Vec<String>) {
     if let Some(w) = top.get("whitelist") {
         check_whitelist(w, errs);
     }
+    if let Some(flows) = top.get("flows") {
+        check_flows(flows, errs);
+    }
+}
+
+/// verify --flows: `[{source, protocol, port, hosts, packets, bytes,
+/// last_seen_secs, admit}]`, the most packets first.
+fn check_flows(flows: &Value, errs: &mut Vec<String>) {
+    let Some(flows) = flows.as_array() else {
+        errs.push("flows is not an array".into());
+        return;
+    };
+    let all = [
+        "source",
+        "protocol",
+        "port",
+        "hosts",
+        "packets",
+        "bytes",
+        "last_seen_secs",
+        "admit",
+    ];
+    let mut last = u64::MAX;
+    for (i, f) in flows.iter().enumerate() {
+        let at = format!("flows[{i}]");
+        let Some(f) = f.as_object() else {
+            errs.push(format!("{at} is not an object"));
+            continue;
+        };
+        keys(f, &at, &all, &all, errs);
+        if !is_ip(f.get("source")) {
+            errs.push(format!("{at}.source is not an IP address"));
+        }
+        string(f, "protocol", &at, errs);
+        if !f
+            .get("port")
+            .is_some_and(|p| p.is_null() || p.as_u64().is_some_and(|p| p <= 65535))
+        {
+            errs.push(format!("{at}.port is neither null nor a port"));
+        }
+        strings(f.get("hosts"), &format!("{at}.hosts"), errs);
+        strings(f.get("admit"), &format!("{at}.admit"), errs);
+        for k in ["packets", "bytes", "last_seen_secs"] {
+            if !f.get(k).is_some_and(Value::is_u64) {
+                errs.push(format!("{at}.{k} is not a count"));
+            }
+        }
+        let packets = f.get("packets").and_then(Value::as_u64).unwrap_or_default();
+        if packets > last {
+            errs.push(format!("{at} has more packets than the flow before it"));
+        }
+        last = packets;
+    }
 }
 
 fn check_row(command: &str, allowed: &[&str], row: &Value, at: &str, errs: &mut Vec<String>) {
@@ -152,6 +209,25 @@ fn check_row(command: &str, allowed: &[&str], row: &Value, at: &str, errs: &mut 
     let required: Vec<&str> = common.iter().chain(own).copied().collect();
     let mut known = required.clone();
     known.push("timings");
+    if command == "verify" {
+        known.extend(["mode", "audit"]);
+        if !row.get("mode").is_none_or(|m| m == "enforce" || m == "audit") {
+            errs.push(format!("{at}.mode is not enforce or audit"));
+        }
+        if let Some(a) = row.get("audit") {
+            let ok = a.get("flows").is_some_and(Value::is_u64)
+                && a.get("full")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| f.iter().all(|x| x == "ipv4" || x == "ipv6"))
+                && a.as_object().is_some_and(|o| o.len() == 2)
+                && row.get("mode").is_some_and(|m| m == "audit");
+            if !ok {
+                errs.push(format!(
+                    "{at}.audit is not {{flows, full}} of a host in audit mode"
+                ));
+            }
+        }
+    }
     keys(row, at, &required, &known, errs);
 
     string(row, "name", at, errs);
