@@ -5,10 +5,11 @@ use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
+use crate::backend::{self, untouched};
 use crate::harness::{Lab, Needs, Spec};
-use crate::{bin, eventually, held_apply, host, json, lab, lab_args, lab_tests, stderr, untouched};
+use crate::{bin, eventually, held_apply, host, json, lab, lab_args, lab_tests, stderr};
 
-lab_tests![Needs::Systemd =>
+lab_tests![Needs::Systemd, both =>
     a_confirmed_apply_leaves_no_timer_process_or_snapshot,
     a_failed_confirmation_rolls_every_node_back_by_itself,
     killing_palisade_after_the_write_leaves_nodes_to_roll_back,
@@ -16,7 +17,9 @@ lab_tests![Needs::Systemd =>
     a_rerun_within_the_timeout_confirms_the_pending_change,
     remove_cancels_a_pending_rollback,
     one_change_at_a_time_on_a_node,
-    a_claim_whose_owner_died_is_settled_by_the_next_run,
+    a_claim_whose_owner_died_is_settled_by_the_next_run;
+// iptables only: the xtables lock is legacy iptables'.
+Needs::Systemd =>
     a_stuck_xtables_lock_fails_the_host_in_bounded_time,
 ];
 
@@ -34,10 +37,9 @@ fn args<'a>(cmd: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     lab_args(cmd, true, true, extra)
 }
 
-/// Whether node `i` has the jump to palisade's guard, i.e. got the change.
+/// Whether node `i` has palisade's guard, i.e. got the change.
 fn written(lab: &Lab, i: usize) -> bool {
-    lab.must(&lab.nodes[i].ns, &["iptables-save", "-t", "mangle"])
-        .contains("-A PREROUTING -j PALISADE-GUARD")
+    backend::guard_present(lab, i)
 }
 
 fn a_confirmed_apply_leaves_no_timer_process_or_snapshot() {
@@ -94,9 +96,7 @@ fn a_failed_confirmation_rolls_every_node_back_by_itself() {
     // From an applied whitelist: back to exactly that whitelist.
     let out = lab.palisade(bin(), &args("apply", &[]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let before: Vec<String> = (0..3)
-        .map(|i| lab.must(&lab.nodes[i].ns, &["ipset", "list", "palisade4"]))
-        .collect();
+    let before: Vec<Vec<String>> = (0..3).map(|i| backend::members(&lab, i, 4)).collect();
     let out = lab.palisade_with_env(
         bin(),
         &args("apply", &["--confirm-timeout", "5", "--extra", "192.0.2.0/24"]),
@@ -106,14 +106,7 @@ fn a_failed_confirmation_rolls_every_node_back_by_itself() {
     assert_eq!(out.status.code(), Some(2), "{report:#}");
     for (i, old) in before.iter().enumerate() {
         assert_eq!(host(&report, &lab.nodes[i].name)["status"], "rolled-back");
-        let now = lab.must(&lab.nodes[i].ns, &["ipset", "list", "palisade4"]);
-        let members = |s: &str| {
-            s.lines()
-                .skip_while(|l| !l.starts_with("Members:"))
-                .map(String::from)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(members(&now), members(old), "node {i}");
+        assert_eq!(&backend::members(&lab, i, 4), old, "node {i}");
     }
     let out = lab.palisade(bin(), &args("verify", &[]));
     assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
@@ -278,7 +271,7 @@ fn abandon_claim(lab: &Lab, i: usize, owner: &str) {
 
 fn a_claim_whose_owner_died_is_settled_by_the_next_run() {
     let lab = lab!(spec(2));
-    let members = |i: usize| lab.must(&lab.nodes[i].ns, &["ipset", "save", "palisade4"]);
+    let members = |i: usize| backend::members(&lab, i, 4);
     // A confirmation died after claiming: the next run finishes it (the
     // boot files go in) instead of refusing the node forever.
     let mut child = held_apply(&lab, &["--confirm-timeout", "40"]);
@@ -305,9 +298,10 @@ fn a_claim_whose_owner_died_is_settled_by_the_next_run() {
 
     // A rollback died after claiming, before undoing: the next run undoes
     // the change (back to the confirmed whitelist), then goes on.
-    let before: Vec<String> = (0..2).map(members).collect();
+    let before: Vec<Vec<String>> = (0..2).map(members).collect();
     let mut child = held_apply(&lab, &["--confirm-timeout", "40", "--extra", "192.0.2.0/24"]);
-    assert!(eventually(20, || (0..2).all(|i| members(i).contains("192.0.2.0/24"))));
+    let extra = "192.0.2.0/24".to_owned();
+    assert!(eventually(20, || (0..2).all(|i| members(i).contains(&extra))));
     child.kill().unwrap();
     let _ = child.wait();
     for i in 0..2 {
@@ -317,26 +311,11 @@ fn a_claim_whose_owner_died_is_settled_by_the_next_run() {
     let report = json(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     for (i, old) in before.iter().enumerate() {
-        assert!(
-            !members(i).contains("192.0.2.0/24"),
-            "node {i} kept the abandoned change"
-        );
-        assert_eq!(sorted(&members(i)), sorted(old));
+        assert!(!members(i).contains(&extra), "node {i} kept the abandoned change");
+        assert_eq!(&members(i), old);
     }
     let out = lab.palisade(bin(), &args("verify", &[]));
     assert_eq!(out.status.code(), Some(0), "{}", crate::stdout(&out));
-}
-
-/// The `add` lines of an `ipset save`, sorted (hash order differs between
-/// two sets with the same members).
-fn sorted(save: &str) -> Vec<String> {
-    let mut lines: Vec<String> = save
-        .lines()
-        .filter(|l| l.starts_with("add "))
-        .map(String::from)
-        .collect();
-    lines.sort();
-    lines
 }
 
 fn a_stuck_xtables_lock_fails_the_host_in_bounded_time() {
@@ -357,6 +336,6 @@ fn a_stuck_xtables_lock_fails_the_host_in_bounded_time() {
     assert!(took < Duration::from_secs(100), "apply took {took:?}");
     let error = host(&report, "node-00")["error"].as_str().unwrap_or_default();
     assert!(error.contains("xtables lock"), "{error}");
-    assert!(untouched(&lab, 0));
+    assert!(crate::untouched(&lab, 0));
     assert_eq!(host(&report, "node-01")["status"], "changed", "{report:#}");
 }

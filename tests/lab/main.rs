@@ -11,6 +11,7 @@
 
 mod agree;
 mod audit;
+mod backend;
 mod bastion;
 mod certs;
 mod concurrent;
@@ -53,6 +54,9 @@ pub(crate) struct LabTest {
     pub(crate) name: &'static str,
     pub(crate) needs: Needs,
     pub(crate) run: fn(),
+    /// Listed with `both`: it runs on the nftables backend too, as
+    /// `module::nft::name` (see `backend.rs`).
+    pub(crate) both: bool,
 }
 
 impl LabTest {
@@ -60,13 +64,24 @@ impl LabTest {
     /// run in a thread of that name, as libtest does, so that a panic message
     /// says which test panicked. libtest-mimic reports a panic as a failure.
     fn trial(&self) -> Trial {
+        self.trial_on(backend::Backend::Iptables)
+    }
+
+    /// The trial on `backend`: on nftables, named `module::nft::name`.
+    fn trial_on(&self, on: backend::Backend) -> Trial {
         let module = self.module.split_once("::").map_or("", |(_, m)| m);
-        let name = format!("{module}::{}", self.name);
+        let name = match on {
+            backend::Backend::Iptables => format!("{module}::{}", self.name),
+            backend::Backend::Nftables => format!("{module}::nft::{}", self.name),
+        };
         let run = self.run;
         Trial::test(name.clone(), move || {
             let thread = std::thread::Builder::new()
                 .name(name)
-                .spawn(run)
+                .spawn(move || {
+                    backend::set(on);
+                    run()
+                })
                 .map_err(|e| format!("cannot start the test's thread: {e}"))?;
             if let Err(panic) = thread.join() {
                 std::panic::resume_unwind(panic);
@@ -77,19 +92,26 @@ impl LabTest {
 }
 
 /// A module's lab tests, as `pub(crate) const TESTS`: what each group needs, then
-/// the test functions in it, e.g. `lab_tests![Needs::Plain => a, b];`.
+/// the test functions in it, e.g. `lab_tests![Needs::Plain => a, b];`. A group
+/// written `Needs::Plain, both => c` runs on both firewall backends.
 #[macro_export]
 macro_rules! lab_tests {
-    ($($needs:expr => $($test:ident),+ $(,)?);+ $(;)?) => {
-        /// This module's lab tests, for `main` to run.
-        pub(crate) const TESTS: &[$crate::LabTest] = &[$($(
-            $crate::LabTest {
-                module: module_path!(),
-                name: stringify!($test),
-                needs: $needs,
-                run: $test,
-            },
-        )+)+];
+    (@both) => { false };
+    (@both both) => { true };
+    ($($needs:expr $(, $both:ident)? => $($test:ident),+ $(,)?);+ $(;)?) => {
+        /// This module's lab tests, for `main` to run, group by group.
+        pub(crate) const TESTS: &[&[$crate::LabTest]] = &[$({
+            const BOTH: bool = $crate::lab_tests!(@both $($both)?);
+            &[$(
+                $crate::LabTest {
+                    module: module_path!(),
+                    name: stringify!($test),
+                    needs: $needs,
+                    run: $test,
+                    both: BOTH,
+                },
+            )+]
+        },)+];
     };
 }
 
@@ -135,6 +157,7 @@ fn main() -> ExitCode {
         systemd::TESTS,
         timings::TESTS,
     ]
+    .concat()
     .concat();
 
     let mut trials = vec![Trial::test("controller_texts_match_the_lab", || {
@@ -146,7 +169,11 @@ fn main() -> ExitCode {
         let kind: Vec<Trial> = lab_tests
             .iter()
             .filter(|t| t.needs == needs)
-            .map(|t| t.trial().with_ignored_flag(why.is_some() && !ci))
+            .flat_map(|t| {
+                let nft = t.both.then(|| t.trial_on(backend::Backend::Nftables));
+                std::iter::once(t.trial()).chain(nft)
+            })
+            .map(|t| t.with_ignored_flag(why.is_some() && !ci))
             .collect();
         let not_run = kind
             .iter()
@@ -168,7 +195,8 @@ fn main() -> ExitCode {
 /// The arguments every firewall command in the lab takes: the lab's
 /// inventory, key and known_hosts, `--json` when asked, and the controller's
 /// addresses in the allow list unless `allow` is false or the command takes
-/// no whitelist flags (ping, remove); then `extra`.
+/// no whitelist flags (ping, remove), `--backend nftables` when the test
+/// runs on that backend; then `extra`.
 pub(crate) fn lab_args<'a>(cmd: &'a str, json: bool, allow: bool, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![cmd];
     if json {
@@ -184,6 +212,9 @@ pub(crate) fn lab_args<'a>(cmd: &'a str, json: bool, allow: bool, extra: &[&'a s
     ]);
     if allow && matches!(cmd, "plan" | "apply" | "verify") {
         a.extend(["--allow", CONTROLLER4_TEXT, "--allow", CONTROLLER6_TEXT]);
+    }
+    if matches!(cmd, "ping" | "plan" | "apply" | "verify" | "remove") {
+        a.extend_from_slice(backend::flags());
     }
     a.extend_from_slice(extra);
     a
