@@ -524,7 +524,9 @@ fn known(value: &Value) -> Option<String> {
     }
     let (key, body) = o.iter().next()?;
     match (key.as_str(), body) {
-        ("accept" | "drop", Value::Null) => Some(key.clone()),
+        // Every verdict without an argument, as nft prints it: the ones
+        // palisade writes, and those a hand edit may add (`return`).
+        ("accept" | "drop" | "return" | "continue", Value::Null) => Some(key.clone()),
         ("jump" | "goto", Value::Object(j)) if j.len() == 1 => {
             Some(format!("{key} {}", ident(j.get("target")?.as_str()?)?))
         }
@@ -808,6 +810,8 @@ mod tests {
             ),
             "ct state \"established accept\""
         );
+        // A verdict added by hand reads as nft writes it.
+        assert_eq!(rule(r#"[{"return":null}]"#, None), "return");
         assert_eq!(
             rule(r#"[{"drop":null}]"#, Some("a \"b\"\nc")),
             "drop comment \"a \\\"b\\\"\\nc\""
