@@ -31,6 +31,7 @@ mod rollback;
 mod sshconfig;
 mod systemd;
 mod timings;
+mod wayback;
 
 /// The one JSON shape, as the unit tests check it too.
 #[path = "../support/report_shape.rs"]
@@ -132,6 +133,7 @@ fn main() -> ExitCode {
         sshconfig::TESTS,
         systemd::TESTS,
         timings::TESTS,
+        wayback::TESTS,
     ]
     .concat();
 
