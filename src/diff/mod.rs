@@ -94,6 +94,12 @@ pub(crate) enum Change {
         family: Family,
         objects: Vec<String>,
     },
+    /// With the iptables backend: the nftables backend applied last (its
+    /// boot file says so), so its table is there, which a change takes
+    /// away once the iptables guard is in.
+    NftTableLeft {
+        table: String,
+    },
     /// A table of palisade's name that palisade did not make (no rule of
     /// its guard chain carries the mark): palisade refuses to replace it.
     NftTableForeign,
@@ -162,6 +168,7 @@ impl Change {
             Change::Forged { .. } => "forged",
             Change::NftTableMissing => "nft-table-missing",
             Change::IptablesLeft { .. } => "iptables-left",
+            Change::NftTableLeft { .. } => "nft-table-left",
             Change::NftTableForeign => "nft-table-foreign",
             Change::NftTableFlags { .. } => "nft-table-flags",
             Change::NftSetWrongType { .. } => "nft-set-wrong-type",
@@ -230,10 +237,20 @@ pub(crate) fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
     }
     let mut out = Vec::new();
     let fix = match policy.backend {
-        FirewallBackend::Iptables | FirewallBackend::Auto => Fix {
-            v4: family_diff(policy, Family::V4, observed.family(Family::V4), &mut out),
-            v6: family_diff(policy, Family::V6, observed.family(Family::V6), &mut out),
-        },
+        FirewallBackend::Iptables | FirewallBackend::Auto => {
+            let fix = Fix {
+                v4: family_diff(policy, Family::V4, observed.family(Family::V4), &mut out),
+                v6: family_diff(policy, Family::V6, observed.family(Family::V6), &mut out),
+            };
+            // The iptables read never lists nftables tables (a process on
+            // every read): the boot file says where the table is.
+            if observed.applied_backend == Some(Backend::Nftables) {
+                out.push(Change::NftTableLeft {
+                    table: render::nft::table_name(policy),
+                });
+            }
+            fix
+        }
         // The table is replaced whole: nothing to decide but whether.
         FirewallBackend::Nftables => {
             out.extend(nft::table_diff(policy, observed.nft.as_ref()));
@@ -657,5 +674,33 @@ mod tests {
         );
         let json = serde_json::to_value(&changes[0]).unwrap();
         assert_eq!(json["kind"], "unit-disabled");
+    }
+
+    /// The nftables backend applied last (its boot file says so): the
+    /// iptables backend names its table, which the change takes away; the
+    /// iptables objects are planned as on any node. Not on nftables, whose
+    /// own table it is, nor once the boot file says iptables.
+    #[test]
+    fn the_way_back_names_the_nftables_table() {
+        let mut o = applied();
+        o.applied_backend = Some(Backend::Nftables);
+        let changes = diff(&policy(), &o);
+        assert_eq!(kinds(&changes), ["nft-table-left"]);
+        assert_eq!(
+            changes[0],
+            Change::NftTableLeft {
+                table: "palisade".into()
+            }
+        );
+        assert!(changes[0].in_table() && changes[0].family().is_none());
+        assert!(
+            changes[0]
+                .to_string()
+                .starts_with("nftables table inet palisade of palisade's")
+        );
+        let nft = policy().with_backend(FirewallBackend::Nftables);
+        assert!(!kinds(&diff(&nft, &o)).contains(&"nft-table-left"));
+        o.applied_backend = Some(Backend::NfTables);
+        assert_eq!(diff(&policy(), &o), vec![]);
     }
 }

@@ -49,8 +49,8 @@ pub(crate) enum NodeError {
     RollbackFailed,
     #[error(
         "palisade's boot restore on this node was written by its nftables backend, not {wanted}: its table is \
-         there; take it off with `palisade remove --backend nftables` first (the move from iptables to \
-         nftables is made by `apply --backend nftables` itself)"
+         there, which this remove would leave; take it off with `palisade remove --backend nftables` (which \
+         takes what the iptables backend left too), or move the node back with `apply --backend {wanted}`"
     )]
     OtherBackend {
         applied: crate::observe::probe::Backend,

@@ -243,13 +243,15 @@ fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeE
     if !before.missing_tools.is_empty() {
         return Err(NodeError::MissingTools(before.missing_tools.clone()));
     }
-    // Boot files written by the nftables backend, and the iptables backend
-    // asked for: the table is on the node, which the iptables backend
-    // neither reads nor takes away. (The other way round, the nftables
-    // backend takes the iptables backend's objects away itself.)
+    // Boot files written by the nftables backend, and the iptables
+    // backend's remove asked for: the table is on the node, which that
+    // remove neither reads nor takes away. (Its apply does: the way back,
+    // diff's NftTableLeft. The other way round, the nftables backend takes
+    // the iptables backend's objects away itself.)
     if let Some(applied) = before.applied_backend
         && applied == probe::Backend::Nftables
         && policy.backend == FirewallBackend::Iptables
+        && job.operation == Operation::Remove
     {
         return Err(NodeError::OtherBackend {
             applied,

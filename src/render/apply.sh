@@ -392,14 +392,41 @@ save_chains() {
     echo "$jumps:$pos:$gjumps" >"$snap/jumps.$v"
 }
 
-# prepare_all: both families' prepare.
+# prepare_all: both families' prepare, and the nftables backend's table,
+# if a move back from it takes one away (prepare_table).
 prepare_all() {
     prepare v4 inet "$set4" "$table_v4" "$save_v4" "$mangle_v4"
     prepare v6 inet6 "$set6" "$table_v6" "$save_v6" "$mangle_v6"
+    prepare_table
+}
+
+# prepare_table: (apply mode) for a move back from the nftables backend:
+# where its table may be, read it (one process, on these changes alone:
+# the reads, and every other change, never look), check it is palisade's,
+# and save it for the rollback (SNAP/table.nft), which tells commit_all to
+# take it away. It may be there when the boot file says that backend
+# applied last (what plan reports as nft-table-left), or when there is no
+# boot file and no set of palisade's: a first change here, or a node moved
+# to nftables with --no-persist, which leaves no boot file (and no set:
+# the move takes them away), so that two backends never stay side by side.
+prepare_table() {
+    [ "$mode" = apply ] || return 0
+    fetch was "${restore_path%/*}/backend"
+    case $was in
+        nftables) ;;
+        '') [ -z "$save_v4$save_v6" ] || return 0 ;;
+        *) return 0 ;;
+    esac
+    command -v nft >/dev/null 2>&1 || return 0
+    ntable_json=$(nft -j list table inet "$ntable" 2>/dev/null) || return 0
+    owned_table
+    nft -s list table inet "$ntable" >"$snap/table.nft"
 }
 
 # commit_all: the commit steps, each with its undo recorded first: one
-# `ipset restore` for both sets, one `iptables-restore` per family.
+# `ipset restore` for both sets, one `iptables-restore` per family; then,
+# on a move back from the nftables backend, its table goes, once the guard
+# is in (its undo, undo_nft, puts it back as saved, first of all).
 commit_all() {
     printf '%s' "$sets" >"$snap/sets"
     step 1 "u=0; ${undo_sets}[ \"\$u\" = 0 ]"
@@ -408,6 +435,9 @@ commit_all() {
     iptables-restore -w 20 --noflush <"$snap/rules.v4"
     step 3 "undo_family v6 ip6tables"
     ip6tables-restore -w 20 --noflush <"$snap/rules.v6"
+    [ -f "$snap/table.nft" ] || return 0
+    step 4 undo_nft
+    nft delete table inet "$ntable"
 }
 
 # stage: write the boot files this change wants beside the live ones, and

@@ -512,7 +512,7 @@ mod tests {
             assert_eq!(marked, ours, "the controller: {json}");
             let script = format!(
                 "ntable=palisade mark={MARK}\n{}ntable_json=\"$1\"\nowned_table\n",
-                code(NFT_APPLY)
+                code(WRITERS)
             );
             let out = std::process::Command::new("sh")
                 .args(["-c", &script, "sh", &json])
@@ -552,6 +552,28 @@ mod tests {
 
     /// A small fleet's whole apply fits in TCP's first flight (about 14
     /// kB), so sending it costs no round trip more than verify's read.
+    /// The way back from nftables: the iptables backend's change (and so
+    /// its rollback, made of the same code) checks and takes away the
+    /// nftables backend's table with that backend's own functions, defined
+    /// once; none of it rides in the first flight.
+    #[test]
+    fn the_iptables_change_takes_the_nftables_table_away() {
+        let p = policy(vec![], vec![]);
+        let ipt = apply_code(&p);
+        for part in [
+            "owned_table() {",
+            "undo_nft() {",
+            "prepare_table\n}\n",
+            "step 4 undo_nft\nnft delete table inet \"$ntable\"\n}\n",
+        ] {
+            assert!(ipt.contains(part), "{part}");
+        }
+        let nft = apply_code(&p.with_backend(FirewallBackend::Nftables));
+        assert_eq!(nft.matches("undo_nft() {").count(), 1);
+        assert_eq!(nft.matches("owned_table() {").count(), 1);
+        assert!(!converge(&p, 60).as_str().contains("undo_nft"));
+    }
+
     #[test]
     fn a_small_fleets_apply_fits_in_one_flight() {
         let size = converge(&policy(vec![], vec![]), 60).as_str().len();

@@ -4,29 +4,8 @@
 # nothing, which no packet sees half made), its undo one more that puts the
 # table back as it was, or deletes it when there was none. palisade
 # replaces only a table that carries its mark (the comment on the guard's
-# first rule).
-
-# owned_table: fail, before anything changes, when the table exists but
-# palisade did not make it: as the controller decides (observe::nft's
-# `marked`), a rule of the guard chain carries the mark as its comment. nft
-# -j prints a rule's keys in one order (family, table, chain, handle,
-# comment, expr), with or without blanks; the handle is digits alone, so
-# these patterns match one rule, never a guard rule's start and another's
-# comment. A mark elsewhere (another chain's rule, a set's comment) is not
-# palisade's. Builtins only.
-owned_table() {
-    [ -n "$ntable_json" ] || return 0
-    for b in ' ' ''; do
-        h="\"chain\":$b\"guard\",$b\"handle\":$b" c=",$b\"comment\":$b\"$mark\",$b\"expr\""
-        case $ntable_json in
-            *"$h"[0-9]"$c"* | *"$h"[0-9][0-9]"$c"* | *"$h"[0-9][0-9][0-9]"$c"* | \
-                *"$h"[0-9][0-9][0-9][0-9]"$c"* | *"$h"[0-9][0-9][0-9][0-9][0-9]"$c"* | \
-                *"$h"[0-9][0-9][0-9][0-9][0-9][0-9]"$c"*) return 0 ;;
-        esac
-    done
-    echo "palisade: nftables table inet $ntable exists but palisade did not make it; it will not replace another tool's table: remove it, or choose another name (--chain)" >&2
-    exit 3
-}
+# first rule): owned_table, in writers.sh with undo_nft, as the iptables
+# backend's move back takes the table away with them.
 
 # prepare_all: check the table is palisade's or absent; save it as `nft -s
 # list table` prints it (without counters, which move) for the rollback
@@ -94,36 +73,6 @@ sets_restore() {
         [ -f "$snap/set.$v" ] || continue
         ipset list -n "$s" >/dev/null 2>&1 || ipset restore <"$snap/set.$v" || return 1
     done
-}
-
-# undo_nft: put the table back as prepare found it (SNAP/table.nft), or
-# take it away when there was none, from the table as it is now; then read
-# it again, and succeed only when it is so. Idempotent: nothing to do when
-# it is already so. What audit mode's sets recorded (lines with a ` . `
-# in them) is left out of both sides: packets change it at any moment.
-undo_nft() {
-    if [ -f "$snap/table.nft" ]; then
-        want=$(unrecorded <"$snap/table.nft")
-        now_table=$(nft -s list table inet "$ntable" 2>/dev/null | unrecorded) || now_table=''
-        [ "$now_table" = "$want" ] && return 0
-        {
-            printf 'add table inet %s\ndelete table inet %s\n' "$ntable" "$ntable"
-            cat "$snap/table.nft"
-        } | nft -f - || return 1
-        now_table=$(nft -s list table inet "$ntable" 2>/dev/null | unrecorded) || now_table=''
-        if [ "$now_table" != "$want" ]; then
-            echo "palisade rollback: the nftables table is still not as it was" >&2
-            return 1
-        fi
-    elif nft list table inet "$ntable" >/dev/null 2>&1; then
-        nft delete table inet "$ntable" || return 1
-    fi
-}
-
-# unrecorded: the table on stdin (`nft -s list`) without the elements of
-# audit mode's sets, and without their type line (which has a ` . ` too).
-unrecorded() {
-    sed '/^[[:space:]]*set audit[46] {$/,/^[[:space:]]*}$/{/ \. /d;}'
 }
 
 # sets_back: whether the iptables backend's sets a move took away are back

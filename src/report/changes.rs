@@ -147,6 +147,11 @@ impl fmt::Display for Change {
                  nftables table is in",
                 list(objects)
             ),
+            Change::NftTableLeft { table } => write!(
+                f,
+                "nftables table inet {table} of palisade's nftables backend, which applied last, is still \
+                 there: taken away once the iptables guard is in"
+            ),
             Change::NftTableForeign => write!(
                 f,
                 "an nftables table has the name of palisade's, but palisade did not make it (no rule of its \
@@ -340,6 +345,10 @@ pub(crate) fn lines(change: &Change) -> Vec<Line> {
         | Change::BackendChanged { .. }
         | Change::Forged { .. }
         | Change::NftTableForeign => one(Alter, change.to_string()),
+        Change::NftTableLeft { table } => one(
+            Remove,
+            format!("nftables table inet {table} (the nftables backend's; the iptables guard replaces it)"),
+        ),
         Change::IptablesLeft { family, objects } => capped(
             Remove,
             objects.iter().map(|o| format!("{family} iptables {o}")).collect(),

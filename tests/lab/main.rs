@@ -33,6 +33,7 @@ mod rollback;
 mod sshconfig;
 mod systemd;
 mod timings;
+mod wayback;
 
 /// The one JSON shape, as the unit tests check it too.
 #[path = "../support/report_shape.rs"]
@@ -156,6 +157,7 @@ fn main() -> ExitCode {
         sshconfig::TESTS,
         systemd::TESTS,
         timings::TESTS,
+        wayback::TESTS,
     ]
     .concat()
     .concat();

@@ -218,18 +218,6 @@ fn the_lockout_protocol_holds_on_nftables() {
         assert_eq!(&table(&lab, i), before, "node {i}: the table is not as it was");
     }
     run(&lab, "verify", &[], 0);
-
-    // The iptables backend asked for where the nftables backend's boot
-    // restore is: refused, untouched, saying how to go on.
-    let out = lab.palisade(bin(), &lab_args("apply", true, true, &[]));
-    let report = json(&out);
-    assert_eq!(out.status.code(), Some(2), "{report:#}");
-    let error = host(&report, "node-00")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(error.contains("remove --backend nftables"), "{report:#}");
-    assert!(untouched(&lab, 0));
 }
 
 /// What the iptables backend made on node `i`, and every other rule and
