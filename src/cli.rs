@@ -7,15 +7,31 @@ use clap::{Args, Parser, Subcommand};
 
 use std::num::NonZeroUsize;
 
-use crate::config::{
-    DEFAULT_CHAIN, DEFAULT_CONFIG, DEFAULT_CONFIRM_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FORKS,
-    DEFAULT_HOST_KEY_CHECKING, DEFAULT_PORT, DEFAULT_RETRIES, DEFAULT_SET4, DEFAULT_SET6, DEFAULT_STATE,
-    DEFAULT_STEP_TIMEOUT, DEFAULT_USER,
-};
 use crate::inventory::RoleRule;
 use crate::net::{ChainName, IfName, Net, SetName};
 use crate::policy::{DEFAULT_INTERFACES, DEFAULT_RESOLVERS, FirewallBackend, Opening};
 use crate::transport::{BastionPath, HostKeyChecking};
+
+// palisade's defaults, in one place: the flags' help text shows them, and
+// `config::Settings::resolve` falls back to them (config reads the command
+// line, never the other way round).
+pub(crate) const DEFAULT_CONFIG: &str = "palisade.toml";
+
+pub(crate) const DEFAULT_STATE: &str = "terraform.tfstate";
+pub(crate) const DEFAULT_USER: &str = "core";
+pub(crate) const DEFAULT_FORKS: NonZeroUsize = NonZeroUsize::new(64).expect("64 is not zero");
+pub(crate) const DEFAULT_PORT: u16 = 22;
+pub(crate) const DEFAULT_HOST_KEY_CHECKING: HostKeyChecking = HostKeyChecking::AcceptNew;
+/// Seconds.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+/// Seconds.
+pub(crate) const DEFAULT_STEP_TIMEOUT: u64 = 120;
+pub(crate) const DEFAULT_RETRIES: u32 = 2;
+/// Seconds.
+pub(crate) const DEFAULT_CONFIRM_TIMEOUT: u64 = 60;
+pub(crate) const DEFAULT_SET4: &str = "palisade4";
+pub(crate) const DEFAULT_SET6: &str = "palisade6";
+pub(crate) const DEFAULT_CHAIN: &str = "PALISADE";
 
 /// Lock a bare-metal cluster down to an IP whitelist, over SSH, with no agent.
 #[derive(Debug, Parser)]

@@ -11,36 +11,22 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
-use crate::cli::{FirewallArgs, Flags, SshArgs, WhitelistArgs};
-use crate::inventory::{RoleRule, RoleRules, Source};
 use std::num::NonZeroUsize;
 use std::time::Duration;
+
+use crate::cli::{
+    DEFAULT_CHAIN, DEFAULT_CONFIG, DEFAULT_CONFIRM_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FORKS,
+    DEFAULT_HOST_KEY_CHECKING, DEFAULT_PORT, DEFAULT_RETRIES, DEFAULT_SET4, DEFAULT_SET6, DEFAULT_STATE,
+    DEFAULT_STEP_TIMEOUT, DEFAULT_USER, FirewallArgs, Flags, SshArgs, WhitelistArgs,
+};
+use crate::inventory::{RoleRule, RoleRules, Source};
 
 use crate::net::{ChainName, IfName, Net, Port, SetName};
 use crate::policy::{self, Opening, PolicyOptions};
 use crate::transport::{BastionPath, HostKeyChecking};
 
-// palisade's defaults, in one place: `Settings::resolve` falls back to them
-// and the flags' help text (cli.rs) shows them.
-pub(crate) const DEFAULT_CONFIG: &str = "palisade.toml";
-
 /// A config is a page of settings: anything much bigger is the wrong file.
 const CONFIG_MAX_BYTES: u64 = 1 << 20;
-pub(crate) const DEFAULT_STATE: &str = "terraform.tfstate";
-pub(crate) const DEFAULT_USER: &str = "core";
-pub(crate) const DEFAULT_FORKS: NonZeroUsize = NonZeroUsize::new(64).expect("64 is not zero");
-pub(crate) const DEFAULT_PORT: u16 = 22;
-pub(crate) const DEFAULT_HOST_KEY_CHECKING: HostKeyChecking = HostKeyChecking::AcceptNew;
-/// Seconds.
-pub(crate) const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
-/// Seconds.
-pub(crate) const DEFAULT_STEP_TIMEOUT: u64 = 120;
-pub(crate) const DEFAULT_RETRIES: u32 = 2;
-/// Seconds.
-pub(crate) const DEFAULT_CONFIRM_TIMEOUT: u64 = 60;
-pub(crate) const DEFAULT_SET4: &str = "palisade4";
-pub(crate) const DEFAULT_SET6: &str = "palisade6";
-pub(crate) const DEFAULT_CHAIN: &str = "PALISADE";
 
 /// Host keys are kept per cluster, next to what describes the cluster:
 /// reprovisioned bare-metal hosts reuse IPs, so the user's own known_hosts

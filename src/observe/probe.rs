@@ -101,10 +101,7 @@ pub(crate) fn as_root(out: Output, user: &str) -> Result<Output, HostError> {
     out.success()
 }
 
-/// The controller's address in `SSH_CONNECTION` (`client port server port`).
-pub(crate) fn origin_of(ssh_connection: &str) -> Option<IpAddr> {
-    ssh_connection.split_whitespace().next()?.parse().ok()
-}
+pub(crate) use crate::transport::origin_of;
 
 type Facts = std::collections::BTreeMap<String, String>;
 

@@ -183,7 +183,7 @@ pub(crate) fn junit(report: &Report, run: &Run) -> String {
         "name=\"palisade {command}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{}\" timestamp=\"{}\"",
         report.hosts.len(),
         seconds(run.duration),
-        utc(started)
+        crate::timing::utc(started)
     );
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(out, "<testsuites {counts}>");
@@ -286,29 +286,6 @@ fn xml_char(c: char) -> bool {
     matches!(u32::from(c), 0x20..=0xd7ff | 0xe000..=0xfffd | 0x10000..=0x10ffff)
 }
 
-/// `t` as JUnit's timestamp: ISO 8601 in UTC, to the second, without a
-/// zone (the form the Ant JUnit schema takes).
-pub(crate) fn utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,13 +372,13 @@ mod tests {
 
     #[test]
     fn timestamps_are_utc_civil_dates() {
-        assert_eq!(utc(UNIX_EPOCH), "1970-01-01T00:00:00");
+        assert_eq!(crate::timing::utc(UNIX_EPOCH), "1970-01-01T00:00:00");
         assert_eq!(
-            utc(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            crate::timing::utc(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "2000-02-29T00:00:00"
         );
         assert_eq!(
-            utc(UNIX_EPOCH + Duration::from_secs(1_764_930_245)),
+            crate::timing::utc(UNIX_EPOCH + Duration::from_secs(1_764_930_245)),
             "2025-12-05T10:24:05"
         );
     }

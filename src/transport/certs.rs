@@ -28,7 +28,7 @@ pub(crate) fn now() -> u64 {
 /// A certificate time as people read it.
 fn when(secs: u64) -> String {
     match UNIX_EPOCH.checked_add(Duration::from_secs(secs)) {
-        Some(t) => format!("{} UTC", crate::report::monitor::utc(t)),
+        Some(t) => format!("{} UTC", crate::timing::utc(t)),
         None => "the end of time".to_owned(),
     }
 }

@@ -30,6 +30,12 @@ use serde::Deserialize;
 pub(crate) use error::HostError;
 pub(crate) use fanout::{HostOutcome, Target, fan_out};
 pub(crate) use known_hosts::KnownHosts;
+/// The controller's address in `SSH_CONNECTION` (`client port server port`):
+/// where a node sees palisade connect from, after any NAT.
+pub(crate) fn origin_of(ssh_connection: &str) -> Option<std::net::IpAddr> {
+    ssh_connection.split_whitespace().next()?.parse().ok()
+}
+
 #[cfg(test)]
 pub(crate) use session::StepLog;
 pub(crate) use session::{Bastion, Conversation, Heard, HopSession, Output, Session};
@@ -390,9 +396,9 @@ pub(crate) fn load_credentials(key_path: &Path, certificate: Option<&Path>) -> R
     let cert = certs::load_user_certificate(&file, key.public_key(), certs::now())?;
     tracing::info!(
         "ssh certificate: {} ({}, principals {})",
-        crate::report::terminal::escape(&file.display().to_string()),
-        crate::report::terminal::escape(&certs::label(&cert)),
-        crate::report::terminal::escape(&cert.valid_principals().join(","))
+        crate::text::escape(&file.display().to_string()),
+        crate::text::escape(&certs::label(&cert)),
+        crate::text::escape(&cert.valid_principals().join(","))
     );
     Ok(Credentials::Certified {
         key: Arc::new(key),

@@ -484,7 +484,7 @@ impl HopSession {
                         }
                     }
                     let text = String::from_utf8_lossy(&out);
-                    let client = crate::observe::probe::origin_of(text.trim())?;
+                    let client = super::origin_of(text.trim())?;
                     let own = text.split_whitespace().nth(2).and_then(|a| a.parse().ok());
                     Some((client, own))
                 };
@@ -814,9 +814,9 @@ async fn authenticate(
             // trusted there, no principal for the user) leaves the bare key.
             tracing::info!(
                 "{}: the server refused the {} from {}; trying the bare key",
-                crate::report::terminal::escape(host),
-                crate::report::terminal::escape(&certs::label(cert)),
-                crate::report::terminal::escape(&file.display().to_string())
+                crate::text::escape(host),
+                crate::text::escape(&certs::label(cert)),
+                crate::text::escape(&file.display().to_string())
             );
             if offer_key(handle, user, key).await? {
                 return Ok(());
@@ -849,7 +849,7 @@ async fn authenticate(
                 if let Some(why) = certs::outside_window(certificate, now) {
                     tracing::info!(
                         "ssh-agent: skipping the {}: it is {why}",
-                        crate::report::terminal::escape(&certs::label(certificate))
+                        crate::text::escape(&certs::label(certificate))
                     );
                     continue;
                 }
@@ -868,8 +868,8 @@ async fn authenticate(
                 }
                 tracing::info!(
                     "{}: the server refused the agent's {}",
-                    crate::report::terminal::escape(host),
-                    crate::report::terminal::escape(&certs::label(certificate))
+                    crate::text::escape(host),
+                    crate::text::escape(&certs::label(certificate))
                 );
             }
             let keys: Vec<PublicKey> = identities
@@ -995,8 +995,8 @@ impl Client {
             Ok(()) => {
                 tracing::debug!(
                     "{}: host {} trusted through @cert-authority line {line}",
-                    crate::report::terminal::escape(&host),
-                    crate::report::terminal::escape(&certs::label(cert))
+                    crate::text::escape(&host),
+                    crate::text::escape(&certs::label(cert))
                 );
                 Ok(true)
             }
