@@ -14,7 +14,7 @@ mod fix;
 pub(crate) mod nft;
 pub(crate) use fix::{FamilyFix, Fix, Found, JumpFix, OldChains};
 
-use crate::policy::{Family, FirewallBackend, MARK, Policy};
+use crate::policy::{Family, FirewallBackend, FirewallMode, MARK, Policy};
 use crate::transport::Script;
 
 /// Where the boot-time restore script lives on a node.
@@ -302,6 +302,13 @@ fn header(policy: &Policy) -> String {
             .collect();
         s.push_str(&format!("rules_{v}='{rules}'\n"));
     }
+    // Audit mode's bound (`prepare` makes the audit sets with it); 0 in
+    // enforce mode, where a change takes them away.
+    let audit = match policy.mode {
+        FirewallMode::Audit => policy.audit_size,
+        FirewallMode::Enforce => 0,
+    };
+    s.push_str(&format!("audit_size={audit}\n"));
     s
 }
 
