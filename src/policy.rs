@@ -377,6 +377,13 @@ pub(crate) enum PolicyError {
 /// within ipset's 31 bytes.
 pub(crate) const TEMP_SET_SUFFIXES: [&str; 2] = ["-new", "-old"];
 
+/// The suffixes of the sets audit mode keeps beside each of palisade's sets
+/// on the iptables backend: SET-aud records the flows the guard would drop
+/// ([`Policy::audit_set`]); SET-aun is its temporary set, made and swapped
+/// in when the bound changes. Like the temporary sets', no name may be
+/// another's; four bytes, so that they too fit in ipset's 31.
+pub(crate) const AUDIT_SET_SUFFIXES: [&str; 2] = ["-aud", "-aun"];
+
 /// How the names of the two sets, and of their temporary sets, collide.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum SetClash {
@@ -417,7 +424,7 @@ pub(crate) fn set_clash(set4: &SetName, set6: &SetName) -> Option<SetClash> {
         return Some(SetClash::Same(set4.to_string()));
     }
     for (set, name, of) in [(Family::V6, set6, set4), (Family::V4, set4, set6)] {
-        for suffix in TEMP_SET_SUFFIXES {
+        for suffix in TEMP_SET_SUFFIXES.into_iter().chain(AUDIT_SET_SUFFIXES) {
             if name.as_str().strip_suffix(suffix) == Some(of.as_str()) {
                 return Some(SetClash::Temporary {
                     set,
@@ -520,6 +527,13 @@ impl Policy {
         }
     }
 
+    /// Audit mode's set of `family` on the iptables backend: an ipset
+    /// `hash:ip,port` with counters and a timeout, bounded by
+    /// `audit_size`, named after the family's set.
+    pub(crate) fn audit_set(&self, family: Family) -> String {
+        format!("{}{}", self.set(family), AUDIT_SET_SUFFIXES[0])
+    }
+
     pub(crate) fn members(&self, family: Family) -> impl Iterator<Item = &Net> {
         self.members.iter().filter(move |m| Family::of(m) == family)
     }
@@ -603,6 +617,14 @@ impl Policy {
     /// decide), then the log and the drop, as `iptables -S CHAIN` prints
     /// them (without `-N`). The first carries the mark: palisade replaces
     /// only a chain that carries it (or that it made before there was one).
+    /// In audit mode, instead of the log and the drop, one rule records
+    /// the flow in the audit set ([`Policy::audit_set`]) and drops nothing:
+    /// a flow not yet there is added (its counters start at its first
+    /// packet); one there is counted by the match, which moves its
+    /// counters and, negated, adds nothing. (`--add-set --exist` on every
+    /// packet would restart the timeout, but it sets the counters back to
+    /// that one packet's: the counts are kept, and the timeout runs from
+    /// the flow's first packet.)
     pub(crate) fn guard_rules(&self, family: Family) -> Vec<String> {
         let chain = &self.guard_chain;
         let mut out: Vec<String> = self
@@ -610,6 +632,13 @@ impl Policy {
             .iter()
             .map(|a| a.iptables(chain, "RETURN"))
             .collect();
+        if self.mode == FirewallMode::Audit {
+            let audit = self.audit_set(family);
+            out.push(format!(
+                "-A {chain} -m set ! --match-set {audit} src,dst -j SET --add-set {audit} src,dst"
+            ));
+            return out;
+        }
         out.push(format!(
             "-A {chain} -m limit --limit 5/min -j LOG --log-prefix \"{LOG_PREFIX}\""
         ));
@@ -854,6 +883,32 @@ mod tests {
         assert_eq!(p.guard_jump(), "-A PREROUTING -j PALISADE-GUARD");
     }
 
+    /// In audit mode the guard ends by recording in the family's audit
+    /// set, and drops nothing.
+    #[test]
+    fn audit_mode_records_instead_of_dropping() {
+        let mut o = options();
+        o.mode = FirewallMode::Audit;
+        let p = Policy::desired(&inventory(), &o).unwrap();
+        for (family, set) in [(Family::V4, "palisade4-aud"), (Family::V6, "palisade6-aud")] {
+            assert_eq!(p.audit_set(family), set);
+            let rules = p.guard_rules(family);
+            assert_eq!(
+                rules.last().unwrap(),
+                &format!(
+                    "-A PALISADE-GUARD -m set ! --match-set {set} src,dst -j SET --add-set {set} src,dst"
+                )
+            );
+            assert!(
+                !rules.iter().any(|r| r.contains("DROP") || r.contains("LOG")),
+                "{rules:?}"
+            );
+            // The same admissions before it as in enforce mode.
+            let enforce = p.with_mode(FirewallMode::Enforce).guard_rules(family);
+            assert_eq!(rules[..rules.len() - 1], enforce[..enforce.len() - 2]);
+        }
+    }
+
     #[test]
     fn ports_open_per_role() {
         let p = Policy::desired(&inventory(), &options()).unwrap();
@@ -1002,6 +1057,10 @@ mod tests {
                 Some(SetClash::Temporary { set: Family::V4, .. })
             ));
         }
+        // Audit mode's sets too.
+        for suffix in AUDIT_SET_SUFFIXES {
+            assert!(clash("p4", &format!("p4{suffix}")).is_some(), "{suffix}");
+        }
         // Only the exact suffix: "p4-newer" and "p4new" are names of their own.
         assert_eq!(clash("p4", "p4-newer"), None);
         assert_eq!(clash("p4", "p4new"), None);
@@ -1014,7 +1073,7 @@ mod tests {
         // The longest name leaves room for its temporary sets in ipset's 31
         // bytes.
         let longest = "s".repeat(27);
-        for suffix in TEMP_SET_SUFFIXES {
+        for suffix in TEMP_SET_SUFFIXES.into_iter().chain(AUDIT_SET_SUFFIXES) {
             assert!(longest.len() + suffix.len() <= 31);
         }
         assert!(format!("{longest}s").parse::<SetName>().is_err());

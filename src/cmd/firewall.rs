@@ -33,16 +33,6 @@ pub(crate) async fn run(settings: &Settings, operation: Operation) -> Result<Exi
     if policy.backend == FirewallBackend::Nftables {
         crate::render::nft::check_names(&policy)?;
     }
-    // remove takes everything away, whatever the mode.
-    if policy.mode == policy::FirewallMode::Audit
-        && policy.backend == FirewallBackend::Iptables
-        && operation != Operation::Remove
-    {
-        bail!(
-            "audit mode (--audit, firewall.mode = \"audit\") needs the nftables backend for now \
-             (--backend nftables or auto); the iptables backend has no audit mode yet; no node was touched"
-        );
-    }
     let policies = policy.by_role(&inv);
     if matches!(operation, Operation::Plan | Operation::Apply) {
         // plan says what apply would do, and apply refuses this whitelist.

@@ -5,7 +5,7 @@
 //! `--json`, is the report's business (`report::changes`).
 
 use crate::net::Net;
-use crate::observe::firewall::{FamilyFacts, Observed};
+use crate::observe::firewall::{AuditSetFacts, FamilyFacts, Observed};
 use crate::observe::probe::Backend;
 use crate::policy::{Family, FirewallBackend, FirewallMode, Policy};
 use crate::render::{self, FamilyFix, Fix, Found, JumpFix, OldChains};
@@ -404,6 +404,20 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
     // Docker or firewalld put there.
     match &facts.guard {
         None => out.push(Change::GuardMissing { family }),
+        // The guard as the other mode writes it: a switch of mode, said
+        // once for the node (as on the nftables backend).
+        Some(rules)
+            if *rules != policy.guard_rules(family)
+                && *rules == policy.with_mode(policy.mode.other()).guard_rules(family) =>
+        {
+            let switch = Change::ModeDiffers {
+                want: policy.mode,
+                found: policy.mode.other(),
+            };
+            if !out.contains(&switch) {
+                out.push(switch);
+            }
+        }
         Some(rules) => {
             if let Some((missing, unexpected)) = rules_diff(&policy.guard_rules(family), rules) {
                 out.push(Change::GuardRulesDiffer {
@@ -413,6 +427,9 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
                 });
             }
         }
+    }
+    if policy.mode == FirewallMode::Audit {
+        audit_set_diff(policy, family, facts.audit.as_ref(), out);
     }
     let found = Found::in_rules(&facts.prerouting, &policy.guard_jump());
     match (found.count, found.first) {
@@ -435,6 +452,32 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
         guard: JumpFix::of(found),
         old,
     }
+}
+
+/// Audit mode's set of `family` on the iptables backend (read only when
+/// the guard records in it): its type, bound, timeout and counters (what
+/// it recorded is the node's, never compared).
+fn audit_set_diff(policy: &Policy, family: Family, set: Option<&AuditSetFacts>, out: &mut Vec<Change>) {
+    let found = match set {
+        None => "missing".to_owned(),
+        Some(set) => {
+            let kind = format!("hash:ip,port family {}", family.ipset_family());
+            if set.kind == kind
+                && set.maxelem == Some(u64::from(policy.audit_size))
+                && set.timeout == Some(crate::render::nft::AUDIT_TIMEOUT)
+                && set.counters
+            {
+                return;
+            }
+            format!(
+                "{} maxelem {} timeout {}",
+                set.kind,
+                set.maxelem.map_or("none".to_owned(), |n| n.to_string()),
+                set.timeout.map_or("none".to_owned(), |n| format!("{n}s"))
+            )
+        }
+    };
+    out.push(Change::NftAuditSetDiffers { family, found });
 }
 
 /// None when equal (same rules, same order); else what is missing and what
@@ -482,6 +525,94 @@ mod tests {
 
     fn kinds(changes: &[Change]) -> Vec<&'static str> {
         changes.iter().map(Change::kind).collect()
+    }
+
+    /// On the iptables backend, a switch of mode is one change for the
+    /// node, not a pile of rules; audit mode's set, missing or of another
+    /// bound, is a change of its own; what it recorded never is.
+    #[test]
+    fn a_switch_of_mode_is_one_change_on_iptables() {
+        let enforce = policy();
+        let audit = Policy {
+            mode: FirewallMode::Audit,
+            audit_size: 8,
+            ..enforce.clone()
+        };
+        let in_table = |changes: Vec<Change>| -> Vec<String> {
+            changes
+                .into_iter()
+                .filter(Change::in_table)
+                .map(|c| format!("{}: {c}", c.kind()))
+                .collect()
+        };
+        // The node as audit mode leaves it: the guard records, the sets hold
+        // what they recorded.
+        let mut node = applied();
+        let sets = "|create palisade4-aud hash:ip,port family inet hashsize 1024 maxelem 8 timeout 3600 counters comment bucketsize 12 initval 0x1\n\
+                    |add palisade4-aud 198.18.0.2,tcp:9100 timeout 3500 packets 3 bytes 180\n";
+        let facts = parse_audit_text(sets);
+        for family in Family::BOTH {
+            let f = match family {
+                Family::V4 => &mut node.v4,
+                Family::V6 => &mut node.v6,
+            };
+            f.guard = Some(audit.guard_rules(family));
+            let mut a = facts.clone();
+            a.kind = format!("hash:ip,port family {}", family.ipset_family());
+            f.audit = Some(a);
+        }
+        assert_eq!(in_table(diff(&audit, &node)), Vec::<String>::new());
+        let changes = diff(&enforce, &node);
+        assert_eq!(
+            changes.iter().filter(|c| c.in_table()).collect::<Vec<_>>(),
+            [&Change::ModeDiffers {
+                want: FirewallMode::Enforce,
+                found: FirewallMode::Audit
+            }]
+        );
+        // Another bound.
+        let bigger = Policy {
+            audit_size: 16,
+            ..audit.clone()
+        };
+        assert_eq!(
+            kinds(
+                &diff(&bigger, &node)
+                    .into_iter()
+                    .filter(Change::in_table)
+                    .collect::<Vec<_>>()
+            ),
+            ["nft-audit-set-differs", "nft-audit-set-differs"]
+        );
+        // From enforce: the switch, and both sets to make.
+        let changes: Vec<Change> = diff(&audit, &applied())
+            .into_iter()
+            .filter(Change::in_table)
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                Change::ModeDiffers {
+                    want: FirewallMode::Audit,
+                    found: FirewallMode::Enforce
+                },
+                Change::NftAuditSetDiffers {
+                    family: Family::V4,
+                    found: "missing".into()
+                },
+                Change::NftAuditSetDiffers {
+                    family: Family::V6,
+                    found: "missing".into()
+                },
+            ]
+        );
+    }
+
+    /// An audit set as a node says it (section `audit-v4`).
+    fn parse_audit_text(lines: &str) -> crate::observe::firewall::AuditSetFacts {
+        let text = format!("==> audit-v4\n{lines}==> input-v4\n==> input-v6\n==> end\n");
+        let o = crate::observe::firewall::with_chains(&Observed::default(), &text).unwrap();
+        o.v4.audit.unwrap()
     }
 
     #[test]

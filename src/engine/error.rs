@@ -56,11 +56,6 @@ pub(crate) enum NodeError {
         applied: crate::observe::probe::Backend,
         wanted: crate::policy::FirewallBackend,
     },
-    #[error(
-        "audit mode is not there yet for the iptables backend, which this node took (--backend auto): \
-         nothing changed here; apply --audit with --backend nftables, or without --audit"
-    )]
-    AuditOnIptables,
     #[error("palisade's objects are still on the node after remove")]
     RemoveIncomplete,
     #[error("palisade changes nothing on this node: {}", describe(.0))]

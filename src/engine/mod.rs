@@ -258,14 +258,6 @@ fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeE
             wanted: policy.backend,
         });
     }
-    // Audit mode has only the nftables backend's guard yet: a node that
-    // took iptables (`--backend auto`) is left as it is.
-    if policy.mode == crate::policy::FirewallMode::Audit
-        && policy.backend == FirewallBackend::Iptables
-        && job.operation != Operation::Remove
-    {
-        return Err(NodeError::AuditOnIptables);
-    }
     // Loud on every command but remove (which takes over the failed
     // rollback, and takes everything away).
     if before.rollback_failed && job.operation != Operation::Remove {
@@ -557,18 +549,18 @@ async fn bastion_outside(session: &Session, job: &Job) -> Option<Note> {
 }
 
 impl Job {
-    /// Records the node's mode, and with nftables what its audit sets hold
-    /// (the table verify read: no process more on the node).
+    /// Records the node's mode, and what its audit sets hold (the table,
+    /// or the sets, verify read: no process more on the node).
     fn note_audit(&self, host: &Host, before: &Observed) {
         let audit = match &before.nft {
             Some(table) => Audit {
                 mode: table.mode(),
                 recorded: table.recorded(),
             },
-            None => Audit {
-                mode: crate::policy::FirewallMode::Enforce,
-                recorded: Default::default(),
-            },
+            None => {
+                let (mode, recorded) = before.ipt_audit();
+                Audit { mode, recorded }
+            }
         };
         self.audits
             .lock()
@@ -647,8 +639,8 @@ async fn observe(session: &Session, policy: &Policy) -> Result<Observed, Failure
 /// sets recorded is the traffic's, not the change's: packets move it.
 fn same_firewall(a: &Observed, b: &Observed) -> bool {
     let table = |o: &Observed| o.nft.as_ref().map(crate::observe::nft::NftTable::unrecorded);
-    a.v4 == b.v4
-        && a.v6 == b.v6
+    a.v4.unrecorded() == b.v4.unrecorded()
+        && a.v6.unrecorded() == b.v6.unrecorded()
         && table(a) == table(b)
         && a.restore_digest == b.restore_digest
         && a.unit_digest == b.unit_digest

@@ -6,13 +6,16 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::nft::{Flow, Proto, Recorded};
 use super::probe::Backend;
 use crate::net::Net;
-use crate::policy::{Family, FirewallBackend, Policy};
+use crate::policy::{Family, FirewallBackend, FirewallMode, Policy};
 use crate::render;
+use crate::render::nft::AUDIT_TIMEOUT;
 use crate::transport::Script;
 
 /// `observe [SSH_CONNECTION]`: says (see `say`) the node's state in
@@ -181,10 +184,38 @@ pub(crate) struct SetFacts {
     pub(crate) members: BTreeSet<Net>,
 }
 
+/// Audit mode's set of a family on the iptables backend (SET-aud), as
+/// `ipset save` shows it: read only when the family's guard records in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AuditSetFacts {
+    /// `hash:ip,port family inet`, from the create line.
+    pub(crate) kind: String,
+    /// Its bound (`maxelem`).
+    pub(crate) maxelem: Option<u64>,
+    /// Seconds a flow lives (`timeout`).
+    pub(crate) timeout: Option<u64>,
+    /// Whether it counts packets and bytes (`counters`).
+    pub(crate) counters: bool,
+    /// What it recorded: the traffic's, never compared.
+    pub(crate) flows: Vec<Flow>,
+    /// How many elements it holds (an ICMP source's messages are one flow,
+    /// but an element each).
+    pub(crate) elements: u64,
+}
+
+impl AuditSetFacts {
+    /// Whether it holds its bound: a flow more is not recorded.
+    pub(crate) fn full(&self) -> bool {
+        self.maxelem.is_some_and(|max| self.elements >= max)
+    }
+}
+
 /// palisade's objects in one address family.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct FamilyFacts {
     pub(crate) set: Option<SetFacts>,
+    /// Audit mode's set, when the guard records in it.
+    pub(crate) audit: Option<AuditSetFacts>,
     /// The rules of our chain (`-A` lines), or None when there is no chain.
     pub(crate) chain: Option<Vec<String>>,
     /// The rules of INPUT.
@@ -242,7 +273,41 @@ pub struct Observed {
     pub(crate) nft: Option<super::nft::NftTable>,
 }
 
+impl FamilyFacts {
+    /// The facts without what the audit set recorded: what a rollback
+    /// puts back, and checks (packets move the rest).
+    pub(crate) fn unrecorded(&self) -> FamilyFacts {
+        let mut f = self.clone();
+        if let Some(audit) = &mut f.audit {
+            audit.flows.clear();
+        }
+        f
+    }
+}
+
 impl Observed {
+    /// With the iptables backend, the guard's mode (audit when a family's
+    /// guard records in an audit set, as only audit mode's rules do) and
+    /// what its audit sets recorded.
+    pub(crate) fn ipt_audit(&self) -> (FirewallMode, Recorded) {
+        let records = |f: &FamilyFacts| f.guard.iter().flatten().any(|r| r.contains(" -j SET --add-set "));
+        let mode = if records(&self.v4) || records(&self.v6) {
+            FirewallMode::Audit
+        } else {
+            FirewallMode::Enforce
+        };
+        let mut out = Recorded::default();
+        for family in Family::BOTH {
+            if let Some(audit) = &self.family(family).audit {
+                out.flows.extend(audit.flows.iter().cloned());
+                if audit.full() {
+                    out.full.push(family);
+                }
+            }
+        }
+        (mode, out)
+    }
+
     pub(crate) fn family(&self, family: Family) -> &FamilyFacts {
         match family {
             Family::V4 => &self.v4,
@@ -274,6 +339,7 @@ pub(crate) fn with_chains(before: &Observed, text: &str) -> Result<Observed, Par
             let (set, forged_set) = parse_set(sections.get(&format!("set-{v}")))?;
             *facts = FamilyFacts {
                 set,
+                audit: parse_audit(sections.get(&format!("audit-{v}")))?,
                 forged_set,
                 ..FamilyFacts::default()
             };
@@ -286,6 +352,8 @@ pub(crate) fn with_chains(before: &Observed, text: &str) -> Result<Observed, Par
             return Err(ParseError(format!("no input-{v} section")));
         }
         sections.chains(v, facts);
+        // Audit mode's set, said when the guard records in it.
+        facts.audit = parse_audit(sections.get(&format!("audit-{v}")))?;
     }
     Ok(after)
 }
@@ -409,6 +477,7 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
         let (set, forged_set) = parse_set(get(&format!("set-{v}")))?;
         let mut facts = FamilyFacts {
             set,
+            audit: parse_audit(get(&format!("audit-{v}")))?,
             forged_set,
             ..FamilyFacts::default()
         };
@@ -663,6 +732,81 @@ fn parse_set(lines: &[&str]) -> Result<(Option<SetFacts>, bool), ParseError> {
     Ok((Some(SetFacts { kind, members }), forged))
 }
 
+/// Audit mode's set, as `ipset save` prints it (none when not said):
+/// `create SET hash:ip,port family inet hashsize 1024 maxelem N timeout
+/// 3600 counters comment ...`, then one line per flow, `add SET
+/// ADDR,PROTO:PORT timeout LEFT packets P bytes B`. ipset names the
+/// protocol (`tcp:9100`, `gre:0`), and for ICMP the message in place of
+/// the port (`icmp:echo-request`): a flow without ports has port 0, as on
+/// the nftables backend, so the messages of one source are one flow.
+fn parse_audit(lines: &[&str]) -> Result<Option<AuditSetFacts>, ParseError> {
+    let Some(create) = lines.iter().find(|l| l.starts_with("create ")) else {
+        return Ok(None);
+    };
+    let words: Vec<&str> = create.split_whitespace().collect();
+    let kind = match words.as_slice() {
+        [_, _, kind, "family", fam, ..] => format!("{kind} family {fam}"),
+        [_, _, kind, ..] => (*kind).to_owned(),
+        _ => return Err(ParseError(format!("ipset create line {create:?}"))),
+    };
+    let after = |key: &str, words: &[&str]| {
+        words
+            .windows(2)
+            .find(|w| w[0] == key)
+            .and_then(|w| w[1].parse::<u64>().ok())
+    };
+    let timeout = after("timeout", &words);
+    let mut facts = AuditSetFacts {
+        kind,
+        maxelem: after("maxelem", &words),
+        timeout,
+        counters: words.contains(&"counters"),
+        flows: Vec::new(),
+        elements: 0,
+    };
+    for line in lines.iter().filter(|l| l.starts_with("add ")) {
+        facts.elements += 1;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let bad = || {
+            ParseError(format!(
+                "ipset audit element {:?}",
+                crate::text::shorten(line, 60)
+            ))
+        };
+        let (addr, rest) = words.get(2).and_then(|w| w.split_once(',')).ok_or_else(bad)?;
+        let (proto, port) = rest.split_once(':').ok_or_else(bad)?;
+        let source: IpAddr = addr.parse().map_err(|_| bad())?;
+        let proto = Proto::of(proto);
+        let port = if proto.has_ports() {
+            port.parse::<u16>().map_err(|_| bad())?
+        } else {
+            0
+        };
+        let left = after("timeout", &words).unwrap_or(0);
+        let flow = Flow {
+            source,
+            proto,
+            port,
+            packets: after("packets", &words).unwrap_or(0),
+            bytes: after("bytes", &words).unwrap_or(0),
+            ago: Duration::from_secs(timeout.unwrap_or(AUDIT_TIMEOUT).saturating_sub(left)),
+        };
+        match facts
+            .flows
+            .iter_mut()
+            .find(|f| (f.source, &f.proto, f.port) == (flow.source, &flow.proto, flow.port))
+        {
+            Some(same) => {
+                same.packets += flow.packets;
+                same.bytes += flow.bytes;
+                same.ago = same.ago.min(flow.ago);
+            }
+            None => facts.flows.push(flow),
+        }
+    }
+    Ok(Some(facts))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -772,6 +916,63 @@ mod tests {
         let o = parse(&cut).unwrap();
         assert_eq!(o.interface_to("10.8.0.7".parse().unwrap()), None);
         assert_eq!(o.interface_to("2001:db8:8::5".parse().unwrap()), Some("wg0"));
+    }
+
+    /// Audit mode's set as ipset 7.17 saves it: protocols by name, ICMP
+    /// messages in place of a port (one flow per source, port 0), other
+    /// protocols with port 0; full at its bound, counted in elements.
+    #[test]
+    fn an_audit_set_is_read_as_flows() {
+        let lines = [
+            "create palisade4-aud hash:ip,port family inet hashsize 1024 maxelem 5 timeout 3600 counters comment bucketsize 12 initval 0xbc1940b9",
+            "add palisade4-aud 198.18.0.2,tcp:9100 timeout 3500 packets 4 bytes 240",
+            "add palisade4-aud 198.18.0.2,udp:53 timeout 3599 packets 1 bytes 30",
+            "add palisade4-aud 198.18.0.2,icmp:echo-request timeout 3000 packets 2 bytes 56",
+            "add palisade4-aud 198.18.0.2,icmp:port-unreachable timeout 3590 packets 1 bytes 28",
+            "add palisade4-aud 198.18.0.2,gre:0 timeout 3599 packets 1 bytes 36",
+        ];
+        let facts = parse_audit(&lines).unwrap().unwrap();
+        assert_eq!(facts.kind, "hash:ip,port family inet");
+        assert_eq!(
+            (facts.maxelem, facts.timeout, facts.counters),
+            (Some(5), Some(3600), true)
+        );
+        assert!(facts.full(), "five elements, four flows");
+        let got: Vec<(String, u16, u64, u64)> = facts
+            .flows
+            .iter()
+            .map(|f| (f.proto.to_string(), f.port, f.packets, f.ago.as_secs()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("tcp".to_owned(), 9100, 4, 100),
+                ("udp".to_owned(), 53, 1, 1),
+                ("icmp".to_owned(), 0, 3, 10),
+                ("gre".to_owned(), 0, 1, 1),
+            ]
+        );
+        assert!(
+            !AuditSetFacts {
+                elements: 4,
+                ..facts.clone()
+            }
+            .full()
+        );
+        assert!(parse_audit(&["create x hash:ip,port", "add x 198.18.0.2"]).is_err());
+        assert!(parse_audit(&["create x hash:ip,port", "add x nonsense,tcp:1"]).is_err());
+        assert_eq!(parse_audit(&[]).unwrap(), None);
+        // The guard in audit mode, and the sets as read, make the node's
+        // record.
+        let mut o = Observed::default();
+        o.v4.guard = Some(vec![
+            "-A PALISADE-GUARD -m set ! --match-set palisade4-aud src,dst -j SET --add-set palisade4-aud src,dst".into(),
+        ]);
+        o.v4.audit = Some(facts);
+        let (mode, recorded) = o.ipt_audit();
+        assert_eq!(mode, FirewallMode::Audit);
+        assert_eq!((recorded.flows.len(), recorded.full), (4, vec![Family::V4]));
+        assert_eq!(Observed::default().ipt_audit().0, FirewallMode::Enforce);
     }
 
     #[test]

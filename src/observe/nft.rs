@@ -126,6 +126,9 @@ pub(crate) struct Flow {
     pub(crate) packets: u64,
     pub(crate) bytes: u64,
     /// How long ago its last packet came (its timeout restarts with each).
+    /// On the iptables backend, how long ago its first packet came (see
+    /// `Policy::guard_rules`): the set forgets a flow an hour after that,
+    /// and records it afresh at its next packet.
     pub(crate) ago: Duration,
 }
 
@@ -144,7 +147,7 @@ pub(crate) enum Proto {
 }
 
 impl Proto {
-    fn of(name: &str) -> Proto {
+    pub(crate) fn of(name: &str) -> Proto {
         match name {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,

@@ -114,7 +114,7 @@ undo_once() {
     # The rules first (the sets cannot go while a rule uses them): every
     # recorded step, the last first.
     bad=0
-    for n in 4 3 2 1; do
+    for n in 5 4 3 2 1; do
         [ -f "$snap/step.$n" ] || continue
         IFS= read -r line <"$snap/step.$n" || continue
         eval "$line" </dev/null || bad=1
@@ -356,6 +356,7 @@ prepare() {
     if [ "$v" = v4 ]; then members=$members_v4; else members=$members_v6; fi
     sets="${sets}flush $set-new$nl$members"
     sets="${sets}swap $set-new $set${nl}destroy $set-new$nl"
+    prepare_audit
 
     if [ "$mode" = apply ]; then
         # Decided by the controller from these very tables (render::fix):
@@ -367,6 +368,39 @@ prepare() {
         boot_rules
     fi
     save_chains
+}
+
+# prepare_audit: (prepare's variables set) audit mode's set of the family,
+# SET-aud (Policy::audit_set), in the one `ipset restore` too: in audit
+# mode, made when missing (destroyed by the undo), made afresh beside it
+# (SET-aun, swapped in) when its bound or timeout differ (the undo swaps
+# the saved one back), kept as it is, with what it recorded, otherwise. In
+# enforce mode, one there (read when the guard records in it) is destroyed
+# once no rule uses it: commit_all's step 4, whose undo makes it again as
+# saved. Each undo converges, so a second try finishes a first.
+prepare_audit() {
+    if [ "$v" = v4 ]; then audit=$audit_v4; else audit=$audit_v6; fi
+    aset=$set-aud
+    if [ -n "$audit" ]; then printf '%s\n' "$audit" >"$snap/audit.$v"; fi
+    if [ "$audit_size" = 0 ]; then
+        if [ -n "$audit" ]; then
+            unaudit="$unaudit $aset"
+            undo_unaudit="$undo_unaudit{ ipset list -n '$aset' >/dev/null 2>&1 || ipset restore <'$snap/audit.$v'; } || u=1; "
+        fi
+        return 0
+    fi
+    want="hash:ip,port family $fam counters timeout 3600 maxelem $audit_size comment"
+    case ${audit%%"$nl"*} in
+        "create $aset hash:ip,port family $fam "*" maxelem $audit_size timeout 3600 counters comment "*) ;;
+        '')
+            sets="${sets}create $aset $want$nl"
+            undo_sets="$undo_sets{ ipset destroy '$aset' 2>/dev/null || ! ipset list -n '$aset' >/dev/null 2>&1; } || u=1; "
+            ;;
+        *)
+            sets="${sets}create $set-aun $want${nl}swap $set-aun $aset${nl}destroy $set-aun$nl"
+            undo_sets="$undo_sets{ { sed -e 's/^create $aset /create $set-aun /' -e 's/^add $aset /add $set-aun /' '$snap/audit.$v'; echo 'swap $set-aun $aset'; echo 'destroy $set-aun'; } | ipset -exist restore; } || u=1; "
+            ;;
+    esac
 }
 
 # save_chains: (prepare's variables set) what the rollback puts back
@@ -424,9 +458,10 @@ prepare_table() {
 }
 
 # commit_all: the commit steps, each with its undo recorded first: one
-# `ipset restore` for both sets, one `iptables-restore` per family; then,
-# on a move back from the nftables backend, its table goes, once the guard
-# is in (its undo, undo_nft, puts it back as saved, first of all).
+# `ipset restore` for both sets, one `iptables-restore` per family; when
+# the node leaves audit mode, its sets destroyed (step 4); then, on a move
+# back from the nftables backend, its table goes, once the guard is in
+# (step 5: its undo, undo_nft, puts it back as saved, first of all).
 commit_all() {
     printf '%s' "$sets" >"$snap/sets"
     step 1 "u=0; ${undo_sets}[ \"\$u\" = 0 ]"
@@ -435,8 +470,13 @@ commit_all() {
     iptables-restore -w 20 --noflush <"$snap/rules.v4"
     step 3 "undo_family v6 ip6tables"
     ip6tables-restore -w 20 --noflush <"$snap/rules.v6"
+    # Audit mode's sets, when the node leaves it: no rule uses them now.
+    if [ -n "$unaudit" ]; then
+        step 4 "u=0; ${undo_unaudit}[ \"\$u\" = 0 ]"
+        for a in $unaudit; do ipset destroy "$a"; done
+    fi
     [ -f "$snap/table.nft" ] || return 0
-    step 4 undo_nft
+    step 5 undo_nft
     nft delete table inet "$ntable"
 }
 
@@ -497,7 +537,7 @@ change() {
     uptime
     id="$$-$now"
     echo "$id" >"$snap/id"
-    sets='' undo_sets=''
+    sets='' undo_sets='' unaudit='' undo_unaudit=''
     write_rollback
     trap finish EXIT
     trap 'exit 130' INT TERM

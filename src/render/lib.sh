@@ -102,6 +102,17 @@ read_ipt() {
     # length: seconds on a node of a few hundred members' sets.)
     save_v4=$(ipset save "$set4" 2>/dev/null) || save_v4=''
     save_v6=$(ipset save "$set6" 2>/dev/null) || save_v6=''
+    read_audit
+}
+
+# read_audit: audit mode's sets (SET-aud) into audit_v4/audit_v6, each read
+# only when the family's guard records in it: in enforce mode, a pattern
+# match and no process.
+read_audit() {
+    for v in 4 6; do
+        eval "am=\$mangle_v$v as=\$set$v-aud audit_v$v="
+        case $am in *" --add-set $as "*) eval "audit_v$v=\$(ipset save $as 2>/dev/null)" || : ;; esac
+    done
 }
 
 # read_tables: the filter and mangle tables of both families (see
@@ -165,6 +176,7 @@ say_ipt() {
 }
 read_back() {
     read_tables
+    read_audit
 }
 say_back() {
     say_chains v4 "$table_v4" "$mangle_v4"
@@ -200,7 +212,8 @@ section() {
     reply="$reply==> $1$nl"
 }
 
-# say_chains V TABLE MANGLE: the sections chain-V, input-V, docker-user-V
+# say_chains V TABLE MANGLE: first audit-V, audit mode's set as read_audit
+# read it, when there is one; then the sections chain-V, input-V, docker-user-V
 # and docker-chain-V, each with its chain (`-N NAME`, then its rules) when
 # the filter TABLE has it, and prerouting-V and guard-V when the MANGLE
 # table has it, said (see `say`): what observe prints, and what a change
@@ -208,6 +221,11 @@ section() {
 # quoted string in either table spans lines (see rules_of): its lines could
 # pose as rules of these chains, so the controller trusts none of it.
 say_chains() {
+    eval "a=\$audit_$1"
+    if [ -n "$a" ]; then
+        section "audit-$1"
+        say "$a"
+    fi
     forged=0 t=$2
     for c in "chain:$chain" input:INPUT docker-user:DOCKER-USER "docker-chain:$dchain" prerouting:PREROUTING "guard:$gchain"; do
         section "${c%%:*}-$1"

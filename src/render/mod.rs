@@ -14,7 +14,7 @@ mod fix;
 pub(crate) mod nft;
 pub(crate) use fix::{FamilyFix, Fix, Found, JumpFix, OldChains};
 
-use crate::policy::{Family, FirewallBackend, MARK, Policy};
+use crate::policy::{Family, FirewallBackend, FirewallMode, MARK, Policy};
 use crate::transport::Script;
 
 /// Where the boot-time restore script lives on a node.
@@ -302,6 +302,13 @@ fn header(policy: &Policy) -> String {
             .collect();
         s.push_str(&format!("rules_{v}='{rules}'\n"));
     }
+    // Audit mode's bound (`prepare` makes the audit sets with it); 0 in
+    // enforce mode, where a change takes them away.
+    let audit = match policy.mode {
+        FirewallMode::Audit => policy.audit_size,
+        FirewallMode::Enforce => 0,
+    };
+    s.push_str(&format!("audit_size={audit}\n"));
     s
 }
 
@@ -550,8 +557,6 @@ mod tests {
         assert_eq!(restore_digest(&a).len(), 64);
     }
 
-    /// A small fleet's whole apply fits in TCP's first flight (about 14
-    /// kB), so sending it costs no round trip more than verify's read.
     /// The way back from nftables: the iptables backend's change (and so
     /// its rollback, made of the same code) checks and takes away the
     /// nftables backend's table with that backend's own functions, defined
@@ -564,7 +569,7 @@ mod tests {
             "owned_table() {",
             "undo_nft() {",
             "prepare_table\n}\n",
-            "step 4 undo_nft\nnft delete table inet \"$ntable\"\n}\n",
+            "step 5 undo_nft\nnft delete table inet \"$ntable\"\n}\n",
         ] {
             assert!(ipt.contains(part), "{part}");
         }
@@ -574,6 +579,8 @@ mod tests {
         assert!(!converge(&p, 60).as_str().contains("undo_nft"));
     }
 
+    /// A small fleet's whole apply fits in TCP's first flight (about 14
+    /// kB), so sending it costs no round trip more than verify's read.
     #[test]
     fn a_small_fleets_apply_fits_in_one_flight() {
         let size = converge(&policy(vec![], vec![]), 60).as_str().len();

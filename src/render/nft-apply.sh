@@ -44,6 +44,8 @@ prepare_gone() {
     check_owned "$set" "$table" "$save" "$mangle"
     not_forged
     if [ -n "$save" ]; then printf '%s\n' "$save" >"$snap/set.$v"; fi
+    eval "audit=\$audit_$v"
+    if [ -n "$audit" ]; then printf '%s\n' "$audit" >"$snap/audit.$v"; fi
     save_chains
     gone_lines "$table" "$mangle" >"$snap/rules.$v"
 }
@@ -63,15 +65,19 @@ commit_all() {
     step 4 "sets_restore"
     if [ -n "$save_v4" ]; then ipset destroy "$set4"; fi
     if [ -n "$save_v6" ]; then ipset destroy "$set6"; fi
+    if [ -n "$audit_v4" ]; then ipset destroy "$set4-aud"; fi
+    if [ -n "$audit_v6" ]; then ipset destroy "$set6-aud"; fi
 }
 
 # sets_restore: (the undo of commit_all's step 4) make the sets it took
-# away again, as saved, where they are not there.
+# away again (audit mode's too), as saved, where they are not there.
 sets_restore() {
     for v in v4 v6; do
         if [ "$v" = v4 ]; then s=$set4; else s=$set6; fi
-        [ -f "$snap/set.$v" ] || continue
-        ipset list -n "$s" >/dev/null 2>&1 || ipset restore <"$snap/set.$v" || return 1
+        for f in "set:$s" "audit:$s-aud"; do
+            [ -f "$snap/${f%%:*}.$v" ] || continue
+            ipset list -n "${f#*:}" >/dev/null 2>&1 || ipset restore <"$snap/${f%%:*}.$v" || return 1
+        done
     done
 }
 
@@ -115,6 +121,8 @@ remove_all() {
         gone_lines "$table_v6" "$mangle_v6" | ip6tables-restore -w 20 --noflush
         if [ -n "$save_v4" ]; then ipset destroy "$set4"; fi
         if [ -n "$save_v6" ]; then ipset destroy "$set6"; fi
+        if [ -n "$audit_v4" ]; then ipset destroy "$set4-aud"; fi
+        if [ -n "$audit_v6" ]; then ipset destroy "$set6-aud"; fi
     fi
     bump
     echo 'palisade: removed'

@@ -1,5 +1,5 @@
 # palisade remove: takes the persistence, the jumps, the chains and the sets
-# off the node, in that order: a remove that fails half-way leaves no boot
+# (audit mode's too) off the node, in that order: a remove that fails half-way leaves no boot
 # restore behind. Idempotent: whatever is already gone is skipped. A
 # rollback still pending from an interrupted apply is cancelled first: it
 # would otherwise put back what remove takes away.
@@ -24,11 +24,11 @@ remove_ipt() {
     # Every set's name in one process; another tool's set of a temporary set's
     # name stays (see drop_temp).
     names=$(ipset list -n 2>/dev/null) || names=''
-    for s in "$set4" "$set6" "$set4-new" "$set6-new" "$set4-old" "$set6-old"; do
+    for s in "$set4" "$set6" "$set4-aud" "$set6-aud" "$set4-new" "$set6-new" "$set4-old" "$set6-old"; do
         case "$nl$names$nl" in
             *"$nl$s$nl"*)
                 case $s in
-                    "$set4" | "$set6") ipset destroy "$s" ;;
+                    "$set4" | "$set6" | "$set4-aud" | "$set6-aud") ipset destroy "$s" ;;
                     *) drop_temp "$s" || : ;;
                 esac
                 ;;
