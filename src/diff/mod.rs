@@ -138,7 +138,7 @@ pub(crate) enum Change {
     },
     /// Audit mode's set of the family is missing, or not of the type, bound
     /// and timeout palisade makes it with (`found` says what it is).
-    NftAuditSetDiffers {
+    AuditSetDiffers {
         family: Family,
         found: String,
     },
@@ -171,13 +171,13 @@ impl Change {
             Change::NftTableLeft { .. } => "nft-table-left",
             Change::NftTableForeign => "nft-table-foreign",
             Change::NftTableFlags { .. } => "nft-table-flags",
-            Change::NftSetWrongType { .. } => "nft-set-wrong-type",
-            Change::NftChainMissing => "nft-chain-missing",
+            Change::NftSetWrongType { .. } => "set-wrong-type",
+            Change::NftChainMissing => "guard-missing",
             Change::NftChainWrongHook { .. } => "nft-chain-wrong-hook",
-            Change::NftRulesDiffer { .. } => "nft-rules-differ",
+            Change::NftRulesDiffer { .. } => "guard-rules-differ",
             Change::NftExtraObject { .. } => "nft-extra-object",
             Change::ModeDiffers { .. } => "mode-differs",
-            Change::NftAuditSetDiffers { .. } => "nft-audit-set-differs",
+            Change::AuditSetDiffers { .. } => "audit-set-differs",
         }
     }
 
@@ -212,7 +212,7 @@ impl Change {
             | Change::Forged { family, .. }
             | Change::IptablesLeft { family, .. }
             | Change::NftSetWrongType { family, .. }
-            | Change::NftAuditSetDiffers { family, .. } => Some(*family),
+            | Change::AuditSetDiffers { family, .. } => Some(*family),
             _ => None,
         }
     }
@@ -477,7 +477,7 @@ fn audit_set_diff(policy: &Policy, family: Family, set: Option<&AuditSetFacts>, 
             )
         }
     };
-    out.push(Change::NftAuditSetDiffers { family, found });
+    out.push(Change::AuditSetDiffers { family, found });
 }
 
 /// None when equal (same rules, same order); else what is missing and what
@@ -582,7 +582,7 @@ mod tests {
                     .filter(Change::in_table)
                     .collect::<Vec<_>>()
             ),
-            ["nft-audit-set-differs", "nft-audit-set-differs"]
+            ["audit-set-differs", "audit-set-differs"]
         );
         // From enforce: the switch, and both sets to make.
         let changes: Vec<Change> = diff(&audit, &applied())
@@ -596,11 +596,11 @@ mod tests {
                     want: FirewallMode::Audit,
                     found: FirewallMode::Enforce
                 },
-                Change::NftAuditSetDiffers {
+                Change::AuditSetDiffers {
                     family: Family::V4,
                     found: "missing".into()
                 },
-                Change::NftAuditSetDiffers {
+                Change::AuditSetDiffers {
                     family: Family::V6,
                     found: "missing".into()
                 },

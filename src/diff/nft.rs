@@ -154,7 +154,7 @@ fn audit_set_diff(policy: &Policy, family: Family, set: Option<&NftSet>, out: &m
             )
         }
     };
-    out.push(Change::NftAuditSetDiffers { family, found });
+    out.push(Change::AuditSetDiffers { family, found });
 }
 
 /// A name read from the node, for a message (the report escapes what it
@@ -319,19 +319,19 @@ mod tests {
             ),
             (
                 "rule-added",
-                &["nft-rules-differ: nftables guard chain rules differ; unexpected: tcp dport 22 accept"],
+                &["guard-rules-differ: nftables guard chain rules differ; unexpected: tcp dport 22 accept"],
             ),
             (
                 "verdict-changed",
                 &[
-                    "nft-rules-differ: nftables guard chain rules differ; missing: ip6 saddr @palisade6 accept; \
+                    "guard-rules-differ: nftables guard chain rules differ; missing: ip6 saddr @palisade6 accept; \
                    unexpected: ip6 saddr @palisade6 drop",
                 ],
             ),
             (
                 "chain-added",
                 &[
-                    "nft-rules-differ: nftables guard chain rules differ; unexpected: jump extra",
+                    "guard-rules-differ: nftables guard chain rules differ; unexpected: jump extra",
                     "nft-extra-object: nftables table holds chain extra, which palisade does not make",
                 ],
             ),
@@ -416,8 +416,8 @@ mod tests {
         assert_eq!(
             texts(&to_audit[1..]),
             [
-                "nft-audit-set-differs: IPv4 audit set missing",
-                "nft-audit-set-differs: IPv6 audit set missing",
+                "audit-set-differs: IPv4 audit set missing",
+                "audit-set-differs: IPv6 audit set missing",
             ]
         );
         // Another bound is a change of the sets.
@@ -426,9 +426,9 @@ mod tests {
         assert_eq!(
             texts(&table_diff(&bigger, Some(&t))),
             [
-                "nft-audit-set-differs: IPv4 audit set is ipv4_addr . inet_proto . inet_service size 6 timeout \
+                "audit-set-differs: IPv4 audit set is ipv4_addr . inet_proto . inet_service size 6 timeout \
                  3600s, not the bounded set of flows audit mode records in",
-                "nft-audit-set-differs: IPv6 audit set is ipv6_addr . inet_proto . inet_service size 6 timeout \
+                "audit-set-differs: IPv6 audit set is ipv6_addr . inet_proto . inet_service size 6 timeout \
                  3600s, not the bounded set of flows audit mode records in",
             ]
         );
@@ -457,10 +457,10 @@ mod tests {
                 "nft-table-flags: nftables table has flags (dormant), which palisade never sets (a dormant table \
                  filters nothing)",
                 "set-missing: IPv4 set missing",
-                "nft-set-wrong-type: IPv6 set is ipv6_addr, not an interval set of IPv6 addresses",
+                "set-wrong-type: IPv6 set is ipv6_addr, not an interval set of IPv6 addresses",
                 "nft-chain-wrong-hook: nftables guard chain is type filter hook prerouting priority -150; policy \
                  drop, not type filter hook prerouting priority -150; policy accept",
-                "nft-rules-differ: nftables guard chain rules differ in order",
+                "guard-rules-differ: nftables guard chain rules differ in order",
                 "nft-extra-object: nftables table holds map m, which palisade does not make",
             ]
         );

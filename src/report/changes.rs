@@ -186,10 +186,10 @@ impl fmt::Display for Change {
                 mode_does(*found),
                 mode_does(*want)
             ),
-            Change::NftAuditSetDiffers { family, found } if found == "missing" => {
+            Change::AuditSetDiffers { family, found } if found == "missing" => {
                 write!(f, "{family} audit set missing")
             }
-            Change::NftAuditSetDiffers { family, found } => write!(
+            Change::AuditSetDiffers { family, found } => write!(
                 f,
                 "{family} audit set is {found}, not the bounded set of flows audit mode records in"
             ),
@@ -399,11 +399,11 @@ pub(crate) fn lines(change: &Change) -> Vec<Line> {
             Alter,
             format!("guard mode, {found} -> {want}: {}", mode_does(*want)),
         ),
-        Change::NftAuditSetDiffers { family, found } if found == "missing" => one(
+        Change::AuditSetDiffers { family, found } if found == "missing" => one(
             Add,
             format!("{family} audit set, for the flows audit mode records"),
         ),
-        Change::NftAuditSetDiffers { family, found } => {
+        Change::AuditSetDiffers { family, found } => {
             one(Alter, format!("{family} audit set, made afresh (it is {found})"))
         }
     }
@@ -553,7 +553,7 @@ mod tests {
              \x20   - chain extra in palisade's nftables table\n"
         );
         let json = serde_json::to_value(&changes[1]).unwrap();
-        assert_eq!(json["kind"], "nft-rules-differ");
+        assert_eq!(json["kind"], "guard-rules-differ");
         assert_eq!(json["family"], serde_json::Value::Null);
         assert_eq!(
             json["items"],
@@ -569,11 +569,11 @@ mod tests {
                 want: FirewallMode::Enforce,
                 found: FirewallMode::Audit,
             },
-            Change::NftAuditSetDiffers {
+            Change::AuditSetDiffers {
                 family: Family::V6,
                 found: "missing".into(),
             },
-            Change::NftAuditSetDiffers {
+            Change::AuditSetDiffers {
                 family: Family::V4,
                 found: "ipv4_addr . inet_proto . inet_service size 8 timeout 3600s".into(),
             },
@@ -595,7 +595,7 @@ mod tests {
         let json = serde_json::to_value(&changes[1]).unwrap();
         assert_eq!(
             (json["kind"].as_str(), json["family"].as_str()),
-            (Some("nft-audit-set-differs"), Some("ipv6"))
+            (Some("audit-set-differs"), Some("ipv6"))
         );
         assert_eq!(json["message"], "IPv6 audit set missing");
     }

@@ -193,7 +193,7 @@ fn records_what_enforce_would_drop(b: &str) {
     // back.
     let report = run(&lab, b, "plan", &["--audit", "--audit-size", "16"], 0);
     assert!(
-        kinds(&report, "node-01").contains(&"nft-audit-set-differs".to_owned()),
+        kinds(&report, "node-01").contains(&"audit-set-differs".to_owned()),
         "{report:#}"
     );
     run(&lab, b, "apply", &["--audit", "--audit-size", "16"], 0);

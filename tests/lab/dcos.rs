@@ -103,11 +103,7 @@ fn public_agents_serve_their_open_ports_to_everyone() {
     assert_eq!(host(&report, "node-02")["status"], "drift", "{report:#}");
     assert_eq!(host(&report, "node-01")["status"], "ok", "{report:#}");
     let change = &host(&report, "node-02")["changes"][0];
-    assert_eq!(
-        change["kind"],
-        pick("guard-rules-differ", "nft-rules-differ"),
-        "{report:#}"
-    );
+    assert_eq!(change["kind"], "guard-rules-differ", "{report:#}");
     assert!(
         change["message"]
             .as_str()

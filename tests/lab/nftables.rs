@@ -145,7 +145,7 @@ fn the_whitelist_holds_on_nftables() {
     let report = run(&lab, "verify", &open, 3);
     assert_eq!(
         kinds(&report, "node-00"),
-        ["members-missing", "nft-rules-differ"],
+        ["members-missing", "guard-rules-differ"],
         "{report:#}"
     );
     run(&lab, "apply", &open, 0);
