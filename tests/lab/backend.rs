@@ -207,8 +207,8 @@ pub(crate) fn add_foreign_rule(lab: &Lab, i: usize) -> &'static str {
             );
             "unexpected: -A PALISADE-GUARD -j RETURN"
         }
-        // (Not `return`, as on iptables: palisade's audit shows that verdict
-        // as `? {"return":null}`.)
+        // (An accept rather than the `return` iptables gets: either is
+        // drift, and this one also reads as a hole in the guard.)
         Backend::Nftables => {
             lab.must(
                 ns,
