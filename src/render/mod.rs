@@ -24,6 +24,10 @@ pub(crate) const UNIT_PATH: &str = "/etc/systemd/system/palisade.service";
 
 /// Shell functions shared by every script that reads or changes netfilter.
 pub(crate) const LIB: &str = include_str!("lib.sh");
+/// The read: `observe` and `say_observed`, which every read script and the
+/// converge script run after the library (observe::firewall parses what
+/// they say).
+pub(crate) const OBSERVE: &str = include_str!("observe.sh");
 const APPLY: &str = include_str!("apply.sh");
 pub(crate) const WRITERS: &str = include_str!("writers.sh");
 const CONFIRM: &str = include_str!("confirm.sh");
@@ -73,7 +77,7 @@ pub(crate) fn converge(policy: &Policy, confirm: u32) -> Script {
     ));
     s.push_str(&quoted("lib_text", &library(policy)));
     s.push_str("eval \"$lib_text\"\n");
-    s.push_str(&code(crate::observe::firewall::OBSERVE));
+    s.push_str(&code(OBSERVE));
     s.push_str(&code(CONFIRM));
     s.push_str(&code(CONVERGE));
     Script::rendered(s)
@@ -431,7 +435,7 @@ mod tests {
             tools.extend(["flock", "head"]);
             assert_eq!(tools, backend.tools(), "{backend}");
         }
-        assert!(crate::observe::firewall::OBSERVE.contains("for tool in $tools flock head; do"));
+        assert!(OBSERVE.contains("for tool in $tools flock head; do"));
     }
 
     /// The node's side, in a real shell: `save_all` cuts the filter and
