@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use crate::backend::table;
 use crate::guard::k3s_agents;
 use crate::harness::{Lab, Needs, Spec};
 use crate::{
@@ -34,15 +35,6 @@ fn run(lab: &Lab, cmd: &str, extra: &[&str], code: i32) -> Value {
 
 fn v4(lab: &Lab, i: usize) -> IpAddr {
     IpAddr::V4(lab.nodes[i].ip4)
-}
-
-/// palisade's table on node `i` as `nft -s list table` prints it, or empty.
-fn table(lab: &Lab, i: usize) -> String {
-    let out = lab.exec(
-        &lab.nodes[i].ns,
-        &["nft", "-s", "list", "table", "inet", "palisade"],
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Nothing of palisade's on node `i`, on either backend.

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use crate::backend::table;
 use crate::harness::{Lab, Needs, Spec};
 use crate::nftables::iptables_state;
 use crate::{bin, host, json, kinds, lab, lab_args, lab_tests, stderr, unconfirmed_apply, untouched};
@@ -30,15 +31,6 @@ fn run(lab: &Lab, cmd: &str, args: &[&str], code: i32) -> Value {
 
 fn v4(lab: &Lab, i: usize) -> IpAddr {
     IpAddr::V4(lab.nodes[i].ip4)
-}
-
-/// palisade's table on node `i` as `nft -s list table` prints it, or empty.
-fn table(lab: &Lab, i: usize) -> String {
-    let out = lab.exec(
-        &lab.nodes[i].ns,
-        &["nft", "-s", "list", "table", "inet", "palisade"],
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Node `i` has the iptables guard alone: no table; the outsider is
