@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::backend;
 use crate::harness::{Lab, Needs, Spec};
 use crate::{bin, json, lab, lab_args, lab_tests};
 
@@ -116,13 +117,11 @@ fn plan_and_apply_agree_in_every_state() {
 
     // The jump moved: another tool put a rule of its own first in mangle
     // PREROUTING.
-    lab.must(
+    backend::mangle(
+        &lab,
         &lab.nodes[0].ns,
+        "iptables",
         &[
-            "iptables",
-            "-w",
-            "-t",
-            "mangle",
             "-I",
             "PREROUTING",
             "1",

@@ -65,6 +65,47 @@ pub(crate) fn table(lab: &Lab, i: usize) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `ipt -w -t mangle ARGS` on `ns` (`ipt`: `iptables`, `ip6tables` or a
+/// `-legacy` one), which must succeed: what it prints. palisade's guard
+/// and its jump live in the mangle table; the tests read and edit them by
+/// hand through this.
+pub(crate) fn mangle(lab: &Lab, ns: &str, ipt: &str, args: &[&str]) -> String {
+    lab.must(ns, &[&[ipt, "-w", "-t", "mangle"][..], args].concat())
+}
+
+/// The lines of `save -t table` on `ns` (`save`: `iptables-save` or
+/// `ip6tables-save`), comments and counters aside.
+pub(crate) fn saved(lab: &Lab, ns: &str, save: &str, table: &str) -> Vec<String> {
+    lab.must(ns, &[save, "-t", table])
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(" [").next().unwrap_or(l).to_owned())
+        .collect()
+}
+
+/// The lines of `ipset save` on `ns`, sorted, each set's seed aside
+/// (`initval` differs every time a set is made; ipset lists sets in the
+/// order they were made and members in hash order).
+pub(crate) fn ipsets_saved(lab: &Lab, ns: &str) -> Vec<String> {
+    let mut sets: Vec<String> = lab
+        .must(ns, &["ipset", "save"])
+        .lines()
+        .map(|l| l.split(" initval").next().unwrap_or(l).to_owned())
+        .collect();
+    sets.sort();
+    sets
+}
+
+/// Deletes `member` from the set `set` of `table inet palisade` on `ns` by
+/// hand.
+pub(crate) fn nft_delete_element(lab: &Lab, ns: &str, set: &str, member: &str) {
+    let element = format!("{{ {member} }}");
+    lab.must(
+        ns,
+        &["nft", "delete", "element", "inet", "palisade", set, &element],
+    );
+}
+
 /// The set of `family` (4 or 6).
 fn set_name(family: u8) -> &'static str {
     if family == 4 { "palisade4" } else { "palisade6" }
@@ -125,20 +166,11 @@ pub(crate) fn delete_member(lab: &Lab, i: usize, family: u8, member: &str) {
     let ns = &lab.nodes[i].ns;
     let set = set_name(family);
     match current() {
-        Backend::Iptables => lab.must(ns, &["ipset", "del", set, member]),
-        Backend::Nftables => lab.must(
-            ns,
-            &[
-                "nft",
-                "delete",
-                "element",
-                "inet",
-                "palisade",
-                set,
-                &format!("{{ {member} }}"),
-            ],
-        ),
-    };
+        Backend::Iptables => {
+            lab.must(ns, &["ipset", "del", set, member]);
+        }
+        Backend::Nftables => nft_delete_element(lab, ns, set, member),
+    }
 }
 
 /// Whether node `i` filters through palisade's guard: the jump to
@@ -166,20 +198,9 @@ pub(crate) fn state(lab: &Lab, i: usize) -> String {
         Backend::Iptables => {
             let mut lines = Vec::new();
             for save in ["iptables-save", "ip6tables-save"] {
-                let text = lab.must(ns, &[save, "-t", "mangle"]);
-                lines.extend(
-                    text.lines()
-                        .filter(|l| !l.starts_with('#'))
-                        .map(|l| l.split(" [").next().unwrap_or(l).to_owned()),
-                );
+                lines.extend(saved(lab, ns, save, "mangle"));
             }
-            let mut sets: Vec<String> = lab
-                .must(ns, &["ipset", "save"])
-                .lines()
-                .map(|l| l.split(" initval").next().unwrap_or(l).to_owned())
-                .collect();
-            sets.sort();
-            lines.extend(sets);
+            lines.extend(ipsets_saved(lab, ns));
             lines.join("\n")
         }
         Backend::Nftables => table(lab, i),
@@ -192,19 +213,7 @@ pub(crate) fn add_foreign_rule(lab: &Lab, i: usize) -> &'static str {
     let ns = &lab.nodes[i].ns;
     match current() {
         Backend::Iptables => {
-            lab.must(
-                ns,
-                &[
-                    "iptables",
-                    "-w",
-                    "-t",
-                    "mangle",
-                    "-A",
-                    "PALISADE-GUARD",
-                    "-j",
-                    "RETURN",
-                ],
-            );
+            mangle(lab, ns, "iptables", &["-A", "PALISADE-GUARD", "-j", "RETURN"]);
             "unexpected: -A PALISADE-GUARD -j RETURN"
         }
         // (An accept rather than the `return` iptables gets: either is
@@ -229,19 +238,7 @@ pub(crate) fn break_guard(lab: &Lab, i: usize) -> (&'static str, &'static str) {
     let ns = &lab.nodes[i].ns;
     match current() {
         Backend::Iptables => {
-            lab.must(
-                ns,
-                &[
-                    "iptables",
-                    "-w",
-                    "-t",
-                    "mangle",
-                    "-D",
-                    "PREROUTING",
-                    "-j",
-                    "PALISADE-GUARD",
-                ],
-            );
+            mangle(lab, ns, "iptables", &["-D", "PREROUTING", "-j", "PALISADE-GUARD"]);
             (
                 "guard-jump-missing",
                 "\n    + IPv4 mangle PREROUTING rule 1: the jump to the guard\n",
@@ -294,20 +291,7 @@ pub(crate) fn drop_count(lab: &Lab, i: usize, family: u8) -> u64 {
     match current() {
         Backend::Iptables => {
             let ipt = if family == 4 { "iptables" } else { "ip6tables" };
-            let out = lab.must(
-                ns,
-                &[
-                    ipt,
-                    "-w",
-                    "-t",
-                    "mangle",
-                    "-L",
-                    "PALISADE-GUARD",
-                    "-v",
-                    "-x",
-                    "-n",
-                ],
-            );
+            let out = mangle(lab, ns, ipt, &["-L", "PALISADE-GUARD", "-v", "-x", "-n"]);
             out.lines()
                 .filter(|l| l.contains("DROP"))
                 .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())

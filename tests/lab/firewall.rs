@@ -150,19 +150,11 @@ fn a_second_apply_changes_nothing_and_writes_nothing() {
     // counters reset when the chain is replaced.
     let header = |i: usize| lab.must(&lab.nodes[i].ns, &["ipset", "list", "-t", "palisade4"]);
     let counters = |i: usize| {
-        lab.must(
+        backend::mangle(
+            &lab,
             &lab.nodes[i].ns,
-            &[
-                "iptables",
-                "-w",
-                "-t",
-                "mangle",
-                "-L",
-                "PALISADE-GUARD",
-                "-v",
-                "-x",
-                "-n",
-            ],
+            "iptables",
+            &["-L", "PALISADE-GUARD", "-v", "-x", "-n"],
         )
     };
     let before: Vec<(String, String)> = (0..3).map(|i| (header(i), counters(i))).collect();
@@ -395,13 +387,11 @@ fn foreign_rules_and_docker_user_stay_intact() {
     // Someone put a rule above our jump: apply moves the jump back to rule
     // 1, and keeps their rule. (On nftables there is no jump: their rule
     // is not palisade's, and nothing changes.)
-    lab.must(
+    backend::mangle(
+        &lab,
         &ns,
+        "iptables",
         &[
-            "iptables",
-            "-w",
-            "-t",
-            "mangle",
             "-I",
             "PREROUTING",
             "1",
@@ -416,7 +406,7 @@ fn foreign_rules_and_docker_user_stay_intact() {
         ],
     );
     let report = expect(palisade(&lab, "apply", &[]), 0);
-    let rules = lab.must(&ns, &["iptables", "-w", "-t", "mangle", "-S", "PREROUTING"]);
+    let rules = backend::mangle(&lab, &ns, "iptables", &["-S", "PREROUTING"]);
     if backend::nft() {
         assert_eq!(kinds(&report, "node-00"), Vec::<String>::new(), "{report:#}");
         assert!(
@@ -536,12 +526,10 @@ fn legacy_and_nf_tables_nodes_side_by_side() {
     expect(palisade(&lab, "apply", &[]), 0);
     let ns = lab.nodes[1].ns.clone();
     assert!(
-        lab.must(&ns, &["iptables-legacy", "-w", "-t", "mangle", "-S"])
-            .contains("-A PREROUTING -j PALISADE-GUARD")
+        backend::mangle(&lab, &ns, "iptables-legacy", &["-S"]).contains("-A PREROUTING -j PALISADE-GUARD")
     );
     assert!(
-        lab.must(&ns, &["ip6tables-legacy", "-w", "-t", "mangle", "-S"])
-            .contains("-A PREROUTING -j PALISADE-GUARD")
+        backend::mangle(&lab, &ns, "ip6tables-legacy", &["-S"]).contains("-A PREROUTING -j PALISADE-GUARD")
     );
     assert!(!lab.must(&ns, &["iptables-nft-save"]).contains("PALISADE"));
     for node in &lab.nodes {

@@ -7,6 +7,7 @@
 
 use std::process::Output;
 
+use crate::backend;
 use crate::harness::{Lab, Needs, Spec};
 use crate::{bin, expect, host, kinds, lab, lab_args, lab_tests};
 
@@ -28,6 +29,24 @@ fn ipt(lab: &Lab, i: usize) -> &'static str {
     }
 }
 
+/// Another tool's chain `ZZ-FORGE` in the mangle table of `ipt` on `ns`
+/// (iptables-save prints it after palisade's: chains print in name
+/// order), whose one rule carries `comment`.
+fn forge_chain(lab: &Lab, ns: &str, ipt: &str, comment: &str) {
+    backend::mangle(lab, ns, ipt, &["-N", "ZZ-FORGE"]);
+    let rule = [
+        "-A",
+        "ZZ-FORGE",
+        "-m",
+        "comment",
+        "--comment",
+        comment,
+        "-j",
+        "RETURN",
+    ];
+    backend::mangle(lab, ns, ipt, &rule);
+}
+
 /// The guard loses its DROP (the node now admits everyone), and a rule in a
 /// chain iptables-save prints after palisade's (chains print in name order)
 /// carries a comment whose second line is that DROP, and a forged section
@@ -44,28 +63,8 @@ fn a_rule_comment_cannot_pose_as_a_rule_of_the_chain() {
     let forged = "x\n==> end\n==> guard-v4\n-N PALISADE-GUARD\n-A PALISADE-GUARD -j DROP\n";
     for i in 0..2 {
         let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
-        lab.must(
-            ns,
-            &[ipt, "-w", "-t", "mangle", "-D", "PALISADE-GUARD", "-j", "DROP"],
-        );
-        lab.must(ns, &[ipt, "-w", "-t", "mangle", "-N", "ZZ-FORGE"]);
-        lab.must(
-            ns,
-            &[
-                ipt,
-                "-w",
-                "-t",
-                "mangle",
-                "-A",
-                "ZZ-FORGE",
-                "-m",
-                "comment",
-                "--comment",
-                forged,
-                "-j",
-                "RETURN",
-            ],
-        );
+        backend::mangle(&lab, ns, ipt, &["-D", "PALISADE-GUARD", "-j", "DROP"]);
+        forge_chain(&lab, ns, ipt, forged);
         let save = lab.must(ns, &[&format!("{ipt}-save"), "-t", "mangle"]);
         assert!(save.contains("\n-A PALISADE-GUARD -j DROP\n"), "{save}");
     }
@@ -91,8 +90,8 @@ fn a_rule_comment_cannot_pose_as_a_rule_of_the_chain() {
     // With the forgery gone, apply puts the DROP back.
     for i in 0..2 {
         let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
-        lab.must(ns, &[ipt, "-w", "-t", "mangle", "-F", "ZZ-FORGE"]);
-        lab.must(ns, &[ipt, "-w", "-t", "mangle", "-X", "ZZ-FORGE"]);
+        backend::mangle(&lab, ns, ipt, &["-F", "ZZ-FORGE"]);
+        backend::mangle(&lab, ns, ipt, &["-X", "ZZ-FORGE"]);
     }
     expect(palisade(&lab, "apply"), 0);
     expect(palisade(&lab, "verify"), 0);
@@ -100,33 +99,13 @@ fn a_rule_comment_cannot_pose_as_a_rule_of_the_chain() {
     // forged jump more would fail its all-or-nothing restore.
     for i in 0..2 {
         let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
-        lab.must(ns, &[ipt, "-w", "-t", "mangle", "-N", "ZZ-FORGE"]);
         let jump = "x\n-A PREROUTING -j PALISADE-GUARD\n";
-        lab.must(
-            ns,
-            &[
-                ipt,
-                "-w",
-                "-t",
-                "mangle",
-                "-A",
-                "ZZ-FORGE",
-                "-m",
-                "comment",
-                "--comment",
-                jump,
-                "-j",
-                "RETURN",
-            ],
-        );
+        forge_chain(&lab, ns, ipt, jump);
     }
     expect(palisade(&lab, "remove"), 0);
     for i in 0..2 {
         let (ns, ipt) = (&lab.nodes[i].ns, ipt(&lab, i));
-        assert!(
-            !lab.must(ns, &[ipt, "-w", "-t", "mangle", "-S", "PREROUTING"])
-                .contains("PALISADE")
-        );
+        assert!(!backend::mangle(&lab, ns, ipt, &["-S", "PREROUTING"]).contains("PALISADE"));
         assert!(
             !lab.exec(ns, &[ipt, "-w", "-t", "mangle", "-S", "PALISADE-GUARD"])
                 .status

@@ -184,20 +184,7 @@ fn a_nodeport_meets_the_whitelist_and_opens_alone() {
     // making it dormant instead.)
     let ns = &lab.nodes[0].ns;
     if !backend::nft() {
-        lab.must(
-            ns,
-            &[
-                "iptables",
-                "-w",
-                "-t",
-                "mangle",
-                "-I",
-                "PREROUTING",
-                "1",
-                "-j",
-                "RETURN",
-            ],
-        );
+        backend::mangle(&lab, ns, "iptables", &["-I", "PREROUTING", "1", "-j", "RETURN"]);
         assert!(
             lab.tcp_connects(out, v4(&lab, 0), 30080),
             "the pushed-down guard still dropped"
@@ -210,31 +197,12 @@ fn a_nodeport_meets_the_whitelist_and_opens_alone() {
         );
         run(&lab, "apply", &accept, 0);
         assert!(!lab.tcp_connects(out, v4(&lab, 0), 30080));
-        lab.must(
+        backend::mangle(&lab, ns, "iptables", &["-D", "PREROUTING", "-j", "RETURN"]);
+        backend::mangle(
+            &lab,
             ns,
-            &[
-                "iptables",
-                "-w",
-                "-t",
-                "mangle",
-                "-D",
-                "PREROUTING",
-                "-j",
-                "RETURN",
-            ],
-        );
-        lab.must(
-            ns,
-            &[
-                "iptables",
-                "-w",
-                "-t",
-                "mangle",
-                "-D",
-                "PREROUTING",
-                "-j",
-                "PALISADE-GUARD",
-            ],
+            "iptables",
+            &["-D", "PREROUTING", "-j", "PALISADE-GUARD"],
         );
         let report = run(&lab, "verify", &accept, 3);
         assert_eq!(
@@ -375,35 +343,13 @@ fn the_lockout_protocol_covers_the_guard() {
             backend::add_foreign_rule(&lab, i);
             continue;
         }
-        lab.must(
+        backend::mangle(
+            &lab,
             ns,
-            &[
-                "iptables",
-                "-w",
-                "-t",
-                "mangle",
-                "-I",
-                "PREROUTING",
-                "1",
-                "-j",
-                "MARK",
-                "--set-mark",
-                "7",
-            ],
+            "iptables",
+            &["-I", "PREROUTING", "1", "-j", "MARK", "--set-mark", "7"],
         );
-        lab.must(
-            ns,
-            &[
-                "ip6tables",
-                "-w",
-                "-t",
-                "mangle",
-                "-D",
-                "PALISADE-GUARD",
-                "-j",
-                "DROP",
-            ],
-        );
+        backend::mangle(&lab, ns, "ip6tables", &["-D", "PALISADE-GUARD", "-j", "DROP"]);
     }
     let before: Vec<String> = (0..2).map(|i| backend::state(&lab, i)).collect();
     unconfirmed_apply(&lab, 2, &["--open", "all=tcp/30080"]);

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use crate::backend;
 use crate::harness::{Lab, Needs, Spec};
 use crate::nftables::iptables_state;
 use crate::{bin, json, kinds, lab, lab_args, lab_tests, stderr, unconfirmed_apply};
@@ -33,7 +34,7 @@ fn run(lab: &Lab, cmd: &str, extra: &[&str], code: i32) -> Value {
 fn add_old_layout(lab: &Lab, i: usize) {
     let ns = &lab.nodes[i].ns;
     for (ipt, set) in [("iptables", "palisade4"), ("ip6tables", "palisade6")] {
-        let guard = lab.must(ns, &[ipt, "-w", "-t", "mangle", "-S", "PALISADE-GUARD"]);
+        let guard = backend::mangle(lab, ns, ipt, &["-S", "PALISADE-GUARD"]);
         let mut lines = vec!["*filter".to_owned(), ":PALISADE - [0:0]".to_owned()];
         lines.extend(guard.lines().filter(|l| l.starts_with("-A ")).map(|l| {
             l.replacen("-A PALISADE-GUARD ", "-A PALISADE ", 1)

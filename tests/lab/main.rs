@@ -294,6 +294,15 @@ pub(crate) fn drop_second_connections(lab: &harness::Lab, i: usize) {
     }
 }
 
+/// Undoes [`drop_second_connections`] on node `i`: new connections to
+/// port 22 get in again.
+pub(crate) fn admit_connections_again(lab: &harness::Lab, i: usize) {
+    lab.must(
+        &lab.nodes[i].ns,
+        &["iptables", "-w", "-t", "raw", "-F", "PREROUTING"],
+    );
+}
+
 /// An apply (with `args`, and `--confirm-timeout 5`) whose confirmations
 /// never arrive (`drop_second_connections` on the first `n` nodes): it
 /// exits 2, those nodes are reported rolled back, and they take new
@@ -313,10 +322,7 @@ pub(crate) fn unconfirmed_apply(lab: &harness::Lab, n: usize, args: &[&str]) {
             "rolled-back",
             "{report:#}"
         );
-        lab.must(
-            &lab.nodes[i].ns,
-            &["iptables", "-w", "-t", "raw", "-F", "PREROUTING"],
-        );
+        admit_connections_again(lab, i);
     }
 }
 

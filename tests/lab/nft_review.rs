@@ -1,7 +1,8 @@
 //! A hostile review of the nftables backend (issue 22): what it must never
 //! do to a node, each on real nftables.
 
-use crate::harness::{Lab, Needs, Spec};
+use crate::backend::table;
+use crate::harness::{Needs, Spec};
 use crate::{bin, eventually, host, json, lab, lab_args, lab_tests, stderr};
 
 lab_tests![
@@ -10,15 +11,6 @@ lab_tests![
 ];
 
 const NFT: &str = "--backend=nftables";
-
-/// `table inet palisade` on node `i` as `nft -s list table` prints it.
-fn table(lab: &Lab, i: usize) -> String {
-    let out = lab.exec(
-        &lab.nodes[i].ns,
-        &["nft", "-s", "list", "table", "inet", "palisade"],
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Another tool's table of palisade's name whose set and whose rule of
 /// another chain carry the word `palisade` as their comment: the

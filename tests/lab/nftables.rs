@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::backend::table;
+use crate::backend::{self, table};
 use crate::guard::k3s_agents;
 use crate::harness::{Lab, Needs, Spec};
 use crate::{
@@ -105,18 +105,7 @@ fn the_whitelist_holds_on_nftables() {
     // apply puts the table right.
     let ns0 = lab.nodes[0].ns.clone();
     let other = lab.nodes[1].ip4.to_string();
-    lab.must(
-        &ns0,
-        &[
-            "nft",
-            "delete",
-            "element",
-            "inet",
-            "palisade",
-            "palisade4",
-            &format!("{{ {other} }}"),
-        ],
-    );
+    backend::nft_delete_element(&lab, &ns0, "palisade4", &other);
     let report = run(&lab, "verify", &open, 3);
     assert_eq!(kinds(&report, "node-00"), ["members-missing"], "{report:#}");
     assert_eq!(
@@ -221,21 +210,10 @@ pub(crate) fn iptables_state(lab: &Lab, i: usize) -> String {
     let mut lines = Vec::new();
     for save in ["iptables-save", "ip6tables-save"] {
         for table in ["filter", "mangle"] {
-            let text = lab.must(ns, &[save, "-t", table]);
-            lines.extend(
-                text.lines()
-                    .filter(|l| !l.starts_with('#'))
-                    .map(|l| l.split(" [").next().unwrap_or(l).to_owned()),
-            );
+            lines.extend(backend::saved(lab, ns, save, table));
         }
     }
-    let sets = lab.must(ns, &["ipset", "save"]);
-    let mut sets: Vec<String> = sets
-        .lines()
-        .map(|l| l.split(" initval").next().unwrap_or(l).to_owned())
-        .collect();
-    sets.sort();
-    lines.extend(sets);
+    lines.extend(backend::ipsets_saved(lab, ns));
     lines.join("\n")
 }
 

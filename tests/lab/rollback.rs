@@ -5,6 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::backend;
 use crate::harness::{Lab, Needs, Spec};
 use crate::{bin, eventually, host, json, lab, lab_args, lab_tests, stderr, stdout, untouched};
 
@@ -355,7 +356,7 @@ fn a_rollback_puts_palisades_rules_back_after_prerouting_was_edited() {
     let ns = &lab.nodes[0].ns;
     let out = lab.palisade(bin(), &args("apply", &[]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let chain = || lab.must(ns, &["iptables", "-w", "-t", "mangle", "-S", "PALISADE-GUARD"]);
+    let chain = || backend::mangle(&lab, ns, "iptables", &["-S", "PALISADE-GUARD"]);
     let set = || {
         let mut adds: Vec<String> = lab
             .must(ns, &["ipset", "save", "palisade4"])
@@ -370,9 +371,9 @@ fn a_rollback_puts_palisades_rules_back_after_prerouting_was_edited() {
     // Another tool's two rules go in above palisade's jump (now third).
     let foreign = ["-p", "tcp", "--dport", "9999", "-j", "ACCEPT"];
     for _ in 0..2 {
-        let mut rule = vec!["iptables", "-w", "-t", "mangle", "-I", "PREROUTING", "1"];
+        let mut rule = vec!["-I", "PREROUTING", "1"];
         rule.extend(foreign);
-        lab.must(ns, &rule);
+        backend::mangle(&lab, ns, "iptables", &rule);
     }
     unadmitted_source(&lab);
     let child = lab.spawn_palisade(
@@ -383,15 +384,14 @@ fn a_rollback_puts_palisades_rules_back_after_prerouting_was_edited() {
     // The change puts the jump first again; inside its window the other
     // tool takes its rules away, so the jump's old place (third) is past
     // the end of PREROUTING.
-    assert!(eventually(20, || lab
-        .must(ns, &["iptables", "-w", "-t", "mangle", "-S", "PREROUTING"])
-        .starts_with(
-            "-P PREROUTING ACCEPT\n-A PREROUTING -j PALISADE-GUARD\n"
-        )));
+    assert!(eventually(20, || {
+        backend::mangle(&lab, ns, "iptables", &["-S", "PREROUTING"])
+            .starts_with("-P PREROUTING ACCEPT\n-A PREROUTING -j PALISADE-GUARD\n")
+    }));
     for _ in 0..2 {
-        let mut rule = vec!["iptables", "-w", "-t", "mangle", "-D", "PREROUTING"];
+        let mut rule = vec!["-D", "PREROUTING"];
         rule.extend(foreign);
-        lab.must(ns, &rule);
+        backend::mangle(&lab, ns, "iptables", &rule);
     }
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));

@@ -6,10 +6,11 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use crate::backend;
 use crate::harness::{Lab, Needs, Spec};
 use crate::{
-    bin, drop_second_connections, eventually, held_apply, host, json, lab, lab_args, lab_tests, stderr,
-    untouched,
+    admit_connections_again, bin, drop_second_connections, eventually, held_apply, host, json, lab, lab_args,
+    lab_tests, stderr, untouched,
 };
 
 lab_tests![Needs::Systemd =>
@@ -105,13 +106,6 @@ fn apply_enables_the_unit_and_a_reboot_brings_the_whitelist_back() {
     // A second apply after the reboot has nothing to do.
     let report = run(&lab, "apply", &[], 0);
     assert_eq!(report["summary"]["unchanged"], 2, "{report:#}");
-}
-
-fn admit_connections_again(lab: &Lab, i: usize) {
-    lab.must(
-        &lab.nodes[i].ns,
-        &["iptables", "-w", "-t", "raw", "-F", "PREROUTING"],
-    );
 }
 
 fn a_failed_confirmation_is_undone_by_the_systemd_timer() {
@@ -279,7 +273,7 @@ fn published_ports_are_guarded_from_boot() {
     // mangle PREROUTING, ahead of any DNAT Docker will add; it makes
     // nothing of Docker's.
     let ns = lab.nodes[0].ns.clone();
-    let prerouting = lab.must(&ns, &["iptables", "-w", "-t", "mangle", "-S", "PREROUTING"]);
+    let prerouting = backend::mangle(&lab, &ns, "iptables", &["-S", "PREROUTING"]);
     assert_eq!(
         prerouting.lines().nth(1),
         Some("-A PREROUTING -j PALISADE-GUARD"),
