@@ -276,9 +276,6 @@ impl Lab {
         }
         write(&self.dir.join("authorized_keys"), &authorized, 0o644)?;
         self.write_inventory()?;
-        if self.nodes.len() > 200 {
-            raise_neighbour_limits(self.nodes.len());
-        }
 
         let controller = (
             self.controller.clone(),
@@ -306,7 +303,49 @@ impl Lab {
             }
         };
         self.attach(&members, first_port)?;
+        self.pin_neighbours(0..self.nodes.len())?;
         self.boot(0..self.nodes.len())
+    }
+
+    /// In a lab of more than [`PINNED_ABOVE`] nodes, writes the controller's
+    /// neighbour entry for each of these nodes, and each node's for the
+    /// controller, as permanent ones. The kernel's neighbour tables are one
+    /// for all namespaces, and their limit (`gc_thresh3`, 1024 by default)
+    /// can be changed only outside the lab's throwaway namespace, which the
+    /// lab never does; a thousand nodes talking to the controller at once
+    /// need about two thousand entries, and a table past its limit drops
+    /// packets. Permanent entries do not count against the limit. A node's
+    /// MAC is fixed by its switch port, so the entries stay right across a
+    /// reboot (which writes its own again).
+    fn pin_neighbours(&self, range: std::ops::Range<usize>) -> Result<(), String> {
+        if self.nodes.len() <= PINNED_ABOVE {
+            return Ok(());
+        }
+        let mut controller = String::new();
+        for i in range.clone() {
+            let node = &self.nodes[i];
+            let mac = port_mac(i + 2);
+            let _ = writeln!(
+                controller,
+                "neigh replace {} lladdr {mac} dev eth0 nud permanent",
+                node.ip4
+            );
+            let _ = writeln!(
+                controller,
+                "neigh replace {} lladdr {mac} dev eth0 nud permanent",
+                node.ip6
+            );
+        }
+        ip_batch(Some(&self.controller), &controller)?;
+        let mac = port_mac(0);
+        let own = format!(
+            "neigh replace {CONTROLLER4} lladdr {mac} dev eth0 nud permanent\n\
+             neigh replace {CONTROLLER6} lladdr {mac} dev eth0 nud permanent\n"
+        );
+        for i in range {
+            ip_batch(Some(&self.nodes[i].ns), &own)?;
+        }
+        Ok(())
     }
 
     /// Cables the controller's namespace to switch port 0 through a delay
@@ -320,8 +359,10 @@ impl Lab {
         let inside = open_tap(ns, "eth0")?;
         let outside = open_tap(&self.switch, "p0")?;
         ip_batch(Some(&self.switch), "link set p0 master br0\nlink set p0 up\n")?;
-        let mut b =
-            String::from("link set lo up\nlink set eth0 address 02:00:c6:12:00:00\nlink set eth0 up\n");
+        let mut b = format!(
+            "link set lo up\nlink set eth0 address {}\nlink set eth0 up\n",
+            port_mac(0)
+        );
         for a in addrs {
             let extra = if a.contains(':') { " nodad" } else { "" };
             let _ = writeln!(b, "addr add {a} dev eth0{extra}");
@@ -357,9 +398,8 @@ impl Lab {
             // NIC, so its neighbours' ARP and ND caches stay right.
             let _ = writeln!(
                 sw,
-                "link add p{port} type veth peer name eth0 address 02:00:c6:12:{:02x}:{:02x} netns {ns}",
-                port >> 8,
-                port & 0xff
+                "link add p{port} type veth peer name eth0 address {} netns {ns}",
+                port_mac(port)
             );
             let _ = writeln!(sw, "link set p{port} master br0");
             let _ = writeln!(sw, "link set p{port} up");
@@ -502,6 +542,8 @@ impl Lab {
         let members = self.node_members(first..first + count);
         // Switch ports 0 and 1 are the controller's and the outsider's.
         self.attach(&members, first + 2).unwrap_or_else(|e| panic!("{e}"));
+        self.pin_neighbours(first..first + count)
+            .unwrap_or_else(|e| panic!("{e}"));
         self.boot(first..first + count).unwrap_or_else(|e| panic!("{e}"));
     }
 
@@ -776,6 +818,7 @@ impl Lab {
         let members = self.node_members(i..i + 1);
         // Switch ports 0 and 1 are the controller's and the outsider's.
         self.attach(&members, port).unwrap_or_else(|e| panic!("{e}"));
+        self.pin_neighbours(i..i + 1).unwrap_or_else(|e| panic!("{e}"));
         self.boot(i..i + 1).unwrap_or_else(|e| panic!("{e}"));
     }
 
@@ -1540,26 +1583,14 @@ fn ip_batch(ns: Option<&str>, batch: &str) -> Result<(), String> {
     }
 }
 
-/// The neighbour tables are global: a lab of hundreds of hosts on one
-/// bridge outgrows the defaults. Only ever raised.
-fn raise_neighbour_limits(hosts: usize) {
-    let want = (hosts * 4).max(1024);
-    for fam in ["ipv4", "ipv6"] {
-        for (knob, value) in [
-            ("gc_thresh1", want / 4),
-            ("gc_thresh2", want / 2),
-            ("gc_thresh3", want),
-        ] {
-            let path = format!("/proc/sys/net/{fam}/neigh/default/{knob}");
-            let now: usize = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0);
-            if now < value {
-                let _ = std::fs::write(&path, value.to_string());
-            }
-        }
-    }
+/// Above this many nodes a lab pins its neighbour entries
+/// ([`Lab::pin_neighbours`]).
+const PINNED_ABOVE: usize = 200;
+
+/// The MAC of the device cabled to switch port `port`: fixed, so a rebooted
+/// node comes back with the same NIC.
+fn port_mac(port: usize) -> String {
+    format!("02:00:c6:12:{:02x}:{:02x}", port >> 8, port & 0xff)
 }
 
 fn keygen(path: &Path, kind: &str) -> Result<(), String> {
