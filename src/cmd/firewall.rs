@@ -29,41 +29,23 @@ pub(crate) async fn run(settings: &Settings, operation: Operation) -> Result<Exi
     let hold_confirm = Duration::from_secs(test_hook("PALISADE_TEST_HOLD_CONFIRM")?.unwrap_or(0));
     super::monitor::check(&settings.monitor)?;
     let inv = inventory::load(&settings.source, &settings.roles)?;
-    let policy = Policy::desired(&inv, &settings.policy)?;
-    if policy.backend == FirewallBackend::Nftables {
-        crate::render::nft::check_names(&policy)?;
-    }
-    let policies = policy.by_role(&inv);
-    if matches!(operation, Operation::Plan | Operation::Apply) {
-        // plan says what apply would do, and apply refuses this whitelist.
-        if let Some(gap) = policy::private_gap(&inv, &settings.policy) {
-            if operation == Operation::Apply {
-                bail!("{gap}; no node was changed");
-            }
-            bail!("{gap}; apply would refuse it, so plan read no node");
-        }
-        warn_closed_public_agents(&inv, &policies);
-    }
+    let (policy, policies) = whitelist(settings, &inv, operation)?;
     // Deposed objects are going away: every node admits them, none is changed.
     // --limit chooses the nodes worked on; the policy above admits them all.
     let (deposed, hosts): (Vec<Host>, Vec<Host>) = super::select(settings, &inv)?
         .into_iter()
         .partition(|h| h.lifecycle == Lifecycle::Deposed);
     let opts = Arc::new(super::ssh_options(settings, &hosts)?);
-    let verb = operation.as_str();
-    let progress = Progress::new(hosts.len(), verb, settings.json);
-    let phases: Phases = Arc::new(Mutex::new(Default::default()));
-    let choices: engine::Choices = Arc::new(Mutex::new(Default::default()));
-    let audits: engine::Audits = Arc::new(Mutex::new(Default::default()));
+    let progress = Progress::new(hosts.len(), operation.as_str(), settings.json);
     let job = Arc::new(Job {
         policies,
         user: settings.user.clone(),
         operation,
         confirm_timeout: settings.confirm_timeout,
         connect_timeout: settings.connect_timeout,
-        phases: phases.clone(),
-        choices: choices.clone(),
-        audits: audits.clone(),
+        phases: Arc::new(Mutex::new(Default::default())),
+        choices: Arc::new(Mutex::new(Default::default())),
+        audits: Arc::new(Mutex::new(Default::default())),
         confirm_source,
         hold_confirm,
         port: settings.port,
@@ -75,32 +57,83 @@ pub(crate) async fn run(settings: &Settings, operation: Operation) -> Result<Exi
             .as_ref()
             .map(|j| engine::bastion::Bastions::new(j, &inv)),
     });
+    let Some(outcomes) = work_on(&hosts, opts, &job, &progress).await else {
+        return Ok(ExitStatus::HostsFailed);
+    };
+    let report = report(settings, &job, &policy, outcomes, deposed);
+    publish(settings, operation, started, &report)
+}
+
+/// The whitelist, checked before any node is read: the policy, and each
+/// role's.
+fn whitelist(
+    settings: &Settings,
+    inv: &Inventory,
+    operation: Operation,
+) -> Result<(Policy, BTreeMap<Role, Policy>)> {
+    let policy = Policy::desired(inv, &settings.policy)?;
+    if policy.backend == FirewallBackend::Nftables {
+        crate::render::nft::check_names(&policy)?;
+    }
+    let policies = policy.by_role(inv);
+    if matches!(operation, Operation::Plan | Operation::Apply) {
+        // plan says what apply would do, and apply refuses this whitelist.
+        if let Some(gap) = policy::private_gap(inv, &settings.policy) {
+            if operation == Operation::Apply {
+                bail!("{gap}; no node was changed");
+            }
+            bail!("{gap}; apply would refuse it, so plan read no node");
+        }
+        warn_closed_public_agents(inv, &policies);
+    }
+    Ok((policy, policies))
+}
+
+type Outcomes = Vec<transport::HostOutcome<Host, engine::Outcome, engine::Failure>>;
+
+/// The job on every host, with the progress bar; `None` when an interrupt
+/// stopped the run, having said where every changed host stands.
+async fn work_on(
+    hosts: &[Host],
+    opts: Arc<transport::SshOptions>,
+    job: &Arc<Job>,
+    progress: &Progress,
+) -> Option<Outcomes> {
     // The bar counts as failed what the exit code does: refused and rolled
     // back hosts too, not only the ones whose job failed.
     let done = |o: &transport::HostOutcome<Host, engine::Outcome, engine::Failure>| {
         let failed = o.result.as_ref().map_or(true, |r| Status::of_outcome(r).failed());
         progress.host_done(o, failed)
     };
-    let work = transport::fan_out(&hosts, opts, done, {
+    let work = transport::fan_out(hosts, opts, done, {
         let job = job.clone();
         move |session, host| engine::run(session, host, job.clone())
     });
-    let worked_on = hosts.len();
-    let outcomes = tokio::select! {
+    tokio::select! {
         outcomes = work => {
             progress.finish();
-            outcomes
+            Some(outcomes)
         }
         signal = interrupted() => {
             progress.finish();
-            eprintln!("{}", escape_lines(&interrupt_report(signal, &phases, worked_on)));
-            return Ok(ExitStatus::HostsFailed);
+            eprintln!("{}", escape_lines(&interrupt_report(signal, &job.phases, hosts.len())));
+            None
         }
-    };
+    }
+}
+
+/// The run's report: each host's outcome, what the nodes took under
+/// `--backend auto` and, for verify, what their audit sets recorded; for a
+/// plan of a first run, the whitelist too.
+fn report(settings: &Settings, job: &Job, policy: &Policy, outcomes: Outcomes, deposed: Vec<Host>) -> Report {
+    let operation = job.operation;
     let mut report = Report::new(operation.into(), outcomes, deposed);
-    report.note_choices(&choices.lock().unwrap_or_else(|e| e.into_inner()));
+    report.note_choices(&job.choices.lock().unwrap_or_else(|e| e.into_inner()));
     if operation == Operation::Verify {
-        report.note_audits(&audits.lock().unwrap_or_else(|e| e.into_inner()), settings.flows);
+        report.note_audits(
+            &job.audits.lock().unwrap_or_else(|e| e.into_inner()),
+            settings.flows,
+        );
     }
     let first_run = report.hosts.iter().flat_map(|r| &r.changes).any(|c| {
         matches!(
@@ -111,6 +144,18 @@ pub(crate) async fn run(settings: &Settings, operation: Operation) -> Result<Exi
     if operation == Operation::Plan && first_run {
         report.whitelist = Some(policy.whitelist_summary(&job.policies));
     }
+    report
+}
+
+/// Prints the report, and records the run in the retry file and the
+/// monitoring files, which say what the run did even when its report
+/// could not be written.
+fn publish(
+    settings: &Settings,
+    operation: Operation,
+    started: Instant,
+    report: &Report,
+) -> Result<ExitStatus> {
     let text = if settings.json {
         format!("{}\n", report.json())
     } else {
@@ -131,15 +176,13 @@ pub(crate) async fn run(settings: &Settings, operation: Operation) -> Result<Exi
             failed: h.status.failed(),
         })
         .collect();
-    super::retry::record(settings, verb, &ran);
+    super::retry::record(settings, operation.as_str(), &ran);
     let run = crate::report::monitor::Run {
         ended: std::time::SystemTime::now(),
         duration: started.elapsed(),
         exit_code: report.exit_status().code(),
     };
-    let monitored = super::monitor::write(&settings.monitor, &report, &run);
-    // The retry file and the monitoring files say what the run did even
-    // when its report could not be written.
+    let monitored = super::monitor::write(&settings.monitor, report, &run);
     printed?;
     monitored?;
     Ok(report.exit_status())

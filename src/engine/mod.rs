@@ -13,6 +13,7 @@ pub(crate) mod protocol;
 pub(crate) use error::{Failure, NodeError, Refusal};
 pub(crate) use outcome::{Note, Outcome, Unconfirmed};
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -20,15 +21,15 @@ use std::time::{Duration, Instant};
 
 use crate::diff::{Change, diff, plan};
 use crate::inventory::{Host, Role};
-use crate::observe::firewall::{self, Observed};
+use crate::observe::firewall::{self, ChangeId, Observed};
 use crate::observe::probe;
 use crate::policy::{FirewallBackend, Packet, Policy};
-use crate::render;
+use crate::render::{self, Fix};
 use crate::timing;
 use crate::transport::Heard;
 use crate::transport::{Conversation, HostError, Privilege, Session};
 
-use self::protocol::{END, Fate, Order};
+use self::protocol::{END, Fate, Made, Order};
 
 /// What the engine does on each node: the four commands that run the job.
 /// Its own enum rather than `cli::Command`, whose variants carry each
@@ -108,6 +109,26 @@ pub(crate) type Phases = Arc<Mutex<BTreeMap<String, Phase>>>;
 
 pub(crate) type Choices = Arc<Mutex<BTreeMap<String, firewall::Chosen>>>;
 
+/// What the node's first reply says, understood: its state, the address it
+/// sees palisade connect from, and the policy for it.
+struct Node<'a> {
+    before: Observed,
+    seen: Option<IpAddr>,
+    /// With `--backend auto`, the backend the node took; else the role's
+    /// policy itself.
+    policy: Cow<'a, Policy>,
+}
+
+/// Understands the node's first reply (`text`), and refuses to go on with
+/// a node [`check_node`] refuses.
+fn understand<'a>(job: &Job, host: &Host, policy: &'a Policy, text: &str) -> Result<Node<'a>, Failure> {
+    let seen = firewall::controller_address(text);
+    let before = firewall::parse(text).map_err(NodeError::from)?;
+    let policy = resolve(job, host, policy, &before)?;
+    check_node(job, &policy, &before)?;
+    Ok(Node { before, seen, policy })
+}
+
 /// The policy for this node: with `--backend auto`, the backend the node
 /// took (recorded for the report); else `policy` itself.
 fn resolve<'a>(
@@ -115,10 +136,9 @@ fn resolve<'a>(
     host: &Host,
     policy: &'a Policy,
     before: &Observed,
-    resolved: &'a mut Option<Policy>,
-) -> Result<&'a Policy, NodeError> {
+) -> Result<Cow<'a, Policy>, NodeError> {
     if policy.backend != FirewallBackend::Auto {
-        return Ok(policy);
+        return Ok(Cow::Borrowed(policy));
     }
     let chosen = before.chosen.clone().ok_or(NodeError::Silent {
         expected: "which backend it takes",
@@ -128,7 +148,7 @@ fn resolve<'a>(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(host.name.to_string(), chosen);
-    Ok(resolved.insert(policy.with_backend(backend)))
+    Ok(Cow::Owned(policy.with_backend(backend)))
 }
 
 pub(crate) async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<Outcome, Failure> {
@@ -139,57 +159,72 @@ pub(crate) async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<O
     if job.operation == Operation::Apply {
         return apply(&session, &host, &job, policy).await;
     }
-    // One exec: that sudo works, where we connect from, and the node's state.
-    let read = firewall::script(policy);
-    let first = session.run(Privilege::RootSeeingOrigin, &read);
-    let first = probe::as_root(session.timed(timing::Stage::Observe, first).await?, &job.user)?;
-    let seen = firewall::controller_address(&first.stdout);
-    let before = firewall::parse(&first.stdout).map_err(NodeError::from)?;
-    let mut resolved = None;
-    let policy = resolve(&job, &host, policy, &before, &mut resolved)?;
-    check_node(&job, policy, &before)?;
+    let node = read(&session, &host, &job, policy).await?;
     match job.operation {
-        Operation::Verify => {
-            if nothing_there(policy, &before) {
-                return Ok(Outcome::Absent);
-            }
-            job.note_audit(&host, &before);
-            let changes = diff(policy, &before);
-            Ok(if changes.is_empty() {
-                Outcome::Matches
-            } else {
-                Outcome::Drift(changes)
-            })
-        }
-        Operation::Plan => {
-            let changes = diff(policy, &before);
-            let lockout = lockout_check(&session, &job, policy, &before, seen, &changes).await;
-            Ok(match decide(&before, changes, lockout) {
-                Decision::Nothing => Outcome::Unchanged,
-                Decision::Refuse(changes, refusal) => Outcome::Refused { changes, refusal },
-                Decision::Fail(e) => return Err(e.into()),
-                Decision::Change(changes) | Decision::ConfirmPending(changes) => {
-                    Outcome::WouldChange(changes)
-                }
-            })
-        }
-        Operation::Remove => {
-            if nothing_there(policy, &before) {
-                return Ok(Outcome::Absent);
-            }
-            let script = render::remove(policy);
-            let remove = session.run(Privilege::Root, &script);
-            session.timed(timing::Stage::Remove, remove).await?.success()?;
-            let after = session
-                .timed(timing::Stage::Observe, observe(&session, policy))
-                .await?;
-            if !nothing_there(policy, &after) {
-                return Err(NodeError::RemoveIncomplete.into());
-            }
-            Ok(Outcome::Removed)
-        }
+        Operation::Verify => Ok(verify(&host, &job, &node)),
+        Operation::Plan => would_change(&session, &job, &node).await,
+        Operation::Remove => remove(&session, &node).await,
         Operation::Apply => unreachable!("apply returned above"),
     }
+}
+
+/// plan, verify and remove: one exec, that sudo works, where we connect
+/// from, and the node's state.
+async fn read<'a>(
+    session: &Session,
+    host: &Host,
+    job: &Job,
+    policy: &'a Policy,
+) -> Result<Node<'a>, Failure> {
+    let script = firewall::script(policy);
+    let first = session.run(Privilege::RootSeeingOrigin, &script);
+    let first = probe::as_root(session.timed(timing::Stage::Observe, first).await?, &job.user)?;
+    understand(job, host, policy, &first.stdout)
+}
+
+/// verify: whether the node is as the policy wants (and, for the report,
+/// the mode its guard is in).
+fn verify(host: &Host, job: &Job, node: &Node<'_>) -> Outcome {
+    if nothing_there(&node.policy, &node.before) {
+        return Outcome::Absent;
+    }
+    job.note_audit(host, &node.before);
+    let changes = diff(&node.policy, &node.before);
+    if changes.is_empty() {
+        Outcome::Matches
+    } else {
+        Outcome::Drift(changes)
+    }
+}
+
+/// plan: what apply would do on this node, decided as apply decides it.
+async fn would_change(session: &Session, job: &Job, node: &Node<'_>) -> Result<Outcome, Failure> {
+    let changes = diff(&node.policy, &node.before);
+    let lockout = lockout_check(session, job, node, &changes).await;
+    Ok(match decide(&node.before, changes, lockout) {
+        Decision::Nothing => Outcome::Unchanged,
+        Decision::Refuse(changes, refusal) => Outcome::Refused { changes, refusal },
+        Decision::Fail(e) => return Err(e.into()),
+        Decision::Change(changes) | Decision::ConfirmPending(changes) => Outcome::WouldChange(changes),
+    })
+}
+
+/// remove: takes palisade's objects away, and checks that none is left.
+async fn remove(session: &Session, node: &Node<'_>) -> Result<Outcome, Failure> {
+    let policy = &*node.policy;
+    if nothing_there(policy, &node.before) {
+        return Ok(Outcome::Absent);
+    }
+    let script = render::remove(policy);
+    let remove = session.run(Privilege::Root, &script);
+    session.timed(timing::Stage::Remove, remove).await?.success()?;
+    let after = session
+        .timed(timing::Stage::Observe, observe(session, policy))
+        .await?;
+    if !nothing_there(policy, &after) {
+        return Err(NodeError::RemoveIncomplete.into());
+    }
+    Ok(Outcome::Removed)
 }
 
 /// What plan reports and apply does, decided once for both from what the
@@ -278,8 +313,46 @@ fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeE
 /// a new connection gets through, and confirm; or confirm an earlier run's
 /// pending change. Nothing to do costs one exec that only reads.
 async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Result<Outcome, Failure> {
-    let secs = u32::try_from(job.confirm_timeout.as_secs()).unwrap_or(u32::MAX);
-    let script = render::converge(policy, secs);
+    let (mut talk, first) = first_flight(session, job, policy).await?;
+    let node = understand(job, host, policy, &first)?;
+    let (changes, fix) = plan(&node.policy, &node.before);
+    let settled = protocol::settled(&first);
+    let lockout = lockout_check(session, job, &node, &changes).await;
+    let steps = Applying {
+        session,
+        job,
+        host,
+        policy: &node.policy,
+        before: &node.before,
+    };
+    match decide(&node.before, changes, lockout) {
+        // The script stops at the end of its stdin, having changed nothing
+        // (but what it settled).
+        Decision::Nothing if settled == Some(protocol::Settled::Confirmed) => Ok(Outcome::Changed {
+            changes: Vec::new(),
+            notes: vec![Note::ConfirmedLeftover],
+        }),
+        Decision::Nothing => Ok(Outcome::Unchanged),
+        Decision::Refuse(changes, refusal) => Ok(Outcome::Refused { changes, refusal }),
+        Decision::Fail(e) => Err(e.into()),
+        Decision::ConfirmPending(changes) => steps.confirm_pending(&mut talk, changes).await,
+        Decision::Change(changes) => steps.change(talk, &fix, changes, settled).await,
+    }
+}
+
+/// The confirm timeout as the node's script takes it, in whole seconds.
+fn confirm_secs(job: &Job) -> u32 {
+    u32::try_from(job.confirm_timeout.as_secs()).unwrap_or(u32::MAX)
+}
+
+/// apply's first flight: the script reads the node and says what it has,
+/// then waits on its stdin for palisade's orders.
+async fn first_flight(
+    session: &Session,
+    job: &Job,
+    policy: &Policy,
+) -> Result<(Conversation, String), Failure> {
+    let script = render::converge(policy, confirm_secs(job));
     let reading = async {
         let mut talk = session.converse(Privilege::RootSeeingOrigin, &script).await?;
         match talk.until_line(END).await? {
@@ -293,174 +366,250 @@ async fn apply(session: &Session, host: &Host, job: &Job, policy: &Policy) -> Re
             }
         }
     };
-    let (mut talk, first) = session.timed(timing::Stage::Observe, reading).await?;
-    let seen = firewall::controller_address(&first);
-    let before = firewall::parse(&first).map_err(NodeError::from)?;
-    let mut resolved = None;
-    let policy = resolve(job, host, policy, &before, &mut resolved)?;
-    check_node(job, policy, &before)?;
-    let (changes, fix) = plan(policy, &before);
-    let settled = protocol::settled(&first);
-    let lockout = lockout_check(session, job, policy, &before, seen, &changes).await;
-    let changes = match decide(&before, changes, lockout) {
-        // The script stops at the end of its stdin, having changed nothing
-        // (but what it settled).
-        Decision::Nothing => {
-            if settled == Some(protocol::Settled::Confirmed) {
-                return Ok(Outcome::Changed {
-                    changes: Vec::new(),
-                    notes: vec![Note::ConfirmedLeftover],
-                });
-            }
-            return Ok(Outcome::Unchanged);
-        }
-        Decision::Refuse(changes, refusal) => return Ok(Outcome::Refused { changes, refusal }),
-        Decision::Fail(e) => return Err(e.into()),
-        Decision::ConfirmPending(changes) => {
-            // Another run (interrupted, or still at work) left the node as
-            // wanted but unconfirmed: confirm it now, while it is still there.
-            let window = job.connect_timeout.min(Duration::from_secs(2));
-            let fresh = session.fresh_connection(job.confirm_source, window);
-            if let Err(reason) = session.timed(timing::Stage::FreshConnection, fresh).await {
-                return Err(NodeError::PendingUnreached { reason }.into());
-            }
-            let Some(id) = before.pending_id.clone() else {
-                return Err(NodeError::Silent {
-                    expected: "which change is pending",
-                }
-                .into());
-            };
-            if !job.hold_confirm.is_zero() {
-                tokio::time::sleep(job.hold_confirm).await;
-            }
-            // Pending: it rolls back by itself unless this confirms it in time.
-            job.set_phase(host, Some(Phase::Confirming));
-            let fate = session
-                .timed(timing::Stage::Confirm, tell(&mut talk, Order::Confirm(id)))
-                .await?;
-            let boot_failed = match protocol::fate(&fate).map_err(NodeError::from)? {
-                Fate::Confirmed { boot_failed } => boot_failed,
-                Fate::RolledBack => {
-                    job.set_phase(host, None);
-                    return Err(NodeError::PendingRolledBack.into());
-                }
-                // Not rolled back: no change of that id is pending (and none
-                // was confirmed: the node says `confirmed` for one that was).
-                Fate::Gone => {
-                    job.set_phase(host, None);
-                    return Err(NodeError::Gone.into());
-                }
-            };
-            job.set_phase(host, Some(Phase::Confirmed));
-            let mut notes = vec![Note::ConfirmedLeftover];
-            if boot_failed {
-                notes.push(Note::BootRestoreFailed);
-            }
-            notes.extend(bastion_outside(session, job).await);
-            return Ok(Outcome::Changed { changes, notes });
-        }
-        Decision::Change(changes) => changes,
-    };
+    session.timed(timing::Stage::Observe, reading).await
+}
 
-    let deadline = Instant::now() + job.confirm_timeout;
-    job.set_phase(host, Some(Phase::Armed(deadline)));
-    let made = match session
-        .timed(
-            timing::Stage::Apply,
-            talk_for(&mut talk, Order::Apply(render::change_code(policy, &fix))),
-        )
-        .await
-    {
-        Ok(Heard::Said(text)) => match protocol::made(&text, &before) {
-            Ok(made) => made,
-            Err(e) => {
-                // Never confirm what cannot be read: roll it back now.
-                if let Ok(reply) = tell(&mut talk, Order::Abort).await
-                    && protocol::aborted(&reply).unwrap_or(false)
-                {
-                    job.set_phase(host, None);
-                }
-                return Err(NodeError::from(e).into());
-            }
-        },
-        Ok(Heard::Ended(out)) => {
-            // The script failed and undid its own partial work.
-            job.set_phase(host, None);
-            out.success()?;
+/// apply's steps after the read, on a node that needs a change, or a
+/// pending one confirmed.
+///
+/// Each step says where the host stands in [`Job::phases`], for the
+/// interrupt report, and takes it off only where the node is known to have
+/// no change of this run's pending (undone, or gone). There is no guard
+/// that clears the phase on drop: an error leaves the host listed where it
+/// stood (the node may still hold the armed change, and roll it back by
+/// itself), and so must an interrupt, which drops the job mid-step.
+#[derive(Clone, Copy)]
+struct Applying<'a> {
+    session: &'a Session,
+    job: &'a Job,
+    host: &'a Host,
+    policy: &'a Policy,
+    before: &'a Observed,
+}
+
+impl Applying<'_> {
+    /// Another run (interrupted, or still at work) left the node as wanted
+    /// but unconfirmed: confirm it now, while it is still there.
+    async fn confirm_pending(
+        self,
+        talk: &mut Conversation,
+        changes: Vec<Change>,
+    ) -> Result<Outcome, Failure> {
+        let window = self.job.connect_timeout.min(Duration::from_secs(2));
+        if let Err(reason) = self.prove_new_connection(window).await {
+            return Err(NodeError::PendingUnreached { reason }.into());
+        }
+        let Some(id) = self.before.pending_id.clone() else {
             return Err(NodeError::Silent {
-                expected: "what it changed",
+                expected: "which change is pending",
             }
             .into());
+        };
+        self.hold().await;
+        // Pending: it rolls back by itself unless this confirms it in time.
+        let boot_failed = match self.confirm(talk, id).await? {
+            Fate::Confirmed { boot_failed } => boot_failed,
+            Fate::RolledBack => {
+                self.unlisted();
+                return Err(NodeError::PendingRolledBack.into());
+            }
+            // Not rolled back: no change of that id is pending (and none
+            // was confirmed: the node says `confirmed` for one that was).
+            Fate::Gone => {
+                self.unlisted();
+                return Err(NodeError::Gone.into());
+            }
+        };
+        self.listed(Phase::Confirmed);
+        let mut notes = vec![Note::ConfirmedLeftover];
+        if boot_failed {
+            notes.push(Note::BootRestoreFailed);
         }
-        // The link broke mid-step: the script carries on and arms its
-        // rollback, so the host stays listed as rolling back.
-        Err(link) => return Err(NodeError::LinkLost { link, secs }.into()),
-    };
-    // The node armed its timer before it answered: it rolls back by this
-    // time at the latest.
-    let latest = Instant::now() + job.confirm_timeout;
-    let left = protocol::left_in_chains(diff(policy, &made.after), policy.backend);
-    if !left.is_empty() {
-        // Never confirm what is not what was asked for: roll it back now.
-        let reply = tell(&mut talk, Order::Abort).await?;
-        if !protocol::aborted(&reply).map_err(NodeError::from)? {
+        notes.extend(bastion_outside(self.session, self.job).await);
+        Ok(Outcome::Changed { changes, notes })
+    }
+
+    /// This run's change: make it, armed; check it is as asked; prove a new
+    /// connection gets through; confirm it.
+    async fn change(
+        self,
+        mut talk: Conversation,
+        fix: &Fix,
+        changes: Vec<Change>,
+        settled: Option<protocol::Settled>,
+    ) -> Result<Outcome, Failure> {
+        let deadline = Instant::now() + self.job.confirm_timeout;
+        let made = self.make_armed(&mut talk, fix, deadline).await?;
+        // The node armed its timer before it answered: it rolls back by
+        // this time at the latest.
+        let latest = Instant::now() + self.job.confirm_timeout;
+        self.check_as_asked(&mut talk, &made).await?;
+        self.hold().await;
+        // Only a confirmation that lands before the deadline means anything:
+        // a late one would race the rollback (a dropped SYN is retried and
+        // gets through once the node has rolled back).
+        let left = deadline.saturating_duration_since(Instant::now());
+        let window = self
+            .job
+            .connect_timeout
+            .min(left.saturating_sub(Duration::from_secs(2)));
+        if let Err(reason) = self.prove_new_connection(window).await {
+            // The script stops at the end of its stdin; the change rolls
+            // back by itself.
+            let _ = talk.finish().await;
+            return self
+                .rolled_back(latest, Unconfirmed::NoNewConnection(reason))
+                .await;
+        }
+        let boot_failed = match self.confirm(&mut talk, made.id.clone()).await? {
+            Fate::Confirmed { boot_failed } => boot_failed,
+            Fate::RolledBack => {
+                self.listed(Phase::Armed(latest));
+                return self.rolled_back(latest, Unconfirmed::TooLate).await;
+            }
+            Fate::Gone => {
+                self.unlisted();
+                return Err(NodeError::Gone.into());
+            }
+        };
+        self.listed(Phase::Confirmed);
+        let notes = self.notes(settled, &made, boot_failed).await;
+        Ok(Outcome::Changed { changes, notes })
+    }
+
+    /// Makes the change, armed to roll back by itself by `deadline`: from
+    /// here the host is listed as rolling back, until the node is known to
+    /// be as it was. A reply that cannot be read is never confirmed: the
+    /// change is rolled back at once.
+    async fn make_armed(
+        &self,
+        talk: &mut Conversation,
+        fix: &Fix,
+        deadline: Instant,
+    ) -> Result<Made, Failure> {
+        self.listed(Phase::Armed(deadline));
+        let order = Order::Apply(render::change_code(self.policy, fix));
+        let text = match self
+            .session
+            .timed(timing::Stage::Apply, talk_for(talk, order))
+            .await
+        {
+            Ok(Heard::Said(text)) => text,
+            Ok(Heard::Ended(out)) => {
+                // The script failed and undid its own partial work.
+                self.unlisted();
+                out.success()?;
+                return Err(NodeError::Silent {
+                    expected: "what it changed",
+                }
+                .into());
+            }
+            // The link broke mid-step: the script carries on and arms its
+            // rollback, so the host stays listed as rolling back.
+            Err(link) => {
+                let secs = confirm_secs(self.job);
+                return Err(NodeError::LinkLost { link, secs }.into());
+            }
+        };
+        match protocol::made(&text, self.before) {
+            Ok(made) => Ok(made),
+            Err(e) => {
+                // Never confirm what cannot be read: roll it back now.
+                if abort(talk).await.unwrap_or(false) {
+                    self.unlisted();
+                }
+                Err(NodeError::from(e).into())
+            }
+        }
+    }
+
+    /// Never confirm what is not what was asked for: a change that left the
+    /// chains other than asked is rolled back now.
+    async fn check_as_asked(&self, talk: &mut Conversation, made: &Made) -> Result<(), Failure> {
+        let left = protocol::left_in_chains(diff(self.policy, &made.after), self.policy.backend);
+        if left.is_empty() {
+            return Ok(());
+        }
+        if !abort(talk).await? {
             return Err(NodeError::RollbackMismatch {
                 why: Unconfirmed::NotAsAsked(left),
             }
             .into());
         }
-        job.set_phase(host, None);
-        return Err(NodeError::StillDiffers(left).into());
+        self.unlisted();
+        Err(NodeError::StillDiffers(left).into())
     }
-    if !job.hold_confirm.is_zero() {
-        tokio::time::sleep(job.hold_confirm).await;
+
+    /// Proves a new connection gets through, within `window`.
+    async fn prove_new_connection(&self, window: Duration) -> Result<(), String> {
+        let fresh = self.session.fresh_connection(self.job.confirm_source, window);
+        self.session.timed(timing::Stage::FreshConnection, fresh).await
     }
-    // Only a confirmation that lands before the deadline means anything: a
-    // late one would race the rollback (a dropped SYN is retried and gets
-    // through once the node has rolled back).
-    let left = deadline.saturating_duration_since(Instant::now());
-    let window = job
-        .connect_timeout
-        .min(left.saturating_sub(Duration::from_secs(2)));
-    let fresh = session.fresh_connection(job.confirm_source, window);
-    if let Err(reason) = session.timed(timing::Stage::FreshConnection, fresh).await {
-        // The script stops at the end of its stdin; the change rolls back
-        // by itself.
-        let _ = talk.finish().await;
-        let why = Unconfirmed::NoNewConnection(reason);
-        return rolled_back(session, job, host, policy, &before, latest, why).await;
-    }
-    job.set_phase(host, Some(Phase::Confirming));
-    let fate = session
-        .timed(
-            timing::Stage::Confirm,
-            tell(&mut talk, Order::Confirm(made.id.clone())),
-        )
-        .await?;
-    let boot_failed = match protocol::fate(&fate).map_err(NodeError::from)? {
-        Fate::Confirmed { boot_failed } => boot_failed,
-        Fate::RolledBack => {
-            job.set_phase(host, Some(Phase::Armed(latest)));
-            return rolled_back(session, job, host, policy, &before, latest, Unconfirmed::TooLate).await;
+
+    /// Test-only: the pause before a confirmation ([`Job::hold_confirm`]).
+    async fn hold(&self) {
+        if !self.job.hold_confirm.is_zero() {
+            tokio::time::sleep(self.job.hold_confirm).await;
         }
-        Fate::Gone => {
-            job.set_phase(host, None);
-            return Err(NodeError::Gone.into());
+    }
+
+    /// Confirms the pending change `id`, and reads what became of it: the
+    /// host is listed as confirming until its caller says where it stands.
+    async fn confirm(&self, talk: &mut Conversation, id: ChangeId) -> Result<Fate, Failure> {
+        self.listed(Phase::Confirming);
+        let fate = self
+            .session
+            .timed(timing::Stage::Confirm, tell(talk, Order::Confirm(id)))
+            .await?;
+        Ok(protocol::fate(&fate).map_err(NodeError::from)?)
+    }
+
+    /// What is worth saying about this run's change, once confirmed.
+    async fn notes(&self, settled: Option<protocol::Settled>, made: &Made, boot_failed: bool) -> Vec<Note> {
+        let mut notes = Vec::new();
+        if settled == Some(protocol::Settled::RolledBack) {
+            notes.push(Note::SettledRollback);
         }
-    };
-    job.set_phase(host, Some(Phase::Confirmed));
-    let mut notes = Vec::new();
-    if settled == Some(protocol::Settled::RolledBack) {
-        notes.push(Note::SettledRollback);
+        if made.persisted == Some(protocol::Persisted::Files) {
+            notes.push(Note::FilesOnly);
+        }
+        if boot_failed {
+            notes.push(Note::BootRestoreFailed);
+        }
+        notes.extend(bastion_outside(self.session, self.job).await);
+        notes
     }
-    if made.persisted == Some(protocol::Persisted::Files) {
-        notes.push(Note::FilesOnly);
+
+    /// The confirmation failed: the node rolls back by itself at `deadline`.
+    /// Wait for it over the session we still hold (the ESTABLISHED rule
+    /// keeps it), as the rollback stage, and check that the node is as it
+    /// was; once it is, the host is no longer listed as rolling back.
+    async fn rolled_back(&self, deadline: Instant, why: Unconfirmed) -> Result<Outcome, Failure> {
+        let wait = waited_out(self.session, self.policy, self.before, deadline, why);
+        let result = self.session.timed(timing::Stage::Rollback, wait).await;
+        if result.is_ok() {
+            self.unlisted();
+        }
+        result
     }
-    if boot_failed {
-        notes.push(Note::BootRestoreFailed);
+
+    /// Lists the host at `phase` in [`Job::phases`].
+    fn listed(&self, phase: Phase) {
+        self.job.set_phase(self.host, Some(phase));
     }
-    notes.extend(bastion_outside(session, job).await);
-    Ok(Outcome::Changed { changes, notes })
+
+    /// Takes the host off [`Job::phases`]: the node has no change of this
+    /// run's pending.
+    fn unlisted(&self) {
+        self.job.set_phase(self.host, None);
+    }
+}
+
+/// Tells the script to roll this run's change back now: whether the node
+/// says it is back as it was.
+async fn abort(talk: &mut Conversation) -> Result<bool, Failure> {
+    let reply = tell(talk, Order::Abort).await?;
+    Ok(protocol::aborted(&reply).map_err(NodeError::from)?)
 }
 
 /// Gives the waiting script an order and reads its reply.
@@ -524,16 +673,15 @@ pub(crate) fn admits_controller(
 async fn lockout_check(
     session: &Session,
     job: &Job,
-    policy: &Policy,
-    before: &Observed,
-    seen: Option<IpAddr>,
+    node: &Node<'_>,
     changes: &[Change],
 ) -> Result<(), Refusal> {
     if changes.is_empty() {
         return Ok(());
     }
-    let interface = seen.and_then(|seen| before.interface_to(seen));
-    admits_controller(policy, seen, job.port, interface)?;
+    let seen = node.seen;
+    let interface = seen.and_then(|seen| node.before.interface_to(seen));
+    admits_controller(&node.policy, seen, job.port, interface)?;
     let (Some(bastions), Some(via)) = (&job.bastions, session.bastion()) else {
         return Ok(());
     };
@@ -576,27 +724,6 @@ impl Job {
             None => phases.remove(&name),
         };
     }
-}
-
-/// The confirmation failed: the node rolls back by itself at `deadline`.
-/// Wait for it over the session we still hold (the ESTABLISHED rule keeps
-/// it), as the rollback stage, and check that the node is as it was; once
-/// it is, the host is no longer listed as rolling back.
-async fn rolled_back(
-    session: &Session,
-    job: &Job,
-    host: &Host,
-    policy: &Policy,
-    before: &Observed,
-    deadline: Instant,
-    why: Unconfirmed,
-) -> Result<Outcome, Failure> {
-    let wait = waited_out(session, policy, before, deadline, why);
-    let result = session.timed(timing::Stage::Rollback, wait).await;
-    if result.is_ok() {
-        job.set_phase(host, None);
-    }
-    result
 }
 
 async fn waited_out(

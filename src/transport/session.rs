@@ -792,116 +792,161 @@ async fn authenticate(
             })
         }
         Credentials::Certified { key, cert, file } => {
-            let res = if key.algorithm().is_rsa() {
-                let hash = rsa_hash(handle, key.public_key()).await?;
-                let mut signer = certs::KeySigner(key.clone());
-                handle
-                    .authenticate_certificate_with(user, (**cert).clone(), hash, &mut signer)
-                    .await
-                    .map_err(|e| HostError::Auth {
-                        user: user.into(),
-                        method: format!("certificate {}: cannot sign: {e}", file.display()),
-                    })?
-            } else {
-                handle
-                    .authenticate_openssh_cert(user, key.clone(), (**cert).clone())
-                    .await?
-            };
-            if res.success() {
-                return Ok(());
-            }
-            // As ssh(1): a certificate the server does not take (its CA not
-            // trusted there, no principal for the user) leaves the bare key.
-            tracing::info!(
-                "{}: the server refused the {} from {}; trying the bare key",
-                crate::text::escape(host),
-                crate::text::escape(&certs::label(cert)),
-                crate::text::escape(&file.display().to_string())
-            );
-            if offer_key(handle, user, key).await? {
-                return Ok(());
-            }
-            Err(HostError::Auth {
-                user: user.into(),
-                method: format!(
-                    "certificate {} and then the bare key {}",
-                    file.display(),
-                    known_hosts::describe(key.public_key())
-                ),
-            })
+            with_certificate(handle, host, user, key, cert, file).await
         }
-        Credentials::Agent(socket) => {
-            let mut agent = AgentClient::connect_uds(socket)
-                .await
-                .map_err(|e| HostError::Agent(format!("cannot connect to {}: {e}", socket.display())))?;
-            let identities = agent
-                .request_identities()
-                .await
-                .map_err(|e| HostError::Agent(format!("cannot list keys: {e}")))?;
-            // Certificates first, as ssh(1) offers them; one outside its
-            // validity window would only spend one of sshd's MaxAuthTries.
-            let now = certs::now();
-            let mut offered = 0;
-            for id in &identities {
-                let AgentIdentity::Certificate { certificate, .. } = id else {
-                    continue;
-                };
-                if let Some(why) = certs::outside_window(certificate, now) {
-                    tracing::info!(
-                        "ssh-agent: skipping the {}: it is {why}",
-                        crate::text::escape(&certs::label(certificate))
-                    );
-                    continue;
-                }
-                if offered == MAX_AGENT_KEYS {
-                    break;
-                }
-                offered += 1;
-                let key = PublicKey::new(certificate.public_key().clone(), "");
-                let hash = rsa_hash(handle, &key).await?;
-                let res = handle
-                    .authenticate_certificate_with(user, certificate.clone(), hash, &mut agent)
-                    .await
-                    .map_err(|e| HostError::Agent(format!("signing failed: {e}")))?;
-                if res.success() {
-                    return Ok(());
-                }
-                tracing::info!(
-                    "{}: the server refused the agent's {}",
-                    crate::text::escape(host),
-                    crate::text::escape(&certs::label(certificate))
-                );
-            }
-            let keys: Vec<PublicKey> = identities
-                .into_iter()
-                .filter_map(|id| match id {
-                    AgentIdentity::PublicKey { key, .. } => Some(key),
-                    AgentIdentity::Certificate { .. } => None,
-                })
-                .take(MAX_AGENT_KEYS - offered)
-                .collect();
-            if keys.is_empty() && offered == 0 {
-                return Err(HostError::Agent("the agent holds no keys".into()));
-            }
-            for key in &keys {
-                let hash = rsa_hash(handle, key).await?;
-                let res = handle
-                    .authenticate_publickey_with(user, key.clone(), hash, &mut agent)
-                    .await
-                    .map_err(|e| HostError::Agent(format!("signing failed: {e}")))?;
-                if res.success() {
-                    return Ok(());
-                }
-            }
-            Err(HostError::Auth {
+        Credentials::Agent(socket) => with_agent(handle, host, user, socket).await,
+    }
+}
+
+/// Logs in with a key and its certificate; as ssh(1), with the bare key
+/// when the server does not take the certificate.
+async fn with_certificate(
+    handle: &mut Handle<Client>,
+    host: &str,
+    user: &str,
+    key: &Arc<PrivateKey>,
+    cert: &Arc<Certificate>,
+    file: &std::path::Path,
+) -> Result<(), HostError> {
+    let res = if key.algorithm().is_rsa() {
+        let hash = rsa_hash(handle, key.public_key()).await?;
+        let mut signer = certs::KeySigner(key.clone());
+        handle
+            .authenticate_certificate_with(user, (**cert).clone(), hash, &mut signer)
+            .await
+            .map_err(|e| HostError::Auth {
                 user: user.into(),
-                method: match offered {
-                    0 => format!("{} ssh-agent key(s)", keys.len()),
-                    n => format!("{n} ssh-agent certificate(s) and {} key(s)", keys.len()),
-                },
-            })
+                method: format!("certificate {}: cannot sign: {e}", file.display()),
+            })?
+    } else {
+        handle
+            .authenticate_openssh_cert(user, key.clone(), (**cert).clone())
+            .await?
+    };
+    if res.success() {
+        return Ok(());
+    }
+    // As ssh(1): a certificate the server does not take (its CA not
+    // trusted there, no principal for the user) leaves the bare key.
+    tracing::info!(
+        "{}: the server refused the {} from {}; trying the bare key",
+        crate::text::escape(host),
+        crate::text::escape(&certs::label(cert)),
+        crate::text::escape(&file.display().to_string())
+    );
+    if offer_key(handle, user, key).await? {
+        return Ok(());
+    }
+    Err(HostError::Auth {
+        user: user.into(),
+        method: format!(
+            "certificate {} and then the bare key {}",
+            file.display(),
+            known_hosts::describe(key.public_key())
+        ),
+    })
+}
+
+/// Logs in with the ssh-agent listening on `socket`: its certificates
+/// first, then its keys, at most [`MAX_AGENT_KEYS`] offered in all.
+async fn with_agent(
+    handle: &mut Handle<Client>,
+    host: &str,
+    user: &str,
+    socket: &std::path::Path,
+) -> Result<(), HostError> {
+    let mut agent = AgentClient::connect_uds(socket)
+        .await
+        .map_err(|e| HostError::Agent(format!("cannot connect to {}: {e}", socket.display())))?;
+    let identities = agent
+        .request_identities()
+        .await
+        .map_err(|e| HostError::Agent(format!("cannot list keys: {e}")))?;
+    let offered = match offer_agent_certificates(handle, host, user, &mut agent, &identities).await? {
+        Offered::Taken => return Ok(()),
+        Offered::Refused(n) => n,
+    };
+    let keys: Vec<PublicKey> = identities
+        .into_iter()
+        .filter_map(|id| match id {
+            AgentIdentity::PublicKey { key, .. } => Some(key),
+            AgentIdentity::Certificate { .. } => None,
+        })
+        .take(MAX_AGENT_KEYS - offered)
+        .collect();
+    if keys.is_empty() && offered == 0 {
+        return Err(HostError::Agent("the agent holds no keys".into()));
+    }
+    for key in &keys {
+        let hash = rsa_hash(handle, key).await?;
+        let res = handle
+            .authenticate_publickey_with(user, key.clone(), hash, &mut agent)
+            .await
+            .map_err(|e| HostError::Agent(format!("signing failed: {e}")))?;
+        if res.success() {
+            return Ok(());
         }
     }
+    Err(HostError::Auth {
+        user: user.into(),
+        method: match offered {
+            0 => format!("{} ssh-agent key(s)", keys.len()),
+            n => format!("{n} ssh-agent certificate(s) and {} key(s)", keys.len()),
+        },
+    })
+}
+
+/// What became of the agent's certificates.
+enum Offered {
+    /// The server took one.
+    Taken,
+    /// It took none of this many offered.
+    Refused(usize),
+}
+
+/// Offers the agent's certificates, as ssh(1) does before its keys: one
+/// outside its validity window would only spend one of sshd's
+/// MaxAuthTries, so it is skipped.
+async fn offer_agent_certificates(
+    handle: &mut Handle<Client>,
+    host: &str,
+    user: &str,
+    agent: &mut AgentClient<tokio::net::UnixStream>,
+    identities: &[AgentIdentity],
+) -> Result<Offered, HostError> {
+    let now = certs::now();
+    let mut offered = 0;
+    for id in identities {
+        let AgentIdentity::Certificate { certificate, .. } = id else {
+            continue;
+        };
+        if let Some(why) = certs::outside_window(certificate, now) {
+            tracing::info!(
+                "ssh-agent: skipping the {}: it is {why}",
+                crate::text::escape(&certs::label(certificate))
+            );
+            continue;
+        }
+        if offered == MAX_AGENT_KEYS {
+            break;
+        }
+        offered += 1;
+        let key = PublicKey::new(certificate.public_key().clone(), "");
+        let hash = rsa_hash(handle, &key).await?;
+        let res = handle
+            .authenticate_certificate_with(user, certificate.clone(), hash, agent)
+            .await
+            .map_err(|e| HostError::Agent(format!("signing failed: {e}")))?;
+        if res.success() {
+            return Ok(Offered::Taken);
+        }
+        tracing::info!(
+            "{}: the server refused the agent's {}",
+            crate::text::escape(host),
+            crate::text::escape(&certs::label(certificate))
+        );
+    }
+    Ok(Offered::Refused(offered))
 }
 
 /// Offers a key in memory, signed at once; whether the server took it.
