@@ -6,14 +6,16 @@
 //! nothing the node reads can pose as a section or end a reply early;
 //! palisade answers with one order line. The first reply is the
 //! observation (`observe::firewall::parse`); the ones after it are parsed
-//! below.
+//! below. Every word of it, both ways, is a constant of `render::wire`,
+//! whose tests hold the node-side scripts to them.
 
 use crate::diff::Change;
 use crate::observe::firewall::{self, ChangeId, Observed, ParseError, Sections};
 use crate::policy::FirewallBackend;
+use crate::render::wire::{change, order, section, settled, state};
 
 /// The line that ends every reply.
-pub(crate) const END: &str = "==> end";
+pub(crate) use crate::render::wire::END;
 
 /// What palisade tells the waiting script.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,9 +36,9 @@ impl Order {
     /// exactly that much with `head -c`, and its next order after it).
     pub fn text(&self) -> String {
         match self {
-            Order::Apply(code) => format!("apply {}\n{code}", code.len()),
-            Order::Confirm(id) => format!("confirm {id}\n"),
-            Order::Abort => "abort\n".into(),
+            Order::Apply(code) => format!("{} {}\n{code}", order::APPLY, code.len()),
+            Order::Confirm(id) => format!("{} {id}\n", order::CONFIRM),
+            Order::Abort => format!("{}\n", order::ABORT),
         }
     }
 }
@@ -99,9 +101,9 @@ pub enum Settled {
 /// half way (its `settled` section); `None` when it finished nothing.
 pub fn settled(first: &str) -> Option<Settled> {
     let sections = Sections::of(first).ok()?;
-    match *sections.get("settled").first()? {
-        "confirm" => Some(Settled::Confirmed),
-        "rollback" | "expired" => Some(Settled::RolledBack),
+    match *sections.get(section::SETTLED).first()? {
+        settled::CONFIRM => Some(Settled::Confirmed),
+        settled::ROLLBACK | settled::EXPIRED => Some(Settled::RolledBack),
         _ => None,
     }
 }
@@ -109,21 +111,24 @@ pub fn settled(first: &str) -> Option<Settled> {
 /// Parses the reply to [`Order::Apply`].
 pub fn made(text: &str, before: &Observed) -> Result<Made, ParseError> {
     let sections = Sections::of(text)?;
-    if !sections.has("change") {
+    if !sections.has(section::CHANGE) {
         return Err(ParseError::new("the change step said nothing"));
     }
     let mut trigger = None;
     let mut persisted = None;
     let mut id = None;
-    for &line in sections.get("change") {
-        if let Some(word) = line.strip_prefix("id=") {
+    for &line in sections.get(section::CHANGE) {
+        if let Some(word) = line.strip_prefix(change::ID) {
             id = Some(word.parse()?);
         }
-        match line {
-            "armed=systemd" => trigger = Some(Trigger::Systemd),
-            "armed=setsid" => trigger = Some(Trigger::Setsid),
-            "persist=systemd" => persisted = Some(Persisted::Systemd),
-            "persist=files" => persisted = Some(Persisted::Files),
+        match line.strip_prefix(change::ARMED) {
+            Some(change::SYSTEMD) => trigger = Some(Trigger::Systemd),
+            Some(change::SETSID) => trigger = Some(Trigger::Setsid),
+            _ => {}
+        }
+        match line.strip_prefix(change::PERSIST) {
+            Some(change::SYSTEMD) => persisted = Some(Persisted::Systemd),
+            Some(change::FILES) => persisted = Some(Persisted::Files),
             _ => {}
         }
     }
@@ -143,16 +148,18 @@ pub fn made(text: &str, before: &Observed) -> Result<Made, ParseError> {
 fn state_word(text: &str) -> Result<Option<&str>, ParseError> {
     Ok(firewall::data_lines(text)?
         .into_iter()
-        .find_map(|l| l.strip_prefix("state=")))
+        .find_map(|l| l.strip_prefix(state::KEY)))
 }
 
 /// Parses the reply to [`Order::Confirm`].
 pub fn fate(text: &str) -> Result<Fate, ParseError> {
-    let boot_failed = firewall::data_lines(text)?.contains(&"boot=failed");
+    let boot_failed = firewall::data_lines(text)?
+        .iter()
+        .any(|l| l.strip_prefix(state::BOOT) == Some(state::FAILED));
     match state_word(text)? {
-        Some("confirmed") => Ok(Fate::Confirmed { boot_failed }),
-        Some("rolled-back") => Ok(Fate::RolledBack),
-        Some("none") => Ok(Fate::Gone),
+        Some(state::CONFIRMED) => Ok(Fate::Confirmed { boot_failed }),
+        Some(state::ROLLED_BACK) => Ok(Fate::RolledBack),
+        Some(state::NONE) => Ok(Fate::Gone),
         _ => Err(ParseError::new(
             "the confirmation did not say what became of the change",
         )),
@@ -163,8 +170,8 @@ pub fn fate(text: &str) -> Result<Fate, ParseError> {
 /// was.
 pub fn aborted(text: &str) -> Result<bool, ParseError> {
     match state_word(text)? {
-        Some("rolled-back") => Ok(true),
-        Some("rollback-failed") => Ok(false),
+        Some(state::ROLLED_BACK) => Ok(true),
+        Some(state::ROLLBACK_FAILED) => Ok(false),
         _ => Err(ParseError::new("the rollback did not say how it went")),
     }
 }
@@ -190,12 +197,12 @@ pub(crate) enum Pending {
 /// Parses what `render::status` prints.
 pub(crate) fn pending(text: &str) -> Result<Pending, ParseError> {
     match state_word(text)? {
-        Some("none") => Ok(Pending::None),
-        Some("armed") => Ok(Pending::Armed),
-        Some("confirming") => Ok(Pending::Confirming),
-        Some("rolling-back") => Ok(Pending::RollingBack),
-        Some("rolled-back") => Ok(Pending::RolledBack),
-        Some("rollback-failed") => Ok(Pending::RollbackFailed),
+        Some(state::NONE) => Ok(Pending::None),
+        Some(state::ARMED) => Ok(Pending::Armed),
+        Some(state::CONFIRMING) => Ok(Pending::Confirming),
+        Some(state::ROLLING_BACK) => Ok(Pending::RollingBack),
+        Some(state::ROLLED_BACK) => Ok(Pending::RolledBack),
+        Some(state::ROLLBACK_FAILED) => Ok(Pending::RollbackFailed),
         _ => Err(ParseError::new(
             "the status step did not say where the change stands",
         )),

@@ -16,6 +16,7 @@ use crate::net::Net;
 use crate::policy::{Family, FirewallBackend, FirewallMode, Policy};
 use crate::render;
 use crate::render::nft::AUDIT_TIMEOUT;
+use crate::render::wire::{DATA, HEADER, said, section};
 use crate::transport::Script;
 
 /// The read-only script for this policy's names. Run as
@@ -210,15 +211,15 @@ impl ParseError {
 pub(crate) fn with_chains(before: &Observed, text: &str) -> Result<Observed, ParseError> {
     let sections = Sections::of(text)?;
     let mut after = before.clone();
-    if sections.has("nft") {
+    if sections.has(section::NFT) {
         // The nftables backend reads the node again whole: the table, and
         // whatever the iptables backend left (gone, when not said).
         after.nft = nft_table(&sections)?;
         for (v, facts) in [("v4", &mut after.v4), ("v6", &mut after.v6)] {
-            let (set, forged_set) = parse_set(sections.get(&format!("set-{v}")))?;
+            let (set, forged_set) = parse_set(sections.get(&section::family(section::SET, v)))?;
             *facts = FamilyFacts {
                 set,
-                audit: parse_audit(sections.get(&format!("audit-{v}")))?,
+                audit: parse_audit(sections.get(&section::family(section::AUDIT, v)))?,
                 forged_set,
                 ..FamilyFacts::default()
             };
@@ -227,12 +228,13 @@ pub(crate) fn with_chains(before: &Observed, text: &str) -> Result<Observed, Par
         return Ok(after);
     }
     for (v, facts) in [("v4", &mut after.v4), ("v6", &mut after.v6)] {
-        if !sections.has(&format!("input-{v}")) {
-            return Err(ParseError(format!("no input-{v} section")));
+        let input = section::family(section::INPUT, v);
+        if !sections.has(&input) {
+            return Err(ParseError(format!("no {input} section")));
         }
         sections.chains(v, facts);
         // Audit mode's set, said when the guard records in it.
-        facts.audit = parse_audit(sections.get(&format!("audit-{v}")))?;
+        facts.audit = parse_audit(sections.get(&section::family(section::AUDIT, v)))?;
     }
     Ok(after)
 }
@@ -249,9 +251,9 @@ enum Line<'a> {
 impl<'a> Line<'a> {
     /// A line neither framed nor a header is refused, never read as data.
     fn of(line: &'a str) -> Result<Line<'a>, ParseError> {
-        if let Some(name) = line.strip_prefix("==> ") {
+        if let Some(name) = line.strip_prefix(HEADER) {
             Ok(Line::Header(name))
-        } else if let Some(data) = line.strip_prefix('|') {
+        } else if let Some(data) = line.strip_prefix(DATA) {
             Ok(Line::Data(data))
         } else {
             Err(ParseError(format!(
@@ -296,7 +298,7 @@ impl<'a> Sections<'a> {
                 },
             }
         }
-        if sections.last().map(|(n, _)| *n) != Some("end") {
+        if sections.last().map(|(n, _)| *n) != Some(section::END) {
             return Err(ParseError("it stopped before the end".into()));
         }
         Ok(Sections(sections))
@@ -316,12 +318,13 @@ impl<'a> Sections<'a> {
 
     /// A family's chains (`say_chains` in the shell library).
     fn chains(&self, v: &str, facts: &mut FamilyFacts) {
-        facts.chain = parse_chain(self.get(&format!("chain-{v}")));
-        facts.input = parse_chain(self.get(&format!("input-{v}"))).unwrap_or_default();
-        facts.docker_user = parse_chain(self.get(&format!("docker-user-{v}")));
-        facts.docker_chain = parse_chain(self.get(&format!("docker-chain-{v}")));
-        facts.prerouting = parse_chain(self.get(&format!("prerouting-{v}"))).unwrap_or_default();
-        facts.guard = parse_chain(self.get(&format!("guard-{v}")));
+        facts.chain = parse_chain(self.get(&section::family(section::CHAIN, v)));
+        facts.input = parse_chain(self.get(&section::family(section::INPUT, v))).unwrap_or_default();
+        facts.docker_user = parse_chain(self.get(&section::family(section::DOCKER_USER, v)));
+        facts.docker_chain = parse_chain(self.get(&section::family(section::DOCKER_CHAIN, v)));
+        facts.prerouting =
+            parse_chain(self.get(&section::family(section::PREROUTING, v))).unwrap_or_default();
+        facts.guard = parse_chain(self.get(&section::family(section::GUARD, v)));
         // The node reads the whole table (`say_chains`); a rule's first line
         // with an open quote is seen here too, should a node not say so.
         let mut rules = [
@@ -335,8 +338,10 @@ impl<'a> Sections<'a> {
         .flatten()
         .chain(&facts.input)
         .chain(&facts.prerouting);
-        facts.forged_rules =
-            self.get(&format!("forged-{v}")).contains(&"table") || rules.any(|r| opens_quote(r, true));
+        facts.forged_rules = self
+            .get(&section::family(section::FORGED, v))
+            .contains(&said::FORGED)
+            || rules.any(|r| opens_quote(r, true));
     }
 }
 
@@ -353,10 +358,10 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
             .filter(|l| !l.is_empty())
     };
     let family = |v: &str| -> Result<FamilyFacts, ParseError> {
-        let (set, forged_set) = parse_set(get(&format!("set-{v}")))?;
+        let (set, forged_set) = parse_set(get(&section::family(section::SET, v)))?;
         let mut facts = FamilyFacts {
             set,
-            audit: parse_audit(get(&format!("audit-{v}")))?,
+            audit: parse_audit(get(&section::family(section::AUDIT, v)))?,
             forged_set,
             ..FamilyFacts::default()
         };
@@ -365,34 +370,34 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
     };
     let (v4, v6) = (family("v4")?, family("v6")?);
     Ok(Observed {
-        missing_tools: get("missing-tools")
+        missing_tools: get(section::MISSING_TOOLS)
             .iter()
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
             .collect(),
-        backend: first("backend").as_deref().and_then(backend_of),
+        backend: first(section::BACKEND).as_deref().and_then(backend_of),
         v4,
         v6,
-        restore_digest: first("restore"),
-        applied_backend: first("backend-file").as_deref().and_then(backend_of),
-        systemd: first("systemd").as_deref() == Some("yes"),
-        unit_digest: first("unit"),
-        unit_enabled: first("unit-enabled").as_deref() == Some("enabled"),
-        pending_rollback: first("rollback").and_then(|l| {
-            l.strip_prefix("armed").map(|rest| {
+        restore_digest: first(section::RESTORE),
+        applied_backend: first(section::BACKEND_FILE).as_deref().and_then(backend_of),
+        systemd: first(section::SYSTEMD).as_deref() == Some(said::YES),
+        unit_digest: first(section::UNIT),
+        unit_enabled: first(section::UNIT_ENABLED).as_deref() == Some(said::ENABLED),
+        pending_rollback: first(section::ROLLBACK).and_then(|l| {
+            l.strip_prefix(said::ARMED).map(|rest| {
                 rest.split_whitespace()
                     .next()
                     .and_then(|n| n.parse::<u64>().ok())
                     .unwrap_or(0)
             })
         }),
-        pending_id: first("rollback").and_then(|l| {
-            l.strip_prefix("armed")
+        pending_id: first(section::ROLLBACK).and_then(|l| {
+            l.strip_prefix(said::ARMED)
                 .and_then(|rest| rest.split_whitespace().nth(1))
                 .and_then(|id| id.parse().ok())
         }),
         uplinks: {
-            let mut up: Vec<String> = get("uplinks")
+            let mut up: Vec<String> = get(section::UPLINKS)
                 .iter()
                 .map(|l| l.trim().to_owned())
                 .filter(|l| !l.is_empty() && l != "lo")
@@ -401,10 +406,10 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
             up.dedup();
             up
         },
-        rollback_failed: first("rollback-failed").as_deref() == Some("yes"),
-        routes: routes(get("routes")),
+        rollback_failed: first(section::ROLLBACK_FAILED).as_deref() == Some(said::YES),
+        routes: routes(get(section::ROUTES)),
         nft: nft_table(&sections)?,
-        chosen: chosen(get("backend-choice")),
+        chosen: chosen(get(section::BACKEND_CHOICE)),
     })
 }
 
@@ -412,7 +417,7 @@ pub fn parse(text: &str) -> Result<Observed, ParseError> {
 /// -j` prints it); None when there is no JSON (no table) or no section
 /// (the iptables backend).
 fn nft_table(sections: &Sections) -> Result<Option<super::nft::NftTable>, ParseError> {
-    let Some((name, json)) = sections.get("nft").split_first() else {
+    let Some((name, json)) = sections.get(section::NFT).split_first() else {
         return Ok(None);
     };
     let json = json.join("\n");
@@ -435,8 +440,8 @@ pub(crate) struct Chosen {
 fn chosen(lines: &[&str]) -> Option<Chosen> {
     let (word, why) = lines.first()?.split_once(' ')?;
     let backend = match word {
-        "nft" => FirewallBackend::Nftables,
-        "ipt" => FirewallBackend::Iptables,
+        said::NFT => FirewallBackend::Nftables,
+        said::IPT => FirewallBackend::Iptables,
         _ => return None,
     };
     Some(Chosen {
@@ -460,7 +465,11 @@ pub(crate) struct Route {
 /// /proc/net/ipv6_route does. A family marked `truncated` is dropped.
 fn routes(lines: &[&str]) -> Vec<Route> {
     let mut out = Vec::new();
-    let truncated = |fam: &str| lines.iter().any(|l| l.trim() == format!("{fam} truncated"));
+    let truncated = |fam: &str| {
+        lines
+            .iter()
+            .any(|l| l.trim() == format!("{fam} {}", said::TRUNCATED))
+    };
     for line in lines {
         let words: Vec<&str> = line.split_whitespace().collect();
         let route = match words.as_slice() {
@@ -516,8 +525,8 @@ impl Observed {
 /// `origin` section (empty when the step was not given `SSH_CONNECTION`).
 pub fn controller_address(text: &str) -> Option<IpAddr> {
     let mut lines = text.lines();
-    lines.find(|l| *l == "==> origin")?;
-    super::probe::origin_of(lines.next()?.strip_prefix('|')?)
+    lines.find(|l| l.strip_prefix(HEADER) == Some(section::ORIGIN))?;
+    super::probe::origin_of(lines.next()?.strip_prefix(DATA)?)
 }
 
 /// Whether `line` opens (or closes) a quoted string that goes on past it:
@@ -541,7 +550,7 @@ fn opens_quote(line: &str, escapes: bool) -> bool {
 }
 
 pub(crate) fn backend_of(version: &str) -> Option<Backend> {
-    if version.trim() == "nftables" {
+    if version.trim() == said::NFTABLES {
         Some(Backend::Nftables)
     } else if version.contains("nf_tables") {
         Some(Backend::NfTables)

@@ -13,19 +13,13 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::policy::FirewallBackend;
+use crate::render;
+use crate::render::wire::probe::{IPSET_VERSION, IPTABLES_VERSION, SSH_CONNECTION, SYSTEMD, TOOL, YES};
 use crate::transport::{HostError, Output, Privilege, Script, Session};
 
-const STEP: Script = Script::fixed(
-    r#"printf 'ssh_connection=%s\n' "${1-}"
-PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-for tool in ipset iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore nft flock head; do
-    if command -v "$tool" >/dev/null 2>&1; then printf 'tool:%s=yes\n' "$tool"; else printf 'tool:%s=no\n' "$tool"; fi
-done
-printf 'ipset_version=%s\n' "$(ipset --version 2>/dev/null | head -n 1)"
-printf 'iptables_version=%s\n' "$(iptables -V 2>/dev/null | head -n 1)"
-if [ -d /run/systemd/system ]; then echo 'systemd=yes'; else echo 'systemd=no'; fi
-"#,
-);
+/// The probe's script (render/probe.sh), which prints `KEY=VALUE` lines
+/// (render::wire::probe).
+const STEP: Script = Script::fixed(render::PROBE);
 
 /// The iptables flavour. Rules made by one are invisible to the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -114,9 +108,9 @@ fn parse_facts(text: &str) -> Facts {
 }
 
 fn probe_from(facts: &Facts) -> Probe {
-    let yes = |k: &str| facts.get(k).is_some_and(|v| v == "yes");
+    let yes = |k: &str| facts.get(k).is_some_and(|v| v == YES);
     let text = |k: &str| facts.get(k).filter(|v| !v.is_empty()).cloned();
-    let iptables_version = text("iptables_version");
+    let iptables_version = text(IPTABLES_VERSION);
     let backend = iptables_version.as_deref().and_then(|v| {
         if v.contains("nf_tables") {
             Some(Backend::NfTables)
@@ -129,18 +123,18 @@ fn probe_from(facts: &Facts) -> Probe {
     let mut lacks: Vec<String> = Vec::new();
     for backend in [FirewallBackend::Iptables, FirewallBackend::Nftables] {
         for tool in backend.tools() {
-            if !yes(&format!("tool:{tool}")) && !lacks.iter().any(|l| l == tool) {
+            if !yes(&format!("{TOOL}{tool}")) && !lacks.iter().any(|l| l == tool) {
                 lacks.push((*tool).to_owned());
             }
         }
     }
     Probe {
-        controller_address: facts.get("ssh_connection").and_then(|v| origin_of(v)),
+        controller_address: facts.get(SSH_CONNECTION).and_then(|v| origin_of(v)),
         lacks,
-        ipset_version: text("ipset_version"),
+        ipset_version: text(IPSET_VERSION),
         iptables_version,
         backend,
-        systemd: yes("systemd"),
+        systemd: yes(SYSTEMD),
     }
 }
 

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 mod fix;
 pub(crate) mod nft;
+pub(crate) mod wire;
 pub(crate) use fix::{FamilyFix, Fix, Found, JumpFix, OldChains};
 
 use crate::policy::{Family, FirewallBackend, FirewallMode, MARK, Policy};
@@ -39,6 +40,9 @@ const NFT: &str = include_str!("nft.sh");
 const NFT_APPLY: &str = include_str!("nft-apply.sh");
 /// `choose`, which picks a node's backend under `--backend auto`.
 const AUTO: &str = include_str!("auto.sh");
+/// `palisade ping`'s probe (observe::probe), sent as it is: who the node
+/// thinks we are, which tools it has, and whether it runs systemd.
+pub(crate) const PROBE: &str = include_str!("probe.sh");
 
 const UNIT: &str = include_str!("palisade.service");
 
@@ -422,10 +426,13 @@ mod tests {
         assert!(restore(&p).ends_with("lock_node 60\nread_node\nchange\n"));
     }
 
-    /// One list of tools per backend: what the read script checks on a
-    /// node (its `tools`, and `flock` and `head`) is what `ping` checks.
+    /// One list of tools per backend, `FirewallBackend::tools`: what the
+    /// read script checks on a node (its `tools`, and `flock` and `head`)
+    /// is what `ping` reports missing, and the probe asks the node for
+    /// both backends' tools, no more.
     #[test]
     fn the_read_script_checks_the_tools_ping_checks() {
+        let mut both: Vec<&str> = Vec::new();
         for (backend, text) in [(FirewallBackend::Iptables, LIB), (FirewallBackend::Nftables, NFT)] {
             let line = text
                 .lines()
@@ -434,8 +441,19 @@ mod tests {
             let mut tools: Vec<&str> = line.split(' ').collect();
             tools.extend(["flock", "head"]);
             assert_eq!(tools, backend.tools(), "{backend}");
+            both.extend(backend.tools());
         }
         assert!(OBSERVE.contains("for tool in $tools flock head; do"));
+        let probed = PROBE
+            .lines()
+            .find_map(|l| l.strip_prefix("for tool in ")?.strip_suffix("; do"))
+            .unwrap();
+        let mut probed: Vec<&str> = probed.split(' ').collect();
+        for list in [&mut both, &mut probed] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        assert_eq!(probed, both);
     }
 
     /// The node's side, in a real shell: `save_all` cuts the filter and
