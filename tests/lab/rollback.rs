@@ -183,9 +183,12 @@ fn a_rollback_that_cannot_take_the_lock_is_tried_again_until_the_node_is_back() 
     );
     for i in 0..2 {
         // The tables are back a moment before the rollback has checked
-        // them and says so.
-        assert!(eventually(10, || lab.node_has(i, "/run/palisade/rollback/rolled-back")));
-        assert!(!lab.node_has(i, "/run/palisade/rollback/rollback-failed"));
+        // them and says so: `rolled-back` first, then the mark of the
+        // failed try goes (the read ignores that mark beside `rolled-back`).
+        assert!(eventually(10, || {
+            lab.node_has(i, "/run/palisade/rollback/rolled-back")
+                && !lab.node_has(i, "/run/palisade/rollback/rollback-failed")
+        }));
         assert!(
             eventually(10, || lab.other_processes(i).is_empty()),
             "node {i} still runs {:?}",
