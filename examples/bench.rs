@@ -47,6 +47,11 @@
 //! starts from nothing. BENCH_BACKENDS (`iptables`, `nftables` or both,
 //! comma-separated; both by default) measures one backend only.
 //!
+//! BENCH_TIMED_ONLY=1 leaves out the two untimed passes (the process count
+//! and perf), each of which runs every command once more over the whole
+//! fleet: at 1,000 hosts they double the run, and what they measure is per
+//! node, the same at any fleet size (a run of 30 hosts gives it).
+//!
 //! Usage: bench PATH-TO-PALISADE [NODES] [RUNS] [RTT_MS]
 
 #[path = "../tests/lab/harness.rs"]
@@ -407,6 +412,12 @@ fn stage_medians(json: &[u8]) -> String {
 }
 
 /// The rows measured for each backend, in the order a round runs them.
+/// The row of backend `i`'s first command: after the floor, the old
+/// baseline and ping.
+fn row_of(i: usize) -> usize {
+    3 + PER_BACKEND.len() * i
+}
+
 const PER_BACKEND: [&str; 3] = [
     "palisade apply, fresh (every host changes)",
     "palisade apply, nothing to do",
@@ -572,7 +583,6 @@ fn main() {
         }
     }
     // Where backend `i`'s three rows start.
-    let row_of = |i: usize| 3 + PER_BACKEND.len() * i;
     let mut got: Vec<Vec<Run>> = vec![Vec::new(); names.len()];
     for round in 0..runs {
         eprintln!("round {} of {runs}", round + 1);
@@ -600,7 +610,6 @@ fn main() {
         }
     }
     let med: Vec<Run> = got.into_iter().map(median).collect();
-    let floor = med[0].wall.as_secs_f64();
 
     // Where a fresh apply's time goes, per host: its `--json` timings, in
     // an untimed pass per backend (the nodes are clean: see the rounds).
@@ -616,6 +625,23 @@ fn main() {
             stage_medians(&out.stdout)
         })
         .collect();
+
+    let timed_only = std::env::var_os("BENCH_TIMED_ONLY").is_some_and(|v| v == "1");
+    if timed_only {
+        print_table(&TableArgs {
+            nodes,
+            forks: &forks,
+            latency: &latency(rtt, measured_rtt),
+            runs,
+            names: &names,
+            med: &med,
+            procs: &vec![None; names.len()],
+            backends: &backends,
+            stages: &stages,
+        });
+        println!("\nprocesses and CPU by program: not measured (BENCH_TIMED_ONLY=1)");
+        return;
+    }
 
     // Processes on node 0, in an untimed pass with strace attached.
     eprintln!("counting processes on {}", lab.nodes[0].name);
@@ -669,48 +695,18 @@ fn main() {
         palisade("remove", Some(b));
     }
 
-    let latency = match (rtt, measured_rtt) {
-        (Some(rtt), Some(measured)) => format!(
-            ", {} ms round trip added (delay line; {:.1} ms measured)",
-            rtt.as_millis(),
-            measured.as_secs_f64() * 1000.0
-        ),
-        _ => String::new(),
-    };
-    println!(
-        "{nodes} hosts, {forks} at once{latency}, median of {runs} rounds; ratio = time / the floor (lower is better);\n\
-         controller CPU and peak RSS from wait4; node CPU: all nodes' sshd descendants (cutime + cstime);\n\
-         all CPU: the whole machine's busy time while the command ran (/proc/stat);\n\
-         processes on one node, counted by strace on its sshd; [iptables], [nftables]: palisade's --backend\n"
-    );
-    println!(
-        "{:<56} {:>8} {:>6} {:>9} {:>8} {:>10} {:>9} {:>6}",
-        "", "seconds", "ratio", "ctl CPU s", "RSS MiB", "node CPU s", "all CPU s", "procs"
-    );
-    for ((name, run), census) in names.iter().zip(&med).zip(&counts) {
-        println!(
-            "{name:<56} {:>8.3} {:>6.2} {:>9.3} {:>8.1} {:>10.3} {:>9.2} {:>6}",
-            run.wall.as_secs_f64(),
-            run.wall.as_secs_f64() / floor,
-            run.cpu.as_secs_f64(),
-            run.max_rss_kib as f64 / 1024.0,
-            run.node_cpu.as_secs_f64(),
-            run.all_cpu.as_secs_f64(),
-            census.total,
-        );
-    }
-    for (b, stages) in backends.iter().zip(&stages) {
-        println!("\nfresh apply [{b}], median per host (ms): {stages}");
-    }
-    // Issue 22's targets for an nftables node, against this run's floor.
-    if let Some(i) = backends.iter().position(|&b| b == "nftables") {
-        println!("\nissue 22's targets, nftables (median / floor, this run):");
-        for (k, limit) in [1.0, 0.7, 0.7].into_iter().enumerate() {
-            let ratio = med[row_of(i) + k].wall.as_secs_f64() / floor;
-            let met = if ratio <= limit { "met" } else { "not met" };
-            println!("  {}: {ratio:.2} (target <= {limit:.1}x): {met}", PER_BACKEND[k]);
-        }
-    }
+    let procs: Vec<Option<usize>> = counts.iter().map(|c| Some(c.total)).collect();
+    print_table(&TableArgs {
+        nodes,
+        forks: &forks,
+        latency: &latency(rtt, measured_rtt),
+        runs,
+        names: &names,
+        med: &med,
+        procs: &procs,
+        backends: &backends,
+        stages: &stages,
+    });
     println!("\nprocesses on one node, by program (fork: a subshell that never execs):");
     for (name, census) in names.iter().zip(&counts) {
         let mut by: Vec<(&String, &usize)> = census.execs.iter().collect();
@@ -743,5 +739,82 @@ fn main() {
             top.join(", "),
             per_host(rest)
         );
+    }
+}
+
+/// What the table of timed rows is printed from.
+struct TableArgs<'a> {
+    nodes: usize,
+    forks: &'a str,
+    latency: &'a str,
+    runs: usize,
+    names: &'a [String],
+    med: &'a [Run],
+    /// Processes on one node per row, when they were counted.
+    procs: &'a [Option<usize>],
+    backends: &'a [&'a str],
+    stages: &'a [String],
+}
+
+/// The header's words for the added round trip, if any.
+fn latency(rtt: Option<Duration>, measured: Option<Duration>) -> String {
+    match (rtt, measured) {
+        (Some(rtt), Some(measured)) => format!(
+            ", {} ms round trip added (delay line; {:.1} ms measured)",
+            rtt.as_millis(),
+            measured.as_secs_f64() * 1000.0
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The timed rows as ratios to the floor, where a fresh apply's time goes,
+/// and issue 22's targets.
+fn print_table(t: &TableArgs<'_>) {
+    let TableArgs {
+        nodes,
+        forks,
+        latency,
+        runs,
+        names,
+        med,
+        procs,
+        backends,
+        stages,
+    } = *t;
+    let floor = med[0].wall.as_secs_f64();
+    println!(
+        "{nodes} hosts, {forks} at once{latency}, median of {runs} rounds; ratio = time / the floor (lower is better);\n\
+         controller CPU and peak RSS from wait4; node CPU: all nodes' sshd descendants (cutime + cstime);\n\
+         all CPU: the whole machine's busy time while the command ran (/proc/stat);\n\
+         processes on one node, counted by strace on its sshd; [iptables], [nftables]: palisade's --backend\n"
+    );
+    println!(
+        "{:<56} {:>8} {:>6} {:>9} {:>8} {:>10} {:>9} {:>6}",
+        "", "seconds", "ratio", "ctl CPU s", "RSS MiB", "node CPU s", "all CPU s", "procs"
+    );
+    for ((name, run), procs) in names.iter().zip(med).zip(procs) {
+        println!(
+            "{name:<56} {:>8.3} {:>6.2} {:>9.3} {:>8.1} {:>10.3} {:>9.2} {:>6}",
+            run.wall.as_secs_f64(),
+            run.wall.as_secs_f64() / floor,
+            run.cpu.as_secs_f64(),
+            run.max_rss_kib as f64 / 1024.0,
+            run.node_cpu.as_secs_f64(),
+            run.all_cpu.as_secs_f64(),
+            procs.map_or("-".to_owned(), |n| n.to_string()),
+        );
+    }
+    for (b, stages) in backends.iter().zip(stages) {
+        println!("\nfresh apply [{b}], median per host (ms): {stages}");
+    }
+    // Issue 22's targets for an nftables node, against this run's floor.
+    if let Some(i) = backends.iter().position(|&b| b == "nftables") {
+        println!("\nissue 22's targets, nftables (median / floor, this run):");
+        for (k, limit) in [1.0, 0.7, 0.7].into_iter().enumerate() {
+            let ratio = med[row_of(i) + k].wall.as_secs_f64() / floor;
+            let met = if ratio <= limit { "met" } else { "not met" };
+            println!("  {}: {ratio:.2} (target <= {limit:.1}x): {met}", PER_BACKEND[k]);
+        }
     }
 }
