@@ -130,10 +130,10 @@ read_tables() {
 # two `-t` would take two), cut apart in one pass with builtins: every line
 # from a table's `*NAME` to the next table's goes to that table's text.
 # Parameter expansions that cut a long text at a pattern cost dash time
-# quadratic in its length; a loop over the lines does not, when it appends
-# to short texts (cf, cm) that go on the long ones a hundred lines at a time
-# (dash copies a text it appends to: a line at a time onto the long one is
-# quadratic again). Only the filter
+# quadratic in its length; so is a loop that appends a line at a time to
+# the long text, which dash copies at each append: this one appends to
+# short texts (cf, cm) that go on the long ones a hundred lines at a time,
+# a hundredth of that copying. Only the filter
 # and mangle tables are kept, so the nat table's thousands of kube-proxy
 # rules cost one pass, not a copy. tfilter starts with the save's first
 # line (backend_of reads the version and the backend there). A quoted

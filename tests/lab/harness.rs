@@ -542,7 +542,9 @@ impl Lab {
         let members = self.node_members(first..first + count);
         // Switch ports 0 and 1 are the controller's and the outsider's.
         self.attach(&members, first + 2).unwrap_or_else(|e| panic!("{e}"));
-        self.pin_neighbours(first..first + count)
+        // A lab that grows past PINNED_ABOVE pins the nodes it had too.
+        let pinned = if first > PINNED_ABOVE { first } else { 0 };
+        self.pin_neighbours(pinned..first + count)
             .unwrap_or_else(|e| panic!("{e}"));
         self.boot(first..first + count).unwrap_or_else(|e| panic!("{e}"));
     }
