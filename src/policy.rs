@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::inventory::{Inventory, Role};
+use crate::inventory::{HostName, Inventory, Role};
 use crate::net::{ChainName, IfName, Net, Port, Proto, SetName};
 
 /// ipset's default `maxelem`, which palisade creates its sets with.
@@ -654,31 +654,26 @@ impl Policy {
 /// node has one, the operator admitted private networks with `--allow` or
 /// `--extra`, or said `--public-only`; else what is missing, and how to say
 /// otherwise.
-pub(crate) fn private_gap(inv: &Inventory, opts: &PolicyOptions) -> Option<String> {
-    let blind: Vec<&str> = inv
+pub(crate) fn private_gap(inv: &Inventory, opts: &PolicyOptions) -> Option<PrivateGap> {
+    let blind: Vec<HostName> = inv
         .hosts
         .iter()
         .filter(|h| !h.addresses().any(crate::net::is_private))
-        .map(|h| h.name.as_str())
+        .map(|h| h.name.clone())
         .collect();
     let admitted = opts.allow.iter().chain(&opts.extra).any(Net::touches_private);
     if blind.is_empty() || admitted || opts.public_only {
         return None;
     }
-    let shown: Vec<&str> = blind.iter().take(8).copied().collect();
-    let more = if blind.len() > shown.len() {
-        format!(" and {} more", blind.len() - shown.len())
-    } else {
-        String::new()
-    };
-    Some(format!(
-        "the inventory knows no private address for {} node(s) ({}{more}), so traffic between nodes over \
-         the private network would be dropped; read the Terraform state rather than `terraform output`, \
-         admit the private networks (e.g. --extra 10.0.0.0/8), or say --public-only if the nodes only \
-         talk over the addresses listed",
-        blind.len(),
-        shown.join(", ")
-    ))
+    Some(PrivateGap { blind })
+}
+
+/// Nodes the inventory knows no private address for ([`private_gap`]);
+/// `report` words it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct PrivateGap {
+    /// The nodes, in inventory order; never empty.
+    pub(crate) blind: Vec<HostName>,
 }
 
 /// The whole whitelist, as `plan` shows it on a first run: what every node
@@ -718,43 +713,6 @@ impl Policy {
                 .map(|f| (f, base.guard_rules(f)))
                 .collect(),
         }
-    }
-}
-
-impl std::fmt::Display for WhitelistSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let join = |items: Vec<String>| {
-            if items.is_empty() {
-                "none".to_owned()
-            } else {
-                items.join(" ")
-            }
-        };
-        let text = |v: &[Net]| join(v.iter().map(Net::to_string).collect());
-        writeln!(f, "The whitelist every node gets:")?;
-        writeln!(f, "  IPv4 ({}): {}", self.ipv4.len(), text(&self.ipv4))?;
-        writeln!(f, "  IPv6 ({}): {}", self.ipv6.len(), text(&self.ipv6))?;
-        let ifs = join(self.interfaces.iter().map(|i| i.to_string()).collect());
-        writeln!(f, "  accepted interfaces: {ifs}")?;
-        let any_open = self.open.values().any(|ports| !ports.is_empty());
-        for (family, rules) in &self.rules {
-            writeln!(f, "The {family} rules of chain {}:", self.chain)?;
-            for rule in rules {
-                if any_open && rule.contains(" -m set --match-set ") {
-                    writeln!(f, "  (one RETURN per port the node's role opens, below)")?;
-                }
-                writeln!(f, "  {rule}")?;
-            }
-        }
-        writeln!(f, "Open to everyone, per role:")?;
-        for (role, ports) in &self.open {
-            writeln!(
-                f,
-                "  {role}: {}",
-                join(ports.iter().map(Port::to_string).collect())
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -946,7 +904,9 @@ mod tests {
         let inv = parse_terraform(outputs, "output-0.12.json", &RoleRules::default()).unwrap();
         let mut o = options();
         o.extra = vec![];
-        let gap = private_gap(&inv, &o).expect("outputs hold public IPv4s only");
+        let gap = private_gap(&inv, &o)
+            .expect("outputs hold public IPv4s only")
+            .to_string();
         assert!(
             gap.contains("no private address for 9 node(s) (master-00, master-01"),
             "{gap}"

@@ -12,6 +12,7 @@ pub(crate) mod ping;
 pub(crate) mod progress;
 pub(crate) mod summary;
 pub(crate) mod terminal;
+mod whitelist;
 
 /// The one JSON shape, as the lab tests check it too.
 #[cfg(test)]
