@@ -626,8 +626,8 @@ fn main() {
         })
         .collect();
 
-    let timed_only = std::env::var_os("BENCH_TIMED_ONLY").is_some_and(|v| v == "1");
-    if timed_only {
+    // The timed table, with the processes on one node where they were counted.
+    let table = |procs: &[Option<usize>]| {
         print_table(&TableArgs {
             nodes,
             forks: &forks,
@@ -635,10 +635,14 @@ fn main() {
             runs,
             names: &names,
             med: &med,
-            procs: &vec![None; names.len()],
+            procs,
             backends: &backends,
             stages: &stages,
         });
+    };
+    let timed_only = std::env::var_os("BENCH_TIMED_ONLY").is_some_and(|v| v == "1");
+    if timed_only {
+        table(&vec![None; names.len()]);
         println!("\nprocesses and CPU by program: not measured (BENCH_TIMED_ONLY=1)");
         return;
     }
@@ -696,17 +700,7 @@ fn main() {
     }
 
     let procs: Vec<Option<usize>> = counts.iter().map(|c| Some(c.total)).collect();
-    print_table(&TableArgs {
-        nodes,
-        forks: &forks,
-        latency: &latency(rtt, measured_rtt),
-        runs,
-        names: &names,
-        med: &med,
-        procs: &procs,
-        backends: &backends,
-        stages: &stages,
-    });
+    table(&procs);
     println!("\nprocesses on one node, by program (fork: a subshell that never execs):");
     for (name, census) in names.iter().zip(&counts) {
         let mut by: Vec<(&String, &usize)> = census.execs.iter().collect();
