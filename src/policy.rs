@@ -652,8 +652,8 @@ impl Policy {
 /// node (`terraform output -json` holds public IPv4s only; a static host may
 /// list one address) would drop that traffic everywhere. None when every
 /// node has one, the operator admitted private networks with `--allow` or
-/// `--extra`, or said `--public-only`; else what is missing, and how to say
-/// otherwise.
+/// `--extra`, or said `--public-only`; else the nodes without one (their
+/// refusal is worded in `report`).
 pub(crate) fn private_gap(inv: &Inventory, opts: &PolicyOptions) -> Option<PrivateGap> {
     let blind: Vec<HostName> = inv
         .hosts
