@@ -52,6 +52,14 @@
 //! fleet: at 1,000 hosts they double the run, and what they measure is per
 //! node, the same at any fleet size (a run of 30 hosts gives it).
 //!
+//! BENCH_EXTRA=N adds N more addresses to the whitelist, half IPv4 and
+//! half IPv6, none of which any lab host has (198.19.0.0/16 and
+//! 2001:2:0:ff::/64, every other address, so that no two make one range):
+//! palisade gets them as `--extra`, the floor's set the IPv4 half (its set
+//! has no IPv6). A small lab then carries a large fleet's whitelist, which
+//! every node writes, reads back and says: what the whitelist's size costs
+//! a node, apart from what the fleet's size costs the machine.
+//!
 //! Usage: bench PATH-TO-PALISADE [NODES] [RUNS] [RTT_MS]
 
 #[path = "../tests/lab/harness.rs"]
@@ -470,6 +478,13 @@ fn main() {
             chosen
         }
     };
+    let extra = extra_addresses();
+    if !extra.is_empty() {
+        println!(
+            "the whitelist carries {} more addresses than the fleet's (BENCH_EXTRA)",
+            extra.len()
+        );
+    }
     // One connection per node at once, for palisade and OpenSSH alike.
     let forks = nodes.min(200).to_string();
     let lab = Lab::start_or_exit(Spec {
@@ -502,6 +517,9 @@ fn main() {
         // ping and remove take no whitelist flags.
         if matches!(cmd, "apply" | "plan" | "verify") {
             argv.extend(["--allow", &c]);
+            for a in &extra {
+                argv.extend(["--extra", a]);
+            }
         }
         // ping has no --backend (it reads no firewall object): measured once.
         if let Some(backend) = backend {
@@ -538,6 +556,9 @@ fn main() {
     recipe += &format!("add floor4-tmp {c}\n");
     for n in &lab.nodes {
         recipe += &format!("add floor4-tmp {}\n", n.ip4);
+    }
+    for a in extra.iter().filter(|a| !a.contains(':')) {
+        recipe += &format!("add floor4-tmp {a}\n");
     }
     recipe += "EOF\nipset swap floor4-tmp floor4\nipset destroy floor4-tmp\n";
     for rule in [
@@ -764,6 +785,31 @@ fn latency(rtt: Option<Duration>, measured: Option<Duration>) -> String {
 
 /// The timed rows as ratios to the floor, where a fresh apply's time goes,
 /// and issue 22's targets.
+/// BENCH_EXTRA's addresses (see the top of this file): refused, not
+/// defaulted, when it is not a number up to 60,000.
+fn extra_addresses() -> Vec<String> {
+    let n = match std::env::var("BENCH_EXTRA") {
+        Err(_) => 0,
+        Ok(v) => match v.parse::<u32>() {
+            Ok(n) if n <= 60_000 => n,
+            _ => {
+                eprintln!("BENCH_EXTRA: {v:?} is not a number of addresses up to 60000");
+                std::process::exit(1);
+            }
+        },
+    };
+    (0..n)
+        .map(|i| {
+            let k = i / 2 * 2;
+            if i % 2 == 0 {
+                format!("198.19.{}.{}", k / 256, k % 256)
+            } else {
+                format!("2001:2:0:ff::{:x}", k + 2)
+            }
+        })
+        .collect()
+}
+
 fn print_table(t: &TableArgs<'_>) {
     let TableArgs {
         nodes,

@@ -5,9 +5,10 @@
 # palisade's table is there, or where nft takes a table of the kinds
 # palisade makes (`nft -c`, which changes nothing); else iptables. Sets fw
 # and fw_why; for nftables loads its read side (nft_lib, nft.sh), and keeps
-# the table read (see read_node there). With header_nft (the converge
-# script's), also sets header_text and lib_text to the chosen backend's:
-# what the rollback and the boot restore are made of, as with --backend.
+# the table read (see read_node there). In the converge script (which has
+# lib_text), also makes lib_text the chosen backend's: what the rollback
+# and the boot restore are made of, as with --backend (the change brings
+# that backend's header, render::change_code).
 choose() {
     fw=ipt fw_why='nft is not installed'
     if command -v nft >/dev/null 2>&1; then
@@ -25,8 +26,6 @@ choose() {
     if [ "$fw" = nft ]; then
         eval "$nft_lib"
         read_once=1
-        if [ -n "${header_nft-}" ]; then header_text=$header_nft lib_text=$lib_text$nft_lib; fi
-    elif [ -n "${header_ipt-}" ]; then
-        header_text=$header_ipt
+        if [ -n "${lib_text-}" ]; then lib_text=$lib_text$nft_lib; fi
     fi
 }

@@ -2,9 +2,10 @@
 #
 # It reads the node (observe, with no lock: a node with nothing to change is
 # only read), then waits on stdin for the controller's order, one line:
-#   apply N  followed by N bytes of code: the change (apply.sh) and what
-#            it writes, sent only when there is a change to make, so that a
-#            read costs a small script; then make the change (change, under
+#   apply N  followed by N bytes of code: the header with the whitelist,
+#            the change (apply.sh) and what it writes, sent only when there
+#            is a change to make, so that a read costs a small script, the
+#            same at any fleet size; then make the change (change, under
 #            the node lock), armed to roll back by itself; print `==> change`
 #            with what it did and the chains as they are now, and wait for
 #            the next order:

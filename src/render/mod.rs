@@ -51,29 +51,28 @@ const UNIT: &str = include_str!("palisade.service");
 /// and `engine::protocol`). With `confirm` seconds above zero, a change
 /// rolls back by itself unless the controller confirms it in time.
 ///
-/// The restore script is made of the same parts as this one: the data and
-/// the change's code go once, as quoted values the script evaluates and
-/// (with persistence) also writes out as the restore script. Comments stay
-/// in the templates ([`code`]). Both keep the script small, which at a
-/// distance is round trips: a first flight of TCP carries about 14 kB.
+/// It carries what a read needs and no more: the names and the library;
+/// the whitelist (the data of the header) comes with the change
+/// ([`change_code`]), to a node that needs one. The restore script is made
+/// of the same parts as the two: the header, the library and the change's
+/// code go once, as quoted values the script evaluates and (with
+/// persistence) also writes out as the restore script. Comments stay in
+/// the templates ([`code`]). All three keep the first flight small, the
+/// same at any fleet size, which at a distance is round trips: a first
+/// flight of TCP carries about 14 kB.
 pub(crate) fn converge(policy: &Policy, confirm: u32) -> Script {
-    let mut s = String::new();
+    // What a read needs: the names (the same for both backends). The data
+    // (the whitelist: a thousand hosts' addresses are some 30 to 60 kB)
+    // goes with the change (`change_code`), only to a node that needs one.
+    let mut s = String::from(READ_HEAD);
+    s.push_str(&names(policy));
     if policy.backend == FirewallBackend::Auto {
-        // Both backends' headers; the node picks one (`choose`, in lib.sh)
-        // and makes its rollback and boot restore of that one alone, the
-        // same bytes as with that --backend.
-        let (ipt, nft) = (
-            policy.with_backend(FirewallBackend::Iptables),
-            policy.with_backend(FirewallBackend::Nftables),
-        );
-        s.push_str(&quoted("header_ipt", &header(&ipt)));
-        s.push_str(&quoted("header_nft", &header(&nft)));
-        s.push_str("eval \"$header_ipt\"\neval \"$header_nft\"\nheader_text=$header_ipt\nauto=1\n");
+        // The node picks its backend (`choose`, in auto.sh) and loads that
+        // backend's read side; the change then carries the chosen one's
+        // header and writers, the same bytes as with that --backend.
+        s.push_str("auto=1\n");
         s.push_str(&quoted("nft_lib", &code(NFT)));
         s.push_str(&code(AUTO));
-    } else {
-        s.push_str(&quoted("header_text", &header(policy)));
-        s.push_str("eval \"$header_text\"\n");
     }
     s.push_str(&format!(
         "mode=apply\nconfirm={confirm}\npersist={}\n",
@@ -87,13 +86,22 @@ pub(crate) fn converge(policy: &Policy, confirm: u32) -> Script {
     Script::rendered(s)
 }
 
+/// How every script palisade sends starts: a failed command or an unset
+/// variable stops it.
+const READ_HEAD: &str = "set -eu\n";
+
 /// The rest of [`converge`], sent with the order `apply` only when the
-/// node needs a change: the change itself, as `fix` decided it from what
-/// the node showed (per family, the rules `iptables-restore` gets), and with
-/// persistence the parts of the restore script and the unit that `stage`
-/// writes.
+/// node needs a change: the header (the names again, and the data: the
+/// whitelist, the guard's rules, or the whole nftables table), the change
+/// itself, as `fix` decided it from what the node showed (per family, the
+/// rules `iptables-restore` gets), and with persistence the parts of the
+/// restore script and the unit that `stage` writes. With `--backend auto`,
+/// `policy` is the backend the node took.
 pub(crate) fn change_code(policy: &Policy, fix: &Fix) -> String {
-    let mut s = String::new();
+    // The header (names and data), which the rollback and the boot restore
+    // start with: here, not in the first flight, which a read alone needs.
+    let mut s = quoted("header_text", &header(policy));
+    s.push_str("eval \"$header_text\"\n");
     // With nftables the change is the whole table, which the header holds:
     // nothing is left for the controller to decide.
     if policy.backend == FirewallBackend::Iptables {
@@ -284,7 +292,7 @@ fn quoted(name: &str, text: &str) -> String {
 /// entry. Validated values hold no quote (see the test
 /// below), so nothing in them can end the quoting.
 fn header(policy: &Policy) -> String {
-    let mut s = String::from("set -eu\n");
+    let mut s = String::from(READ_HEAD);
     s.push_str(&names(policy));
     if policy.backend == FirewallBackend::Nftables {
         // The whole table, as `nft -f` takes it (render::nft): validated
@@ -359,8 +367,11 @@ mod tests {
         assert!(header(&p).starts_with(
             "set -eu\nchain='PALISADE'\ndchain='PALISADE-DOCKER'\ngchain='PALISADE-GUARD'\nset4='palisade4'\n"
         ));
+        // The first flight has the names, not the data: a read needs no
+        // more, and a large fleet's whitelist would not fit in it.
+        assert!(text.starts_with(&format!("{{\nset -eu\n{}", names(&p))), "{text}");
         assert!(
-            text.starts_with("{\nheader_text='set -eu\nchain='\\''PALISADE'\\''\n"),
+            !text.contains("members_v4") && !text.contains("rules_v4"),
             "{text}"
         );
         assert!(text.ends_with("\n}\n"));
@@ -389,13 +400,14 @@ mod tests {
         // reads it.
         let forward = quoted("forward_v6", &fix::forward(&p, Family::V6, fresh));
         assert!(
-            more.starts_with("forward_v4='*mangle\n:PALISADE-GUARD - [0:0]\n"),
+            more.starts_with(&format!(
+                "{}eval \"$header_text\"\nforward_v4='*mangle\n:PALISADE-GUARD - [0:0]\n",
+                quoted("header_text", &header(&p))
+            )),
             "{more}"
         );
         assert!(more.contains(&format!("{forward}apply_text=")), "{more}");
-        for part in [quoted("header_text", &header(&p)), quoted("lib_text", &code(LIB))] {
-            assert!(text.contains(part.as_str()));
-        }
+        assert!(text.contains(quoted("lib_text", &code(LIB)).as_str()));
         for part in [
             quoted("restore_head", RESTORE_HEAD),
             quoted("restore_mode", RESTORE_MODE),
@@ -656,9 +668,30 @@ mod tests {
     /// A small fleet's whole apply fits in TCP's first flight (about 14
     /// kB), so sending it costs no round trip more than verify's read.
     #[test]
-    fn a_small_fleets_apply_fits_in_one_flight() {
-        let size = converge(&policy(vec![], vec![]), 60).as_str().len();
-        assert!(size < 14_000, "{size} bytes");
+    fn every_fleets_read_fits_in_one_flight() {
+        // A thousand hosts' worth of whitelist: two thousand addresses.
+        let many: Vec<Net> = (0..2000u32)
+            .map(|i| match i % 2 {
+                0 => format!("198.19.{}.{}", i / 256, i % 256),
+                _ => format!("2001:2:0:ff::{i:x}"),
+            })
+            .map(|a| a.parse().unwrap())
+            .collect();
+        // TCP's first flight is ten segments, 14,480 bytes on Ethernet,
+        // which also carry the SSH framing (some 80 bytes); `auto` sends
+        // both backends' read sides, and `choose`.
+        for (backend, most) in [
+            (FirewallBackend::Iptables, 14_000),
+            (FirewallBackend::Nftables, 14_000),
+            (FirewallBackend::Auto, 14_400),
+        ] {
+            for extra in [vec![], many.clone()] {
+                let p = policy(extra, vec![]).with_backend(backend);
+                let size = converge(&p, 60).as_str().len();
+                let members = p.members(Family::V4).count();
+                assert!(size < most, "{backend}, {members} IPv4 members: {size} bytes");
+            }
+        }
     }
 
     proptest! {

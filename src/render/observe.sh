@@ -4,7 +4,7 @@
 # table_v4, table_v6, save_v4 and save_v6 (where a change then starts
 # from): one `sha256sum` when there are boot files. Callers run it through
 # `say_observed`, defined beside it. Part of every read and of the converge
-# script's first flight (render::tests::a_small_fleets_apply_fits_in_one_flight).
+# script's first flight (render::tests::every_fleets_read_fits_in_one_flight).
 observe() {
 # $1 is SSH_CONNECTION when the step runs as Privilege::RootSeeingOrigin.
 section origin

@@ -5,7 +5,7 @@
 # how it is put back (owned_table, undo_nft), which a move between the
 # backends needs either way. Kept out of the library so that the script every read and apply
 # starts with stays within TCP's first flight
-# (render::tests::a_small_fleets_apply_fits_in_one_flight).
+# (render::tests::every_fleets_read_fits_in_one_flight).
 
 # positions TABLE PARENT TARGET: sets pos to the rule numbers of
 # "-A PARENT -j TARGET", each followed by a space, and n to how many rules
