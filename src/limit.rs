@@ -180,8 +180,8 @@ impl Pattern {
             Matcher::Addr(addr) => host.addresses().any(|a| a == *addr),
             Matcher::Net(net) => host.addresses().any(|a| net.contains(&a)),
             Matcher::Glob(glob) => {
-                glob.is_match(host.role.as_str())
-                    || glob.is_match(host.name.as_str())
+                glob.is_match(host.role().as_str())
+                    || glob.is_match(host.name().as_str())
                     || host.addresses().any(|a| glob.is_match(a.to_string()))
             }
         }
@@ -219,7 +219,7 @@ mod tests {
     fn names(limit: &str) -> Vec<String> {
         let limit = Limit::parse(&[limit.to_owned()]).unwrap();
         let sel = limit.select(&fleet()).unwrap();
-        sel.hosts.iter().map(|h| h.name.to_string()).collect()
+        sel.hosts.iter().map(|h| h.name().to_string()).collect()
     }
 
     #[test]
@@ -272,7 +272,7 @@ mod tests {
         std::fs::write(&file, text).unwrap();
         let limit = Limit::parse(&[format!("@{}", file.display()), "bootstrap".into()]).unwrap();
         let sel = limit.select(&fleet()).unwrap();
-        let got: Vec<&str> = sel.hosts.iter().map(|h| h.name.as_str()).collect();
+        let got: Vec<&str> = sel.hosts.iter().map(|h| h.name().as_str()).collect();
         assert_eq!(got, ["packet-dcos-master-00", "packet-dcos-bootstrap-00"]);
         assert_eq!(sel.unmatched, odd.map(literal));
         // Each escaped name matches itself and nothing else.

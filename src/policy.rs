@@ -513,7 +513,7 @@ impl Policy {
     pub(crate) fn by_role(&self, inv: &Inventory) -> BTreeMap<Role, Policy> {
         inv.hosts
             .iter()
-            .map(|h| h.role)
+            .map(|h| h.role())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .map(|role| (role, self.for_role(role)))
@@ -659,7 +659,7 @@ pub(crate) fn private_gap(inv: &Inventory, opts: &PolicyOptions) -> Option<Priva
         .hosts
         .iter()
         .filter(|h| !h.addresses().any(crate::net::is_private))
-        .map(|h| h.name.clone())
+        .map(|h| h.name().clone())
         .collect();
     let admitted = opts.allow.iter().chain(&opts.extra).any(Net::touches_private);
     if blind.is_empty() || admitted || opts.public_only {

@@ -73,19 +73,19 @@ pub fn check_message(message: &str) {
 pub fn check_inventory(inventory: &Inventory) {
     let mut names = BTreeSet::new();
     for host in &inventory.hosts {
-        let name = host.name.as_str();
+        let name = host.name().as_str();
         assert!(names.insert(name), "two hosts named {name:?}");
         assert!(
             !name.is_empty() && !name.chars().any(char::is_control),
             "name {name:?}"
         );
         assert!(
-            host.addresses().any(|a| a == host.address),
+            host.addresses().any(|a| a == host.address()),
             "{name:?}: the SSH address {} is not among its addresses",
-            host.address
+            host.address()
         );
-        assert!(ssh_target(host.address), "{name:?}: SSH address {}", host.address);
-        for v6 in &host.ipv6 {
+        assert!(ssh_target(host.address()), "{name:?}: SSH address {}", host.address());
+        for v6 in host.ipv6() {
             assert!(
                 v6.to_ipv4_mapped().is_none(),
                 "{name:?}: IPv4-mapped {v6} in the IPv6 set"

@@ -34,7 +34,7 @@ pub(crate) async fn run(settings: &Settings, operation: Operation) -> Result<Exi
     // --limit chooses the nodes worked on; the policy above admits them all.
     let (deposed, hosts): (Vec<Host>, Vec<Host>) = super::select(settings, &inv)?
         .into_iter()
-        .partition(|h| h.lifecycle == Lifecycle::Deposed);
+        .partition(|h| h.lifecycle() == Lifecycle::Deposed);
     let opts = Arc::new(super::ssh_options(settings, &hosts)?);
     let progress = Progress::new(hosts.len(), operation.as_str(), settings.json);
     let job = Arc::new(Job {
@@ -195,8 +195,8 @@ fn warn_closed_public_agents(inv: &Inventory, policies: &BTreeMap<Role, Policy>)
     let public: Vec<&str> = inv
         .hosts
         .iter()
-        .filter(|h| h.role == Role::PublicAgent)
-        .map(|h| h.name.as_str())
+        .filter(|h| h.role() == Role::PublicAgent)
+        .map(|h| h.name().as_str())
         .collect();
     let open = policies.get(&Role::PublicAgent).map_or(0, |p| p.open.len());
     if !public.is_empty() && open == 0 {

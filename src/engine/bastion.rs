@@ -53,8 +53,8 @@ impl Bastions {
         let mut by_address = BTreeMap::new();
         for host in &inv.hosts {
             let node = Node {
-                name: host.name.to_string(),
-                role: host.role,
+                name: host.name().to_string(),
+                role: host.role(),
             };
             for addr in host.addresses() {
                 by_address.entry(addr).or_insert_with(|| node.clone());
@@ -72,10 +72,10 @@ impl Bastions {
                     Err(_) => inv
                         .hosts
                         .iter()
-                        .find(|h| h.name.as_str().eq_ignore_ascii_case(wanted))
+                        .find(|h| h.name().as_str().eq_ignore_ascii_case(wanted))
                         .map(|h| Node {
-                            name: h.name.to_string(),
-                            role: h.role,
+                            name: h.name().to_string(),
+                            role: h.role(),
                         }),
                 };
                 BastionHop {
@@ -176,8 +176,8 @@ mod tests {
     fn the_bastion_is_found_by_name_address_or_where_the_connection_went() {
         let inv = inventory();
         let master = &inv.hosts[0];
-        let name = master.name.to_string();
-        let addr = master.address;
+        let name = master.name().to_string();
+        let addr = master.address();
         let bastions = |spec: &str| Bastions::new(&spec.parse().unwrap(), &inv);
 
         let by_name = bastions(&format!("core@{}.", name.to_uppercase()));
@@ -185,7 +185,7 @@ mod tests {
             by_name.node(0, None).map(|n| n.name.as_str()),
             Some(name.as_str())
         );
-        assert_eq!(by_name.node(0, None).map(|n| n.role), Some(master.role));
+        assert_eq!(by_name.node(0, None).map(|n| n.role), Some(master.role()));
         let by_address = bastions(&format!("core@{addr}:2222"));
         assert_eq!(by_address.hops[0].port, 2222);
         assert_eq!(
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn a_bastion_node_must_admit_the_address_it_sees_us_from() {
         let inv = inventory();
-        let bastions = Bastions::new(&format!("core@{}", inv.hosts[0].address).parse().unwrap(), &inv);
+        let bastions = Bastions::new(&format!("core@{}", inv.hosts[0].address()).parse().unwrap(), &inv);
         let node = bastions.node(0, None).unwrap().clone();
         let operator: IpAddr = "198.18.0.1".parse().unwrap();
 
@@ -263,7 +263,7 @@ mod tests {
     fn each_hop_of_a_path_is_found_on_its_own() {
         let inv = inventory();
         let master = &inv.hosts[0];
-        let path: transport::BastionPath = format!("core@bastion.example,core@{}:2222", master.address)
+        let path: transport::BastionPath = format!("core@bastion.example,core@{}:2222", master.address())
             .parse()
             .unwrap();
         let bastions = Bastions::new(&path, &inv);
@@ -271,14 +271,14 @@ mod tests {
         assert_eq!(bastions.node(0, None), None);
         assert_eq!(
             bastions.node(1, None).map(|n| n.name.as_str()),
-            Some(master.name.as_str())
+            Some(master.name().as_str())
         );
         assert_eq!(bastions.hops[1].port, 2222);
         // The first hop is a node by the address its connection went to.
         assert_eq!(
-            bastions.node(0, Some(master.address)).map(|n| n.name.as_str()),
-            Some(master.name.as_str())
+            bastions.node(0, Some(master.address())).map(|n| n.name.as_str()),
+            Some(master.name().as_str())
         );
-        assert_eq!(bastions.node(2, Some(master.address)), None);
+        assert_eq!(bastions.node(2, Some(master.address())), None);
     }
 }

@@ -147,15 +147,15 @@ fn resolve<'a>(
     job.choices
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(host.name.to_string(), chosen);
+        .insert(host.name().to_string(), chosen);
     Ok(Cow::Owned(policy.with_backend(backend)))
 }
 
 pub(crate) async fn run(session: Session, host: Host, job: Arc<Job>) -> Result<Outcome, Failure> {
     let policy = job
         .policies
-        .get(&host.role)
-        .ok_or_else(|| NodeError::NoPolicy(host.role))?;
+        .get(&host.role())
+        .ok_or_else(|| NodeError::NoPolicy(host.role()))?;
     if job.operation == Operation::Apply {
         return apply(&session, &host, &job, policy).await;
     }
@@ -713,12 +713,12 @@ impl Job {
         self.audits
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(host.name.to_string(), audit);
+            .insert(host.name().to_string(), audit);
     }
 
     fn set_phase(&self, host: &Host, phase: Option<Phase>) {
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
-        let name = host.name.to_string();
+        let name = host.name().to_string();
         match phase {
             Some(p) => phases.insert(name, p),
             None => phases.remove(&name),

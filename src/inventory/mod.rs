@@ -157,22 +157,26 @@ pub(crate) enum Lifecycle {
 }
 
 /// One node of the fleet.
+///
+/// Its fields are private so that every host is built by [`Host::new`],
+/// which keeps the SSH address among the node's addresses; the rest of the
+/// crate reads them through the accessors below.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Host {
-    pub name: HostName,
-    pub(crate) role: Role,
+    name: HostName,
+    role: Role,
     /// Where palisade connects: the node's public IPv4 for Terraform fleets.
-    pub address: IpAddr,
+    address: IpAddr,
     /// Every IPv4 address of the node, the SSH address included.
-    pub(crate) ipv4: BTreeSet<Ipv4Addr>,
+    ipv4: BTreeSet<Ipv4Addr>,
     /// Every IPv6 address of the node.
-    pub ipv6: BTreeSet<Ipv6Addr>,
+    ipv6: BTreeSet<Ipv6Addr>,
     #[serde(skip_serializing_if = "Lifecycle::is_current")]
-    pub(crate) lifecycle: Lifecycle,
+    lifecycle: Lifecycle,
     /// Where the host came from (a Terraform resource address or a file
     /// entry), for error messages; not part of any report.
     #[serde(skip)]
-    pub(crate) origin: String,
+    origin: String,
 }
 
 impl Host {
@@ -201,6 +205,42 @@ impl Host {
             lifecycle: Lifecycle::Current,
             origin,
         }
+    }
+
+    /// The node's name, unique in its inventory: how reports and `--limit`
+    /// name it.
+    pub fn name(&self) -> &HostName {
+        &self.name
+    }
+
+    /// The node's role, which decides its place in reports and what the
+    /// policy opens to it.
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Where palisade connects over SSH; always among [`Host::addresses`].
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    /// Every IPv6 address of the node, the SSH address included when it is
+    /// one (the v4 ones are in [`Host::addresses`]).
+    pub fn ipv6(&self) -> &BTreeSet<Ipv6Addr> {
+        &self.ipv6
+    }
+
+    /// Where the instance stands in Terraform's life cycle: a deposed one
+    /// is admitted but never changed.
+    pub(crate) fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
+    }
+
+    /// Marks the host tainted or deposed, for tests of how reports show it
+    /// (the readers set it from the state).
+    #[cfg(test)]
+    pub(crate) fn set_lifecycle(&mut self, lifecycle: Lifecycle) {
+        self.lifecycle = lifecycle;
     }
 
     /// Every address of the node, v4 first.

@@ -356,9 +356,9 @@ impl Report {
                     ),
                 };
                 Row {
-                    name: o.host.name.to_string(),
-                    address: o.host.address,
-                    role: o.host.role,
+                    name: o.host.name().to_string(),
+                    address: o.host.address(),
+                    role: o.host.role(),
                     status,
                     error,
                     notes,

@@ -41,13 +41,13 @@ pub fn survey_json(survey: &Survey) -> String {
 /// deposed, so the everyday table stays as it always was.
 pub(crate) fn table(inv: &Inventory) -> String {
     let addresses = |h: &Host| h.addresses().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
-    if inv.hosts.iter().all(|h| h.lifecycle.is_current()) {
+    if inv.hosts.iter().all(|h| h.lifecycle().is_current()) {
         let mut rows = vec![["ROLE", "NAME", "ADDRESS", "ADDRESSES"].map(String::from)];
         for h in &inv.hosts {
             rows.push([
-                h.role.to_string(),
-                h.name.to_string(),
-                h.address.to_string(),
+                h.role().to_string(),
+                h.name().to_string(),
+                h.address().to_string(),
                 addresses(h),
             ]);
         }
@@ -56,10 +56,10 @@ pub(crate) fn table(inv: &Inventory) -> String {
     let mut rows = vec![["ROLE", "NAME", "ADDRESS", "LIFECYCLE", "ADDRESSES"].map(String::from)];
     for h in &inv.hosts {
         rows.push([
-            h.role.to_string(),
-            h.name.to_string(),
-            h.address.to_string(),
-            lifecycle(h.lifecycle).into(),
+            h.role().to_string(),
+            h.name().to_string(),
+            h.address().to_string(),
+            lifecycle(h.lifecycle()).into(),
             addresses(h),
         ]);
     }
@@ -82,7 +82,7 @@ pub fn census(survey: &Survey) -> String {
         return String::new();
     };
     let hosts = &survey.inventory.hosts;
-    let count = |l: Lifecycle| hosts.iter().filter(|h| h.lifecycle == l).count();
+    let count = |l: Lifecycle| hosts.iter().filter(|h| h.lifecycle() == l).count();
     let mut out = format!("{} hosts: {}", hosts.len(), Census::describe(&census.found));
     let (tainted, deposed) = (count(Lifecycle::Tainted), count(Lifecycle::Deposed));
     if tainted + deposed > 0 {
@@ -116,7 +116,7 @@ mod tests {
         let mut inv = fleet();
         assert!(table(&inv).starts_with("ROLE  "));
         assert!(!table(&inv).contains("LIFECYCLE"));
-        inv.hosts[1].lifecycle = Lifecycle::Tainted;
+        inv.hosts[1].set_lifecycle(Lifecycle::Tainted);
         let text = table(&inv);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].contains("LIFECYCLE"), "{text}");

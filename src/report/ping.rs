@@ -112,9 +112,9 @@ fn row(outcome: HostOutcome<Host, Probe>, backend: FirewallBackend) -> Row {
         Err(e) => (Status::of_error(&e), Some(e.to_string()), None),
     };
     Row {
-        name: host.name.to_string(),
-        address: host.address,
-        role: host.role,
+        name: host.name().to_string(),
+        address: host.address(),
+        role: host.role(),
         status,
         error,
         notes: Vec::new(),

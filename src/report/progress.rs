@@ -61,8 +61,8 @@ impl Progress {
     /// log where its time went (`-v`) and what its remote steps printed on
     /// stderr (`-vv`).
     pub(crate) fn host_done<T, E>(&self, outcome: &HostOutcome<Host, T, E>, failed: bool) {
-        let name = escape(outcome.host.name.as_str());
-        tracing::info!("{name} {}: {}", outcome.host.address, timings_line(outcome));
+        let name = escape(outcome.host.name().as_str());
+        tracing::info!("{name} {}: {}", outcome.host.address(), timings_line(outcome));
         for step in &outcome.log {
             let stage = step.stage.map_or("step", |p| p.as_str());
             for line in step.stderr.lines().filter(|l| !l.trim().is_empty()) {
