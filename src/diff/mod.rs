@@ -107,8 +107,8 @@ pub(crate) enum Change {
     NftTableFlags {
         flags: Vec<String>,
     },
-    /// The family's set in palisade's table is not an interval set of
-    /// addresses of the family.
+    /// The family's set in palisade's table is not a set of addresses of
+    /// the family, plain or an interval set (render::nft::SetShape).
     NftSetWrongType {
         family: Family,
         found: String,

@@ -15,7 +15,7 @@ use super::{Change, rules_diff};
 use crate::net::Net;
 use crate::observe::nft::{BaseChain, NftChain, NftSet, NftTable};
 use crate::policy::{Family, FirewallMode, Policy};
-use crate::render::nft::{self, AUDIT_TIMEOUT, CHAIN, HOOK, PRIORITY};
+use crate::render::nft::{self, AUDIT_TIMEOUT, CHAIN, HOOK, PRIORITY, SetShape};
 
 /// Every difference between the table the policy wants and `observed`
 /// (None: the node has no such table). A table palisade did not make is
@@ -72,13 +72,21 @@ pub(crate) fn table_diff(policy: &Policy, observed: Option<&NftTable>) -> Vec<Ch
     out
 }
 
-/// The set's type and flags, then its members.
+/// The set's type and flags (either shape: see [`SetShape`]), then its
+/// members. A plain set cannot hold a network: one that joins the policy
+/// is a member missing, and the change that adds it makes the set afresh
+/// as an interval set.
 fn set_diff(policy: &Policy, family: Family, set: &NftSet, out: &mut Vec<Change>) {
     let kind = match family {
         Family::V4 => "ipv4_addr",
         Family::V6 => "ipv6_addr",
     };
-    if set.kind != kind || set.flags != ["interval"] {
+    // Either shape holds the same members: which one the policy would
+    // make now is no drift (a change makes it afresh anyway).
+    let shaped = [SetShape::Addresses, SetShape::Intervals]
+        .iter()
+        .any(|s| set.flags == s.flags());
+    if set.kind != kind || !shaped {
         let found = if set.flags.is_empty() {
             set.kind.clone()
         } else {
@@ -305,6 +313,58 @@ mod tests {
         );
     }
 
+    /// The policy of capture.sh's `addresses` table: single addresses
+    /// alone, in plain sets.
+    fn addresses_policy() -> Policy {
+        testing::for_no_hosts(&PolicyOptions {
+            extra: vec!["2001:2::1".parse().unwrap()],
+            ..testing::options("198.18.0.1")
+        })
+    }
+
+    #[test]
+    fn a_set_of_addresses_is_read_and_compared_as_nft_lists_it() {
+        let script = include_str!("../../tests/fixtures/nft/capture.sh");
+        assert!(
+            script.contains(&nft::ruleset(&addresses_policy())),
+            "regenerate the fixtures"
+        );
+        let t = fixture("addresses").unwrap();
+        assert_eq!(table_diff(&addresses_policy(), Some(&t)), vec![]);
+        // A network joins the whitelist: a member missing, as from an
+        // interval set; an interval set holding what a plain one would is
+        // no drift.
+        let mut p = addresses_policy();
+        p.members.insert("10.0.0.0/8".parse().unwrap());
+        assert_eq!(
+            texts(&table_diff(&p, Some(&t))),
+            ["members-missing: IPv4 set lacks 1 member(s): 10.0.0.0/8"]
+        );
+        let mut fresh = t.clone();
+        let mut plain = fixture("fresh").unwrap();
+        for name in ["palisade4", "palisade6"] {
+            plain.sets.get_mut(name).unwrap().flags.clear();
+            fresh.sets.get_mut(name).unwrap().flags = vec!["interval".into()];
+        }
+        assert_eq!(table_diff(&addresses_policy(), Some(&fresh)), vec![]);
+        // Any other flag is another kind of set.
+        fresh.sets.get_mut("palisade4").unwrap().flags = vec!["constant".into(), "interval".into()];
+        assert_eq!(
+            texts(&table_diff(&addresses_policy(), Some(&fresh))),
+            [
+                "set-wrong-type: IPv4 set is ipv4_addr flags constant,interval, not a set of IPv4 addresses \
+              (plain, or with flags interval)"
+            ]
+        );
+        // The fixtures' own members, in plain sets: only what a plain set
+        // cannot hold differs... as members.
+        assert!(
+            texts(&table_diff(&policy(), Some(&plain)))
+                .iter()
+                .all(|t| t.starts_with("members-")),
+        );
+    }
+
     #[test]
     fn a_fresh_table_has_no_changes() {
         assert_eq!(table_diff(&policy(), fixture("fresh").as_ref()), vec![]);
@@ -448,7 +508,7 @@ mod tests {
         let chain = t.chains.get_mut(CHAIN).unwrap();
         chain.base.as_mut().unwrap().policy = "drop".into();
         chain.rules.swap(1, 2);
-        t.sets.get_mut("palisade6").unwrap().flags.clear();
+        t.sets.get_mut("palisade6").unwrap().flags = vec!["constant".into()];
         t.sets.remove("palisade4");
         t.others.push("map m".into());
         assert_eq!(
@@ -457,7 +517,8 @@ mod tests {
                 "nft-table-flags: nftables table has flags (dormant), which palisade never sets (a dormant table \
                  filters nothing)",
                 "set-missing: IPv4 set missing",
-                "set-wrong-type: IPv6 set is ipv6_addr, not an interval set of IPv6 addresses",
+                "set-wrong-type: IPv6 set is ipv6_addr flags constant, not a set of IPv6 addresses (plain, or with \
+                 flags interval)",
                 "nft-chain-wrong-hook: nftables guard chain is type filter hook prerouting priority -150; policy \
                  drop, not type filter hook prerouting priority -150; policy accept",
                 "guard-rules-differ: nftables guard chain rules differ in order",

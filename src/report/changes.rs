@@ -166,7 +166,7 @@ impl fmt::Display for Change {
             Change::NftSetWrongType { family, found } => {
                 write!(
                     f,
-                    "{family} set is {found}, not an interval set of {family} addresses"
+                    "{family} set is {found}, not a set of {family} addresses (plain, or with flags interval)"
                 )
             }
             Change::NftChainMissing => write!(f, "nftables guard chain missing"),
@@ -373,7 +373,7 @@ pub(crate) fn lines(change: &Change) -> Vec<Line> {
         ),
         Change::NftSetWrongType { family, found } => one(
             Alter,
-            format!("{family} set, made afresh as an interval set of addresses (it is {found})"),
+            format!("{family} set, made afresh as a set of addresses (it is {found})"),
         ),
         Change::NftChainMissing => one(
             Add,
