@@ -18,12 +18,12 @@ read_node() {
     if [ "${read_once-0}" = 1 ]; then
         read_once=0
     else
-        ntable_json=$(nft -j list table inet "$ntable" 2>/dev/null) || ntable_json=''
+        ntable_json=$(nft -j list table inet "$ntable" 2>/dev/null) || ntable_json=""
     fi
     ipt_left=0
-    table_v4='' table_v6='' mangle_v4='' mangle_v6='' save_v4='' save_v6='' audit_v4='' audit_v6=''
+    table_v4="" table_v6="" mangle_v4="" mangle_v6="" save_v4="" save_v6="" audit_v4="" audit_v6=""
     if { [ ! -d /sys/module ] || [ -d /sys/module/ip_set ]; } && command -v ipset >/dev/null 2>&1; then
-        ipt_sets=$(ipset list -n 2>/dev/null) || ipt_sets=''
+        ipt_sets=$(ipset list -n 2>/dev/null) || ipt_sets=""
         case "$nl$ipt_sets$nl" in
             *"$nl$set4$nl"* | *"$nl$set6$nl"*)
                 ipt_left=1
