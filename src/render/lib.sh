@@ -203,27 +203,19 @@ say_back() {
 # as positions does: builtins only, the lines framed onto a short text
 # that goes on `reply` a hundred at a time (see save_all: a set of a
 # thousand members framed a line at a time onto `reply` cost a node 60 ms).
-# A text over 16 kB (a large set's members: 4,000 lines on a 1,000-host
-# fleet, which the loop takes some 10 ms of dash over) goes through one
-# `sed` instead, a process of about a millisecond, framed the same; where
-# sed fails, or is missing, the loop does it.
 say() {
     case $1 in
         *"$nl"*)
-            if [ "${#1}" -gt 16384 ] && sl=$(printf '%s\n' "$1" | LC_ALL=C sed '/^$/d;s/^/|/'); then
-                reply=$reply${sl:+$sl$nl}
-            else
-                set -f
-                ifs=$IFS IFS=$nl
-                sl="" sk=0
-                for line in $1; do
-                    sl="$sl|$line$nl" sk=$((sk + 1))
-                    case $sk in *00) reply=$reply$sl sl="" ;; esac
-                done
-                reply=$reply$sl
-                IFS=$ifs
-                set +f
-            fi
+            set -f
+            ifs=$IFS IFS=$nl
+            sl="" sk=0
+            for line in $1; do
+                sl="$sl|$line$nl" sk=$((sk + 1))
+                case $sk in *00) reply=$reply$sl sl="" ;; esac
+            done
+            reply=$reply$sl
+            IFS=$ifs
+            set +f
             ;;
         *) reply="$reply|$1$nl" ;;
     esac
