@@ -331,32 +331,38 @@ pub(crate) struct PolicyOptions {
     pub(crate) audit_size: u32,
 }
 
-/// What every node must have.
+/// What every node must have. Its fields are private: only its
+/// constructors ([`Policy::desired`], then [`Policy::for_role`],
+/// [`Policy::with_backend`], [`Policy::with_mode`]) make one, so its set
+/// names never collide ([`set_clash`]), each family holds at most
+/// [`MAX_MEMBERS`], the Docker guard's and the guard's names are the
+/// chain's companions, and the open ports are the role's openings. The
+/// rest of palisade reads it through the accessors below.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Policy {
-    pub(crate) set4: SetName,
-    pub(crate) set6: SetName,
+    set4: SetName,
+    set6: SetName,
     /// The name palisade's objects are named after (`--chain`): the INPUT
     /// chain of versions before the guard alone, found to be taken away;
     /// the guard's name (`CHAIN-GUARD`) and, lower-cased, the nftables
     /// table's.
-    pub(crate) chain: ChainName,
+    chain: ChainName,
     /// The Docker guard of versions before the guard alone (`CHAIN-DOCKER`,
     /// jumped to from DOCKER-USER): found, to be taken away.
-    pub(crate) docker_chain: ChainName,
+    docker_chain: ChainName,
     /// The guard before DNAT, in the mangle table ([`Policy::guard_rules`]).
-    pub(crate) guard_chain: ChainName,
-    pub(crate) members: BTreeSet<Net>,
-    pub(crate) interfaces: Vec<IfName>,
+    guard_chain: ChainName,
+    members: BTreeSet<Net>,
+    interfaces: Vec<IfName>,
     /// Ports open to everyone on the node (its role's, by [`Policy::for_role`]).
-    pub(crate) open: BTreeSet<Port>,
+    open: BTreeSet<Port>,
     /// Every opening, for [`Policy::for_role`].
-    pub(crate) openings: Vec<Opening>,
-    pub(crate) persist: bool,
-    pub(crate) backend: FirewallBackend,
-    pub(crate) mode: FirewallMode,
+    openings: Vec<Opening>,
+    persist: bool,
+    backend: FirewallBackend,
+    mode: FirewallMode,
     /// Audit mode's bound: flows recorded per family.
-    pub(crate) audit_size: u32,
+    audit_size: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -481,6 +487,50 @@ impl Policy {
         })
     }
 
+    /// The name palisade's objects are named after (`--chain`).
+    pub(crate) fn chain(&self) -> &ChainName {
+        &self.chain
+    }
+
+    /// The Docker guard of versions before the guard alone (`CHAIN-DOCKER`),
+    /// derived from [`Policy::chain`].
+    pub(crate) fn docker_chain(&self) -> &ChainName {
+        &self.docker_chain
+    }
+
+    /// The guard before DNAT (`CHAIN-GUARD`), derived from [`Policy::chain`].
+    pub(crate) fn guard_chain(&self) -> &ChainName {
+        &self.guard_chain
+    }
+
+    /// The ports open to everyone on the node (its role's, by
+    /// [`Policy::for_role`]).
+    pub(crate) fn open(&self) -> &BTreeSet<Port> {
+        &self.open
+    }
+
+    /// Whether the node restores the firewall at boot (off with
+    /// `--no-persist`).
+    pub(crate) fn persist(&self) -> bool {
+        self.persist
+    }
+
+    /// The firewall backend (`--backend`), until resolved on a node
+    /// ([`Policy::with_backend`]).
+    pub(crate) fn backend(&self) -> FirewallBackend {
+        self.backend
+    }
+
+    /// Whether the guard drops or records ([`Policy::with_mode`]).
+    pub(crate) fn mode(&self) -> FirewallMode {
+        self.mode
+    }
+
+    /// Audit mode's bound: flows recorded per family.
+    pub(crate) fn audit_size(&self) -> u32 {
+        self.audit_size
+    }
+
     /// The same policy with `backend`: what `--backend auto` resolves to on
     /// one node.
     pub(crate) fn with_backend(&self, backend: FirewallBackend) -> Policy {
@@ -520,6 +570,17 @@ impl Policy {
             .collect()
     }
 
+    /// The IPv4 set's name (`--set4`).
+    pub(crate) fn set4(&self) -> &SetName {
+        &self.set4
+    }
+
+    /// The IPv6 set's name (`--set6`).
+    pub(crate) fn set6(&self) -> &SetName {
+        &self.set6
+    }
+
+    /// The set of `family`: [`Policy::set4`] or [`Policy::set6`].
     pub(crate) fn set(&self, family: Family) -> &SetName {
         match family {
             Family::V4 => &self.set4,
@@ -763,6 +824,29 @@ pub(crate) mod testing {
     pub(crate) fn for_no_hosts(opts: &PolicyOptions) -> Policy {
         Policy::desired(&Inventory { hosts: vec![] }, opts).unwrap()
     }
+
+    /// What no constructor does, for the tests that need a policy no
+    /// inventory and options give.
+    impl Policy {
+        /// The same policy with exactly `members` in its sets: without the
+        /// constant addresses [`Policy::desired`] adds, and unchecked.
+        pub(crate) fn with_members(self, members: impl IntoIterator<Item = Net>) -> Policy {
+            Policy {
+                members: members.into_iter().collect(),
+                ..self
+            }
+        }
+
+        /// Adds `member` to the sets.
+        pub(crate) fn add_member(&mut self, member: Net) {
+            self.members.insert(member);
+        }
+
+        /// Opens `port` to everyone on the node, beside its role's ports.
+        pub(crate) fn open_port(&mut self, port: Port) {
+            self.open.insert(port);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -835,7 +919,7 @@ mod tests {
         assert_eq!(v6.last().unwrap(), "-A PALISADE-GUARD -j DROP");
         assert_eq!(p.guard_rules(Family::V4).len(), v6.len() - 1);
         // What earlier versions made, found by these names to be taken away.
-        assert_eq!(p.docker_chain.to_string(), "PALISADE-DOCKER");
+        assert_eq!(p.docker_chain().to_string(), "PALISADE-DOCKER");
         assert_eq!(p.docker_jump(), "-A DOCKER-USER -j PALISADE-DOCKER");
         assert_eq!(p.jump(), "-A INPUT -j PALISADE");
         assert_eq!(p.guard_jump(), "-A PREROUTING -j PALISADE-GUARD");
@@ -891,7 +975,7 @@ mod tests {
                 .any(|r| r.contains("--dport 443"))
         );
         let agent = p.for_role(Role::Agent);
-        assert_eq!(agent.open.len(), 1, "only `all` applies to agents");
+        assert_eq!(agent.open().len(), 1, "only `all` applies to agents");
         assert_eq!(p.by_role(&inventory()).len(), 4);
         assert!("planet=tcp/80".parse::<Opening>().is_err());
         assert!("public-agent".parse::<Opening>().is_err());

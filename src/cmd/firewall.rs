@@ -72,7 +72,7 @@ fn whitelist(
     operation: Operation,
 ) -> Result<(Policy, BTreeMap<Role, Policy>)> {
     let policy = Policy::desired(inv, &settings.policy)?;
-    if policy.backend == FirewallBackend::Nftables {
+    if policy.backend() == FirewallBackend::Nftables {
         crate::render::nft::check_names(&policy)?;
     }
     let policies = policy.by_role(inv);
@@ -198,7 +198,7 @@ fn warn_closed_public_agents(inv: &Inventory, policies: &BTreeMap<Role, Policy>)
         .filter(|h| h.role() == Role::PublicAgent)
         .map(|h| h.name().as_str())
         .collect();
-    let open = policies.get(&Role::PublicAgent).map_or(0, |p| p.open.len());
+    let open = policies.get(&Role::PublicAgent).map_or(0, |p| p.open().len());
     if !public.is_empty() && open == 0 {
         eprintln!(
             "palisade: warning: nothing is open to everyone on the {} public agent(s) ({}): only the whitelist \

@@ -227,7 +227,7 @@ pub(crate) fn diff(policy: &Policy, observed: &Observed) -> Vec<Change> {
 /// which `plan` reports (the changes) and `apply` makes (the fix, rendered
 /// by `render::change_code`), so the two cannot disagree.
 pub(crate) fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
-    if policy.backend == FirewallBackend::Auto {
+    if policy.backend() == FirewallBackend::Auto {
         // As the node chose (iptables, where it said nothing).
         let chosen = observed
             .chosen
@@ -236,7 +236,7 @@ pub(crate) fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
         return plan(&policy.with_backend(chosen), observed);
     }
     let mut out = Vec::new();
-    let fix = match policy.backend {
+    let fix = match policy.backend() {
         FirewallBackend::Iptables | FirewallBackend::Auto => {
             let fix = Fix {
                 v4: family_diff(policy, Family::V4, observed.family(Family::V4), &mut out),
@@ -260,7 +260,7 @@ pub(crate) fn plan(policy: &Policy, observed: &Observed) -> (Vec<Change>, Fix) {
             Fix::NONE
         }
     };
-    if policy.persist {
+    if policy.persist() {
         match &observed.restore_digest {
             None => out.push(Change::PersistMissing),
             Some(d) if *d != render::restore_digest(policy) => out.push(Change::PersistStale),
@@ -315,10 +315,10 @@ fn iptables_left(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut
         objects.push(format!("set {}", policy.set(family)));
     }
     if facts.prerouting.contains(&policy.guard_jump()) {
-        objects.push(format!("jump mangle PREROUTING -> {}", policy.guard_chain));
+        objects.push(format!("jump mangle PREROUTING -> {}", policy.guard_chain()));
     }
     if facts.guard.is_some() {
-        objects.push(format!("chain {}", policy.guard_chain));
+        objects.push(format!("chain {}", policy.guard_chain()));
     }
     objects.extend(old_objects(policy, &old_chains(policy, facts)));
     if objects.is_empty() {
@@ -344,14 +344,14 @@ fn old_chains(policy: &Policy, facts: &FamilyFacts) -> OldChains {
 fn old_objects(policy: &Policy, old: &OldChains) -> Vec<String> {
     let mut objects = Vec::new();
     if old.input_jumps > 0 {
-        objects.push(format!("jump INPUT -> {}", policy.chain));
+        objects.push(format!("jump INPUT -> {}", policy.chain()));
     }
     if old.docker_jumps > 0 {
-        objects.push(format!("jump DOCKER-USER -> {}", policy.docker_chain));
+        objects.push(format!("jump DOCKER-USER -> {}", policy.docker_chain()));
     }
     for (there, name) in [
-        (old.chain, &policy.chain),
-        (old.docker_chain, &policy.docker_chain),
+        (old.chain, policy.chain()),
+        (old.docker_chain, policy.docker_chain()),
     ] {
         if there {
             objects.push(format!("chain {name}"));
@@ -408,11 +408,11 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
         // once for the node (as on the nftables backend).
         Some(rules)
             if *rules != policy.guard_rules(family)
-                && *rules == policy.with_mode(policy.mode.other()).guard_rules(family) =>
+                && *rules == policy.with_mode(policy.mode().other()).guard_rules(family) =>
         {
             let switch = Change::ModeDiffers {
-                want: policy.mode,
-                found: policy.mode.other(),
+                want: policy.mode(),
+                found: policy.mode().other(),
             };
             if !out.contains(&switch) {
                 out.push(switch);
@@ -428,7 +428,7 @@ fn family_diff(policy: &Policy, family: Family, facts: &FamilyFacts, out: &mut V
             }
         }
     }
-    if policy.mode == FirewallMode::Audit {
+    if policy.mode() == FirewallMode::Audit {
         audit_set_diff(policy, family, facts.audit.as_ref(), out);
     }
     let found = Found::in_rules(&facts.prerouting, &policy.guard_jump());
@@ -463,7 +463,7 @@ fn audit_set_diff(policy: &Policy, family: Family, set: Option<&AuditSetFacts>, 
         Some(set) => {
             let kind = format!("hash:ip,port family {}", family.ipset_family());
             if set.kind == kind
-                && set.maxelem == Some(u64::from(policy.audit_size))
+                && set.maxelem == Some(u64::from(policy.audit_size()))
                 && set.timeout == Some(crate::render::nft::AUDIT_TIMEOUT)
                 && set.counters
             {
@@ -502,14 +502,19 @@ mod tests {
     /// chain and Docker guard beside the guard.
     const OLD_LAYOUT: &str = include_str!("../../tests/fixtures/observe/applied-old-layout.txt");
 
-    /// The policy the fixture was captured with.
-    fn policy() -> Policy {
-        testing::for_sample_hosts(&PolicyOptions {
+    /// The options of [`policy`].
+    fn options() -> PolicyOptions {
+        PolicyOptions {
             extra: vec!["192.0.2.0/24".parse().unwrap()],
             resolvers: vec!["8.8.8.8".parse().unwrap()],
             interfaces: vec!["docker0".parse().unwrap()],
             ..testing::options("198.18.0.1")
-        })
+        }
+    }
+
+    /// The policy the fixture was captured with.
+    fn policy() -> Policy {
+        testing::for_sample_hosts(&options())
     }
 
     /// The fixture as captured on a real node, with the digest of today's
@@ -533,11 +538,14 @@ mod tests {
     #[test]
     fn a_switch_of_mode_is_one_change_on_iptables() {
         let enforce = policy();
-        let audit = Policy {
-            mode: FirewallMode::Audit,
-            audit_size: 8,
-            ..enforce.clone()
+        let audit_of = |size| {
+            testing::for_sample_hosts(&PolicyOptions {
+                mode: FirewallMode::Audit,
+                audit_size: size,
+                ..options()
+            })
         };
+        let audit = audit_of(8);
         let in_table = |changes: Vec<Change>| -> Vec<String> {
             changes
                 .into_iter()
@@ -571,10 +579,7 @@ mod tests {
             }]
         );
         // Another bound.
-        let bigger = Policy {
-            audit_size: 16,
-            ..audit.clone()
-        };
+        let bigger = audit_of(16);
         assert_eq!(
             kinds(
                 &diff(&bigger, &node)
@@ -711,7 +716,7 @@ mod tests {
         // An open port is matched as the client connected to it: before
         // DNAT, the published port.
         let mut p = policy();
-        p.open.insert("tcp/30080".parse().unwrap());
+        p.open_port("tcp/30080".parse().unwrap());
         assert!(
             p.guard_rules(Family::V4)
                 .contains(&"-A PALISADE-GUARD -p tcp -m tcp --dport 30080 -j RETURN".to_owned())
@@ -782,8 +787,10 @@ mod tests {
 
     #[test]
     fn boot_files_are_unwanted_when_persistence_is_off() {
-        let mut p = policy();
-        p.persist = false;
+        let p = testing::for_sample_hosts(&PolicyOptions {
+            persist: false,
+            ..options()
+        });
         assert_eq!(kinds(&diff(&p, &applied())), ["persist-unwanted"]);
         let mut o = applied();
         o.restore_digest = None;

@@ -43,14 +43,14 @@ pub(crate) fn table_diff(policy: &Policy, observed: Option<&NftTable>) -> Vec<Ch
         None => out.push(Change::NftChainMissing),
         Some(chain) => chain_diff(policy, chain, &mut out),
     }
-    if policy.mode == FirewallMode::Audit {
+    if policy.mode() == FirewallMode::Audit {
         for family in Family::BOTH {
             audit_set_diff(policy, family, table.sets.get(nft::audit_set(family)), &mut out);
         }
     }
     // Audit mode's sets are palisade's in audit mode, and while a node is
     // in it (the switch takes them away).
-    let audits = policy.mode == FirewallMode::Audit || table.mode() == FirewallMode::Audit;
+    let audits = policy.mode() == FirewallMode::Audit || table.mode() == FirewallMode::Audit;
     let ours = |name: &str| {
         Family::BOTH
             .iter()
@@ -126,12 +126,12 @@ fn chain_diff(policy: &Policy, chain: &NftChain, out: &mut Vec<Change>) {
         }),
     }
     let want = nft::guard_rules(policy);
-    let other = policy.mode.other();
+    let other = policy.mode().other();
     // The guard as the other mode has it, and nothing else differs: a
     // switch of mode, said as one.
     if chain.rules != want && chain.rules == nft::guard_rules(&policy.with_mode(other)) {
         out.push(Change::ModeDiffers {
-            want: policy.mode,
+            want: policy.mode(),
             found: other,
         });
     } else if let Some((missing, unexpected)) = rules_diff(&want, &chain.rules) {
@@ -146,7 +146,7 @@ fn audit_set_diff(policy: &Policy, family: Family, set: Option<&NftSet>, out: &m
         None => "missing".to_owned(),
         Some(set) => {
             let kind = nft::audit_kind(family);
-            let size = u64::from(policy.audit_size);
+            let size = u64::from(policy.audit_size());
             if set.kind == kind
                 && set.size == Some(size)
                 && set.timeout == Some(AUDIT_TIMEOUT)
@@ -274,13 +274,14 @@ mod tests {
     use std::process::{Command, Stdio};
 
     use super::*;
+    use crate::inventory::Role;
     use crate::observe::nft::parse;
     use crate::policy::{PolicyOptions, testing};
 
-    /// The policy the fixtures in tests/fixtures/nft were captured with
-    /// (the table in `capture.sh` there is its ruleset).
-    fn policy() -> Policy {
-        let mut p = testing::for_no_hosts(&PolicyOptions {
+    /// The options of [`policy`].
+    fn options() -> PolicyOptions {
+        PolicyOptions {
+            open: vec!["all=tcp/30080,udp/30000-32767".parse().unwrap()],
             extra: vec![
                 "10.0.0.0/8".parse().unwrap(),
                 "10.1.2.3".parse().unwrap(),
@@ -288,10 +289,19 @@ mod tests {
             ],
             interfaces: vec!["cni0".parse().unwrap(), "cali+".parse().unwrap()],
             ..testing::options("198.18.0.1")
-        });
-        p.open.insert("tcp/30080".parse().unwrap());
-        p.open.insert("udp/30000-32767".parse().unwrap());
-        p
+        }
+    }
+
+    /// The policy of `opts` on a node of any role (the ports of [`options`]
+    /// are open on all).
+    fn policy_of(opts: &PolicyOptions) -> Policy {
+        testing::for_no_hosts(opts).for_role(Role::Node)
+    }
+
+    /// The policy the fixtures in tests/fixtures/nft were captured with
+    /// (the table in `capture.sh` there is its ruleset).
+    fn policy() -> Policy {
+        policy_of(&options())
     }
 
     fn fixture(name: &str) -> Option<NftTable> {
@@ -330,7 +340,7 @@ mod tests {
         // interval set; an interval set holding what a plain one would is
         // no drift.
         let mut p = addresses_policy();
-        p.members.insert("10.0.0.0/8".parse().unwrap());
+        p.add_member("10.0.0.0/8".parse().unwrap());
         assert_eq!(
             texts(&table_diff(&p, Some(&t))),
             ["members-missing: IPv4 set lacks 1 member(s): 10.0.0.0/8"]
@@ -426,9 +436,16 @@ mod tests {
     /// The policy of `audit.json`: `policy()` in audit mode, six flows a
     /// family.
     fn audit_policy() -> Policy {
-        let mut p = policy().with_mode(FirewallMode::Audit);
-        p.audit_size = 6;
-        p
+        policy_of(&audit_options(6))
+    }
+
+    /// The options of [`policy`] in audit mode, `size` flows a family.
+    fn audit_options(size: u32) -> PolicyOptions {
+        PolicyOptions {
+            mode: FirewallMode::Audit,
+            audit_size: size,
+            ..options()
+        }
     }
 
     #[test]
@@ -476,8 +493,7 @@ mod tests {
             ]
         );
         // Another bound is a change of the sets.
-        let mut bigger = audit_policy();
-        bigger.audit_size = 8;
+        let bigger = policy_of(&audit_options(8));
         assert_eq!(
             texts(&table_diff(&bigger, Some(&t))),
             [
@@ -622,10 +638,7 @@ mod tests {
         if !netns() {
             return;
         }
-        let mut empty = policy();
-        empty.members.clear();
-        empty.open.clear();
-        empty.interfaces.clear();
+        let empty = testing::for_no_hosts(&testing::options("198.18.0.1")).with_members([]);
         let audit = policy().with_mode(FirewallMode::Audit);
         for p in [policy(), empty, audit] {
             in_netns("nft -c -f -", &nft::replace(&p)).unwrap();
@@ -646,7 +659,6 @@ mod tests {
         if !netns() {
             return;
         }
-        let mut p = policy();
         for (chain, ok) in [
             ("META", false),
             ("lives9", true),
@@ -655,7 +667,10 @@ mod tests {
             ("filter", true),
             ("x-y_z", true),
         ] {
-            p.chain = chain.parse().unwrap();
+            let p = policy_of(&PolicyOptions {
+                chain: chain.parse().unwrap(),
+                ..options()
+            });
             assert_eq!(nft::check_names(&p).is_ok(), ok, "{chain}");
             assert_eq!(in_netns("nft -c -f -", &nft::replace(&p)).is_ok(), ok, "{chain}");
         }

@@ -137,7 +137,7 @@ fn resolve<'a>(
     policy: &'a Policy,
     before: &Observed,
 ) -> Result<Cow<'a, Policy>, NodeError> {
-    if policy.backend != FirewallBackend::Auto {
+    if policy.backend() != FirewallBackend::Auto {
         return Ok(Cow::Borrowed(policy));
     }
     let chosen = before.chosen.clone().ok_or(NodeError::Silent {
@@ -285,12 +285,12 @@ fn check_node(job: &Job, policy: &Policy, before: &Observed) -> Result<(), NodeE
     // the iptables backend's objects away itself.)
     if let Some(applied) = before.applied_backend
         && applied == probe::Backend::Nftables
-        && policy.backend == FirewallBackend::Iptables
+        && policy.backend() == FirewallBackend::Iptables
         && job.operation == Operation::Remove
     {
         return Err(NodeError::OtherBackend {
             applied,
-            wanted: policy.backend,
+            wanted: policy.backend(),
         });
     }
     // Loud on every command but remove (which takes over the failed
@@ -526,7 +526,7 @@ impl Applying<'_> {
     /// Never confirm what is not what was asked for: a change that left the
     /// chains other than asked is rolled back now.
     async fn check_as_asked(&self, talk: &mut Conversation, made: &Made) -> Result<(), Failure> {
-        let left = protocol::left_in_chains(diff(self.policy, &made.after), self.policy.backend);
+        let left = protocol::left_in_chains(diff(self.policy, &made.after), self.policy.backend());
         if left.is_empty() {
             return Ok(());
         }

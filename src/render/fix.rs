@@ -127,7 +127,7 @@ impl Fix {
 /// The mangle table commits first, so the guard is up before anything old
 /// goes. Everything else in both tables stays.
 pub(crate) fn forward(policy: &Policy, family: Family, fix: FamilyFix) -> String {
-    let gchain = policy.guard_chain.as_str();
+    let gchain = policy.guard_chain().as_str();
     let mut out = vec!["*mangle".to_owned(), format!(":{gchain} - [0:0]")];
     out.extend(policy.guard_rules(family));
     jump_lines(&mut out, fix.guard, "PREROUTING", gchain);
@@ -136,11 +136,11 @@ pub(crate) fn forward(policy: &Policy, family: Family, fix: FamilyFix) -> String
     if !old.is_empty() {
         out.push("*filter".to_owned());
         for (jumps, parent, chain, there) in [
-            (old.input_jumps, "INPUT", &policy.chain, old.chain),
+            (old.input_jumps, "INPUT", policy.chain(), old.chain),
             (
                 old.docker_jumps,
                 "DOCKER-USER",
-                &policy.docker_chain,
+                policy.docker_chain(),
                 old.docker_chain,
             ),
         ] {

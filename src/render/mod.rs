@@ -66,7 +66,7 @@ pub(crate) fn converge(policy: &Policy, confirm: u32) -> Script {
     // goes with the change (`change_code`), only to a node that needs one.
     let mut s = String::from(READ_HEAD);
     s.push_str(&names(policy));
-    if policy.backend == FirewallBackend::Auto {
+    if policy.backend() == FirewallBackend::Auto {
         // The node picks its backend (`choose`, in auto.sh) and loads that
         // backend's read side; the change then carries the chosen one's
         // header and writers, the same bytes as with that --backend.
@@ -76,7 +76,7 @@ pub(crate) fn converge(policy: &Policy, confirm: u32) -> Script {
     }
     s.push_str(&format!(
         "mode=apply\nconfirm={confirm}\npersist={}\n",
-        u8::from(policy.persist)
+        u8::from(policy.persist())
     ));
     s.push_str(&quoted("lib_text", &library(policy)));
     s.push_str("eval \"$lib_text\"\n");
@@ -104,7 +104,7 @@ pub(crate) fn change_code(policy: &Policy, fix: &Fix) -> String {
     s.push_str("eval \"$header_text\"\n");
     // With nftables the change is the whole table, which the header holds:
     // nothing is left for the controller to decide.
-    if policy.backend == FirewallBackend::Iptables {
+    if policy.backend() == FirewallBackend::Iptables {
         for family in Family::BOTH {
             let v = tag(family);
             let f = fix.family(family);
@@ -113,7 +113,7 @@ pub(crate) fn change_code(policy: &Policy, fix: &Fix) -> String {
     }
     s.push_str(&quoted("apply_text", &apply_code(policy)));
     s.push_str("eval \"$apply_text\"\n");
-    if policy.persist {
+    if policy.persist() {
         s.push_str(&quoted("restore_head", RESTORE_HEAD));
         s.push_str(&quoted("restore_mode", RESTORE_MODE));
         s.push_str(&quoted("restore_run", RESTORE_RUN));
@@ -138,7 +138,7 @@ const RESTORE_RUN: &str = "lock_node 60\nread_node\nchange\n";
 fn apply_code(policy: &Policy) -> String {
     let mut s = code(WRITERS);
     s.push_str(&code(APPLY));
-    if policy.backend == FirewallBackend::Nftables {
+    if policy.backend() == FirewallBackend::Nftables {
         s.push_str(&code(NFT_APPLY));
     }
     s
@@ -148,7 +148,7 @@ fn apply_code(policy: &Policy) -> String {
 /// nftables, its read side after it.
 pub(crate) fn library(policy: &Policy) -> String {
     let mut s = code(LIB);
-    if policy.backend == FirewallBackend::Nftables {
+    if policy.backend() == FirewallBackend::Nftables {
         s.push_str(&code(NFT));
     }
     s
@@ -203,7 +203,7 @@ pub(crate) fn remove(policy: &Policy) -> Script {
     s.push_str(&names(policy));
     s.push_str(&library(policy));
     s.push_str(&code(WRITERS));
-    match policy.backend {
+    match policy.backend() {
         FirewallBackend::Iptables => {
             s.push_str(&code(REMOVE));
             s.push_str("remove_ipt\n");
@@ -232,7 +232,7 @@ pub(crate) fn remove(policy: &Policy) -> Script {
 /// read side, which `choose` loads when the node takes nftables, and the
 /// choice.
 pub(crate) fn auto_read(policy: &Policy) -> String {
-    if policy.backend != FirewallBackend::Auto {
+    if policy.backend() != FirewallBackend::Auto {
         return String::new();
     }
     let mut s = code(AUTO);
@@ -269,11 +269,11 @@ pub(crate) fn unit_wants() -> String {
 pub(crate) fn names(policy: &Policy) -> String {
     format!(
         "chain='{}'\ndchain='{}'\ngchain='{}'\nset4='{}'\nset6='{}'\nntable='{}'\nmark='{MARK}'\nrestore_path='{RESTORE_PATH}'\nunit_path='{UNIT_PATH}'\nunit_wants='{}'\n",
-        policy.chain,
-        policy.docker_chain,
-        policy.guard_chain,
-        policy.set4,
-        policy.set6,
+        policy.chain(),
+        policy.docker_chain(),
+        policy.guard_chain(),
+        policy.set4(),
+        policy.set6(),
         nft::table_name(policy),
         unit_wants()
     )
@@ -294,7 +294,7 @@ fn quoted(name: &str, text: &str) -> String {
 fn header(policy: &Policy) -> String {
     let mut s = String::from(READ_HEAD);
     s.push_str(&names(policy));
-    if policy.backend == FirewallBackend::Nftables {
+    if policy.backend() == FirewallBackend::Nftables {
         // The whole table, as `nft -f` takes it (render::nft): validated
         // names and addresses, and fixed words, none of them a quote.
         s.push_str(&format!("nft_text='{}'\n", nft::ruleset(policy)));
@@ -302,10 +302,7 @@ fn header(policy: &Policy) -> String {
     }
     for family in Family::BOTH {
         let v = tag(family);
-        let set = match family {
-            Family::V4 => &policy.set4,
-            Family::V6 => &policy.set6,
-        };
+        let set = policy.set(family);
         let members: String = policy
             .members(family)
             .map(|m| format!("add {set}-new {m}\n"))
@@ -320,8 +317,8 @@ fn header(policy: &Policy) -> String {
     }
     // Audit mode's bound (`prepare` makes the audit sets with it); 0 in
     // enforce mode, where a change takes them away.
-    let audit = match policy.mode {
-        FirewallMode::Audit => policy.audit_size,
+    let audit = match policy.mode() {
+        FirewallMode::Audit => policy.audit_size(),
         FirewallMode::Enforce => 0,
     };
     s.push_str(&format!("audit_size={audit}\n"));
@@ -504,7 +501,7 @@ mod tests {
     #[test]
     fn the_node_cuts_the_tables_as_meant() {
         let mut p = policy(vec![], vec!["cni0".parse().unwrap()]);
-        p.open.insert("tcp/30080".parse().unwrap());
+        p.open_port("tcp/30080".parse().unwrap());
         let save = "# Generated by iptables-save v1.8.9 (nf_tables) on Sat\n*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n\
                     *mangle\n:PREROUTING ACCEPT [0:0]\n:PALISADE-GUARD - [0:0]\n-A PREROUTING -j PALISADE-GUARD\n\
                     -A PREROUTING -m comment --comment \"x\n*filter\n-A INPUT -j DROP\n\" -j RETURN\nCOMMIT\n\

@@ -110,7 +110,7 @@ pub(crate) struct NftNameError {
 
 /// palisade's table: the chain name, lowercased (`PALISADE` -> `palisade`).
 pub(crate) fn table_name(policy: &Policy) -> String {
-    policy.chain.as_str().to_ascii_lowercase()
+    policy.chain().as_str().to_ascii_lowercase()
 }
 
 /// Whether nft takes the table's and the sets' names unquoted (it takes no
@@ -119,10 +119,10 @@ pub(crate) fn table_name(policy: &Policy) -> String {
 pub(crate) fn check_names(policy: &Policy) -> Result<(), NftNameError> {
     let names = [
         ("table", table_name(policy), "--chain"),
-        ("set", policy.set4.to_string(), "--set4"),
-        ("set", policy.set6.to_string(), "--set6"),
+        ("set", policy.set4().to_string(), "--set4"),
+        ("set", policy.set6().to_string(), "--set6"),
     ];
-    for (name, option) in [(&policy.set4, "--set4"), (&policy.set6, "--set6")] {
+    for (name, option) in [(policy.set4(), "--set4"), (policy.set6(), "--set6")] {
         if [AUDIT4, AUDIT6].contains(&name.as_str()) {
             return Err(NftNameError {
                 what: "set",
@@ -249,7 +249,7 @@ pub(crate) fn guard_rules(policy: &Policy) -> Vec<String> {
             other => out.push(admit_rule(&other, Family::V6)),
         }
     }
-    match policy.mode {
+    match policy.mode() {
         FirewallMode::Enforce => {
             out.push(format!("{LOG_LIMIT} log prefix \"{LOG_PREFIX}\""));
             out.push("drop".to_owned());
@@ -330,7 +330,7 @@ pub(crate) fn ruleset(policy: &Policy) -> String {
         }
         s.push_str(" }\n");
     }
-    if policy.mode == FirewallMode::Audit {
+    if policy.mode() == FirewallMode::Audit {
         // Bounded in size and age; a counter on each element. A full set
         // takes no more (the update fails, the packet goes on).
         for family in Family::BOTH {
@@ -338,7 +338,7 @@ pub(crate) fn ruleset(policy: &Policy) -> String {
                 "\tset {} {{ type {}; size {}; flags dynamic,timeout; timeout {AUDIT_TIMEOUT}s; counter; }}\n",
                 audit_set(family),
                 audit_kind(family),
-                policy.audit_size
+                policy.audit_size()
             ));
         }
     }
@@ -364,17 +364,27 @@ pub(crate) fn replace(policy: &Policy) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inventory::Role;
     use crate::policy::{PolicyOptions, testing};
 
-    fn policy() -> Policy {
-        let mut p = testing::for_no_hosts(&PolicyOptions {
+    /// The options of [`policy`].
+    fn options() -> PolicyOptions {
+        PolicyOptions {
+            open: vec!["all=tcp/30080,udp/30000-32767".parse().unwrap()],
             extra: vec!["10.0.0.0/8".parse().unwrap(), "10.1.2.3".parse().unwrap()],
             interfaces: vec!["cni0".parse().unwrap(), "cali+".parse().unwrap()],
             ..testing::options("198.18.0.1")
-        });
-        p.open.insert("tcp/30080".parse().unwrap());
-        p.open.insert("udp/30000-32767".parse().unwrap());
-        p
+        }
+    }
+
+    /// The policy of `opts` on a node of any role (the ports of [`options`]
+    /// are open on all).
+    fn policy_of(opts: &PolicyOptions) -> Policy {
+        testing::for_no_hosts(opts).for_role(Role::Node)
+    }
+
+    fn policy() -> Policy {
+        policy_of(&options())
     }
 
     #[test]
@@ -410,8 +420,12 @@ mod tests {
 
     #[test]
     fn audit_mode_records_instead_of_dropping() {
-        let mut p = policy().with_mode(FirewallMode::Audit);
-        p.audit_size = 100;
+        let audit = PolicyOptions {
+            mode: FirewallMode::Audit,
+            audit_size: 100,
+            ..options()
+        };
+        let p = policy_of(&audit);
         let text = ruleset(&p);
         assert!(text.contains(
             "\tset audit4 { type ipv4_addr . inet_proto . inet_service; size 100; flags dynamic,timeout; \
@@ -433,36 +447,40 @@ mod tests {
                 "meta l4proto != { tcp, udp, dccp, sctp, udplite } update @audit6 { ip6 saddr . meta l4proto . 0 }",
             ]
         );
-        p.set6 = "audit6".parse().unwrap();
+        let p = policy_of(&PolicyOptions {
+            set6: "audit6".parse().unwrap(),
+            ..audit
+        });
         assert!(check_names(&p).is_err(), "a set named as audit mode's");
     }
 
     #[test]
     fn members_inside_others_are_left_out() {
-        let mut p = policy();
-        p.members = [
-            "10.0.0.0/8",
-            "10.1.2.3",
-            "10.0.0.0/8",
-            "10.2.0.0/16",
-            "11.0.0.0/8",
-            "9.255.255.255",
-            "0.0.0.0/1",
-            "128.0.0.1",
-            "2001:2::/48",
-            "2001:2::1",
-            "::1",
-        ]
-        .iter()
-        .map(|m| {
-            m.parse()
-                .unwrap_or_else(|_| Net::from(m.parse::<ipnet::IpNet>().unwrap()))
-        })
-        .collect();
+        let p = policy().with_members(
+            [
+                "10.0.0.0/8",
+                "10.1.2.3",
+                "10.0.0.0/8",
+                "10.2.0.0/16",
+                "11.0.0.0/8",
+                "9.255.255.255",
+                "0.0.0.0/1",
+                "128.0.0.1",
+                "2001:2::/48",
+                "2001:2::1",
+                "::1",
+            ]
+            .iter()
+            .map(|m| {
+                m.parse()
+                    .unwrap_or_else(|_| Net::from(m.parse::<ipnet::IpNet>().unwrap()))
+            }),
+        );
         let shown = |f| elements(&p, f).iter().map(Net::to_string).collect::<Vec<_>>();
         assert_eq!(shown(Family::V4), ["0.0.0.0/1", "128.0.0.1"]);
         assert_eq!(shown(Family::V6), ["::1", "2001:2::/48"]);
-        p.members.retain(|m| !m.is_ipv4());
+        let v6: Vec<Net> = p.members(Family::V6).copied().collect();
+        let p = p.with_members(v6);
         assert!(elements(&p, Family::V4).is_empty());
         assert!(
             ruleset(&p).contains("\tset palisade4 { type ipv4_addr; }\n"),
@@ -472,16 +490,16 @@ mod tests {
 
     #[test]
     fn a_set_of_addresses_alone_is_a_plain_one() {
-        let mut p = policy();
-        p.members = ["198.18.0.1", "198.18.0.2", "2001:2::1", "2001:2::/64"]
-            .iter()
-            .map(|m| {
-                Net::from(
-                    m.parse::<ipnet::IpNet>()
-                        .unwrap_or_else(|_| m.parse::<IpAddr>().unwrap().into()),
-                )
-            })
-            .collect();
+        let mut p = policy().with_members(
+            ["198.18.0.1", "198.18.0.2", "2001:2::1", "2001:2::/64"]
+                .iter()
+                .map(|m| {
+                    Net::from(
+                        m.parse::<ipnet::IpNet>()
+                            .unwrap_or_else(|_| m.parse::<IpAddr>().unwrap().into()),
+                    )
+                }),
+        );
         assert_eq!(shape(&p, Family::V4), SetShape::Addresses);
         assert_eq!(shape(&p, Family::V6), SetShape::Intervals);
         let text = ruleset(&p);
@@ -490,18 +508,15 @@ mod tests {
             text.contains("\tset palisade6 { type ipv6_addr; flags interval; elements = { 2001:2::/64 } }\n")
         );
         // A /32 is an address, however it was written.
-        p.members
-            .insert(Net::from("198.18.0.3/32".parse::<ipnet::IpNet>().unwrap()));
+        p.add_member(Net::from("198.18.0.3/32".parse::<ipnet::IpNet>().unwrap()));
         assert_eq!(shape(&p, Family::V4), SetShape::Addresses);
-        p.members
-            .insert(Net::from("198.18.4.0/31".parse::<ipnet::IpNet>().unwrap()));
+        p.add_member(Net::from("198.18.4.0/31".parse::<ipnet::IpNet>().unwrap()));
         assert_eq!(shape(&p, Family::V4), SetShape::Intervals);
     }
 
     #[test]
     fn names_nft_cannot_read_are_refused() {
-        let mut p = policy();
-        assert_eq!(check_names(&p), Ok(()));
+        assert_eq!(check_names(&policy()), Ok(()));
         for (chain, ok) in [
             ("PALISADE", true),
             ("pal-isade_2", true),
@@ -512,12 +527,19 @@ mod tests {
             ("filter", true),
             ("ll", false),
         ] {
-            p.chain = chain.parse().unwrap();
+            let p = policy_of(&PolicyOptions {
+                chain: chain.parse().unwrap(),
+                ..options()
+            });
             assert_eq!(check_names(&p).is_ok(), ok, "{chain}");
         }
-        p.chain = "PALISADE".parse().unwrap();
-        p.set6 = "6pal".parse().unwrap();
-        let err = check_names(&p).unwrap_err();
+        let with_set6 = |name: &str| {
+            policy_of(&PolicyOptions {
+                set6: name.parse().unwrap(),
+                ..options()
+            })
+        };
+        let err = check_names(&with_set6("6pal")).unwrap_err();
         assert_eq!((err.what, err.option), ("set", "--set6"));
         assert!(
             err.to_string()
@@ -525,9 +547,10 @@ mod tests {
             "{err}"
         );
         // nft keywords are lowercase: a set (not lowercased) may be `DROP`.
-        p.set6 = "DROP".parse().unwrap();
-        assert_eq!(check_names(&p), Ok(()));
-        p.set6 = "nh".parse().unwrap();
-        assert!(check_names(&p).is_err(), "`@nh` is a keyword after the @");
+        assert_eq!(check_names(&with_set6("DROP")), Ok(()));
+        assert!(
+            check_names(&with_set6("nh")).is_err(),
+            "`@nh` is a keyword after the @"
+        );
     }
 }
