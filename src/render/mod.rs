@@ -86,8 +86,9 @@ pub(crate) fn converge(policy: &Policy, confirm: u32) -> Script {
     Script::rendered(s)
 }
 
-/// How every script palisade sends starts: a failed command or an unset
-/// variable stops it.
+/// How the converge script and the header start: a failed command or an
+/// unset variable stops the script (converge.sh relaxes it where a step
+/// may fail).
 const READ_HEAD: &str = "set -eu\n";
 
 /// The rest of [`converge`], sent with the order `apply` only when the
