@@ -783,8 +783,6 @@ fn latency(rtt: Option<Duration>, measured: Option<Duration>) -> String {
     }
 }
 
-/// The timed rows as ratios to the floor, where a fresh apply's time goes,
-/// and issue 22's targets.
 /// BENCH_EXTRA's addresses (see the top of this file): refused, not
 /// defaulted, when it is not a number up to 60,000.
 fn extra_addresses() -> Vec<String> {
@@ -810,6 +808,8 @@ fn extra_addresses() -> Vec<String> {
         .collect()
 }
 
+/// The timed rows as ratios to the floor, where a fresh apply's time goes,
+/// and issue 22's targets.
 fn print_table(t: &TableArgs<'_>) {
     let TableArgs {
         nodes,

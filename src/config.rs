@@ -497,10 +497,7 @@ impl Raw<'_, '_> {
             self.config.whitelist.resolvers.clone(),
             &policy::DEFAULT_RESOLVERS,
         );
-        if let Some(net) = resolvers
-            .iter()
-            .find(|r| r.net().prefix_len() != r.net().max_prefix_len())
-        {
+        if let Some(net) = resolvers.iter().find(|r| !r.is_address()) {
             let from = self.from(!w.resolvers.is_empty(), "resolver", "whitelist.resolvers");
             bail!("{from}: {net} is a network; a DNS resolver is one address");
         }

@@ -57,6 +57,11 @@ impl Net {
     pub(crate) fn is_ipv4(&self) -> bool {
         matches!(self.0, IpNet::V4(_))
     }
+
+    /// Whether it is one address (a /32 or a /128), not a network.
+    pub(crate) fn is_address(&self) -> bool {
+        self.0.prefix_len() == self.0.max_prefix_len()
+    }
 }
 
 impl From<IpAddr> for Net {
@@ -235,7 +240,7 @@ impl<'de> Deserialize<'de> for Port {
 impl fmt::Display for Net {
     /// A single host prints as a bare address, as `ipset save` prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.prefix_len() == self.0.max_prefix_len() {
+        if self.is_address() {
             self.0.addr().fmt(f)
         } else {
             self.0.fmt(f)

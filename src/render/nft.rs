@@ -299,10 +299,7 @@ impl SetShape {
 
 /// The shape of `family`'s set under `policy`: see [`SetShape`].
 pub(crate) fn shape(policy: &Policy, family: Family) -> SetShape {
-    if policy.members(family).all(|m| {
-        let n = m.net();
-        n.prefix_len() == n.max_prefix_len()
-    }) {
+    if policy.members(family).all(Net::is_address) {
         SetShape::Addresses
     } else {
         SetShape::Intervals
@@ -491,14 +488,7 @@ mod tests {
     #[test]
     fn a_set_of_addresses_alone_is_a_plain_one() {
         let mut p = policy().with_members(
-            ["198.18.0.1", "198.18.0.2", "2001:2::1", "2001:2::/64"]
-                .iter()
-                .map(|m| {
-                    Net::from(
-                        m.parse::<ipnet::IpNet>()
-                            .unwrap_or_else(|_| m.parse::<IpAddr>().unwrap().into()),
-                    )
-                }),
+            ["198.18.0.1", "198.18.0.2", "2001:2::1", "2001:2::/64"].map(|m| m.parse::<Net>().unwrap()),
         );
         assert_eq!(shape(&p, Family::V4), SetShape::Addresses);
         assert_eq!(shape(&p, Family::V6), SetShape::Intervals);
@@ -508,9 +498,9 @@ mod tests {
             text.contains("\tset palisade6 { type ipv6_addr; flags interval; elements = { 2001:2::/64 } }\n")
         );
         // A /32 is an address, however it was written.
-        p.add_member(Net::from("198.18.0.3/32".parse::<ipnet::IpNet>().unwrap()));
+        p.add_member("198.18.0.3/32".parse().unwrap());
         assert_eq!(shape(&p, Family::V4), SetShape::Addresses);
-        p.add_member(Net::from("198.18.4.0/31".parse::<ipnet::IpNet>().unwrap()));
+        p.add_member("198.18.4.0/31".parse().unwrap());
         assert_eq!(shape(&p, Family::V4), SetShape::Intervals);
     }
 
