@@ -243,8 +243,10 @@ impl Drop for Recorder {
 /// is a millisecond spent by a process of that name (the
 /// kernel's work for a process counts as its, and an interrupt's as that of
 /// the process it interrupted; an idle CPU counts for nothing). None when
-/// `perf` is missing or fails.
-fn cpu_by_program(dir: &Path, work: impl FnOnce()) -> Option<BTreeMap<String, u64>> {
+/// `perf` is missing or fails. With BENCH_PERF_KEEP=DIR the recording is
+/// kept as `DIR/<label>.perf.data`, for `perf report --comm NAME --sort
+/// dso,sym -i ...`: which function of a program the milliseconds are.
+fn cpu_by_program(dir: &Path, label: &str, work: impl FnOnce()) -> Option<BTreeMap<String, u64>> {
     let data = dir.join("perf.data");
     let (ctl, ack) = (dir.join("perf.ctl"), dir.join("perf.ack"));
     for fifo in [&ctl, &ack] {
@@ -317,6 +319,14 @@ fn cpu_by_program(dir: &Path, work: impl FnOnce()) -> Option<BTreeMap<String, u6
         .stderr(Stdio::null())
         .output()
         .ok()?;
+    if let Some(keep) = std::env::var_os("BENCH_PERF_KEEP") {
+        let name: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = std::fs::rename(&data, Path::new(&keep).join(format!("{name}.perf.data")));
+    }
     for file in [&data, &ctl, &ack] {
         let _ = std::fs::remove_file(file);
     }
@@ -703,7 +713,7 @@ fn main() {
     // floor and of each backend's two applies.
     eprintln!("profiling the floor and the applies");
     let mut profiled = vec![names[0].clone()];
-    let mut profiles = vec![cpu_by_program(&lab.dir, || {
+    let mut profiles = vec![cpu_by_program(&lab.dir, "floor", || {
         measure(
             &mut fan_out_cmd(&floor_script),
             Some(hosts.as_bytes()),
@@ -713,7 +723,8 @@ fn main() {
     for (i, &b) in backends.iter().enumerate() {
         for k in 0..2 {
             profiled.push(names[row_of(i) + k].clone());
-            profiles.push(cpu_by_program(&lab.dir, || {
+            let label = format!("{}-{}", ["fresh", "noop"][k], b);
+            profiles.push(cpu_by_program(&lab.dir, &label, || {
                 palisade("apply", Some(b));
             }));
         }

@@ -966,7 +966,7 @@ mod tests {
                      \" -j RETURN\nCOMMIT\n";
         let script = format!(
             "{}chain=PALISADE dchain=PALISADE-DOCKER gchain=PALISADE-GUARD\nreply=''\nsay_chains v4 \"$TABLE\" ''\nsay_chains v6 '' ''\n\
-             section jumps\npositions \"$TABLE\" INPUT PALISADE\nsay \"$pos\"\nsection end\nprintf '%s' \"$reply\"\n",
+             section jumps\npositions \"$TABLE\" INPUT PALISADE\nsay \"$pos\"\nsection end\nreply_out\n",
             render::code(render::LIB) + &render::code(render::WRITERS)
         );
         let out = std::process::Command::new("sh")

@@ -77,7 +77,7 @@ case $order in
         if [ -n "$persisted" ]; then say "persist=$persisted"; fi
         say_back
         section end
-        printf '%s' "$reply"
+        reply_out
         order
         case $order in
             "confirm "*) confirm_change "${order#confirm }" ;;

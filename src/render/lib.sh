@@ -191,35 +191,60 @@ say_back() {
     say_chains v6 "$table_v6" "$mangle_v6"
 }
 
-# say TEXT: adds TEXT to `reply`, what the script prints in one write once
-# it is whole: sshd runs a command without a terminal with Nagle's algorithm
-# on, so a short packet it sends while an earlier short one is
-# unacknowledged waits for that acknowledgement, a round trip; a reply
-# printed a line at a time would arrive that much later.
+# say TEXT: adds TEXT to the reply, which the script prints in one write
+# once it is whole (reply_out): sshd runs a command without a terminal with
+# Nagle's algorithm on, so a short packet it sends while an earlier short
+# one is unacknowledged waits for that acknowledgement, a round trip; a
+# reply printed a line at a time would arrive that much later.
 # TEXT is data: each of its lines (empty ones dropped, but for an empty
 # TEXT) goes out behind a `|`, and only `section` starts a line otherwise,
 # so nothing read from the node (a rule's or a set member's comment can
 # hold newlines) can pose as a section, or end a reply (`==> end`). Split
-# as positions does: builtins only, the lines framed onto a short text
-# that goes on `reply` a hundred at a time (see save_all: a set of a
-# thousand members framed a line at a time onto `reply` cost a node 60 ms).
+# as positions does, builtins only.
+# Dash copies a variable whole at each append, so what is appended to a
+# long text costs the length of that text: the reply is a short text,
+# `reply`, that goes into a numbered piece of its own once it passes a
+# kilobyte (seal), and reply_out joins the pieces once. A long TEXT (10,000
+# bytes or more: a set of some hundreds of members) is framed by printf,
+# which repeats its format for each line, in one subshell: a fork, where a
+# loop that frames a line at a time costs a node milliseconds (framing two
+# sets of two thousand members so took 13 ms of sh); a short one by that
+# loop, its reply sealed as it grows.
 say() {
     case $1 in
         *"$nl"*)
             set -f
             ifs=$IFS IFS=$nl
-            sl="" sk=0
-            for line in $1; do
-                sl="$sl|$line$nl" sk=$((sk + 1))
-                case $sk in *00) reply=$reply$sl sl="" ;; esac
-            done
-            reply=$reply$sl
+            # shellcheck disable=SC2086 # split on purpose: a line a field
+            case ${#1} in
+                ?????*) set -- $1; [ $# = 0 ] || reply="$reply$(printf "|%s\n" "$@")$nl" ;;
+                *) for line in $1; do reply="$reply|$line$nl"; seal; done ;;
+            esac
             IFS=$ifs
             set +f
             ;;
         *) reply="$reply|$1$nl" ;;
     esac
+    seal
 }
+
+# seal: once past a kilobyte, `reply` becomes the next numbered piece of
+# the reply (see say).
+seal() {
+    case ${#reply} in ????*)
+        np=$((np + 1))
+        eval "r$np=\$reply"
+        parts="$parts\$r$np" reply="" ;;
+    esac
+}
+
+# reply_out: prints the reply, its pieces and `reply` after them, in one
+# write (see say), and starts the next reply.
+reply_out() {
+    eval "printf %s \"$parts\$reply\""
+    reply="" parts="" np=0
+}
+reply="" parts="" np=0
 
 # section NAME: adds the header `==> NAME` to `reply`: the data said after
 # it, up to the next header, is the section's.

@@ -561,7 +561,7 @@ mod tests {
             let short = format!("x\n\n{}\n", odd.join("\n"));
             let out = with_fake_save(
                 &p,
-                "reply=''\nsection set\nsay \"$MEMBERS\"\nsay \"$SHORT\"\nsay one\nprintf '%s' \"$reply\"\n",
+                "reply=''\nsection set\nsay \"$MEMBERS\"\nsay \"$SHORT\"\nsay one\nreply_out\n",
                 &[
                     ("SAVE", save.trim_end()),
                     ("MEMBERS", &members),

@@ -117,5 +117,5 @@ say_observed() {
 read_node
 reply=''
 observe "${1-}"
-printf '%s' "$reply"
+reply_out
 }

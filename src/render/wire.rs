@@ -296,7 +296,8 @@ mod tests {
         assert_eq!(END, format!("{HEADER}{}", section::END));
         holds("lib.sh section", LIB, &format!("reply=\"$reply{HEADER}$1$nl\""));
         holds("lib.sh say", LIB, &format!("reply=\"$reply{DATA}$1$nl\""));
-        holds("lib.sh say", LIB, &format!("sl=\"$sl{DATA}$line$nl\""));
+        holds("lib.sh say", LIB, &format!("reply=\"$reply{DATA}$line$nl\""));
+        holds("lib.sh say", LIB, &format!("printf \"{DATA}%s\\n\""));
         // What the controller matches in the read's data lines.
         holds_word("lib.sh say_chains", LIB, &format!("say {}", said::FORGED));
         let observe = super::super::OBSERVE;
