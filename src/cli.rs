@@ -392,6 +392,8 @@ pub(crate) struct SshArgs {
          [default: {DEFAULT_RETRIES}]"
     ))]
     pub(crate) retries: Option<u32>,
+    // The help text's `[:port]` is clap's, not an intra-doc link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// Reach the nodes through this bastion: user@host[:port]; several,
     /// comma-separated, are hops in order (each through the one before).
     #[arg(long, value_name = "USER@HOST[:PORT][,...]")]

@@ -209,7 +209,7 @@ say_back() {
 # which repeats its format for each line, in one subshell: a fork, where a
 # loop that frames a line at a time costs a node milliseconds (framing two
 # sets of two thousand members so took 13 ms of sh); a short one by that
-# loop, its reply sealed as it grows.
+# loop, sealed every ten lines as it grows.
 say() {
     case $1 in
         *"$nl"*)
@@ -218,7 +218,13 @@ say() {
             # shellcheck disable=SC2086 # split on purpose: a line a field
             case ${#1} in
                 ?????*) set -- $1; [ $# = 0 ] || reply="$reply$(printf "|%s\n" "$@")$nl" ;;
-                *) for line in $1; do reply="$reply|$line$nl"; seal; done ;;
+                *)
+                    sk=0
+                    for line in $1; do
+                        reply="$reply|$line$nl" sk=$((sk + 1))
+                        case $sk in *0) seal ;; esac
+                    done
+                    ;;
             esac
             IFS=$ifs
             set +f

@@ -5,7 +5,7 @@
 //! nothing else: two typed sets, one per family ([`SetShape`]: a plain set
 //! of addresses, or with `flags interval` when a network is among them),
 //! and one base chain, [`CHAIN`], before DNAT. One
-//! `nft -f` of [`replace`] swaps the whole table, sets included, in one
+//! `nft -f` of [`ruleset`] swaps the whole table, sets included, in one
 //! transaction. What [`guard_rules`] gives is the chain's rules in the text
 //! `observe::nft` reads back from `nft -j`, so that a node's rules compare
 //! equal to them exactly when they do the same.

@@ -397,17 +397,18 @@ impl Report {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The table: the whitelist (plan's first run), one row per host, then
-    /// what several hosts share, each once with the hosts: their changes,
-    /// their reasons, their notes; then the counts. A host whose changes
-    /// are its own has them under its row, as a diff.
+    /// [`Self::table_with`] without `-v`.
     #[cfg(test)]
     pub(crate) fn table(&self, paint: Paint) -> String {
         self.table_with(paint, false)
     }
 
-    /// [`Report::table`]; `verbose` (`-v`) names every host of a shared
-    /// list, where the table otherwise counts them by role.
+    /// The table: the whitelist (plan's first run), one row per host, then
+    /// what several hosts share, each once with the hosts: their changes,
+    /// their reasons, their notes; then the counts. A host whose changes
+    /// are its own has them under its row, as a diff. `verbose` (`-v`)
+    /// names every host of a shared list, where the table otherwise counts
+    /// them by role.
     pub(crate) fn table_with(&self, paint: Paint, verbose: bool) -> String {
         let errors = Grouped::new(
             self.hosts
