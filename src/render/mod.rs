@@ -526,12 +526,13 @@ mod tests {
     }
 
     /// The node's side, in a real shell, with texts longer than the hundred
-    /// lines `say` and `save_all` gather before they append them to the
-    /// long text: every line comes out once, in order (a set of a thousand
-    /// members, the filter table of a node with kube-proxy). `say` frames
-    /// every line as data, long text or short: lines that look like the
-    /// protocol's or the shell's kept as they are behind a `|`, empty ones
-    /// dropped.
+    /// lines `save_all` gathers before it appends them to the long text:
+    /// every line comes out once, in order (a set of a thousand members,
+    /// the filter table of a node with kube-proxy). `say` frames every line
+    /// as data, long text (framed by printf), middling (by its loop, the
+    /// reply sealed into pieces on the way) or short: lines that look like
+    /// the protocol's or the shell's kept as they are behind a `|`, empty
+    /// ones dropped, and a long text of empty lines says nothing.
     #[test]
     fn the_node_keeps_every_line_of_a_long_text() {
         let p = policy(vec![], vec![]);
@@ -559,12 +560,21 @@ mod tests {
             let members: String = (0..1234).map(|i| format!("add s 2001:2::{i:x}\n")).collect();
             let members = format!("\n{members}{}\n\n", odd.join("\n\n"));
             let short = format!("x\n\n{}\n", odd.join("\n"));
+            // Under the 10,000 bytes that printf frames, over the kilobyte
+            // at which the reply is sealed.
+            let middling: String = (0..300)
+                .map(|i| format!("-A P -s 198.18.0.{i} -j RETURN\n"))
+                .collect();
+            assert!((1_000..10_000).contains(&middling.len()));
+            let blank = "\n".repeat(12_000);
             let out = with_fake_save(
                 &p,
-                "reply=''\nsection set\nsay \"$MEMBERS\"\nsay \"$SHORT\"\nsay one\nreply_out\n",
+                "reply=''\nsection set\nsay \"$MEMBERS\"\nsay \"$BLANK\"\nsay \"$MIDDLING\"\nsay \"$SHORT\"\nsay one\nreply_out\n",
                 &[
                     ("SAVE", save.trim_end()),
                     ("MEMBERS", &members),
+                    ("BLANK", &blank),
+                    ("MIDDLING", &middling),
                     ("SHORT", &short),
                 ],
             );
@@ -573,7 +583,7 @@ mod tests {
             assert_eq!(parts.len(), 3, "{}", String::from_utf8_lossy(&out.stderr));
             assert_eq!(parts[0], format!("{head}{filter}"));
             assert_eq!(parts[1], mangle);
-            let framed: String = [&members, &short]
+            let framed: String = [&members, &middling, &short]
                 .iter()
                 .flat_map(|t| t.split('\n'))
                 .filter(|l| !l.is_empty())
